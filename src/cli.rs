@@ -1,0 +1,188 @@
+//! Shared command-line pieces: connection options, messages on stderr, and `main_with`.
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicI8, Ordering};
+use std::sync::OnceLock;
+
+use clap::Parser;
+
+use crate::config::{self, Config, ProcessEnv};
+use crate::exit;
+use crate::keys::Tag;
+
+/// `--version`: the crate version and the git commit it was built from.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("RJ_GIT_COMMIT"), ")");
+
+/// Connection options every tool takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnArgs {
+    /// Read Redis settings from this redis.json (default: $RJ_CONFIG, ./redis.json,
+    /// ~/.config/rj/redis.json).
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Redis URL (redis://, rediss://, unix://); overrides redis.json and REDIS_URL. Prefer
+    /// REDIS_URL or redis.json for passwords: a command line is visible to every user.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Print only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Say more on stderr (where the config came from, what is done).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+impl ConnArgs {
+    /// Set the verbosity, load the config and print its warnings.
+    pub fn load(&self) -> anyhow::Result<Config> {
+        set_verbosity(if self.quiet {
+            -1
+        } else {
+            self.verbose as i8
+        });
+        let req = config::Request {
+            config: self.config.clone(),
+            url: self.url.clone(),
+        };
+        let cfg = config::load(&req, &ProcessEnv)?;
+        for w in &cfg.warnings {
+            warn(w);
+        }
+        info(&format!("Redis at {} ({})", cfg.target, cfg.source));
+        Ok(cfg)
+    }
+}
+
+/// The tag option of the tools that work on one tag.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TagArg {
+    /// Experiment tag (default: $JOB_TAG, $job_tag, "job_tag" in redis.json).
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+}
+
+impl TagArg {
+    pub fn resolve(&self, cfg: &Config) -> anyhow::Result<Tag> {
+        cfg.tag(self.tag.as_deref(), &ProcessEnv)
+    }
+}
+
+static PROGRAM: OnceLock<String> = OnceLock::new();
+static VERBOSITY: AtomicI8 = AtomicI8::new(0);
+
+pub fn program() -> &'static str {
+    PROGRAM.get().map(String::as_str).unwrap_or("rj")
+}
+
+pub fn set_verbosity(v: i8) {
+    VERBOSITY.store(v, Ordering::Relaxed);
+}
+
+pub fn verbosity() -> i8 {
+    VERBOSITY.load(Ordering::Relaxed)
+}
+
+/// A warning: shown unless `-q`.
+pub fn warn(msg: &str) {
+    if verbosity() >= 0 {
+        eprintln!("{}: warning: {msg}", program());
+    }
+}
+
+/// A note: shown by default, hidden by `-q`.
+pub fn note(msg: &str) {
+    if verbosity() >= 0 {
+        eprintln!("{}: {msg}", program());
+    }
+}
+
+/// Detail: shown under `-v`.
+pub fn info(msg: &str) {
+    if verbosity() >= 1 {
+        eprintln!("{}: {msg}", program());
+    }
+}
+
+/// Is colour allowed on stdout? Only on a terminal, and never with `NO_COLOR`.
+pub fn color_stdout() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+}
+
+/// Run a tool: parse its arguments, run it, print an error once and choose the exit status.
+pub fn main_with<A: Parser>(run: fn(A) -> anyhow::Result<ExitCode>) -> ExitCode {
+    let name = A::command().get_name().to_string();
+    let _ = PROGRAM.set(name.clone());
+    let args = match A::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let result = run(args);
+    let flushed = std::io::stdout().flush();
+    match (result, flushed) {
+        (Ok(code), Ok(())) => code,
+        (Ok(code), Err(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => code,
+        (Ok(_), Err(e)) => {
+            eprintln!("{name}: error: writing to stdout: {e}");
+            ExitCode::FAILURE
+        }
+        (Err(e), _) if exit::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        (Err(e), _) => {
+            eprintln!("{name}: error: {e:#}");
+            exit::exit_code(&e)
+        }
+    }
+}
+
+/// The EXIT STATUS text of every `--help` and man page.
+pub fn exit_status_text() -> String {
+    let mut s = String::from("Exit status:\n");
+    for (code, what) in exit::TABLE {
+        s.push_str(&format!("  {code:>3}  {what}\n"));
+    }
+    s
+}
+
+/// Environment variables every tool reads, for `--help` and the man pages.
+pub const ENVIRONMENT: &[(&str, &str)] = &[
+    ("JOB_TAG", "the experiment tag when --tag is not given"),
+    ("job_tag", "the tag as the original launch script exported it into jobs (after JOB_TAG)"),
+    ("RJ_CONFIG", "path of redis.json (after --config)"),
+    ("REDIS_URL", "redis://, rediss:// or unix:// URL; overrides host, port, db, user, password, TLS of redis.json"),
+    ("REDISCLI_AUTH", "Redis password when neither redis.json nor the URL holds one"),
+    ("XDG_CONFIG_HOME", "redis.json is looked for in $XDG_CONFIG_HOME/rj/ (default ~/.config/rj/)"),
+    ("XDG_STATE_HOME", "the launch spool lives in $XDG_STATE_HOME/rj/ (default ~/.local/state/rj/)"),
+    ("NO_COLOR", "when set and not empty, no colour"),
+    ("SLURM_CONF", "the Slurm configuration used by sbatch, squeue, sacct and scontrol"),
+];
+
+/// Files every tool reads or writes, for `--help` and the man pages.
+pub const FILES: &[(&str, &str)] = &[
+    ("./redis.json", "Redis settings, looked for after --config and $RJ_CONFIG"),
+    ("~/.config/rj/redis.json", "Redis settings, the last place looked"),
+    ("~/.local/state/rj/TAG.spool", "job IDs submitted while Redis was unreachable; replayed by the next rj-launch or rj-track"),
+];
+
+/// The text after the options in `--help`: environment, files, exit status, examples.
+pub fn footer(examples: &str) -> String {
+    let mut s = String::from("Environment:\n");
+    for (k, v) in ENVIRONMENT {
+        s.push_str(&format!("  {k:<16} {v}\n"));
+    }
+    s.push_str("\nFiles:\n");
+    for (k, v) in FILES {
+        s.push_str(&format!("  {k}\n      {v}\n"));
+    }
+    s.push('\n');
+    s.push_str(&exit_status_text());
+    s.push_str("\nExamples:\n");
+    s.push_str(examples);
+    s
+}

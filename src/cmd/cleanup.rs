@@ -1,0 +1,140 @@
+//! rj-cleanup: empty a tag's job sets; optionally delete its jobs' data keys and records.
+use std::collections::HashSet;
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{self, ConnArgs, TagArg};
+use crate::exit::{fail, Kind};
+use crate::keys::{Keys, Set};
+use crate::store::Store;
+
+const EXAMPLES: &str = "\
+  rj-cleanup --tag exp1                    # the six sets, as the original script did
+  rj-cleanup --tag exp1 --keys --dry-run   # list what would go
+  rj-cleanup --tag exp1 --keys --records --yes
+";
+
+/// Delete the six job sets of a tag (the original cleanup), and with --keys/--records the data
+/// keys and job hashes of the jobs in TAG_ALL.
+///
+/// Data keys are found with SCAN and deleted with UNLINK in batches; only keys whose job ID is in
+/// TAG_ALL go, so tag `exp` never touches `exp-2-…` keys of tag `exp-2`. Deleting job data asks
+/// for confirmation on a terminal and needs --yes otherwise.
+#[derive(Debug, Parser)]
+#[command(name = "rj-cleanup", version = cli::VERSION, after_long_help = cli::footer(EXAMPLES))]
+pub struct Args {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    #[command(flatten)]
+    pub tag: TagArg,
+    /// Also delete the jobs' data keys TAG-<jobid>:*.
+    #[arg(long)]
+    pub keys: bool,
+    /// Also delete rj's job records TAG_JOB:<jobid>.
+    #[arg(long)]
+    pub records: bool,
+    /// List what would be deleted, one key per line, and delete nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Do not ask before deleting job data.
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let (_cfg, keys, mut store) = super::open(&args.conn, &args.tag)?;
+    let plan = plan(&mut store, &keys, args.keys, args.records)?;
+    let mut out = std::io::stdout().lock();
+    if args.dry_run {
+        for k in plan.data.iter().chain(&plan.records).chain(&plan.sets) {
+            writeln!(out, "{k}")?;
+        }
+        cli::note(&plan.summary(&keys, "would delete"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if (args.keys || args.records) && !args.yes {
+        confirm(&plan.summary(&keys, "delete"))?;
+    }
+    // Data first and the sets last: interrupted half-way, a rerun still knows the job IDs.
+    let mut n = store.unlink(&plan.data)?;
+    n += store.unlink(&plan.records)?;
+    n += store.unlink(&plan.sets)?;
+    cli::note(&format!("{} ({n} keys existed)", plan.summary(&keys, "deleted")));
+    Ok(ExitCode::SUCCESS)
+}
+
+struct Plan {
+    sets: Vec<String>,
+    data: Vec<String>,
+    records: Vec<String>,
+    jobs: usize,
+}
+
+impl Plan {
+    fn summary(&self, keys: &Keys, verb: &str) -> String {
+        let mut parts = vec![format!("the 6 sets of tag {}", keys.tag())];
+        if !self.data.is_empty() {
+            parts.push(format!(
+                "{} data keys of {} jobs",
+                self.data.len(),
+                self.jobs
+            ));
+        }
+        if !self.records.is_empty() {
+            parts.push(format!("{} job records", self.records.len()));
+        }
+        format!("{verb} {}", parts.join(", "))
+    }
+}
+
+fn plan(store: &mut Store, keys: &Keys, data: bool, records: bool) -> anyhow::Result<Plan> {
+    let sets: Vec<String> = Set::ALL.iter().map(|s| keys.set(*s)).collect();
+    let mut plan = Plan {
+        sets,
+        data: Vec::new(),
+        records: Vec::new(),
+        jobs: 0,
+    };
+    if !(data || records) {
+        return Ok(plan);
+    }
+    let ids: HashSet<String> = store.members(&keys.set(Set::All))?.into_iter().collect();
+    plan.jobs = ids.len();
+    if data {
+        plan.data = store
+            .scan(&keys.data_pattern())?
+            .into_iter()
+            .filter(|k| keys.data_key_job(k).is_some_and(|id| ids.contains(id)))
+            .collect();
+    }
+    if records {
+        let prefix = keys.job_hash("");
+        plan.records = store
+            .scan(&keys.job_hash_pattern())?
+            .into_iter()
+            .filter(|k| k.strip_prefix(&prefix).is_some_and(|id| ids.contains(id)))
+            .collect();
+    }
+    Ok(plan)
+}
+
+/// Ask on the terminal; without one, refuse (scripts pass --yes).
+fn confirm(what: &str) -> anyhow::Result<()> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() || !std::io::stderr().is_terminal() {
+        return Err(fail(
+            Kind::Usage,
+            format!("refusing to {what} without confirmation; pass --yes (stdin is not a terminal)"),
+        ));
+    }
+    eprint!("{}: {what}? [y/N] ", cli::program());
+    let mut answer = String::new();
+    stdin.lock().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes") {
+        Ok(())
+    } else {
+        Err(fail(Kind::Interrupted, "nothing deleted"))
+    }
+}

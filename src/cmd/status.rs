@@ -1,0 +1,315 @@
+//! rj-status: the jobs of a tag, per set, as a table or as data.
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use serde::Serialize;
+
+use crate::cli::{self, ConnArgs, TagArg};
+use crate::keys::{JobId, Keys, Set};
+use crate::output::{self, Format};
+use crate::store::Store;
+
+const EXAMPLES: &str = "\
+  rj-status --tag exp1
+  rj-status --state FAILED --format plain | xargs -n1 sacct -j
+  rj-status --count --state PENDING_AND_RUNNING --format plain
+  rj-status --long --format csv > jobs.csv
+";
+
+/// Show the jobs of a tag: for each of the six sets, its count and its IDs in numeric order.
+#[derive(Debug, Parser)]
+#[command(name = "rj-status", version = cli::VERSION, after_long_help = cli::footer(EXAMPLES))]
+pub struct Args {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    #[command(flatten)]
+    pub tag: TagArg,
+    /// Only these sets: ALL, PENDING_AND_RUNNING (or PENDING, RUNNING), COMPLETED, FAILED,
+    /// TIMEOUT, CANCELLED; repeatable.
+    #[arg(long, value_name = "STATE", value_parser = parse_set)]
+    pub state: Vec<Set>,
+    /// Only the counts (SCARD; no IDs are read).
+    #[arg(long, conflicts_with = "long")]
+    pub count: bool,
+    /// One row per job, joined with its record: state, exit code, elapsed, nodes, ….
+    #[arg(short, long)]
+    pub long: bool,
+    /// Output form; `plain` prints one job ID per line (or one count per line with --count).
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+}
+
+fn parse_set(s: &str) -> Result<Set, String> {
+    Set::from_suffix(s).ok_or_else(|| {
+        format!("unknown state {s:?}; one of ALL, PENDING_AND_RUNNING, COMPLETED, FAILED, TIMEOUT, CANCELLED")
+    })
+}
+
+#[derive(Debug, Serialize)]
+struct SetRow {
+    set: &'static str,
+    key: String,
+    count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ids: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize)]
+struct Membership<'a> {
+    set: &'static str,
+    job_id: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct CountRow<'a> {
+    set: &'static str,
+    key: &'a str,
+    count: u64,
+}
+
+/// `--long`: one job with its record; empty strings where the record lacks a field.
+#[derive(Debug, Serialize)]
+struct JobRow {
+    job_id: String,
+    set: &'static str,
+    state: String,
+    exit_code: String,
+    elapsed: String,
+    start: String,
+    end: String,
+    nodes: String,
+    partition: String,
+    name: String,
+    submitted: String,
+    cluster: String,
+}
+
+#[derive(Debug, Serialize)]
+struct StatusDoc<'a> {
+    tag: &'a str,
+    sets: Vec<SetRow>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let (_cfg, keys, mut store) = super::open(&args.conn, &args.tag)?;
+    let sets: Vec<Set> = if args.state.is_empty() {
+        Set::ALL.to_vec()
+    } else {
+        let mut s = args.state.clone();
+        s.sort();
+        s.dedup();
+        s
+    };
+    let mut out = std::io::stdout().lock();
+    if args.long {
+        long(&mut store, &keys, &sets, args.format, &mut out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut rows = Vec::with_capacity(sets.len());
+    for set in &sets {
+        let key = keys.set(*set);
+        let (count, ids) = if args.count {
+            (store.card(&key)?, None)
+        } else {
+            let ids = store.members(&key)?;
+            (ids.len() as u64, Some(ids))
+        };
+        rows.push(SetRow {
+            set: set.suffix(),
+            key,
+            count,
+            ids,
+        });
+    }
+    match args.format {
+        Format::Human => {
+            let width = rows.iter().map(|r| r.key.len()).max().unwrap_or(0);
+            for r in &rows {
+                match &r.ids {
+                    Some(ids) if !ids.is_empty() => writeln!(
+                        out,
+                        "{:<width$}  {:>6}  {}",
+                        r.key,
+                        r.count,
+                        ids.join(" ")
+                    )?,
+                    _ => writeln!(out, "{:<width$}  {:>6}", r.key, r.count)?,
+                }
+            }
+        }
+        Format::Plain if args.count => {
+            for r in &rows {
+                writeln!(out, "{}", r.count)?;
+            }
+        }
+        Format::Plain => {
+            let mut all: Vec<&str> = rows
+                .iter()
+                .flat_map(|r| r.ids.iter().flatten().map(String::as_str))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            all.sort_by(|a, b| JobId::cmp_str(a, b));
+            for id in all {
+                writeln!(out, "{id}")?;
+            }
+        }
+        Format::Json => output::write_json(
+            &mut out,
+            &StatusDoc {
+                tag: keys.tag().as_str(),
+                sets: rows,
+            },
+        )?,
+        Format::Csv | Format::Tsv if args.count => {
+            let c: Vec<CountRow> = rows
+                .iter()
+                .map(|r| CountRow {
+                    set: r.set,
+                    key: &r.key,
+                    count: r.count,
+                })
+                .collect();
+            output::write_delimited(&mut out, &c, args.format, &["set", "key", "count"])?
+        }
+        Format::Csv | Format::Tsv => {
+            let m: Vec<Membership> = rows
+                .iter()
+                .flat_map(|r| {
+                    r.ids.iter().flatten().map(|id| Membership {
+                        set: r.set,
+                        job_id: id,
+                    })
+                })
+                .collect();
+            output::write_delimited(&mut out, &m, args.format, &["set", "job_id"])?
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Which set a job is in, besides ALL: the first of the five that holds it.
+fn long(
+    store: &mut Store,
+    keys: &Keys,
+    sets: &[Set],
+    format: Format,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    // Each job once, in the most specific set asked for (ALL only if asked alone).
+    let mut seen = BTreeSet::new();
+    let mut jobs: Vec<(String, Set)> = Vec::new();
+    let order: Vec<Set> = sets
+        .iter()
+        .copied()
+        .filter(|s| *s != Set::All)
+        .chain(sets.iter().copied().filter(|s| *s == Set::All))
+        .collect();
+    for set in order {
+        for id in store.members(&keys.set(set))? {
+            if seen.insert(id.clone()) {
+                jobs.push((id, set));
+            }
+        }
+    }
+    jobs.sort_by(|a, b| JobId::cmp_str(&a.0, &b.0));
+    // For jobs listed only via ALL, find their real set.
+    let only_all: Vec<String> = jobs
+        .iter()
+        .filter(|(_, s)| *s == Set::All)
+        .map(|(id, _)| id.clone())
+        .collect();
+    if !only_all.is_empty() {
+        let mut place = std::collections::HashMap::new();
+        for set in &Set::ALL[1..] {
+            for id in crate::store::filter_members(store, &keys.set(*set), &only_all)? {
+                place.entry(id).or_insert(*set);
+            }
+        }
+        for (id, s) in &mut jobs {
+            if *s == Set::All {
+                if let Some(p) = place.get(id) {
+                    *s = *p;
+                }
+            }
+        }
+    }
+    let ids: Vec<String> = jobs.iter().map(|(id, _)| id.clone()).collect();
+    let hashes = store.job_hashes(keys, &ids)?;
+    let rows: Vec<JobRow> = jobs
+        .iter()
+        .zip(hashes)
+        .map(|((id, set), h)| {
+            let g = |k: &str| h.get(k).cloned().unwrap_or_default();
+            JobRow {
+                job_id: id.clone(),
+                set: set.suffix(),
+                state: g("state"),
+                exit_code: g("exit_code"),
+                elapsed: g("elapsed"),
+                start: g("start"),
+                end: g("end"),
+                nodes: g("nodes"),
+                partition: g("partition"),
+                name: g("name"),
+                submitted: g("submitted"),
+                cluster: g("cluster"),
+            }
+        })
+        .collect();
+    match format {
+        Format::Json => output::write_json(out, &rows)?,
+        Format::Csv | Format::Tsv => output::write_delimited(
+            out,
+            &rows,
+            format,
+            &[
+                "job_id",
+                "set",
+                "state",
+                "exit_code",
+                "elapsed",
+                "start",
+                "end",
+                "nodes",
+                "partition",
+                "name",
+                "submitted",
+                "cluster",
+            ],
+        )?,
+        Format::Plain => {
+            for r in &rows {
+                writeln!(out, "{}", r.job_id)?;
+            }
+        }
+        Format::Human => {
+            let dash = |s: &str| if s.is_empty() { "-".to_string() } else { s.to_string() };
+            let table: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.job_id.clone(),
+                        r.set.to_string(),
+                        dash(&r.state),
+                        dash(&r.exit_code),
+                        dash(&r.elapsed),
+                        dash(&r.nodes),
+                        dash(&r.partition),
+                        dash(&r.name),
+                    ]
+                })
+                .collect();
+            output::write_table(
+                out,
+                &[
+                    "JOBID", "SET", "STATE", "EXITCODE", "ELAPSED", "NODES", "PARTITION", "NAME",
+                ],
+                &table,
+            )?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! The exit-status table shared by every binary, chosen from typed errors in an error chain.
+use std::fmt;
+use std::io;
+use std::process::ExitCode;
+
+/// The documented exit statuses (DESIGN §5), in the order of the man pages' EXIT STATUS table.
+pub const TABLE: &[(u8, &str)] = &[
+    (0, "success (a closed stdout pipe, as in `| head`, also counts as success)"),
+    (1, "nothing found (no jobs under the tag, no such job, no keys)"),
+    (2, "usage error (bad option or argument)"),
+    (65, "bad input data (unparseable output of sbatch, squeue, sacct, scontrol or redis-benchmark)"),
+    (69, "a service is unavailable (Redis, Slurm, redis-benchmark missing or unreachable)"),
+    (75, "temporary failure: the job ID was spooled locally and will be replayed"),
+    (77, "permission or authentication refused (wrong Redis password, NOPERM)"),
+    (78, "configuration error (redis.json, REDIS_URL, tag)"),
+    (130, "interrupted"),
+];
+
+/// What kind of failure an error is; each kind has one exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    NotFound,
+    Usage,
+    DataErr,
+    Unavailable,
+    TempFail,
+    NoPerm,
+    Config,
+    Interrupted,
+}
+
+impl Kind {
+    pub fn code(self) -> u8 {
+        match self {
+            Kind::NotFound => 1,
+            Kind::Usage => 2,
+            Kind::DataErr => 65,
+            Kind::Unavailable => 69,
+            Kind::TempFail => 75,
+            Kind::NoPerm => 77,
+            Kind::Config => 78,
+            Kind::Interrupted => 130,
+        }
+    }
+}
+
+/// A failure whose exit status is known; the message is the one line shown to the user.
+#[derive(Debug)]
+pub struct Failure {
+    pub kind: Kind,
+    pub msg: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// Build an `anyhow::Error` of the given kind.
+pub fn fail(kind: Kind, msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Failure {
+        kind,
+        msg: msg.into(),
+    })
+}
+
+/// Is this error (anywhere in its chain) a closed stdout pipe?
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    // Writers that wrap io::Error (serde_json, csv) hide it from the chain; ask them.
+    err.chain().any(|e| {
+        let kind = if let Some(io) = e.downcast_ref::<io::Error>() {
+            Some(io.kind())
+        } else if let Some(j) = e.downcast_ref::<serde_json::Error>() {
+            j.io_error_kind()
+        } else if let Some(c) = e.downcast_ref::<csv::Error>() {
+            match c.kind() {
+                csv::ErrorKind::Io(io) => Some(io.kind()),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        kind == Some(io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Classify a Redis client error: authentication problems are 77, everything else about reaching
+/// or talking to the server is 69.
+pub fn redis_kind(e: &redis::RedisError) -> Kind {
+    if e.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"))
+    {
+        Kind::NoPerm
+    } else {
+        Kind::Unavailable
+    }
+}
+
+/// The exit status for an error: the outermost typed cause wins.
+pub fn code_for(err: &anyhow::Error) -> u8 {
+    if is_broken_pipe(err) {
+        return 0;
+    }
+    for cause in err.chain() {
+        if let Some(f) = cause.downcast_ref::<Failure>() {
+            return f.kind.code();
+        }
+        if let Some(r) = cause.downcast_ref::<redis::RedisError>() {
+            return redis_kind(r).code();
+        }
+    }
+    1
+}
+
+pub fn exit_code(err: &anyhow::Error) -> ExitCode {
+    ExitCode::from(code_for(err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn typed_failure_deep_in_chain_chooses_code() {
+        let e = Err::<(), _>(fail(Kind::Config, "bad"))
+            .context("reading x")
+            .unwrap_err();
+        assert_eq!(code_for(&e), 78);
+    }
+
+    #[test]
+    fn broken_pipe_is_success() {
+        let e = anyhow::Error::new(io::Error::from(io::ErrorKind::BrokenPipe)).context("writing");
+        assert_eq!(code_for(&e), 0);
+    }
+
+    #[test]
+    fn untyped_error_is_one() {
+        assert_eq!(code_for(&anyhow::anyhow!("x")), 1);
+    }
+
+    #[test]
+    fn table_matches_kinds() {
+        for k in [
+            Kind::NotFound,
+            Kind::Usage,
+            Kind::DataErr,
+            Kind::Unavailable,
+            Kind::TempFail,
+            Kind::NoPerm,
+            Kind::Config,
+            Kind::Interrupted,
+        ] {
+            assert!(TABLE.iter().any(|(c, _)| *c == k.code()), "{k:?}");
+        }
+    }
+}

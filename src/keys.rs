@@ -1,0 +1,329 @@
+//! Pure naming of everything a tag owns in Redis (DESIGN §2), job IDs and their numeric order.
+use std::cmp::Ordering;
+use std::fmt;
+use std::str::FromStr;
+
+use crate::exit::{fail, Kind};
+
+/// A validated experiment tag: `[A-Za-z0-9_.-]+`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Tag(String);
+
+impl Tag {
+    pub fn new(s: &str) -> anyhow::Result<Tag> {
+        if s.is_empty() {
+            return Err(fail(Kind::Config, "the tag is empty; set --tag or JOB_TAG"));
+        }
+        if let Some(bad) = s
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+        {
+            return Err(fail(
+                Kind::Config,
+                format!(
+                    "invalid tag {s:?}: character {bad:?} is not allowed (tags are [A-Za-z0-9_.-]+)"
+                ),
+            ));
+        }
+        Ok(Tag(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Tag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The six sets of a tag, in the order the tools show them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Set {
+    All,
+    PendingAndRunning,
+    Completed,
+    Failed,
+    Timeout,
+    Cancelled,
+}
+
+impl Set {
+    pub const ALL: [Set; 6] = [
+        Set::All,
+        Set::PendingAndRunning,
+        Set::Completed,
+        Set::Failed,
+        Set::Timeout,
+        Set::Cancelled,
+    ];
+    /// The four sets a finished job can end in.
+    pub const FINAL: [Set; 4] = [Set::Completed, Set::Failed, Set::Timeout, Set::Cancelled];
+
+    /// The suffix after `T_`, which is also the state name users type (`--state COMPLETED`).
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Set::All => "ALL",
+            Set::PendingAndRunning => "PENDING_AND_RUNNING",
+            Set::Completed => "COMPLETED",
+            Set::Failed => "FAILED",
+            Set::Timeout => "TIMEOUT",
+            Set::Cancelled => "CANCELLED",
+        }
+    }
+
+    pub fn from_suffix(s: &str) -> Option<Set> {
+        let up = s.to_ascii_uppercase();
+        Set::ALL.into_iter().find(|set| set.suffix() == up).or(
+            match up.as_str() {
+                "PENDING" | "RUNNING" | "ACTIVE" => Some(Set::PendingAndRunning),
+                _ => None,
+            },
+        )
+    }
+}
+
+/// Key names of one tag.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    tag: Tag,
+}
+
+impl Keys {
+    pub fn new(tag: Tag) -> Keys {
+        Keys { tag }
+    }
+
+    pub fn tag(&self) -> &Tag {
+        &self.tag
+    }
+
+    pub fn set(&self, set: Set) -> String {
+        format!("{}_{}", self.tag, set.suffix())
+    }
+
+    /// The job hash rj keeps per job: `T_JOB:<id>`.
+    pub fn job_hash(&self, id: &str) -> String {
+        format!("{}_JOB:{id}", self.tag)
+    }
+
+    /// SCAN pattern for all job hashes of the tag.
+    pub fn job_hash_pattern(&self) -> String {
+        format!("{}_JOB:*", escape_glob(self.tag.as_str()))
+    }
+
+    /// The tracker's lease key.
+    pub fn tracker(&self) -> String {
+        format!("{}_TRACKER", self.tag)
+    }
+
+    /// SCAN pattern for the data keys the jobs of this tag write: `T-<digits>*:*`. Matches may
+    /// still belong to another tag (`exp-2-…` for tag `exp`), so callers check with
+    /// [`Keys::data_key_job`] and against `T_ALL`.
+    pub fn data_pattern(&self) -> String {
+        format!("{}-[0-9]*:*", escape_glob(self.tag.as_str()))
+    }
+
+    /// SCAN pattern for the data keys of one job.
+    pub fn job_data_pattern(&self, id: &str) -> String {
+        format!("{}-{}:*", escape_glob(self.tag.as_str()), escape_glob(id))
+    }
+
+    /// The job ID of a data key of this tag (`T-<id>:<name>`), if the key is one.
+    pub fn data_key_job<'k>(&self, key: &'k str) -> Option<&'k str> {
+        let rest = key.strip_prefix(self.tag.as_str())?.strip_prefix('-')?;
+        let (id, _name) = rest.split_once(':')?;
+        JobId::from_str(id).ok()?;
+        Some(id)
+    }
+}
+
+/// Escape the glob metacharacters of Redis MATCH patterns. Tags cannot hold them, but job IDs
+/// read from Redis might.
+pub fn escape_glob(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A Slurm job ID: `123`, or an array task `123_7`. Ordered numerically, task after parent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct JobId {
+    pub job: u64,
+    pub task: Option<u64>,
+}
+
+impl JobId {
+    /// Order two IDs as strings read from Redis: valid IDs numerically, anything else after them
+    /// in byte order (a foreign script may have added junk; it must not crash a listing).
+    pub fn cmp_str(a: &str, b: &str) -> Ordering {
+        match (a.parse::<JobId>(), b.parse::<JobId>()) {
+            (Ok(x), Ok(y)) => x.cmp(&y),
+            (Ok(_), Err(_)) => Ordering::Less,
+            (Err(_), Ok(_)) => Ordering::Greater,
+            (Err(_), Err(_)) => a.cmp(b),
+        }
+    }
+}
+
+impl Ord for JobId {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.job
+            .cmp(&other.job)
+            .then_with(|| match (self.task, other.task) {
+                (None, None) => Ordering::Equal,
+                (None, Some(_)) => Ordering::Less,
+                (Some(_), None) => Ordering::Greater,
+                (Some(a), Some(b)) => a.cmp(&b),
+            })
+    }
+}
+
+impl PartialOrd for JobId {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.task {
+            Some(t) => write!(f, "{}_{t}", self.job),
+            None => write!(f, "{}", self.job),
+        }
+    }
+}
+
+impl FromStr for JobId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<JobId, String> {
+        let digits = |p: &str| -> Result<u64, String> {
+            if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("{s:?} is not a Slurm job ID (expected 123 or 123_4)"));
+            }
+            p.parse::<u64>()
+                .map_err(|_| format!("job ID {s:?} is out of range"))
+        };
+        match s.split_once('_') {
+            Some((j, t)) => Ok(JobId {
+                job: digits(j)?,
+                task: Some(digits(t)?),
+            }),
+            None => Ok(JobId {
+                job: digits(s)?,
+                task: None,
+            }),
+        }
+    }
+}
+
+/// Split `sbatch --parsable` style `id;cluster` into the ID and the cluster.
+pub fn split_cluster(s: &str) -> (&str, Option<&str>) {
+    match s.split_once(';') {
+        Some((id, c)) if !c.is_empty() => (id, Some(c)),
+        Some((id, _)) => (id, None),
+        None => (s, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(t: &str) -> Keys {
+        Keys::new(Tag::new(t).unwrap())
+    }
+
+    #[test]
+    fn set_names_are_the_original_contract() {
+        let k = keys("rlmol_exp");
+        let names: Vec<_> = Set::ALL.iter().map(|s| k.set(*s)).collect();
+        assert_eq!(
+            names,
+            [
+                "rlmol_exp_ALL",
+                "rlmol_exp_PENDING_AND_RUNNING",
+                "rlmol_exp_COMPLETED",
+                "rlmol_exp_FAILED",
+                "rlmol_exp_TIMEOUT",
+                "rlmol_exp_CANCELLED"
+            ]
+        );
+    }
+
+    #[test]
+    fn rj_keys_do_not_look_like_data_keys_or_sets() {
+        let k = keys("exp");
+        for key in [k.job_hash("42"), k.tracker()] {
+            assert!(k.data_key_job(&key).is_none(), "{key}");
+            assert!(!Set::ALL.iter().any(|s| k.set(*s) == key));
+        }
+    }
+
+    #[test]
+    fn tag_rules() {
+        for ok in ["a", "rlmol_exp", "A.b-c_9"] {
+            assert!(Tag::new(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a b", "a*", "a:b", "x[1]", "é", "a/b"] {
+            let e = Tag::new(bad).unwrap_err();
+            assert_eq!(crate::exit::code_for(&e), 78, "{bad}");
+        }
+    }
+
+    #[test]
+    fn data_keys_of_other_tags_are_not_ours() {
+        let k = keys("exp");
+        assert_eq!(k.data_key_job("exp-4238610:bd29"), Some("4238610"));
+        assert_eq!(k.data_key_job("exp-12_3:x"), Some("12_3"));
+        assert_eq!(k.data_key_job("exp-2-77:x"), None);
+        assert_eq!(k.data_key_job("expx-1:x"), None);
+        assert_eq!(k.data_key_job("exp-1"), None);
+        assert_eq!(k.data_key_job("exp_JOB:1"), None);
+    }
+
+    #[test]
+    fn patterns() {
+        let k = keys("a.b");
+        assert_eq!(k.data_pattern(), "a.b-[0-9]*:*");
+        assert_eq!(k.job_data_pattern("5_1"), "a.b-5_1:*");
+        assert_eq!(escape_glob("a*b[c]"), "a\\*b\\[c\\]");
+    }
+
+    #[test]
+    fn job_id_order_is_numeric_with_tasks_after_parent() {
+        let mut ids = vec!["10", "9", "100", "10_2", "10_10", "10_1", "junk"];
+        ids.sort_by(|a, b| JobId::cmp_str(a, b));
+        assert_eq!(ids, ["9", "10", "10_1", "10_2", "10_10", "100", "junk"]);
+    }
+
+    #[test]
+    fn job_id_parse() {
+        assert_eq!(
+            "4238610_7".parse::<JobId>().unwrap(),
+            JobId {
+                job: 4238610,
+                task: Some(7)
+            }
+        );
+        for bad in ["", "a", "1_", "_1", "1_[2-3]", "-1", "1 "] {
+            assert!(bad.parse::<JobId>().is_err(), "{bad}");
+        }
+        assert_eq!(split_cluster("12;c1"), ("12", Some("c1")));
+        assert_eq!(split_cluster("12"), ("12", None));
+    }
+
+    #[test]
+    fn state_names_parse() {
+        assert_eq!(Set::from_suffix("completed"), Some(Set::Completed));
+        assert_eq!(Set::from_suffix("RUNNING"), Some(Set::PendingAndRunning));
+        assert_eq!(Set::from_suffix("nope"), None);
+    }
+}

@@ -1,0 +1,12 @@
+//! rj: a ledger of Slurm batch jobs in Redis, as small Unix tools.
+//!
+//! Every binary is a thin `main` over [`cli::main_with`] and one module of [`cmd`].
+pub mod cli;
+pub mod cmd;
+pub mod config;
+pub mod exit;
+pub mod keys;
+pub mod output;
+pub mod slurm;
+pub mod spool;
+pub mod store;

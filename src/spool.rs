@@ -1,0 +1,90 @@
+//! The local spool of job IDs that sbatch accepted while Redis could not be written, and its
+//! replay. One JSON line per job; an exclusive flock guards appends and replays.
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Seek, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{xdg_dir, Env};
+use crate::keys::{Keys, Tag};
+use crate::store::Store;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Entry {
+    pub id: String,
+    pub fields: Vec<(String, String)>,
+}
+
+/// `$XDG_STATE_HOME/rj/<tag>.spool` (default `~/.local/state/rj/<tag>.spool`).
+pub fn path(tag: &Tag, env: &dyn Env) -> PathBuf {
+    xdg_dir(env, "XDG_STATE_HOME", ".local/state")
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("rj")
+        .join(format!("{tag}.spool"))
+}
+
+fn open_locked(p: &PathBuf) -> anyhow::Result<Flock<File>> {
+    if let Some(dir) = p.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create spool directory {}", dir.display()))?;
+    }
+    let f = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(p)
+        .with_context(|| format!("cannot open spool {}", p.display()))?;
+    Flock::lock(f, FlockArg::LockExclusive)
+        .map_err(|(_, e)| anyhow::anyhow!("cannot lock spool {}: {e}", p.display()))
+}
+
+/// Append jobs to the spool and fsync, so that a crash right after cannot lose them.
+pub fn append(p: &PathBuf, entries: &[Entry]) -> anyhow::Result<()> {
+    let mut f = open_locked(p)?;
+    let mut buf = Vec::new();
+    for e in entries {
+        serde_json::to_writer(&mut buf, e)?;
+        buf.push(b'\n');
+    }
+    f.write_all(&buf)
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("cannot write spool {}", p.display()))?;
+    Ok(())
+}
+
+/// Record every spooled job, then empty the spool. Returns how many were replayed. A missing
+/// spool is nothing to do; if Redis fails half-way the spool is kept whole (recording is
+/// idempotent, so the next replay finishes the job).
+pub fn replay(store: &mut Store, keys: &Keys, p: &PathBuf) -> anyhow::Result<usize> {
+    match std::fs::metadata(p) {
+        Ok(m) if m.len() > 0 => {}
+        _ => return Ok(0),
+    }
+    let mut f = open_locked(p)?;
+    f.rewind()?;
+    let mut jobs = Vec::new();
+    for (n, line) in BufReader::new(&*f).lines().enumerate() {
+        let line = line.with_context(|| format!("cannot read spool {}", p.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let e: Entry = serde_json::from_str(&line).map_err(|e| {
+            crate::exit::fail(
+                crate::exit::Kind::DataErr,
+                format!("spool {} line {}: {e}", p.display(), n + 1),
+            )
+        })?;
+        jobs.push((e.id, e.fields));
+    }
+    if jobs.is_empty() {
+        return Ok(0);
+    }
+    store.record(keys, &jobs)?;
+    f.set_len(0)
+        .with_context(|| format!("cannot empty spool {}", p.display()))?;
+    f.sync_all()?;
+    Ok(jobs.len())
+}
