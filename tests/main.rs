@@ -1,0 +1,2 @@
+//! The one integration-test crate: real redis-server per test, real Slurm testbed.
+mod util;

@@ -1,0 +1,303 @@
+//! Test fixtures: a private redis-server per test, a clean environment for the binaries, and the
+//! checks that make a missing server fail under CI=true instead of skipping silently.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+pub mod slurm;
+
+/// Under CI a missing dependency is a failure; on a developer's machine a loud skip.
+pub fn missing(what: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{what} is required under CI=true but is not available");
+    }
+    eprintln!("SKIPPED: {what} is not available");
+}
+
+/// A free TCP port on 127.0.0.1 (the OS picks it; a race with another process is retried by
+/// the callers that bind it).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Wait until `f` holds, or panic after `timeout` naming `what`.
+pub fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RedisOptions {
+    pub password: Option<String>,
+    /// appendonly yes, so a restart keeps the data (fault tests).
+    pub persistent: bool,
+    /// Listen on a unix socket in the server's directory too.
+    pub unix_socket: bool,
+}
+
+/// A private redis-server on a free port, in its own directory; Drop kills and waits.
+pub struct RedisServer {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub opts: RedisOptions,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Start a plain server, or return None (after `missing`) when redis-server is absent.
+    pub fn start() -> Option<RedisServer> {
+        Self::with(RedisOptions::default())
+    }
+
+    pub fn with(opts: RedisOptions) -> Option<RedisServer> {
+        if which::which("redis-server").is_err() {
+            missing("redis-server (apt-get install redis-server)");
+            return None;
+        }
+        for _ in 0..5 {
+            let mut s = RedisServer {
+                port: free_port(),
+                dir: tempfile::tempdir().unwrap(),
+                opts: opts.clone(),
+                child: None,
+            };
+            if s.spawn() {
+                return Some(s);
+            }
+        }
+        panic!("could not start redis-server on a free port after 5 tries");
+    }
+
+    pub fn socket_path(&self) -> PathBuf {
+        self.dir.path().join("redis.sock")
+    }
+
+    fn spawn(&mut self) -> bool {
+        let mut cmd = Command::new("redis-server");
+        cmd.arg("--port")
+            .arg(self.port.to_string())
+            .arg("--bind")
+            .arg("127.0.0.1")
+            .arg("--dir")
+            .arg(self.dir.path())
+            .arg("--save")
+            .arg("")
+            .arg("--daemonize")
+            .arg("no")
+            .arg("--logfile")
+            .arg(self.dir.path().join("redis.log"));
+        if self.opts.persistent {
+            cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
+        } else {
+            cmd.args(["--appendonly", "no"]);
+        }
+        if let Some(pw) = &self.opts.password {
+            cmd.arg("--requirepass").arg(pw);
+        }
+        if self.opts.unix_socket {
+            cmd.arg("--unixsocket").arg(self.socket_path());
+        }
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = child.try_wait() {
+                return false; // port taken: exited at once
+            }
+            if self.ping() {
+                self.child = Some(child);
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+
+    pub fn url(&self) -> String {
+        match &self.opts.password {
+            Some(pw) => format!("redis://:{pw}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
+    }
+
+    pub fn client(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_connection_with_timeout(Duration::from_secs(5))
+            .unwrap()
+    }
+
+    fn ping(&self) -> bool {
+        let Ok(c) = redis::Client::open(self.url()) else {
+            return false;
+        };
+        let Ok(mut conn) = c.get_connection_with_timeout(Duration::from_millis(200)) else {
+            return false;
+        };
+        redis::cmd("PING").query::<String>(&mut conn).is_ok()
+    }
+
+    /// Run the real redis-cli against this server (the way the original scripts did).
+    pub fn cli(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new("redis-cli");
+        cmd.arg("-p").arg(self.port.to_string());
+        if let Some(pw) = &self.opts.password {
+            cmd.env("REDISCLI_AUTH", pw);
+        }
+        let out = cmd.args(args).output().expect("run redis-cli");
+        assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Members of a set, sorted as strings.
+    pub fn smembers(&self, key: &str) -> Vec<String> {
+        let mut v: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(key)
+            .query(&mut self.client())
+            .unwrap();
+        v.sort();
+        v
+    }
+
+    /// Kill the server (SIGKILL, like a crash) and wait for it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Start again on the same port and directory (data survives with `persistent`).
+    pub fn restart(&mut self) {
+        self.kill();
+        let start = Instant::now();
+        while !self.spawn() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "redis-server did not restart on port {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+static TAGS: AtomicU32 = AtomicU32::new(0);
+
+/// A unique tag per test, so that tests sharing a server never see each other's keys.
+pub fn unique_tag(prefix: &str) -> String {
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        TAGS.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A temp dir with a redis.json for `server`, a unique tag, and clean commands for the binaries.
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub tag: String,
+    pub config: PathBuf,
+    pub port: u16,
+}
+
+impl TestEnv {
+    pub fn new(server: &RedisServer) -> TestEnv {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("redis.json");
+        let mut json = serde_json::json!({
+            "__info__": "written by the rj test suite",
+            "host": "127.0.0.1",
+            "port": server.port,
+        });
+        if let Some(pw) = &server.opts.password {
+            json["password"] = pw.clone().into();
+        }
+        std::fs::write(&config, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+        set_mode(&config, 0o600);
+        TestEnv {
+            tag: unique_tag("t"),
+            config,
+            port: server.port,
+            dir,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A binary of this package with a clean environment: PATH, HOME, XDG dirs in the temp dir,
+    /// RJ_CONFIG, JOB_TAG, SLURM_CONF (when set), run in the temp dir.
+    pub fn cmd(&self, bin: &str) -> assert_cmd::Command {
+        let mut c = assert_cmd::Command::new(bin_path(bin));
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.path())
+            .env("XDG_STATE_HOME", self.path().join("state"))
+            .env("XDG_CONFIG_HOME", self.path().join("config"))
+            .env("RJ_CONFIG", &self.config)
+            .env("JOB_TAG", &self.tag)
+            .current_dir(self.path());
+        if let Ok(conf) = std::env::var("SLURM_CONF") {
+            c.env("SLURM_CONF", conf);
+        }
+        c
+    }
+
+    pub fn key(&self, suffix: &str) -> String {
+        format!("{}_{suffix}", self.tag)
+    }
+}
+
+/// Path of a binary of this package (built by cargo for the integration tests).
+pub fn bin_path(name: &str) -> PathBuf {
+    assert_cmd::cargo::cargo_bin(name)
+}
+
+pub fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Write an executable script (a fake tool on PATH for failures real Slurm cannot produce).
+pub fn write_script(dir: &Path, name: &str, body: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+    set_mode(&p, 0o755);
+    p
+}
+
+/// A PATH with `dir` first.
+pub fn path_with(dir: &Path) -> String {
+    format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}

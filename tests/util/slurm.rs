@@ -1,0 +1,54 @@
+//! The real single-node Slurm testbed (scripts/slurm-testbed): is it up, and helpers to watch
+//! jobs. Tests never start it; `.ci/run` does.
+use std::process::Command;
+use std::time::Duration;
+
+/// True when the testbed answers; otherwise `missing` (fails under CI=true) and false.
+pub fn available() -> bool {
+    if std::env::var_os("SLURM_CONF").is_none() {
+        super::missing("Slurm testbed (SLURM_CONF unset; run: eval \"$(scripts/slurm-testbed env)\")");
+        return false;
+    }
+    let ok = Command::new("scontrol")
+        .arg("ping")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        super::missing("Slurm testbed (scontrol ping failed; run: scripts/slurm-testbed up)");
+    }
+    ok
+}
+
+/// Run a Slurm client command and return its stdout; panics with its stderr on failure.
+pub fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd).args(args).output().expect(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The state squeue -t all prints for a job, or None once squeue no longer knows it.
+pub fn state(id: &str) -> Option<String> {
+    let out = Command::new("squeue")
+        .args(["-h", "-t", "all", "-j", id, "-o", "%T"])
+        .output()
+        .ok()?;
+    String::from_utf8(out.stdout)
+        .ok()?
+        .lines()
+        .next()
+        .map(|l| l.trim().to_string())
+}
+
+/// Wait until a job has left PENDING/RUNNING/COMPLETING.
+pub fn wait_finished(id: &str, timeout: Duration) {
+    super::wait_until(timeout, &format!("Slurm job {id} to finish"), || {
+        !matches!(
+            state(id).as_deref(),
+            Some("PENDING" | "RUNNING" | "COMPLETING" | "CONFIGURING")
+        )
+    });
+}
