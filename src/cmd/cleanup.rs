@@ -10,7 +10,7 @@ use crate::exit::{fail, Kind};
 use crate::keys::{Keys, Set};
 use crate::store::Store;
 
-const EXAMPLES: &str = "\
+pub const EXAMPLES: &str = "\
   rj-cleanup --tag exp1                    # the six sets, as the original script did
   rj-cleanup --tag exp1 --keys --dry-run   # list what would go
   rj-cleanup --tag exp1 --keys --records --yes

@@ -10,7 +10,7 @@ use crate::exit::{fail, Kind};
 use crate::keys::{JobId, Set};
 use crate::output::{self, Format};
 
-const EXAMPLES: &str = "\
+pub const EXAMPLES: &str = "\
   rj-last --tag exp1
   rj-last --job 4238610 --format json | jq '.keys[].value'
 ";

@@ -13,7 +13,7 @@ use crate::slurm::{self, Submitted};
 use crate::spool;
 use crate::store::Store;
 
-const EXAMPLES: &str = "\
+pub const EXAMPLES: &str = "\
   jid=$(rj-launch --tag exp1 -- --time=10 job.sbatch)
   rj-launch -- --array=1-10 job.sbatch
   sbatch --parsable job.sbatch | rj-launch --record -

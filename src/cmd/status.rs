@@ -11,7 +11,7 @@ use crate::keys::{JobId, Keys, Set};
 use crate::output::{self, Format};
 use crate::store::Store;
 
-const EXAMPLES: &str = "\
+pub const EXAMPLES: &str = "\
   rj-status --tag exp1
   rj-status --state FAILED --format plain | xargs -n1 sacct -j
   rj-status --count --state PENDING_AND_RUNNING --format plain

@@ -52,3 +52,16 @@ pub fn wait_finished(id: &str, timeout: Duration) {
         )
     });
 }
+
+/// The testbed is one node with 2 CPUs shared by every test in the process. Tests that submit
+/// jobs hold `shared()`; a test that changes the node or the controller (node down, slurmctld
+/// stopped) holds `exclusive()`, so no other test's job is caught in it.
+static NODE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+pub fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    NODE.read().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
+    NODE.write().unwrap_or_else(|e| e.into_inner())
+}
