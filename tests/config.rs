@@ -1,0 +1,500 @@
+//! The shared configuration (DESIGN §3) and the errors of §5, in every tool of issue 2.
+use std::path::Path;
+
+use crate::util::check::{self, all_keys, fails, ok, run, TOOLS};
+use crate::util::{self, RedisOptions, RedisServer, TestEnv};
+
+/// A redis.json pointing at a port where nothing listens.
+fn dead_config(dir: &Path, name: &str) -> (std::path::PathBuf, u16) {
+    let port = util::free_port();
+    let p = dir.join(name);
+    if let Some(d) = p.parent() {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(
+        &p,
+        format!(r#"{{"host": "127.0.0.1", "port": {port}, "__info__": "dead"}}"#),
+    )
+    .unwrap();
+    (p, port)
+}
+
+fn live_config(server: &RedisServer, p: &Path) {
+    if let Some(d) = p.parent() {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(
+        p,
+        format!(r#"{{"host": "127.0.0.1", "port": {}}}"#, server.port),
+    )
+    .unwrap();
+}
+
+/// The `-v` line that says where the settings came from.
+fn source_line(out: &std::process::Output) -> String {
+    check::stderr(out)
+        .lines()
+        .find(|l| l.contains("Redis at "))
+        .unwrap_or_else(|| panic!("no `Redis at` line under -v: {}", check::stderr(out)))
+        .to_string()
+}
+
+#[test]
+fn malformed_missing_and_mistyped_config_is_78_naming_the_file() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let broken = env.path().join("broken.json");
+    std::fs::write(&broken, "{\"host\": \"127.0.0.1\",\n  \"port\": ").unwrap();
+    let mistyped = env.path().join("mistyped.json");
+    std::fs::write(
+        &mistyped,
+        "{\n  \"host\": \"127.0.0.1\",\n  \"port\": \"6379\"\n}",
+    )
+    .unwrap();
+    let missing = env.path().join("nope/redis.json");
+    for (bin, args) in TOOLS {
+        let line = fails(
+            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &broken)),
+            78,
+            bin,
+        );
+        assert!(line.contains(broken.to_str().unwrap()), "{line}");
+
+        let line = fails(
+            &run(env.cmd(bin).args(*args).arg("--config").arg(&mistyped)),
+            78,
+            bin,
+        );
+        assert!(line.contains(mistyped.to_str().unwrap()), "{line}");
+        assert!(line.contains("\"port\""), "names the field: {line}");
+        assert!(line.contains("line 3"), "names the line: {line}");
+
+        let line = fails(
+            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &missing)),
+            78,
+            bin,
+        );
+        assert!(line.contains(missing.to_str().unwrap()), "{line}");
+    }
+    assert!(all_keys(&server).is_empty(), "nothing written");
+    assert!(!env.path().join("state").exists(), "nothing spooled");
+}
+
+#[test]
+fn bad_or_missing_tag_is_78_in_every_tool() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    for (bin, args) in TOOLS {
+        let line = fails(
+            &run(env.cmd(bin).args(*args).args(["--tag", "a b"])),
+            78,
+            bin,
+        );
+        assert!(line.contains("invalid tag \"a b\""), "{line}");
+        assert!(
+            line.contains("--tag"),
+            "says where the tag came from: {line}"
+        );
+
+        let line = fails(&run(env.cmd(bin).args(*args).env("JOB_TAG", "x*")), 78, bin);
+        assert!(line.contains("JOB_TAG"), "{line}");
+
+        let line = fails(
+            &run(env.cmd(bin).args(*args).env_remove("JOB_TAG")),
+            78,
+            bin,
+        );
+        assert!(line.contains("no job tag"), "{line}");
+        assert!(
+            line.contains("--tag") && line.contains("JOB_TAG") && line.contains("job_tag"),
+            "says how to set one: {line}"
+        );
+    }
+    assert!(all_keys(&server).is_empty(), "nothing written");
+}
+
+#[test]
+fn redis_down_is_69_naming_host_and_file() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let (dead, port) = dead_config(env.path(), "dead.json");
+    for (bin, args) in TOOLS {
+        if *bin == "rj-launch" {
+            continue; // rj-launch spools instead (tests/launch.rs)
+        }
+        let line = fails(
+            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &dead)),
+            69,
+            bin,
+        );
+        assert!(
+            line.contains(&format!("cannot connect to Redis at 127.0.0.1:{port}")),
+            "{line}"
+        );
+        assert!(line.contains(dead.to_str().unwrap()), "{line}");
+    }
+}
+
+#[test]
+fn wrong_or_missing_password_is_77_and_never_shown() {
+    let Some(server) = RedisServer::with(RedisOptions {
+        password: Some("right-pw-1".into()),
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let wrong = env.path().join("wrong.json");
+    std::fs::write(
+        &wrong,
+        format!(
+            r#"{{"host": "127.0.0.1", "port": {}, "password": "wrong-secret-9"}}"#,
+            server.port
+        ),
+    )
+    .unwrap();
+    util::set_mode(&wrong, 0o600);
+    let nopw = env.path().join("nopw.json");
+    live_config(&server, &nopw);
+    for (bin, args) in TOOLS {
+        let line = fails(
+            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &wrong)),
+            77,
+            bin,
+        );
+        assert!(!line.contains("wrong-secret-9"), "{line}");
+        assert!(
+            line.contains(&format!("127.0.0.1:{}", server.port)),
+            "{line}"
+        );
+
+        let url = format!("redis://:wrong-secret-9@127.0.0.1:{}", server.port);
+        let out = run(env.cmd(bin).args(*args).env("REDIS_URL", &url).arg("-v"));
+        check::code(&out, 77);
+        assert!(!check::stderr(&out).contains("wrong-secret-9"));
+
+        let line = fails(
+            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &nopw)),
+            77,
+            bin,
+        );
+        assert!(!line.contains("right-pw-1"), "{line}");
+    }
+    // The right password works, and even -v never prints it.
+    let out = run(env.cmd("rj-status").arg("-vv"));
+    ok(&out);
+    assert!(!check::stderr(&out).contains("right-pw-1"));
+    assert!(check::all_keys(&server).is_empty(), "nothing written");
+    assert!(
+        !env.path().join("state").exists(),
+        "auth refusal is not spooled"
+    );
+}
+
+#[test]
+fn bad_url_is_78_without_the_password() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    for (bin, args) in TOOLS {
+        let out = run(env
+            .cmd(bin)
+            .args(*args)
+            .env("REDIS_URL", "http://u:url-secret-3@host:1"));
+        let line = fails(&out, 78, bin);
+        assert!(line.contains("REDIS_URL"), "{line}");
+        assert!(!line.contains("url-secret-3"), "{line}");
+        let line = fails(
+            &run(env
+                .cmd(bin)
+                .args(*args)
+                .args(["--url", "redis://:url-secret-3@[::1"])),
+            78,
+            bin,
+        );
+        assert!(!line.contains("url-secret-3"), "{line}");
+    }
+    // A dead host in a URL with a password: the message names host:port, not the password.
+    let port = util::free_port();
+    let line = fails(
+        &run(env
+            .cmd("rj-status")
+            .arg("--url")
+            .arg(format!("redis://:url-secret-3@127.0.0.1:{port}"))),
+        69,
+        "rj-status",
+    );
+    assert!(
+        line.contains(&format!("127.0.0.1:{port} (from --url)")),
+        "{line}"
+    );
+    assert!(!line.contains("url-secret-3"), "{line}");
+}
+
+#[test]
+fn config_lookup_order() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let here = env.path();
+    let opt = here.join("opt.json");
+    let rj_config = here.join("rjconfig.json");
+    let local = here.join("redis.json"); // TestEnv's own file, in the working directory
+    let xdg = here.join("config/rj/redis.json");
+    let home = here.join("home");
+    let home_cfg = home.join(".config/rj/redis.json");
+    for p in [&opt, &rj_config, &local, &xdg, &home_cfg] {
+        dead_config(here, p.strip_prefix(here).unwrap().to_str().unwrap());
+    }
+    let status = || {
+        let mut c = env.cmd("rj-status");
+        c.arg("-v").arg("--count").env("HOME", &home);
+        c
+    };
+    // Each level wins over every later one: only the winner points at the live server.
+    live_config(&server, &opt);
+    let out = run(status()
+        .arg("--config")
+        .arg(&opt)
+        .env("RJ_CONFIG", &rj_config));
+    ok(&out);
+    assert!(source_line(&out).contains(opt.to_str().unwrap()));
+
+    dead_config(here, "opt.json");
+    live_config(&server, &rj_config);
+    let out = run(status().env("RJ_CONFIG", &rj_config));
+    ok(&out);
+    assert!(source_line(&out).contains(rj_config.to_str().unwrap()));
+
+    dead_config(here, "rjconfig.json");
+    live_config(&server, &local);
+    let out = run(status().env_remove("RJ_CONFIG"));
+    ok(&out);
+    assert!(source_line(&out).contains("redis.json"));
+
+    std::fs::remove_file(&local).unwrap();
+    live_config(&server, &xdg);
+    let out = run(status().env_remove("RJ_CONFIG"));
+    ok(&out);
+    assert!(source_line(&out).contains(xdg.to_str().unwrap()));
+
+    // Without XDG_CONFIG_HOME: ~/.config/rj/redis.json.
+    live_config(&server, &home_cfg);
+    let out = run(status()
+        .env_remove("RJ_CONFIG")
+        .env_remove("XDG_CONFIG_HOME"));
+    ok(&out);
+    assert!(source_line(&out).contains(home_cfg.to_str().unwrap()));
+
+    // None at all: the Redis default, said under -v (whether or not a server runs there).
+    std::fs::remove_file(&xdg).unwrap();
+    std::fs::remove_file(&home_cfg).unwrap();
+    let out = run(status().env_remove("RJ_CONFIG"));
+    assert!(
+        source_line(&out).contains("127.0.0.1:6379 (the default; no redis.json found)"),
+        "{}",
+        check::stderr(&out)
+    );
+}
+
+#[test]
+fn url_overrides_file_incl_db_and_unix_socket() {
+    let Some(server) = RedisServer::with(RedisOptions {
+        unix_socket: true,
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let (dead, _) = dead_config(env.path(), "dead.json");
+    // REDIS_URL beats the file; --url beats REDIS_URL; the db of the URL is used.
+    let out = run(env
+        .cmd("rj-launch")
+        .args(["--record", "11"])
+        .env("RJ_CONFIG", &dead)
+        .env("REDIS_URL", format!("redis://127.0.0.1:{}/3", server.port)));
+    assert_eq!(ok(&out), "11\n");
+    assert_eq!(
+        server.cli(&["-n", "3", "SMEMBERS", &env.key("ALL")]).trim(),
+        "11"
+    );
+    assert!(server.smembers(&env.key("ALL")).is_empty(), "not in db 0");
+
+    let dead_url = format!("redis://127.0.0.1:{}", util::free_port());
+    let sock = format!("unix://{}?db=2", server.socket_path().display());
+    let out = run(env
+        .cmd("rj-launch")
+        .args(["--record", "12", "--url", &sock, "-v"])
+        .env("REDIS_URL", &dead_url));
+    assert_eq!(ok(&out), "12\n");
+    assert!(source_line(&out).contains("from --url"));
+    assert_eq!(
+        server.cli(&["-n", "2", "SMEMBERS", &env.key("ALL")]).trim(),
+        "12"
+    );
+    let out = run(env
+        .cmd("rj-status")
+        .args(["--format", "plain"])
+        .env("REDIS_URL", &sock));
+    assert_eq!(ok(&out), "12\n");
+}
+
+#[test]
+fn username_password_and_db_from_redis_json() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    server.cli(&[
+        "ACL",
+        "SETUSER",
+        "alice",
+        "on",
+        ">alice-pw-7",
+        "~*",
+        "+@all",
+    ]);
+    let cfg = env.path().join("alice.json");
+    let write = |pw: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                r#"{{"host": "127.0.0.1", "port": {}, "username": "alice", "password": "{pw}", "db": 4}}"#,
+                server.port
+            ),
+        )
+        .unwrap();
+        util::set_mode(&cfg, 0o600);
+    };
+    write("alice-pw-7");
+    let out = run(env
+        .cmd("rj-launch")
+        .args(["--record", "21"])
+        .env("RJ_CONFIG", &cfg));
+    assert_eq!(ok(&out), "21\n");
+    assert!(check::stderr(&out).is_empty(), "{}", check::stderr(&out));
+    assert_eq!(
+        server.cli(&["-n", "4", "SMEMBERS", &env.key("ALL")]).trim(),
+        "21"
+    );
+    write("not-alices-pw");
+    let line = fails(
+        &run(env.cmd("rj-status").env("RJ_CONFIG", &cfg)),
+        77,
+        "rj-status",
+    );
+    assert!(!line.contains("not-alices-pw"), "{line}");
+}
+
+#[test]
+fn world_readable_config_with_password_warns() {
+    let Some(server) = RedisServer::with(RedisOptions {
+        password: Some("ww-pw-5".into()),
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    util::set_mode(&env.config, 0o644);
+    let out = run(&mut env.cmd("rj-status"));
+    ok(&out);
+    let err = check::stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("rj-status: warning: "), "{err}");
+    assert!(err.contains(env.config.to_str().unwrap()), "{err}");
+    assert!(err.contains("chmod 600"), "{err}");
+    assert!(!err.contains("ww-pw-5"), "{err}");
+    // -q silences warnings; 0600 has nothing to warn about.
+    assert!(check::stderr(&run(env.cmd("rj-status").arg("-q"))).is_empty());
+    util::set_mode(&env.config, 0o600);
+    assert!(check::stderr(&run(&mut env.cmd("rj-status"))).is_empty());
+    // Without a password a readable file is fine.
+    let plain = env.path().join("plain.json");
+    live_config(&server, &plain);
+    util::set_mode(&plain, 0o644);
+    let out = run(env
+        .cmd("rj-status")
+        .env("RJ_CONFIG", &plain)
+        .env("REDISCLI_AUTH", "ww-pw-5"));
+    ok(&out);
+    assert!(check::stderr(&out).is_empty(), "{}", check::stderr(&out));
+}
+
+#[test]
+fn tag_resolution_order() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let with_tag = env.path().join("tagged.json");
+    std::fs::write(
+        &with_tag,
+        format!(
+            r#"{{"host": "127.0.0.1", "port": {}, "job_tag": "from_file"}}"#,
+            server.port
+        ),
+    )
+    .unwrap();
+    let tag_of = |cmd: &mut assert_cmd::Command| -> String {
+        let out = run(cmd.args(["--format", "json", "--count"]));
+        let v: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+        v["tag"].as_str().unwrap().to_string()
+    };
+    let base = || {
+        let mut c = env.cmd("rj-status");
+        c.env("RJ_CONFIG", &with_tag)
+            .env("JOB_TAG", "from_upper")
+            .env("job_tag", "from_lower");
+        c
+    };
+    assert_eq!(tag_of(base().args(["--tag", "from_opt"])), "from_opt");
+    assert_eq!(tag_of(&mut base()), "from_upper");
+    assert_eq!(tag_of(base().env_remove("JOB_TAG")), "from_lower");
+    assert_eq!(tag_of(base().env("JOB_TAG", "")), "from_lower");
+    assert_eq!(
+        tag_of(base().env_remove("JOB_TAG").env_remove("job_tag")),
+        "from_file"
+    );
+    // And rj-launch writes to the resolved tag's sets.
+    ok(&run(base()
+        .env_remove("JOB_TAG")
+        .env_remove("job_tag")
+        .args(["--format", "plain"])));
+    let out = run(env
+        .cmd("rj-launch")
+        .args(["--record", "31"])
+        .env("RJ_CONFIG", &with_tag)
+        .env_remove("JOB_TAG"));
+    ok(&out);
+    assert_eq!(server.smembers("from_file_ALL"), ["31"]);
+}
+
+#[test]
+fn help_and_version_never_read_config_redis_or_slurm() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("redis.json");
+    std::fs::write(&broken, "{ not json").unwrap();
+    let nothing = dir.path().join("empty-bin");
+    std::fs::create_dir(&nothing).unwrap();
+    for (bin, _) in TOOLS {
+        for flag in ["--help", "-h", "--version", "-V"] {
+            let mut cmd = assert_cmd::Command::new(util::bin_path(bin));
+            cmd.env_clear()
+                .env("PATH", &nothing) // no sbatch, no redis-cli
+                .env("RJ_CONFIG", &broken)
+                .env("REDIS_URL", "http://broken")
+                .env("JOB_TAG", "bad tag")
+                .current_dir(dir.path());
+            let out = ok(&run(&mut cmd.arg(flag)));
+            assert!(out.contains(bin), "{bin} {flag}: {out}");
+        }
+    }
+}
