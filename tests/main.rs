@@ -1,2 +1,3 @@
 //! The one integration-test crate: real redis-server per test, real Slurm testbed.
 mod util;
+mod config;
