@@ -1,3 +1,4 @@
 //! The one integration-test crate: real redis-server per test, real Slurm testbed.
 mod util;
 mod config;
+mod status;
