@@ -9,6 +9,38 @@ use crate::config::Config;
 use crate::keys::Keys;
 use crate::store::Store;
 
+/// One binary of the toolbox, as the man pages, completions and ecosystem tests see it.
+pub struct Tool {
+    /// The binary's name, as in `src/bin/<name>.rs`.
+    pub name: String,
+    /// Its clap definition, the one `--help` prints.
+    pub command: clap::Command,
+    /// The EXAMPLES text of `--help` and the man page.
+    pub examples: &'static str,
+}
+
+impl Tool {
+    fn of<A: clap::CommandFactory>(examples: &'static str) -> Tool {
+        let command = A::command();
+        Tool {
+            name: command.get_name().to_string(),
+            command,
+            examples,
+        }
+    }
+}
+
+/// Every binary, one line each: a binary missing here gets no man page or completions, and the
+/// ecosystem test says so.
+pub fn all() -> Vec<Tool> {
+    vec![
+        Tool::of::<launch::Args>(launch::EXAMPLES),
+        Tool::of::<status::Args>(status::EXAMPLES),
+        Tool::of::<last::Args>(last::EXAMPLES),
+        Tool::of::<cleanup::Args>(cleanup::EXAMPLES),
+    ]
+}
+
 /// Load the config, resolve the tag, connect: the start of every one-tag tool.
 pub fn open(conn: &ConnArgs, tag: &TagArg) -> anyhow::Result<(Config, Keys, Store)> {
     let cfg = conn.load()?;

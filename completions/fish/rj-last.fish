@@ -1,0 +1,13 @@
+complete -c rj-last -l config -d 'Read Redis settings from this redis.json (default: $RJ_CONFIG, ./redis.json, ~/.config/rj/redis.json)' -r -F
+complete -c rj-last -l url -d 'Redis URL (redis://, rediss://, unix://); overrides redis.json and REDIS_URL. Prefer REDIS_URL or redis.json for passwords: a command line is visible to every user' -r
+complete -c rj-last -l tag -d 'Experiment tag (default: $JOB_TAG, $job_tag, "job_tag" in redis.json)' -r
+complete -c rj-last -l job -d 'This job instead of the last one' -r
+complete -c rj-last -l format -d 'Output form; `human` and `plain` are the original `Key:`/`Value:`/`---` lines' -r -f -a "human\t'Aligned text for people'
+plain\t'One value per line, for xargs and `while read`'
+json\t'One JSON document'
+csv\t'Comma-separated, with a header line'
+tsv\t'Tab-separated, with a header line'"
+complete -c rj-last -s q -l quiet -d 'Print only errors'
+complete -c rj-last -s v -l verbose -d 'Say more on stderr (where the config came from, what is done)'
+complete -c rj-last -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rj-last -s V -l version -d 'Print version'
