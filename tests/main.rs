@@ -2,3 +2,4 @@
 mod util;
 mod config;
 mod status;
+mod last;

@@ -1,0 +1,192 @@
+//! rj-last (DESIGN §4): the last job by numeric order, --job, SCAN never KEYS, every value type.
+use serde_json::json;
+
+use crate::util::check::{self, calls, fails, ok, run, sadd};
+use crate::util::{RedisServer, TestEnv};
+
+/// Keys of every Redis type for job `id`, written with plain redis-cli.
+fn write_all_types(server: &RedisServer, tag: &str, id: &str) {
+    let k = |n: &str| format!("{tag}-{id}:{n}");
+    server.cli(&["SET", &k("a_string"), "hello world"]);
+    server.cli(&["HSET", &k("b_hash"), "loss", "0.25", "epoch", "3"]);
+    server.cli(&["RPUSH", &k("c_list"), "x", "y", "x"]);
+    server.cli(&["SADD", &k("d_set"), "beta", "alpha"]);
+    server.cli(&["ZADD", &k("e_zset"), "2", "two", "1.5", "one"]);
+    server.cli(&["XADD", &k("f_stream"), "1-1", "step", "1", "loss", "0.9"]);
+}
+
+#[test]
+fn last_is_largest_numeric_id_with_task_tie_break() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    // By string order "99" and "10_2" would win; numerically 100_10 is the last.
+    sadd(
+        &server,
+        &env.key("ALL"),
+        &["99", "100", "100_2", "100_10", "9", "junk"],
+    );
+    for id in ["99", "100", "100_2", "100_10", "9"] {
+        server.cli(&["SET", &format!("{}-{id}:name", env.tag), &format!("v{id}")]);
+    }
+    let out = ok(&run(&mut env.cmd("rj-last")));
+    assert_eq!(
+        out,
+        format!("Key:  {}-100_10:name\nValue: v100_10\n---\n", env.tag)
+    );
+    // --job picks another; its pattern must not catch 100_2 or 100_10 keys for job 100.
+    let out = ok(&run(env.cmd("rj-last").args(["--job", "100"])));
+    assert_eq!(
+        out,
+        format!("Key:  {}-100:name\nValue: v100\n---\n", env.tag)
+    );
+}
+
+#[test]
+fn original_text_format_sorted_by_key_with_every_type() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    sadd(&server, &env.key("ALL"), &["5"]);
+    write_all_types(&server, &env.tag, "5");
+    let t = &env.tag;
+    let out = ok(&run(&mut env.cmd("rj-last")));
+    let want = format!(
+        "Key:  {t}-5:a_string\nValue: hello world\n---\n\
+         Key:  {t}-5:b_hash\nValue: {{\"epoch\":\"3\",\"loss\":\"0.25\"}}\n---\n\
+         Key:  {t}-5:c_list\nValue: [\"x\",\"y\",\"x\"]\n---\n\
+         Key:  {t}-5:d_set\nValue: [\"alpha\",\"beta\"]\n---\n\
+         Key:  {t}-5:e_zset\nValue: [[\"one\",1.5],[\"two\",2.0]]\n---\n\
+         Key:  {t}-5:f_stream\nValue: [[\"1-1\",{{\"loss\":\"0.9\",\"step\":\"1\"}}]]\n---\n"
+    );
+    assert_eq!(out, want);
+}
+
+#[test]
+fn json_has_structures_and_csv_tsv_parse() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    sadd(&server, &env.key("ALL"), &["5"]);
+    write_all_types(&server, &env.tag, "5");
+    server.cli(&["SET", &format!("{}-5:g_multi", env.tag), "a\tb\nc"]);
+    let t = &env.tag;
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&run(env.cmd("rj-last").args(["--format", "json"])))).unwrap();
+    assert_eq!(v["tag"], t.as_str());
+    assert_eq!(v["job_id"], "5");
+    let keys = v["keys"].as_array().unwrap();
+    let by = |n: &str| {
+        keys.iter()
+            .find(|k| k["key"] == format!("{t}-5:{n}"))
+            .unwrap_or_else(|| panic!("{n} missing in {v}"))
+            .clone()
+    };
+    assert_eq!(by("a_string")["type"], "string");
+    assert_eq!(by("a_string")["value"], "hello world");
+    assert_eq!(by("b_hash")["type"], "hash");
+    assert_eq!(by("b_hash")["value"], json!({"loss": "0.25", "epoch": "3"}));
+    assert_eq!(by("c_list")["value"], json!(["x", "y", "x"]));
+    assert_eq!(by("d_set")["type"], "set");
+    assert_eq!(by("d_set")["value"], json!(["alpha", "beta"]));
+    assert_eq!(by("e_zset")["type"], "zset");
+    assert_eq!(by("e_zset")["value"], json!([["one", 1.5], ["two", 2.0]]));
+    assert_eq!(by("f_stream")["type"], "stream");
+    assert_eq!(
+        by("f_stream")["value"],
+        json!([["1-1", {"step": "1", "loss": "0.9"}]])
+    );
+    assert_eq!(by("g_multi")["value"], "a\tb\nc");
+    let names: Vec<&str> = keys.iter().map(|k| k["key"].as_str().unwrap()).collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+
+    let out = ok(&run(env.cmd("rj-last").args(["--format", "csv"])));
+    let mut r = csv::Reader::from_reader(out.as_bytes());
+    assert_eq!(r.headers().unwrap(), vec!["key", "type", "value"]);
+    let rows: Vec<(String, String, String)> = r.deserialize().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 7);
+    assert_eq!(
+        rows[1],
+        (
+            format!("{t}-5:b_hash"),
+            "hash".into(),
+            r#"{"epoch":"3","loss":"0.25"}"#.into()
+        )
+    );
+    assert_eq!(rows[6].2, "a\tb\nc", "CSV quotes what it must");
+
+    let out = ok(&run(env.cmd("rj-last").args(["--format", "tsv"])));
+    assert_eq!(
+        out.lines().count(),
+        8,
+        "one line per key, header first:\n{out}"
+    );
+    let mut r = csv::ReaderBuilder::new()
+        .delimiter(b'\t')
+        .quoting(false)
+        .from_reader(out.as_bytes());
+    let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+    assert!(rows.iter().all(|r| r.len() == 3));
+    assert_eq!(&rows[0][2], "hello world");
+    assert_eq!(&rows[6][2], "a b c");
+}
+
+#[test]
+fn uses_scan_never_keys_and_only_this_jobs_keys() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let t = &env.tag;
+    sadd(&server, &env.key("ALL"), &["1", "2"]);
+    server.cli(&["SET", &format!("{t}-2:mine"), "yes"]);
+    // Neighbours that a sloppy pattern would catch.
+    for other in [
+        format!("{t}-20:x"),
+        format!("{t}-2_1:x"),
+        format!("{t}-2-7:x"),
+        format!("{t}x-2:x"),
+        format!("{t}_JOB:2"),
+    ] {
+        server.cli(&["SET", &other, "no"]);
+    }
+    // Enough keys that one SCAN step is not the whole keyspace.
+    let mut c = server.client();
+    let mut p = redis::pipe();
+    for i in 0..3000 {
+        p.cmd("SET").arg(format!("noise:{i}")).arg(i).ignore();
+    }
+    p.query::<()>(&mut c).unwrap();
+    server.cli(&["CONFIG", "RESETSTAT"]);
+    let out = ok(&run(&mut env.cmd("rj-last")));
+    assert_eq!(out, format!("Key:  {t}-2:mine\nValue: yes\n---\n"));
+    assert_eq!(calls(&server, "keys"), 0, "KEYS blocks the server");
+    assert!(calls(&server, "scan") > 1, "walks the keyspace with SCAN");
+}
+
+#[test]
+fn no_jobs_or_no_keys_is_exit_1_with_one_line() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let out = run(&mut env.cmd("rj-last"));
+    let line = fails(&out, 1, "rj-last");
+    assert!(line.contains(&env.key("ALL")), "{line}");
+    assert!(out.stdout.is_empty());
+
+    sadd(&server, &env.key("ALL"), &["3"]);
+    let out = run(&mut env.cmd("rj-last"));
+    let line = fails(&out, 1, "rj-last");
+    assert!(line.contains("job 3"), "{line}");
+    assert!(out.stdout.is_empty());
+
+    let line = fails(&run(env.cmd("rj-last").args(["--job", "3*"])), 2, "rj-last");
+    assert!(line.contains("\"3*\""), "{line}");
+    assert!(check::all_keys(&server).len() == 1, "read-only");
+}
