@@ -3,3 +3,4 @@ mod util;
 mod config;
 mod status;
 mod last;
+mod cleanup;
