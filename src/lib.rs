@@ -9,4 +9,5 @@ pub mod keys;
 pub mod output;
 pub mod slurm;
 pub mod spool;
+pub mod state;
 pub mod store;

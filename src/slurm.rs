@@ -1,6 +1,7 @@
 //! Calls to Slurm's commands. Running them is here; parsing their output is pure and unit-tested.
 use std::ffi::OsStr;
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::exit::{fail, Kind};
 use crate::keys::{split_cluster, JobId};
@@ -92,6 +93,534 @@ pub fn parse_sbatch_output(stdout: &str) -> Result<Submitted, String> {
     parse_job_ref(line).map_err(|_| format!("cannot find a job ID in sbatch output {line:?}"))
 }
 
+// ---------------------------------------------------------------- queries (rj-track)
+
+/// How long one squeue/sacct/scontrol may take before it is killed. squeue needs 9–18 s to
+/// give up on a stopped slurmctld; this leaves room for a slow controller without hanging a tick.
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The longest comma-joined `-j` list passed as one argument: Linux refuses any single argument
+/// over 128 KiB (MAX_ARG_STRLEN), whatever ARG_MAX says.
+pub const MAX_ID_ARG: usize = 100_000;
+
+/// The `squeue -O` fields rj-track reads, `|`-terminated; the name is last because it may hold `|`.
+pub const SQUEUE_FORMAT: &str = "JobArrayID:|,ArrayJobID:|,ArrayTaskID:|,State:|,exit_code:|,\
+StartTime:|,EndTime:|,TimeUsed:|,NodeList:|,Partition:|,Name:|";
+
+/// The `sacct -o` fields rj-track reads (with `--parsable2`); the name is last.
+pub const SACCT_FORMAT: &str = "JobID,State,ExitCode,Start,End,Elapsed,NodeList,Partition,JobName";
+
+/// One job (or array task, or a range of pending tasks) as Slurm reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobRow {
+    /// As Slurm prints it: `12`, `14_1`, `14_[2-3]`.
+    pub id: String,
+    /// The job ID of a plain job, the array job ID of a task.
+    pub base: String,
+    /// The task part of an array task: `1`, or a range `2-3,5`; None for a plain job.
+    pub tasks: Option<String>,
+    /// As Slurm prints it: `COMPLETED`, `CANCELLED by 0`.
+    pub state: String,
+    /// `exit:signal`, as sacct prints it (`3:0`, `0:9`).
+    pub exit_code: String,
+    pub start: String,
+    pub end: String,
+    pub elapsed: String,
+    pub nodes: String,
+    pub partition: String,
+    pub name: String,
+}
+
+impl JobRow {
+    /// Does this row report on the tracked ID `id` (the job, its array parent, or one of its tasks)?
+    pub fn covers(&self, id: &str) -> bool {
+        if self.id == id || self.base == id {
+            return true;
+        }
+        match (id.split_once('_'), &self.tasks) {
+            (Some((base, task)), Some(range)) if base == self.base => {
+                task.parse::<u64>().is_ok_and(|t| {
+                    task_range(range)
+                        .iter()
+                        .any(|(a, b)| (*a..=*b).contains(&t))
+                })
+            }
+            _ => false,
+        }
+    }
+
+    /// How many tasks this row stands for (a pending range `[2-5]` is four).
+    pub fn task_count(&self) -> u64 {
+        match &self.tasks {
+            None => 1,
+            Some(r) => task_range(r)
+                .iter()
+                .map(|(a, b)| b.saturating_sub(*a) + 1)
+                .sum::<u64>()
+                .max(1),
+        }
+    }
+
+    fn set_id(&mut self, id: &str) {
+        self.id = id.to_string();
+        match id.split_once('_') {
+            Some((base, t)) => {
+                self.base = base.to_string();
+                self.tasks = Some(t.trim_start_matches('[').trim_end_matches(']').to_string());
+            }
+            None => {
+                // A heterogeneous job component `9+1` belongs to job 9.
+                self.base = id.split('+').next().unwrap_or(id).to_string();
+                self.tasks = None;
+            }
+        }
+    }
+}
+
+/// `1-3,5,7-11:2%4` → [(1,3),(5,5),(7,11)] (steps and throttles are ignored: the bounds are
+/// what matters for "is task N in it", and counts of pending ranges are only informative).
+fn task_range(spec: &str) -> Vec<(u64, u64)> {
+    spec.trim_start_matches('[')
+        .trim_end_matches(']')
+        .split('%')
+        .next()
+        .unwrap_or("")
+        .split(',')
+        .filter_map(|part| {
+            let part = part.split(':').next()?;
+            match part.split_once('-') {
+                Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+                None => part.parse().ok().map(|n| (n, n)),
+            }
+        })
+        .collect()
+}
+
+/// squeue's `exit_code` is the raw wait status (768 for exit 3, 9 for SIGKILL); sacct and
+/// scontrol print `exit:signal`. Normalise to the latter.
+pub fn wait_status_to_exit_code(s: &str) -> String {
+    let s = s.trim();
+    if s.contains(':') {
+        return s.to_string();
+    }
+    match s.parse::<u32>() {
+        Ok(w) => format!("{}:{}", (w >> 8) & 0xff, w & 0x7f),
+        Err(_) => s.to_string(),
+    }
+}
+
+/// `N/A`, `Unknown`, `None`, `(null)` mean "no value".
+fn value(s: &str) -> String {
+    match s.trim() {
+        "N/A" | "Unknown" | "None" | "NONE" | "(null)" => String::new(),
+        v => v.to_string(),
+    }
+}
+
+/// Parse `squeue -h -O SQUEUE_FORMAT` output.
+pub fn parse_squeue(stdout: &str) -> Result<Vec<JobRow>, String> {
+    let mut rows = Vec::new();
+    for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
+        let f: Vec<&str> = line.splitn(11, '|').collect();
+        if f.len() != 11 {
+            return Err(format!(
+                "unexpected squeue line {line:?} (expected 11 |-separated fields)"
+            ));
+        }
+        let mut r = JobRow::default();
+        let array_job = f[1].trim();
+        let task = f[2].trim();
+        if !task.is_empty() && task != "N/A" {
+            r.id = f[0].trim().to_string();
+            r.base = array_job.to_string();
+            r.tasks = Some(
+                task.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string(),
+            );
+        } else {
+            r.set_id(f[0].trim());
+        }
+        if r.base.is_empty() || !r.base.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("unexpected job ID in squeue line {line:?}"));
+        }
+        r.state = f[3].trim().to_string();
+        if r.state.is_empty() {
+            return Err(format!("no state in squeue line {line:?}"));
+        }
+        r.exit_code = wait_status_to_exit_code(f[4]);
+        r.start = value(f[5]);
+        r.end = value(f[6]);
+        r.elapsed = value(f[7]);
+        r.nodes = value(f[8]);
+        r.partition = value(f[9]);
+        r.name = f[10]
+            .strip_suffix('|')
+            .unwrap_or(f[10])
+            .trim_end()
+            .to_string();
+        rows.push(r);
+    }
+    Ok(rows)
+}
+
+/// Parse `sacct -n -X --parsable2 -o SACCT_FORMAT` output.
+pub fn parse_sacct(stdout: &str) -> Result<Vec<JobRow>, String> {
+    let mut rows = Vec::new();
+    for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
+        let f: Vec<&str> = line.splitn(9, '|').collect();
+        if f.len() != 9 {
+            return Err(format!(
+                "unexpected sacct line {line:?} (expected 9 |-separated fields)"
+            ));
+        }
+        let mut r = JobRow::default();
+        r.set_id(f[0].trim());
+        if r.base.is_empty() || !r.base.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!("unexpected job ID in sacct line {line:?}"));
+        }
+        r.state = f[1].trim().to_string();
+        r.exit_code = f[2].trim().to_string();
+        r.start = value(f[3]);
+        r.end = value(f[4]);
+        r.elapsed = value(f[5]);
+        r.nodes = value(f[6]);
+        r.partition = value(f[7]);
+        r.name = f[8].to_string();
+        rows.push(r);
+    }
+    Ok(rows)
+}
+
+/// Split one `scontrol show job -o` line into `Key=value` pairs. Values may hold spaces (a job
+/// name, a command path): a word that does not start a new `Key=` continues the previous value.
+fn scontrol_fields(line: &str) -> Vec<(&str, String)> {
+    let mut out: Vec<(&str, String)> = Vec::new();
+    for word in line.split(' ').filter(|w| !w.is_empty()) {
+        let key = word.split_once('=').map(|(k, _)| k).filter(|k| {
+            !k.is_empty()
+                && k.starts_with(|c: char| c.is_ascii_alphabetic())
+                && k.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ":/_".contains(c))
+        });
+        match (key, out.last_mut()) {
+            (Some(k), _) => out.push((k, word[k.len() + 1..].to_string())),
+            (None, Some((_, v))) => {
+                v.push(' ');
+                v.push_str(word);
+            }
+            (None, None) => {}
+        }
+    }
+    out
+}
+
+/// Parse `scontrol show job -o` output: one line per job, array task or pending task range.
+pub fn parse_scontrol(stdout: &str) -> Result<Vec<JobRow>, String> {
+    let mut rows = Vec::new();
+    for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
+        if line.trim() == "No jobs in the system" {
+            continue;
+        }
+        let f = scontrol_fields(line.trim());
+        let get = |k: &str| {
+            f.iter()
+                .find(|(key, _)| *key == k)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or("")
+        };
+        let job = get("JobId");
+        if job.is_empty() || !job.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(format!(
+                "no JobId in scontrol line {:?}",
+                truncate(line, 120)
+            ));
+        }
+        let mut r = JobRow::default();
+        match (get("ArrayJobId"), get("ArrayTaskId")) {
+            (a, t) if !a.is_empty() && !t.is_empty() => {
+                let single = t.bytes().all(|b| b.is_ascii_digit());
+                r.id = if single {
+                    format!("{a}_{t}")
+                } else {
+                    format!("{a}_[{t}]")
+                };
+                r.base = a.to_string();
+                r.tasks = Some(t.to_string());
+            }
+            _ => r.set_id(job),
+        }
+        r.state = get("JobState").to_string();
+        if r.state.is_empty() {
+            return Err(format!(
+                "no JobState in scontrol line {:?}",
+                truncate(line, 120)
+            ));
+        }
+        r.exit_code = get("ExitCode").to_string();
+        r.start = value(get("StartTime"));
+        r.end = value(get("EndTime"));
+        r.elapsed = value(get("RunTime"));
+        r.nodes = value(get("NodeList"));
+        r.partition = value(get("Partition"));
+        r.name = get("JobName").to_string();
+        rows.push(r);
+    }
+    Ok(rows)
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+/// What a failed Slurm client said, as far as the tracker cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryFailure {
+    /// `Invalid job id specified`: none of the asked IDs is known (not an error for a tracker).
+    NoSuchJobs,
+    /// slurmctld (or slurmdbd) cannot be reached.
+    Unreachable,
+    /// `Slurm accounting storage is disabled`: sacct has nothing to say here.
+    AccountingDisabled,
+    Other,
+}
+
+/// Classify the stderr of a failed squeue/sacct/scontrol.
+pub fn classify_failure(stderr: &str) -> QueryFailure {
+    if stderr.contains("accounting storage is disabled") {
+        QueryFailure::AccountingDisabled
+    } else if stderr.contains("Invalid job id specified") {
+        QueryFailure::NoSuchJobs
+    } else if stderr.contains("Unable to contact slurm controller")
+        || stderr.contains("Socket timed out")
+        || stderr.contains("Connection refused")
+        || stderr.contains("Zero Bytes were transmitted")
+        || stderr.contains("slurmdbd")
+    {
+        QueryFailure::Unreachable
+    } else {
+        QueryFailure::Other
+    }
+}
+
+/// The result of one Slurm client run.
+#[derive(Debug, Clone)]
+pub struct Ran {
+    /// The command line, for messages.
+    pub shown: String,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    pub fn ok(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// The first line of stderr (or the exit status), for a one-line message.
+    pub fn why(&self) -> String {
+        let first = self
+            .stderr
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .map(str::to_string);
+        match (first, self.code) {
+            (Some(l), _) => l,
+            (None, Some(c)) => format!("exit status {c}"),
+            (None, None) => "killed by a signal".into(),
+        }
+    }
+}
+
+/// Slurm commands this process has spawned (rj-track reports it under -v).
+pub static SPAWNED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Run a Slurm client with captured output, in its own process group (a Ctrl-C meant for
+/// rj-track must not kill the query it is finishing), killed after `timeout`.
+pub fn run_query(prog: &str, args: &[String], timeout: Duration) -> anyhow::Result<Ran> {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let path = find(prog)?;
+    let shown = display_cmd(prog, &abbreviate(args));
+    SPAWNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut child = Command::new(&path)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| fail(Kind::Unavailable, format!("cannot run {shown}: {e}")))?;
+    let mut out_pipe = child.stdout.take().expect("piped stdout");
+    let mut err_pipe = child.stderr.take().expect("piped stderr");
+    let out_t = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = out_pipe.read_to_end(&mut b);
+        b
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = err_pipe.read_to_end(&mut b);
+        b
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break Some(st);
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let stdout = String::from_utf8_lossy(&out_t.join().unwrap_or_default()).into_owned();
+    let mut stderr = String::from_utf8_lossy(&err_t.join().unwrap_or_default()).into_owned();
+    if status.is_none() {
+        stderr.push_str(&format!(
+            "\nkilled after {}s without an answer",
+            timeout.as_secs()
+        ));
+    }
+    Ok(Ran {
+        shown,
+        code: status.and_then(|s| s.code()),
+        stdout,
+        stderr,
+    })
+}
+
+/// Long `-j` lists are shortened in messages.
+fn abbreviate(args: &[String]) -> Vec<String> {
+    args.iter()
+        .map(|a| {
+            if a.len() > 80 {
+                let head: String = a.chars().take(60).collect();
+                format!("{head}…({} IDs)", a.split(',').count())
+            } else {
+                a.clone()
+            }
+        })
+        .collect()
+}
+
+/// Split IDs into comma-joined `-j` arguments no longer than `max` bytes each.
+pub fn id_chunks(ids: &[String], max: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for id in ids {
+        if !cur.is_empty() && cur.len() + 1 + id.len() > max {
+            out.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(',');
+        }
+        cur.push_str(id);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// Why a query gave no answer: the failure kind and a one-line message naming the command.
+#[derive(Debug, Clone)]
+pub struct QueryError {
+    pub kind: QueryFailure,
+    pub msg: String,
+}
+
+impl std::fmt::Display for QueryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl std::error::Error for QueryError {}
+
+fn query_error(ran: &Ran, kind: QueryFailure) -> QueryError {
+    QueryError {
+        kind,
+        msg: format!("{} failed: {}", ran.shown, ran.why()),
+    }
+}
+
+/// `squeue -h -t all -r -j IDS -O …`: every listed job, array task and recently finished job
+/// (until MinJobAge) the controller knows. One call per [`MAX_ID_ARG`] bytes of IDs.
+pub fn squeue(ids: &[String]) -> Result<Vec<JobRow>, QueryError> {
+    let mut rows = Vec::new();
+    for chunk in id_chunks(ids, MAX_ID_ARG) {
+        let args: Vec<String> = ["-h", "-t", "all", "-r", "-j", &chunk, "-O", SQUEUE_FORMAT]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let ran = run_query("squeue", &args, QUERY_TIMEOUT).map_err(|e| QueryError {
+            kind: QueryFailure::Unreachable,
+            msg: format!("{e:#}"),
+        })?;
+        if !ran.ok() {
+            match classify_failure(&ran.stderr) {
+                QueryFailure::NoSuchJobs => continue,
+                k => return Err(query_error(&ran, k)),
+            }
+        }
+        rows.extend(parse_squeue(&ran.stdout).map_err(|e| QueryError {
+            kind: QueryFailure::Other,
+            msg: format!("{}: {e}", ran.shown),
+        })?);
+    }
+    Ok(rows)
+}
+
+/// `sacct -n -X --parsable2 -j IDS -o …`: final records from the accounting database.
+pub fn sacct(ids: &[String]) -> Result<Vec<JobRow>, QueryError> {
+    let mut rows = Vec::new();
+    for chunk in id_chunks(ids, MAX_ID_ARG) {
+        let args: Vec<String> = ["-n", "-X", "--parsable2", "-j", &chunk, "-o", SACCT_FORMAT]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let ran = run_query("sacct", &args, QUERY_TIMEOUT).map_err(|e| QueryError {
+            kind: QueryFailure::Unreachable,
+            msg: format!("{e:#}"),
+        })?;
+        if !ran.ok() {
+            return Err(query_error(&ran, classify_failure(&ran.stderr)));
+        }
+        rows.extend(parse_sacct(&ran.stdout).map_err(|e| QueryError {
+            kind: QueryFailure::Other,
+            msg: format!("{}: {e}", ran.shown),
+        })?);
+    }
+    Ok(rows)
+}
+
+/// `scontrol show job -o`: every job the controller holds, in one call (scontrol takes one ID
+/// at a time, so asking for all is the batched form).
+pub fn scontrol_all() -> Result<Vec<JobRow>, QueryError> {
+    let args: Vec<String> = ["show", "job", "-o"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let ran = run_query("scontrol", &args, QUERY_TIMEOUT).map_err(|e| QueryError {
+        kind: QueryFailure::Unreachable,
+        msg: format!("{e:#}"),
+    })?;
+    if !ran.ok() {
+        return match classify_failure(&ran.stderr) {
+            QueryFailure::NoSuchJobs => Ok(Vec::new()),
+            k => Err(query_error(&ran, k)),
+        };
+    }
+    parse_scontrol(&ran.stdout).map_err(|e| QueryError {
+        kind: QueryFailure::Other,
+        msg: format!("{}: {e}", ran.shown),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,5 +670,159 @@ mod tests {
             display_cmd("sbatch", &["--wrap", "echo hi", "a'b"]),
             r"sbatch --wrap 'echo hi' 'a'\''b'"
         );
+    }
+
+    fn fixture(name: &str) -> String {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/slurm")
+            .join(name);
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    fn find<'a>(rows: &'a [JobRow], id: &str) -> &'a JobRow {
+        rows.iter()
+            .find(|r| r.id == id)
+            .unwrap_or_else(|| panic!("no row {id}"))
+    }
+
+    #[test]
+    fn squeue_finished_jobs_captured() {
+        let rows = parse_squeue(&fixture("squeue-all-finished.txt")).unwrap();
+        let failed = find(&rows, "1");
+        assert_eq!(failed.state, "FAILED");
+        assert_eq!(failed.exit_code, "3:0");
+        assert_eq!(failed.nodes, "vm");
+        assert_eq!(failed.partition, "debug");
+        assert_eq!(failed.name, "wrap");
+        assert_eq!(failed.start, "2026-11-21T23:57:56");
+        assert_eq!(failed.elapsed, "0:01");
+        assert_eq!(find(&rows, "8").state, "NODE_FAIL");
+        assert_eq!(find(&rows, "8").exit_code, "0:15");
+        let task = find(&rows, "3_2");
+        assert_eq!(task.base, "3");
+        assert_eq!(task.tasks.as_deref(), Some("2"));
+        assert!(task.covers("3") && task.covers("3_2") && !task.covers("3_1"));
+        assert!(!find(&rows, "2").covers("3"));
+        // A job cancelled while pending never ran: no nodes.
+        assert_eq!(find(&rows, "14_1").nodes, "");
+    }
+
+    #[test]
+    fn squeue_live_array_and_pending_ranges() {
+        let rows = parse_squeue(&fixture("squeue-live.txt")).unwrap();
+        assert!(!rows.is_empty());
+        for r in &rows {
+            assert!(matches!(
+                r.state.as_str(),
+                "PENDING" | "RUNNING" | "COMPLETING" | "COMPLETED" | "FAILED"
+            ));
+        }
+        let range = JobRow {
+            id: "6_[2-3]".into(),
+            base: "6".into(),
+            tasks: Some("2-3".into()),
+            ..JobRow::default()
+        };
+        assert!(range.covers("6") && range.covers("6_3") && !range.covers("6_4"));
+        assert_eq!(range.task_count(), 2);
+    }
+
+    #[test]
+    fn squeue_errors_captured() {
+        assert!(parse_squeue(&fixture("squeue-invalid-one.out"))
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            classify_failure(&fixture("squeue-invalid-one.err")),
+            QueryFailure::NoSuchJobs
+        );
+        assert_eq!(
+            classify_failure(&fixture("squeue-ctld-down.err")),
+            QueryFailure::Unreachable
+        );
+        assert_eq!(
+            classify_failure(&fixture("sacct-disabled.err")),
+            QueryFailure::AccountingDisabled
+        );
+        assert_eq!(
+            classify_failure("squeue: error: something new"),
+            QueryFailure::Other
+        );
+    }
+
+    #[test]
+    fn squeue_garbage_is_an_error() {
+        for bad in ["hello", "1|2|3", "x|x|N/A|RUNNING|0|a|b|c|d|e|f|"] {
+            assert!(parse_squeue(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sacct_odd_lines() {
+        let rows = parse_sacct(
+            "6_[2-3]|PENDING|0:0|Unknown|Unknown|00:00:00|None assigned|debug|a|b\n\
+             9|CANCELLED by 0|0:0|2026-11-21T23:58:58|2026-11-21T23:58:59|00:00:01|vm|debug|x\n",
+        )
+        .unwrap();
+        assert_eq!(rows[0].base, "6");
+        assert_eq!(rows[0].tasks.as_deref(), Some("2-3"));
+        assert_eq!(rows[0].name, "a|b");
+        assert_eq!(rows[0].start, "");
+        assert!(rows[0].covers("6_2"));
+        assert_eq!(rows[1].state, "CANCELLED by 0");
+        assert!(parse_sacct("1|COMPLETED\n").is_err());
+    }
+
+    #[test]
+    fn scontrol_all_jobs_captured() {
+        let rows = parse_scontrol(&fixture("scontrol-all.txt")).unwrap();
+        let failed = find(&rows, "1");
+        assert_eq!(failed.state, "FAILED");
+        assert_eq!(failed.exit_code, "3:0");
+        assert_eq!(failed.elapsed, "00:00:01");
+        assert_eq!(failed.nodes, "vm");
+        assert_eq!(failed.name, "wrap");
+        // The array task whose raw ID is the array's own ID.
+        let t = find(&rows, "3_3");
+        assert_eq!(t.base, "3");
+        // A pending range cancelled before it was split.
+        let r = find(&rows, "14_[1-3]");
+        assert_eq!(r.task_count(), 3);
+        assert!(r.covers("14") && r.covers("14_2"));
+    }
+
+    #[test]
+    fn scontrol_values_with_spaces() {
+        let rows = parse_scontrol(
+            "JobId=5 JobName=my job x UserId=u(1) JobState=RUNNING Reason=None ExitCode=0:0 \
+             RunTime=00:01:00 StartTime=2026-01-01T00:00:00 EndTime=Unknown Partition=p NodeList=n1\n\
+             No jobs in the system\n",
+        )
+        .unwrap();
+        assert_eq!(rows[0].name, "my job x");
+        assert_eq!(rows[0].end, "");
+        assert!(parse_scontrol("slurm_load_jobs error: Invalid job id specified").is_err());
+    }
+
+    #[test]
+    fn chunks_respect_the_argument_limit() {
+        let ids: Vec<String> = (0..30_000).map(|i| (1_000_000 + i).to_string()).collect();
+        let chunks = id_chunks(&ids, MAX_ID_ARG);
+        assert!(chunks.len() >= 2);
+        assert!(chunks.iter().all(|c| c.len() <= MAX_ID_ARG));
+        assert_eq!(
+            chunks.iter().map(|c| c.split(',').count()).sum::<usize>(),
+            30_000
+        );
+        assert_eq!(id_chunks(&ids[..3], MAX_ID_ARG).len(), 1);
+        assert!(id_chunks(&[], MAX_ID_ARG).is_empty());
+    }
+
+    #[test]
+    fn wait_status() {
+        assert_eq!(wait_status_to_exit_code("0"), "0:0");
+        assert_eq!(wait_status_to_exit_code("768"), "3:0");
+        assert_eq!(wait_status_to_exit_code("9"), "0:9");
+        assert_eq!(wait_status_to_exit_code("1:0"), "1:0");
     }
 }

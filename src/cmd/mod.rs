@@ -3,6 +3,7 @@ pub mod cleanup;
 pub mod last;
 pub mod launch;
 pub mod status;
+pub mod track;
 
 use crate::cli::{ConnArgs, TagArg};
 use crate::config::Config;

@@ -1,0 +1,1058 @@
+//! rj-track: poll Slurm for the tracked jobs of one or more tags and SMOVE the finished ones.
+//!
+//! One tick: replay the launch spools, take or renew each tag's lease, read the tracked IDs,
+//! ask Slurm about all of them at once (squeue, then sacct for the ones squeue no longer lists,
+//! then `scontrol show job` when sacct cannot answer), and move every finished job with one
+//! Lua script per tag that checks the lease and SMOVEs job by job.
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+use serde::Serialize;
+
+use crate::cli::{self, ConnArgs};
+use crate::config::{Config, ProcessEnv};
+use crate::exit::{fail, Kind};
+use crate::keys::{JobId, Keys, Set, Tag};
+use crate::slurm::{self, JobRow, QueryFailure};
+use crate::spool;
+use crate::state::{self, Counts, Verdict};
+use crate::store::Store;
+
+pub const EXAMPLES: &str = "\
+  rj-track --tag exp1 &
+  rj-track --once --tag exp1            # from cron: */5 * * * * rj-track --once -q
+  rj-track --all-tags --interval 30s --record-ttl 7d
+  rj-track --format json | jq -c 'select(.set == \"FAILED\")'
+  rj-track --tag exp1 | while read tag id set exit state; do notify \"$id $set\"; done
+";
+
+/// Track the jobs of a tag: poll Slurm for every ID in TAG_PENDING_AND_RUNNING and move each
+/// finished job, with SMOVE, to TAG_COMPLETED, TAG_FAILED, TAG_TIMEOUT or TAG_CANCELLED.
+///
+/// Each move is printed on stdout as one line: `TAG ID SET EXIT_CODE STATE` (or a JSON object
+/// per line with --format json); messages go to stderr with a timestamp. Per tick there is one
+/// squeue call for all tracked jobs, one sacct call for the jobs squeue no longer knows, and
+/// `scontrol show job` when accounting is disabled. One tracker per tag is active at a time (the
+/// lease TAG_TRACKER); others wait as hot standbys. SIGTERM/SIGINT finish the tick and exit 0;
+/// SIGHUP re-reads the configuration.
+#[derive(Debug, Parser)]
+#[command(name = "rj-track", version = cli::VERSION, after_long_help = cli::footer(EXAMPLES))]
+pub struct Args {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    /// Experiment tag to track; repeatable (default: $JOB_TAG, $job_tag, "job_tag" in
+    /// redis.json).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Track every tag that has a TAG_PENDING_AND_RUNNING set (found by SCAN each tick).
+    #[arg(long, conflicts_with = "tags")]
+    pub all_tags: bool,
+    /// Time between ticks.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Run one tick and exit (for cron).
+    #[arg(long)]
+    pub once: bool,
+    /// Move a job that Slurm no longer knows at all to FAILED (state=LOST) after this long.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub lost_after: Duration,
+    /// Expire the job hash TAG_JOB:<id> this long after the job is moved (e.g. 7d).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub record_ttl: Option<Duration>,
+    /// Form of the move lines on stdout.
+    #[arg(long, value_enum, default_value_t = MoveFormat::Text)]
+    pub format: MoveFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MoveFormat {
+    /// `TAG ID SET EXIT_CODE STATE`, space-separated; STATE last, as it may hold spaces.
+    Text,
+    /// One JSON object per line (JSON Lines) with the whole record.
+    Json,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 10s, 5m, 1h, 7d)"))?;
+    if d.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(d)
+}
+
+// ---------------------------------------------------------------- logging
+
+/// A message on stderr with a timestamp: rj-track runs for weeks with stderr in a log file.
+fn log(level: i8, msg: &str) {
+    if cli::verbosity() >= level {
+        eprintln!("{} {}: {msg}", super::now_rfc3339(), cli::program());
+    }
+}
+
+fn error(msg: &str) {
+    log(-1, &format!("error: {msg}"));
+}
+
+fn warn(msg: &str) {
+    log(0, &format!("warning: {msg}"));
+}
+
+fn note(msg: &str) {
+    log(0, msg);
+}
+
+fn info(msg: &str) {
+    log(1, msg);
+}
+
+/// At most `n` IDs for a message, then how many more.
+fn some_ids(ids: &[String], n: usize) -> String {
+    let mut s = ids.iter().take(n).cloned().collect::<Vec<_>>().join(" ");
+    if ids.len() > n {
+        s.push_str(&format!(" … ({} more)", ids.len() - n));
+    }
+    s
+}
+
+// ---------------------------------------------------------------- Redis side
+
+const LEASE_LUA: &str = r"
+local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {1, v}
+end
+if not v then
+  redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
+  return {2, ARGV[1]}
+end
+return {0, v}
+";
+
+const RELEASE_LUA: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+";
+
+/// KEYS: lease, pending set, the four final sets, then one job hash per job.
+/// ARGV: owner, lease ms, record ttl s (0 = none), then per job: id, final set index (1..4),
+/// field count, fields…. Fenced by the lease; SMOVE per job; only a job this call moved gets
+/// its record (a job another tracker or an old script moved returns 0 and is left alone).
+const MOVE_LUA: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return -1
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local ttl = tonumber(ARGV[3])
+local moved = {}
+local i = 4
+local k = 7
+while i <= #ARGV do
+  local id = ARGV[i]
+  local dest = KEYS[2 + tonumber(ARGV[i + 1])]
+  local n = tonumber(ARGV[i + 2])
+  if redis.call('SMOVE', KEYS[2], dest, id) == 1 then
+    if n > 0 then
+      redis.call('HSET', KEYS[k], unpack(ARGV, i + 3, i + 2 + 2 * n))
+    end
+    if ttl > 0 then
+      redis.call('EXPIRE', KEYS[k], ttl)
+    end
+    moved[#moved + 1] = id
+  end
+  i = i + 3 + 2 * n
+  k = k + 1
+end
+return moved
+";
+
+/// KEYS: the tag's hash of first-unknown times. ARGV: now, then the IDs unknown this tick.
+/// Forgets IDs that are known again, keeps the first time for the others, returns those times.
+const UNKNOWN_LUA: &str = r"
+local now = ARGV[1]
+local cur = {}
+for i = 2, #ARGV do cur[ARGV[i]] = true end
+local old = redis.call('HKEYS', KEYS[1])
+for _, f in ipairs(old) do
+  if not cur[f] then redis.call('HDEL', KEYS[1], f) end
+end
+local out = {}
+for i = 2, #ARGV do
+  redis.call('HSETNX', KEYS[1], ARGV[i], now)
+  out[#out + 1] = redis.call('HGET', KEYS[1], ARGV[i])
+end
+return out
+";
+
+/// `EVAL script numkeys keys…`; the script text goes each time (a few hundred bytes), so a
+/// restarted Redis with an empty script cache needs no NOSCRIPT dance.
+fn eval(script: &str, keys: &[&str]) -> redis::Cmd {
+    let mut c = redis::cmd("EVAL");
+    c.arg(script).arg(keys.len()).arg(keys);
+    c
+}
+
+/// Jobs per move script: bounds how long one script blocks the server.
+const MOVE_BATCH: usize = 1000;
+
+/// What the lease script found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lease {
+    Renewed,
+    Taken,
+    HeldBy(String),
+}
+
+/// The tag's hash of jobs Slurm does not know, with the time each was first missed.
+fn unknown_key(keys: &Keys) -> String {
+    format!("{}:unknown", keys.tracker())
+}
+
+/// A job to move: its ID, the final set, and its record.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub id: String,
+    pub set: Set,
+    pub fields: Vec<(String, String)>,
+}
+
+impl Store {
+    /// Take the lease if free, renew it if ours (atomically: a lease another tracker took
+    /// after ours expired is never overwritten).
+    pub fn lease(&mut self, keys: &Keys, owner: &str, ttl: Duration) -> anyhow::Result<Lease> {
+        let key = keys.tracker();
+        let (code, holder): (i64, String) = self.query(
+            eval(LEASE_LUA, &[&key])
+                .arg(owner)
+                .arg(ttl.as_millis() as u64),
+            &key,
+        )?;
+        Ok(match code {
+            1 => Lease::Renewed,
+            2 => Lease::Taken,
+            _ => Lease::HeldBy(holder),
+        })
+    }
+
+    /// Give the lease up if it is still ours, so that a standby takes over at once.
+    pub fn release(&mut self, keys: &Keys, owner: &str) -> anyhow::Result<bool> {
+        let key = keys.tracker();
+        let n: i64 = self.query(eval(RELEASE_LUA, &[&key]).arg(owner), &key)?;
+        Ok(n == 1)
+    }
+
+    /// All tracked IDs of a tag in one round trip.
+    pub fn pending(&mut self, keys: &Keys) -> anyhow::Result<Vec<String>> {
+        let key = keys.set(Set::PendingAndRunning);
+        self.query(redis::cmd("SMEMBERS").arg(&key), &key)
+    }
+
+    /// Move jobs under the lease. Returns the IDs this call moved, or None when the lease is no
+    /// longer ours (nothing was moved).
+    pub fn move_jobs(
+        &mut self,
+        keys: &Keys,
+        owner: &str,
+        lease_ttl: Duration,
+        record_ttl: Option<Duration>,
+        jobs: &[Planned],
+    ) -> anyhow::Result<Option<Vec<String>>> {
+        let pending = keys.set(Set::PendingAndRunning);
+        let mut moved = Vec::new();
+        for chunk in jobs.chunks(MOVE_BATCH) {
+            let mut k: Vec<String> = vec![keys.tracker(), pending.clone()];
+            k.extend(Set::FINAL.iter().map(|s| keys.set(*s)));
+            k.extend(chunk.iter().map(|j| keys.job_hash(&j.id)));
+            let k: Vec<&str> = k.iter().map(String::as_str).collect();
+            let mut cmd = eval(MOVE_LUA, &k);
+            cmd.arg(owner)
+                .arg(lease_ttl.as_millis() as u64)
+                .arg(record_ttl.map_or(0, |d| d.as_secs().max(1)));
+            for j in chunk {
+                let idx = Set::FINAL.iter().position(|s| *s == j.set).unwrap_or(1) + 1;
+                cmd.arg(&j.id).arg(idx).arg(j.fields.len());
+                for (f, v) in &j.fields {
+                    cmd.arg(f).arg(v);
+                }
+            }
+            match self.query::<redis::Value>(&cmd, &pending)? {
+                redis::Value::Int(-1) => return Ok(None),
+                other => {
+                    let ids: Vec<String> = redis::from_redis_value(other).map_err(|e| {
+                        fail(
+                            Kind::DataErr,
+                            format!("unexpected reply from Redis {}: {e}", self.place),
+                        )
+                    })?;
+                    moved.extend(ids);
+                }
+            }
+        }
+        Ok(Some(moved))
+    }
+
+    /// Record which jobs Slurm does not know this tick; returns when each was first missed
+    /// (seconds since the epoch), in the order given.
+    pub fn unknown_since(
+        &mut self,
+        keys: &Keys,
+        ids: &[String],
+        now: u64,
+    ) -> anyhow::Result<Vec<u64>> {
+        let key = unknown_key(keys);
+        let times: Vec<String> = self.query(eval(UNKNOWN_LUA, &[&key]).arg(now).arg(ids), &key)?;
+        Ok(times.iter().map(|t| t.parse().unwrap_or(now)).collect())
+    }
+
+    /// Tags that have a PENDING_AND_RUNNING set.
+    pub fn tags_with_pending(&mut self) -> anyhow::Result<Vec<Tag>> {
+        let suffix = format!("_{}", Set::PendingAndRunning.suffix());
+        let keys = self.scan(&format!("*{suffix}"))?;
+        Ok(keys
+            .iter()
+            .filter_map(|k| k.strip_suffix(&suffix))
+            .filter_map(|t| Tag::new(t).ok())
+            .collect())
+    }
+}
+
+// ---------------------------------------------------------------- deciding
+
+/// What Slurm says about one tracked job this tick.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Still pending, running or in transit.
+    Stay,
+    /// A state this version does not know; stays, with a warning.
+    Unrecognized(String),
+    /// Finished: move to this set with this record.
+    Move(Set, Vec<(String, String)>),
+    /// No Slurm command knows the job.
+    Unknown,
+}
+
+/// Decide for one tracked ID from the rows that cover it (see [`JobRow::covers`]).
+pub fn decide(id: &str, rows: &[&JobRow], source: &str) -> Decision {
+    if rows.is_empty() {
+        return Decision::Unknown;
+    }
+    let mut counts = Counts::default();
+    let mut worst: Option<(Set, &JobRow)> = None;
+    for r in rows {
+        match state::classify(&r.state) {
+            Verdict::Active => return Decision::Stay,
+            Verdict::Unrecognized => return Decision::Unrecognized(r.state.clone()),
+            Verdict::Final(set) => {
+                for _ in 0..r.task_count() {
+                    counts.add(set);
+                }
+                worst = match worst {
+                    Some((w, wr)) if state::worst(w, set) == w => Some((w, wr)),
+                    _ => Some((set, r)),
+                };
+            }
+        }
+    }
+    let Some((set, row)) = worst else {
+        return Decision::Unknown;
+    };
+    let is_array_parent = rows.iter().any(|r| r.tasks.is_some()) && !id.contains('_');
+    let mut fields = vec![
+        ("state".to_string(), row.state.clone()),
+        ("exit_code".to_string(), row.exit_code.clone()),
+        ("start".to_string(), row.start.clone()),
+        ("end".to_string(), row.end.clone()),
+        ("elapsed".to_string(), row.elapsed.clone()),
+        ("nodes".to_string(), row.nodes.clone()),
+        ("partition".to_string(), row.partition.clone()),
+        ("name".to_string(), row.name.clone()),
+    ];
+    if is_array_parent {
+        // The array as a whole: its worst task's state and exit code, the first start, the
+        // last end, every node once.
+        let start = rows
+            .iter()
+            .map(|r| r.start.as_str())
+            .filter(|s| !s.is_empty())
+            .min();
+        let end = rows.iter().map(|r| r.end.as_str()).max();
+        let mut nodes: Vec<&str> = rows
+            .iter()
+            .map(|r| r.nodes.as_str())
+            .filter(|n| !n.is_empty())
+            .collect();
+        nodes.sort();
+        nodes.dedup();
+        set_field(&mut fields, "start", start.unwrap_or(""));
+        set_field(&mut fields, "end", end.unwrap_or(""));
+        set_field(&mut fields, "nodes", &nodes.join(","));
+        fields.extend(counts.fields());
+        if let Some(s) = counts.outcome() {
+            debug_assert_eq!(s, set);
+        }
+    }
+    fields.retain(|(k, v)| !v.is_empty() || k == "state");
+    fields.push(("source".to_string(), source.to_string()));
+    fields.push(("tracked_at".to_string(), super::now_rfc3339()));
+    Decision::Move(set, fields)
+}
+
+fn set_field(fields: &mut [(String, String)], key: &str, value: &str) {
+    if let Some(f) = fields.iter_mut().find(|(k, _)| k == key) {
+        f.1 = value.to_string();
+    }
+}
+
+/// Rows indexed by their base job ID, so that matching 10,000 IDs stays linear.
+struct Index<'a> {
+    by_base: HashMap<&'a str, Vec<&'a JobRow>>,
+}
+
+impl<'a> Index<'a> {
+    fn new(rows: &'a [JobRow]) -> Index<'a> {
+        let mut by_base: HashMap<&str, Vec<&JobRow>> = HashMap::new();
+        for r in rows {
+            by_base.entry(r.base.as_str()).or_default().push(r);
+        }
+        Index { by_base }
+    }
+
+    fn covering(&self, id: &str) -> Vec<&'a JobRow> {
+        let base = id.split('_').next().unwrap_or(id);
+        self.by_base
+            .get(base)
+            .map(|v| v.iter().copied().filter(|r| r.covers(id)).collect())
+            .unwrap_or_default()
+    }
+}
+
+// ---------------------------------------------------------------- the daemon
+
+/// One move as printed on stdout.
+#[derive(Debug, Serialize)]
+pub struct MoveLine<'a> {
+    pub time: String,
+    pub tag: &'a str,
+    pub job_id: &'a str,
+    pub set: &'static str,
+    #[serde(flatten)]
+    pub record: BTreeMap<&'a str, &'a str>,
+}
+
+/// Everything that survives from tick to tick.
+struct Tracker {
+    args: Args,
+    cfg: Config,
+    /// Tags from the command line or the config; empty with --all-tags.
+    tags: Vec<Tag>,
+    store: Option<Store>,
+    owner: String,
+    lease_ttl: Duration,
+    /// Tags whose lease we hold (for messages on change, and release at exit).
+    holding: HashSet<Tag>,
+    /// Tags whose unknown-jobs hash may hold entries to forget.
+    unknown_dirty: HashSet<Tag>,
+    /// sacct said accounting is disabled; ask scontrol directly until SIGHUP.
+    accounting_disabled: bool,
+    redis_failures: u32,
+}
+
+/// What a tick did, for the summary line under -v.
+#[derive(Debug, Default)]
+struct TickSummary {
+    tracked: usize,
+    moved: usize,
+    unknown: usize,
+    slurm_calls: u64,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let term = Arc::new(AtomicBool::new(false));
+    let hup = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, Arc::clone(&term))?;
+    }
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&hup))?;
+
+    let cfg = args.conn.load()?;
+    let tags = resolve_tags(&args, &cfg)?;
+    let lease_ttl = (args.interval * 3).max(Duration::from_secs(5));
+    let host = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "unknown-host".into());
+    let nonce = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let mut t = Tracker {
+        owner: format!("{host}:{}:{nonce:08x}", std::process::id()),
+        cfg,
+        tags,
+        store: None,
+        lease_ttl,
+        holding: HashSet::new(),
+        unknown_dirty: HashSet::new(),
+        accounting_disabled: false,
+        redis_failures: 0,
+        args,
+    };
+    let what = if t.args.all_tags {
+        "every tag".to_string()
+    } else {
+        t.tags
+            .iter()
+            .map(Tag::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    info(&format!(
+        "tracking {what} every {} as {}",
+        humantime::format_duration(t.args.interval),
+        t.owner
+    ));
+
+    let mut out = std::io::stdout().lock();
+    loop {
+        if hup.swap(false, Ordering::Relaxed) {
+            t.reload();
+        }
+        let result = t.tick(&mut out);
+        let pause = match result {
+            Ok(_) if t.args.once => break,
+            Ok(_) => {
+                t.redis_failures = 0;
+                t.args.interval
+            }
+            Err(e) if t.args.once => {
+                t.release_all();
+                return Err(e);
+            }
+            Err(e) => {
+                if crate::exit::is_broken_pipe(&e) {
+                    t.release_all();
+                    return Err(e);
+                }
+                // Redis is gone or failed mid-tick: drop the connection and come back with a
+                // growing pause. Nothing is lost: the sets live in Redis and every move is one
+                // atomic script.
+                t.store = None;
+                t.redis_failures += 1;
+                let pause = backoff(t.redis_failures, t.args.interval);
+                error(&format!(
+                    "{e:#}; retrying in {}",
+                    humantime::format_duration(pause)
+                ));
+                pause
+            }
+        };
+        if term.load(Ordering::Relaxed) || !sleep(pause, &term, &hup) {
+            break;
+        }
+    }
+    t.release_all();
+    info("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// 1 s, 2 s, 4 s … up to 30 s (or the interval, when that is longer).
+fn backoff(failures: u32, interval: Duration) -> Duration {
+    let step = Duration::from_secs(1u64 << failures.saturating_sub(1).min(5));
+    step.min(interval.max(Duration::from_secs(30)))
+}
+
+/// Sleep up to `d`; false when SIGTERM/SIGINT came. A SIGHUP ends the sleep early.
+fn sleep(d: Duration, term: &AtomicBool, hup: &AtomicBool) -> bool {
+    let until = Instant::now() + d;
+    while Instant::now() < until {
+        if term.load(Ordering::Relaxed) {
+            return false;
+        }
+        if hup.load(Ordering::Relaxed) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
+    }
+    !term.load(Ordering::Relaxed)
+}
+
+fn resolve_tags(args: &Args, cfg: &Config) -> anyhow::Result<Vec<Tag>> {
+    if args.all_tags {
+        return Ok(Vec::new());
+    }
+    if args.tags.is_empty() {
+        return Ok(vec![cfg.tag(None, &ProcessEnv)?]);
+    }
+    let mut tags = Vec::new();
+    for t in &args.tags {
+        let t = cfg.tag(Some(t), &ProcessEnv)?;
+        if !tags.contains(&t) {
+            tags.push(t);
+        }
+    }
+    Ok(tags)
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Tracker {
+    /// SIGHUP: read redis.json again, reconnect, and re-resolve the tags.
+    fn reload(&mut self) {
+        match self
+            .args
+            .conn
+            .load()
+            .and_then(|cfg| resolve_tags(&self.args, &cfg).map(|t| (cfg, t)))
+        {
+            Ok((cfg, tags)) => {
+                self.release_all();
+                self.cfg = cfg;
+                self.tags = tags;
+                self.store = None;
+                self.accounting_disabled = false;
+                note(&format!(
+                    "SIGHUP: configuration re-read; Redis at {}",
+                    self.cfg.target
+                ));
+            }
+            Err(e) => error(&format!(
+                "SIGHUP: {e:#}; keeping the previous configuration"
+            )),
+        }
+    }
+
+    fn release_all(&mut self) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        for tag in std::mem::take(&mut self.holding) {
+            if let Err(e) = store.release(&Keys::new(tag.clone()), &self.owner) {
+                warn(&format!("cannot release the lease of {tag}: {e:#}"));
+            }
+        }
+    }
+
+    /// One tick. Errors are Redis errors (the caller reconnects); Slurm trouble is reported
+    /// here and ends the tick without moves.
+    fn tick(&mut self, out: &mut dyn Write) -> anyhow::Result<TickSummary> {
+        let spawned_before = slurm::SPAWNED.load(Ordering::Relaxed);
+        if self.store.is_none() {
+            let s = Store::connect(&self.cfg)?;
+            if self.redis_failures > 0 {
+                note(&format!("reconnected to Redis at {}", s.place));
+            }
+            self.store = Some(s);
+        }
+        let store = self.store.as_mut().expect("connected above");
+        let tags = if self.args.all_tags {
+            store.tags_with_pending()?
+        } else {
+            self.tags.clone()
+        };
+
+        // Spool replay and leases, per tag.
+        let mut active: Vec<(Keys, Vec<String>)> = Vec::new();
+        for tag in &tags {
+            let keys = Keys::new(tag.clone());
+            let spool_path = spool::path(tag, &ProcessEnv);
+            match spool::replay(store, &keys, &spool_path) {
+                Ok(0) => {}
+                Ok(n) => note(&format!(
+                    "recorded {n} spooled job(s) of {tag} from {}",
+                    spool_path.display()
+                )),
+                Err(e) if crate::exit::code_for(&e) == Kind::Unavailable.code() => return Err(e),
+                Err(e) => warn(&format!("{e:#}")),
+            }
+            match store.lease(&keys, &self.owner, self.lease_ttl)? {
+                Lease::Renewed => {}
+                Lease::Taken => {
+                    if self.holding.insert(tag.clone()) {
+                        info(&format!("took the lease {}", keys.tracker()));
+                    }
+                }
+                Lease::HeldBy(other) => {
+                    if self.holding.remove(tag) || self.args.once {
+                        note(&format!(
+                            "tag {tag} is tracked by {other} ({}); standing by",
+                            keys.tracker()
+                        ));
+                    } else {
+                        info(&format!("tag {tag} is tracked by {other}; standing by"));
+                    }
+                    continue;
+                }
+            }
+            self.holding.insert(tag.clone());
+            let mut ids = store.pending(&keys)?;
+            let (good, bad): (Vec<String>, Vec<String>) =
+                ids.drain(..).partition(|id| id.parse::<JobId>().is_ok());
+            if !bad.is_empty() {
+                warn(&format!(
+                    "{} holds {} entries that are not Slurm job IDs, left alone: {}",
+                    keys.set(Set::PendingAndRunning),
+                    bad.len(),
+                    some_ids(&bad, 5)
+                ));
+            }
+            active.push((keys, good));
+        }
+
+        let mut summary = TickSummary {
+            tracked: active.iter().map(|(_, ids)| ids.len()).sum(),
+            ..TickSummary::default()
+        };
+        if summary.tracked == 0 {
+            // Nothing to ask Slurm; only forget stale unknown entries.
+            for (keys, _) in &active {
+                if self.unknown_dirty.remove(keys.tag()) {
+                    store.unknown_since(keys, &[], now_secs())?;
+                }
+            }
+            return Ok(summary);
+        }
+
+        // Slurm: one squeue for everything, sacct for what squeue no longer lists, scontrol
+        // when sacct cannot answer.
+        let mut all: Vec<String> = active
+            .iter()
+            .flat_map(|(_, ids)| ids.iter().cloned())
+            .collect();
+        all.sort_by(|a, b| JobId::cmp_str(a, b));
+        all.dedup();
+        let rows = match slurm::squeue(&all) {
+            Ok(r) => r,
+            Err(e) => {
+                let what = match e.kind {
+                    QueryFailure::Unreachable => "Slurm controller unreachable",
+                    _ => "squeue failed",
+                };
+                let msg = format!("{what}: {e}; no moves this tick");
+                if self.args.once {
+                    return Err(fail(Kind::Unavailable, msg));
+                }
+                error(&msg);
+                return Ok(summary);
+            }
+        };
+        let mut sources: Vec<(&str, Vec<JobRow>)> = vec![("squeue", rows)];
+        let missing: Vec<String> = {
+            let idx = Index::new(&sources[0].1);
+            all.iter()
+                .filter(|id| idx.covering(id).is_empty())
+                .cloned()
+                .collect()
+        };
+        if !missing.is_empty() {
+            let mut need_scontrol = self.accounting_disabled;
+            if !self.accounting_disabled {
+                match slurm::sacct(&missing) {
+                    Ok(r) => sources.push(("sacct", r)),
+                    Err(e) if e.kind == QueryFailure::AccountingDisabled => {
+                        info(&format!("{e}; asking scontrol from now on"));
+                        self.accounting_disabled = true;
+                        need_scontrol = true;
+                    }
+                    Err(e) => {
+                        warn(&format!("{e}; trying scontrol"));
+                        need_scontrol = true;
+                    }
+                }
+            }
+            if need_scontrol {
+                match slurm::scontrol_all() {
+                    Ok(r) => sources.push(("scontrol", r)),
+                    Err(e) => warn(&format!("{e}")),
+                }
+            }
+        }
+        let indexes: Vec<(&str, Index)> =
+            sources.iter().map(|(s, r)| (*s, Index::new(r))).collect();
+
+        let now = now_secs();
+        let store = self.store.as_mut().expect("connected above");
+        for (keys, ids) in &active {
+            let mut plan: Vec<Planned> = Vec::new();
+            let mut unknown: Vec<String> = Vec::new();
+            for id in ids {
+                let (source, rows) = indexes
+                    .iter()
+                    .map(|(s, idx)| (*s, idx.covering(id)))
+                    .find(|(_, rows)| !rows.is_empty())
+                    .unwrap_or(("", Vec::new()));
+                match decide(id, &rows, source) {
+                    Decision::Stay => {}
+                    Decision::Unrecognized(s) => warn(&format!(
+                        "job {id} of {} is in Slurm state {s:?}, which rj does not know; left in {}",
+                        keys.tag(),
+                        keys.set(Set::PendingAndRunning)
+                    )),
+                    Decision::Move(set, fields) => plan.push(Planned {
+                        id: id.clone(),
+                        set,
+                        fields,
+                    }),
+                    Decision::Unknown => unknown.push(id.clone()),
+                }
+            }
+            if !unknown.is_empty() || self.unknown_dirty.contains(keys.tag()) {
+                let since = store.unknown_since(keys, &unknown, now)?;
+                if unknown.is_empty() {
+                    self.unknown_dirty.remove(keys.tag());
+                } else {
+                    self.unknown_dirty.insert(keys.tag().clone());
+                }
+                let lost_after = self.args.lost_after.as_secs();
+                for (id, t) in unknown.iter().zip(&since) {
+                    if now.saturating_sub(*t) >= lost_after {
+                        plan.push(Planned {
+                            id: id.clone(),
+                            set: Set::Failed,
+                            fields: vec![
+                                ("state".into(), "LOST".into()),
+                                (
+                                    "lost_since".into(),
+                                    humantime::format_rfc3339_seconds(
+                                        UNIX_EPOCH + Duration::from_secs(*t),
+                                    )
+                                    .to_string(),
+                                ),
+                                ("source".into(), "rj-track".into()),
+                                ("tracked_at".into(), super::now_rfc3339()),
+                            ],
+                        });
+                    }
+                }
+                let still: Vec<String> = unknown
+                    .iter()
+                    .zip(&since)
+                    .filter(|(_, t)| now.saturating_sub(**t) < lost_after)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                if !still.is_empty() {
+                    note(&format!(
+                        "{} job(s) of {} unknown to Slurm (moved to FAILED as LOST after {}): {}",
+                        still.len(),
+                        keys.tag(),
+                        humantime::format_duration(self.args.lost_after),
+                        some_ids(&still, 10)
+                    ));
+                }
+                summary.unknown += unknown.len();
+            }
+            if plan.is_empty() {
+                continue;
+            }
+            let moved = match store.move_jobs(
+                keys,
+                &self.owner,
+                self.lease_ttl,
+                self.args.record_ttl,
+                &plan,
+            )? {
+                Some(m) => m,
+                None => {
+                    self.holding.remove(keys.tag());
+                    note(&format!(
+                        "lost the lease {} to another tracker during the tick; nothing moved, standing by",
+                        keys.tracker()
+                    ));
+                    continue;
+                }
+            };
+            let moved: HashSet<&str> = moved.iter().map(String::as_str).collect();
+            for p in plan.iter().filter(|p| moved.contains(p.id.as_str())) {
+                print_move(out, self.args.format, keys.tag().as_str(), p)?;
+                summary.moved += 1;
+            }
+            out.flush()?;
+            let skipped = plan.len() - moved.len();
+            if skipped > 0 {
+                info(&format!(
+                    "{skipped} finished job(s) of {} were already moved by someone else",
+                    keys.tag()
+                ));
+            }
+        }
+        summary.slurm_calls = slurm::SPAWNED.load(Ordering::Relaxed) - spawned_before;
+        info(&format!(
+            "tick: {} tracked, {} moved, {} unknown, {} Slurm command(s)",
+            summary.tracked, summary.moved, summary.unknown, summary.slurm_calls
+        ));
+        Ok(summary)
+    }
+}
+
+fn print_move(
+    out: &mut dyn Write,
+    format: MoveFormat,
+    tag: &str,
+    p: &Planned,
+) -> anyhow::Result<()> {
+    let get = |k: &str| {
+        p.fields
+            .iter()
+            .find(|(f, _)| f == k)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    };
+    match format {
+        MoveFormat::Text => {
+            let exit = get("exit_code");
+            writeln!(
+                out,
+                "{tag} {} {} {} {}",
+                p.id,
+                p.set.suffix(),
+                if exit.is_empty() { "-" } else { exit },
+                get("state")
+            )?;
+        }
+        MoveFormat::Json => {
+            let line = MoveLine {
+                time: super::now_rfc3339(),
+                tag,
+                job_id: &p.id,
+                set: p.set.suffix(),
+                record: p
+                    .fields
+                    .iter()
+                    .filter(|(k, _)| k != "tracked_at")
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect(),
+            };
+            serde_json::to_writer(&mut *out, &line)?;
+            out.write_all(b"\n")?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, state: &str) -> JobRow {
+        let (base, tasks) = match id.split_once('_') {
+            Some((b, t)) => (b.to_string(), Some(t.trim_matches(['[', ']']).to_string())),
+            None => (id.to_string(), None),
+        };
+        JobRow {
+            id: id.into(),
+            base,
+            tasks,
+            state: state.into(),
+            exit_code: "0:0".into(),
+            start: "2026-01-01T00:00:00".into(),
+            end: "2026-01-01T00:01:00".into(),
+            elapsed: "00:01:00".into(),
+            nodes: "n1".into(),
+            partition: "debug".into(),
+            name: "job".into(),
+        }
+    }
+
+    fn field<'a>(d: &'a Decision, k: &str) -> &'a str {
+        match d {
+            Decision::Move(_, f) => f
+                .iter()
+                .find(|(x, _)| x == k)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or(""),
+            _ => panic!("not a move: {d:?}"),
+        }
+    }
+
+    #[test]
+    fn single_jobs() {
+        let r = row("5", "CANCELLED by 0");
+        let d = decide("5", &[&r], "sacct");
+        assert!(matches!(d, Decision::Move(Set::Cancelled, _)));
+        assert_eq!(field(&d, "state"), "CANCELLED by 0");
+        assert_eq!(field(&d, "source"), "sacct");
+        for k in [
+            "exit_code",
+            "start",
+            "end",
+            "elapsed",
+            "nodes",
+            "partition",
+            "name",
+        ] {
+            assert!(!field(&d, k).is_empty(), "{k}");
+        }
+        assert_eq!(
+            decide("5", &[&row("5", "COMPLETING")], "squeue"),
+            Decision::Stay
+        );
+        assert_eq!(decide("5", &[], "squeue"), Decision::Unknown);
+        assert_eq!(
+            decide("5", &[&row("5", "BOGUS")], "squeue"),
+            Decision::Unrecognized("BOGUS".into())
+        );
+    }
+
+    #[test]
+    fn arrays_wait_for_all_tasks_and_take_the_worst() {
+        let a = row("6_1", "COMPLETED");
+        let b = row("6_2", "RUNNING");
+        let c = row("6_[3-4]", "PENDING");
+        assert_eq!(decide("6", &[&a, &b, &c], "squeue"), Decision::Stay);
+        let mut b = row("6_2", "FAILED");
+        b.exit_code = "1:0".into();
+        b.nodes = "n2".into();
+        let c = row("6_[3-4]", "CANCELLED");
+        let d = decide("6", &[&a, &b, &c], "squeue");
+        assert!(matches!(d, Decision::Move(Set::Failed, _)), "{d:?}");
+        assert_eq!(field(&d, "state"), "FAILED");
+        assert_eq!(field(&d, "exit_code"), "1:0");
+        assert_eq!(field(&d, "tasks"), "4");
+        assert_eq!(field(&d, "tasks_completed"), "1");
+        assert_eq!(field(&d, "tasks_failed"), "1");
+        assert_eq!(field(&d, "tasks_cancelled"), "2");
+        assert_eq!(field(&d, "nodes"), "n1,n2");
+        // A tracked task is judged alone.
+        let d = decide("6_1", &[&a], "squeue");
+        assert!(matches!(d, Decision::Move(Set::Completed, _)));
+        assert_eq!(field(&d, "tasks"), "");
+    }
+
+    #[test]
+    fn index_matches_parents_tasks_and_ranges() {
+        let rows = vec![
+            row("6_1", "COMPLETED"),
+            row("6_[2-3]", "PENDING"),
+            row("7", "RUNNING"),
+        ];
+        let idx = Index::new(&rows);
+        assert_eq!(idx.covering("6").len(), 2);
+        assert_eq!(idx.covering("6_3").len(), 1);
+        assert_eq!(idx.covering("6_9").len(), 0);
+        assert_eq!(idx.covering("7").len(), 1);
+        assert_eq!(idx.covering("8").len(), 0);
+    }
+
+    #[test]
+    fn durations_and_backoff() {
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86400)
+        );
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert_eq!(backoff(1, Duration::from_secs(1)), Duration::from_secs(1));
+        assert_eq!(backoff(3, Duration::from_secs(1)), Duration::from_secs(4));
+        assert_eq!(backoff(20, Duration::from_secs(1)), Duration::from_secs(30));
+    }
+}
