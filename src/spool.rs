@@ -66,6 +66,7 @@ pub fn replay(store: &mut Store, keys: &Keys, p: &PathBuf) -> anyhow::Result<usi
     let mut f = open_locked(p)?;
     f.rewind()?;
     let mut jobs = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for (n, line) in BufReader::new(&*f).lines().enumerate() {
         let line = line.with_context(|| format!("cannot read spool {}", p.display()))?;
         if line.trim().is_empty() {
@@ -77,7 +78,10 @@ pub fn replay(store: &mut Store, keys: &Keys, p: &PathBuf) -> anyhow::Result<usi
                 format!("spool {} line {}: {e}", p.display(), n + 1),
             )
         })?;
-        jobs.push((e.id, e.fields));
+        // A job spooled by two failed attempts is one job: keep its first record.
+        if seen.insert(e.id.clone()) {
+            jobs.push((e.id, e.fields));
+        }
     }
     if jobs.is_empty() {
         return Ok(0);
