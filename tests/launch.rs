@@ -1,0 +1,527 @@
+//! rj-launch (DESIGN §4): real sbatch on the Slurm testbed, --record, the spool and its replay,
+//! and the failures of sbatch (a fake sbatch only for what real Slurm cannot do on demand).
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::util::check::{self, all_keys, fails, ok, run};
+use crate::util::{self, slurm, RedisOptions, RedisServer, TestEnv};
+
+const JOB_DONE: Duration = Duration::from_secs(120);
+
+/// A job script that writes `$JOB_TAG-$SLURM_JOB_ID:*` keys with plain redis-cli, finding the
+/// server through `$RJ_CONFIG` as a user's script would.
+const JOB_SCRIPT: &str = r#"#!/bin/sh
+#SBATCH --job-name=rj-test
+port=$(sed -n 's/.*"port": *\([0-9]*\).*/\1/p' "$RJ_CONFIG")
+k="$JOB_TAG-$SLURM_JOB_ID"
+redis-cli -p "$port" SET "$k:job_tag" "$job_tag" >/dev/null
+redis-cli -p "$port" SET "$k:rj_config" "$RJ_CONFIG" >/dev/null
+redis-cli -p "$port" HSET "$k:result" loss 0.5 epoch 3 >/dev/null
+"#;
+
+fn is_job_id(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The job ID rj-launch printed: stdout must be exactly one ID line.
+fn printed_id(out: &std::process::Output) -> String {
+    let s = check::stdout(out);
+    let id = s
+        .strip_suffix('\n')
+        .unwrap_or_else(|| panic!("no ID line: {s:?}"));
+    assert!(is_job_id(id), "stdout is only the job ID: {s:?}");
+    id.to_string()
+}
+
+fn hash(server: &RedisServer, key: &str) -> std::collections::BTreeMap<String, String> {
+    redis::cmd("HGETALL")
+        .arg(key)
+        .query(&mut server.client())
+        .unwrap()
+}
+
+#[test]
+fn real_job_runs_is_recorded_and_its_keys_are_read_back() {
+    if !slurm::available() {
+        return;
+    }
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let _g = slurm::shared();
+    let env = TestEnv::new(&server);
+    std::fs::write(env.path().join("job.sbatch"), JOB_SCRIPT).unwrap();
+    let out = run(env.cmd("rj-launch").args(["--", "--time=5", "job.sbatch"]));
+    check::code(&out, 0);
+    assert!(out.stderr.is_empty(), "{}", check::stderr(&out));
+    let id = printed_id(&out);
+    assert_eq!(server.smembers(&env.key("ALL")), [id.clone()]);
+    assert_eq!(
+        server.smembers(&env.key("PENDING_AND_RUNNING")),
+        [id.clone()]
+    );
+    let h = hash(&server, &env.key(&format!("JOB:{id}")));
+    for f in ["submitted", "host", "user", "cwd"] {
+        assert!(h.get(f).is_some_and(|v| !v.is_empty()), "{f} in {h:?}");
+    }
+    assert_eq!(h["sbatch_args"], r#"["--time=5","job.sbatch"]"#);
+    assert_eq!(
+        std::path::Path::new(&h["cwd"]).canonicalize().unwrap(),
+        env.path().canonicalize().unwrap()
+    );
+    slurm::wait_finished(&id, JOB_DONE);
+    assert_eq!(slurm::state(&id).as_deref(), Some("COMPLETED"));
+
+    let t = &env.tag;
+    let out = ok(&run(&mut env.cmd("rj-last")));
+    let want = format!(
+        "Key:  {t}-{id}:job_tag\nValue: {t}\n---\n\
+         Key:  {t}-{id}:result\nValue: {{\"epoch\":\"3\",\"loss\":\"0.5\"}}\n---\n\
+         Key:  {t}-{id}:rj_config\nValue: {}\n---\n",
+        env.config.display()
+    );
+    assert_eq!(
+        out, want,
+        "the job saw JOB_TAG, job_tag and an absolute RJ_CONFIG"
+    );
+}
+
+#[test]
+fn array_job_records_the_parent_id() {
+    if !slurm::available() {
+        return;
+    }
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let _g = slurm::shared();
+    let env = TestEnv::new(&server);
+    let out = run(env.cmd("rj-launch").args([
+        "--",
+        "--array=1-3",
+        "--output=/dev/null",
+        "--wrap",
+        "true",
+    ]));
+    check::code(&out, 0);
+    let id = printed_id(&out);
+    assert_eq!(server.smembers(&env.key("ALL")), [id.clone()]);
+    assert_eq!(
+        server.smembers(&env.key("PENDING_AND_RUNNING")),
+        [id.clone()]
+    );
+    for task in 1..=3 {
+        slurm::wait_finished(&format!("{id}_{task}"), JOB_DONE);
+    }
+}
+
+#[test]
+fn pipe_from_sbatch_parsable_into_record_stdin() {
+    if !slurm::available() {
+        return;
+    }
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let _g = slurm::shared();
+    let env = TestEnv::new(&server);
+    // sbatch --parsable --wrap true | rj-launch --record -
+    let mut sbatch = std::process::Command::new("sbatch")
+        .args(["--parsable", "--output=/dev/null", "--wrap", "true"])
+        .current_dir(env.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pipe = sbatch.stdout.take().unwrap();
+    let out = std::process::Command::new(util::bin_path("rj-launch"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", env.path())
+        .env("XDG_STATE_HOME", env.path().join("state"))
+        .env("RJ_CONFIG", &env.config)
+        .env("JOB_TAG", &env.tag)
+        .args(["--record", "-"])
+        .stdin(pipe)
+        .output()
+        .unwrap();
+    assert!(sbatch.wait().unwrap().success());
+    check::code(&out, 0);
+    let id = printed_id(&out);
+    assert_eq!(server.smembers(&env.key("ALL")), [id.clone()]);
+    assert_eq!(
+        server.smembers(&env.key("PENDING_AND_RUNNING")),
+        [id.clone()]
+    );
+    slurm::wait_finished(&id, JOB_DONE);
+}
+
+#[test]
+fn redis_down_after_sbatch_spools_and_next_launch_replays() {
+    if !slurm::available() {
+        return;
+    }
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let _g = slurm::shared();
+    let env = TestEnv::new(&server);
+    let dead = env.path().join("dead.json");
+    std::fs::write(
+        &dead,
+        format!(r#"{{"host": "127.0.0.1", "port": {}}}"#, util::free_port()),
+    )
+    .unwrap();
+    let spool = env
+        .path()
+        .join("state/rj")
+        .join(format!("{}.spool", env.tag));
+    let wrap = ["--", "--output=/dev/null", "--wrap", "true"];
+    let out = run(env.cmd("rj-launch").env("RJ_CONFIG", &dead).args(wrap));
+    let first = printed_id(&out);
+    let line = fails(&out, 75, "rj-launch");
+    assert!(
+        line.contains(spool.to_str().unwrap()),
+        "names the spool: {line}"
+    );
+    assert!(line.contains("cannot connect to Redis"), "{line}");
+    assert!(line.contains(&first), "{line}");
+    assert!(std::fs::read_to_string(&spool).unwrap().contains(&first));
+    assert!(all_keys(&server).is_empty());
+
+    let out = run(env.cmd("rj-launch").args(wrap));
+    check::code(&out, 0);
+    let second = printed_id(&out);
+    let err = check::stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("recorded 1 spooled job(s)"), "{err}");
+    let mut want = vec![first.clone(), second.clone()];
+    want.sort();
+    assert_eq!(server.smembers(&env.key("ALL")), want);
+    assert_eq!(server.smembers(&env.key("PENDING_AND_RUNNING")), want);
+    assert!(hash(&server, &env.key(&format!("JOB:{first}"))).contains_key("submitted"));
+    assert_eq!(
+        std::fs::read_to_string(&spool).unwrap(),
+        "",
+        "spool emptied"
+    );
+    slurm::wait_finished(&first, JOB_DONE);
+    slurm::wait_finished(&second, JOB_DONE);
+}
+
+#[test]
+fn real_sbatch_failure_shows_its_message_and_writes_nothing() {
+    if !slurm::available() {
+        return;
+    }
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let out = run(env.cmd("rj-launch").args(["--", "no-such-script.sbatch"]));
+    check::code(&out, 69);
+    let err = check::stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(lines.len() >= 2, "sbatch's own message first: {err}");
+    assert!(lines[0].starts_with("sbatch: error"), "{err}");
+    assert!(
+        lines.last().unwrap().starts_with(
+            "rj-launch: error: sbatch --parsable no-such-script.sbatch failed (exit status 1)"
+        ),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+    assert!(all_keys(&server).is_empty());
+    assert!(!env.path().join("state").exists(), "nothing spooled");
+}
+
+/// sbatch is wrapped (the real one still runs) to see the command line and environment rj builds.
+#[test]
+fn password_is_never_on_sbatch_argv_or_in_the_job_env() {
+    if !slurm::available() {
+        return;
+    }
+    let Some(server) = RedisServer::with(RedisOptions {
+        password: Some("job-secret-4".into()),
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let _g = slurm::shared();
+    let env = TestEnv::new(&server);
+    let real = which::which("sbatch").unwrap();
+    let bin = env.path().join("bin");
+    util::write_script(
+        &bin,
+        "sbatch",
+        &format!(
+            "printf '%s\\n' \"$@\" > '{d}/argv'\nenv > '{d}/env'\nexec '{}' \"$@\"",
+            real.display(),
+            d = env.path().display()
+        ),
+    );
+    let out = run(env
+        .cmd("rj-launch")
+        .env("PATH", util::path_with(&bin))
+        .args(["--", "--output=/dev/null", "--wrap", "true"]));
+    check::code(&out, 0);
+    let id = printed_id(&out);
+    let argv = std::fs::read_to_string(env.path().join("argv")).unwrap();
+    assert_eq!(argv, "--parsable\n--output=/dev/null\n--wrap\ntrue\n");
+    let job_env = std::fs::read_to_string(env.path().join("env")).unwrap();
+    assert!(!job_env.contains("job-secret-4"), "{job_env}");
+    assert!(job_env.contains(&format!("JOB_TAG={}\n", env.tag)));
+    assert!(job_env.contains(&format!("job_tag={}\n", env.tag)));
+    assert!(job_env.contains(&format!("RJ_CONFIG={}\n", env.config.display())));
+    assert!(!check::stderr(&out).contains("job-secret-4"));
+    assert_eq!(server.smembers(&env.key("ALL")), [id.clone()]);
+    slurm::wait_finished(&id, JOB_DONE);
+}
+
+// --- Without Slurm: --record, and fake sbatch for failures real Slurm cannot produce. ---
+
+/// A fake sbatch that logs its arguments and prints `body`'s output.
+fn fake_sbatch(env: &TestEnv, body: &str) -> String {
+    let bin = env.path().join("fake-bin");
+    util::write_script(
+        &bin,
+        "sbatch",
+        &format!(
+            "printf '%s\\n' \"$@\" > '{}/fake-argv'\n{body}",
+            env.path().display()
+        ),
+    );
+    util::path_with(&bin)
+}
+
+#[test]
+fn record_ids_from_arguments_and_stdin() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    server.cli(&["CONFIG", "RESETSTAT"]);
+    let out = run(env
+        .cmd("rj-launch")
+        .args(["--record", "12", "9", "12", "7_3"]));
+    assert_eq!(ok(&out), "12\n9\n7_3\n");
+    assert!(out.stderr.is_empty(), "{}", check::stderr(&out));
+    assert_eq!(server.smembers(&env.key("ALL")), ["12", "7_3", "9"]);
+    assert_eq!(
+        server.smembers(&env.key("PENDING_AND_RUNNING")),
+        ["12", "7_3", "9"]
+    );
+    // One MULTI/EXEC for the batch: both SADDs and the hashes.
+    assert_eq!(check::calls(&server, "multi"), 1);
+    assert_eq!(check::calls(&server, "exec"), 1);
+    assert_eq!(check::calls(&server, "sadd"), 2);
+    let h = hash(&server, &env.key("JOB:9"));
+    assert!(
+        h.contains_key("submitted") && !h.contains_key("sbatch_args"),
+        "{h:?}"
+    );
+
+    let out = run(env
+        .cmd("rj-launch")
+        .args(["--record", "-"])
+        .write_stdin("  100\n101;clusterB\t102_4\n\n"));
+    assert_eq!(ok(&out), "100\n101\n102_4\n");
+    assert_eq!(
+        server.smembers(&env.key("ALL")),
+        ["100", "101", "102_4", "12", "7_3", "9"]
+    );
+    assert_eq!(hash(&server, &env.key("JOB:101"))["cluster"], "clusterB");
+    assert!(!hash(&server, &env.key("JOB:100")).contains_key("cluster"));
+}
+
+#[test]
+fn record_rejects_bad_ids_before_writing_anything() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    for (args, stdin) in [
+        (&["--record", "12", "12x"][..], ""),
+        (&["--record", "-"], "12\n1_[2-3]\n"),
+        (&["--record", "-"], ""),
+        (&["--record", "12;c", "*"], ""),
+    ] {
+        let out = run(env.cmd("rj-launch").args(args).write_stdin(stdin));
+        fails(&out, 65, "rj-launch");
+        assert!(out.stdout.is_empty());
+    }
+    assert!(all_keys(&server).is_empty());
+    let line = fails(&run(&mut env.cmd("rj-launch")), 2, "rj-launch");
+    assert!(line.contains("--record"), "{line}");
+}
+
+#[test]
+fn already_recorded_ids_stay_in_their_final_set() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    ok(&run(env.cmd("rj-launch").args(["--record", "5", "6"])));
+    server.cli(&[
+        "SMOVE",
+        &env.key("PENDING_AND_RUNNING"),
+        &env.key("COMPLETED"),
+        "5",
+    ]);
+    server.cli(&["HSET", &env.key("JOB:5"), "state", "COMPLETED"]);
+    let out = run(env.cmd("rj-launch").args(["--record", "5", "8"]));
+    assert_eq!(ok(&out), "5\n8\n");
+    let err = check::stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("job 5 was already recorded"), "{err}");
+    assert_eq!(server.smembers(&env.key("ALL")), ["5", "6", "8"]);
+    assert_eq!(server.smembers(&env.key("PENDING_AND_RUNNING")), ["6", "8"]);
+    assert_eq!(server.smembers(&env.key("COMPLETED")), ["5"]);
+    assert_eq!(hash(&server, &env.key("JOB:5"))["state"], "COMPLETED");
+}
+
+#[test]
+fn record_with_redis_down_spools_and_next_record_replays() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let dead = format!("redis://127.0.0.1:{}", util::free_port());
+    let out = run(env
+        .cmd("rj-launch")
+        .env("REDIS_URL", &dead)
+        .args(["--record", "41", "42;cl"]));
+    assert_eq!(check::stdout(&out), "41\n42\n", "IDs printed all the same");
+    let line = fails(&out, 75, "rj-launch");
+    let spool = env
+        .path()
+        .join("state/rj")
+        .join(format!("{}.spool", env.tag));
+    assert!(line.contains(spool.to_str().unwrap()), "{line}");
+    // A job spooled twice (two failed attempts) is still one job.
+    let out = run(env
+        .cmd("rj-launch")
+        .env("REDIS_URL", &dead)
+        .args(["--record", "41", "43"]));
+    fails(&out, 75, "rj-launch");
+    assert!(all_keys(&server).is_empty());
+
+    let out = run(env.cmd("rj-launch").args(["--record", "44"]));
+    assert_eq!(ok(&out), "44\n");
+    let err = check::stderr(&out);
+    assert!(err.contains("recorded 3 spooled job(s)"), "{err}");
+    assert_eq!(server.smembers(&env.key("ALL")), ["41", "42", "43", "44"]);
+    assert_eq!(
+        server.smembers(&env.key("PENDING_AND_RUNNING")),
+        ["41", "42", "43", "44"]
+    );
+    assert_eq!(hash(&server, &env.key("JOB:42"))["cluster"], "cl");
+    assert_eq!(std::fs::read_to_string(&spool).unwrap(), "");
+}
+
+#[test]
+fn sbatch_missing_is_69_and_nothing_written() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let empty = env.path().join("empty-bin");
+    std::fs::create_dir(&empty).unwrap();
+    let out = run(env
+        .cmd("rj-launch")
+        .env("PATH", &empty)
+        .args(["--", "job.sbatch"]));
+    let line = fails(&out, 69, "rj-launch");
+    assert!(line.contains("sbatch not found on PATH"), "{line}");
+    assert!(out.stdout.is_empty());
+    assert!(all_keys(&server).is_empty());
+}
+
+#[test]
+fn sbatch_cluster_output_keeps_cluster_in_job_hash() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let path = fake_sbatch(&env, "echo '123;clusterA'");
+    let out = run(env.cmd("rj-launch").env("PATH", &path).args([
+        "--tag",
+        &env.tag,
+        "--",
+        "--time=1",
+        "job.sbatch",
+    ]));
+    assert_eq!(ok(&out), "123\n");
+    let argv = std::fs::read_to_string(env.path().join("fake-argv")).unwrap();
+    assert_eq!(argv, "--parsable\n--time=1\njob.sbatch\n");
+    assert_eq!(server.smembers(&env.key("ALL")), ["123"]);
+    assert_eq!(server.smembers(&env.key("PENDING_AND_RUNNING")), ["123"]);
+    let h = hash(&server, &env.key("JOB:123"));
+    assert_eq!(h["cluster"], "clusterA");
+    assert_eq!(h["sbatch_args"], r#"["--time=1","job.sbatch"]"#);
+}
+
+#[test]
+fn sbatch_garbage_or_crash_writes_nothing() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let path = fake_sbatch(&env, "echo 'Submitted batch job 12'");
+    let out = run(env.cmd("rj-launch").env("PATH", &path).arg("job.sbatch"));
+    let line = fails(&out, 65, "rj-launch");
+    assert!(
+        line.contains("sbatch output \"Submitted batch job 12\""),
+        "{line}"
+    );
+    assert!(out.stdout.is_empty());
+
+    let path = fake_sbatch(&env, "kill -9 $$");
+    let out = run(env.cmd("rj-launch").env("PATH", &path).arg("job.sbatch"));
+    let line = fails(&out, 69, "rj-launch");
+    assert!(
+        line.contains("sbatch --parsable job.sbatch failed (killed by a signal)"),
+        "{line}"
+    );
+
+    let path = fake_sbatch(
+        &env,
+        "echo 'sbatch: error: Batch job submission failed' >&2; exit 1",
+    );
+    let out = run(env.cmd("rj-launch").env("PATH", &path).arg("job.sbatch"));
+    check::code(&out, 69);
+    let err = check::stderr(&out);
+    assert!(
+        err.starts_with("sbatch: error: Batch job submission failed\n"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+    assert!(all_keys(&server).is_empty());
+    assert!(!env.path().join("state").exists(), "nothing spooled");
+}
+
+#[test]
+fn refused_password_stops_before_sbatch() {
+    let Some(server) = RedisServer::with(RedisOptions {
+        password: Some("pw-launch-2".into()),
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let path = fake_sbatch(&env, "echo 55");
+    let line = fails(
+        &run(env
+            .cmd("rj-launch")
+            .env("PATH", &path)
+            .env(
+                "REDIS_URL",
+                format!("redis://:wrong-pw@127.0.0.1:{}", server.port),
+            )
+            .arg("job.sbatch")),
+        77,
+        "rj-launch",
+    );
+    assert!(!line.contains("wrong-pw"), "{line}");
+    assert!(!env.path().join("fake-argv").exists(), "sbatch never ran");
+    assert!(!env.path().join("state").exists(), "nothing spooled");
+}
