@@ -4,3 +4,4 @@ mod config;
 mod status;
 mod last;
 mod cleanup;
+mod launch;
