@@ -93,7 +93,11 @@ impl Store {
     pub fn error(&self, e: redis::RedisError, what: &str) -> anyhow::Error {
         fail(
             redis_kind(&e),
-            format!("Redis {} failed at {what}: {}", self.place, redis_message(&e)),
+            format!(
+                "Redis {} failed at {what}: {}",
+                self.place,
+                redis_message(&e)
+            ),
         )
     }
 
@@ -109,7 +113,8 @@ impl Store {
         let ids: Vec<&str> = jobs.iter().map(|(id, _)| id.as_str()).collect();
         loop {
             self.query::<()>(redis::cmd("WATCH").arg(&all), &all)?;
-            let known: Vec<bool> = self.query(redis::cmd("SMISMEMBER").arg(&all).arg(&ids), &all)?;
+            let known: Vec<bool> =
+                self.query(redis::cmd("SMISMEMBER").arg(&all).arg(&ids), &all)?;
             let new: Vec<&(String, Vec<(String, String)>)> = jobs
                 .iter()
                 .zip(&known)
@@ -240,22 +245,27 @@ impl Store {
                 let b: Vec<u8> = self.query(redis::cmd("GET").arg(key), key)?;
                 J::String(String::from_utf8_lossy(&b).into_owned())
             }
+            // Jobs may store bytes that are not UTF-8 (pickles, packed arrays): shown lossily,
+            // as for strings, rather than failing the whole listing.
             "hash" => {
-                let m: BTreeMap<String, String> = self.query(redis::cmd("HGETALL").arg(key), key)?;
+                let m: Vec<(Vec<u8>, Vec<u8>)> = self.query(redis::cmd("HGETALL").arg(key), key)?;
+                let m: BTreeMap<String, String> =
+                    m.iter().map(|(k, v)| (lossy(k), lossy(v))).collect();
                 serde_json::to_value(m)?
             }
             "list" => {
-                let l: Vec<String> =
+                let l: Vec<Vec<u8>> =
                     self.query(redis::cmd("LRANGE").arg(key).arg(0).arg(-1), key)?;
-                serde_json::to_value(l)?
+                serde_json::to_value(l.iter().map(|b| lossy(b)).collect::<Vec<_>>())?
             }
             "set" => {
-                let mut s: Vec<String> = self.query(redis::cmd("SMEMBERS").arg(key), key)?;
+                let s: Vec<Vec<u8>> = self.query(redis::cmd("SMEMBERS").arg(key), key)?;
+                let mut s: Vec<String> = s.iter().map(|b| lossy(b)).collect();
                 s.sort();
                 serde_json::to_value(s)?
             }
             "zset" => {
-                let z: Vec<(String, f64)> = self.query(
+                let z: Vec<(Vec<u8>, f64)> = self.query(
                     redis::cmd("ZRANGE")
                         .arg(key)
                         .arg(0)
@@ -263,10 +273,11 @@ impl Store {
                         .arg("WITHSCORES"),
                     key,
                 )?;
-                serde_json::to_value(z)?
+                serde_json::to_value(z.iter().map(|(m, s)| (lossy(m), *s)).collect::<Vec<_>>())?
             }
             "stream" => {
-                let raw: Value = self.query(redis::cmd("XRANGE").arg(key).arg("-").arg("+"), key)?;
+                let raw: Value =
+                    self.query(redis::cmd("XRANGE").arg(key).arg("-").arg("+"), key)?;
                 stream_to_json(&raw)
             }
             "none" => J::Null,
@@ -274,6 +285,10 @@ impl Store {
         };
         Ok((ty, v))
     }
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
 }
 
 fn stream_to_json(v: &Value) -> serde_json::Value {
@@ -311,8 +326,8 @@ fn stream_to_json(v: &Value) -> serde_json::Value {
 /// in a command it could echo).
 pub fn redis_message(e: &redis::RedisError) -> String {
     if e.is_connection_refusal() {
-        if let Some(io) = std::error::Error::source(e)
-            .and_then(|s| s.downcast_ref::<std::io::Error>())
+        if let Some(io) =
+            std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>())
         {
             return io.to_string();
         }
