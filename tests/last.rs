@@ -190,3 +190,62 @@ fn no_jobs_or_no_keys_is_exit_1_with_one_line() {
     assert!(line.contains("\"3*\""), "{line}");
     assert!(check::all_keys(&server).len() == 1, "read-only");
 }
+
+/// Jobs store bytes that are not UTF-8 (pickles, packed floats): shown, never a failure.
+#[test]
+fn binary_values_of_every_type_are_shown_lossily() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    sadd(&server, &env.key("ALL"), &["8"]);
+    let bin: &[u8] = b"ab\xff\xfecd";
+    let k = |n: &str| format!("{}-8:{n}", env.tag);
+    let mut c = server.client();
+    redis::pipe()
+        .cmd("SET")
+        .arg(k("s"))
+        .arg(bin)
+        .ignore()
+        .cmd("HSET")
+        .arg(k("h"))
+        .arg("f")
+        .arg(bin)
+        .ignore()
+        .cmd("RPUSH")
+        .arg(k("l"))
+        .arg(bin)
+        .ignore()
+        .cmd("SADD")
+        .arg(k("t"))
+        .arg(bin)
+        .ignore()
+        .cmd("ZADD")
+        .arg(k("z"))
+        .arg(1)
+        .arg(bin)
+        .ignore()
+        .query::<()>(&mut c)
+        .unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&run(env.cmd("rj-last").args(["--format", "json"])))).unwrap();
+    let shown = "ab\u{fffd}\u{fffd}cd";
+    let values: Vec<&serde_json::Value> = v["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| &k["value"])
+        .collect();
+    assert_eq!(
+        values,
+        [
+            &json!({"f": shown}),
+            &json!([shown]),
+            &json!(shown),
+            &json!([shown]),
+            &json!([[shown, 1.0]]),
+        ]
+    );
+    let text = ok(&run(&mut env.cmd("rj-last")));
+    assert_eq!(text.matches(shown).count(), 5, "{text}");
+}
