@@ -80,3 +80,17 @@ pub const TOOLS: &[(&str, &[&str])] = &[
     ("rj-last", &[]),
     ("rj-cleanup", &["--dry-run"]),
 ];
+
+/// Any program (not only this package's binaries) with the clean environment of `env.cmd`.
+pub fn program(env: &super::TestEnv, prog: impl AsRef<std::ffi::OsStr>) -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::new(prog);
+    c.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", env.path())
+        .env("XDG_STATE_HOME", env.path().join("state"))
+        .env("XDG_CONFIG_HOME", env.path().join("config"))
+        .env("RJ_CONFIG", &env.config)
+        .env("JOB_TAG", &env.tag)
+        .current_dir(env.path());
+    c
+}

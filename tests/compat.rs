@@ -1,0 +1,187 @@
+//! Cross-compatibility with the original shell scripts (DESIGN §2): what plain redis-cli wrote, rj
+//! reads; what rj writes, redis-cli sees under the same names.
+use crate::util::check::{self, all_keys, ok, run};
+use crate::util::{RedisServer, TestEnv};
+
+/// The original scripts' life cycle of one tag, through redis-cli only.
+fn original_scripts(server: &RedisServer, env: &TestEnv) {
+    let t = &env.tag;
+    let all = env.key("ALL");
+    let pending = env.key("PENDING_AND_RUNNING");
+    // launch.sh: one SADD each, per job.
+    for id in ["4238610", "4238611", "4238612", "4238613", "4238614"] {
+        server.cli(&["SADD", &all, id]);
+        server.cli(&["SADD", &pending, id]);
+    }
+    // the tracker: SMOVE to the final set.
+    server.cli(&["SMOVE", &pending, &env.key("COMPLETED"), "4238610"]);
+    server.cli(&["SMOVE", &pending, &env.key("FAILED"), "4238611"]);
+    server.cli(&["SMOVE", &pending, &env.key("TIMEOUT"), "4238612"]);
+    server.cli(&["SMOVE", &pending, &env.key("CANCELLED"), "4238613"]);
+    // the jobs: T-$SLURM_JOB_ID:<uuid>.
+    server.cli(&[
+        "SET",
+        &format!("{t}-4238614:bd291298-f442-11ea-ab10-0cc47af587f7"),
+        "{\"energy\": -1.5}",
+    ]);
+    server.cli(&["SET", &format!("{t}-4238610:result"), "done"]);
+}
+
+#[test]
+fn rj_reads_what_the_original_scripts_wrote() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    original_scripts(&server, &env);
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&run(env.cmd("rj-status").args(["--format", "json"])))).unwrap();
+    let ids: Vec<(String, Vec<String>)> = v["sets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["key"].as_str().unwrap().to_string(),
+                serde_json::from_value(s["ids"].clone()).unwrap(),
+            )
+        })
+        .collect();
+    let s = |suffix: &str, ids: &[&str]| {
+        (
+            env.key(suffix),
+            ids.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(
+        ids,
+        [
+            s(
+                "ALL",
+                &["4238610", "4238611", "4238612", "4238613", "4238614"]
+            ),
+            s("PENDING_AND_RUNNING", &["4238614"]),
+            s("COMPLETED", &["4238610"]),
+            s("FAILED", &["4238611"]),
+            s("TIMEOUT", &["4238612"]),
+            s("CANCELLED", &["4238613"]),
+        ]
+    );
+    let out = ok(&run(&mut env.cmd("rj-last")));
+    assert_eq!(
+        out,
+        format!(
+            "Key:  {}-4238614:bd291298-f442-11ea-ab10-0cc47af587f7\nValue: {{\"energy\": -1.5}}\n---\n",
+            env.tag
+        )
+    );
+    ok(&run(env.cmd("rj-cleanup").args(["--keys", "--yes"])));
+    assert!(all_keys(&server).is_empty());
+}
+
+#[test]
+fn redis_cli_sees_what_rj_writes() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    original_scripts(&server, &env);
+    // rj records a job next to the scripts' jobs; the scripts' view is plain SMEMBERS.
+    ok(&run(env.cmd("rj-launch").args(["--record", "4238615"])));
+    let members = |key: &str| -> Vec<String> {
+        let mut v: Vec<String> = server
+            .cli(&["SMEMBERS", key])
+            .lines()
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        members(&env.key("ALL")),
+        ["4238610", "4238611", "4238612", "4238613", "4238614", "4238615"]
+    );
+    assert_eq!(
+        members(&env.key("PENDING_AND_RUNNING")),
+        ["4238614", "4238615"]
+    );
+    // The original tracker's SMOVE works on rj's record.
+    server.cli(&[
+        "SMOVE",
+        &env.key("PENDING_AND_RUNNING"),
+        &env.key("COMPLETED"),
+        "4238615",
+    ]);
+    assert_eq!(members(&env.key("COMPLETED")), ["4238610", "4238615"]);
+    // Besides the six sets, rj added only its job hash, of a name no script pattern matches.
+    let t = &env.tag;
+    let mut want = vec![
+        env.key("ALL"),
+        env.key("CANCELLED"),
+        env.key("COMPLETED"),
+        env.key("FAILED"),
+        env.key("JOB:4238615"),
+        env.key("PENDING_AND_RUNNING"),
+        env.key("TIMEOUT"),
+        format!("{t}-4238610:result"),
+        format!("{t}-4238614:bd291298-f442-11ea-ab10-0cc47af587f7"),
+    ];
+    want.sort();
+    assert_eq!(all_keys(&server), want);
+    assert_eq!(
+        server.cli(&["TYPE", &env.key("JOB:4238615")]).trim(),
+        "hash"
+    );
+    assert!(server
+        .cli(&["KEYS", &format!("{t}-*:*")])
+        .lines()
+        .all(|k| !k.contains("JOB")));
+    // The original cleanup: DEL of the six sets leaves rj nothing to trip over.
+    for set in [
+        "ALL",
+        "PENDING_AND_RUNNING",
+        "COMPLETED",
+        "FAILED",
+        "TIMEOUT",
+        "CANCELLED",
+    ] {
+        server.cli(&["DEL", &env.key(set)]);
+    }
+    let out = run(&mut env.cmd("rj-last"));
+    check::code(&out, 1);
+    let out = ok(&run(env
+        .cmd("rj-status")
+        .args(["--count", "--format", "plain"])));
+    assert_eq!(out, "0\n0\n0\n0\n0\n0\n");
+}
+
+/// On a terminal rj-cleanup asks; "y" deletes the job data, anything else deletes nothing.
+#[test]
+fn cleanup_asks_on_a_terminal() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    if which::which("script").is_err() {
+        crate::util::missing("script (util-linux), to give rj-cleanup a terminal");
+        return;
+    }
+    let env = TestEnv::new(&server);
+    original_scripts(&server, &env);
+    let before = all_keys(&server);
+    let in_pty = |answer: &str| {
+        let line = format!("{} --keys", crate::util::bin_path("rj-cleanup").display());
+        run(check::program(&env, "script")
+            .args(["-qec", &line, "/dev/null"])
+            .write_stdin(format!("{answer}\n")))
+    };
+    let out = in_pty("n");
+    assert!(
+        check::stdout(&out).contains("? [y/N]"),
+        "{}",
+        check::stdout(&out)
+    );
+    assert_eq!(all_keys(&server), before, "answer n deletes nothing");
+    let out = in_pty("y");
+    check::code(&out, 0);
+    assert!(all_keys(&server).is_empty(), "{}", check::stdout(&out));
+}
