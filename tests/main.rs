@@ -5,3 +5,4 @@ mod status;
 mod last;
 mod cleanup;
 mod launch;
+mod compat;
