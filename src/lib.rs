@@ -1,6 +1,7 @@
 //! rj: a ledger of Slurm batch jobs in Redis, as small Unix tools.
 //!
 //! Every binary is a thin `main` over [`cli::main_with`] and one module of [`cmd`].
+pub mod bench;
 pub mod cli;
 pub mod cmd;
 pub mod config;

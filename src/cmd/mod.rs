@@ -2,6 +2,7 @@
 pub mod cleanup;
 pub mod last;
 pub mod launch;
+pub mod rbench;
 pub mod status;
 pub mod track;
 

@@ -1,0 +1,260 @@
+//! `rbench compare`: throughput and latency of several results side by side, with ratios
+//! against the first file; wrap and run results alike.
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::export::{ms, rps};
+use super::stats::ratio;
+use super::BenchDoc;
+use crate::exit::{fail, Kind};
+use crate::output;
+
+/// The forms of the comparison table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompareFormat {
+    Human,
+    Markdown,
+    Csv,
+    Json,
+}
+
+/// A result file and the name it is shown under.
+pub struct Loaded {
+    pub label: String,
+    pub doc: BenchDoc,
+}
+
+/// Read result files; labels are the file names (whole paths when two names collide).
+pub fn load(paths: &[PathBuf]) -> anyhow::Result<Vec<Loaded>> {
+    let mut out = Vec::new();
+    for p in paths {
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| fail(Kind::Usage, format!("cannot read {}: {e}", p.display())))?;
+        let doc: BenchDoc = serde_json::from_str(&text).map_err(|e| {
+            fail(
+                Kind::DataErr,
+                format!(
+                    "{} is not an rbench result (wrap or run JSON): {e}",
+                    p.display()
+                ),
+            )
+        })?;
+        out.push(Loaded {
+            label: file_name(p),
+            doc,
+        });
+    }
+    let names: Vec<String> = out.iter().map(|l| l.label.clone()).collect();
+    for (l, p) in out.iter_mut().zip(paths) {
+        if names.iter().filter(|n| **n == l.label).count() > 1 {
+            l.label = p.display().to_string();
+        }
+    }
+    Ok(out)
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| p.display().to_string())
+}
+
+/// One test of one file, against the same test of the first file.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct Row {
+    pub test: String,
+    pub file: String,
+    pub requests_per_second: f64,
+    /// This file's throughput / the first file's (above 1: faster).
+    pub rps_ratio: Option<f64>,
+    pub avg_latency_ms: Option<f64>,
+    pub p50_latency_ms: Option<f64>,
+    pub p95_latency_ms: Option<f64>,
+    pub p99_latency_ms: Option<f64>,
+    pub max_latency_ms: Option<f64>,
+    /// This file's p50 / the first file's (below 1: faster).
+    pub p50_ratio: Option<f64>,
+    pub p99_ratio: Option<f64>,
+}
+
+/// The rows, test by test in order of first appearance, files in the order given. `only`
+/// keeps the tests named there (case-insensitive).
+pub fn rows(files: &[Loaded], only: &[String]) -> Vec<Row> {
+    let mut tests: Vec<String> = Vec::new();
+    for f in files {
+        for (n, _) in &f.doc.results.tests.0 {
+            let wanted = only.is_empty() || only.iter().any(|o| o.eq_ignore_ascii_case(n));
+            if wanted && !tests.iter().any(|t| t.eq_ignore_ascii_case(n)) {
+                tests.push(n.clone());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for t in &tests {
+        let base = files.first().and_then(|f| f.doc.results.tests.get(t));
+        for f in files {
+            let Some(r) = f.doc.results.tests.get(t) else {
+                continue;
+            };
+            out.push(Row {
+                test: t.clone(),
+                file: f.label.clone(),
+                requests_per_second: r.requests_per_second,
+                rps_ratio: base
+                    .and_then(|b| ratio(Some(b.requests_per_second), Some(r.requests_per_second))),
+                avg_latency_ms: r.avg_latency_ms,
+                p50_latency_ms: r.p50_latency_ms,
+                p95_latency_ms: r.p95_latency_ms,
+                p99_latency_ms: r.p99_latency_ms,
+                max_latency_ms: r.max_latency_ms,
+                p50_ratio: base.and_then(|b| ratio(b.p50_latency_ms, r.p50_latency_ms)),
+                p99_ratio: base.and_then(|b| ratio(b.p99_latency_ms, r.p99_latency_ms)),
+            });
+        }
+    }
+    out
+}
+
+fn x(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |r| format!("{r:.2}x"))
+}
+
+const HEADER: &[&str] = &[
+    "TEST", "FILE", "REQ/S", "VS FIRST", "AVG", "P50", "P95", "P99", "MAX(ms)", "P50 VS", "P99 VS",
+];
+
+fn cells(r: &Row) -> Vec<String> {
+    vec![
+        r.test.clone(),
+        r.file.clone(),
+        rps(r.requests_per_second),
+        x(r.rps_ratio),
+        ms(r.avg_latency_ms),
+        ms(r.p50_latency_ms),
+        ms(r.p95_latency_ms),
+        ms(r.p99_latency_ms),
+        ms(r.max_latency_ms),
+        x(r.p50_ratio),
+        x(r.p99_ratio),
+    ]
+}
+
+pub fn write(rows: &[Row], format: CompareFormat, out: &mut dyn Write) -> anyhow::Result<()> {
+    match format {
+        CompareFormat::Json => output::write_json(out, rows),
+        CompareFormat::Csv => output::write_delimited(
+            out,
+            rows,
+            output::Format::Csv,
+            &[
+                "test",
+                "file",
+                "requests_per_second",
+                "rps_ratio",
+                "avg_latency_ms",
+                "p50_latency_ms",
+                "p95_latency_ms",
+                "p99_latency_ms",
+                "max_latency_ms",
+                "p50_ratio",
+                "p99_ratio",
+            ],
+        ),
+        CompareFormat::Human => {
+            let table: Vec<Vec<String>> = rows.iter().map(cells).collect();
+            output::write_table(out, HEADER, &table)
+        }
+        CompareFormat::Markdown => {
+            let esc = |s: &str| s.replace('|', "\\|");
+            writeln!(out, "| {} |", HEADER.join(" | "))?;
+            let align: Vec<&str> = HEADER
+                .iter()
+                .enumerate()
+                .map(|(i, _)| if i < 2 { "---" } else { "---:" })
+                .collect();
+            writeln!(out, "| {} |", align.join(" | "))?;
+            for r in rows {
+                let c: Vec<String> = cells(r).iter().map(|c| esc(c)).collect();
+                writeln!(out, "| {} |", c.join(" | "))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::{Results, TestResult, Tests};
+
+    fn loaded(label: &str, tests: &[(&str, f64, Option<f64>)]) -> Loaded {
+        Loaded {
+            label: label.into(),
+            doc: BenchDoc {
+                timestamp: String::new(),
+                config: Default::default(),
+                results: Results {
+                    tests: Tests(
+                        tests
+                            .iter()
+                            .map(|(n, rps, p50)| {
+                                (
+                                    n.to_string(),
+                                    TestResult {
+                                        requests_per_second: *rps,
+                                        p50_latency_ms: *p50,
+                                        ..Default::default()
+                                    },
+                                )
+                            })
+                            .collect(),
+                    ),
+                },
+                raw_output: String::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn ratios_are_against_the_first_file() {
+        let files = [
+            loaded("a.json", &[("SET", 100.0, Some(0.5)), ("GET", 200.0, None)]),
+            loaded("b.json", &[("set", 150.0, Some(0.25)), ("INCR", 1.0, None)]),
+        ];
+        let r = rows(&files, &[]);
+        let t: Vec<(&str, &str)> = r
+            .iter()
+            .map(|r| (r.test.as_str(), r.file.as_str()))
+            .collect();
+        assert_eq!(
+            t,
+            [
+                ("SET", "a.json"),
+                ("SET", "b.json"),
+                ("GET", "a.json"),
+                ("INCR", "b.json")
+            ]
+        );
+        assert_eq!(r[0].rps_ratio, Some(1.0));
+        assert_eq!(r[1].rps_ratio, Some(1.5));
+        assert_eq!(r[1].p50_ratio, Some(0.5));
+        assert_eq!(r[3].rps_ratio, None, "no INCR in the first file");
+        let only = rows(&files, &["get".into()]);
+        assert_eq!(only.len(), 1);
+    }
+
+    #[test]
+    fn markdown_escapes_pipes() {
+        let files = [loaded("a|b.json", &[("SET", 100.0, None)])];
+        let mut out = Vec::new();
+        write(&rows(&files, &[]), CompareFormat::Markdown, &mut out).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.contains("| SET | a\\|b.json | 100 | 1.00x |"), "{s}");
+        assert_eq!(
+            s.lines().nth(1).unwrap().matches("---").count(),
+            HEADER.len()
+        );
+    }
+}

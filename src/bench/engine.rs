@@ -1,0 +1,897 @@
+//! The native load engine: raw non-blocking sockets, one epoll loop per thread, RESP written into
+//! reused buffers, latencies into an HdrHistogram; closed loop, or open loop at a fixed rate with
+//! coordinated-omission correction.
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use mio::{Events, Interest, Poll, Token};
+
+use super::resp;
+use super::stats;
+use crate::exit::{fail, Kind};
+
+/// The operations the engine drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Op {
+    Set,
+    Get,
+    Del,
+    Exists,
+    Incr,
+}
+
+impl Op {
+    pub const ALL: [Op; 5] = [Op::Set, Op::Get, Op::Del, Op::Exists, Op::Incr];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Set => "SET",
+            Op::Get => "GET",
+            Op::Del => "DEL",
+            Op::Exists => "EXISTS",
+            Op::Incr => "INCR",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Op> {
+        Op::ALL
+            .into_iter()
+            .find(|o| o.name().eq_ignore_ascii_case(s.trim()))
+    }
+
+    /// The multi-key command that carries a batch of this operation, if Redis has one.
+    fn batch_command(self) -> Option<&'static [u8]> {
+        match self {
+            Op::Set => Some(b"MSET"),
+            Op::Get => Some(b"MGET"),
+            Op::Del => Some(b"DEL"),
+            Op::Exists => Some(b"EXISTS"),
+            Op::Incr => None,
+        }
+    }
+}
+
+/// Parse `set:1,get:9` (or `set=1,get=9`) into weights.
+pub fn parse_ratio(s: &str) -> Result<Vec<(Op, u32)>, String> {
+    let mut out: Vec<(Op, u32)> = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, w) = part
+            .split_once([':', '='])
+            .ok_or_else(|| format!("{part:?}: expected OP:WEIGHT, as in set:1,get:9"))?;
+        let op = Op::parse(name).ok_or_else(|| {
+            format!("{name:?}: unknown operation; one of set, get, del, exists, incr")
+        })?;
+        let w: u32 = w
+            .trim()
+            .parse()
+            .map_err(|_| format!("{part:?}: the weight must be a whole number"))?;
+        if w > 0 {
+            match out.iter_mut().find(|(o, _)| *o == op) {
+                Some(e) => e.1 += w,
+                None => out.push((op, w)),
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err("the ratio needs at least one operation with a weight above 0".into());
+    }
+    Ok(out)
+}
+
+/// One command per round trip, or N operations per round trip in multi-key commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Direct,
+    Batched(u32),
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    pub mix: Vec<(Op, u32)>,
+    pub requests: Option<u64>,
+    pub duration: Option<Duration>,
+    pub clients: u32,
+    pub pipeline: u32,
+    pub mode: Mode,
+    /// Operations per second, open loop.
+    pub rate: Option<f64>,
+    pub value_size: usize,
+    pub keyspace: u64,
+    pub key_prefix: String,
+    pub threads: u32,
+}
+
+/// What came back.
+#[derive(Debug)]
+pub struct Outcome {
+    pub requests: u64,
+    pub successes: u64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    pub elapsed: Duration,
+    /// Latency of each operation in nanoseconds; with --rate, from its intended start.
+    pub hist: Histogram<u64>,
+    pub ops: Vec<(Op, u64)>,
+}
+
+/// A non-blocking connection.
+pub enum Stream {
+    Tcp(mio::net::TcpStream),
+    Unix(mio::net::UnixStream),
+}
+
+impl Stream {
+    #[inline]
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+
+    #[inline]
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn register(&mut self, poll: &Poll, t: Token, i: Interest, again: bool) -> io::Result<()> {
+        let r = poll.registry();
+        match (self, again) {
+            (Stream::Tcp(s), false) => r.register(s, t, i),
+            (Stream::Tcp(s), true) => r.reregister(s, t, i),
+            (Stream::Unix(s), false) => r.register(s, t, i),
+            (Stream::Unix(s), true) => r.reregister(s, t, i),
+        }
+    }
+}
+
+/// Width of the key number, as redis-benchmark's `-r` keys (`key:000000012345`).
+const KEY_DIGITS: usize = 12;
+const READ_CHUNK: usize = 64 * 1024;
+
+/// xorshift64*: fast, and good enough to spread keys.
+struct Rng(u64);
+
+impl Rng {
+    #[inline]
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+/// Builds commands into a connection's write buffer.
+struct Encoder {
+    /// Per op: the full direct command with a placeholder key number, and where the number is.
+    direct: Vec<(Vec<u8>, usize)>,
+    /// Per op: `$len\r\n<prefix>000…\r\n`, the key as one bulk string, and where the number is.
+    key_bulk: Vec<(Vec<u8>, usize)>,
+    value_bulk: Vec<u8>,
+    mix: Vec<(Op, u64)>,
+    total_weight: u64,
+    keyspace: u64,
+    rng: Rng,
+}
+
+fn op_index(op: Op) -> usize {
+    op as usize
+}
+
+impl Encoder {
+    fn new(w: &Workload, seed: u64) -> Encoder {
+        let value = vec![b'x'; w.value_size];
+        let mut direct = Vec::new();
+        let mut key_bulk = Vec::new();
+        for op in Op::ALL {
+            let mut key = w.key_prefix.as_bytes().to_vec();
+            if op == Op::Incr {
+                // Counters live apart from the SET values, as redis-benchmark's `counter:` keys.
+                key.extend_from_slice(b"counter:");
+            }
+            let digits_at = key.len();
+            key.extend(std::iter::repeat_n(b'0', KEY_DIGITS));
+            let mut cmd = Vec::new();
+            let args: Vec<&[u8]> = match op {
+                Op::Set => vec![b"SET", &key, &value],
+                Op::Get => vec![b"GET", &key],
+                Op::Del => vec![b"DEL", &key],
+                Op::Exists => vec![b"EXISTS", &key],
+                Op::Incr => vec![b"INCR", &key],
+            };
+            resp::encode(&mut cmd, &args);
+            let pos = find(&cmd, &key).expect("key in command") + digits_at;
+            direct.push((cmd, pos));
+            let mut kb = Vec::new();
+            resp::bulk(&mut kb, &key);
+            let pos = find(&kb, &key).expect("key in bulk") + digits_at;
+            key_bulk.push((kb, pos));
+        }
+        let mut value_bulk = Vec::new();
+        resp::bulk(&mut value_bulk, &value);
+        let mix: Vec<(Op, u64)> = w.mix.iter().map(|&(o, n)| (o, n as u64)).collect();
+        Encoder {
+            direct,
+            key_bulk,
+            value_bulk,
+            total_weight: mix.iter().map(|m| m.1).sum(),
+            mix,
+            keyspace: w.keyspace.max(1),
+            rng: Rng(seed | 1),
+        }
+    }
+
+    #[inline]
+    fn pick(&mut self) -> Op {
+        if self.mix.len() == 1 {
+            return self.mix[0].0;
+        }
+        let mut r = self.rng.next() % self.total_weight;
+        for &(op, w) in &self.mix {
+            if r < w {
+                return op;
+            }
+            r -= w;
+        }
+        self.mix[0].0
+    }
+
+    #[inline]
+    fn key(&mut self) -> u64 {
+        if self.keyspace == 1 {
+            0
+        } else {
+            self.rng.next() % self.keyspace
+        }
+    }
+
+    /// One command of one operation.
+    #[inline]
+    fn direct(&mut self, out: &mut Vec<u8>) -> Op {
+        let op = self.pick();
+        let key = self.key();
+        let (tpl, pos) = &self.direct[op_index(op)];
+        let start = out.len();
+        out.extend_from_slice(tpl);
+        resp::write_digits(&mut out[start + pos..start + pos + KEY_DIGITS], key);
+        op
+    }
+
+    /// `n` operations as multi-key commands (INCR as single commands); returns, per command,
+    /// how many operations it carries.
+    fn batch(&mut self, out: &mut Vec<u8>, n: u32, cmds: &mut Vec<(Op, u32)>, tally: &mut [u64]) {
+        let mut per = [0u32; 5];
+        for _ in 0..n {
+            per[op_index(self.pick())] += 1;
+        }
+        for op in Op::ALL {
+            let k = per[op_index(op)];
+            if k == 0 {
+                continue;
+            }
+            tally[op_index(op)] += k as u64;
+            match op.batch_command() {
+                Some(name) => {
+                    let args = if op == Op::Set { 2 * k } else { k };
+                    resp::header(out, b'*', 1 + args as usize);
+                    resp::bulk(out, name);
+                    for _ in 0..k {
+                        let key = self.key();
+                        let (tpl, pos) = &self.key_bulk[op_index(op)];
+                        let start = out.len();
+                        out.extend_from_slice(tpl);
+                        resp::write_digits(&mut out[start + pos..start + pos + KEY_DIGITS], key);
+                        if op == Op::Set {
+                            out.extend_from_slice(&self.value_bulk);
+                        }
+                    }
+                    cmds.push((op, k));
+                }
+                None => {
+                    for _ in 0..k {
+                        let key = self.key();
+                        let (tpl, pos) = &self.direct[op_index(op)];
+                        let start = out.len();
+                        out.extend_from_slice(tpl);
+                        resp::write_digits(&mut out[start + pos..start + pos + KEY_DIGITS], key);
+                        cmds.push((op, 1));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// A command waiting for its reply.
+struct Pending {
+    ops: u32,
+    start: Instant,
+    last_of_unit: bool,
+}
+
+struct Conn {
+    stream: Stream,
+    wbuf: Vec<u8>,
+    wpos: usize,
+    rbuf: Vec<u8>,
+    rpos: usize,
+    rend: usize,
+    inflight: VecDeque<Pending>,
+    units: u32,
+    want_write: bool,
+}
+
+/// Per-thread counters.
+struct Tally {
+    successes: u64,
+    errors: u64,
+    first_error: Option<String>,
+    ops: [u64; 5],
+    hist: Histogram<u64>,
+    done: u64,
+}
+
+/// Per-thread share of the work.
+struct Share {
+    ops: Option<u64>,
+    rate: Option<f64>,
+}
+
+/// Run the workload over already-connected streams (`conns.len()` = clients).
+pub fn run(
+    w: &Workload,
+    conns: Vec<Stream>,
+    progress: Option<Arc<AtomicU64>>,
+    place: &str,
+) -> anyhow::Result<Outcome> {
+    let threads = (w.threads.max(1) as usize).min(conns.len().max(1));
+    let mut groups: Vec<Vec<Stream>> = (0..threads).map(|_| Vec::new()).collect();
+    for (i, c) in conns.into_iter().enumerate() {
+        groups[i % threads].push(c);
+    }
+    let per_thread_ops = |t: usize| {
+        w.requests.map(|n| {
+            let base = n / threads as u64;
+            base + u64::from((t as u64) < n % threads as u64)
+        })
+    };
+    let results: Vec<anyhow::Result<(Tally, Instant, Instant)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = groups
+            .into_iter()
+            .enumerate()
+            .map(|(t, group)| {
+                let share = Share {
+                    ops: per_thread_ops(t),
+                    rate: w.rate.map(|r| r / threads as f64),
+                };
+                let progress = progress.clone();
+                s.spawn(move || worker(w, group, share, t as u64, progress, place))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("engine thread panicked"))
+            .collect()
+    });
+    let mut hist = stats::new_histogram();
+    let (mut successes, mut errors, mut first_error) = (0, 0, None);
+    let mut ops = [0u64; 5];
+    let (mut start, mut end): (Option<Instant>, Option<Instant>) = (None, None);
+    for r in results {
+        let (t, s, e) = r?;
+        hist.add(&t.hist).expect("histograms auto-resize");
+        successes += t.successes;
+        errors += t.errors;
+        if first_error.is_none() {
+            first_error = t.first_error;
+        }
+        for (a, b) in ops.iter_mut().zip(t.ops) {
+            *a += b;
+        }
+        start = Some(start.map_or(s, |x: Instant| x.min(s)));
+        end = Some(end.map_or(e, |x: Instant| x.max(e)));
+    }
+    let elapsed = match (start, end) {
+        (Some(s), Some(e)) => e.duration_since(s),
+        _ => Duration::ZERO,
+    };
+    Ok(Outcome {
+        requests: successes + errors,
+        successes,
+        errors,
+        first_error,
+        elapsed,
+        hist,
+        ops: Op::ALL
+            .into_iter()
+            .zip(ops)
+            .filter(|(_, n)| *n > 0)
+            .collect(),
+    })
+}
+
+fn worker(
+    w: &Workload,
+    streams: Vec<Stream>,
+    share: Share,
+    seed: u64,
+    progress: Option<Arc<AtomicU64>>,
+    place: &str,
+) -> anyhow::Result<(Tally, Instant, Instant)> {
+    let lost = |e: io::Error| {
+        fail(
+            Kind::Unavailable,
+            format!("connection to Redis at {place} failed during the run: {e}"),
+        )
+    };
+    let mut poll = Poll::new().map_err(lost)?;
+    let mut conns: Vec<Conn> = Vec::with_capacity(streams.len());
+    for (i, mut s) in streams.into_iter().enumerate() {
+        s.register(&poll, Token(i), Interest::READABLE, false)
+            .map_err(lost)?;
+        conns.push(Conn {
+            stream: s,
+            wbuf: Vec::with_capacity(16 * 1024),
+            wpos: 0,
+            rbuf: vec![0; READ_CHUNK],
+            rpos: 0,
+            rend: 0,
+            inflight: VecDeque::with_capacity(w.pipeline as usize * 4),
+            units: 0,
+            want_write: false,
+        });
+    }
+    let mut enc = Encoder::new(w, 0x9E37_79B9_7F4A_7C15 ^ (seed.wrapping_add(1) << 17));
+    let mut tally = Tally {
+        successes: 0,
+        errors: 0,
+        first_error: None,
+        ops: [0; 5],
+        hist: stats::new_histogram(),
+        done: 0,
+    };
+    let unit_ops = match w.mode {
+        Mode::Direct => 1u64,
+        Mode::Batched(n) => n.max(1) as u64,
+    };
+    let pipeline = w.pipeline.max(1);
+    let mut remaining = share.ops.unwrap_or(u64::MAX);
+    let t0 = Instant::now();
+    let deadline = w.duration.map(|d| t0 + d);
+    let mut events = Events::with_capacity(1024);
+    let mut cmds: Vec<(Op, u32)> = Vec::with_capacity(64);
+    let mut reported = 0u64;
+    let mut last_reply = t0;
+
+    // Open loop: the intended start of the next unit, and units due but not yet sent.
+    let interval = share
+        .rate
+        .map(|r| Duration::from_secs_f64(unit_ops as f64 / r.max(1e-9)));
+    let mut next_due = t0;
+    let mut backlog: VecDeque<(Instant, u64)> = VecDeque::new();
+    // epoll's timeout has millisecond steps; a timerfd wakes us at the intended start, so the
+    // schedule (and latencies measured from it) is not late by up to a millisecond.
+    let timer = match interval {
+        Some(_) => Some(Timer::new(&poll).map_err(lost)?),
+        None => None,
+    };
+
+    // Send one unit (a command, or a batch) on connection `c`, started at `start`.
+    let issue = |c: &mut Conn,
+                 enc: &mut Encoder,
+                 tally: &mut Tally,
+                 cmds: &mut Vec<(Op, u32)>,
+                 remaining: &mut u64,
+                 start: Instant| {
+        let n = unit_ops.min(*remaining);
+        *remaining -= n;
+        match w.mode {
+            Mode::Direct => {
+                let op = enc.direct(&mut c.wbuf);
+                tally.ops[op_index(op)] += 1;
+                c.inflight.push_back(Pending {
+                    ops: 1,
+                    start,
+                    last_of_unit: true,
+                });
+            }
+            Mode::Batched(_) => {
+                cmds.clear();
+                enc.batch(&mut c.wbuf, n as u32, cmds, &mut tally.ops);
+                let last = cmds.len().saturating_sub(1);
+                for (i, &(_, k)) in cmds.iter().enumerate() {
+                    c.inflight.push_back(Pending {
+                        ops: k,
+                        start,
+                        last_of_unit: i == last,
+                    });
+                }
+            }
+        }
+        c.units += 1;
+    };
+
+    // Closed loop: every connection starts with a full pipeline.
+    if interval.is_none() {
+        let now = Instant::now();
+        for c in conns.iter_mut() {
+            for _ in 0..pipeline {
+                if remaining == 0 || deadline.is_some_and(|d| now >= d) {
+                    break;
+                }
+                issue(c, &mut enc, &mut tally, &mut cmds, &mut remaining, now);
+            }
+        }
+        for (i, c) in conns.iter_mut().enumerate() {
+            flush(c, &poll, i).map_err(lost)?;
+        }
+    }
+
+    let mut free_cursor = 0usize;
+    loop {
+        let busy = conns.iter().any(|c| c.units > 0);
+        let schedule_open = |next_due: Instant, remaining: u64| {
+            remaining > 0 && deadline.is_none_or(|d| next_due < d)
+        };
+        if let Some(iv) = interval {
+            // Queue every unit whose intended start has come.
+            let now = Instant::now();
+            while schedule_open(next_due, remaining) && next_due <= now {
+                let n = unit_ops.min(remaining);
+                backlog.push_back((next_due, n));
+                next_due += iv;
+                remaining -= n;
+            }
+            // Hand them to connections with room in their pipeline.
+            if !backlog.is_empty() {
+                let n = conns.len();
+                for k in 0..n {
+                    if backlog.is_empty() {
+                        break;
+                    }
+                    let i = (free_cursor + k) % n;
+                    let c = &mut conns[i];
+                    let mut sent = false;
+                    while c.units < pipeline {
+                        let Some((start, mut one)) = backlog.pop_front() else {
+                            break;
+                        };
+                        // The budget was taken when the unit was scheduled.
+                        issue(c, &mut enc, &mut tally, &mut cmds, &mut one, start);
+                        sent = true;
+                    }
+                    if sent {
+                        flush(c, &poll, i).map_err(lost)?;
+                    }
+                }
+                free_cursor = (free_cursor + 1) % n.max(1);
+            }
+            let busy = conns.iter().any(|c| c.units > 0);
+            if !busy && backlog.is_empty() && !schedule_open(next_due, remaining) {
+                break;
+            }
+        } else if !busy {
+            break;
+        }
+
+        let mut timeout = None;
+        if let Some(t) = &timer {
+            if !backlog.is_empty() {
+                // Every connection is full: wait for replies, but look again soon.
+                timeout = Some(Duration::from_millis(1));
+            } else if schedule_open(next_due, remaining) {
+                t.arm(next_due.saturating_duration_since(Instant::now()))
+                    .map_err(lost)?;
+            }
+        }
+        match poll.poll(&mut events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(lost(e)),
+        }
+        for ev in events.iter() {
+            let i = ev.token().0;
+            if i == TIMER {
+                if let Some(t) = &timer {
+                    t.clear();
+                }
+                continue;
+            }
+            let c = &mut conns[i];
+            if ev.is_writable() && c.want_write {
+                flush(c, &poll, i).map_err(lost)?;
+            }
+            if !(ev.is_readable() || ev.is_read_closed() || ev.is_error()) {
+                continue;
+            }
+            fill(c).map_err(lost)?;
+            let now = Instant::now();
+            last_reply = now;
+            drain_replies(c, now, &mut tally).map_err(|e| {
+                fail(
+                    Kind::Unavailable,
+                    format!("Redis at {place} sent a reply rbench cannot read: {e}"),
+                )
+            })?;
+            if interval.is_none() && c.units == 0 {
+                for _ in 0..pipeline {
+                    if remaining == 0 || deadline.is_some_and(|d| now >= d) {
+                        break;
+                    }
+                    issue(c, &mut enc, &mut tally, &mut cmds, &mut remaining, now);
+                }
+            }
+            if c.wpos < c.wbuf.len() {
+                flush(c, &poll, i).map_err(lost)?;
+            }
+        }
+        if let Some(p) = &progress {
+            if tally.done != reported {
+                p.fetch_add(tally.done - reported, Ordering::Relaxed);
+                reported = tally.done;
+            }
+        }
+    }
+    Ok((tally, t0, last_reply))
+}
+
+const TIMER: usize = usize::MAX;
+
+/// A one-shot monotonic timer in the poll set, with nanosecond resolution.
+struct Timer(nix::sys::timerfd::TimerFd);
+
+impl Timer {
+    fn new(poll: &Poll) -> io::Result<Timer> {
+        use nix::sys::timerfd::{ClockId, TimerFd, TimerFlags};
+        use std::os::fd::{AsFd, AsRawFd};
+        let fd = TimerFd::new(
+            ClockId::CLOCK_MONOTONIC,
+            TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+        )?;
+        let raw = fd.as_fd().as_raw_fd();
+        poll.registry().register(
+            &mut mio::unix::SourceFd(&raw),
+            Token(TIMER),
+            Interest::READABLE,
+        )?;
+        Ok(Timer(fd))
+    }
+
+    fn arm(&self, after: Duration) -> io::Result<()> {
+        use nix::sys::time::TimeSpec;
+        use nix::sys::timerfd::{Expiration, TimerSetTimeFlags};
+        // Zero would disarm the timer; a nanosecond fires at once.
+        let after = after.max(Duration::from_nanos(1));
+        self.0.set(
+            Expiration::OneShot(TimeSpec::from_duration(after)),
+            TimerSetTimeFlags::empty(),
+        )?;
+        Ok(())
+    }
+
+    fn clear(&self) {
+        // Non-blocking read of the expiry count; EAGAIN when it already was read.
+        let _ = self.0.wait();
+    }
+}
+
+/// Read what the socket has. A short read means the socket is drained, so edge-triggered
+/// polling will report the next bytes; only a full buffer is read again.
+#[inline]
+fn fill(c: &mut Conn) -> io::Result<()> {
+    loop {
+        if c.rpos == c.rend {
+            c.rpos = 0;
+            c.rend = 0;
+        } else if c.rend == c.rbuf.len() {
+            if c.rpos > 0 {
+                c.rbuf.copy_within(c.rpos..c.rend, 0);
+                c.rend -= c.rpos;
+                c.rpos = 0;
+            } else {
+                let n = c.rbuf.len() * 2;
+                c.rbuf.resize(n, 0);
+            }
+        }
+        let room = c.rbuf.len() - c.rend;
+        match c.stream.read(&mut c.rbuf[c.rend..]) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the server closed the connection",
+                ))
+            }
+            Ok(n) => {
+                c.rend += n;
+                if n < room {
+                    return Ok(());
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[inline]
+fn drain_replies(c: &mut Conn, now: Instant, t: &mut Tally) -> Result<(), resp::ProtocolError> {
+    while c.rpos < c.rend {
+        let Some(s) = resp::scan(&c.rbuf[c.rpos..c.rend])? else {
+            break;
+        };
+        let Some(p) = c.inflight.pop_front() else {
+            return Err(resp::ProtocolError("a reply nobody asked for".into()));
+        };
+        if s.error {
+            t.errors += p.ops as u64;
+            if t.first_error.is_none() {
+                t.first_error = Some(resp::text(&c.rbuf[c.rpos..c.rpos + s.len]));
+            }
+        } else {
+            t.successes += p.ops as u64;
+        }
+        let ns = now.saturating_duration_since(p.start).as_nanos() as u64;
+        let _ = t.hist.record_n(ns, p.ops as u64);
+        t.done += p.ops as u64;
+        c.rpos += s.len;
+        if p.last_of_unit {
+            c.units -= 1;
+        }
+    }
+    Ok(())
+}
+
+/// Write the pending bytes; ask for writability only while the socket is full.
+#[inline]
+fn flush(c: &mut Conn, poll: &Poll, i: usize) -> io::Result<()> {
+    while c.wpos < c.wbuf.len() {
+        match c.stream.write(&c.wbuf[c.wpos..]) {
+            Ok(n) => c.wpos += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                if !c.want_write {
+                    c.want_write = true;
+                    c.stream.register(
+                        poll,
+                        Token(i),
+                        Interest::READABLE | Interest::WRITABLE,
+                        true,
+                    )?;
+                }
+                return Ok(());
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    c.wbuf.clear();
+    c.wpos = 0;
+    if c.want_write {
+        c.want_write = false;
+        c.stream
+            .register(poll, Token(i), Interest::READABLE, true)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workload(mix: Vec<(Op, u32)>) -> Workload {
+        Workload {
+            mix,
+            requests: Some(10),
+            duration: None,
+            clients: 1,
+            pipeline: 1,
+            mode: Mode::Direct,
+            rate: None,
+            value_size: 4,
+            keyspace: 1,
+            key_prefix: "p:".into(),
+            threads: 1,
+        }
+    }
+
+    #[test]
+    fn ratio_parses_and_merges() {
+        assert_eq!(
+            parse_ratio("set:1, GET=9,set:1").unwrap(),
+            vec![(Op::Set, 2), (Op::Get, 9)]
+        );
+        assert!(parse_ratio("set").is_err());
+        assert!(parse_ratio("foo:1").is_err());
+        assert!(parse_ratio("set:0").is_err());
+        assert!(parse_ratio("set:x").is_err());
+    }
+
+    #[test]
+    fn direct_commands_carry_the_key_number() {
+        let mut e = Encoder::new(&workload(vec![(Op::Set, 1)]), 1);
+        let mut out = Vec::new();
+        e.direct(&mut out);
+        assert_eq!(
+            out,
+            b"*3\r\n$3\r\nSET\r\n$14\r\np:000000000000\r\n$4\r\nxxxx\r\n".to_vec()
+        );
+        let mut e = Encoder::new(&workload(vec![(Op::Incr, 1)]), 1);
+        out.clear();
+        e.direct(&mut out);
+        assert_eq!(
+            out,
+            b"*2\r\n$4\r\nINCR\r\n$22\r\np:counter:000000000000\r\n".to_vec()
+        );
+    }
+
+    #[test]
+    fn keys_stay_in_the_keyspace() {
+        let mut w = workload(vec![(Op::Get, 1)]);
+        w.keyspace = 7;
+        let mut e = Encoder::new(&w, 42);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..500 {
+            let mut out = Vec::new();
+            e.direct(&mut out);
+            let s = String::from_utf8(out).unwrap();
+            let k = s.split("\r\n").nth(4).unwrap().to_string();
+            seen.insert(k);
+        }
+        assert_eq!(seen.len(), 7, "{seen:?}");
+        assert!(seen.contains("p:000000000006"));
+    }
+
+    #[test]
+    fn batches_group_operations_into_multi_key_commands() {
+        let mut e = Encoder::new(&workload(vec![(Op::Set, 1), (Op::Incr, 1)]), 3);
+        let mut out = Vec::new();
+        let mut cmds = Vec::new();
+        let mut tally = [0u64; 5];
+        e.batch(&mut out, 20, &mut cmds, &mut tally);
+        let total: u32 = cmds.iter().map(|c| c.1).sum();
+        assert_eq!(total, 20);
+        assert_eq!(tally[op_index(Op::Set)] + tally[op_index(Op::Incr)], 20);
+        // One MSET, then one INCR per increment.
+        assert_eq!(cmds.iter().filter(|c| c.0 == Op::Set).count(), 1);
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.contains("$4\r\nMSET\r\n"), "{s}");
+        assert_eq!(s.matches("INCR").count() as u64, tally[op_index(Op::Incr)]);
+        // Every reply count matches: parse our own output as replies would be counted.
+        let mut pos = 0;
+        let bytes = s.as_bytes();
+        let mut n = 0;
+        while let Some(r) = resp::scan(&bytes[pos..]).unwrap() {
+            pos += r.len;
+            n += 1;
+        }
+        assert_eq!(pos, bytes.len());
+        assert_eq!(n, cmds.len());
+    }
+
+    #[test]
+    fn mix_follows_the_weights() {
+        let mut e = Encoder::new(&workload(vec![(Op::Set, 1), (Op::Get, 3)]), 9);
+        let mut sets = 0;
+        for _ in 0..40_000 {
+            if e.pick() == Op::Set {
+                sets += 1;
+            }
+        }
+        assert!((9_000..11_000).contains(&sets), "{sets}");
+    }
+}

@@ -1,0 +1,238 @@
+//! Exporters: one [`BenchDoc`] rendered as JSON, CSV or a human table (hyperfine's pattern).
+use std::io::Write;
+
+use serde::Serialize;
+
+use super::{BenchDoc, RunFormat, TestResult};
+use crate::output;
+
+/// Renders a benchmark result in one form.
+pub trait Exporter {
+    fn write(&self, doc: &BenchDoc, out: &mut dyn Write) -> anyhow::Result<()>;
+}
+
+pub struct Json;
+pub struct Csv;
+pub struct Human;
+
+pub fn for_format(f: RunFormat) -> &'static dyn Exporter {
+    match f {
+        RunFormat::Json => &Json,
+        RunFormat::Csv => &Csv,
+        RunFormat::Human => &Human,
+    }
+}
+
+impl Exporter for Json {
+    fn write(&self, doc: &BenchDoc, out: &mut dyn Write) -> anyhow::Result<()> {
+        output::write_json(out, doc)
+    }
+}
+
+/// One CSV line per test; empty cells where the engine had no number.
+#[derive(Serialize)]
+struct CsvRow<'a> {
+    test: &'a str,
+    requests_per_second: f64,
+    avg_latency_ms: Option<f64>,
+    min_latency_ms: Option<f64>,
+    p50_latency_ms: Option<f64>,
+    p90_latency_ms: Option<f64>,
+    p95_latency_ms: Option<f64>,
+    p99_latency_ms: Option<f64>,
+    p999_latency_ms: Option<f64>,
+    max_latency_ms: Option<f64>,
+    requests: Option<u64>,
+    successes: Option<u64>,
+    errors: Option<u64>,
+}
+
+pub const CSV_HEADER: &[&str] = &[
+    "test",
+    "requests_per_second",
+    "avg_latency_ms",
+    "min_latency_ms",
+    "p50_latency_ms",
+    "p90_latency_ms",
+    "p95_latency_ms",
+    "p99_latency_ms",
+    "p999_latency_ms",
+    "max_latency_ms",
+    "requests",
+    "successes",
+    "errors",
+];
+
+impl Exporter for Csv {
+    fn write(&self, doc: &BenchDoc, out: &mut dyn Write) -> anyhow::Result<()> {
+        let rows: Vec<CsvRow> = doc
+            .results
+            .tests
+            .0
+            .iter()
+            .map(|(n, r)| CsvRow {
+                test: n,
+                requests_per_second: r.requests_per_second,
+                avg_latency_ms: r.avg_latency_ms,
+                min_latency_ms: r.min_latency_ms,
+                p50_latency_ms: r.p50_latency_ms,
+                p90_latency_ms: r.p90_latency_ms,
+                p95_latency_ms: r.p95_latency_ms,
+                p99_latency_ms: r.p99_latency_ms,
+                p999_latency_ms: r.p999_latency_ms,
+                max_latency_ms: r.max_latency_ms,
+                requests: r.requests,
+                successes: r.successes,
+                errors: r.errors,
+            })
+            .collect();
+        output::write_delimited(out, &rows, output::Format::Csv, CSV_HEADER)
+    }
+}
+
+/// A number of milliseconds, or `-`.
+pub fn ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |x| format!("{x:.3}"))
+}
+
+pub fn rps(v: f64) -> String {
+    format!("{v:.0}")
+}
+
+impl Exporter for Human {
+    fn write(&self, doc: &BenchDoc, out: &mut dyn Write) -> anyhow::Result<()> {
+        let c = &doc.config;
+        let mut what = format!(
+            "{} → {}: {} clients, pipeline {}, {}-byte values",
+            c.tool, c.server, c.clients, c.pipeline, c.value_size
+        );
+        if let Some(m) = &c.mode {
+            what.push_str(&format!(", {m}"));
+            if let Some(b) = c.batch {
+                what.push_str(&format!(" {b}"));
+            }
+        }
+        if let Some(r) = c.rate {
+            what.push_str(&format!(", open loop at {r:.0} req/s"));
+        }
+        writeln!(out, "{what}")?;
+        let native = doc
+            .results
+            .tests
+            .0
+            .iter()
+            .any(|(_, r)| r.requests.is_some());
+        let mut header = vec!["TEST", "REQ/S", "AVG", "MIN", "P50"];
+        if native {
+            header.push("P90");
+        }
+        header.extend(["P95", "P99"]);
+        if native {
+            header.push("P99.9");
+        }
+        header.push("MAX(ms)");
+        if native {
+            header.extend(["REQUESTS", "ERRORS"]);
+        }
+        let rows: Vec<Vec<String>> = doc
+            .results
+            .tests
+            .0
+            .iter()
+            .map(|(n, r)| human_row(n, r, native))
+            .collect();
+        output::write_table(out, &header, &rows)?;
+        for (n, r) in &doc.results.tests.0 {
+            if let Some(e) = &r.first_error {
+                writeln!(out, "{n}: {} errors, the first: {e}", r.errors.unwrap_or(0))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn human_row(name: &str, r: &TestResult, native: bool) -> Vec<String> {
+    let mut v = vec![
+        name.to_string(),
+        rps(r.requests_per_second),
+        ms(r.avg_latency_ms),
+        ms(r.min_latency_ms),
+        ms(r.p50_latency_ms),
+    ];
+    if native {
+        v.push(ms(r.p90_latency_ms));
+    }
+    v.extend([ms(r.p95_latency_ms), ms(r.p99_latency_ms)]);
+    if native {
+        v.push(ms(r.p999_latency_ms));
+    }
+    v.push(ms(r.max_latency_ms));
+    if native {
+        v.push(r.requests.map_or("-".into(), |x| x.to_string()));
+        v.push(r.errors.map_or("-".into(), |x| x.to_string()));
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::{BenchConfig, Results, Tests};
+
+    fn doc() -> BenchDoc {
+        BenchDoc {
+            timestamp: "2026-01-01T00:00:00Z".into(),
+            config: BenchConfig {
+                tool: "rbench".into(),
+                server: "127.0.0.1:6379".into(),
+                clients: 50,
+                pipeline: 1,
+                value_size: 256,
+                ..Default::default()
+            },
+            results: Results {
+                tests: Tests(vec![(
+                    "MSET (10 keys)".into(),
+                    TestResult {
+                        requests_per_second: 1234.5,
+                        p50_latency_ms: Some(0.25),
+                        requests: Some(10),
+                        errors: Some(0),
+                        ..Default::default()
+                    },
+                )]),
+            },
+            raw_output: String::new(),
+        }
+    }
+
+    #[test]
+    fn csv_quotes_names_and_leaves_missing_cells_empty() {
+        let mut out = Vec::new();
+        Csv.write(&doc(), &mut out).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        let mut lines = s.lines();
+        assert_eq!(lines.next().unwrap(), CSV_HEADER.join(","));
+        assert_eq!(
+            lines.next().unwrap(),
+            "MSET (10 keys),1234.5,,,0.25,,,,,,10,,0"
+        );
+    }
+
+    #[test]
+    fn human_table_has_a_row_per_test() {
+        let mut out = Vec::new();
+        Human.write(&doc(), &mut out).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.contains("MSET (10 keys)  1234"), "{s}");
+        assert!(s.contains("0.250"), "{s}");
+    }
+
+    #[test]
+    fn json_round_trips() {
+        let mut out = Vec::new();
+        Json.write(&doc(), &mut out).unwrap();
+        let back: BenchDoc = serde_json::from_slice(&out).unwrap();
+        assert_eq!(back.results.tests, doc().results.tests);
+    }
+}

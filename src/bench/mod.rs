@@ -1,0 +1,239 @@
+//! rbench: benchmark a Redis server — wrap `redis-benchmark`, drive load natively, compare runs.
+//!
+//! Both engines produce one [`BenchDoc`], the JSON shape users of the original HPC wrapper parse:
+//! `{timestamp, config, results: {tests: {NAME: {requests_per_second, …}}}, raw_output}`.
+use std::fmt;
+
+use serde::de::{MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub mod compare;
+pub mod conn;
+pub mod engine;
+pub mod export;
+pub mod plot;
+pub mod resp;
+pub mod stats;
+pub mod wrap;
+
+/// One benchmark run: what was asked, what came out, and the tool's own text.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BenchDoc {
+    pub timestamp: String,
+    #[serde(default)]
+    pub config: BenchConfig,
+    pub results: Results,
+    #[serde(default)]
+    pub raw_output: String,
+}
+
+/// The settings of a run. Fields the engine does not have are left out of the JSON.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BenchConfig {
+    /// `redis-benchmark` (wrap) or `rbench` (native run).
+    pub tool: String,
+    pub tool_version: String,
+    /// `host:port` or `unix:/path`; never the password.
+    pub server: String,
+    pub tests: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<u64>,
+    pub clients: u32,
+    pub value_size: usize,
+    pub pipeline: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyspace: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub batch: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ratio: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threads: Option<u32>,
+    /// The child's command line (wrap); it never holds the password.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// Core count of the client machine, to read throughput numbers against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_cpus: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Results {
+    pub tests: Tests,
+}
+
+/// Test results in the order they ran (a JSON object whose key order is kept).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tests(pub Vec<(String, TestResult)>);
+
+impl Tests {
+    pub fn get(&self, name: &str) -> Option<&TestResult> {
+        self.0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, r)| r)
+    }
+}
+
+impl Serialize for Tests {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Tests {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Tests, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Tests;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of test name → result")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Tests, A::Error> {
+                let mut v = Vec::new();
+                while let Some((k, r)) = a.next_entry::<String, TestResult>()? {
+                    v.push((k, r));
+                }
+                Ok(Tests(v))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// One test's numbers. The first seven fields are always present (null when the tool did not
+/// report them, as old redis-benchmark CSV has only rps); the native engine adds the rest.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TestResult {
+    pub requests_per_second: f64,
+    #[serde(default)]
+    pub avg_latency_ms: Option<f64>,
+    #[serde(default)]
+    pub min_latency_ms: Option<f64>,
+    #[serde(default)]
+    pub p50_latency_ms: Option<f64>,
+    #[serde(default)]
+    pub p95_latency_ms: Option<f64>,
+    #[serde(default)]
+    pub p99_latency_ms: Option<f64>,
+    #[serde(default)]
+    pub max_latency_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p90_latency_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p999_latency_ms: Option<f64>,
+    /// Operations issued (= successes + errors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
+    /// Operations per kind (a `--ratio` mix).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ops: Vec<OpCount>,
+    /// The latency distribution as (percentile, ms) points, for plots.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latency_percentiles: Vec<PercentilePoint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpCount {
+    pub op: String,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PercentilePoint {
+    pub percentile: f64,
+    pub latency_ms: f64,
+}
+
+impl TestResult {
+    /// The latency curve: the recorded points, or those the summary fields give.
+    pub fn curve(&self) -> Vec<PercentilePoint> {
+        if !self.latency_percentiles.is_empty() {
+            return self.latency_percentiles.clone();
+        }
+        let p = |percentile, v: Option<f64>| {
+            v.map(|latency_ms| PercentilePoint {
+                percentile,
+                latency_ms,
+            })
+        };
+        [
+            p(0.0, self.min_latency_ms),
+            p(50.0, self.p50_latency_ms),
+            p(90.0, self.p90_latency_ms),
+            p(95.0, self.p95_latency_ms),
+            p(99.0, self.p99_latency_ms),
+            p(99.9, self.p999_latency_ms),
+            p(100.0, self.max_latency_ms),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+/// The `wrap`/`run` output forms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunFormat {
+    Human,
+    Json,
+    Csv,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tests_keep_their_order_through_json() {
+        let doc = Results {
+            tests: Tests(vec![
+                ("SET".into(), TestResult::default()),
+                ("GET".into(), TestResult::default()),
+                ("MSET (10 keys)".into(), TestResult::default()),
+            ]),
+        };
+        let s = serde_json::to_string(&doc).unwrap();
+        assert!(s.find("\"SET\"").unwrap() < s.find("\"GET\"").unwrap());
+        let back: Results = serde_json::from_str(&s).unwrap();
+        assert_eq!(back.tests, doc.tests);
+        // Missing latency fields are null, not absent: the shape stays the same.
+        assert!(s.contains("\"p99_latency_ms\":null"), "{s}");
+        assert!(!s.contains("p90_latency_ms"), "{s}");
+    }
+
+    #[test]
+    fn curve_from_summary_fields() {
+        let r = TestResult {
+            min_latency_ms: Some(0.1),
+            p50_latency_ms: Some(0.3),
+            max_latency_ms: Some(2.0),
+            ..Default::default()
+        };
+        let c = r.curve();
+        assert_eq!(c.len(), 3);
+        assert_eq!(c[2].percentile, 100.0);
+    }
+}
