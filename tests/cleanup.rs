@@ -8,7 +8,7 @@ use crate::util::{RedisServer, TestEnv};
 /// T's shape that is not in T_ALL, and unrelated keys. Returns the keys that must survive.
 fn seed(server: &RedisServer, env: &TestEnv) -> Vec<String> {
     let t = &env.tag;
-    sadd(server, &env.key("ALL"), &["2", "5", "7_1"]);
+    sadd(server, &env.key("ALL"), &["2", "5", "7_1", "30"]);
     sadd(server, &env.key("PENDING_AND_RUNNING"), &["5"]);
     sadd(server, &env.key("COMPLETED"), &["2"]);
     sadd(server, &env.key("FAILED"), &["7_1"]);
@@ -19,6 +19,8 @@ fn seed(server: &RedisServer, env: &TestEnv) -> Vec<String> {
         format!("{t}-2:b:c"),
         format!("{t}-5:a"),
         format!("{t}-7_1:a"),
+        format!("{t}-30_1:task"), // a task of array job 30
+        format!("{t}-30_2:task"),
     ] {
         server.cli(&["SET", &k, "v"]);
     }
@@ -32,6 +34,8 @@ fn seed(server: &RedisServer, env: &TestEnv) -> Vec<String> {
         format!("{other}_ALL"),
         format!("{other}_JOB:5"),
         format!("{t}-9:not_in_all"),
+        format!("{t}-7_2:other_task_of_7"),
+        format!("{t}-300_1:x"),
         format!("{t}_JOB:9"),
         format!("{t}-abc:x"),
         format!("{t}_TRACKER"),
@@ -102,7 +106,15 @@ fn keys_and_records_delete_only_jobs_in_all_never_another_tags() {
     seed(&server, &env);
     ok(&run(env.cmd("rj-cleanup").args(["--records", "--yes"])));
     let mut want = survivors.clone();
-    for k in ["-2:a", "-2:b:c", "-5:a", "-5:h", "-7_1:a"] {
+    for k in [
+        "-2:a",
+        "-2:b:c",
+        "-5:a",
+        "-5:h",
+        "-7_1:a",
+        "-30_1:task",
+        "-30_2:task",
+    ] {
         want.push(format!("{t}{k}"));
     }
     want.sort();
@@ -159,7 +171,15 @@ fn dry_run_lists_and_deletes_nothing() {
     listed.sort();
     let mut want: Vec<String> = sets(&env);
     for k in [
-        "-2:a", "-2:b:c", "-5:a", "-5:h", "-7_1:a", "_JOB:2", "_JOB:5",
+        "-2:a",
+        "-2:b:c",
+        "-5:a",
+        "-5:h",
+        "-7_1:a",
+        "-30_1:task",
+        "-30_2:task",
+        "_JOB:2",
+        "_JOB:5",
     ] {
         want.push(format!("{t}{k}"));
     }

@@ -61,7 +61,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut n = store.unlink(&plan.data)?;
     n += store.unlink(&plan.records)?;
     n += store.unlink(&plan.sets)?;
-    cli::note(&format!("{} ({n} keys existed)", plan.summary(&keys, "deleted")));
+    cli::note(&format!(
+        "{} ({n} keys existed)",
+        plan.summary(&keys, "deleted")
+    ));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -106,7 +109,7 @@ fn plan(store: &mut Store, keys: &Keys, data: bool, records: bool) -> anyhow::Re
         plan.data = store
             .scan(&keys.data_pattern())?
             .into_iter()
-            .filter(|k| keys.data_key_job(k).is_some_and(|id| ids.contains(id)))
+            .filter(|k| keys.data_key_job(k).is_some_and(|id| recorded(&ids, id)))
             .collect();
     }
     if records {
@@ -120,13 +123,21 @@ fn plan(store: &mut Store, keys: &Keys, data: bool, records: bool) -> anyhow::Re
     Ok(plan)
 }
 
+/// Is a job, or for an array task `J_N` its array job `J`, in `T_ALL`? rj-launch records the
+/// array job; its tasks write `T-J_N:*` keys (`${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}`).
+fn recorded(all: &HashSet<String>, id: &str) -> bool {
+    all.contains(id) || id.split_once('_').is_some_and(|(job, _)| all.contains(job))
+}
+
 /// Ask on the terminal; without one, refuse (scripts pass --yes).
 fn confirm(what: &str) -> anyhow::Result<()> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() || !std::io::stderr().is_terminal() {
         return Err(fail(
             Kind::Usage,
-            format!("refusing to {what} without confirmation; pass --yes (stdin is not a terminal)"),
+            format!(
+                "refusing to {what} without confirmation; pass --yes (stdin is not a terminal)"
+            ),
         ));
     }
     eprint!("{}: {what}? [y/N] ", cli::program());
@@ -136,5 +147,21 @@ fn confirm(what: &str) -> anyhow::Result<()> {
         Ok(())
     } else {
         Err(fail(Kind::Interrupted, "nothing deleted"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn array_tasks_belong_to_their_recorded_array_job() {
+        let all: HashSet<String> = ["10", "20_3"].iter().map(|s| s.to_string()).collect();
+        for yes in ["10", "10_1", "10_77", "20_3"] {
+            assert!(recorded(&all, yes), "{yes}");
+        }
+        for no in ["1", "100", "100_1", "20", "20_4", "2"] {
+            assert!(!recorded(&all, no), "{no}");
+        }
     }
 }
