@@ -525,3 +525,26 @@ fn refused_password_stops_before_sbatch() {
     assert!(!env.path().join("fake-argv").exists(), "sbatch never ran");
     assert!(!env.path().join("state").exists(), "nothing spooled");
 }
+
+#[test]
+fn redis_down_and_spool_unwritable_is_69_naming_both() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let not_a_dir = env.path().join("state-file");
+    std::fs::write(&not_a_dir, "").unwrap();
+    let out = run(env
+        .cmd("rj-launch")
+        .env("XDG_STATE_HOME", &not_a_dir)
+        .env(
+            "REDIS_URL",
+            format!("redis://127.0.0.1:{}", util::free_port()),
+        )
+        .args(["--record", "61"]));
+    assert_eq!(check::stdout(&out), "61\n", "the ID is still printed");
+    let line = fails(&out, 69, "rj-launch");
+    assert!(line.contains("job(s) 61 NOT recorded"), "{line}");
+    assert!(line.contains("cannot connect to Redis"), "{line}");
+    assert!(line.contains(not_a_dir.to_str().unwrap()), "{line}");
+}

@@ -38,7 +38,11 @@ pub struct Args {
     #[arg(long, num_args = 1.., value_name = "ID", conflicts_with = "sbatch_args")]
     pub record: Option<Vec<String>>,
     /// Arguments for sbatch (put `--` before them when the first one starts with `-`).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "SBATCH ARGS")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "SBATCH ARGS"
+    )]
     pub sbatch_args: Vec<String>,
 }
 
@@ -126,10 +130,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            spool::append(&spool_path, &entries).with_context(|| {
-                format!(
-                    "job(s) {} NOT recorded: Redis failed ({e:#}) and the spool failed too",
-                    ids_text(&jobs)
+            // Not a temporary failure any more: nothing will replay these IDs.
+            spool::append(&spool_path, &entries).map_err(|se| {
+                fail(
+                    Kind::Unavailable,
+                    format!(
+                        "job(s) {} NOT recorded: Redis failed ({e:#}) and the spool failed too: {se:#}",
+                        ids_text(&jobs)
+                    ),
                 )
             })?;
             Err(fail(
@@ -145,7 +153,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn ids_text(jobs: &[Submitted]) -> String {
-    jobs.iter().map(|j| j.id.as_str()).collect::<Vec<_>>().join(" ")
+    jobs.iter()
+        .map(|j| j.id.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// IDs from `--record` arguments or, for `-`, stdin. All are checked before anything is written.
@@ -163,7 +174,10 @@ fn read_ids(args: &[String]) -> anyhow::Result<Vec<Submitted>> {
         }
     }
     if words.is_empty() {
-        return Err(fail(Kind::DataErr, "no job IDs to record (stdin was empty)"));
+        return Err(fail(
+            Kind::DataErr,
+            "no job IDs to record (stdin was empty)",
+        ));
     }
     let mut jobs: Vec<Submitted> = Vec::with_capacity(words.len());
     for w in &words {
