@@ -215,7 +215,13 @@ pub fn load(req: &Request, env: &dyn Env) -> anyhow::Result<Config> {
             })?;
             let raw = parse(&text, p)?;
             let mut w = Vec::new();
-            if raw.password.is_some() && world_readable(p) {
+            // The password may also sit in the file's "url" (redis://:pw@host).
+            let url_pw = raw
+                .url
+                .as_deref()
+                .and_then(|u| parse_url(u).ok())
+                .is_some_and(|t| t.password.is_some());
+            if (raw.password.is_some() || url_pw) && world_readable(p) {
                 w.push(format!(
                     "{} holds a password and is readable by every user; run: chmod 600 {}",
                     p.display(),
@@ -471,6 +477,24 @@ mod tests {
         assert_eq!(c.warnings.len(), 1);
         assert!(!c.warnings[0].contains("pw\""));
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(load(&req, &env(&[])).unwrap().warnings.is_empty());
+    }
+
+    #[test]
+    fn world_readable_password_in_file_url_warns() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = write(d.path(), r#"{"url": "redis://:urlpw@h:1"}"#);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let req = Request {
+            config: Some(p.clone()),
+            url: None,
+        };
+        let c = load(&req, &env(&[])).unwrap();
+        assert_eq!(c.warnings.len(), 1);
+        assert!(!c.warnings[0].contains("urlpw"));
+        assert_eq!(c.target.password.as_deref(), Some("urlpw"));
+        std::fs::write(&p, r#"{"url": "redis://h:1"}"#).unwrap();
         assert!(load(&req, &env(&[])).unwrap().warnings.is_empty());
     }
 }

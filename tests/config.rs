@@ -498,3 +498,52 @@ fn help_and_version_never_read_config_redis_or_slurm() {
         }
     }
 }
+
+/// redis.json may hold a "url": it beats the file's host/port, REDIS_URL beats it, and a
+/// password in it counts for the world-readable warning.
+#[test]
+fn url_field_of_redis_json() {
+    let Some(server) = RedisServer::with(RedisOptions {
+        password: Some("in-url-pw-8".into()),
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let cfg = env.path().join("url.json");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"{{"host": "127.0.0.1", "port": {}, "url": "redis://:in-url-pw-8@127.0.0.1:{}/1"}}"#,
+            util::free_port(),
+            server.port
+        ),
+    )
+    .unwrap();
+    util::set_mode(&cfg, 0o644);
+    let out = run(env
+        .cmd("rj-launch")
+        .env("RJ_CONFIG", &cfg)
+        .args(["--record", "71"]));
+    assert_eq!(ok(&out), "71\n");
+    let err = check::stderr(&out);
+    assert!(err.starts_with("rj-launch: warning: "), "{err}");
+    assert!(err.contains(cfg.to_str().unwrap()), "{err}");
+    assert!(!err.contains("in-url-pw-8"), "{err}");
+    assert_eq!(
+        server.cli(&["-n", "1", "SMEMBERS", &env.key("ALL")]).trim(),
+        "71"
+    );
+    // REDIS_URL wins over the file's url.
+    let dead = format!("redis://127.0.0.1:{}", util::free_port());
+    let line = fails(
+        &run(env
+            .cmd("rj-status")
+            .env("RJ_CONFIG", &cfg)
+            .env("REDIS_URL", &dead)
+            .arg("-q")),
+        69,
+        "rj-status",
+    );
+    assert!(line.contains("(from REDIS_URL)"), "{line}");
+}
