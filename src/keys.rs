@@ -76,12 +76,13 @@ impl Set {
 
     pub fn from_suffix(s: &str) -> Option<Set> {
         let up = s.to_ascii_uppercase();
-        Set::ALL.into_iter().find(|set| set.suffix() == up).or(
-            match up.as_str() {
+        Set::ALL
+            .into_iter()
+            .find(|set| set.suffix() == up)
+            .or(match up.as_str() {
                 "PENDING" | "RUNNING" | "ACTIVE" => Some(Set::PendingAndRunning),
                 _ => None,
-            },
-        )
+            })
     }
 }
 
@@ -206,7 +207,9 @@ impl FromStr for JobId {
     fn from_str(s: &str) -> Result<JobId, String> {
         let digits = |p: &str| -> Result<u64, String> {
             if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(format!("{s:?} is not a Slurm job ID (expected 123 or 123_4)"));
+                return Err(format!(
+                    "{s:?} is not a Slurm job ID (expected 123 or 123_4)"
+                ));
             }
             p.parse::<u64>()
                 .map_err(|_| format!("job ID {s:?} is out of range"))
@@ -295,6 +298,7 @@ mod tests {
         assert_eq!(k.data_pattern(), "a.b-[0-9]*:*");
         assert_eq!(k.job_data_pattern("5_1"), "a.b-5_1:*");
         assert_eq!(escape_glob("a*b[c]"), "a\\*b\\[c\\]");
+        assert_eq!(escape_glob("?^\\"), "\\?\\^\\\\");
     }
 
     #[test]
@@ -318,6 +322,8 @@ mod tests {
         }
         assert_eq!(split_cluster("12;c1"), ("12", Some("c1")));
         assert_eq!(split_cluster("12"), ("12", None));
+        assert_eq!(split_cluster("12;"), ("12", None));
+        assert_eq!(split_cluster("12_3;c"), ("12_3", Some("c")));
     }
 
     #[test]

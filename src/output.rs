@@ -56,7 +56,11 @@ pub fn tsv_clean(s: &str) -> String {
 }
 
 /// An aligned text table; the last column is not padded.
-pub fn write_table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
+pub fn write_table(
+    out: &mut dyn Write,
+    header: &[&str],
+    rows: &[Vec<String>],
+) -> anyhow::Result<()> {
     let mut width: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -107,6 +111,12 @@ mod tests {
     }
 
     #[test]
+    fn tsv_clean_keeps_one_field_on_one_line() {
+        assert_eq!(tsv_clean("a\tb\nc\r\nd"), "a b c  d");
+        assert_eq!(tsv_clean("plain, text"), "plain, text");
+    }
+
+    #[test]
     fn empty_rows_still_have_header() {
         let mut out = Vec::new();
         write_delimited::<Row>(&mut out, &[], Format::Csv, &["set", "job_id"]).unwrap();
@@ -119,9 +129,15 @@ mod tests {
         write_table(
             &mut out,
             &["A", "B"],
-            &[vec!["long".into(), "x".into()], vec!["s".into(), "y".into()]],
+            &[
+                vec!["long".into(), "x".into()],
+                vec!["s".into(), "y".into()],
+            ],
         )
         .unwrap();
-        assert_eq!(String::from_utf8(out).unwrap(), "A     B\nlong  x\ns     y\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "A     B\nlong  x\ns     y\n"
+        );
     }
 }

@@ -92,3 +92,39 @@ pub fn replay(store: &mut Store, keys: &Keys, p: &PathBuf) -> anyhow::Result<usi
     f.sync_all()?;
     Ok(jobs.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn spool_path_per_tag_under_xdg_state_home_or_home() {
+        let tag = Tag::new("exp.1").unwrap();
+        let env: HashMap<&str, &str> = [("XDG_STATE_HOME", "/s"), ("HOME", "/h")].into();
+        assert_eq!(path(&tag, &env), PathBuf::from("/s/rj/exp.1.spool"));
+        let env: HashMap<&str, &str> = [("HOME", "/h")].into();
+        assert_eq!(
+            path(&tag, &env),
+            PathBuf::from("/h/.local/state/rj/exp.1.spool")
+        );
+    }
+
+    #[test]
+    fn append_writes_one_json_line_per_job() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("rj/t.spool");
+        let e = |id: &str| Entry {
+            id: id.into(),
+            fields: vec![("cluster".into(), "c".into())],
+        };
+        append(&p, &[e("1"), e("2_3")]).unwrap();
+        append(&p, &[e("4")]).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let back: Vec<Entry> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(back, [e("1"), e("2_3"), e("4")]);
+    }
+}

@@ -146,3 +146,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flat_shows_strings_as_text_and_structures_as_compact_json() {
+        assert_eq!(flat(&serde_json::json!("a \"b\"")), "a \"b\"");
+        assert_eq!(flat(&serde_json::json!({"k": "v"})), r#"{"k":"v"}"#);
+        assert_eq!(flat(&serde_json::json!([["m", 1.5]])), r#"[["m",1.5]]"#);
+    }
+}
