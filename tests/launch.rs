@@ -259,9 +259,12 @@ fn password_is_never_on_sbatch_argv_or_in_the_job_env() {
             d = env.path().display()
         ),
     );
+    // A relative --config reaches the job as an absolute RJ_CONFIG.
     let out = run(env
         .cmd("rj-launch")
         .env("PATH", util::path_with(&bin))
+        .env_remove("RJ_CONFIG")
+        .args(["--config", "redis.json"])
         .args(["--", "--output=/dev/null", "--wrap", "true"]));
     check::code(&out, 0);
     let id = printed_id(&out);
@@ -271,7 +274,15 @@ fn password_is_never_on_sbatch_argv_or_in_the_job_env() {
     assert!(!job_env.contains("job-secret-4"), "{job_env}");
     assert!(job_env.contains(&format!("JOB_TAG={}\n", env.tag)));
     assert!(job_env.contains(&format!("job_tag={}\n", env.tag)));
-    assert!(job_env.contains(&format!("RJ_CONFIG={}\n", env.config.display())));
+    let rj_config = job_env
+        .lines()
+        .find_map(|l| l.strip_prefix("RJ_CONFIG="))
+        .expect("RJ_CONFIG in the job's environment");
+    assert!(rj_config.starts_with('/'), "{rj_config}");
+    assert_eq!(
+        std::fs::canonicalize(rj_config).unwrap(),
+        std::fs::canonicalize(&env.config).unwrap()
+    );
     assert!(!check::stderr(&out).contains("job-secret-4"));
     assert_eq!(server.smembers(&env.key("ALL")), [id.clone()]);
     slurm::wait_finished(&id, JOB_DONE);
