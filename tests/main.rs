@@ -1,5 +1,6 @@
 //! The one integration-test crate: real redis-server per test, real Slurm testbed.
 mod util;
+mod ecosystem;
 mod config;
 mod status;
 mod last;
