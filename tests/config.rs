@@ -493,7 +493,7 @@ fn help_and_version_never_read_config_redis_or_slurm() {
                 .env("REDIS_URL", "http://broken")
                 .env("JOB_TAG", "bad tag")
                 .current_dir(dir.path());
-            let out = ok(&run(&mut cmd.arg(flag)));
+            let out = ok(&run(cmd.arg(flag)));
             assert!(out.contains(bin), "{bin} {flag}: {out}");
         }
     }

@@ -55,10 +55,10 @@ fn real_job_runs_is_recorded_and_its_keys_are_read_back() {
     check::code(&out, 0);
     assert!(out.stderr.is_empty(), "{}", check::stderr(&out));
     let id = printed_id(&out);
-    assert_eq!(server.smembers(&env.key("ALL")), [id.clone()]);
+    assert_eq!(server.smembers(&env.key("ALL")), [id.as_str()]);
     assert_eq!(
         server.smembers(&env.key("PENDING_AND_RUNNING")),
-        [id.clone()]
+        [id.as_str()]
     );
     let h = hash(&server, &env.key(&format!("JOB:{id}")));
     for f in ["submitted", "host", "user", "cwd"] {
@@ -105,10 +105,10 @@ fn array_job_records_the_parent_id() {
     ]));
     check::code(&out, 0);
     let id = printed_id(&out);
-    assert_eq!(server.smembers(&env.key("ALL")), [id.clone()]);
+    assert_eq!(server.smembers(&env.key("ALL")), [id.as_str()]);
     assert_eq!(
         server.smembers(&env.key("PENDING_AND_RUNNING")),
-        [id.clone()]
+        [id.as_str()]
     );
     for task in 1..=3 {
         slurm::wait_finished(&format!("{id}_{task}"), JOB_DONE);
@@ -147,10 +147,10 @@ fn pipe_from_sbatch_parsable_into_record_stdin() {
     assert!(sbatch.wait().unwrap().success());
     check::code(&out, 0);
     let id = printed_id(&out);
-    assert_eq!(server.smembers(&env.key("ALL")), [id.clone()]);
+    assert_eq!(server.smembers(&env.key("ALL")), [id.as_str()]);
     assert_eq!(
         server.smembers(&env.key("PENDING_AND_RUNNING")),
-        [id.clone()]
+        [id.as_str()]
     );
     slurm::wait_finished(&id, JOB_DONE);
 }
@@ -284,7 +284,7 @@ fn password_is_never_on_sbatch_argv_or_in_the_job_env() {
         std::fs::canonicalize(&env.config).unwrap()
     );
     assert!(!check::stderr(&out).contains("job-secret-4"));
-    assert_eq!(server.smembers(&env.key("ALL")), [id.clone()]);
+    assert_eq!(server.smembers(&env.key("ALL")), [id.as_str()]);
     slurm::wait_finished(&id, JOB_DONE);
 }
 
