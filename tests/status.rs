@@ -385,3 +385,32 @@ fn empty_tag_shows_zero_counts() {
         ""
     );
 }
+
+#[test]
+fn long_tsv_keeps_columns_when_a_field_holds_a_tab() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    sadd(&server, &env.key("ALL"), &["3"]);
+    sadd(&server, &env.key("COMPLETED"), &["3"]);
+    server.cli(&[
+        "HSET",
+        &env.key("JOB:3"),
+        "name",
+        "a\tb\nc",
+        "state",
+        "COMPLETED",
+    ]);
+    let out = ok(&run(env
+        .cmd("rj-status")
+        .args(["--long", "--format", "tsv"])));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let header: Vec<&str> = lines[0].split('\t').collect();
+    let row: Vec<&str> = lines[1].split('\t').collect();
+    assert_eq!(header.len(), row.len(), "{out}");
+    let name = header.iter().position(|h| *h == "name").unwrap();
+    assert_eq!(row[name], "a b c");
+    assert_eq!(row[0], "3");
+}

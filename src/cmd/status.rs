@@ -128,13 +128,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let width = rows.iter().map(|r| r.key.len()).max().unwrap_or(0);
             for r in &rows {
                 match &r.ids {
-                    Some(ids) if !ids.is_empty() => writeln!(
-                        out,
-                        "{:<width$}  {:>6}  {}",
-                        r.key,
-                        r.count,
-                        ids.join(" ")
-                    )?,
+                    Some(ids) if !ids.is_empty() => {
+                        writeln!(out, "{:<width$}  {:>6}  {}", r.key, r.count, ids.join(" "))?
+                    }
                     _ => writeln!(out, "{:<width$}  {:>6}", r.key, r.count)?,
                 }
             }
@@ -242,7 +238,15 @@ fn long(
         .iter()
         .zip(hashes)
         .map(|((id, set), h)| {
-            let g = |k: &str| h.get(k).cloned().unwrap_or_default();
+            // TSV cannot quote: a tab or newline in a job name would shift the columns.
+            let g = |k: &str| {
+                let v = h.get(k).cloned().unwrap_or_default();
+                if format == Format::Tsv {
+                    output::tsv_clean(&v)
+                } else {
+                    v
+                }
+            };
             JobRow {
                 job_id: id.clone(),
                 set: set.suffix(),
@@ -286,7 +290,13 @@ fn long(
             }
         }
         Format::Human => {
-            let dash = |s: &str| if s.is_empty() { "-".to_string() } else { s.to_string() };
+            let dash = |s: &str| {
+                if s.is_empty() {
+                    "-".to_string()
+                } else {
+                    s.to_string()
+                }
+            };
             let table: Vec<Vec<String>> = rows
                 .iter()
                 .map(|r| {
@@ -305,7 +315,14 @@ fn long(
             output::write_table(
                 out,
                 &[
-                    "JOBID", "SET", "STATE", "EXITCODE", "ELAPSED", "NODES", "PARTITION", "NAME",
+                    "JOBID",
+                    "SET",
+                    "STATE",
+                    "EXITCODE",
+                    "ELAPSED",
+                    "NODES",
+                    "PARTITION",
+                    "NAME",
                 ],
                 &table,
             )?;
