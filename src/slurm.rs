@@ -382,6 +382,8 @@ pub enum QueryFailure {
     Unreachable,
     /// `Slurm accounting storage is disabled`: sacct has nothing to say here.
     AccountingDisabled,
+    /// The command answered, but not in the form rj reads.
+    BadOutput,
     Other,
 }
 
@@ -568,7 +570,7 @@ pub fn squeue(ids: &[String]) -> Result<Vec<JobRow>, QueryError> {
             }
         }
         rows.extend(parse_squeue(&ran.stdout).map_err(|e| QueryError {
-            kind: QueryFailure::Other,
+            kind: QueryFailure::BadOutput,
             msg: format!("{}: {e}", ran.shown),
         })?);
     }
@@ -591,7 +593,7 @@ pub fn sacct(ids: &[String]) -> Result<Vec<JobRow>, QueryError> {
             return Err(query_error(&ran, classify_failure(&ran.stderr)));
         }
         rows.extend(parse_sacct(&ran.stdout).map_err(|e| QueryError {
-            kind: QueryFailure::Other,
+            kind: QueryFailure::BadOutput,
             msg: format!("{}: {e}", ran.shown),
         })?);
     }
@@ -616,7 +618,7 @@ pub fn scontrol_all() -> Result<Vec<JobRow>, QueryError> {
         };
     }
     parse_scontrol(&ran.stdout).map_err(|e| QueryError {
-        kind: QueryFailure::Other,
+        kind: QueryFailure::BadOutput,
         msg: format!("{}: {e}", ran.shown),
     })
 }

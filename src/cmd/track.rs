@@ -734,13 +734,16 @@ impl Tracker {
         let rows = match slurm::squeue(&all) {
             Ok(r) => r,
             Err(e) => {
-                let what = match e.kind {
-                    QueryFailure::Unreachable => "Slurm controller unreachable",
-                    _ => "squeue failed",
+                let (what, kind) = match e.kind {
+                    QueryFailure::Unreachable => {
+                        ("Slurm controller unreachable", Kind::Unavailable)
+                    }
+                    QueryFailure::BadOutput => ("cannot read squeue's answer", Kind::DataErr),
+                    _ => ("squeue failed", Kind::Unavailable),
                 };
                 let msg = format!("{what}: {e}; no moves this tick");
                 if self.args.once {
-                    return Err(fail(Kind::Unavailable, msg));
+                    return Err(fail(kind, msg));
                 }
                 error(&msg);
                 return Ok(summary);

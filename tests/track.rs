@@ -1,0 +1,570 @@
+//! rj-track end to end: real Slurm testbed, real redis-server. Every test ends by checking the
+//! invariant of DESIGN §2: each ID of T_ALL is in exactly one of the five other sets.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::check::{self, ok, run};
+use crate::util::{self, slurm, RedisOptions, RedisServer, TestEnv};
+
+const FIVE: [&str; 5] = [
+    "PENDING_AND_RUNNING",
+    "COMPLETED",
+    "FAILED",
+    "TIMEOUT",
+    "CANCELLED",
+];
+
+/// Each ID of T_ALL in exactly one of the five sets, and no ID in them outside T_ALL.
+fn assert_invariant(server: &RedisServer, env: &TestEnv) {
+    let all = server.smembers(&env.key("ALL"));
+    let mut seen: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for set in FIVE {
+        for id in server.smembers(&env.key(set)) {
+            seen.entry(id).or_default().push(set);
+        }
+    }
+    for id in &all {
+        let sets = seen.get(id).cloned().unwrap_or_default();
+        assert_eq!(sets.len(), 1, "job {id} of T_ALL is in {sets:?}");
+    }
+    for id in seen.keys() {
+        assert!(
+            all.contains(id),
+            "job {id} is in a state set but not in T_ALL"
+        );
+    }
+}
+
+fn set_of(server: &RedisServer, env: &TestEnv, id: &str) -> Option<&'static str> {
+    FIVE.into_iter()
+        .find(|s| server.smembers(&env.key(s)).iter().any(|m| m == id))
+}
+
+fn hash(server: &RedisServer, env: &TestEnv, id: &str) -> BTreeMap<String, String> {
+    redis::cmd("HGETALL")
+        .arg(env.key(&format!("JOB:{id}")))
+        .query(&mut server.client())
+        .unwrap()
+}
+
+/// Submit through rj-launch (so the job is recorded as users do it) and return its ID.
+fn launch(env: &TestEnv, sbatch: &[&str]) -> String {
+    let mut args = vec!["--", "-o", "/dev/null"];
+    args.extend_from_slice(sbatch);
+    ok(&run(env.cmd("rj-launch").args(&args)))
+        .trim()
+        .to_string()
+}
+
+fn scancel(id: &str) {
+    slurm::run("scancel", &[id]);
+}
+
+fn wait_state(id: &str, want: &str, timeout: Duration) {
+    util::wait_until(timeout, &format!("job {id} to be {want}"), || {
+        slurm::state(id).as_deref() == Some(want)
+    });
+}
+
+fn testbed(args: &[&str]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/slurm-testbed");
+    let out = Command::new(script)
+        .args(args)
+        .output()
+        .expect("scripts/slurm-testbed");
+    assert!(
+        out.status.success(),
+        "slurm-testbed {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A running rj-track; Drop kills and waits. stdout and stderr go to files in the test dir.
+struct Daemon {
+    child: Option<Child>,
+    out: PathBuf,
+    err: PathBuf,
+}
+
+fn track_command(env: &TestEnv, path: Option<&str>) -> Command {
+    let mut c = Command::new(util::bin_path("rj-track"));
+    c.env_clear()
+        .env(
+            "PATH",
+            path.map(str::to_string)
+                .unwrap_or_else(|| std::env::var("PATH").unwrap_or_default()),
+        )
+        .env("HOME", env.path())
+        .env("XDG_STATE_HOME", env.path().join("state"))
+        .env("XDG_CONFIG_HOME", env.path().join("config"))
+        .env("RJ_CONFIG", &env.config)
+        .env("JOB_TAG", &env.tag)
+        .current_dir(env.path());
+    if let Ok(conf) = std::env::var("SLURM_CONF") {
+        c.env("SLURM_CONF", conf);
+    }
+    c
+}
+
+impl Daemon {
+    fn start(env: &TestEnv, name: &str, args: &[&str]) -> Daemon {
+        Self::start_with(track_command(env, None), env, name, args)
+    }
+
+    fn start_with(mut cmd: Command, env: &TestEnv, name: &str, args: &[&str]) -> Daemon {
+        let out = env.path().join(format!("{name}.out"));
+        let err = env.path().join(format!("{name}.err"));
+        let child = cmd
+            .args(["--interval", "1s", "-v"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
+            .expect("spawn rj-track");
+        Daemon {
+            child: Some(child),
+            out,
+            err,
+        }
+    }
+
+    fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.err).unwrap_or_default()
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.child.as_mut().unwrap().try_wait(), Ok(None))
+    }
+
+    fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).unwrap();
+    }
+
+    /// Wait for the exit status (panics after `timeout`).
+    fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                return st;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "rj-track did not exit within {timeout:?}; stderr:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Move lines printed so far: (id, set, state).
+    fn moves(&self) -> Vec<(String, String, String)> {
+        self.stdout()
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.splitn(5, ' ').collect();
+                assert_eq!(f.len(), 5, "move line {l:?}");
+                (f[1].to_string(), f[2].to_string(), f[4].to_string())
+            })
+            .collect()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Wait until T_PENDING_AND_RUNNING is empty, showing the daemon's stderr on timeout.
+fn wait_drained(server: &RedisServer, env: &TestEnv, d: &Daemon, timeout: Duration) {
+    let start = Instant::now();
+    while !server.smembers(&env.key("PENDING_AND_RUNNING")).is_empty() {
+        assert!(
+            start.elapsed() < timeout,
+            "jobs still pending after {timeout:?}: {:?}\nstdout:\n{}\nstderr:\n{}",
+            server.smembers(&env.key("PENDING_AND_RUNNING")),
+            d.stdout(),
+            d.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn setup() -> Option<(RedisServer, TestEnv)> {
+    if !slurm::available() {
+        return None;
+    }
+    let server = RedisServer::start()?;
+    let env = TestEnv::new(&server);
+    Some((server, env))
+}
+
+#[test]
+fn exit_codes_cancels_and_arrays_end_in_their_sets() {
+    let Some((server, env)) = setup() else { return };
+    let _node = slurm::shared();
+    let ok0 = launch(&env, &["--wrap", "exit 0"]);
+    let bad = launch(&env, &["--wrap", "exit 3"]);
+    let held = launch(&env, &["--hold", "--wrap", "exit 0"]);
+    let long = launch(&env, &["--wrap", "sleep 300"]);
+    let array = launch(
+        &env,
+        &["--array=1-3", "--wrap", "[ $SLURM_ARRAY_TASK_ID != 2 ]"],
+    );
+    let d = Daemon::start(&env, "track", &["--record-ttl", "7d"]);
+    scancel(&held);
+    wait_state(&long, "RUNNING", Duration::from_secs(60));
+    scancel(&long);
+    wait_drained(&server, &env, &d, Duration::from_secs(90));
+
+    assert_eq!(set_of(&server, &env, &ok0), Some("COMPLETED"));
+    assert_eq!(set_of(&server, &env, &bad), Some("FAILED"));
+    assert_eq!(set_of(&server, &env, &held), Some("CANCELLED"));
+    assert_eq!(set_of(&server, &env, &long), Some("CANCELLED"));
+    assert_eq!(set_of(&server, &env, &array), Some("FAILED"));
+
+    let h = hash(&server, &env, &bad);
+    assert_eq!(h["state"], "FAILED");
+    assert_eq!(h["exit_code"], "3:0");
+    for k in [
+        "start",
+        "end",
+        "elapsed",
+        "nodes",
+        "partition",
+        "name",
+        "submitted",
+    ] {
+        assert!(h.contains_key(k), "{k} missing in {h:?}");
+    }
+    assert!(hash(&server, &env, &long)["state"].starts_with("CANCELLED"));
+    let a = hash(&server, &env, &array);
+    assert_eq!(a["state"], "FAILED");
+    assert_eq!(a["tasks"], "3");
+    assert_eq!(a["tasks_completed"], "2");
+    assert_eq!(a["tasks_failed"], "1");
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(env.key(&format!("JOB:{ok0}")))
+        .query(&mut server.client())
+        .unwrap();
+    assert!(ttl > 6 * 86400 && ttl <= 7 * 86400, "TTL {ttl}");
+
+    // Each move printed once, and the array as its parent.
+    let mut moves = d.moves();
+    moves.sort();
+    let ids: Vec<&str> = moves.iter().map(|m| m.0.as_str()).collect();
+    let mut want = vec![
+        ok0.as_str(),
+        bad.as_str(),
+        held.as_str(),
+        long.as_str(),
+        array.as_str(),
+    ];
+    want.sort();
+    assert_eq!(ids, want);
+    // Log lines carry a timestamp.
+    let err = d.stderr();
+    let tick = err
+        .lines()
+        .find(|l| l.contains(" tick: "))
+        .expect("a tick line");
+    assert!(
+        humantime::parse_rfc3339(tick.split(' ').next().unwrap()).is_ok(),
+        "{tick}"
+    );
+
+    // rj-status --long shows the records.
+    let long_out = ok(&run(env
+        .cmd("rj-status")
+        .args(["--long", "--format", "json"])));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&long_out).unwrap();
+    let row = rows.iter().find(|r| r["job_id"] == bad.as_str()).unwrap();
+    assert_eq!(row["exit_code"], "3:0");
+    assert_eq!(row["set"], "FAILED");
+    assert_invariant(&server, &env);
+}
+
+#[test]
+fn time_limit_ends_in_timeout() {
+    let Some((server, env)) = setup() else { return };
+    let _node = slurm::shared();
+    let id = launch(&env, &["--time=1", "--wrap", "sleep 300"]);
+    let d = Daemon::start(&env, "track", &["--format", "json"]);
+    wait_drained(&server, &env, &d, Duration::from_secs(200));
+    assert_eq!(set_of(&server, &env, &id), Some("TIMEOUT"));
+    assert_eq!(hash(&server, &env, &id)["state"], "TIMEOUT");
+    let line: serde_json::Value = serde_json::from_str(d.stdout().lines().next().unwrap()).unwrap();
+    assert_eq!(line["job_id"], id.as_str());
+    assert_eq!(line["set"], "TIMEOUT");
+    assert_eq!(line["tag"], env.tag.as_str());
+    assert_invariant(&server, &env);
+}
+
+#[test]
+fn node_failure_without_requeue_is_failed() {
+    let Some((server, env)) = setup() else { return };
+    let _node = slurm::exclusive();
+    let id = launch(&env, &["--no-requeue", "--wrap", "sleep 300"]);
+    wait_state(&id, "RUNNING", Duration::from_secs(60));
+    testbed(&["node-down"]);
+    let result = std::panic::catch_unwind(|| {
+        util::wait_until(Duration::from_secs(60), "NODE_FAIL", || {
+            slurm::state(&id).as_deref() == Some("NODE_FAIL")
+        })
+    });
+    testbed(&["node-resume"]);
+    result.unwrap();
+    let out = ok(&run(env.cmd("rj-track").args(["--once"])));
+    assert!(out.contains(&format!("{id} FAILED")), "{out}");
+    assert_eq!(set_of(&server, &env, &id), Some("FAILED"));
+    assert_eq!(hash(&server, &env, &id)["state"], "NODE_FAIL");
+    assert_invariant(&server, &env);
+}
+
+#[test]
+fn unknown_jobs_stay_until_lost_after() {
+    let Some((server, env)) = setup() else { return };
+    ok(&run(env.cmd("rj-launch").args(["--record", "999999991"])));
+    let first = run(env.cmd("rj-track").args(["--once", "--lost-after", "2s"]));
+    assert_eq!(check::stdout(&first), "");
+    assert!(
+        check::stderr(&first).contains("unknown to Slurm"),
+        "{first:?}"
+    );
+    assert_eq!(
+        set_of(&server, &env, "999999991"),
+        Some("PENDING_AND_RUNNING")
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let out = ok(&run(env.cmd("rj-track").args([
+        "--once",
+        "--lost-after",
+        "2s",
+    ])));
+    assert_eq!(out, format!("{} 999999991 FAILED - LOST\n", env.tag));
+    assert_eq!(hash(&server, &env, "999999991")["state"], "LOST");
+    assert_invariant(&server, &env);
+}
+
+#[test]
+fn several_tags_and_all_tags() {
+    let Some((server, env)) = setup() else { return };
+    let _node = slurm::shared();
+    let a = launch(&env, &["--wrap", "exit 0"]);
+    let env2 = TestEnv::new(&server);
+    let b = launch(&env2, &["--wrap", "exit 1"]);
+    slurm::wait_finished(&a, Duration::from_secs(60));
+    slurm::wait_finished(&b, Duration::from_secs(60));
+    let out = ok(&run(env.cmd("rj-track").args(["--once", "--all-tags"])));
+    assert!(out.contains(&format!("{} {a} COMPLETED", env.tag)), "{out}");
+    assert!(out.contains(&format!("{} {b} FAILED", env2.tag)), "{out}");
+    // Nothing left to move: a second run prints nothing.
+    let tags = ["--once", "--tag", &env.tag, "--tag", &env2.tag];
+    assert_eq!(ok(&run(env.cmd("rj-track").args(tags))), "");
+    assert_invariant(&server, &env);
+    assert_invariant(&server, &env2);
+}
+
+#[test]
+fn job_moved_by_someone_else_is_not_reported() {
+    let Some((server, env)) = setup() else { return };
+    let _node = slurm::shared();
+    let id = launch(&env, &["--wrap", "exit 0"]);
+    slurm::wait_finished(&id, Duration::from_secs(60));
+    // The old shell script got there first.
+    server.cli(&[
+        "SMOVE",
+        &env.key("PENDING_AND_RUNNING"),
+        &env.key("COMPLETED"),
+        &id,
+    ]);
+    assert_eq!(ok(&run(env.cmd("rj-track").args(["--once"]))), "");
+    assert_invariant(&server, &env);
+}
+
+#[test]
+fn unreadable_squeue_output_is_exit_65() {
+    let Some((_server, env)) = setup() else {
+        return;
+    };
+    ok(&run(env.cmd("rj-launch").args(["--record", "12345"])));
+    // Real Slurm never prints this; a broken wrapper or a future format might.
+    let bin = env.path().join("fakebin");
+    util::write_script(&bin, "squeue", "echo 'this is not squeue output'");
+    let out = run(env
+        .cmd("rj-track")
+        .env("PATH", util::path_with(&bin))
+        .args(["--once"]));
+    let line = check::fails(&out, 65, "rj-track");
+    assert!(line.contains("squeue"), "{line}");
+}
+
+#[test]
+fn survives_a_redis_restart_and_loses_nothing() {
+    if !slurm::available() {
+        return;
+    }
+    let Some(mut server) = RedisServer::with(RedisOptions {
+        persistent: true,
+        ..RedisOptions::default()
+    }) else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let _node = slurm::shared();
+    let first = launch(&env, &["--wrap", "exit 0"]);
+    let d = Daemon::start(&env, "track", &[]);
+    util::wait_until(Duration::from_secs(60), "first move", || {
+        set_of(&server, &env, &first) == Some("COMPLETED")
+    });
+    let second = launch(&env, &["--wrap", "sleep 3; exit 2"]);
+    server.kill();
+    std::thread::sleep(Duration::from_secs(5));
+    server.restart();
+    let mut d = d;
+    wait_drained(&server, &env, &d, Duration::from_secs(90));
+    assert!(d.alive(), "rj-track died with Redis:\n{}", d.stderr());
+    assert_eq!(set_of(&server, &env, &second), Some("FAILED"));
+    assert!(d.stderr().contains("retrying in"), "{}", d.stderr());
+    assert_eq!(d.moves().len(), 2, "{}", d.stdout());
+    assert_invariant(&server, &env);
+}
+
+#[test]
+fn slurmctld_outage_moves_nothing_and_recovers() {
+    let Some((server, env)) = setup() else { return };
+    let _node = slurm::exclusive();
+    let id = launch(&env, &["--wrap", "sleep 4"]);
+    wait_state(&id, "RUNNING", Duration::from_secs(60));
+    let mut d = Daemon::start(&env, "track", &[]);
+    testbed(&["stop-ctld"]);
+    std::thread::sleep(Duration::from_secs(30));
+    let during = d.stderr();
+    let moves_during = d.moves().len();
+    testbed(&["start-ctld"]);
+    assert_eq!(moves_during, 0);
+    assert!(during.contains("Slurm controller unreachable"), "{during}");
+    assert!(d.alive());
+    wait_drained(&server, &env, &d, Duration::from_secs(90));
+    assert_eq!(set_of(&server, &env, &id), Some("COMPLETED"));
+    assert_invariant(&server, &env);
+}
+
+#[test]
+fn sigterm_finishes_the_tick_then_exits_0() {
+    let Some((server, env)) = setup() else { return };
+    let _node = slurm::shared();
+    let id = launch(&env, &["--wrap", "exit 0"]);
+    slurm::wait_finished(&id, Duration::from_secs(60));
+    // Slow squeue down (it takes 9-18 s when slurmctld is unwell) so the signal lands mid-tick.
+    let bin = env.path().join("slowbin");
+    let mark = env.path().join("in-squeue");
+    let real = which::which("squeue").unwrap();
+    util::write_script(
+        &bin,
+        "squeue",
+        &format!(
+            "touch '{}'; sleep 2; exec '{}' \"$@\"",
+            mark.display(),
+            real.display()
+        ),
+    );
+    let path = util::path_with(&bin);
+    let mut d = Daemon::start_with(track_command(&env, Some(&path)), &env, "track", &[]);
+    util::wait_until(Duration::from_secs(20), "squeue to start", || mark.exists());
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    let st = d.wait(Duration::from_secs(30));
+    assert_eq!(st.code(), Some(0), "{}", d.stderr());
+    assert_eq!(
+        set_of(&server, &env, &id),
+        Some("COMPLETED"),
+        "{}",
+        d.stderr()
+    );
+    assert_eq!(d.moves().len(), 1);
+    // The lease is given back for a standby.
+    assert_eq!(server.cli(&["EXISTS", &env.key("TRACKER")]).trim(), "0");
+    assert_invariant(&server, &env);
+}
+
+#[test]
+fn two_trackers_one_lease_and_takeover_after_kill_9() {
+    let Some((server, env)) = setup() else { return };
+    let _node = slurm::shared();
+    let mut a = Daemon::start(&env, "a", &[]);
+    util::wait_until(Duration::from_secs(10), "a to take the lease", || {
+        server.cli(&["EXISTS", &env.key("TRACKER")]).trim() == "1"
+    });
+    let mut b = Daemon::start(&env, "b", &[]);
+    let ids: Vec<String> = (0..4)
+        .map(|i| launch(&env, &["--wrap", &format!("exit {}", i % 2)]))
+        .collect();
+    wait_drained(&server, &env, &a, Duration::from_secs(90));
+    std::thread::sleep(Duration::from_secs(2));
+    let mut all: Vec<String> = a
+        .moves()
+        .into_iter()
+        .chain(b.moves())
+        .map(|m| m.0)
+        .collect();
+    all.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(all, want, "each job reported exactly once");
+    assert!(
+        b.moves().is_empty(),
+        "the standby moved jobs:\n{}",
+        b.stdout()
+    );
+
+    a.signal(nix::sys::signal::Signal::SIGKILL);
+    a.wait(Duration::from_secs(5));
+    let late = launch(&env, &["--wrap", "exit 0"]);
+    let t = Instant::now();
+    wait_drained(&server, &env, &b, Duration::from_secs(60));
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "takeover took {:?}",
+        t.elapsed()
+    );
+    assert!(b.moves().iter().any(|m| m.0 == late));
+    assert!(b.alive());
+    assert_invariant(&server, &env);
+}
+
+#[test]
+fn spool_is_replayed_each_tick() {
+    let Some((server, env)) = setup() else { return };
+    let spool = env
+        .path()
+        .join("state/rj")
+        .join(format!("{}.spool", env.tag));
+    std::fs::create_dir_all(spool.parent().unwrap()).unwrap();
+    std::fs::write(
+        &spool,
+        "{\"id\":\"999999992\",\"fields\":[[\"host\",\"x\"]]}\n",
+    )
+    .unwrap();
+    let out = run(env.cmd("rj-track").args(["--once"]));
+    check::code(&out, 0);
+    assert_eq!(
+        set_of(&server, &env, "999999992"),
+        Some("PENDING_AND_RUNNING")
+    );
+    assert_eq!(std::fs::metadata(&spool).unwrap().len(), 0);
+    assert_invariant(&server, &env);
+}
