@@ -6,6 +6,5 @@ mod status;
 mod last;
 mod cleanup;
 mod launch;
-mod rbench;
 mod track;
 mod compat;
