@@ -6,5 +6,6 @@ mod status;
 mod last;
 mod cleanup;
 mod launch;
+mod rbench;
 mod track;
 mod compat;

@@ -1,0 +1,649 @@
+//! rbench: the redis-benchmark wrapper, the native engine and compare, against real servers.
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::util::{self, RedisOptions, RedisServer, TestEnv};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/rbench")
+        .join(name)
+}
+
+/// Run rbench, expect success, and parse its JSON stdout.
+fn json(env: &TestEnv, args: &[&str]) -> Value {
+    let out = env.cmd("rbench").args(args).assert().success();
+    let stdout = &out.get_output().stdout;
+    serde_json::from_slice(stdout).unwrap_or_else(|e| {
+        panic!(
+            "rbench {args:?}: not JSON ({e}): {}",
+            String::from_utf8_lossy(stdout)
+        )
+    })
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
+/// The latency fields of a native result are ordered and plausible for a loopback server.
+fn check_percentiles(name: &str, r: &Value) {
+    let keys = [
+        "min_latency_ms",
+        "p50_latency_ms",
+        "p90_latency_ms",
+        "p95_latency_ms",
+        "p99_latency_ms",
+        "p999_latency_ms",
+        "max_latency_ms",
+    ];
+    let v: Vec<f64> = keys.iter().map(|k| f(&r[k])).collect();
+    assert!(v.windows(2).all(|w| w[0] <= w[1]), "{name}: {v:?}");
+    assert!(v[0] > 0.0, "{name}: min latency {v:?}");
+    assert!(v[1] < 1000.0, "{name}: p50 {v:?}");
+    let avg = f(&r["avg_latency_ms"]);
+    assert!(
+        v[0] <= avg && avg <= v[6],
+        "{name}: avg {avg} outside {v:?}"
+    );
+    let curve = r["latency_percentiles"].as_array().unwrap();
+    assert!(curve.len() >= 5, "{name}");
+}
+
+#[test]
+fn wrap_runs_redis_benchmark_and_writes_the_json_shape() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    if which::which("redis-benchmark").is_err() {
+        util::missing("redis-benchmark (apt-get install redis-tools)");
+        return;
+    }
+    let env = TestEnv::new(&server);
+    let out = env.path().join("wrap.json");
+    env.cmd("rbench")
+        .args([
+            "wrap", "-t", "set,get", "-n", "2000", "-c", "4", "-d", "32", "-P", "2",
+        ])
+        .arg("--output")
+        .arg(&out)
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(&out).unwrap();
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    // Tests keep redis-benchmark's order.
+    assert!(text.find("\"SET\": {").unwrap() < text.find("\"GET\": {").unwrap());
+    assert!(doc["timestamp"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(doc["config"]["tool"], "redis-benchmark");
+    assert_eq!(doc["config"]["clients"], 4);
+    assert_eq!(doc["config"]["pipeline"], 2);
+    assert!(doc["raw_output"].as_str().unwrap().contains("\"SET\""));
+    let tests = doc["results"]["tests"].as_object().unwrap();
+    assert_eq!(tests.len(), 2);
+    for (name, r) in tests {
+        assert!(f(&r["requests_per_second"]) > 0.0, "{name}");
+        for k in [
+            "avg_latency_ms",
+            "min_latency_ms",
+            "p50_latency_ms",
+            "p95_latency_ms",
+            "p99_latency_ms",
+            "max_latency_ms",
+        ] {
+            assert!(f(&r[k]) >= 0.0, "{name} {k}");
+        }
+        assert!(f(&r["min_latency_ms"]) <= f(&r["max_latency_ms"]));
+    }
+}
+
+#[test]
+fn wrap_gives_the_password_only_through_the_environment() {
+    let pw = "wrap-s3cret-pw";
+    let Some(server) = RedisServer::with(RedisOptions {
+        password: Some(pw.into()),
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    // A stand-in redis-benchmark that records what it was given and prints real 7.0 CSV.
+    let bin = env.path().join("bin");
+    let seen = env.path().join("seen");
+    let csv = fixture("redis7.csv");
+    util::write_script(
+        &bin,
+        "redis-benchmark",
+        &format!(
+            "[ \"$1\" = --version ] && {{ echo 'redis-benchmark 7.0.15'; exit 0; }}\n\
+             echo \"$@\" > {seen}.args\necho \"$REDISCLI_AUTH\" > {seen}.env\ncat {csv}",
+            seen = seen.display(),
+            csv = csv.display()
+        ),
+    );
+    let doc = {
+        let out = env
+            .cmd("rbench")
+            .env("PATH", util::path_with(&bin))
+            .args(["wrap", "-t", "set", "--format", "json"])
+            .assert()
+            .success();
+        serde_json::from_slice::<Value>(&out.get_output().stdout).unwrap()
+    };
+    let args = std::fs::read_to_string(seen.with_extension("args")).unwrap();
+    assert!(!args.contains(pw), "password on the command line: {args}");
+    assert!(
+        args.contains("--csv") && args.contains(&format!("-p {}", server.port)),
+        "{args}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(seen.with_extension("env"))
+            .unwrap()
+            .trim(),
+        pw
+    );
+    assert!(!doc["config"].to_string().contains(pw));
+    assert_eq!(f(&doc["results"]["tests"]["SET"]["p99_latency_ms"]), 0.135);
+}
+
+#[test]
+fn wrap_exit_codes_missing_tool_and_bad_output() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let empty = env.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = env
+        .cmd("rbench")
+        .env("PATH", &empty)
+        .args(["wrap", "-t", "set"])
+        .assert()
+        .code(69);
+    assert!(String::from_utf8_lossy(&out.get_output().stderr).contains("redis-benchmark not found"));
+
+    let bin = env.path().join("bin");
+    util::write_script(
+        &bin,
+        "redis-benchmark",
+        "echo 'Segmentation fault? no: garbage'",
+    );
+    let out = env
+        .cmd("rbench")
+        .env("PATH", util::path_with(&bin))
+        .args(["wrap", "-t", "set"])
+        .assert()
+        .code(65);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        err.contains("cannot parse") && err.contains("line 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn run_records_every_request_it_issues() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let doc = json(
+        &env,
+        &[
+            "run",
+            "-t",
+            "set,get,incr,exists,del",
+            "-n",
+            "3001",
+            "-c",
+            "7",
+            "-P",
+            "3",
+            "-d",
+            "100",
+            "--keyspace",
+            "50",
+            "--key-prefix",
+            "cnt:",
+            "--format",
+            "json",
+        ],
+    );
+    let tests = doc["results"]["tests"].as_object().unwrap();
+    assert_eq!(tests.len(), 5);
+    for name in ["SET", "GET", "INCR", "EXISTS", "DEL"] {
+        assert!(tests.contains_key(name), "{name}");
+    }
+    for (name, r) in tests {
+        assert_eq!(u(&r["requests"]), 3001, "{name}");
+        assert_eq!(u(&r["successes"]) + u(&r["errors"]), 3001, "{name}");
+        assert_eq!(u(&r["errors"]), 0, "{name}: {}", r["first_error"]);
+        assert!(f(&r["requests_per_second"]) > 0.0);
+        check_percentiles(name, r);
+    }
+    assert_eq!(doc["config"]["clients"], 7);
+    // INCR ran on its own keys: 3001 increments spread over at most 50 counters.
+    let counters: u64 = (0..50)
+        .map(|i| {
+            server
+                .cli(&["GET", &format!("cnt:counter:{i:012}")])
+                .trim()
+                .parse::<u64>()
+                .unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(counters, 3001);
+    // SET wrote 100-byte values into the key space (DEL ran last, so look at the counters' peers).
+    assert!(server.cli(&["DBSIZE"]).trim().parse::<u64>().unwrap() >= 1);
+}
+
+#[test]
+fn batched_mode_counts_operations_not_commands() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let doc = json(
+        &env,
+        &[
+            "run",
+            "-t",
+            "set",
+            "--mode",
+            "batched",
+            "--batch",
+            "7",
+            "-n",
+            "1000",
+            "-c",
+            "3",
+            "-P",
+            "2",
+            "--keyspace",
+            "10000",
+            "--key-prefix",
+            "bat:",
+            "--format",
+            "json",
+        ],
+    );
+    let r = &doc["results"]["tests"]["SET"];
+    assert_eq!(u(&r["requests"]), 1000);
+    assert_eq!(u(&r["successes"]), 1000);
+    assert_eq!(doc["config"]["mode"], "batched");
+    assert_eq!(doc["config"]["batch"], 7);
+    check_percentiles("SET", r);
+    let keys = server.cli(&["DBSIZE"]).trim().parse::<u64>().unwrap();
+    assert!(
+        (800..=1000).contains(&keys),
+        "{keys} keys from 1000 MSET operations"
+    );
+    let mixed = json(
+        &env,
+        &[
+            "run",
+            "--ratio",
+            "set:1,get:2,incr:1",
+            "--mode",
+            "batched",
+            "--batch",
+            "5",
+            "-n",
+            "2000",
+            "-c",
+            "2",
+            "--key-prefix",
+            "bat:",
+            "--format",
+            "json",
+        ],
+    );
+    let r = &mixed["results"]["tests"]["MIXED"];
+    assert_eq!(u(&r["requests"]), 2000);
+    let per_op: u64 = r["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| u(&o["count"]))
+        .sum();
+    assert_eq!(per_op, 2000);
+}
+
+#[test]
+fn server_errors_are_counted_not_fatal() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    server.cli(&["RPUSH", "err:000000000000", "a"]);
+    server.cli(&["SET", "err:counter:000000000000", "not-a-number"]);
+    for (test, want) in [("get", "WRONGTYPE"), ("incr", "not an integer")] {
+        let out = env
+            .cmd("rbench")
+            .args([
+                "run",
+                "-t",
+                test,
+                "-n",
+                "500",
+                "-c",
+                "5",
+                "--keyspace",
+                "1",
+                "--key-prefix",
+                "err:",
+                "--format",
+                "json",
+            ])
+            .assert()
+            .success();
+        let doc: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+        let r = &doc["results"]["tests"][test.to_uppercase()];
+        assert_eq!(u(&r["errors"]), 500, "{test}");
+        assert_eq!(u(&r["successes"]), 0, "{test}");
+        assert!(
+            r["first_error"].as_str().unwrap().contains(want),
+            "{test}: {}",
+            r["first_error"]
+        );
+        let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+        assert!(err.contains("500 of 500 requests failed"), "{err}");
+    }
+    // Two keys, one a list: some GETs fail, the rest succeed, all are counted.
+    server.cli(&["SET", "err:000000000001", "v"]);
+    let doc = json(
+        &env,
+        &[
+            "run",
+            "-t",
+            "get",
+            "-n",
+            "1000",
+            "-c",
+            "4",
+            "--keyspace",
+            "2",
+            "--key-prefix",
+            "err:",
+            "--format",
+            "json",
+        ],
+    );
+    let r = &doc["results"]["tests"]["GET"];
+    let (ok, bad) = (u(&r["successes"]), u(&r["errors"]));
+    assert_eq!(ok + bad, 1000);
+    assert!(ok > 300 && bad > 300, "{ok} ok, {bad} errors");
+}
+
+#[test]
+fn rate_holds_in_open_loop() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let doc = json(
+        &env,
+        &[
+            "run",
+            "-t",
+            "set",
+            "--rate",
+            "2000",
+            "--duration",
+            "2s",
+            "-c",
+            "4",
+            "--key-prefix",
+            "rate:",
+            "--format",
+            "json",
+        ],
+    );
+    let r = &doc["results"]["tests"]["SET"];
+    assert_eq!(u(&r["requests"]), 4000, "2 s at 2000/s");
+    let rps = f(&r["requests_per_second"]);
+    assert!((rps - 2000.0).abs() / 2000.0 < 0.05, "{rps} req/s");
+    assert_eq!(f(&doc["config"]["rate"]), 2000.0);
+    check_percentiles("SET", r);
+}
+
+#[test]
+fn duration_bounds_a_closed_loop_run() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let doc = json(
+        &env,
+        &[
+            "run",
+            "-t",
+            "get",
+            "--duration",
+            "1s",
+            "-c",
+            "2",
+            "--format",
+            "json",
+        ],
+    );
+    let r = &doc["results"]["tests"]["GET"];
+    assert!(u(&r["requests"]) > 100);
+    let secs = f(&r["duration_s"]);
+    assert!((0.9..5.0).contains(&secs), "{secs}");
+}
+
+#[test]
+fn run_formats_csv_and_output_file() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let out = env
+        .cmd("rbench")
+        .args([
+            "run", "-t", "set", "-n", "200", "-c", "2", "--format", "csv",
+        ])
+        .assert()
+        .success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let mut rdr = csv::Reader::from_reader(text.as_bytes());
+    let h = rdr.headers().unwrap().clone();
+    assert_eq!(&h[0], "test");
+    assert_eq!(&h[1], "requests_per_second");
+    let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(&rows[0][0], "SET");
+    let idx = h.iter().position(|c| c == "requests").unwrap();
+    assert_eq!(&rows[0][idx], "200");
+
+    let file = env.path().join("r.json");
+    let out = env
+        .cmd("rbench")
+        .args(["run", "-t", "get", "-n", "100", "-c", "1"])
+        .arg("-o")
+        .arg(&file)
+        .assert()
+        .success();
+    let human = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(human.contains("GET") && human.contains("REQ/S"), "{human}");
+    let doc: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(u(&doc["results"]["tests"]["GET"]["requests"]), 100);
+    assert!(doc["raw_output"].as_str().unwrap().contains("GET"));
+}
+
+#[test]
+fn run_authenticates_and_classifies_failures() {
+    let Some(server) = RedisServer::with(RedisOptions {
+        password: Some("run-pw".into()),
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let doc = json(
+        &env,
+        &[
+            "run", "-t", "set", "-n", "100", "-c", "2", "--format", "json",
+        ],
+    );
+    assert_eq!(u(&doc["results"]["tests"]["SET"]["successes"]), 100);
+
+    let out = env
+        .cmd("rbench")
+        .args(["run", "-n", "10", "--url"])
+        .arg(format!("redis://:wrong-pw@127.0.0.1:{}", server.port))
+        .assert()
+        .code(77);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(!err.contains("wrong-pw"), "{err}");
+
+    let dead = util::free_port();
+    env.cmd("rbench")
+        .args(["run", "-n", "10", "--url"])
+        .arg(format!("redis://127.0.0.1:{dead}"))
+        .assert()
+        .code(69);
+    env.cmd("rbench")
+        .args(["run", "-t", "lrange"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn compare_tables_ratios_from_wrap_and_run_results() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let (a, b, old) = (
+        fixture("wrap-set-get.json"),
+        fixture("run-set-get.json"),
+        fixture("old-rps-only.json"),
+    );
+    let rows = {
+        let out = env
+            .cmd("rbench")
+            .arg("compare")
+            .args([&a, &b, &old])
+            .args(["--format", "json"])
+            .assert()
+            .success();
+        serde_json::from_slice::<Vec<Value>>(&out.get_output().stdout).unwrap()
+    };
+    let keys: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["test"].as_str().unwrap().into(),
+                r["file"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(keys[0], ("SET".into(), "wrap-set-get.json".into()));
+    assert_eq!(keys.len(), 5, "{keys:?}");
+    let set_run = &rows[1];
+    assert_eq!(set_run["file"], "run-set-get.json");
+    assert!((f(&set_run["rps_ratio"]) - 1.5).abs() < 1e-9);
+    assert!((f(&set_run["p50_ratio"]) - 0.5).abs() < 1e-9);
+    let set_old = &rows[2];
+    assert!((f(&set_old["rps_ratio"]) - 0.5).abs() < 1e-9);
+    assert!(set_old["p50_ratio"].is_null());
+
+    let out = env
+        .cmd("rbench")
+        .arg("compare")
+        .args([&a, &b])
+        .args(["--format", "markdown", "--tests", "get"])
+        .assert()
+        .success();
+    let md = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let lines: Vec<&str> = md.lines().collect();
+    assert_eq!(lines.len(), 4, "{md}");
+    assert!(
+        lines[0].starts_with("| TEST | FILE | REQ/S | VS FIRST"),
+        "{md}"
+    );
+    assert!(
+        lines[3].contains("| GET | run-set-get.json | 150000 | 1.50x |"),
+        "{md}"
+    );
+
+    let out = env
+        .cmd("rbench")
+        .arg("compare")
+        .args([&a, &b])
+        .assert()
+        .success();
+    let human = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        human
+            .lines()
+            .any(|l| l.starts_with("GET") && l.contains("run-set-get.json") && l.contains("1.50x"))
+            && human.contains("wrap-set-get.json"),
+        "{human}"
+    );
+
+    let out = env
+        .cmd("rbench")
+        .arg("compare")
+        .args([&a, &b])
+        .args(["--format", "csv"])
+        .assert()
+        .success();
+    let csv_text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        csv_text.starts_with("test,file,requests_per_second,rps_ratio"),
+        "{csv_text}"
+    );
+}
+
+#[test]
+fn compare_plots_svg_with_labels_and_png() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let (a, b) = (fixture("wrap-set-get.json"), fixture("run-set-get.json"));
+    let svg = env.path().join("lat.svg");
+    let png = env.path().join("lat.png");
+    for p in [&svg, &png] {
+        env.cmd("rbench")
+            .arg("compare")
+            .args([&a, &b])
+            .arg("--plot")
+            .arg(p)
+            .assert()
+            .success();
+        assert!(
+            std::fs::metadata(p).unwrap().len() > 1000,
+            "{}",
+            p.display()
+        );
+    }
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.contains("<svg"));
+    for label in [
+        "wrap-set-get.json SET",
+        "run-set-get.json GET",
+        "latency (ms)",
+        "percentile",
+        "99.9%",
+    ] {
+        assert!(text.contains(label), "no {label:?} in the SVG");
+    }
+    assert_eq!(&std::fs::read(&png).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
+    env.cmd("rbench")
+        .arg("compare")
+        .arg(&a)
+        .args(["--plot", "x.gif"])
+        .assert()
+        .code(2);
+    let bad = env.path().join("bad.json");
+    std::fs::write(&bad, "{\"not\": 1}").unwrap();
+    env.cmd("rbench").arg("compare").arg(&bad).assert().code(65);
+}
