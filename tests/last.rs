@@ -249,3 +249,35 @@ fn binary_values_of_every_type_are_shown_lossily() {
     let text = ok(&run(&mut env.cmd("rj-last")));
     assert_eq!(text.matches(shown).count(), 5, "{text}");
 }
+
+/// `rj-last … | head -1` with more output than a pipe holds: exit 0, nothing on stderr, in the
+/// text, JSON and CSV writers alike.
+#[test]
+fn closed_stdout_is_success_in_every_format() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    sadd(&server, &env.key("ALL"), &["1"]);
+    let mut c = server.client();
+    let mut p = redis::pipe();
+    let big = "x".repeat(1000);
+    for i in 0..300 {
+        p.cmd("SET")
+            .arg(format!("{}-1:k{i:03}", env.tag))
+            .arg(&big)
+            .ignore();
+    }
+    p.query::<()>(&mut c).unwrap();
+    for format in ["human", "json", "csv"] {
+        let (first, out) = check::head_1(&env, "rj-last", &["--format", format]);
+        assert!(!first.is_empty(), "{format}");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{format}: {}",
+            check::stderr(&out)
+        );
+        assert!(out.stderr.is_empty(), "{format}: {}", check::stderr(&out));
+    }
+}

@@ -1,7 +1,4 @@
 //! rj-status (DESIGN §4): numeric order, --state, --count, --long, every --format, SSCAN.
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
-
 use crate::util::check::{self, calls, ok, run, sadd};
 use crate::util::{RedisServer, TestEnv};
 
@@ -345,23 +342,7 @@ fn many_ids_stream_via_sscan() {
     assert_eq!(calls(&server, "keys"), 0);
 
     // `| head`: a closed stdout is success, with nothing on stderr.
-    let mut child = std::process::Command::new(crate::util::bin_path("rj-status"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", env.path())
-        .env("RJ_CONFIG", &env.config)
-        .env("JOB_TAG", &env.tag)
-        .current_dir(env.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    // the pipe is closed here, as `head -1` does
-    let out = child.wait_with_output().unwrap();
+    let (first, out) = check::head_1(&env, "rj-status", &[]);
     assert!(first.starts_with(&env.key("ALL")), "{first}");
     assert_eq!(out.status.code(), Some(0), "{}", check::stderr(&out));
     assert!(out.stderr.is_empty(), "{}", check::stderr(&out));

@@ -94,3 +94,26 @@ pub fn program(env: &super::TestEnv, prog: impl AsRef<std::ffi::OsStr>) -> asser
         .current_dir(env.path());
     c
 }
+
+/// Run a binary as `bin ARGS | head -1` would: read one line, close the pipe, wait.
+pub fn head_1(env: &super::TestEnv, bin: &str, args: &[&str]) -> (String, Output) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(super::bin_path(bin))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", env.path())
+        .env("XDG_STATE_HOME", env.path().join("state"))
+        .env("RJ_CONFIG", &env.config)
+        .env("JOB_TAG", &env.tag)
+        .current_dir(env.path())
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn binary");
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    (first, child.wait_with_output().unwrap())
+}
