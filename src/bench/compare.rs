@@ -14,9 +14,13 @@ use crate::output;
 /// The forms of the comparison table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CompareFormat {
+    /// An aligned table for people.
     Human,
+    /// A Markdown table, for READMEs and issues.
     Markdown,
+    /// One line per test and file, with a header line.
     Csv,
+    /// An array of rows.
     Json,
 }
 

@@ -197,8 +197,11 @@ impl TestResult {
 /// The `wrap`/`run` output forms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RunFormat {
+    /// An aligned table for people.
     Human,
+    /// The result document: {timestamp, config, results: {tests: …}, raw_output}.
     Json,
+    /// One line per test, with a header line.
     Csv,
 }
 

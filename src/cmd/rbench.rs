@@ -45,10 +45,13 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 pub enum Sub {
     /// Run the system's redis-benchmark (--csv) against the server and record its results.
+    #[command(after_long_help = cli::footer(EXAMPLES))]
     Wrap(WrapArgs),
     /// Drive load with the native engine: raw sockets, HdrHistogram latencies.
+    #[command(after_long_help = cli::footer(EXAMPLES))]
     Run(RunArgs),
     /// Compare result files: throughput and latency with ratios against the first file.
+    #[command(after_long_help = cli::footer(EXAMPLES))]
     Compare(CompareArgs),
 }
 
