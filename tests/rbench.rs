@@ -588,6 +588,18 @@ fn compare_tables_ratios_from_wrap_and_run_results() {
         "{human}"
     );
 
+    // A file from another wrapper, with its own config fields, compares by its results.
+    let other = fixture("other-config.json");
+    let out = env
+        .cmd("rbench")
+        .arg("compare")
+        .args([&a, &other])
+        .args(["--format", "json", "--tests", "GET"])
+        .assert()
+        .success();
+    let rows: Vec<Value> = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert!((f(&rows[1]["rps_ratio"]) - 0.9).abs() < 1e-9);
+
     let out = env
         .cmd("rbench")
         .arg("compare")

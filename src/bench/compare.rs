@@ -30,13 +30,22 @@ pub struct Loaded {
     pub doc: BenchDoc,
 }
 
+/// What compare needs of a file: only the results. `config` and `raw_output` are whatever the
+/// producer wrote (older wrappers used other config fields), so they are not read.
+#[derive(serde::Deserialize)]
+struct Lenient {
+    #[serde(default)]
+    timestamp: Option<String>,
+    results: super::Results,
+}
+
 /// Read result files; labels are the file names (whole paths when two names collide).
 pub fn load(paths: &[PathBuf]) -> anyhow::Result<Vec<Loaded>> {
     let mut out = Vec::new();
     for p in paths {
         let text = std::fs::read_to_string(p)
             .map_err(|e| fail(Kind::Usage, format!("cannot read {}: {e}", p.display())))?;
-        let doc: BenchDoc = serde_json::from_str(&text).map_err(|e| {
+        let l: Lenient = serde_json::from_str(&text).map_err(|e| {
             fail(
                 Kind::DataErr,
                 format!(
@@ -47,7 +56,12 @@ pub fn load(paths: &[PathBuf]) -> anyhow::Result<Vec<Loaded>> {
         })?;
         out.push(Loaded {
             label: file_name(p),
-            doc,
+            doc: BenchDoc {
+                timestamp: l.timestamp.unwrap_or_default(),
+                config: Default::default(),
+                results: l.results,
+                raw_output: String::new(),
+            },
         });
     }
     let names: Vec<String> = out.iter().map(|l| l.label.clone()).collect();
