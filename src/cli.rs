@@ -36,11 +36,7 @@ pub struct ConnArgs {
 impl ConnArgs {
     /// Set the verbosity, load the config and print its warnings.
     pub fn load(&self) -> anyhow::Result<Config> {
-        set_verbosity(if self.quiet {
-            -1
-        } else {
-            self.verbose as i8
-        });
+        set_verbosity(if self.quiet { -1 } else { self.verbose as i8 });
         let req = config::Request {
             config: self.config.clone(),
             url: self.url.clone(),
@@ -165,9 +161,18 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
 
 /// Files every tool reads or writes, for `--help` and the man pages.
 pub const FILES: &[(&str, &str)] = &[
-    ("./redis.json", "Redis settings, looked for after --config and $RJ_CONFIG"),
-    ("~/.config/rj/redis.json", "Redis settings, the last place looked"),
-    ("~/.local/state/rj/TAG.spool", "job IDs submitted while Redis was unreachable; replayed by the next rj-launch or rj-track"),
+    (
+        "./redis.json",
+        "Redis settings, looked for after --config and $RJ_CONFIG",
+    ),
+    (
+        "~/.config/rj/redis.json",
+        "Redis settings, the last place looked",
+    ),
+    (
+        "~/.local/state/rj/TAG.spool",
+        "job IDs submitted while Redis was unreachable; replayed by the next rj-launch or rj-track",
+    ),
 ];
 
 /// The text after the options in `--help`: environment, files, exit status, examples.

@@ -5,13 +5,31 @@ use std::process::ExitCode;
 
 /// The documented exit statuses (DESIGN §5), in the order of the man pages' EXIT STATUS table.
 pub const TABLE: &[(u8, &str)] = &[
-    (0, "success (a closed stdout pipe, as in `| head`, also counts as success)"),
-    (1, "nothing found (no jobs under the tag, no such job, no keys)"),
+    (
+        0,
+        "success (a closed stdout pipe, as in `| head`, also counts as success)",
+    ),
+    (
+        1,
+        "nothing found (no jobs under the tag, no such job, no keys)",
+    ),
     (2, "usage error (bad option or argument)"),
-    (65, "bad input data (unparseable output of sbatch, squeue, sacct, scontrol or redis-benchmark)"),
-    (69, "a service is unavailable (Redis, Slurm, redis-benchmark missing or unreachable)"),
-    (75, "temporary failure: the job ID was spooled locally and will be replayed"),
-    (77, "permission or authentication refused (wrong Redis password, NOPERM)"),
+    (
+        65,
+        "bad input data (unparseable output of sbatch, squeue, sacct, scontrol or redis-benchmark)",
+    ),
+    (
+        69,
+        "a service is unavailable (Redis, Slurm, redis-benchmark missing or unreachable)",
+    ),
+    (
+        75,
+        "temporary failure: the job ID was spooled locally and will be replayed",
+    ),
+    (
+        77,
+        "permission or authentication refused (wrong Redis password, NOPERM)",
+    ),
     (78, "configuration error (redis.json, REDIS_URL, tag)"),
     (130, "interrupted"),
 ];

@@ -1,11 +1,11 @@
 //! The one integration-test crate: real redis-server per test, real Slurm testbed.
-mod util;
-mod ecosystem;
-mod config;
-mod status;
-mod last;
 mod cleanup;
+mod compat;
+mod config;
+mod ecosystem;
+mod last;
 mod launch;
 mod rbench;
+mod status;
 mod track;
-mod compat;
+mod util;

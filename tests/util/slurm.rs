@@ -6,7 +6,9 @@ use std::time::Duration;
 /// True when the testbed answers; otherwise `missing` (fails under CI=true) and false.
 pub fn available() -> bool {
     if std::env::var_os("SLURM_CONF").is_none() {
-        super::missing("Slurm testbed (SLURM_CONF unset; run: eval \"$(scripts/slurm-testbed env)\")");
+        super::missing(
+            "Slurm testbed (SLURM_CONF unset; run: eval \"$(scripts/slurm-testbed env)\")",
+        );
         return false;
     }
     let ok = Command::new("scontrol")
