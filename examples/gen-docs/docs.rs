@@ -154,10 +154,14 @@ fn man_page(cmd: &clap::Command, examples: &str, tools: &[String]) -> Vec<u8> {
 }
 
 /// What `mandoc -Tlint` and `groff -ww` would warn about in clap_mangen's output: non-ASCII
-/// text (groff without preconv), `.br` around a blank line (possible values), trailing blanks.
+/// text (groff without preconv), `.br` next to a blank line (before the possible values of an
+/// option, with or without help text), trailing blanks.
 fn lint_clean(page: &str) -> String {
     let mut s = String::with_capacity(page.len());
-    for c in page.replace(".br\n\n.br\n", ".sp\n").chars() {
+    let page = page
+        .replace(".br\n\n.br\n", ".sp\n")
+        .replace("\n\n.br\n", "\n.sp\n");
+    for c in page.chars() {
         if c.is_ascii() {
             s.push(c);
         } else {
