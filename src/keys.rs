@@ -161,16 +161,18 @@ pub struct JobId {
     pub task: Option<u64>,
 }
 
-impl JobId {
-    /// Order two IDs as strings read from Redis: valid IDs numerically, anything else after them
-    /// in byte order (a foreign script may have added junk; it must not crash a listing).
-    pub fn cmp_str(a: &str, b: &str) -> Ordering {
-        match (a.parse::<JobId>(), b.parse::<JobId>()) {
-            (Ok(x), Ok(y)) => x.cmp(&y),
-            (Ok(_), Err(_)) => Ordering::Less,
-            (Err(_), Ok(_)) => Ordering::Greater,
-            (Err(_), Err(_)) => a.cmp(b),
-        }
+/// Sort key of an ID read from Redis: valid IDs numerically, anything else after them in byte
+/// order (a foreign script may have added junk; it must not crash a listing). Used with
+/// `sort_by_cached_key`, so each ID is parsed once, not once per comparison.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum IdKey {
+    Id(JobId),
+    Other(String),
+}
+
+impl IdKey {
+    pub fn of(s: &str) -> IdKey {
+        s.parse().map_or_else(|_| IdKey::Other(s.to_string()), IdKey::Id)
     }
 }
 
@@ -304,7 +306,7 @@ mod tests {
     #[test]
     fn job_id_order_is_numeric_with_tasks_after_parent() {
         let mut ids = vec!["10", "9", "100", "10_2", "10_10", "10_1", "junk"];
-        ids.sort_by(|a, b| JobId::cmp_str(a, b));
+        ids.sort_by_cached_key(|s| IdKey::of(s));
         assert_eq!(ids, ["9", "10", "10_1", "10_2", "10_10", "100", "junk"]);
     }
 

@@ -6,7 +6,7 @@ use redis::{Connection, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Valu
 
 use crate::config::{Addr, Config, Target};
 use crate::exit::{fail, redis_kind};
-use crate::keys::{JobId, Keys, Set};
+use crate::keys::{IdKey, Keys, Set};
 
 /// How long to wait for a TCP connect, and for any single reply.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -172,7 +172,7 @@ impl Store {
             }
         }
         // SSCAN may return an element more than once.
-        out.sort_by(|a, b| JobId::cmp_str(a, b));
+        out.sort_by_cached_key(|s| IdKey::of(s));
         out.dedup();
         Ok(out)
     }

@@ -7,7 +7,7 @@ use clap::Parser;
 use serde::Serialize;
 
 use crate::cli::{self, ConnArgs, TagArg};
-use crate::keys::{JobId, Keys, Set};
+use crate::keys::{IdKey, Keys, Set};
 use crate::output::{self, Format};
 use crate::store::Store;
 
@@ -147,7 +147,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .collect();
-            all.sort_by(|a, b| JobId::cmp_str(a, b));
+            all.sort_by_cached_key(|s| IdKey::of(s));
             for id in all {
                 writeln!(out, "{id}")?;
             }
@@ -210,7 +210,7 @@ fn long(
             }
         }
     }
-    jobs.sort_by(|a, b| JobId::cmp_str(&a.0, &b.0));
+    jobs.sort_by_cached_key(|j| IdKey::of(&j.0));
     // For jobs listed only via ALL, find their real set.
     let only_all: Vec<String> = jobs
         .iter()

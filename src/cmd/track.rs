@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::cli::{self, ConnArgs};
 use crate::config::{Config, ProcessEnv};
 use crate::exit::{fail, Kind};
-use crate::keys::{JobId, Keys, Set, Tag};
+use crate::keys::{IdKey, JobId, Keys, Set, Tag};
 use crate::slurm::{self, JobRow, QueryFailure};
 use crate::spool;
 use crate::state::{self, Counts, Verdict};
@@ -729,7 +729,7 @@ impl Tracker {
             .iter()
             .flat_map(|(_, ids)| ids.iter().cloned())
             .collect();
-        all.sort_by(|a, b| JobId::cmp_str(a, b));
+        all.sort_by_cached_key(|s| IdKey::of(s));
         all.dedup();
         let rows = match slurm::squeue(&all) {
             Ok(r) => r,
