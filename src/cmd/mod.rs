@@ -40,6 +40,7 @@ pub fn all() -> Vec<Tool> {
         Tool::of::<status::Args>(status::EXAMPLES),
         Tool::of::<last::Args>(last::EXAMPLES),
         Tool::of::<cleanup::Args>(cleanup::EXAMPLES),
+        Tool::of::<track::Args>(track::EXAMPLES),
         Tool::of::<rbench::Args>(rbench::EXAMPLES),
     ]
 }

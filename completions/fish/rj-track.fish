@@ -1,0 +1,14 @@
+complete -c rj-track -l config -d 'Read Redis settings from this redis.json (default: $RJ_CONFIG, ./redis.json, ~/.config/rj/redis.json)' -r -F
+complete -c rj-track -l url -d 'Redis URL (redis://, rediss://, unix://); overrides redis.json and REDIS_URL. Prefer REDIS_URL or redis.json for passwords: a command line is visible to every user' -r
+complete -c rj-track -l tag -d 'Experiment tag to track; repeatable (default: $JOB_TAG, $job_tag, "job_tag" in redis.json)' -r
+complete -c rj-track -l interval -d 'Time between ticks' -r
+complete -c rj-track -l lost-after -d 'Move a job that Slurm no longer knows at all to FAILED (state=LOST) after this long' -r
+complete -c rj-track -l record-ttl -d 'Expire the job hash TAG_JOB:<id> this long after the job is moved (e.g. 7d)' -r
+complete -c rj-track -l format -d 'Form of the move lines on stdout' -r -f -a "text\t'`TAG ID SET EXIT_CODE STATE`, space-separated; STATE last, as it may hold spaces'
+json\t'One JSON object per line (JSON Lines) with the whole record'"
+complete -c rj-track -s q -l quiet -d 'Print only errors'
+complete -c rj-track -s v -l verbose -d 'Say more on stderr (where the config came from, what is done)'
+complete -c rj-track -l all-tags -d 'Track every tag that has a TAG_PENDING_AND_RUNNING set (found by SCAN each tick)'
+complete -c rj-track -l once -d 'Run one tick and exit (for cron)'
+complete -c rj-track -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c rj-track -s V -l version -d 'Print version'
