@@ -2,7 +2,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicI8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI8, Ordering};
 use std::sync::OnceLock;
 
 use clap::Parser;
@@ -79,25 +79,52 @@ pub fn verbosity() -> i8 {
     VERBOSITY.load(Ordering::Relaxed)
 }
 
+static TIMESTAMPS: AtomicBool = AtomicBool::new(false);
+
+/// Prefix every message with an RFC 3339 time: for daemons whose stderr goes to a log for weeks.
+pub fn set_timestamps(on: bool) {
+    TIMESTAMPS.store(on, Ordering::Relaxed);
+}
+
+/// A message on stderr, shown when the verbosity is at least `level`.
+fn emit(level: i8, msg: &str) {
+    if verbosity() < level {
+        return;
+    }
+    if TIMESTAMPS.load(Ordering::Relaxed) {
+        eprintln!("{} {}: {msg}", crate::cmd::now_rfc3339(), program());
+    } else {
+        eprintln!("{}: {msg}", program());
+    }
+}
+
+/// An error that does not end the program (a daemon's failed tick): shown even with `-q`.
+pub fn error(msg: &str) {
+    emit(-1, &format!("error: {msg}"));
+}
+
 /// A warning: shown unless `-q`.
 pub fn warn(msg: &str) {
-    if verbosity() >= 0 {
-        eprintln!("{}: warning: {msg}", program());
-    }
+    emit(0, &format!("warning: {msg}"));
 }
 
 /// A note: shown by default, hidden by `-q`.
 pub fn note(msg: &str) {
-    if verbosity() >= 0 {
-        eprintln!("{}: {msg}", program());
-    }
+    emit(0, msg);
 }
 
 /// Detail: shown under `-v`.
 pub fn info(msg: &str) {
-    if verbosity() >= 1 {
-        eprintln!("{}: {msg}", program());
+    emit(1, msg);
+}
+
+/// A humantime duration (`10s`, `5m`, `1h`, `7d`) that is more than zero, for clap.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 10s, 5m, 1h, 7d)"))?;
+    if d.is_zero() {
+        return Err("must be more than zero".into());
     }
+    Ok(d)
 }
 
 /// Is colour allowed on stdout? Only on a terminal, and never with `NO_COLOR`.

@@ -8,8 +8,9 @@ use serde::Deserialize;
 use crate::exit::{fail, Kind};
 use crate::keys::Tag;
 
-/// The redis.json fields rj understands; unknown fields (`"__info__"`) are ignored.
-#[derive(Debug, Default, Deserialize)]
+/// The redis.json fields rj understands; unknown fields (`"__info__"`) are ignored. `Debug`
+/// hides the password and the URL (which may hold one).
+#[derive(Default, Deserialize)]
 pub struct RawConfig {
     pub host: Option<String>,
     pub port: Option<u16>,
@@ -20,6 +21,23 @@ pub struct RawConfig {
     pub tls: Option<bool>,
     pub url: Option<String>,
     pub job_tag: Option<String>,
+}
+
+impl fmt::Debug for RawConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hidden = |o: &Option<String>| o.as_ref().map(|_| "***");
+        f.debug_struct("RawConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("namespace", &self.namespace)
+            .field("password", &hidden(&self.password))
+            .field("username", &self.username)
+            .field("db", &self.db)
+            .field("tls", &self.tls)
+            .field("url", &hidden(&self.url))
+            .field("job_tag", &self.job_tag)
+            .finish()
+    }
 }
 
 /// Where a Redis server listens.
@@ -467,7 +485,7 @@ mod tests {
     fn world_readable_password_warns() {
         use std::os::unix::fs::PermissionsExt;
         let d = tempfile::tempdir().unwrap();
-        let p = write(d.path(), r#"{"password": "pw"}"#);
+        let p = write(d.path(), r#"{"password": "s3cret-file-pw"}"#);
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
         let req = Request {
             config: Some(p.clone()),
@@ -475,7 +493,12 @@ mod tests {
         };
         let c = load(&req, &env(&[])).unwrap();
         assert_eq!(c.warnings.len(), 1);
-        assert!(!c.warnings[0].contains("pw\""));
+        assert!(c.warnings[0].contains("chmod 600"), "{}", c.warnings[0]);
+        assert!(
+            !c.warnings[0].contains("s3cret-file-pw"),
+            "{}",
+            c.warnings[0]
+        );
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(load(&req, &env(&[])).unwrap().warnings.is_empty());
     }

@@ -120,6 +120,11 @@ impl Keys {
         format!("{}_TRACKER", self.tag)
     }
 
+    /// rj-track's hash of jobs Slurm does not know, with the time each was first missed.
+    pub fn tracker_unknown(&self) -> String {
+        format!("{}_TRACKER:unknown", self.tag)
+    }
+
     /// SCAN pattern for the data keys the jobs of this tag write: `T-<digits>*:*`. Matches may
     /// still belong to another tag (`exp-2-…` for tag `exp`), so callers check with
     /// [`Keys::data_key_job`] and against `T_ALL`.
@@ -172,7 +177,8 @@ pub enum IdKey {
 
 impl IdKey {
     pub fn of(s: &str) -> IdKey {
-        s.parse().map_or_else(|_| IdKey::Other(s.to_string()), IdKey::Id)
+        s.parse()
+            .map_or_else(|_| IdKey::Other(s.to_string()), IdKey::Id)
     }
 }
 
@@ -266,7 +272,7 @@ mod tests {
     #[test]
     fn rj_keys_do_not_look_like_data_keys_or_sets() {
         let k = keys("exp");
-        for key in [k.job_hash("42"), k.tracker()] {
+        for key in [k.job_hash("42"), k.tracker(), k.tracker_unknown()] {
             assert!(k.data_key_job(&key).is_none(), "{key}");
             assert!(!Set::ALL.iter().any(|s| k.set(*s) == key));
         }

@@ -27,12 +27,15 @@ fn seed(server: &RedisServer, env: &TestEnv) -> Vec<String> {
     server.cli(&["HSET", &format!("{t}-5:h"), "f", "v"]);
     server.cli(&["HSET", &format!("{t}_JOB:2"), "state", "COMPLETED"]);
     server.cli(&["HSET", &format!("{t}_JOB:5"), "submitted", "x"]);
+    // rj-track's memory of jobs Slurm did not know goes with the records.
+    server.cli(&["HSET", &format!("{t}_TRACKER:unknown"), "5", "1700000000"]);
     let other = format!("{t}-2");
     let survivors = vec![
         format!("{other}-5:x"),
         format!("{other}-2:x"),
         format!("{other}_ALL"),
         format!("{other}_JOB:5"),
+        format!("{other}_TRACKER:unknown"),
         format!("{t}-9:not_in_all"),
         format!("{t}-7_2:other_task_of_7"),
         format!("{t}-300_1:x"),
@@ -98,6 +101,7 @@ fn keys_and_records_delete_only_jobs_in_all_never_another_tags() {
     let mut want = survivors.clone();
     want.push(format!("{t}_JOB:2"));
     want.push(format!("{t}_JOB:5"));
+    want.push(format!("{t}_TRACKER:unknown"));
     want.sort();
     assert_eq!(all_keys(&server), want, "--keys keeps the job records");
 
@@ -180,6 +184,7 @@ fn dry_run_lists_and_deletes_nothing() {
         "-30_2:task",
         "_JOB:2",
         "_JOB:5",
+        "_TRACKER:unknown",
     ] {
         want.push(format!("{t}{k}"));
     }

@@ -32,7 +32,7 @@ pub struct Args {
     /// Also delete the jobs' data keys TAG-<jobid>:*.
     #[arg(long)]
     pub keys: bool,
-    /// Also delete rj's job records TAG_JOB:<jobid>.
+    /// Also delete rj's job records TAG_JOB:<jobid> (and rj-track's TAG_TRACKER:unknown).
     #[arg(long)]
     pub records: bool,
     /// List what would be deleted, one key per line, and delete nothing.
@@ -119,6 +119,11 @@ fn plan(store: &mut Store, keys: &Keys, data: bool, records: bool) -> anyhow::Re
             .into_iter()
             .filter(|k| k.strip_prefix(&prefix).is_some_and(|id| ids.contains(id)))
             .collect();
+        // rj-track's memory of jobs Slurm did not know is a record of the tag's jobs too.
+        let unknown = keys.tracker_unknown();
+        if store.query::<bool>(redis::cmd("EXISTS").arg(&unknown), &unknown)? {
+            plan.records.push(unknown);
+        }
     }
     Ok(plan)
 }

@@ -89,12 +89,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         vec![job]
     };
 
-    // The IDs go out first: whatever happens to Redis, the caller has them.
+    // The IDs go out first: whatever happens to Redis, the caller has them. A closed stdout
+    // (`rj-launch … | true`) must not stop the recording below: the job is in Slurm already.
     let mut stdout = std::io::stdout().lock();
     for j in &jobs {
-        writeln!(stdout, "{}", j.id)?;
+        let _ = writeln!(stdout, "{}", j.id);
     }
-    stdout.flush()?;
+    let _ = stdout.flush();
 
     let entries: Vec<spool::Entry> = jobs
         .iter()

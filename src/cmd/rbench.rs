@@ -116,7 +116,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "MIX", value_parser = parse_mix, conflicts_with = "tests")]
     pub ratio: Option<Mix>,
     /// Run each test this long (30s, 2m); with --requests, whichever ends first.
-    #[arg(long, value_name = "TIME", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "TIME", value_parser = crate::cli::parse_duration)]
     pub duration: Option<Duration>,
     /// direct: one command per operation; batched: --batch operations per round trip.
     #[arg(long, value_enum, default_value_t = ModeArg::Direct)]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clap::Parser;
 use serde::Serialize;
 
-use crate::cli::{self, ConnArgs};
+use crate::cli::{self, error, info, note, warn, ConnArgs};
 use crate::config::{Config, ProcessEnv};
 use crate::exit::{fail, Kind};
 use crate::keys::{IdKey, JobId, Keys, Set, Tag};
@@ -53,16 +53,16 @@ pub struct Args {
     #[arg(long, conflicts_with = "tags")]
     pub all_tags: bool,
     /// Time between ticks.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = cli::parse_duration)]
     pub interval: Duration,
     /// Run one tick and exit (for cron).
     #[arg(long)]
     pub once: bool,
     /// Move a job that Slurm no longer knows at all to FAILED (state=LOST) after this long.
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = cli::parse_duration)]
     pub lost_after: Duration,
     /// Expire the job hash TAG_JOB:<id> this long after the job is moved (e.g. 7d).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration)]
     pub record_ttl: Option<Duration>,
     /// Form of the move lines on stdout.
     #[arg(long, value_enum, default_value_t = MoveFormat::Text)]
@@ -75,39 +75,6 @@ pub enum MoveFormat {
     Text,
     /// One JSON object per line (JSON Lines) with the whole record.
     Json,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 10s, 5m, 1h, 7d)"))?;
-    if d.is_zero() {
-        return Err("must be more than zero".into());
-    }
-    Ok(d)
-}
-
-// ---------------------------------------------------------------- logging
-
-/// A message on stderr with a timestamp: rj-track runs for weeks with stderr in a log file.
-fn log(level: i8, msg: &str) {
-    if cli::verbosity() >= level {
-        eprintln!("{} {}: {msg}", super::now_rfc3339(), cli::program());
-    }
-}
-
-fn error(msg: &str) {
-    log(-1, &format!("error: {msg}"));
-}
-
-fn warn(msg: &str) {
-    log(0, &format!("warning: {msg}"));
-}
-
-fn note(msg: &str) {
-    log(0, msg);
-}
-
-fn info(msg: &str) {
-    log(1, msg);
 }
 
 /// At most `n` IDs for a message, then how many more.
@@ -211,10 +178,6 @@ pub enum Lease {
 }
 
 /// The tag's hash of jobs Slurm does not know, with the time each was first missed.
-fn unknown_key(keys: &Keys) -> String {
-    format!("{}:unknown", keys.tracker())
-}
-
 /// A job to move: its ID, the final set, and its record.
 #[derive(Debug, Clone)]
 pub struct Planned {
@@ -306,7 +269,7 @@ impl Store {
         ids: &[String],
         now: u64,
     ) -> anyhow::Result<Vec<u64>> {
-        let key = unknown_key(keys);
+        let key = keys.tracker_unknown();
         let times: Vec<String> = self.query(eval(UNKNOWN_LUA, &[&key]).arg(now).arg(ids), &key)?;
         Ok(times.iter().map(|t| t.parse().unwrap_or(now)).collect())
     }
@@ -474,6 +437,8 @@ struct TickSummary {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // rj-track runs for weeks with stderr in a log file: every message carries its time.
+    cli::set_timestamps(true);
     let term = Arc::new(AtomicBool::new(false));
     let hup = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -1049,11 +1014,11 @@ mod tests {
     #[test]
     fn durations_and_backoff() {
         assert_eq!(
-            parse_duration("7d").unwrap(),
+            cli::parse_duration("7d").unwrap(),
             Duration::from_secs(7 * 86400)
         );
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("soon").is_err());
+        assert!(cli::parse_duration("0s").is_err());
+        assert!(cli::parse_duration("soon").is_err());
         assert_eq!(backoff(1, Duration::from_secs(1)), Duration::from_secs(1));
         assert_eq!(backoff(3, Duration::from_secs(1)), Duration::from_secs(4));
         assert_eq!(backoff(20, Duration::from_secs(1)), Duration::from_secs(30));
