@@ -97,11 +97,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let _ = stdout.flush();
 
+    let common = common_fields(&args);
     let entries: Vec<spool::Entry> = jobs
         .iter()
-        .map(|j| spool::Entry {
-            id: j.id.clone(),
-            fields: fields(j, &args),
+        .map(|j| {
+            let mut fields = common.clone();
+            if let Some(c) = &j.cluster {
+                fields.push(("cluster".to_string(), c.clone()));
+            }
+            spool::Entry {
+                id: j.id.clone(),
+                fields,
+            }
         })
         .collect();
     let recorded = store.and_then(|mut s| {
@@ -190,23 +197,19 @@ fn read_ids(args: &[String]) -> anyhow::Result<Vec<Submitted>> {
     Ok(jobs)
 }
 
-/// The job hash fields rj-launch writes.
-fn fields(job: &Submitted, args: &Args) -> Vec<(String, String)> {
+/// The job hash fields rj-launch writes for every job of this invocation.
+fn common_fields(args: &Args) -> Vec<(String, String)> {
+    let uid = nix::unistd::getuid();
     let mut f = vec![
         ("submitted".to_string(), super::now_rfc3339()),
-        (
-            "host".to_string(),
-            nix::unistd::gethostname()
-                .map(|h| h.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-        ),
+        ("host".to_string(), super::hostname()),
         (
             "user".to_string(),
-            nix::unistd::User::from_uid(nix::unistd::getuid())
+            nix::unistd::User::from_uid(uid)
                 .ok()
                 .flatten()
                 .map(|u| u.name)
-                .unwrap_or_else(|| nix::unistd::getuid().to_string()),
+                .unwrap_or_else(|| uid.to_string()),
         ),
         (
             "cwd".to_string(),
@@ -220,9 +223,6 @@ fn fields(job: &Submitted, args: &Args) -> Vec<(String, String)> {
             "sbatch_args".to_string(),
             serde_json::to_string(&args.sbatch_args).unwrap_or_default(),
         ));
-    }
-    if let Some(c) = &job.cluster {
-        f.push(("cluster".to_string(), c.clone()));
     }
     f
 }

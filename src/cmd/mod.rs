@@ -53,6 +53,13 @@ pub fn open(conn: &ConnArgs, tag: &TagArg) -> anyhow::Result<(Config, Keys, Stor
     Ok((cfg, keys, store))
 }
 
+/// This machine's host name, for job records and the tracker lease ("" if unknown).
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// Seconds since the epoch as RFC 3339 UTC, the form every timestamp in a job hash takes.
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()

@@ -144,10 +144,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let mut all: Vec<&str> = rows
                 .iter()
                 .flat_map(|r| r.ids.iter().flatten().map(String::as_str))
-                .collect::<BTreeSet<_>>()
-                .into_iter()
                 .collect();
             all.sort_by_cached_key(|s| IdKey::of(s));
+            all.dedup();
             for id in all {
                 writeln!(out, "{id}")?;
             }
