@@ -395,3 +395,37 @@ fn long_tsv_keeps_columns_when_a_field_holds_a_tab() {
     assert_eq!(row[name], "a b c");
     assert_eq!(row[0], "3");
 }
+
+/// Colour only on a terminal, and never with NO_COLOR or a data format.
+#[test]
+fn colour_only_on_a_terminal_without_no_color() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    if which::which("script").is_err() {
+        crate::util::missing("script (util-linux), to give rj-status a terminal");
+        return;
+    }
+    let env = TestEnv::new(&server);
+    sadd(&server, &env.key("ALL"), &["1", "2"]);
+    sadd(&server, &env.key("COMPLETED"), &["1"]);
+    sadd(&server, &env.key("FAILED"), &["2"]);
+    let in_pty = |args: &str, no_color: bool| {
+        let line = format!("{} {args}", crate::util::bin_path("rj-status").display());
+        let mut cmd = check::program(&env, "script");
+        cmd.args(["-qec", &line, "/dev/null"]);
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        }
+        check::stdout(&run(&mut cmd)).to_string()
+    };
+    let green = "\x1b[32m";
+    let tty = in_pty("", false);
+    assert!(tty.contains(green), "{tty:?}");
+    assert!(tty.contains("\x1b[31m"), "{tty:?}");
+    for plain in [in_pty("", true), in_pty("--format csv", false)] {
+        assert!(!plain.contains('\x1b'), "{plain:?}");
+    }
+    let piped = ok(&run(&mut env.cmd("rj-status")));
+    assert!(!piped.contains('\x1b'), "{piped:?}");
+}

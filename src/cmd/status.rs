@@ -41,6 +41,17 @@ pub struct Args {
     pub format: Format,
 }
 
+/// ANSI colour of a non-empty set in the human table (only on a terminal, never with NO_COLOR).
+fn set_color(set: &str) -> Option<&'static str> {
+    match set {
+        "COMPLETED" => Some("\x1b[32m"),
+        "FAILED" => Some("\x1b[31m"),
+        "TIMEOUT" | "CANCELLED" => Some("\x1b[33m"),
+        "PENDING_AND_RUNNING" => Some("\x1b[36m"),
+        _ => None,
+    }
+}
+
 fn parse_set(s: &str) -> Result<Set, String> {
     Set::from_suffix(s).ok_or_else(|| {
         format!("unknown state {s:?}; one of ALL, PENDING_AND_RUNNING, COMPLETED, FAILED, TIMEOUT, CANCELLED")
@@ -126,12 +137,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.format {
         Format::Human => {
             let width = rows.iter().map(|r| r.key.len()).max().unwrap_or(0);
+            let color = cli::color_stdout();
             for r in &rows {
+                let (on, off) = match set_color(r.set) {
+                    Some(c) if color && r.count > 0 => (c, "\x1b[0m"),
+                    _ => ("", ""),
+                };
+                write!(out, "{on}{:<width$}  {:>6}{off}", r.key, r.count)?;
                 match &r.ids {
-                    Some(ids) if !ids.is_empty() => {
-                        writeln!(out, "{:<width$}  {:>6}  {}", r.key, r.count, ids.join(" "))?
-                    }
-                    _ => writeln!(out, "{:<width$}  {:>6}", r.key, r.count)?,
+                    Some(ids) if !ids.is_empty() => writeln!(out, "  {}", ids.join(" "))?,
+                    _ => writeln!(out)?,
                 }
             }
         }
