@@ -8,6 +8,7 @@ pub mod config;
 pub mod exit;
 pub mod keys;
 pub mod output;
+pub mod process;
 pub mod slurm;
 pub mod spool;
 pub mod state;

@@ -1,19 +1,15 @@
 //! Calls to Slurm's commands. Running them is here; parsing their output is pure and unit-tested.
 use std::ffi::OsStr;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::exit::{fail, Kind};
 use crate::keys::{split_cluster, JobId};
+use crate::process::truncate;
 
 /// Find a Slurm command on PATH, or fail with 69 naming it.
 pub fn find(cmd: &str) -> anyhow::Result<std::path::PathBuf> {
-    which::which(cmd).map_err(|_| {
-        fail(
-            Kind::Unavailable,
-            format!("{cmd} not found on PATH; is Slurm installed and loaded (module load slurm)?"),
-        )
-    })
+    crate::process::find(cmd, "is Slurm installed and loaded (module load slurm)?")
 }
 
 /// A command line for messages: the program and its arguments, shell-quoted where needed.
@@ -369,10 +365,6 @@ pub fn parse_scontrol(stdout: &str) -> Result<Vec<JobRow>, String> {
     Ok(rows)
 }
 
-fn truncate(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
-}
-
 /// What a failed Slurm client said, as far as the tracker cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QueryFailure {
@@ -442,45 +434,17 @@ pub static SPAWNED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64:
 /// Run a Slurm client with captured output, in its own process group (a Ctrl-C meant for
 /// rj-track must not kill the query it is finishing), killed after `timeout`.
 pub fn run_query(prog: &str, args: &[String], timeout: Duration) -> anyhow::Result<Ran> {
-    use std::io::Read;
     use std::os::unix::process::CommandExt;
     let path = find(prog)?;
     let shown = display_cmd(prog, &abbreviate(args));
     SPAWNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut child = Command::new(&path)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
+    let mut cmd = Command::new(&path);
+    cmd.args(args).process_group(0);
+    let done = crate::process::run(&mut cmd, timeout)
         .map_err(|e| fail(Kind::Unavailable, format!("cannot run {shown}: {e}")))?;
-    let mut out_pipe = child.stdout.take().expect("piped stdout");
-    let mut err_pipe = child.stderr.take().expect("piped stderr");
-    let out_t = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = out_pipe.read_to_end(&mut b);
-        b
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = err_pipe.read_to_end(&mut b);
-        b
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait()? {
-            break Some(st);
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let stdout = String::from_utf8_lossy(&out_t.join().unwrap_or_default()).into_owned();
-    let mut stderr = String::from_utf8_lossy(&err_t.join().unwrap_or_default()).into_owned();
+    let status = done.status;
+    let stdout = String::from_utf8_lossy(&done.stdout).into_owned();
+    let mut stderr = String::from_utf8_lossy(&done.stderr).into_owned();
     if status.is_none() {
         stderr.push_str(&format!(
             "\nkilled after {}s without an answer",
