@@ -205,10 +205,11 @@ pub fn wait_status_to_exit_code(s: &str) -> String {
     }
 }
 
-/// `N/A`, `Unknown`, `None`, `(null)` mean "no value".
+/// `N/A`, `Unknown`, `None`, `(null)` mean "no value"; so does sacct's `None assigned` (the
+/// node list of a job cancelled before it ran).
 fn value(s: &str) -> String {
     match s.trim() {
-        "N/A" | "Unknown" | "None" | "NONE" | "(null)" => String::new(),
+        "N/A" | "Unknown" | "None" | "NONE" | "(null)" | "None assigned" => String::new(),
         v => v.to_string(),
     }
 }
@@ -737,6 +738,48 @@ mod tests {
         assert!(rows[0].covers("6_2"));
         assert_eq!(rows[1].state, "CANCELLED by 0");
         assert!(parse_sacct("1|COMPLETED\n").is_err());
+    }
+
+    /// Real `sacct` output with slurmdbd: exit 0, exit 3, cancelled while pending and while
+    /// running (`CANCELLED by 0`), an array with a failing task, and a live array with a
+    /// pending range.
+    #[test]
+    fn sacct_slurmdbd_captured() {
+        let rows = parse_sacct(&fixture("sacct-slurmdbd.txt")).unwrap();
+        assert_eq!(rows.len(), 12);
+        let ok = find(&rows, "9");
+        assert_eq!(ok.state, "COMPLETED");
+        assert_eq!(ok.exit_code, "0:0");
+        assert_eq!(ok.start, "2026-11-22T00:40:32");
+        assert_eq!(ok.elapsed, "00:00:00");
+        assert_eq!(ok.nodes, "vm");
+        assert_eq!(ok.partition, "debug");
+        assert_eq!(ok.name, "wrap");
+        assert_eq!(find(&rows, "10").state, "FAILED");
+        assert_eq!(find(&rows, "10").exit_code, "3:0");
+        // Cancelled while pending: never started, no nodes.
+        let pending = find(&rows, "11");
+        assert_eq!(pending.state, "CANCELLED by 0");
+        assert_eq!(pending.start, "");
+        assert_eq!(pending.nodes, "");
+        let running = find(&rows, "17");
+        assert_eq!(running.state, "CANCELLED by 0");
+        assert_eq!(running.nodes, "vm");
+        assert_eq!(running.elapsed, "00:00:02");
+        // The array: one row per task, all under the parent's ID.
+        let tasks: Vec<&JobRow> = rows.iter().filter(|r| r.covers("12")).collect();
+        assert_eq!(tasks.len(), 3);
+        assert_eq!(find(&rows, "12_2").state, "FAILED");
+        assert_eq!(find(&rows, "12_2").exit_code, "1:0");
+        assert_eq!(find(&rows, "12_2").base, "12");
+
+        let live = parse_sacct(&fixture("sacct-slurmdbd-live.txt")).unwrap();
+        let range = find(&live, "25_[3-4]");
+        assert_eq!(range.state, "PENDING");
+        assert_eq!(range.task_count(), 2);
+        assert_eq!(range.nodes, "");
+        assert!(range.covers("25") && range.covers("25_4"));
+        assert_eq!(find(&live, "25_1").end, "");
     }
 
     #[test]
