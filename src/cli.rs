@@ -45,7 +45,7 @@ impl ConnArgs {
         for w in &cfg.warnings {
             warn(w);
         }
-        info(&format!("Redis at {} ({})", cfg.target, cfg.source));
+        info(&format!("Redis at {}", cfg.place()));
         Ok(cfg)
     }
 }

@@ -153,6 +153,11 @@ pub struct Config {
 }
 
 impl Config {
+    /// `host:port (from …)`: where rj connects and why, for messages; never the password.
+    pub fn place(&self) -> String {
+        format!("{} ({})", self.target, self.source)
+    }
+
     /// Resolve the tag: `--tag`, then `$JOB_TAG`, then `$job_tag`, then redis.json `job_tag`.
     pub fn tag(&self, option: Option<&str>, env: &dyn Env) -> anyhow::Result<Tag> {
         let (value, from) = if let Some(t) = option {

@@ -105,11 +105,16 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
+/// The kind of a Redis error reply by its code (the first word, as in `WRONGPASS invalid …`):
+/// the authentication and permission codes are 77; None for any other code.
+pub fn auth_kind(code: &str) -> Option<Kind> {
+    matches!(code, "WRONGPASS" | "NOAUTH" | "NOPERM").then_some(Kind::NoPerm)
+}
+
 /// Classify a Redis client error: authentication problems are 77, everything else about reaching
 /// or talking to the server is 69.
 pub fn redis_kind(e: &redis::RedisError) -> Kind {
-    if e.kind() == redis::ErrorKind::AuthenticationFailed
-        || matches!(e.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"))
+    if e.kind() == redis::ErrorKind::AuthenticationFailed || e.code().and_then(auth_kind).is_some()
     {
         Kind::NoPerm
     } else {
@@ -154,6 +159,15 @@ mod tests {
     fn broken_pipe_is_success() {
         let e = anyhow::Error::new(io::Error::from(io::ErrorKind::BrokenPipe)).context("writing");
         assert_eq!(code_for(&e), 0);
+    }
+
+    #[test]
+    fn auth_codes_are_no_perm() {
+        for code in ["WRONGPASS", "NOAUTH", "NOPERM"] {
+            assert_eq!(auth_kind(code), Some(Kind::NoPerm), "{code}");
+        }
+        assert_eq!(auth_kind("WRONGTYPE"), None);
+        assert_eq!(auth_kind("ERR"), None);
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub fn connection_info(t: &Target) -> anyhow::Result<ConnectionInfo> {
 impl Store {
     /// Connect and PING, so that a wrong password or a dead server fails here, with the place.
     pub fn connect(cfg: &Config) -> anyhow::Result<Store> {
-        let place = format!("{} ({})", cfg.target, cfg.source);
+        let place = cfg.place();
         let wrap = |e: redis::RedisError| {
             fail(
                 redis_kind(&e),

@@ -2,14 +2,12 @@
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
 
 use crate::config::{Addr, Config, Target};
-use crate::exit::{fail, Kind};
+use crate::exit::{auth_kind, fail, Kind};
+use crate::store::{CONNECT_TIMEOUT, IO_TIMEOUT};
 
 use super::resp;
-
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A connected, authenticated, blocking stream.
 pub enum Raw {
@@ -29,11 +27,6 @@ impl Raw {
 trait ReadWrite: Read + Write {}
 impl<T: Read + Write> ReadWrite for T {}
 
-/// `host:port (from …)`: where we connect, for messages; never the password.
-pub fn place(cfg: &Config) -> String {
-    format!("{} ({})", cfg.target, cfg.source)
-}
-
 /// Refuse what the raw engine cannot do, before any connection.
 pub fn check_supported(cfg: &Config) -> anyhow::Result<()> {
     if let Addr::Tcp { tls: true, .. } = cfg.target.addr {
@@ -42,7 +35,7 @@ pub fn check_supported(cfg: &Config) -> anyhow::Result<()> {
             format!(
                 "Redis at {} uses TLS, which the native engine does not speak; use `rbench wrap` \
                  (redis-benchmark --tls) for TLS servers",
-                place(cfg)
+                cfg.place()
             ),
         ));
     }
@@ -57,7 +50,7 @@ pub fn connect(cfg: &Config) -> anyhow::Result<Raw> {
     let unreachable = |e: std::io::Error| {
         fail(
             Kind::Unavailable,
-            format!("cannot connect to Redis at {}: {e}", place(cfg)),
+            format!("cannot connect to Redis at {}: {e}", cfg.place()),
         )
     };
     let mut raw = match &t.addr {
@@ -91,15 +84,10 @@ pub fn connect(cfg: &Config) -> anyhow::Result<Raw> {
         Addr::Unix(p) => Raw::Unix(UnixStream::connect(p).map_err(unreachable)?),
     };
     match &mut raw {
-        Raw::Tcp(s) => {
-            s.set_read_timeout(Some(CONNECT_TIMEOUT * 3))
-                .map_err(unreachable)?;
-        }
-        Raw::Unix(s) => {
-            s.set_read_timeout(Some(CONNECT_TIMEOUT * 3))
-                .map_err(unreachable)?;
-        }
+        Raw::Tcp(s) => s.set_read_timeout(Some(IO_TIMEOUT)),
+        Raw::Unix(s) => s.set_read_timeout(Some(IO_TIMEOUT)),
     }
+    .map_err(unreachable)?;
     handshake(&mut raw, t, cfg)?;
     Ok(raw)
 }
@@ -123,7 +111,7 @@ fn handshake(raw: &mut Raw, t: &Target, cfg: &Config) -> anyhow::Result<()> {
     let io_err = |e: std::io::Error| {
         fail(
             Kind::Unavailable,
-            format!("cannot talk to Redis at {}: {e}", place(cfg)),
+            format!("cannot talk to Redis at {}: {e}", cfg.place()),
         )
     };
     raw.io().write_all(&out).map_err(io_err)?;
@@ -137,7 +125,7 @@ fn handshake(raw: &mut Raw, t: &Target, cfg: &Config) -> anyhow::Result<()> {
                 Err(e) => {
                     return Err(fail(
                         Kind::Unavailable,
-                        format!("Redis at {} answered {step} with garbage: {e}", place(cfg)),
+                        format!("Redis at {} answered {step} with garbage: {e}", cfg.place()),
                     ))
                 }
             }
@@ -145,25 +133,23 @@ fn handshake(raw: &mut Raw, t: &Target, cfg: &Config) -> anyhow::Result<()> {
             if n == 0 {
                 return Err(fail(
                     Kind::Unavailable,
-                    format!("Redis at {} closed the connection at {step}", place(cfg)),
+                    format!("Redis at {} closed the connection at {step}", cfg.place()),
                 ));
             }
             buf.extend_from_slice(&chunk[..n]);
         };
         if reply.first() == Some(&b'-') {
             let msg = resp::text(&reply);
-            let kind = if msg.starts_with("WRONGPASS")
-                || msg.starts_with("NOAUTH")
-                || msg.starts_with("NOPERM")
-                || step == "AUTH"
-            {
-                Kind::NoPerm
-            } else {
-                Kind::Unavailable
+            let code = msg.split_whitespace().next().unwrap_or("");
+            let kind = match auth_kind(code) {
+                Some(k) => k,
+                // Whatever AUTH's refusal says (`ERR invalid password` before Redis 6).
+                None if step == "AUTH" => Kind::NoPerm,
+                None => Kind::Unavailable,
             };
             return Err(fail(
                 kind,
-                format!("Redis at {} refused {step}: {msg}", place(cfg)),
+                format!("Redis at {} refused {step}: {msg}", cfg.place()),
             ));
         }
     }
@@ -188,10 +174,39 @@ pub fn into_mio(raw: Raw) -> std::io::Result<super::engine::Stream> {
 }
 
 /// Check that the server is reachable and accepts our credentials (before `wrap` starts a child
-/// whose errors are less clear).
+/// whose errors are less clear). A TLS server is left to redis-benchmark --tls: this is not the
+/// check `connect` makes, which refuses TLS because the native engine cannot speak it.
 pub fn probe(cfg: &Config) -> anyhow::Result<()> {
     if let Addr::Tcp { tls: true, .. } = cfg.target.addr {
-        return Ok(()); // redis-benchmark --tls checks for itself
+        return Ok(());
     }
     connect(cfg).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(url: &str) -> Config {
+        crate::config::load(
+            &crate::config::Request {
+                config: None,
+                url: Some(url.into()),
+            },
+            &std::collections::HashMap::new(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn tls_is_refused_by_the_engine_but_left_to_redis_benchmark() {
+        // Port 1 on loopback: nothing listens, so only a skipped connect can succeed.
+        let tls = config("rediss://127.0.0.1:1");
+        assert_eq!(crate::exit::code_for(&connect(&tls).err().unwrap()), 78);
+        probe(&tls).unwrap();
+        let plain = config("redis://127.0.0.1:1");
+        let e = probe(&plain).unwrap_err();
+        assert_eq!(crate::exit::code_for(&e), 69);
+        assert!(e.to_string().contains("127.0.0.1:1 (from --url)"), "{e}");
+    }
 }

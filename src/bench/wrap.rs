@@ -7,9 +7,11 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use crate::config::{Addr, Config};
-use crate::exit::{fail, Kind};
+use crate::exit::{auth_kind, fail, Kind};
+use crate::process::truncate;
 
 use super::{TestResult, Tests};
 
@@ -112,10 +114,6 @@ fn is_noise(line: &str) -> bool {
     l.starts_with("warning") || l.starts_with("# ")
 }
 
-fn truncate(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
-}
-
 fn push(tests: &mut Vec<(String, TestResult)>, name: String, r: TestResult) {
     // A test run twice (two -t entries) keeps its last result, in its first place.
     match tests.iter_mut().find(|(n, _)| *n == name) {
@@ -216,12 +214,10 @@ pub fn command_args(cfg: &Config, req: &Request) -> Vec<String> {
 
 /// The program and its version line (`redis-benchmark 7.0.15`).
 pub fn find_program() -> anyhow::Result<(PathBuf, String)> {
-    let path = which::which("redis-benchmark").map_err(|_| {
-        fail(
-            Kind::Unavailable,
-            "redis-benchmark not found on PATH (Debian/Ubuntu: apt-get install redis-tools)",
-        )
-    })?;
+    let path = crate::process::find(
+        "redis-benchmark",
+        "it comes with Redis (Debian/Ubuntu: apt-get install redis-tools)",
+    )?;
     let version = Command::new(&path)
         .arg("--version")
         .stdin(Stdio::null())
@@ -239,16 +235,22 @@ pub struct Ran {
     pub stderr: String,
 }
 
-/// Run redis-benchmark; the password goes only into its environment (`REDISCLI_AUTH`).
-pub fn run_child(program: &PathBuf, args: &[String], cfg: &Config) -> anyhow::Result<Ran> {
+/// Run redis-benchmark; the password goes only into its environment (`REDISCLI_AUTH`). A run
+/// longer than `timeout` (a stopped or blocked server: redis-benchmark waits for ever) is killed.
+pub fn run_child(
+    program: &PathBuf,
+    args: &[String],
+    cfg: &Config,
+    timeout: Duration,
+) -> anyhow::Result<Ran> {
     let shown = format!("{} {}", program.display(), args.join(" "));
     let mut cmd = Command::new(program);
-    cmd.args(args).stdin(Stdio::null());
+    cmd.args(args);
     match &cfg.target.password {
         Some(pw) => cmd.env("REDISCLI_AUTH", pw),
         None => cmd.env_remove("REDISCLI_AUTH"),
     };
-    let out = cmd.output().map_err(|e| {
+    let out = crate::process::run(&mut cmd, timeout).map_err(|e| {
         fail(
             Kind::Unavailable,
             format!("cannot run {}: {e}", program.display()),
@@ -258,7 +260,18 @@ pub fn run_child(program: &PathBuf, args: &[String], cfg: &Config) -> anyhow::Re
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
-    if !out.status.success() {
+    let Some(status) = out.status else {
+        return Err(fail(
+            Kind::Unavailable,
+            format!(
+                "{shown} did not finish within {} (is Redis at {} stopped or blocked?); killed it \
+                 (--timeout sets the limit)",
+                humantime::format_duration(timeout),
+                cfg.place()
+            ),
+        ));
+    };
+    if !status.success() {
         let all = format!("{}\n{}", ran.stdout, ran.stderr);
         let last = all
             .lines()
@@ -266,10 +279,7 @@ pub fn run_child(program: &PathBuf, args: &[String], cfg: &Config) -> anyhow::Re
             .rfind(|l| !l.is_empty())
             .unwrap_or("no output")
             .to_string();
-        let auth = ["NOAUTH", "WRONGPASS", "AUTH failed", "NOPERM"]
-            .iter()
-            .any(|k| all.contains(k));
-        if auth {
+        if refused(&all) {
             return Err(fail(
                 Kind::NoPerm,
                 format!(
@@ -283,10 +293,19 @@ pub fn run_child(program: &PathBuf, args: &[String], cfg: &Config) -> anyhow::Re
         }
         return Err(fail(
             Kind::Unavailable,
-            format!("{shown} failed ({}): {last}", out.status),
+            format!("{shown} failed ({status}): {last}"),
         ));
     }
     Ok(ran)
+}
+
+/// Did redis-benchmark print an authentication refusal: a Redis auth error code anywhere
+/// (`Error from server: WRONGPASS …`), or its own `AUTH failed`?
+fn refused(output: &str) -> bool {
+    output.contains("AUTH failed")
+        || output
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|w| auth_kind(w).is_some())
 }
 
 #[cfg(test)]
@@ -376,6 +395,19 @@ mod tests {
         assert!(parse_output("WARNING: x\n").is_err());
         let e = parse_output("\"SET\",\"fast\"\n").unwrap_err();
         assert!(e.msg.contains("not a number"), "{e}");
+    }
+
+    #[test]
+    fn auth_refusals_are_recognised() {
+        assert!(refused(
+            "Error from server: WRONGPASS invalid username-password pair"
+        ));
+        assert!(refused("NOAUTH Authentication required."));
+        assert!(refused("AUTH failed: ERR invalid password"));
+        assert!(!refused(
+            "Could not connect to Redis at 127.0.0.1:1: Connection refused"
+        ));
+        assert!(!refused("WRONGTYPE Operation against a key"));
     }
 
     #[test]

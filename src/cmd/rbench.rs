@@ -93,6 +93,11 @@ pub struct WrapArgs {
     /// Random keys out of N (redis-benchmark -r).
     #[arg(long, value_name = "N")]
     pub keyspace: Option<u64>,
+    /// Kill redis-benchmark and fail (exit 69) when it runs longer than this (it waits for ever
+    /// on a stopped or blocked server).
+    #[arg(long, value_name = "TIME", default_value = "10m",
+          value_parser = crate::cli::parse_duration)]
+    pub timeout: Duration,
     /// More redis-benchmark options, after `--` (never a password: it would show in `ps`).
     #[arg(last = true, value_name = "REDIS-BENCHMARK ARGS")]
     pub extra: Vec<String>,
@@ -205,7 +210,7 @@ fn run_wrap(a: WrapArgs) -> anyhow::Result<ExitCode> {
     };
     let argv = wrap::command_args(&cfg, &req);
     cli::info(&format!("running {} {}", program.display(), argv.join(" ")));
-    let ran = wrap::run_child(&program, &argv, &cfg)?;
+    let ran = wrap::run_child(&program, &argv, &cfg, a.timeout)?;
     let tests = wrap::parse_output(&ran.stdout).map_err(|e| {
         fail(
             Kind::DataErr,
@@ -270,7 +275,7 @@ fn run_native(a: RunArgs) -> anyhow::Result<ExitCode> {
             v
         }
     };
-    let place = conn::place(&cfg);
+    let place = cfg.place();
     let mut results = Vec::new();
     for (name, mix) in &tests {
         let w = Workload {
