@@ -19,6 +19,9 @@ pub struct RawConfig {
     pub username: Option<String>,
     pub db: Option<i64>,
     pub tls: Option<bool>,
+    /// PEM file of the CA that signed the server's certificate, when it is not in the system's
+    /// trust store (a site CA); relative to the redis.json's directory.
+    pub tls_ca: Option<PathBuf>,
     pub url: Option<String>,
     pub job_tag: Option<String>,
 }
@@ -34,6 +37,7 @@ impl fmt::Debug for RawConfig {
             .field("username", &self.username)
             .field("db", &self.db)
             .field("tls", &self.tls)
+            .field("tls_ca", &self.tls_ca)
             .field("url", &hidden(&self.url))
             .field("job_tag", &self.job_tag)
             .finish()
@@ -54,6 +58,8 @@ pub struct Target {
     pub db: i64,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// CA certificate (PEM) to trust for TLS instead of the system's roots.
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl fmt::Debug for Target {
@@ -63,6 +69,7 @@ impl fmt::Debug for Target {
             .field("db", &self.db)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("tls_ca", &self.tls_ca)
             .finish()
     }
 }
@@ -78,6 +85,7 @@ impl Default for Target {
             db: 0,
             username: None,
             password: None,
+            tls_ca: None,
         }
     }
 }
@@ -276,6 +284,12 @@ pub fn load(req: &Request, env: &dyn Env) -> anyhow::Result<Config> {
     target.db = raw.db.unwrap_or(0);
     target.username = raw.username.clone();
     target.password = raw.password.clone();
+    target.tls_ca = match (&raw.tls_ca, &abs) {
+        (Some(ca), Some(file)) if ca.is_relative() => {
+            Some(file.parent().unwrap_or(Path::new("/")).join(ca))
+        }
+        (ca, _) => ca.clone(),
+    };
 
     let url = if let Some(u) = &req.url {
         Some((u.clone(), Source::UrlOption))
@@ -290,6 +304,7 @@ pub fn load(req: &Request, env: &dyn Env) -> anyhow::Result<Config> {
         target = Target {
             username: t.username.or(target.username),
             password: t.password.or(target.password),
+            tls_ca: target.tls_ca,
             ..t
         };
         source = from;
@@ -346,6 +361,7 @@ pub fn parse_url(url: &str) -> anyhow::Result<Target> {
         db: r.db(),
         username: r.username().map(str::to_string),
         password: r.password().map(str::to_string),
+        tls_ca: None,
     })
 }
 
@@ -430,6 +446,19 @@ mod tests {
         assert_eq!(c.target.username.as_deref(), Some("u"));
         assert_eq!(c.target.password.as_deref(), Some("pw"));
         assert_eq!(c.source, Source::UrlOption);
+    }
+
+    #[test]
+    fn tls_ca_is_relative_to_the_config_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(d.path(), r#"{"tls": true, "tls_ca": "certs/ca.pem"}"#);
+        let req = Request {
+            config: Some(p),
+            url: Some("rediss://h:1".into()),
+        };
+        let c = load(&req, &env(&[])).unwrap();
+        let want = std::path::absolute(d.path()).unwrap().join("certs/ca.pem");
+        assert_eq!(c.target.tls_ca, Some(want), "kept under a URL too");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 use redis::{Connection, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Value};
 
 use crate::config::{Addr, Config, Target};
-use crate::exit::{fail, redis_kind};
+use crate::exit::{fail, redis_kind, Kind};
 use crate::keys::{IdKey, Keys, Set};
 
 /// How long to wait for a TCP connect, and for any single reply.
@@ -67,7 +67,22 @@ impl Store {
             )
         };
         let info = connection_info(&cfg.target)?;
-        let client = redis::Client::open(info).map_err(wrap)?;
+        let client = match &cfg.target.tls_ca {
+            Some(ca) if matches!(cfg.target.addr, Addr::Tcp { tls: true, .. }) => {
+                let pem = std::fs::read(ca).map_err(|e| {
+                    fail(
+                        Kind::Config,
+                        format!("cannot read tls_ca {} ({}): {e}", ca.display(), cfg.source),
+                    )
+                })?;
+                let certs = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                };
+                redis::Client::build_with_tls(info, certs).map_err(wrap)?
+            }
+            _ => redis::Client::open(info).map_err(wrap)?,
+        };
         let mut conn = client
             .get_connection_with_timeout(CONNECT_TIMEOUT)
             .map_err(wrap)?;

@@ -7,5 +7,6 @@ mod last;
 mod launch;
 mod rbench;
 mod status;
+mod tls;
 mod track;
 mod util;
