@@ -82,19 +82,6 @@ impl Counts {
         self.completed + self.failed + self.timeout + self.cancelled
     }
 
-    /// The set of the whole array: the worst outcome of any task.
-    pub fn outcome(&self) -> Option<Set> {
-        [
-            (self.failed, Set::Failed),
-            (self.timeout, Set::Timeout),
-            (self.cancelled, Set::Cancelled),
-            (self.completed, Set::Completed),
-        ]
-        .into_iter()
-        .find(|(n, _)| *n > 0)
-        .map(|(_, s)| s)
-    }
-
     /// Job hash fields: `tasks`, `tasks_completed`, `tasks_failed`, ….
     pub fn fields(&self) -> Vec<(String, String)> {
         vec![
@@ -168,16 +155,18 @@ mod tests {
     #[test]
     fn array_worst_outcome() {
         let mut c = Counts::default();
-        assert_eq!(c.outcome(), None);
-        c.add(Set::Completed);
-        assert_eq!(c.outcome(), Some(Set::Completed));
-        c.add(Set::Cancelled);
-        assert_eq!(c.outcome(), Some(Set::Cancelled));
-        c.add(Set::Timeout);
-        assert_eq!(c.outcome(), Some(Set::Timeout));
-        c.add(Set::Failed);
-        c.add(Set::Completed);
-        assert_eq!(c.outcome(), Some(Set::Failed));
+        let mut w = Set::Completed;
+        for (s, want) in [
+            (Set::Completed, Set::Completed),
+            (Set::Cancelled, Set::Cancelled),
+            (Set::Timeout, Set::Timeout),
+            (Set::Failed, Set::Failed),
+            (Set::Completed, Set::Failed),
+        ] {
+            c.add(s);
+            w = worst(w, s);
+            assert_eq!(w, want);
+        }
         assert_eq!(c.total(), 5);
         assert_eq!(
             c.fields()[..3],

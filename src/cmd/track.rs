@@ -4,6 +4,7 @@
 //! ask Slurm about all of them at once (squeue, then sacct for the ones squeue no longer lists,
 //! then `scontrol show job` when sacct cannot answer), and move every finished job with one
 //! Lua script per tag that checks the lease and SMOVEs job by job.
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::process::ExitCode;
@@ -166,6 +167,21 @@ fn eval(script: &str, keys: &[&str]) -> redis::Cmd {
     c
 }
 
+/// Where a final set's key sits among the move script's KEYS, after the lease and the pending
+/// set (1 for COMPLETED … 4 for CANCELLED). Any other set is a bug, never a silent FAILED.
+fn final_slot(set: Set) -> anyhow::Result<usize> {
+    Set::FINAL
+        .iter()
+        .position(|s| *s == set)
+        .map(|i| i + 1)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "internal error: a move to {} planned, which is not a final set; nothing moved",
+                set.suffix()
+            )
+        })
+}
+
 /// Jobs per move script: bounds how long one script blocks the server.
 const MOVE_BATCH: usize = 1000;
 
@@ -239,8 +255,7 @@ impl Store {
                 .arg(lease_ttl.as_millis() as u64)
                 .arg(record_ttl.map_or(0, |d| d.as_secs().max(1)));
             for j in chunk {
-                let idx = Set::FINAL.iter().position(|s| *s == j.set).unwrap_or(1) + 1;
-                cmd.arg(&j.id).arg(idx).arg(j.fields.len());
+                cmd.arg(&j.id).arg(final_slot(j.set)?).arg(j.fields.len());
                 for (f, v) in &j.fields {
                     cmd.arg(f).arg(v);
                 }
@@ -299,10 +314,84 @@ pub enum Decision {
     Move(Set, Vec<(String, String)>),
     /// No Slurm command knows the job.
     Unknown,
+    /// Only sacct could have judged the job (gone from the controller, or an array whose
+    /// finished tasks the controller may have forgotten), and sacct failed this tick: stays,
+    /// and no unknown-since clock runs for it.
+    Unanswered,
 }
 
-/// Decide for one tracked ID from the rows that cover it (see [`JobRow::covers`]).
-pub fn decide(id: &str, rows: &[&JobRow], source: &str) -> Decision {
+/// Is the tracked ID an array parent, judged from the rows that cover it?
+fn is_array_parent(id: &str, rows: &[&JobRow]) -> bool {
+    !id.contains('_') && rows.iter().any(|r| r.tasks.is_some())
+}
+
+/// Can squeue's rows not decide `id` alone? True when squeue does not list it, and when it is
+/// an array parent whose listed tasks are all final: squeue forgets finished tasks after
+/// MinJobAge, so a failed task purged before its siblings ended would be missing from the
+/// counts and from the worst outcome. Accounting lists every task.
+pub fn needs_accounting(id: &str, rows: &[&JobRow]) -> bool {
+    rows.is_empty()
+        || (is_array_parent(id, rows)
+            && rows
+                .iter()
+                .all(|r| matches!(state::classify(&r.state), Verdict::Final(_))))
+}
+
+/// Whether sacct could speak this tick for jobs the controller no longer holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accounting {
+    /// sacct answered: it has every job and array task the database knows.
+    Answered,
+    /// No accounting storage: the controller (squeue, scontrol) is all there is.
+    Disabled,
+    /// sacct failed: nothing it alone could tell is judged this tick.
+    Failed,
+}
+
+/// This tick's answers for the IDs that squeue could not decide alone ([`needs_accounting`]).
+pub struct Late<'a> {
+    pub squeue: &'a Index<'a>,
+    pub sacct: Option<Index<'a>>,
+    pub scontrol: Option<Index<'a>>,
+    pub accounting: Accounting,
+}
+
+impl Late<'_> {
+    pub fn decide(&self, id: &str, tracked_at: &str) -> Decision {
+        if let Some(sacct) = &self.sacct {
+            let rows = sacct.covering(id);
+            if !rows.is_empty() {
+                return decide(id, &rows, "sacct", tracked_at);
+            }
+        }
+        // The controller's view: exact for a plain job, possibly partial for an array.
+        let controller = [
+            ("squeue", Some(self.squeue)),
+            ("scontrol", self.scontrol.as_ref()),
+        ];
+        for (source, idx) in controller {
+            let rows = idx.map(|i| i.covering(id)).unwrap_or_default();
+            if rows.is_empty() {
+                continue;
+            }
+            return match self.accounting {
+                Accounting::Disabled => decide(id, &rows, source, tracked_at),
+                _ if !is_array_parent(id, &rows) => decide(id, &rows, source, tracked_at),
+                // Accounting answered without this array (it has not caught up yet): wait.
+                Accounting::Answered => Decision::Stay,
+                Accounting::Failed => Decision::Unanswered,
+            };
+        }
+        match self.accounting {
+            Accounting::Failed => Decision::Unanswered,
+            Accounting::Answered | Accounting::Disabled => Decision::Unknown,
+        }
+    }
+}
+
+/// Decide for one tracked ID from the rows that cover it (see [`JobRow::covers`]);
+/// `tracked_at` is the tick's time, formatted once.
+pub fn decide(id: &str, rows: &[&JobRow], source: &str, tracked_at: &str) -> Decision {
     if rows.is_empty() {
         return Decision::Unknown;
     }
@@ -326,7 +415,6 @@ pub fn decide(id: &str, rows: &[&JobRow], source: &str) -> Decision {
     let Some((set, row)) = worst else {
         return Decision::Unknown;
     };
-    let is_array_parent = rows.iter().any(|r| r.tasks.is_some()) && !id.contains('_');
     let mut fields = vec![
         ("state".to_string(), row.state.clone()),
         ("exit_code".to_string(), row.exit_code.clone()),
@@ -337,7 +425,7 @@ pub fn decide(id: &str, rows: &[&JobRow], source: &str) -> Decision {
         ("partition".to_string(), row.partition.clone()),
         ("name".to_string(), row.name.clone()),
     ];
-    if is_array_parent {
+    if is_array_parent(id, rows) {
         // The array as a whole: its worst task's state and exit code, the first start, the
         // last end, every node once.
         let start = rows
@@ -357,13 +445,10 @@ pub fn decide(id: &str, rows: &[&JobRow], source: &str) -> Decision {
         set_field(&mut fields, "end", end.unwrap_or(""));
         set_field(&mut fields, "nodes", &nodes.join(","));
         fields.extend(counts.fields());
-        if let Some(s) = counts.outcome() {
-            debug_assert_eq!(s, set);
-        }
     }
     fields.retain(|(k, v)| !v.is_empty() || k == "state");
     fields.push(("source".to_string(), source.to_string()));
-    fields.push(("tracked_at".to_string(), super::now_rfc3339()));
+    fields.push(("tracked_at".to_string(), tracked_at.to_string()));
     Decision::Move(set, fields)
 }
 
@@ -374,12 +459,12 @@ fn set_field(fields: &mut [(String, String)], key: &str, value: &str) {
 }
 
 /// Rows indexed by their base job ID, so that matching 10,000 IDs stays linear.
-struct Index<'a> {
+pub struct Index<'a> {
     by_base: HashMap<&'a str, Vec<&'a JobRow>>,
 }
 
 impl<'a> Index<'a> {
-    fn new(rows: &'a [JobRow]) -> Index<'a> {
+    pub fn new(rows: &'a [JobRow]) -> Index<'a> {
         let mut by_base: HashMap<&str, Vec<&JobRow>> = HashMap::new();
         for r in rows {
             by_base.entry(r.base.as_str()).or_default().push(r);
@@ -387,12 +472,18 @@ impl<'a> Index<'a> {
         Index { by_base }
     }
 
-    fn covering(&self, id: &str) -> Vec<&'a JobRow> {
-        let base = id.split('_').next().unwrap_or(id);
-        self.by_base
-            .get(base)
-            .map(|v| v.iter().copied().filter(|r| r.covers(id)).collect())
-            .unwrap_or_default()
+    /// The rows that cover `id`. Every row of a base covers the base itself (a plain job, an
+    /// array parent), so only a tracked task (`6_3`, rare) needs a filtered copy.
+    pub fn covering(&self, id: &str) -> Cow<'_, [&'a JobRow]> {
+        let (base, task) = match id.split_once('_') {
+            Some((b, _)) => (b, true),
+            None => (id, false),
+        };
+        match self.by_base.get(base) {
+            None => Cow::Borrowed(&[]),
+            Some(v) if !task => Cow::Borrowed(v.as_slice()),
+            Some(v) => Cow::Owned(v.iter().copied().filter(|r| r.covers(id)).collect()),
+        }
     }
 }
 
@@ -433,6 +524,8 @@ struct TickSummary {
     tracked: usize,
     moved: usize,
     unknown: usize,
+    /// Jobs only sacct could judge, while sacct failed.
+    unanswered: usize,
     slurm_calls: u64,
 }
 
@@ -714,39 +807,66 @@ impl Tracker {
                 return Ok(summary);
             }
         };
-        let mut sources: Vec<(&str, Vec<JobRow>)> = vec![("squeue", rows)];
-        let missing: Vec<String> = {
-            let idx = Index::new(&sources[0].1);
-            all.iter()
-                .filter(|id| idx.covering(id).is_empty())
-                .cloned()
-                .collect()
+        // The tick's time, formatted once for every record.
+        let tracked_at = super::now_rfc3339();
+        let squeue_idx = Index::new(&rows);
+        let mut decided: HashMap<&str, Decision> = HashMap::with_capacity(all.len());
+        let mut ask: Vec<String> = Vec::new();
+        for id in &all {
+            let rows = squeue_idx.covering(id);
+            // Without accounting squeue's view is all there is; asking again adds nothing.
+            let need = if self.accounting_disabled {
+                rows.is_empty()
+            } else {
+                needs_accounting(id, &rows)
+            };
+            if need {
+                ask.push(id.clone());
+            } else {
+                decided.insert(id, decide(id, &rows, "squeue", &tracked_at));
+            }
+        }
+        let mut accounting = if self.accounting_disabled {
+            Accounting::Disabled
+        } else {
+            Accounting::Failed
         };
-        if !missing.is_empty() {
-            let mut need_scontrol = self.accounting_disabled;
+        let mut sacct_rows = None;
+        let mut scontrol_rows = None;
+        if !ask.is_empty() {
             if !self.accounting_disabled {
-                match slurm::sacct(&missing) {
-                    Ok(r) => sources.push(("sacct", r)),
+                match slurm::sacct(&ask) {
+                    Ok(r) => {
+                        sacct_rows = Some(r);
+                        accounting = Accounting::Answered;
+                    }
                     Err(e) if e.kind == QueryFailure::AccountingDisabled => {
                         info(&format!("{e}; asking scontrol from now on"));
                         self.accounting_disabled = true;
-                        need_scontrol = true;
+                        accounting = Accounting::Disabled;
                     }
-                    Err(e) => {
-                        warn(&format!("{e}; trying scontrol"));
-                        need_scontrol = true;
-                    }
+                    Err(e) => warn(&format!(
+                        "{e}; asking scontrol, and leaving the jobs only sacct could judge \
+                         (gone from the controller, or arrays) as they are this tick"
+                    )),
                 }
             }
-            if need_scontrol {
+            if accounting != Accounting::Answered {
                 match slurm::scontrol_all() {
-                    Ok(r) => sources.push(("scontrol", r)),
+                    Ok(r) => scontrol_rows = Some(r),
                     Err(e) => warn(&format!("{e}")),
                 }
             }
         }
-        let indexes: Vec<(&str, Index)> =
-            sources.iter().map(|(s, r)| (*s, Index::new(r))).collect();
+        let late = Late {
+            squeue: &squeue_idx,
+            sacct: sacct_rows.as_deref().map(Index::new),
+            scontrol: scontrol_rows.as_deref().map(Index::new),
+            accounting,
+        };
+        for id in &ask {
+            decided.insert(id, late.decide(id, &tracked_at));
+        }
 
         let now = now_secs();
         let store = self.store.as_mut().expect("connected above");
@@ -754,24 +874,23 @@ impl Tracker {
             let mut plan: Vec<Planned> = Vec::new();
             let mut unknown: Vec<String> = Vec::new();
             for id in ids {
-                let (source, rows) = indexes
-                    .iter()
-                    .map(|(s, idx)| (*s, idx.covering(id)))
-                    .find(|(_, rows)| !rows.is_empty())
-                    .unwrap_or(("", Vec::new()));
-                match decide(id, &rows, source) {
-                    Decision::Stay => {}
-                    Decision::Unrecognized(s) => warn(&format!(
+                match decided.get(id.as_str()) {
+                    None | Some(Decision::Stay) => {}
+                    Some(Decision::Unrecognized(s)) => warn(&format!(
                         "job {id} of {} is in Slurm state {s:?}, which rj does not know; left in {}",
                         keys.tag(),
                         keys.set(Set::PendingAndRunning)
                     )),
-                    Decision::Move(set, fields) => plan.push(Planned {
+                    Some(Decision::Move(set, fields)) => plan.push(Planned {
                         id: id.clone(),
-                        set,
-                        fields,
+                        set: *set,
+                        fields: fields.clone(),
                     }),
-                    Decision::Unknown => unknown.push(id.clone()),
+                    Some(Decision::Unknown) => unknown.push(id.clone()),
+                    // Said once per tick where sacct failed; the unknown clock is reset below
+                    // (this ID is not in `unknown`), so a long slurmdbd outage never makes a
+                    // job LOST.
+                    Some(Decision::Unanswered) => summary.unanswered += 1,
                 }
             }
             if !unknown.is_empty() || self.unknown_dirty.contains(keys.tag()) {
@@ -797,7 +916,7 @@ impl Tracker {
                                     .to_string(),
                                 ),
                                 ("source".into(), "rj-track".into()),
-                                ("tracked_at".into(), super::now_rfc3339()),
+                                ("tracked_at".into(), tracked_at.clone()),
                             ],
                         });
                     }
@@ -841,7 +960,7 @@ impl Tracker {
             };
             let moved: HashSet<&str> = moved.iter().map(String::as_str).collect();
             for p in plan.iter().filter(|p| moved.contains(p.id.as_str())) {
-                print_move(out, self.args.format, keys.tag().as_str(), p)?;
+                print_move(out, self.args.format, keys.tag().as_str(), p, &tracked_at)?;
                 summary.moved += 1;
             }
             out.flush()?;
@@ -855,8 +974,12 @@ impl Tracker {
         }
         summary.slurm_calls = slurm::SPAWNED.load(Ordering::Relaxed) - spawned_before;
         info(&format!(
-            "tick: {} tracked, {} moved, {} unknown, {} Slurm command(s)",
-            summary.tracked, summary.moved, summary.unknown, summary.slurm_calls
+            "tick: {} tracked, {} moved, {} unknown, {} unanswered, {} Slurm command(s)",
+            summary.tracked,
+            summary.moved,
+            summary.unknown,
+            summary.unanswered,
+            summary.slurm_calls
         ));
         Ok(summary)
     }
@@ -867,6 +990,7 @@ fn print_move(
     format: MoveFormat,
     tag: &str,
     p: &Planned,
+    time: &str,
 ) -> anyhow::Result<()> {
     let get = |k: &str| {
         p.fields
@@ -889,7 +1013,7 @@ fn print_move(
         }
         MoveFormat::Json => {
             let line = MoveLine {
-                time: super::now_rfc3339(),
+                time: time.to_string(),
                 tag,
                 job_id: &p.id,
                 set: p.set.suffix(),
@@ -910,6 +1034,8 @@ fn print_move(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const T: &str = "2026-01-01T00:02:00Z";
 
     fn row(id: &str, state: &str) -> JobRow {
         let (base, tasks) = match id.split_once('_') {
@@ -945,7 +1071,7 @@ mod tests {
     #[test]
     fn single_jobs() {
         let r = row("5", "CANCELLED by 0");
-        let d = decide("5", &[&r], "sacct");
+        let d = decide("5", &[&r], "sacct", T);
         assert!(matches!(d, Decision::Move(Set::Cancelled, _)));
         assert_eq!(field(&d, "state"), "CANCELLED by 0");
         assert_eq!(field(&d, "source"), "sacct");
@@ -961,12 +1087,12 @@ mod tests {
             assert!(!field(&d, k).is_empty(), "{k}");
         }
         assert_eq!(
-            decide("5", &[&row("5", "COMPLETING")], "squeue"),
+            decide("5", &[&row("5", "COMPLETING")], "squeue", T),
             Decision::Stay
         );
-        assert_eq!(decide("5", &[], "squeue"), Decision::Unknown);
+        assert_eq!(decide("5", &[], "squeue", T), Decision::Unknown);
         assert_eq!(
-            decide("5", &[&row("5", "BOGUS")], "squeue"),
+            decide("5", &[&row("5", "BOGUS")], "squeue", T),
             Decision::Unrecognized("BOGUS".into())
         );
     }
@@ -976,12 +1102,12 @@ mod tests {
         let a = row("6_1", "COMPLETED");
         let b = row("6_2", "RUNNING");
         let c = row("6_[3-4]", "PENDING");
-        assert_eq!(decide("6", &[&a, &b, &c], "squeue"), Decision::Stay);
+        assert_eq!(decide("6", &[&a, &b, &c], "squeue", T), Decision::Stay);
         let mut b = row("6_2", "FAILED");
         b.exit_code = "1:0".into();
         b.nodes = "n2".into();
         let c = row("6_[3-4]", "CANCELLED");
-        let d = decide("6", &[&a, &b, &c], "squeue");
+        let d = decide("6", &[&a, &b, &c], "squeue", T);
         assert!(matches!(d, Decision::Move(Set::Failed, _)), "{d:?}");
         assert_eq!(field(&d, "state"), "FAILED");
         assert_eq!(field(&d, "exit_code"), "1:0");
@@ -991,7 +1117,7 @@ mod tests {
         assert_eq!(field(&d, "tasks_cancelled"), "2");
         assert_eq!(field(&d, "nodes"), "n1,n2");
         // A tracked task is judged alone.
-        let d = decide("6_1", &[&a], "squeue");
+        let d = decide("6_1", &[&a], "squeue", T);
         assert!(matches!(d, Decision::Move(Set::Completed, _)));
         assert_eq!(field(&d, "tasks"), "");
     }
@@ -1009,6 +1135,130 @@ mod tests {
         assert_eq!(idx.covering("6_9").len(), 0);
         assert_eq!(idx.covering("7").len(), 1);
         assert_eq!(idx.covering("8").len(), 0);
+    }
+
+    #[test]
+    fn the_tick_time_is_the_record_time() {
+        let d = decide("5", &[&row("5", "COMPLETED")], "squeue", T);
+        assert_eq!(field(&d, "tracked_at"), T);
+    }
+
+    #[test]
+    fn a_move_to_a_set_that_is_not_final_is_an_error() {
+        assert_eq!(final_slot(Set::Completed).unwrap(), 1);
+        assert_eq!(final_slot(Set::Cancelled).unwrap(), 4);
+        for s in [Set::PendingAndRunning, Set::All] {
+            let e = final_slot(s).unwrap_err().to_string();
+            assert!(e.contains("not a final set"), "{e}");
+        }
+    }
+
+    fn late<'a>(
+        squeue: &'a Index<'a>,
+        sacct: Option<&'a [JobRow]>,
+        accounting: Accounting,
+    ) -> Late<'a> {
+        Late {
+            squeue,
+            sacct: sacct.map(Index::new),
+            scontrol: None,
+            accounting,
+        }
+    }
+
+    /// slurmdbd down (sacct fails) and scontrol failing too: a job squeue no longer lists is
+    /// not judged, so no unknown-since clock starts and it never becomes LOST by accident.
+    #[test]
+    fn failed_queries_leave_unlisted_jobs_unjudged() {
+        let none: Vec<JobRow> = Vec::new();
+        let sq = Index::new(&none);
+        assert_eq!(
+            late(&sq, None, Accounting::Failed).decide("7", T),
+            Decision::Unanswered
+        );
+        let ctl = vec![row("7", "COMPLETED")];
+        let with_scontrol = Late {
+            squeue: &sq,
+            sacct: None,
+            scontrol: Some(Index::new(&ctl)),
+            accounting: Accounting::Failed,
+        };
+        // A plain job the controller still holds is judged from scontrol all the same.
+        assert!(matches!(
+            with_scontrol.decide("7", T),
+            Decision::Move(Set::Completed, _)
+        ));
+        assert_eq!(with_scontrol.decide("8", T), Decision::Unanswered);
+        // Only a query that answered can say "unknown".
+        assert_eq!(
+            late(&sq, Some(&none), Accounting::Answered).decide("7", T),
+            Decision::Unknown
+        );
+        assert_eq!(
+            late(&sq, None, Accounting::Disabled).decide("7", T),
+            Decision::Unknown
+        );
+    }
+
+    /// squeue has purged the failed task 6_1 (MinJobAge) while 6_3 just completed: the parent
+    /// is judged from sacct's rows, which list every task.
+    #[test]
+    fn array_parent_is_judged_from_accounting_not_from_what_squeue_kept() {
+        let squeue = vec![row("6_3", "COMPLETED")];
+        let sq = Index::new(&squeue);
+        assert!(needs_accounting("6", &sq.covering("6")));
+        assert!(!needs_accounting("6_3", &sq.covering("6_3")));
+        let live = vec![row("6_3", "RUNNING")];
+        assert!(!needs_accounting("6", &Index::new(&live).covering("6")));
+        assert!(!needs_accounting("9", &[&row("9", "COMPLETED")]));
+
+        let mut failed = row("6_1", "FAILED");
+        failed.exit_code = "1:0".into();
+        let sacct = vec![failed, row("6_2", "COMPLETED"), row("6_3", "COMPLETED")];
+        let d = late(&sq, Some(&sacct), Accounting::Answered).decide("6", T);
+        assert!(matches!(d, Decision::Move(Set::Failed, _)), "{d:?}");
+        assert_eq!(field(&d, "tasks"), "3");
+        assert_eq!(field(&d, "tasks_failed"), "1");
+        assert_eq!(field(&d, "exit_code"), "1:0");
+        assert_eq!(field(&d, "source"), "sacct");
+        // sacct still has a task pending: wait for it.
+        let behind = vec![row("6_1", "FAILED"), row("6_[2-3]", "PENDING")];
+        assert_eq!(
+            late(&sq, Some(&behind), Accounting::Answered).decide("6", T),
+            Decision::Stay
+        );
+        // sacct has not recorded the array yet, or failed: never decide from squeue's part.
+        assert_eq!(
+            late(&sq, Some(&[]), Accounting::Answered).decide("6", T),
+            Decision::Stay
+        );
+        assert_eq!(
+            late(&sq, None, Accounting::Failed).decide("6", T),
+            Decision::Unanswered
+        );
+        // No accounting at all: the controller's view is all there is.
+        let d = late(&sq, None, Accounting::Disabled).decide("6", T);
+        assert!(matches!(d, Decision::Move(Set::Completed, _)), "{d:?}");
+        assert_eq!(field(&d, "source"), "squeue");
+    }
+
+    /// The same from real output: array 12 of the captured slurmdbd sacct fixture, of which
+    /// squeue kept only the last task.
+    #[test]
+    fn array_parent_from_the_captured_sacct_fixture() {
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/slurm/sacct-slurmdbd.txt"),
+        )
+        .unwrap();
+        let sacct = slurm::parse_sacct(&text).unwrap();
+        let squeue = vec![row("12_3", "COMPLETED")];
+        let sq = Index::new(&squeue);
+        let d = late(&sq, Some(&sacct), Accounting::Answered).decide("12", T);
+        assert!(matches!(d, Decision::Move(Set::Failed, _)), "{d:?}");
+        assert_eq!(field(&d, "tasks"), "3");
+        assert_eq!(field(&d, "tasks_completed"), "2");
+        assert_eq!(field(&d, "tasks_failed"), "1");
     }
 
     #[test]
