@@ -1,5 +1,6 @@
 //! rbench: the redis-benchmark wrapper, the native engine and compare, against real servers.
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -185,6 +186,115 @@ fn wrap_exit_codes_missing_tool_and_bad_output() {
     );
 }
 
+/// An rbench started in the background; Drop kills and waits.
+struct Background(std::process::Child);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Background {
+    fn start(env: &TestEnv, args: &[&str]) -> (Background, PathBuf) {
+        let stderr = env.path().join("rbench.err");
+        let child = std::process::Command::new(util::bin_path("rbench"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", env.path())
+            .env("RJ_CONFIG", &env.config)
+            .current_dir(env.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        (Background(child), stderr)
+    }
+
+    /// The exit status, or None when it is still running after `limit`.
+    fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(st) = self.0.try_wait().unwrap() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+#[test]
+fn run_fails_with_69_when_the_server_stops_answering() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    // --duration cannot end a closed loop whose requests never come back.
+    let (mut rbench, stderr) = Background::start(
+        &env,
+        &[
+            "run",
+            "-t",
+            "set",
+            "--duration",
+            "5m",
+            "-c",
+            "4",
+            "--key-prefix",
+            "stall:",
+        ],
+    );
+    util::wait_until(Duration::from_secs(10), "rbench to write keys", || {
+        server.cli(&["DBSIZE"]).trim() != "0"
+    });
+    server.pause();
+    let paused = Instant::now();
+    let code = rbench.wait(Duration::from_secs(40));
+    server.resume();
+    let err = std::fs::read_to_string(&stderr).unwrap();
+    assert_eq!(code, Some(69), "after {:?}: {err}", paused.elapsed());
+    assert!(
+        err.contains(&format!("127.0.0.1:{}", server.port)) && err.contains("no reply"),
+        "{err}"
+    );
+}
+
+#[test]
+fn wrap_kills_a_redis_benchmark_that_never_finishes() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let bin = env.path().join("bin");
+    util::write_script(
+        &bin,
+        "redis-benchmark",
+        "case \"$1\" in --version) echo 'redis-benchmark 7.0.15' ;; *) exec sleep 60 ;; esac",
+    );
+    let start = Instant::now();
+    let out = env
+        .cmd("rbench")
+        .env("PATH", util::path_with(&bin))
+        .args(["wrap", "-t", "set", "--timeout", "1s"])
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .code(69);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        err.contains("did not finish within 1s") && err.contains("--timeout"),
+        "{err}"
+    );
+}
+
 #[test]
 fn run_records_every_request_it_issues() {
     let Some(server) = RedisServer::start() else {
@@ -237,8 +347,28 @@ fn run_records_every_request_it_issues() {
         })
         .sum();
     assert_eq!(counters, 3001);
-    // SET wrote 100-byte values into the key space (DEL ran last, so look at the counters' peers).
-    assert!(server.cli(&["DBSIZE"]).trim().parse::<u64>().unwrap() >= 1);
+    // -d sets the size of what SET writes (DEL ran last above, so write a key of our own).
+    json(
+        &env,
+        &[
+            "run",
+            "-t",
+            "set",
+            "-n",
+            "20",
+            "-c",
+            "2",
+            "-d",
+            "100",
+            "--keyspace",
+            "1",
+            "--key-prefix",
+            "len:",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(server.cli(&["STRLEN", "len:000000000000"]).trim(), "100");
 }
 
 #[test]

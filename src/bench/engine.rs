@@ -13,6 +13,7 @@ use mio::{Events, Interest, Poll, Token};
 use super::resp;
 use super::stats;
 use crate::exit::{fail, Kind};
+use crate::store::IO_TIMEOUT;
 
 /// The operations the engine drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -477,6 +478,9 @@ fn worker(
     let mut cmds: Vec<(Op, u32)> = Vec::with_capacity(64);
     let mut reported = 0u64;
     let mut last_reply = t0;
+    // Since when requests have been outstanding without a byte of reply: a stopped or blocked
+    // server must end the run (69), not hang it, whatever --duration says.
+    let mut quiet_since = t0;
 
     // Open loop: the intended start of the next unit, and units due but not yet sent.
     let interval = share
@@ -599,6 +603,26 @@ fn worker(
                     .map_err(lost)?;
             }
         }
+        let now = Instant::now();
+        let outstanding: u64 = conns.iter().map(|c| c.inflight.len() as u64).sum();
+        if outstanding == 0 {
+            quiet_since = now;
+        } else {
+            let silent = now.saturating_duration_since(quiet_since);
+            if silent >= IO_TIMEOUT {
+                return Err(fail(
+                    Kind::Unavailable,
+                    format!(
+                        "Redis at {place} sent no reply for {} s with {outstanding} requests \
+                         outstanding; is the server stopped or blocked (SIGSTOP, DEBUG SLEEP, a \
+                         long script)?",
+                        IO_TIMEOUT.as_secs()
+                    ),
+                ));
+            }
+            let left = IO_TIMEOUT - silent;
+            timeout = Some(timeout.map_or(left, |t: Duration| t.min(left)));
+        }
         match poll.poll(&mut events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -619,8 +643,11 @@ fn worker(
             if !(ev.is_readable() || ev.is_read_closed() || ev.is_error()) {
                 continue;
             }
-            fill(c).map_err(lost)?;
+            let got = fill(c).map_err(lost)?;
             let now = Instant::now();
+            if got {
+                quiet_since = now;
+            }
             last_reply = now;
             drain_replies(c, now, &mut tally).map_err(|e| {
                 fail(
@@ -690,10 +717,12 @@ impl Timer {
     }
 }
 
-/// Read what the socket has. A short read means the socket is drained, so edge-triggered
-/// polling will report the next bytes; only a full buffer is read again.
+/// Read what the socket has; says whether any byte came. A short read means the socket is
+/// drained, so edge-triggered polling will report the next bytes; only a full buffer is read
+/// again.
 #[inline]
-fn fill(c: &mut Conn) -> io::Result<()> {
+fn fill(c: &mut Conn) -> io::Result<bool> {
+    let mut got = false;
     loop {
         if c.rpos == c.rend {
             c.rpos = 0;
@@ -718,11 +747,12 @@ fn fill(c: &mut Conn) -> io::Result<()> {
             }
             Ok(n) => {
                 c.rend += n;
+                got = true;
                 if n < room {
-                    return Ok(());
+                    return Ok(true);
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(got),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }

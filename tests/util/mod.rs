@@ -178,6 +178,21 @@ impl RedisServer {
         v
     }
 
+    /// The server's process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server running").id()
+    }
+
+    /// Stop the server with SIGSTOP: connections stay open, nothing answers (a hung server).
+    pub fn pause(&self) {
+        signal(self.pid(), "STOP");
+    }
+
+    /// Let a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        signal(self.pid(), "CONT");
+    }
+
     /// Kill the server (SIGKILL, like a crash) and wait for it.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -205,6 +220,15 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill -{sig} {pid}");
 }
 
 static TAGS: AtomicU32 = AtomicU32::new(0);
