@@ -42,6 +42,7 @@ json\t'The result document: {timestamp, config, results: {tests: …}, raw_outpu
 csv\t'One line per test, with a header line'"
 complete -c rbench -n "__fish_rbench_using_subcommand wrap" -s o -l output -d 'Write the result to FILE (the human table still goes to stdout unless -q)' -r -F
 complete -c rbench -n "__fish_rbench_using_subcommand wrap" -l keyspace -d 'Random keys out of N (redis-benchmark -r)' -r
+complete -c rbench -n "__fish_rbench_using_subcommand wrap" -l timeout -d 'Kill redis-benchmark and fail (exit 69) when it runs longer than this (it waits for ever on a stopped or blocked server)' -r
 complete -c rbench -n "__fish_rbench_using_subcommand wrap" -s q -l quiet -d 'Print only errors'
 complete -c rbench -n "__fish_rbench_using_subcommand wrap" -s v -l verbose -d 'Say more on stderr (where the config came from, what is done)'
 complete -c rbench -n "__fish_rbench_using_subcommand wrap" -s h -l help -d 'Print help (see more with \'--help\')'
