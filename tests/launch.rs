@@ -33,23 +33,12 @@ fn printed_id(out: &std::process::Output) -> String {
     id.to_string()
 }
 
-fn hash(server: &RedisServer, key: &str) -> std::collections::BTreeMap<String, String> {
-    redis::cmd("HGETALL")
-        .arg(key)
-        .query(&mut server.client())
-        .unwrap()
-}
-
 #[test]
 fn real_job_runs_is_recorded_and_its_keys_are_read_back() {
-    if !slurm::available() {
-        return;
-    }
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = slurm::setup() else {
         return;
     };
     let _g = slurm::shared();
-    let env = TestEnv::new(&server);
     std::fs::write(env.path().join("job.sbatch"), JOB_SCRIPT).unwrap();
     let out = run(env.cmd("rj-launch").args(["--", "--time=5", "job.sbatch"]));
     check::code(&out, 0);
@@ -60,7 +49,7 @@ fn real_job_runs_is_recorded_and_its_keys_are_read_back() {
         server.smembers(&env.key("PENDING_AND_RUNNING")),
         [id.as_str()]
     );
-    let h = hash(&server, &env.key(&format!("JOB:{id}")));
+    let h = server.hgetall(&env.job(&id));
     for f in ["submitted", "host", "user", "cwd"] {
         assert!(h.get(f).is_some_and(|v| !v.is_empty()), "{f} in {h:?}");
     }
@@ -88,14 +77,10 @@ fn real_job_runs_is_recorded_and_its_keys_are_read_back() {
 
 #[test]
 fn array_job_records_the_parent_id() {
-    if !slurm::available() {
-        return;
-    }
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = slurm::setup() else {
         return;
     };
     let _g = slurm::shared();
-    let env = TestEnv::new(&server);
     let out = run(env.cmd("rj-launch").args([
         "--",
         "--array=1-3",
@@ -117,14 +102,10 @@ fn array_job_records_the_parent_id() {
 
 #[test]
 fn pipe_from_sbatch_parsable_into_record_stdin() {
-    if !slurm::available() {
-        return;
-    }
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = slurm::setup() else {
         return;
     };
     let _g = slurm::shared();
-    let env = TestEnv::new(&server);
     // sbatch --parsable --wrap true | rj-launch --record -
     let mut sbatch = std::process::Command::new("sbatch")
         .args(["--parsable", "--output=/dev/null", "--wrap", "true"])
@@ -157,24 +138,17 @@ fn pipe_from_sbatch_parsable_into_record_stdin() {
 
 #[test]
 fn redis_down_after_sbatch_spools_and_next_launch_replays() {
-    if !slurm::available() {
-        return;
-    }
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = slurm::setup() else {
         return;
     };
     let _g = slurm::shared();
-    let env = TestEnv::new(&server);
     let dead = env.path().join("dead.json");
     std::fs::write(
         &dead,
         format!(r#"{{"host": "127.0.0.1", "port": {}}}"#, util::free_port()),
     )
     .unwrap();
-    let spool = env
-        .path()
-        .join("state/rj")
-        .join(format!("{}.spool", env.tag));
+    let spool = env.spool();
     let wrap = ["--", "--output=/dev/null", "--wrap", "true"];
     let out = run(env.cmd("rj-launch").env("RJ_CONFIG", &dead).args(wrap));
     let first = printed_id(&out);
@@ -198,7 +172,7 @@ fn redis_down_after_sbatch_spools_and_next_launch_replays() {
     want.sort();
     assert_eq!(server.smembers(&env.key("ALL")), want);
     assert_eq!(server.smembers(&env.key("PENDING_AND_RUNNING")), want);
-    assert!(hash(&server, &env.key(&format!("JOB:{first}"))).contains_key("submitted"));
+    assert!(server.hgetall(&env.job(&first)).contains_key("submitted"));
     assert_eq!(
         std::fs::read_to_string(&spool).unwrap(),
         "",
@@ -210,13 +184,9 @@ fn redis_down_after_sbatch_spools_and_next_launch_replays() {
 
 #[test]
 fn real_sbatch_failure_shows_its_message_and_writes_nothing() {
-    if !slurm::available() {
-        return;
-    }
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = slurm::setup() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let out = run(env.cmd("rj-launch").args(["--", "no-such-script.sbatch"]));
     check::code(&out, 69);
     let err = check::stderr(&out);
@@ -237,17 +207,13 @@ fn real_sbatch_failure_shows_its_message_and_writes_nothing() {
 /// sbatch is wrapped (the real one still runs) to see the command line and environment rj builds.
 #[test]
 fn password_is_never_on_sbatch_argv_or_in_the_job_env() {
-    if !slurm::available() {
-        return;
-    }
-    let Some(server) = RedisServer::with(RedisOptions {
+    let Some((server, env)) = slurm::setup_with(RedisOptions {
         password: Some("job-secret-4".into()),
         ..Default::default()
     }) else {
         return;
     };
     let _g = slurm::shared();
-    let env = TestEnv::new(&server);
     let real = which::which("sbatch").unwrap();
     let bin = env.path().join("bin");
     util::write_script(
@@ -325,7 +291,7 @@ fn record_ids_from_arguments_and_stdin() {
     assert_eq!(check::calls(&server, "multi"), 1);
     assert_eq!(check::calls(&server, "exec"), 1);
     assert_eq!(check::calls(&server, "sadd"), 2);
-    let h = hash(&server, &env.key("JOB:9"));
+    let h = server.hgetall(&env.job("9"));
     assert!(
         h.contains_key("submitted") && !h.contains_key("sbatch_args"),
         "{h:?}"
@@ -340,8 +306,8 @@ fn record_ids_from_arguments_and_stdin() {
         server.smembers(&env.key("ALL")),
         ["100", "101", "102_4", "12", "7_3", "9"]
     );
-    assert_eq!(hash(&server, &env.key("JOB:101"))["cluster"], "clusterB");
-    assert!(!hash(&server, &env.key("JOB:100")).contains_key("cluster"));
+    assert_eq!(server.hgetall(&env.job("101"))["cluster"], "clusterB");
+    assert!(!server.hgetall(&env.job("100")).contains_key("cluster"));
 }
 
 #[test]
@@ -387,7 +353,7 @@ fn already_recorded_ids_stay_in_their_final_set() {
     assert_eq!(server.smembers(&env.key("ALL")), ["5", "6", "8"]);
     assert_eq!(server.smembers(&env.key("PENDING_AND_RUNNING")), ["6", "8"]);
     assert_eq!(server.smembers(&env.key("COMPLETED")), ["5"]);
-    assert_eq!(hash(&server, &env.key("JOB:5"))["state"], "COMPLETED");
+    assert_eq!(server.hgetall(&env.job("5"))["state"], "COMPLETED");
 }
 
 #[test]
@@ -403,10 +369,7 @@ fn record_with_redis_down_spools_and_next_record_replays() {
         .args(["--record", "41", "42;cl"]));
     assert_eq!(check::stdout(&out), "41\n42\n", "IDs printed all the same");
     let line = fails(&out, 75, "rj-launch");
-    let spool = env
-        .path()
-        .join("state/rj")
-        .join(format!("{}.spool", env.tag));
+    let spool = env.spool();
     assert!(line.contains(spool.to_str().unwrap()), "{line}");
     // A job spooled twice (two failed attempts) is still one job.
     let out = run(env
@@ -425,7 +388,7 @@ fn record_with_redis_down_spools_and_next_record_replays() {
         server.smembers(&env.key("PENDING_AND_RUNNING")),
         ["41", "42", "43", "44"]
     );
-    assert_eq!(hash(&server, &env.key("JOB:42"))["cluster"], "cl");
+    assert_eq!(server.hgetall(&env.job("42"))["cluster"], "cl");
     assert_eq!(std::fs::read_to_string(&spool).unwrap(), "");
 }
 
@@ -466,7 +429,7 @@ fn sbatch_cluster_output_keeps_cluster_in_job_hash() {
     assert_eq!(argv, "--parsable\n--time=1\njob.sbatch\n");
     assert_eq!(server.smembers(&env.key("ALL")), ["123"]);
     assert_eq!(server.smembers(&env.key("PENDING_AND_RUNNING")), ["123"]);
-    let h = hash(&server, &env.key("JOB:123"));
+    let h = server.hgetall(&env.job("123"));
     assert_eq!(h["cluster"], "clusterA");
     assert_eq!(h["sbatch_args"], r#"["--time=1","job.sbatch"]"#);
 }

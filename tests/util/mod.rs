@@ -2,6 +2,7 @@
 //! checks that make a missing server fail under CI=true instead of skipping silently.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -193,6 +194,14 @@ impl RedisServer {
         signal(self.pid(), "CONT");
     }
 
+    /// All fields of a hash, sorted by field.
+    pub fn hgetall(&self, key: &str) -> BTreeMap<String, String> {
+        redis::cmd("HGETALL")
+            .arg(key)
+            .query(&mut self.client())
+            .unwrap()
+    }
+
     /// Kill the server (SIGKILL, like a crash) and wait for it.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -296,6 +305,18 @@ impl TestEnv {
 
     pub fn key(&self, suffix: &str) -> String {
         format!("{}_{suffix}", self.tag)
+    }
+
+    /// The job hash key `TAG_JOB:<id>`.
+    pub fn job(&self, id: &str) -> String {
+        self.key(&format!("JOB:{id}"))
+    }
+
+    /// The launch spool of this tag, where `cmd` points XDG_STATE_HOME.
+    pub fn spool(&self) -> PathBuf {
+        self.path()
+            .join("state/rj")
+            .join(format!("{}.spool", self.tag))
     }
 }
 

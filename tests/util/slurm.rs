@@ -3,6 +3,8 @@
 use std::process::Command;
 use std::time::Duration;
 
+use super::{RedisOptions, RedisServer, TestEnv};
+
 /// True when the testbed answers; otherwise `missing` (fails under CI=true) and false.
 pub fn available() -> bool {
     if std::env::var_os("SLURM_CONF").is_none() {
@@ -19,6 +21,22 @@ pub fn available() -> bool {
         super::missing("Slurm testbed (scontrol ping failed; run: scripts/slurm-testbed up)");
     }
     ok
+}
+
+/// The testbed, a fresh redis-server and a TestEnv on it; None (after `missing`) when the
+/// testbed or redis-server is absent.
+pub fn setup() -> Option<(RedisServer, TestEnv)> {
+    setup_with(RedisOptions::default())
+}
+
+/// [`setup`] with a server started with `opts` (a password, persistence).
+pub fn setup_with(opts: RedisOptions) -> Option<(RedisServer, TestEnv)> {
+    if !available() {
+        return None;
+    }
+    let server = RedisServer::with(opts)?;
+    let env = TestEnv::new(&server);
+    Some((server, env))
 }
 
 /// Run a Slurm client command and return its stdout; panics with its stderr on failure.
