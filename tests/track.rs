@@ -42,13 +42,6 @@ fn set_of(server: &RedisServer, env: &TestEnv, id: &str) -> Option<&'static str>
         .find(|s| server.smembers(&env.key(s)).iter().any(|m| m == id))
 }
 
-fn hash(server: &RedisServer, env: &TestEnv, id: &str) -> BTreeMap<String, String> {
-    redis::cmd("HGETALL")
-        .arg(env.key(&format!("JOB:{id}")))
-        .query(&mut server.client())
-        .unwrap()
-}
-
 /// Submit through rj-launch (so the job is recorded as users do it) and return its ID.
 fn launch(env: &TestEnv, sbatch: &[&str]) -> String {
     let mut args = vec!["--", "-o", "/dev/null"];
@@ -204,18 +197,11 @@ fn wait_drained(server: &RedisServer, env: &TestEnv, d: &Daemon, timeout: Durati
     }
 }
 
-fn setup() -> Option<(RedisServer, TestEnv)> {
-    if !slurm::available() {
-        return None;
-    }
-    let server = RedisServer::start()?;
-    let env = TestEnv::new(&server);
-    Some((server, env))
-}
-
 #[test]
 fn exit_codes_cancels_and_arrays_end_in_their_sets() {
-    let Some((server, env)) = setup() else { return };
+    let Some((server, env)) = slurm::setup() else {
+        return;
+    };
     let _node = slurm::shared();
     let ok0 = launch(&env, &["--wrap", "exit 0"]);
     let bad = launch(&env, &["--wrap", "exit 3"]);
@@ -237,7 +223,7 @@ fn exit_codes_cancels_and_arrays_end_in_their_sets() {
     assert_eq!(set_of(&server, &env, &long), Some("CANCELLED"));
     assert_eq!(set_of(&server, &env, &array), Some("FAILED"));
 
-    let h = hash(&server, &env, &bad);
+    let h = server.hgetall(&env.job(&bad));
     assert_eq!(h["state"], "FAILED");
     assert_eq!(h["exit_code"], "3:0");
     for k in [
@@ -251,14 +237,14 @@ fn exit_codes_cancels_and_arrays_end_in_their_sets() {
     ] {
         assert!(h.contains_key(k), "{k} missing in {h:?}");
     }
-    assert!(hash(&server, &env, &long)["state"].starts_with("CANCELLED"));
-    let a = hash(&server, &env, &array);
+    assert!(server.hgetall(&env.job(&long))["state"].starts_with("CANCELLED"));
+    let a = server.hgetall(&env.job(&array));
     assert_eq!(a["state"], "FAILED");
     assert_eq!(a["tasks"], "3");
     assert_eq!(a["tasks_completed"], "2");
     assert_eq!(a["tasks_failed"], "1");
     let ttl: i64 = redis::cmd("TTL")
-        .arg(env.key(&format!("JOB:{ok0}")))
+        .arg(env.job(&ok0))
         .query(&mut server.client())
         .unwrap();
     assert!(ttl > 6 * 86400 && ttl <= 7 * 86400, "TTL {ttl}");
@@ -300,13 +286,15 @@ fn exit_codes_cancels_and_arrays_end_in_their_sets() {
 
 #[test]
 fn time_limit_ends_in_timeout() {
-    let Some((server, env)) = setup() else { return };
+    let Some((server, env)) = slurm::setup() else {
+        return;
+    };
     let _node = slurm::shared();
     let id = launch(&env, &["--time=1", "--wrap", "sleep 300"]);
     let d = Daemon::start(&env, "track", &["--format", "json"]);
     wait_drained(&server, &env, &d, Duration::from_secs(200));
     assert_eq!(set_of(&server, &env, &id), Some("TIMEOUT"));
-    assert_eq!(hash(&server, &env, &id)["state"], "TIMEOUT");
+    assert_eq!(server.hgetall(&env.job(&id))["state"], "TIMEOUT");
     let line: serde_json::Value = serde_json::from_str(d.stdout().lines().next().unwrap()).unwrap();
     assert_eq!(line["job_id"], id.as_str());
     assert_eq!(line["set"], "TIMEOUT");
@@ -316,7 +304,9 @@ fn time_limit_ends_in_timeout() {
 
 #[test]
 fn node_failure_without_requeue_is_failed() {
-    let Some((server, env)) = setup() else { return };
+    let Some((server, env)) = slurm::setup() else {
+        return;
+    };
     let _node = slurm::exclusive();
     let id = launch(&env, &["--no-requeue", "--wrap", "sleep 300"]);
     wait_state(&id, "RUNNING", Duration::from_secs(60));
@@ -331,13 +321,15 @@ fn node_failure_without_requeue_is_failed() {
     let out = ok(&run(env.cmd("rj-track").args(["--once"])));
     assert!(out.contains(&format!("{id} FAILED")), "{out}");
     assert_eq!(set_of(&server, &env, &id), Some("FAILED"));
-    assert_eq!(hash(&server, &env, &id)["state"], "NODE_FAIL");
+    assert_eq!(server.hgetall(&env.job(&id))["state"], "NODE_FAIL");
     assert_invariant(&server, &env);
 }
 
 #[test]
 fn unknown_jobs_stay_until_lost_after() {
-    let Some((server, env)) = setup() else { return };
+    let Some((server, env)) = slurm::setup() else {
+        return;
+    };
     ok(&run(env.cmd("rj-launch").args(["--record", "999999991"])));
     let first = run(env.cmd("rj-track").args(["--once", "--lost-after", "2s"]));
     assert_eq!(check::stdout(&first), "");
@@ -356,13 +348,15 @@ fn unknown_jobs_stay_until_lost_after() {
         "2s",
     ])));
     assert_eq!(out, format!("{} 999999991 FAILED - LOST\n", env.tag));
-    assert_eq!(hash(&server, &env, "999999991")["state"], "LOST");
+    assert_eq!(server.hgetall(&env.job("999999991"))["state"], "LOST");
     assert_invariant(&server, &env);
 }
 
 #[test]
 fn several_tags_and_all_tags() {
-    let Some((server, env)) = setup() else { return };
+    let Some((server, env)) = slurm::setup() else {
+        return;
+    };
     let _node = slurm::shared();
     let a = launch(&env, &["--wrap", "exit 0"]);
     let env2 = TestEnv::new(&server);
@@ -381,7 +375,9 @@ fn several_tags_and_all_tags() {
 
 #[test]
 fn job_moved_by_someone_else_is_not_reported() {
-    let Some((server, env)) = setup() else { return };
+    let Some((server, env)) = slurm::setup() else {
+        return;
+    };
     let _node = slurm::shared();
     let id = launch(&env, &["--wrap", "exit 0"]);
     slurm::wait_finished(&id, Duration::from_secs(60));
@@ -398,7 +394,7 @@ fn job_moved_by_someone_else_is_not_reported() {
 
 #[test]
 fn unreadable_squeue_output_is_exit_65() {
-    let Some((_server, env)) = setup() else {
+    let Some((_server, env)) = slurm::setup() else {
         return;
     };
     ok(&run(env.cmd("rj-launch").args(["--record", "12345"])));
@@ -415,16 +411,12 @@ fn unreadable_squeue_output_is_exit_65() {
 
 #[test]
 fn survives_a_redis_restart_and_loses_nothing() {
-    if !slurm::available() {
-        return;
-    }
-    let Some(mut server) = RedisServer::with(RedisOptions {
+    let Some((mut server, env)) = slurm::setup_with(RedisOptions {
         persistent: true,
         ..RedisOptions::default()
     }) else {
         return;
     };
-    let env = TestEnv::new(&server);
     let _node = slurm::shared();
     let first = launch(&env, &["--wrap", "exit 0"]);
     let d = Daemon::start(&env, "track", &[]);
@@ -446,7 +438,9 @@ fn survives_a_redis_restart_and_loses_nothing() {
 
 #[test]
 fn slurmctld_outage_moves_nothing_and_recovers() {
-    let Some((server, env)) = setup() else { return };
+    let Some((server, env)) = slurm::setup() else {
+        return;
+    };
     let _node = slurm::exclusive();
     let id = launch(&env, &["--wrap", "sleep 4"]);
     wait_state(&id, "RUNNING", Duration::from_secs(60));
@@ -466,7 +460,9 @@ fn slurmctld_outage_moves_nothing_and_recovers() {
 
 #[test]
 fn sigterm_finishes_the_tick_then_exits_0() {
-    let Some((server, env)) = setup() else { return };
+    let Some((server, env)) = slurm::setup() else {
+        return;
+    };
     let _node = slurm::shared();
     let id = launch(&env, &["--wrap", "exit 0"]);
     slurm::wait_finished(&id, Duration::from_secs(60));
@@ -503,7 +499,9 @@ fn sigterm_finishes_the_tick_then_exits_0() {
 
 #[test]
 fn two_trackers_one_lease_and_takeover_after_kill_9() {
-    let Some((server, env)) = setup() else { return };
+    let Some((server, env)) = slurm::setup() else {
+        return;
+    };
     let _node = slurm::shared();
     let mut a = Daemon::start(&env, "a", &[]);
     util::wait_until(Duration::from_secs(10), "a to take the lease", || {
@@ -548,11 +546,10 @@ fn two_trackers_one_lease_and_takeover_after_kill_9() {
 
 #[test]
 fn spool_is_replayed_each_tick() {
-    let Some((server, env)) = setup() else { return };
-    let spool = env
-        .path()
-        .join("state/rj")
-        .join(format!("{}.spool", env.tag));
+    let Some((server, env)) = slurm::setup() else {
+        return;
+    };
+    let spool = env.spool();
     std::fs::create_dir_all(spool.parent().unwrap()).unwrap();
     std::fs::write(
         &spool,
@@ -566,5 +563,90 @@ fn spool_is_replayed_each_tick() {
         Some("PENDING_AND_RUNNING")
     );
     assert_eq!(std::fs::metadata(&spool).unwrap().len(), 0);
+    assert_invariant(&server, &env);
+}
+
+/// slurmdbd down (sacct fails with a generic error) and scontrol failing too: a job squeue no
+/// longer lists is not judged, so --lost-after never starts counting and nothing becomes LOST.
+#[test]
+fn failing_accounting_never_makes_a_job_lost() {
+    let Some((server, env)) = slurm::setup() else {
+        return;
+    };
+    ok(&run(env.cmd("rj-launch").args(["--record", "999999993"])));
+    let bin = env.path().join("failbin");
+    util::write_script(
+        &bin,
+        "sacct",
+        "echo 'sacct: error: Problem talking to the database: Connection refused' >&2; exit 1",
+    );
+    util::write_script(
+        &bin,
+        "scontrol",
+        "echo 'slurm_load_jobs error: Socket timed out on send/recv operation' >&2; exit 1",
+    );
+    let path = util::path_with(&bin);
+    let lost_after = ["--once", "--lost-after", "1s"];
+    for _ in 0..2 {
+        let out = run(env.cmd("rj-track").env("PATH", &path).args(lost_after));
+        check::code(&out, 0);
+        assert_eq!(check::stdout(&out), "");
+        let err = check::stderr(&out);
+        assert!(err.contains("sacct") && err.contains("this tick"), "{err}");
+        assert!(!err.contains("unknown to Slurm"), "{err}");
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    assert_eq!(
+        set_of(&server, &env, "999999993"),
+        Some("PENDING_AND_RUNNING")
+    );
+    // Slurm answers again: the clock starts now, not at the first failed tick.
+    let out = run(env.cmd("rj-track").args(lost_after));
+    assert_eq!(check::stdout(&out), "", "{}", check::stderr(&out));
+    assert!(check::stderr(&out).contains("unknown to Slurm"), "{out:?}");
+    assert_eq!(
+        set_of(&server, &env, "999999993"),
+        Some("PENDING_AND_RUNNING")
+    );
+    assert_invariant(&server, &env);
+}
+
+/// A tick slower than the lease (squeue hangs 8 s; the lease of --interval 1s is 5 s) keeps
+/// its lease: the standby does not take over mid-tick, and the job is moved once, by the
+/// active tracker.
+#[test]
+fn a_tick_slower_than_the_lease_keeps_it() {
+    let Some((server, env)) = slurm::setup() else {
+        return;
+    };
+    let _node = slurm::shared();
+    let id = launch(&env, &["--wrap", "exit 0"]);
+    slurm::wait_finished(&id, Duration::from_secs(60));
+    let bin = env.path().join("slowbin");
+    let mark = env.path().join("in-squeue");
+    let real = which::which("squeue").unwrap();
+    util::write_script(
+        &bin,
+        "squeue",
+        &format!(
+            "touch '{}'; sleep 8; exec '{}' \"$@\"",
+            mark.display(),
+            real.display()
+        ),
+    );
+    let path = util::path_with(&bin);
+    let a = Daemon::start_with(track_command(&env, Some(&path)), &env, "a", &[]);
+    util::wait_until(Duration::from_secs(20), "a's squeue to start", || {
+        mark.exists()
+    });
+    let b = Daemon::start(&env, "b", &[]);
+    util::wait_until(Duration::from_secs(30), "a to move the job", || {
+        !a.moves().is_empty()
+    });
+    assert_eq!(a.moves()[0].0, id, "{}", a.stderr());
+    assert!(!a.stderr().contains("lost the lease"), "{}", a.stderr());
+    assert!(b.moves().is_empty(), "the standby moved:\n{}", b.stdout());
+    assert!(!b.stderr().contains("took the lease"), "{}", b.stderr());
+    assert_eq!(set_of(&server, &env, &id), Some("COMPLETED"));
     assert_invariant(&server, &env);
 }

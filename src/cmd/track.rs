@@ -102,6 +102,13 @@ end
 return {0, v}
 ";
 
+const RENEW_LUA: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+";
+
 const RELEASE_LUA: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -220,6 +227,18 @@ impl Store {
         })
     }
 
+    /// Extend the lease if it is still ours; never takes it. False when it is not ours.
+    pub fn renew(&mut self, keys: &Keys, owner: &str, ttl: Duration) -> anyhow::Result<bool> {
+        let key = keys.tracker();
+        let n: i64 = self.query(
+            eval(RENEW_LUA, &[&key])
+                .arg(owner)
+                .arg(ttl.as_millis() as u64),
+            &key,
+        )?;
+        Ok(n == 1)
+    }
+
     /// Give the lease up if it is still ours, so that a standby takes over at once.
     pub fn release(&mut self, keys: &Keys, owner: &str) -> anyhow::Result<bool> {
         let key = keys.tracker();
@@ -298,6 +317,50 @@ impl Store {
             .filter_map(|k| k.strip_suffix(&suffix))
             .filter_map(|t| Tag::new(t).ok())
             .collect())
+    }
+}
+
+/// Renews the leases of one tick from its own connection every third of the lease while the tick
+/// waits on Slurm (squeue, sacct and scontrol may take up to QUERY_TIMEOUT each), so a standby
+/// never takes over in the middle of a slow tick; a tracker killed with -9 renews nothing and
+/// loses its lease within one lease time. Stops (and joins) on drop.
+struct LeaseKeeper {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LeaseKeeper {
+    fn start(cfg: Config, keys: Vec<Keys>, owner: String, ttl: Duration) -> LeaseKeeper {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let mut store: Option<Store> = None;
+            let mut keys = keys;
+            // Connect only when a tick is slow: most ticks end before the first renewal.
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(ttl / 3)
+            {
+                if store.is_none() {
+                    store = Store::connect(&cfg).ok();
+                }
+                let Some(s) = store.as_mut() else { continue };
+                // A lease found lost stays lost (the move script tells the tick); a Redis error
+                // is retried at the next renewal.
+                keys.retain(|k| s.renew(k, &owner, ttl).unwrap_or(true));
+            }
+        });
+        LeaseKeeper {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for LeaseKeeper {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -789,6 +852,12 @@ impl Tracker {
             .collect();
         all.sort_by_cached_key(|s| IdKey::of(s));
         all.dedup();
+        let _keeper = LeaseKeeper::start(
+            self.cfg.clone(),
+            active.iter().map(|(k, _)| k.clone()).collect(),
+            self.owner.clone(),
+            self.lease_ttl,
+        );
         let rows = match slurm::squeue(&all) {
             Ok(r) => r,
             Err(e) => {
