@@ -32,15 +32,47 @@ pub const EXAMPLES: &str = "\
   rj-track --tag exp1 | while read tag id set exit state; do notify \"$id $set\"; done
 ";
 
-/// Track the jobs of a tag: poll Slurm for every ID in TAG_PENDING_AND_RUNNING and move each
-/// finished job, with SMOVE, to TAG_COMPLETED, TAG_FAILED, TAG_TIMEOUT or TAG_CANCELLED.
+/// Move the finished Slurm jobs of a tag to the set of their final state.
 ///
-/// Each move is printed on stdout as one line: `TAG ID SET EXIT_CODE STATE` (or a JSON object
-/// per line with --format json); messages go to stderr with a timestamp. Per tick there is one
-/// squeue call for all tracked jobs, one sacct call for the jobs squeue no longer knows, and
-/// `scontrol show job` when accounting is disabled. One tracker per tag is active at a time (the
-/// lease TAG_TRACKER); others wait as hot standbys. SIGTERM/SIGINT finish the tick and exit 0;
-/// SIGHUP re-reads the configuration.
+/// rj-track polls Slurm for every job ID in TAG_PENDING_AND_RUNNING and moves each finished job,
+/// with SMOVE, to exactly one of TAG_COMPLETED, TAG_FAILED, TAG_TIMEOUT or TAG_CANCELLED, so
+/// every ID of TAG_ALL is always in exactly one of the five sets. Run it in the background on a
+/// login node (`rj-track &`, or the systemd user unit in share/), or as `rj-track --once` from
+/// cron.
+///
+/// Gentle with Slurm: per tick, one squeue call for all tracked jobs, one sacct call for the jobs
+/// squeue no longer lists, and one `scontrol show job` when accounting is disabled or sacct
+/// fails. Never one command per job.
+///
+/// Final states: COMPLETED goes to COMPLETED; FAILED, OUT_OF_MEMORY, NODE_FAIL, BOOT_FAIL,
+/// DEADLINE and PREEMPTED (not requeued) to FAILED; TIMEOUT to TIMEOUT; CANCELLED and
+/// "CANCELLED by <uid>" to CANCELLED. PENDING, RUNNING, SUSPENDED, COMPLETING, CONFIGURING,
+/// REQUEUED, RESIZING and states rj does not know stay where they are.
+///
+/// Array jobs: a parent ID finishes when all its tasks have; its set is the worst outcome
+/// (FAILED, then TIMEOUT, then CANCELLED, then COMPLETED) and the per-task counts go into its
+/// job hash.
+///
+/// Lost jobs: a job Slurm no longer knows at all (purged, another cluster) is reported each tick
+/// and, after --lost-after, moved to FAILED with state=LOST. Ticks in which Slurm could not
+/// answer do not count.
+///
+/// Records: on each move the job hash TAG_JOB:<id> gets state, exit_code, start, end, elapsed,
+/// nodes, partition and name (shown by rj-status --long); --record-ttl expires it.
+///
+/// Output: each move is one line on stdout, `TAG ID SET EXIT_CODE STATE` (JSON Lines with
+/// --format json), for `rj-track | while read …`; messages go to stderr with a timestamp.
+///
+/// Faults: when Redis is down or restarts, rj-track keeps running, reconnects with backoff and
+/// loses nothing; when slurmctld is down it moves nothing, says so once per tick and retries.
+/// Job IDs that rj-launch spooled while Redis was unreachable are recorded every tick.
+///
+/// One tracker per tag: the active one holds the lease TAG_TRACKER (SET NX PX, renewed while it
+/// works); a second rj-track, on this or another login node, waits as a hot standby and takes
+/// over within a few intervals when the first one dies.
+///
+/// Signals: SIGTERM and SIGINT finish the tick in progress and exit 0; SIGHUP re-reads the
+/// configuration.
 #[derive(Debug, Parser)]
 #[command(name = "rj-track", version = cli::VERSION, after_long_help = cli::footer(EXAMPLES))]
 pub struct Args {
