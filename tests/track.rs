@@ -197,6 +197,25 @@ fn wait_drained(server: &RedisServer, env: &TestEnv, d: &Daemon, timeout: Durati
     }
 }
 
+/// A PATH on which squeue first touches a mark file, then sleeps `secs` before running the real
+/// squeue: a tick that is slow on purpose (as when slurmctld is unwell). Returns the PATH and
+/// the mark, which exists once a tick is inside squeue.
+fn slow_squeue(env: &TestEnv, secs: u32) -> (String, PathBuf) {
+    let bin = env.path().join("slowbin");
+    let mark = env.path().join("in-squeue");
+    let real = which::which("squeue").unwrap();
+    util::write_script(
+        &bin,
+        "squeue",
+        &format!(
+            "touch '{}'; sleep {secs}; exec '{}' \"$@\"",
+            mark.display(),
+            real.display()
+        ),
+    );
+    (util::path_with(&bin), mark)
+}
+
 #[test]
 fn exit_codes_cancels_and_arrays_end_in_their_sets() {
     let Some((server, env)) = slurm::setup() else {
@@ -467,19 +486,7 @@ fn sigterm_finishes_the_tick_then_exits_0() {
     let id = launch(&env, &["--wrap", "exit 0"]);
     slurm::wait_finished(&id, Duration::from_secs(60));
     // Slow squeue down (it takes 9-18 s when slurmctld is unwell) so the signal lands mid-tick.
-    let bin = env.path().join("slowbin");
-    let mark = env.path().join("in-squeue");
-    let real = which::which("squeue").unwrap();
-    util::write_script(
-        &bin,
-        "squeue",
-        &format!(
-            "touch '{}'; sleep 2; exec '{}' \"$@\"",
-            mark.display(),
-            real.display()
-        ),
-    );
-    let path = util::path_with(&bin);
+    let (path, mark) = slow_squeue(&env, 2);
     let mut d = Daemon::start_with(track_command(&env, Some(&path)), &env, "track", &[]);
     util::wait_until(Duration::from_secs(20), "squeue to start", || mark.exists());
     d.signal(nix::sys::signal::Signal::SIGTERM);
@@ -622,19 +629,7 @@ fn a_tick_slower_than_the_lease_keeps_it() {
     let _node = slurm::shared();
     let id = launch(&env, &["--wrap", "exit 0"]);
     slurm::wait_finished(&id, Duration::from_secs(60));
-    let bin = env.path().join("slowbin");
-    let mark = env.path().join("in-squeue");
-    let real = which::which("squeue").unwrap();
-    util::write_script(
-        &bin,
-        "squeue",
-        &format!(
-            "touch '{}'; sleep 8; exec '{}' \"$@\"",
-            mark.display(),
-            real.display()
-        ),
-    );
-    let path = util::path_with(&bin);
+    let (path, mark) = slow_squeue(&env, 8);
     let a = Daemon::start_with(track_command(&env, Some(&path)), &env, "a", &[]);
     util::wait_until(Duration::from_secs(20), "a's squeue to start", || {
         mark.exists()
