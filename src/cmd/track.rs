@@ -456,7 +456,19 @@ impl Late<'_> {
         if let Some(sacct) = &self.sacct {
             let rows = sacct.covering(id);
             if !rows.is_empty() {
-                return decide(id, &rows, "sacct", tracked_at);
+                if !is_array_parent(id, &rows) {
+                    return decide(id, &rows, "sacct", tracked_at);
+                }
+                // slurmdbd lags the controller: a task that squeue already shows finished may
+                // not be in accounting yet. Count such a task from squeue; without it a failed
+                // task could be missing from the worst outcome.
+                let mut all = rows.into_owned();
+                for r in self.squeue.covering(id).iter() {
+                    if !all.iter().any(|s| s.id == r.id) {
+                        all.push(r);
+                    }
+                }
+                return decide(id, &all, "sacct", tracked_at);
             }
         }
         // The controller's view: exact for a plain job, possibly partial for an array.
@@ -1341,6 +1353,24 @@ mod tests {
         let d = late(&sq, None, Accounting::Disabled).decide("6", T);
         assert!(matches!(d, Decision::Move(Set::Completed, _)), "{d:?}");
         assert_eq!(field(&d, "source"), "squeue");
+    }
+
+    /// slurmdbd lags the controller (seen on the testbed): squeue shows all three tasks
+    /// finished, 2 of them failed, while sacct has only tasks 1 and 3 so far. The task sacct
+    /// lacks is counted from squeue, so the array is FAILED, not COMPLETED.
+    #[test]
+    fn array_task_missing_from_lagging_accounting_is_counted_from_squeue() {
+        let mut failed = row("6_2", "FAILED");
+        failed.exit_code = "1:0".into();
+        let squeue = vec![row("6_1", "COMPLETED"), failed, row("6_3", "COMPLETED")];
+        let sq = Index::new(&squeue);
+        assert!(needs_accounting("6", &sq.covering("6")));
+        let sacct = vec![row("6_1", "COMPLETED"), row("6_3", "COMPLETED")];
+        let d = late(&sq, Some(&sacct), Accounting::Answered).decide("6", T);
+        assert!(matches!(d, Decision::Move(Set::Failed, _)), "{d:?}");
+        assert_eq!(field(&d, "tasks"), "3");
+        assert_eq!(field(&d, "tasks_completed"), "2");
+        assert_eq!(field(&d, "tasks_failed"), "1");
     }
 
     /// The same from real output: array 12 of the captured slurmdbd sacct fixture, of which
