@@ -240,7 +240,14 @@ fn exit_codes_cancels_and_arrays_end_in_their_sets() {
     assert_eq!(set_of(&server, &env, &bad), Some("FAILED"));
     assert_eq!(set_of(&server, &env, &held), Some("CANCELLED"));
     assert_eq!(set_of(&server, &env, &long), Some("CANCELLED"));
-    assert_eq!(set_of(&server, &env, &array), Some("FAILED"));
+    assert_eq!(
+        set_of(&server, &env, &array),
+        Some("FAILED"),
+        "array {array}: {:?}\nstdout:\n{}\nstderr:\n{}",
+        server.hgetall(&env.job(&array)),
+        d.stdout(),
+        d.stderr()
+    );
 
     let h = server.hgetall(&env.job(&bad));
     assert_eq!(h["state"], "FAILED");

@@ -455,20 +455,24 @@ impl Late<'_> {
     pub fn decide(&self, id: &str, tracked_at: &str) -> Decision {
         if let Some(sacct) = &self.sacct {
             let rows = sacct.covering(id);
-            if !rows.is_empty() {
-                if !is_array_parent(id, &rows) {
-                    return decide(id, &rows, "sacct", tracked_at);
-                }
-                // slurmdbd lags the controller: a task that squeue already shows finished may
-                // not be in accounting yet. Count such a task from squeue; without it a failed
-                // task could be missing from the worst outcome.
-                let mut all = rows.into_owned();
-                for r in self.squeue.covering(id).iter() {
-                    if !all.iter().any(|s| s.id == r.id) {
-                        all.push(r);
+            let controller = self.squeue.covering(id);
+            if is_array_parent(id, &controller) || is_array_parent(id, &rows) {
+                // slurmdbd lags the controller. Seen on the testbed: for a moment it reports a
+                // finished array as one plain job (name "allocation", COMPLETED) before the
+                // task records arrive, and it may lack a task squeue already shows finished.
+                // So only task rows count, and a task only squeue knows is counted from it.
+                let mut all: Vec<&JobRow> =
+                    rows.iter().copied().filter(|r| r.tasks.is_some()).collect();
+                if !all.is_empty() {
+                    for r in controller.iter() {
+                        if r.tasks.is_some() && !all.iter().any(|s| s.id == r.id) {
+                            all.push(r);
+                        }
                     }
+                    return decide(id, &all, "sacct", tracked_at);
                 }
-                return decide(id, &all, "sacct", tracked_at);
+            } else if !rows.is_empty() {
+                return decide(id, &rows, "sacct", tracked_at);
             }
         }
         // The controller's view: exact for a plain job, possibly partial for an array.
@@ -1371,6 +1375,24 @@ mod tests {
         assert_eq!(field(&d, "tasks"), "3");
         assert_eq!(field(&d, "tasks_completed"), "2");
         assert_eq!(field(&d, "tasks_failed"), "1");
+    }
+
+    /// Seen on the testbed with slurmdbd: right after an array's tasks end, sacct reports the
+    /// array ID as one plain job ("allocation", COMPLETED) with no task rows. That row must not
+    /// decide an array squeue knows; wait until the task records arrive.
+    #[test]
+    fn a_plain_sacct_row_never_decides_an_array() {
+        let mut failed = row("6_2", "FAILED");
+        failed.exit_code = "1:0".into();
+        let squeue = vec![row("6_1", "COMPLETED"), failed, row("6_3", "COMPLETED")];
+        let sq = Index::new(&squeue);
+        let mut plain = row("6", "COMPLETED");
+        plain.name = "allocation".into();
+        let sacct = vec![plain];
+        assert_eq!(
+            late(&sq, Some(&sacct), Accounting::Answered).decide("6", T),
+            Decision::Stay
+        );
     }
 
     /// The same from real output: array 12 of the captured slurmdbd sacct fixture, of which
