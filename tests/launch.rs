@@ -522,3 +522,70 @@ fn redis_down_and_spool_unwritable_is_69_naming_both() {
     assert!(line.contains("cannot connect to Redis"), "{line}");
     assert!(line.contains(not_a_dir.to_str().unwrap()), "{line}");
 }
+
+/// The scripts users copy from share/examples run for real: job.sbatch writes its keys with
+/// plain redis-cli, and each task of array-job.sbatch writes `T-<array>_<task>:*`, which rj-last
+/// reads back.
+#[test]
+fn share_example_job_scripts_run_on_slurm() {
+    let Some((_server, env)) = slurm::setup() else {
+        return;
+    };
+    let _g = slurm::shared();
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("share/examples");
+    let out_file = env.path().join("slurm-%j.out");
+    let launch = |script: &str, extra: &[&str]| {
+        let mut args = vec!["--".to_string(), format!("--output={}", out_file.display())];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args.push(examples.join(script).display().to_string());
+        printed_id(&run(env.cmd("rj-launch").args(&args)))
+    };
+    let job = launch("job.sbatch", &[]);
+    let array = launch("array-job.sbatch", &["--array=1-2"]);
+    slurm::wait_finished(&job, JOB_DONE);
+    assert_eq!(slurm::state(&job).as_deref(), Some("COMPLETED"));
+    for task in ["1", "2"] {
+        slurm::wait_finished(&format!("{array}_{task}"), JOB_DONE);
+    }
+
+    let keys_of = |job_id: &str| -> Vec<(String, String)> {
+        let out = ok(&run(env
+            .cmd("rj-last")
+            .args(["--job", job_id, "--format", "json"])));
+        let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+        doc["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                let name = k["key"].as_str().unwrap();
+                let suffix = name.rsplit_once(':').unwrap().1.to_string();
+                (suffix, k["type"].as_str().unwrap().to_string())
+            })
+            .collect()
+    };
+    let t = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        keys_of(&job),
+        t(&[
+            ("finished", "string"),
+            ("host", "string"),
+            ("log", "list"),
+            ("result", "hash"),
+            ("started", "string"),
+            ("summary.json", "string"),
+        ])
+    );
+    for task in ["1", "2"] {
+        let got = keys_of(&format!("{array}_{task}"));
+        assert!(
+            got.iter().any(|(k, _)| k == "result") && got.iter().any(|(k, _)| k == "finished"),
+            "task {task}: {got:?}"
+        );
+    }
+}
