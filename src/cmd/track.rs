@@ -55,7 +55,9 @@ pub const EXAMPLES: &str = "\
 ///
 /// Lost jobs: a job Slurm no longer knows at all (purged, another cluster) is reported each tick
 /// and, after --lost-after, moved to FAILED with state=LOST. Ticks in which Slurm could not
-/// answer do not count.
+/// answer do not count. Without slurmdbd accounting only the controller knows finished jobs,
+/// and only for MinJobAge (300 s by default, see `scontrol show config`): there, keep
+/// --interval (or the cron period of --once) well below it.
 ///
 /// Records: on each move the job hash TAG_JOB:<id> gets state, exit_code, start, end, elapsed,
 /// nodes, partition and name (shown by rj-status --long); --record-ttl expires it.
