@@ -26,7 +26,7 @@ use crate::store::Store;
 
 pub const EXAMPLES: &str = "\
   rj-track --tag exp1 &
-  rj-track --once --tag exp1            # from cron: */5 * * * * rj-track --once -q
+  rj-track --once --tag exp1            # from cron: */2 * * * * rj-track --once -q
   rj-track --all-tags --interval 30s --record-ttl 7d
   rj-track --format json | jq -c 'select(.set == \"FAILED\")'
   rj-track --tag exp1 | while read tag id set exit state; do notify \"$id $set\"; done
