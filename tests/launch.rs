@@ -35,10 +35,9 @@ fn printed_id(out: &std::process::Output) -> String {
 
 #[test]
 fn real_job_runs_is_recorded_and_its_keys_are_read_back() {
-    let Some((server, env)) = slurm::setup() else {
+    let Some((server, env, _node)) = slurm::setup() else {
         return;
     };
-    let _g = slurm::shared();
     std::fs::write(env.path().join("job.sbatch"), JOB_SCRIPT).unwrap();
     let out = run(env.cmd("rj-launch").args(["--", "--time=5", "job.sbatch"]));
     check::code(&out, 0);
@@ -77,10 +76,9 @@ fn real_job_runs_is_recorded_and_its_keys_are_read_back() {
 
 #[test]
 fn array_job_records_the_parent_id() {
-    let Some((server, env)) = slurm::setup() else {
+    let Some((server, env, _node)) = slurm::setup() else {
         return;
     };
-    let _g = slurm::shared();
     let out = run(env.cmd("rj-launch").args([
         "--",
         "--array=1-3",
@@ -102,10 +100,9 @@ fn array_job_records_the_parent_id() {
 
 #[test]
 fn pipe_from_sbatch_parsable_into_record_stdin() {
-    let Some((server, env)) = slurm::setup() else {
+    let Some((server, env, _node)) = slurm::setup() else {
         return;
     };
-    let _g = slurm::shared();
     // sbatch --parsable --wrap true | rj-launch --record -
     let mut sbatch = std::process::Command::new("sbatch")
         .args(["--parsable", "--output=/dev/null", "--wrap", "true"])
@@ -138,10 +135,9 @@ fn pipe_from_sbatch_parsable_into_record_stdin() {
 
 #[test]
 fn redis_down_after_sbatch_spools_and_next_launch_replays() {
-    let Some((server, env)) = slurm::setup() else {
+    let Some((server, env, _node)) = slurm::setup() else {
         return;
     };
-    let _g = slurm::shared();
     let dead = env.path().join("dead.json");
     std::fs::write(
         &dead,
@@ -184,7 +180,7 @@ fn redis_down_after_sbatch_spools_and_next_launch_replays() {
 
 #[test]
 fn real_sbatch_failure_shows_its_message_and_writes_nothing() {
-    let Some((server, env)) = slurm::setup() else {
+    let Some((server, env, _node)) = slurm::setup() else {
         return;
     };
     let out = run(env.cmd("rj-launch").args(["--", "no-such-script.sbatch"]));
@@ -207,13 +203,12 @@ fn real_sbatch_failure_shows_its_message_and_writes_nothing() {
 /// sbatch is wrapped (the real one still runs) to see the command line and environment rj builds.
 #[test]
 fn password_is_never_on_sbatch_argv_or_in_the_job_env() {
-    let Some((server, env)) = slurm::setup_with(RedisOptions {
+    let Some((server, env, _node)) = slurm::setup_with(RedisOptions {
         password: Some("job-secret-4".into()),
         ..Default::default()
     }) else {
         return;
     };
-    let _g = slurm::shared();
     let real = which::which("sbatch").unwrap();
     let bin = env.path().join("bin");
     util::write_script(
@@ -528,10 +523,9 @@ fn redis_down_and_spool_unwritable_is_69_naming_both() {
 /// reads back.
 #[test]
 fn share_example_job_scripts_run_on_slurm() {
-    let Some((_server, env)) = slurm::setup() else {
+    let Some((_server, env, _node)) = slurm::setup() else {
         return;
     };
-    let _g = slurm::shared();
     let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("share/examples");
     let out_file = env.path().join("slurm-%j.out");
     let launch = |script: &str, extra: &[&str]| {

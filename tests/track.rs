@@ -218,10 +218,9 @@ fn slow_squeue(env: &TestEnv, secs: u32) -> (String, PathBuf) {
 
 #[test]
 fn exit_codes_cancels_and_arrays_end_in_their_sets() {
-    let Some((server, env)) = slurm::setup() else {
+    let Some((server, env, _node)) = slurm::setup() else {
         return;
     };
-    let _node = slurm::shared();
     let ok0 = launch(&env, &["--wrap", "exit 0"]);
     let bad = launch(&env, &["--wrap", "exit 3"]);
     let held = launch(&env, &["--hold", "--wrap", "exit 0"]);
@@ -312,10 +311,9 @@ fn exit_codes_cancels_and_arrays_end_in_their_sets() {
 
 #[test]
 fn time_limit_ends_in_timeout() {
-    let Some((server, env)) = slurm::setup() else {
+    let Some((server, env, _node)) = slurm::setup() else {
         return;
     };
-    let _node = slurm::shared();
     let id = launch(&env, &["--time=1", "--wrap", "sleep 300"]);
     let d = Daemon::start(&env, "track", &["--format", "json"]);
     wait_drained(&server, &env, &d, Duration::from_secs(200));
@@ -330,10 +328,9 @@ fn time_limit_ends_in_timeout() {
 
 #[test]
 fn node_failure_without_requeue_is_failed() {
-    let Some((server, env)) = slurm::setup() else {
+    let Some((server, env, _node)) = slurm::setup_exclusive() else {
         return;
     };
-    let _node = slurm::exclusive();
     let id = launch(&env, &["--no-requeue", "--wrap", "sleep 300"]);
     wait_state(&id, "RUNNING", Duration::from_secs(60));
     testbed(&["node-down"]);
@@ -353,7 +350,7 @@ fn node_failure_without_requeue_is_failed() {
 
 #[test]
 fn unknown_jobs_stay_until_lost_after() {
-    let Some((server, env)) = slurm::setup() else {
+    let Some((server, env, _node)) = slurm::setup() else {
         return;
     };
     ok(&run(env.cmd("rj-launch").args(["--record", "999999991"])));
@@ -380,10 +377,9 @@ fn unknown_jobs_stay_until_lost_after() {
 
 #[test]
 fn several_tags_and_all_tags() {
-    let Some((server, env)) = slurm::setup() else {
+    let Some((server, env, _node)) = slurm::setup() else {
         return;
     };
-    let _node = slurm::shared();
     let a = launch(&env, &["--wrap", "exit 0"]);
     let env2 = TestEnv::new(&server);
     let b = launch(&env2, &["--wrap", "exit 1"]);
@@ -401,10 +397,9 @@ fn several_tags_and_all_tags() {
 
 #[test]
 fn job_moved_by_someone_else_is_not_reported() {
-    let Some((server, env)) = slurm::setup() else {
+    let Some((server, env, _node)) = slurm::setup() else {
         return;
     };
-    let _node = slurm::shared();
     let id = launch(&env, &["--wrap", "exit 0"]);
     slurm::wait_finished(&id, Duration::from_secs(60));
     // The old shell script got there first.
@@ -420,7 +415,7 @@ fn job_moved_by_someone_else_is_not_reported() {
 
 #[test]
 fn unreadable_squeue_output_is_exit_65() {
-    let Some((_server, env)) = slurm::setup() else {
+    let Some((_server, env, _node)) = slurm::setup() else {
         return;
     };
     ok(&run(env.cmd("rj-launch").args(["--record", "12345"])));
@@ -437,13 +432,12 @@ fn unreadable_squeue_output_is_exit_65() {
 
 #[test]
 fn survives_a_redis_restart_and_loses_nothing() {
-    let Some((mut server, env)) = slurm::setup_with(RedisOptions {
+    let Some((mut server, env, _node)) = slurm::setup_with(RedisOptions {
         persistent: true,
         ..RedisOptions::default()
     }) else {
         return;
     };
-    let _node = slurm::shared();
     let first = launch(&env, &["--wrap", "exit 0"]);
     let d = Daemon::start(&env, "track", &[]);
     util::wait_until(Duration::from_secs(60), "first move", || {
@@ -464,10 +458,9 @@ fn survives_a_redis_restart_and_loses_nothing() {
 
 #[test]
 fn slurmctld_outage_moves_nothing_and_recovers() {
-    let Some((server, env)) = slurm::setup() else {
+    let Some((server, env, _node)) = slurm::setup_exclusive() else {
         return;
     };
-    let _node = slurm::exclusive();
     let id = launch(&env, &["--wrap", "sleep 4"]);
     wait_state(&id, "RUNNING", Duration::from_secs(60));
     let mut d = Daemon::start(&env, "track", &[]);
@@ -486,10 +479,9 @@ fn slurmctld_outage_moves_nothing_and_recovers() {
 
 #[test]
 fn sigterm_finishes_the_tick_then_exits_0() {
-    let Some((server, env)) = slurm::setup() else {
+    let Some((server, env, _node)) = slurm::setup() else {
         return;
     };
-    let _node = slurm::shared();
     let id = launch(&env, &["--wrap", "exit 0"]);
     slurm::wait_finished(&id, Duration::from_secs(60));
     // Slow squeue down (it takes 9-18 s when slurmctld is unwell) so the signal lands mid-tick.
@@ -513,10 +505,9 @@ fn sigterm_finishes_the_tick_then_exits_0() {
 
 #[test]
 fn two_trackers_one_lease_and_takeover_after_kill_9() {
-    let Some((server, env)) = slurm::setup() else {
+    let Some((server, env, _node)) = slurm::setup() else {
         return;
     };
-    let _node = slurm::shared();
     let mut a = Daemon::start(&env, "a", &[]);
     util::wait_until(Duration::from_secs(10), "a to take the lease", || {
         server.cli(&["EXISTS", &env.key("TRACKER")]).trim() == "1"
@@ -560,7 +551,7 @@ fn two_trackers_one_lease_and_takeover_after_kill_9() {
 
 #[test]
 fn spool_is_replayed_each_tick() {
-    let Some((server, env)) = slurm::setup() else {
+    let Some((server, env, _node)) = slurm::setup() else {
         return;
     };
     let spool = env.spool();
@@ -584,7 +575,7 @@ fn spool_is_replayed_each_tick() {
 /// longer lists is not judged, so --lost-after never starts counting and nothing becomes LOST.
 #[test]
 fn failing_accounting_never_makes_a_job_lost() {
-    let Some((server, env)) = slurm::setup() else {
+    let Some((server, env, _node)) = slurm::setup() else {
         return;
     };
     ok(&run(env.cmd("rj-launch").args(["--record", "999999993"])));
@@ -630,10 +621,9 @@ fn failing_accounting_never_makes_a_job_lost() {
 /// active tracker.
 #[test]
 fn a_tick_slower_than_the_lease_keeps_it() {
-    let Some((server, env)) = slurm::setup() else {
+    let Some((server, env, _node)) = slurm::setup() else {
         return;
     };
-    let _node = slurm::shared();
     let id = launch(&env, &["--wrap", "exit 0"]);
     slurm::wait_finished(&id, Duration::from_secs(60));
     let (path, mark) = slow_squeue(&env, 8);

@@ -23,20 +23,38 @@ pub fn available() -> bool {
     ok
 }
 
-/// The testbed, a fresh redis-server and a TestEnv on it; None (after `missing`) when the
-/// testbed or redis-server is absent.
-pub fn setup() -> Option<(RedisServer, TestEnv)> {
+/// A test's hold on the one-node testbed (see [`shared`] and [`exclusive`]), kept for the whole
+/// test by the binding `_node`.
+pub enum NodeGuard {
+    Shared(std::sync::RwLockReadGuard<'static, ()>),
+    Exclusive(std::sync::RwLockWriteGuard<'static, ()>),
+}
+
+/// The testbed, a fresh redis-server and a TestEnv on it, with a shared hold on the node; None
+/// (after `missing`) when the testbed or redis-server is absent. The hold is taken before the
+/// testbed is probed, so a test that stops slurmctld never makes another one look at it.
+pub fn setup() -> Option<(RedisServer, TestEnv, NodeGuard)> {
     setup_with(RedisOptions::default())
 }
 
 /// [`setup`] with a server started with `opts` (a password, persistence).
-pub fn setup_with(opts: RedisOptions) -> Option<(RedisServer, TestEnv)> {
+pub fn setup_with(opts: RedisOptions) -> Option<(RedisServer, TestEnv, NodeGuard)> {
+    ready(NodeGuard::Shared(shared()), opts)
+}
+
+/// [`setup`] for a test that stops slurmctld or sets the node down: no other test runs on the
+/// testbed meanwhile.
+pub fn setup_exclusive() -> Option<(RedisServer, TestEnv, NodeGuard)> {
+    ready(NodeGuard::Exclusive(exclusive()), RedisOptions::default())
+}
+
+fn ready(node: NodeGuard, opts: RedisOptions) -> Option<(RedisServer, TestEnv, NodeGuard)> {
     if !available() {
         return None;
     }
     let server = RedisServer::with(opts)?;
     let env = TestEnv::new(&server);
-    Some((server, env))
+    Some((server, env, node))
 }
 
 /// Run a Slurm client command and return its stdout; panics with its stderr on failure.
