@@ -111,13 +111,8 @@ fn pipe_from_sbatch_parsable_into_record_stdin() {
         .spawn()
         .unwrap();
     let pipe = sbatch.stdout.take().unwrap();
-    let out = std::process::Command::new(util::bin_path("rj-launch"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", env.path())
-        .env("XDG_STATE_HOME", env.path().join("state"))
-        .env("RJ_CONFIG", &env.config)
-        .env("JOB_TAG", &env.tag)
+    let out = env
+        .std_command(util::bin_path("rj-launch"))
         .args(["--record", "-"])
         .stdin(pipe)
         .output()

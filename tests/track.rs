@@ -82,21 +82,9 @@ struct Daemon {
 }
 
 fn track_command(env: &TestEnv, path: Option<&str>) -> Command {
-    let mut c = Command::new(util::bin_path("rj-track"));
-    c.env_clear()
-        .env(
-            "PATH",
-            path.map(str::to_string)
-                .unwrap_or_else(|| std::env::var("PATH").unwrap_or_default()),
-        )
-        .env("HOME", env.path())
-        .env("XDG_STATE_HOME", env.path().join("state"))
-        .env("XDG_CONFIG_HOME", env.path().join("config"))
-        .env("RJ_CONFIG", &env.config)
-        .env("JOB_TAG", &env.tag)
-        .current_dir(env.path());
-    if let Ok(conf) = std::env::var("SLURM_CONF") {
-        c.env("SLURM_CONF", conf);
+    let mut c = env.std_command(util::bin_path("rj-track"));
+    if let Some(p) = path {
+        c.env("PATH", p);
     }
     c
 }

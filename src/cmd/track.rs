@@ -655,9 +655,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let cfg = args.conn.load()?;
     let tags = resolve_tags(&args, &cfg)?;
     let lease_ttl = (args.interval * 3).max(Duration::from_secs(5));
-    let host = nix::unistd::gethostname()
-        .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "unknown-host".into());
+    let host = match super::hostname() {
+        h if h.is_empty() => "unknown-host".to_string(),
+        h => h,
+    };
     let nonce = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.subsec_nanos())

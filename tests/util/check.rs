@@ -83,29 +83,14 @@ pub const TOOLS: &[(&str, &[&str])] = &[
 
 /// Any program (not only this package's binaries) with the clean environment of `env.cmd`.
 pub fn program(env: &super::TestEnv, prog: impl AsRef<std::ffi::OsStr>) -> assert_cmd::Command {
-    let mut c = assert_cmd::Command::new(prog);
-    c.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", env.path())
-        .env("XDG_STATE_HOME", env.path().join("state"))
-        .env("XDG_CONFIG_HOME", env.path().join("config"))
-        .env("RJ_CONFIG", &env.config)
-        .env("JOB_TAG", &env.tag)
-        .current_dir(env.path());
-    c
+    assert_cmd::Command::from_std(env.std_command(prog))
 }
 
 /// Run a binary as `bin ARGS | head -1` would: read one line, close the pipe, wait.
 pub fn head_1(env: &super::TestEnv, bin: &str, args: &[&str]) -> (String, Output) {
     use std::io::BufRead;
-    let mut child = std::process::Command::new(super::bin_path(bin))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", env.path())
-        .env("XDG_STATE_HOME", env.path().join("state"))
-        .env("RJ_CONFIG", &env.config)
-        .env("JOB_TAG", &env.tag)
-        .current_dir(env.path())
+    let mut child = env
+        .std_command(super::bin_path(bin))
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

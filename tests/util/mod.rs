@@ -285,10 +285,10 @@ impl TestEnv {
         self.dir.path()
     }
 
-    /// A binary of this package with a clean environment: PATH, HOME, XDG dirs in the temp dir,
-    /// RJ_CONFIG, JOB_TAG, SLURM_CONF (when set), run in the temp dir.
-    pub fn cmd(&self, bin: &str) -> assert_cmd::Command {
-        let mut c = assert_cmd::Command::new(bin_path(bin));
+    /// Any program with a clean environment: PATH, HOME, XDG dirs in the temp dir, RJ_CONFIG,
+    /// JOB_TAG, SLURM_CONF (when set), run in the temp dir.
+    pub fn std_command(&self, prog: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new(prog);
         c.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", self.path())
@@ -301,6 +301,11 @@ impl TestEnv {
             c.env("SLURM_CONF", conf);
         }
         c
+    }
+
+    /// A binary of this package with the clean environment of [`TestEnv::std_command`].
+    pub fn cmd(&self, bin: &str) -> assert_cmd::Command {
+        assert_cmd::Command::from_std(self.std_command(bin_path(bin)))
     }
 
     pub fn key(&self, suffix: &str) -> String {
