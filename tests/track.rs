@@ -149,6 +149,26 @@ impl Daemon {
     }
 
     /// Move lines printed so far: (id, set, state).
+    /// The daemon's stdout once it holds at least `n` lines. A move is in Redis before the
+    /// daemon prints its line (the move script's reply comes first), so a test that has just
+    /// seen Redis drained waits here, up to 10 s, for the lines to follow.
+    fn stdout_with(&self, n: usize) -> String {
+        let start = Instant::now();
+        loop {
+            let out = self.stdout();
+            if out.lines().count() >= n || start.elapsed() > Duration::from_secs(10) {
+                return out;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// [`Daemon::moves`] once at least `n` have been printed (see [`Daemon::stdout_with`]).
+    fn moves_with(&self, n: usize) -> Vec<(String, String, String)> {
+        self.stdout_with(n);
+        self.moves()
+    }
+
     fn moves(&self) -> Vec<(String, String, String)> {
         self.stdout()
             .lines()
@@ -263,7 +283,7 @@ fn exit_codes_cancels_and_arrays_end_in_their_sets() {
     assert!(ttl > 6 * 86400 && ttl <= 7 * 86400, "TTL {ttl}");
 
     // Each move printed once, and the array as its parent.
-    let mut moves = d.moves();
+    let mut moves = d.moves_with(5);
     moves.sort();
     let ids: Vec<&str> = moves.iter().map(|m| m.0.as_str()).collect();
     let mut want = vec![
@@ -307,7 +327,8 @@ fn time_limit_ends_in_timeout() {
     wait_drained(&server, &env, &d, Duration::from_secs(200));
     assert_eq!(set_of(&server, &env, &id), Some("TIMEOUT"));
     assert_eq!(server.hgetall(&env.job(&id))["state"], "TIMEOUT");
-    let line: serde_json::Value = serde_json::from_str(d.stdout().lines().next().unwrap()).unwrap();
+    let line: serde_json::Value =
+        serde_json::from_str(d.stdout_with(1).lines().next().unwrap()).unwrap();
     assert_eq!(line["job_id"], id.as_str());
     assert_eq!(line["set"], "TIMEOUT");
     assert_eq!(line["tag"], env.tag.as_str());
@@ -440,7 +461,7 @@ fn survives_a_redis_restart_and_loses_nothing() {
     assert!(d.alive(), "rj-track died with Redis:\n{}", d.stderr());
     assert_eq!(set_of(&server, &env, &second), Some("FAILED"));
     assert!(d.stderr().contains("retrying in"), "{}", d.stderr());
-    assert_eq!(d.moves().len(), 2, "{}", d.stdout());
+    assert_eq!(d.moves_with(2).len(), 2, "{}", d.stdout());
     assert_invariant(&server, &env);
 }
 
@@ -532,17 +553,12 @@ fn two_trackers_one_lease_and_takeover_after_kill_9() {
         "takeover took {:?}",
         t.elapsed()
     );
-    // The move is in Redis before b prints its line: give the write a moment on a busy machine.
-    let t = Instant::now();
-    while !b.moves().iter().any(|m| m.0 == late) {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "b moved {late} but never reported it\nstdout:\n{}\nstderr:\n{}",
-            b.stdout(),
-            b.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(
+        b.moves_with(1).iter().any(|m| m.0 == late),
+        "b moved {late} but never reported it\nstdout:\n{}\nstderr:\n{}",
+        b.stdout(),
+        b.stderr()
+    );
     assert!(b.alive(), "{}", b.stderr());
     assert_invariant(&server, &env);
 }
