@@ -200,6 +200,10 @@ pub const FILES: &[(&str, &str)] = &[
         "~/.local/state/rj/TAG.spool",
         "job IDs submitted while Redis was unreachable; replayed by the next rj-launch or rj-track",
     ),
+    (
+        "~/.local/state/rj/TAG.spool.bad",
+        "spool lines a replay could not read (a torn write, a hand edit), set aside for a human; the others are replayed",
+    ),
 ];
 
 /// The text after the options in `--help`: environment, files, exit status, examples.

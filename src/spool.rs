@@ -55,42 +55,111 @@ pub fn append(p: &PathBuf, entries: &[Entry]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Record every spooled job, then empty the spool. Returns how many were replayed. A missing
-/// spool is nothing to do; if Redis fails half-way the spool is kept whole (recording is
-/// idempotent, so the next replay finishes the job).
-pub fn replay(store: &mut Store, keys: &Keys, p: &PathBuf) -> anyhow::Result<usize> {
+/// What one replay did.
+#[derive(Debug, Default, PartialEq)]
+pub struct Replay {
+    /// Jobs recorded in Redis (or found already recorded there).
+    pub recorded: usize,
+    /// Lines that were not a spool entry (a torn write, a hand edit): each as `line N: why`.
+    /// They were appended, as they were, to [`Replay::set_aside_in`].
+    pub set_aside: Vec<String>,
+    pub set_aside_in: PathBuf,
+}
+
+/// `<spool>.bad`: where replay keeps the lines it cannot read, for a human to look at.
+pub fn bad_path(p: &std::path::Path) -> PathBuf {
+    let mut s = p.as_os_str().to_owned();
+    s.push(".bad");
+    PathBuf::from(s)
+}
+
+/// Record every spooled job, then empty the spool. A missing spool is nothing to do. A line
+/// that is not an entry with a valid job ID does not block the others: it is appended to
+/// `<spool>.bad` (and fsynced) before the spool is emptied. If Redis or the disk fails
+/// half-way the spool is kept whole (recording is idempotent, so the next replay finishes).
+pub fn replay(store: &mut Store, keys: &Keys, p: &PathBuf) -> anyhow::Result<Replay> {
+    let bad = bad_path(p);
+    let mut done = Replay {
+        set_aside_in: bad.clone(),
+        ..Replay::default()
+    };
     match std::fs::metadata(p) {
         Ok(m) if m.len() > 0 => {}
-        _ => return Ok(0),
+        _ => return Ok(done),
     }
     let mut f = open_locked(p)?;
     f.rewind()?;
     let mut jobs = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for (n, line) in BufReader::new(&*f).lines().enumerate() {
+    let mut bad_lines = Vec::new();
+    for (n, line) in BufReader::new(&*f).split(b'\n').enumerate() {
         let line = line.with_context(|| format!("cannot read spool {}", p.display()))?;
-        if line.trim().is_empty() {
+        if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let e: Entry = serde_json::from_str(&line).map_err(|e| {
-            crate::exit::fail(
-                crate::exit::Kind::DataErr,
-                format!("spool {} line {}: {e}", p.display(), n + 1),
-            )
-        })?;
-        // A job spooled by two failed attempts is one job: keep its first record.
-        if seen.insert(e.id.clone()) {
-            jobs.push((e.id, e.fields));
+        match parse_line(&line) {
+            Ok(e) => {
+                // A job spooled by two failed attempts is one job: keep its first record.
+                if seen.insert(e.id.clone()) {
+                    jobs.push((e.id, e.fields));
+                }
+            }
+            Err(why) => {
+                done.set_aside.push(format!("line {}: {why}", n + 1));
+                bad_lines.extend_from_slice(&line);
+                bad_lines.push(b'\n');
+            }
         }
     }
-    if jobs.is_empty() {
-        return Ok(0);
+    if !jobs.is_empty() {
+        store.record(keys, &jobs)?;
     }
-    store.record(keys, &jobs)?;
+    if !bad_lines.is_empty() {
+        // Kept elsewhere first: if that fails the spool stays whole.
+        OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&bad)
+            .and_then(|mut b| {
+                b.write_all(&bad_lines)?;
+                b.sync_all()
+            })
+            .with_context(|| format!("cannot write {}", bad.display()))?;
+    }
     f.set_len(0)
         .with_context(|| format!("cannot empty spool {}", p.display()))?;
     f.sync_all()?;
-    Ok(jobs.len())
+    done.recorded = jobs.len();
+    Ok(done)
+}
+
+impl Replay {
+    /// Say on stderr what the replay of `spool` did, for `tag`: a note for recorded jobs, a
+    /// warning naming `<spool>.bad` for lines set aside.
+    pub fn report(&self, tag: &Tag, spool: &std::path::Path) {
+        if self.recorded > 0 {
+            crate::cli::note(&format!(
+                "recorded {} spooled job(s) of {tag} from {}",
+                self.recorded,
+                spool.display()
+            ));
+        }
+        if let Some(first) = self.set_aside.first() {
+            crate::cli::warn(&format!(
+                "spool {}: set {} unreadable line(s) aside in {} ({first})",
+                spool.display(),
+                self.set_aside.len(),
+                self.set_aside_in.display()
+            ));
+        }
+    }
+}
+
+/// One spool line: an [`Entry`] whose ID is a Slurm job ID.
+fn parse_line(line: &[u8]) -> Result<Entry, String> {
+    let e: Entry = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    e.id.parse::<crate::keys::JobId>()?;
+    Ok(e)
 }
 
 #[cfg(test)]
@@ -107,6 +176,25 @@ mod tests {
         assert_eq!(
             path(&tag, &env),
             PathBuf::from("/h/.local/state/rj/exp.1.spool")
+        );
+    }
+
+    #[test]
+    fn a_line_is_an_entry_with_a_job_id() {
+        let e = parse_line(br#"{"id":"7_2","fields":[["k","v"]]}"#).unwrap();
+        assert_eq!(e.id, "7_2");
+        assert_eq!(e.fields, [("k".to_string(), "v".to_string())]);
+        assert!(parse_line(br#"{"id":"7","fie"#).is_err());
+        let why = parse_line(br#"{"id":"7 8","fields":[]}"#).unwrap_err();
+        assert!(why.contains("not a Slurm job ID"), "{why}");
+        assert!(parse_line(b"\xff\xfe").is_err());
+    }
+
+    #[test]
+    fn bad_lines_go_beside_the_spool() {
+        assert_eq!(
+            bad_path(std::path::Path::new("/s/rj/exp.1.spool")),
+            PathBuf::from("/s/rj/exp.1.spool.bad")
         );
     }
 

@@ -383,6 +383,54 @@ fn record_with_redis_down_spools_and_next_record_replays() {
 }
 
 #[test]
+fn unreadable_spool_lines_are_set_aside_and_the_rest_replayed() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let spool = env.spool();
+    std::fs::create_dir_all(spool.parent().unwrap()).unwrap();
+    // A good entry, a write torn by a crash, an entry whose ID is not a job ID, a good entry.
+    let torn = "{\"id\":\"52\",\"fie";
+    let junk = "{\"id\":\"x; FLUSHALL\",\"fields\":[]}";
+    std::fs::write(
+        &spool,
+        format!(
+            "{{\"id\":\"51\",\"fields\":[[\"host\",\"n1\"]]}}\n{torn}\n{junk}\n{{\"id\":\"53\",\"fields\":[]}}\n"
+        ),
+    )
+    .unwrap();
+    let out = run(env.cmd("rj-launch").args(["--record", "54"]));
+    assert_eq!(ok(&out), "54\n");
+    let err = check::stderr(&out);
+    assert!(err.contains("recorded 2 spooled job(s)"), "{err}");
+    let bad = format!("{}.bad", spool.display());
+    let warning = err
+        .lines()
+        .find(|l| l.contains("unreadable"))
+        .unwrap_or_else(|| panic!("no warning: {err}"));
+    assert!(
+        warning.contains("set 2 unreadable line(s) aside") && warning.contains(&bad),
+        "{warning}"
+    );
+    assert!(
+        warning.contains("line 2:"),
+        "names the first bad line: {warning}"
+    );
+    assert_eq!(server.smembers(&env.key("ALL")), ["51", "53", "54"]);
+    assert_eq!(server.hgetall(&env.job("51"))["host"], "n1");
+    assert_eq!(std::fs::read_to_string(&spool).unwrap(), "");
+    assert_eq!(
+        std::fs::read_to_string(&bad).unwrap(),
+        format!("{torn}\n{junk}\n"),
+        "the bad lines are kept as they were"
+    );
+    // The next replay has nothing left to say.
+    let out = run(env.cmd("rj-launch").args(["--record", "55"]));
+    assert_eq!(check::stderr(&out), "");
+}
+
+#[test]
 fn sbatch_missing_is_69_and_nothing_written() {
     let Some(server) = RedisServer::start() else {
         return;

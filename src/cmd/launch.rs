@@ -113,11 +113,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .collect();
     let recorded = store.and_then(|mut s| {
         match spool::replay(&mut s, &keys, &spool_path) {
-            Ok(0) => {}
-            Ok(n) => cli::note(&format!(
-                "recorded {n} spooled job(s) from {}",
-                spool_path.display()
-            )),
+            Ok(r) => r.report(keys.tag(), &spool_path),
             Err(e) => cli::warn(&format!("{e:#}")),
         }
         let pairs: Vec<_> = entries

@@ -839,11 +839,7 @@ impl Tracker {
             let keys = Keys::new(tag.clone());
             let spool_path = spool::path(tag, &ProcessEnv);
             match spool::replay(store, &keys, &spool_path) {
-                Ok(0) => {}
-                Ok(n) => note(&format!(
-                    "recorded {n} spooled job(s) of {tag} from {}",
-                    spool_path.display()
-                )),
+                Ok(r) => r.report(tag, &spool_path),
                 Err(e) if crate::exit::code_for(&e) == Kind::Unavailable.code() => return Err(e),
                 Err(e) => warn(&format!("{e:#}")),
             }
