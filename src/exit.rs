@@ -16,7 +16,7 @@ pub const TABLE: &[(u8, &str)] = &[
     (2, "usage error (bad option or argument)"),
     (
         65,
-        "bad input data (unparseable output of sbatch, squeue, sacct, scontrol or redis-benchmark)",
+        "bad input data (unparseable output of sbatch, squeue, sacct, scontrol or redis-benchmark; a Redis key of the wrong type)",
     ),
     (
         69,
@@ -111,12 +111,15 @@ pub fn auth_kind(code: &str) -> Option<Kind> {
     matches!(code, "WRONGPASS" | "NOAUTH" | "NOPERM").then_some(Kind::NoPerm)
 }
 
-/// Classify a Redis client error: authentication problems are 77, everything else about reaching
+/// Classify a Redis client error: authentication problems are 77; a key of the wrong type (a
+/// tag's set that some script wrote as a string) is bad data, 65; everything else about reaching
 /// or talking to the server is 69.
 pub fn redis_kind(e: &redis::RedisError) -> Kind {
     if e.kind() == redis::ErrorKind::AuthenticationFailed || e.code().and_then(auth_kind).is_some()
     {
         Kind::NoPerm
+    } else if e.code() == Some("WRONGTYPE") {
+        Kind::DataErr
     } else {
         Kind::Unavailable
     }

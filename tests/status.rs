@@ -429,3 +429,21 @@ fn colour_only_on_a_terminal_without_no_color() {
     let piped = ok(&run(&mut env.cmd("rj-status")));
     assert!(!piped.contains('\x1b'), "{piped:?}");
 }
+
+#[test]
+fn a_set_of_the_wrong_type_is_bad_data_naming_the_key() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    // A script wrote the tag's FAILED set as a string.
+    server.cli(&["SET", &env.key("FAILED"), "oops"]);
+    sadd(&server, &env.key("ALL"), &["5"]);
+    let out = run(&mut env.cmd("rj-status"));
+    let line = check::fails(&out, 65, "rj-status");
+    assert!(
+        line.contains(&env.key("FAILED")) && line.contains("WRONGTYPE"),
+        "{line}"
+    );
+    assert_eq!(server.cli(&["GET", &env.key("FAILED")]).trim(), "oops");
+}
