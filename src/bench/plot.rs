@@ -9,14 +9,15 @@ use super::compare::Loaded;
 use super::PercentilePoint;
 use crate::exit::{fail, Kind};
 
-/// Percentiles as "nines": 0 → 0 %, 1 → 90 %, 2 → 99 %, 3 → 99.9 %; 100 % sits at the right edge.
-const MAX_NINES: f64 = 5.0;
+/// Percentiles as "nines": 0 → 0 %, 1 → 90 %, 2 → 99 %, 3 → 99.9 % … 5 → 99.999 %; 100 % (the
+/// maximum) sits one step further, at the right edge, so it never shares an x with p99.999.
+const MAX_NINES: f64 = 6.0;
 
 fn nines(percentile: f64) -> f64 {
     if percentile >= 100.0 {
         return MAX_NINES;
     }
-    (-(1.0 - percentile / 100.0).log10()).clamp(0.0, MAX_NINES)
+    (-(1.0 - percentile / 100.0).log10()).clamp(0.0, MAX_NINES - 1.0)
 }
 
 fn nines_label(x: &f64) -> String {
@@ -164,7 +165,14 @@ mod tests {
         assert_eq!(nines(0.0), 0.0);
         assert!((nines(90.0) - 1.0).abs() < 1e-9);
         assert!((nines(99.9) - 3.0).abs() < 1e-9);
+        assert!((nines(99.999) - 5.0).abs() < 1e-9);
+        assert_eq!(
+            nines(99.99999),
+            MAX_NINES - 1.0,
+            "only the maximum is at the edge"
+        );
         assert_eq!(nines(100.0), MAX_NINES);
+        assert_eq!(nines_label(&5.0), "99.999%");
         assert_eq!(nines_label(&0.0), "0%");
         assert_eq!(nines_label(&2.0), "99%");
         assert_eq!(nines_label(&3.0), "99.9%");
