@@ -124,7 +124,7 @@ where
         .configure_mesh()
         .x_desc("percentile")
         .y_desc("latency (ms)")
-        .x_labels(6)
+        .x_labels(MAX_NINES as usize + 1)
         .x_label_formatter(&nines_label)
         .y_label_formatter(&|y| format!("{y:.3}"))
         .label_style(("sans-serif", 14))
