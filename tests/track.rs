@@ -6,6 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::util::check::{self, ok, run};
+use crate::util::proxy::CutProxy;
 use crate::util::{self, slurm, RedisOptions, RedisServer, TestEnv};
 
 const FIVE: [&str; 5] = [
@@ -560,6 +561,36 @@ fn two_trackers_one_lease_and_takeover_after_kill_9() {
         b.stderr()
     );
     assert!(b.alive(), "{}", b.stderr());
+    assert_invariant(&server, &env);
+}
+
+#[test]
+fn a_move_whose_reply_was_lost_is_still_reported_once() {
+    let Some((server, env, _node)) = slurm::setup() else {
+        return;
+    };
+    let id = launch(&env, &["--wrap", "exit 0"]);
+    slurm::wait_finished(&id, Duration::from_secs(60));
+    // The connection drops after the move script reached Redis, before its reply came back.
+    let proxy = CutProxy::start(server.port, b"SMOVE", Duration::from_millis(500));
+    let mut cmd = track_command(&env, None);
+    cmd.env("REDIS_URL", format!("redis://127.0.0.1:{}", proxy.port));
+    let d = Daemon::start_with(cmd, &env, "track", &[]);
+    wait_drained(&server, &env, &d, Duration::from_secs(60));
+    assert!(proxy.cut(), "the move never went through the proxy");
+    let moves = d.moves_with(1);
+    assert_eq!(moves.len(), 1, "{}\n{}", d.stdout(), d.stderr());
+    assert_eq!(
+        (moves[0].0.as_str(), moves[0].1.as_str()),
+        (id.as_str(), "COMPLETED")
+    );
+    // A few more ticks: reported once, not again.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(d.moves().len(), 1, "{}", d.stdout());
+    let err = d.stderr();
+    assert!(err.contains("retrying in"), "{err}");
+    assert!(err.contains("reported 1 move(s)"), "{err}");
+    assert!(server.hgetall(&env.job(&id))["tracked_by"].contains(':'));
     assert_invariant(&server, &env);
 }
 

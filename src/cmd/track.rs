@@ -60,13 +60,16 @@ pub const EXAMPLES: &str = "\
 /// --interval (or the cron period of --once) well below it.
 ///
 /// Records: on each move the job hash TAG_JOB:<id> gets state, exit_code, start, end, elapsed,
-/// nodes, partition and name (shown by rj-status --long); --record-ttl expires it.
+/// nodes, partition and name (shown by rj-status --long), and tracked_at and tracked_by (the
+/// tick's time and the tracker, host:pid:nonce); --record-ttl expires it.
 ///
 /// Output: each move is one line on stdout, `TAG ID SET EXIT_CODE STATE` (JSON Lines with
 /// --format json), for `rj-track | while read …`; messages go to stderr with a timestamp.
 ///
 /// Faults: when Redis is down or restarts, rj-track keeps running, reconnects with backoff and
-/// loses nothing; when slurmctld is down it moves nothing, says so once per tick and retries.
+/// loses nothing; a move whose reply a dropped connection lost is printed, once, after the
+/// reconnect (unless rj-track is stopped first). When slurmctld is down it moves nothing, says
+/// so once per tick and retries.
 /// Job IDs that rj-launch spooled while Redis was unreachable are recorded every tick.
 ///
 /// One tracker per tag: the active one holds the lease TAG_TRACKER (SET NX PX, renewed while it
@@ -153,7 +156,8 @@ return 0
 /// KEYS: lease, pending set, the four final sets, then one job hash per job.
 /// ARGV: owner, lease ms, record ttl s (0 = none), then per job: id, final set index (1..4),
 /// field count, fields…. Fenced by the lease; SMOVE per job; only a job this call moved gets
-/// its record (a job another tracker or an old script moved returns 0 and is left alone).
+/// its record (a job another tracker or an old script moved returns 0 and is left alone), and
+/// `tracked_by` = owner, by which a tracker that lost the reply finds its moves again.
 const MOVE_LUA: &str = r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return -1
@@ -171,6 +175,7 @@ while i <= #ARGV do
     if n > 0 then
       redis.call('HSET', KEYS[k], unpack(ARGV, i + 3, i + 2 + 2 * n))
     end
+    redis.call('HSET', KEYS[k], 'tracked_by', ARGV[1])
     if ttl > 0 then
       redis.call('EXPIRE', KEYS[k], ttl)
     end
@@ -234,7 +239,15 @@ pub enum Lease {
     HeldBy(String),
 }
 
-/// The tag's hash of jobs Slurm does not know, with the time each was first missed.
+/// A planned move whose reply never came (the connection dropped after the move script was
+/// sent): the next tick asks Redis whether it happened and prints its line if so.
+#[derive(Debug, Clone)]
+pub struct Unreported {
+    pub tag: Tag,
+    pub planned: Planned,
+    pub tracked_at: String,
+}
+
 /// A job to move: its ID, the final set, and its record.
 #[derive(Debug, Clone)]
 pub struct Planned {
@@ -327,6 +340,38 @@ impl Store {
             }
         }
         Ok(Some(moved))
+    }
+
+    /// Of moves whose reply was lost (the connection dropped after the move script was sent),
+    /// which did happen: the job is in the planned set and its record says `owner` moved it
+    /// at `tracked_at`. One pipelined round trip for all of them.
+    pub fn moves_made(&mut self, owner: &str, lost: &[Unreported]) -> anyhow::Result<Vec<bool>> {
+        let mut p = redis::pipe();
+        for u in lost {
+            let keys = Keys::new(u.tag.clone());
+            p.cmd("SISMEMBER")
+                .arg(keys.set(u.planned.set))
+                .arg(&u.planned.id);
+            p.cmd("HMGET")
+                .arg(keys.job_hash(&u.planned.id))
+                .arg("tracked_by")
+                .arg("tracked_at");
+        }
+        let replies: Vec<redis::Value> = p
+            .query(self.conn())
+            .map_err(|e| self.error(e, "the record of moves whose reply was lost"))?;
+        Ok(replies
+            .chunks(2)
+            .zip(lost)
+            .map(|(r, u)| {
+                let member: bool = redis::from_redis_value(r[0].clone()).unwrap_or(false);
+                let rec: (Option<String>, Option<String>) =
+                    redis::from_redis_value(r[1].clone()).unwrap_or((None, None));
+                member
+                    && rec.0.as_deref() == Some(owner)
+                    && rec.1.as_deref() == Some(u.tracked_at.as_str())
+            })
+            .collect())
     }
 
     /// Record which jobs Slurm does not know this tick; returns when each was first missed
@@ -629,6 +674,8 @@ struct Tracker {
     /// sacct said accounting is disabled; ask scontrol directly until SIGHUP.
     accounting_disabled: bool,
     redis_failures: u32,
+    /// Moves sent to Redis whose reply was lost; their lines are printed once Redis answers.
+    unreported: Vec<Unreported>,
 }
 
 /// What a tick did, for the summary line under -v.
@@ -673,6 +720,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         unknown_dirty: HashSet::new(),
         accounting_disabled: false,
         redis_failures: 0,
+        unreported: Vec::new(),
         args,
     };
     let what = if t.args.all_tags {
@@ -827,6 +875,34 @@ impl Tracker {
             self.store = Some(s);
         }
         let store = self.store.as_mut().expect("connected above");
+        if !self.unreported.is_empty() {
+            let lost = std::mem::take(&mut self.unreported);
+            let made = match store.moves_made(&self.owner, &lost) {
+                Ok(m) => m,
+                Err(e) => {
+                    self.unreported = lost;
+                    return Err(e);
+                }
+            };
+            let mut found = 0;
+            for (u, _) in lost.iter().zip(&made).filter(|(_, m)| **m) {
+                print_move(
+                    out,
+                    self.args.format,
+                    u.tag.as_str(),
+                    &u.planned,
+                    &u.tracked_at,
+                )?;
+                found += 1;
+            }
+            out.flush()?;
+            if found > 0 {
+                note(&format!(
+                    "reported {found} move(s) made at {} whose reply the dropped connection lost",
+                    lost[0].tracked_at
+                ));
+            }
+        }
         let tags = if self.args.all_tags {
             store.tags_with_pending()?
         } else {
@@ -1063,9 +1139,20 @@ impl Tracker {
                 self.lease_ttl,
                 self.args.record_ttl,
                 &plan,
-            )? {
-                Some(m) => m,
-                None => {
+            ) {
+                Err(e) => {
+                    // The script may have run with only its reply lost: keep the plan so the
+                    // next tick can print the moves that did happen (and only those).
+                    self.unreported
+                        .extend(plan.into_iter().map(|planned| Unreported {
+                            tag: keys.tag().clone(),
+                            planned,
+                            tracked_at: tracked_at.clone(),
+                        }));
+                    return Err(e);
+                }
+                Ok(Some(m)) => m,
+                Ok(None) => {
                     self.holding.remove(keys.tag());
                     note(&format!(
                         "lost the lease {} to another tracker during the tick; nothing moved, standing by",

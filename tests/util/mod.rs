@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub mod check;
+pub mod proxy;
 pub mod slurm;
 
 /// Under CI a missing dependency is a failure; on a developer's machine a loud skip.
