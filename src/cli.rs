@@ -138,13 +138,22 @@ pub fn main_with<A: Parser>(run: fn(A) -> anyhow::Result<ExitCode>) -> ExitCode 
     let _ = PROGRAM.set(name.clone());
     let args = match A::try_parse() {
         Ok(a) => a,
-        Err(e) => {
+        Err(e) if !e.use_stderr() => {
+            // --help, --version.
             let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
+            return ExitCode::SUCCESS;
+        }
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // `rbench` alone: the help, on stderr, as a usage error.
+            let _ = e.print();
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!(
+                "{name}: error: {}",
+                usage_error_line(&e.render().to_string())
+            );
+            return ExitCode::from(2);
         }
     };
     let result = run(args);
@@ -162,6 +171,22 @@ pub fn main_with<A: Parser>(run: fn(A) -> anyhow::Result<ExitCode>) -> ExitCode 
             exit::exit_code(&e)
         }
     }
+}
+
+/// clap's usage error (several lines: the error, hints, a usage line, "For more information…")
+/// as the one line every other error is: what is wrong, then the hints, then where to look.
+pub fn usage_error_line(rendered: &str) -> String {
+    let mut parts: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")
+        })
+        .collect();
+    if let Some(first) = parts.first_mut() {
+        *first = first.strip_prefix("error: ").unwrap_or(first);
+    }
+    format!("{} (see --help)", parts.join(" "))
 }
 
 /// The EXIT STATUS text of every `--help` and man page.
