@@ -642,6 +642,14 @@ fn run_authenticates_and_classifies_failures() {
         .args(["run", "-t", "lrange"])
         .assert()
         .code(2);
+    // Zero requests is no benchmark, in both modes.
+    for mode in ["run", "wrap"] {
+        env.cmd("rbench")
+            .args([mode, "-n", "0"])
+            .assert()
+            .code(2)
+            .stderr(predicates::str::contains("'--requests <N>'"));
+    }
 }
 
 #[test]

@@ -45,6 +45,10 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 pub enum Sub {
     /// Run the system's redis-benchmark (--csv) against the server and record its results.
+    ///
+    /// The password goes to redis-benchmark only through REDISCLI_AUTH, never on its command
+    /// line. redis-benchmark 7.0 does not read that variable: against a server with a password
+    /// wrap exits 77 and says so; use `rbench run`, which authenticates itself.
     #[command(after_long_help = cli::footer(EXAMPLES))]
     Wrap(WrapArgs),
     /// Drive load with the native engine: raw sockets, HdrHistogram latencies.
@@ -63,7 +67,8 @@ pub struct Shared {
     #[arg(short = 't', long, value_delimiter = ',', value_name = "TESTS")]
     pub tests: Vec<String>,
     /// Requests per test (default 100000; run: unlimited with --duration).
-    #[arg(short = 'n', long, value_name = "N")]
+    #[arg(short = 'n', long, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub requests: Option<u64>,
     /// Parallel connections.
     #[arg(short = 'c', long, default_value_t = 50, value_name = "N",
