@@ -35,12 +35,14 @@ fn last_is_largest_numeric_id_with_task_tie_break() {
         out,
         format!("Key:  {}-100_10:name\nValue: v100_10\n---\n", env.tag)
     );
-    // --job picks another; its pattern must not catch 100_2 or 100_10 keys for job 100.
-    let out = ok(&run(env.cmd("rj-last").args(["--job", "100"])));
+    // --job picks another; a task ID shows that task only, not its parent nor siblings.
+    let out = ok(&run(env.cmd("rj-last").args(["--job", "100_2"])));
     assert_eq!(
         out,
-        format!("Key:  {}-100:name\nValue: v100\n---\n", env.tag)
+        format!("Key:  {}-100_2:name\nValue: v100_2\n---\n", env.tag)
     );
+    let out = ok(&run(env.cmd("rj-last").args(["--job", "99"])));
+    assert_eq!(out, format!("Key:  {}-99:name\nValue: v99\n---\n", env.tag));
 }
 
 #[test]
@@ -145,11 +147,13 @@ fn uses_scan_never_keys_and_only_this_jobs_keys() {
     let t = &env.tag;
     sadd(&server, &env.key("ALL"), &["1", "2"]);
     server.cli(&["SET", &format!("{t}-2:mine"), "yes"]);
+    server.cli(&["SET", &format!("{t}-2_1:task"), "yes too"]);
     // Neighbours that a sloppy pattern would catch.
     for other in [
         format!("{t}-20:x"),
-        format!("{t}-2_1:x"),
+        format!("{t}-20_1:x"),
         format!("{t}-2-7:x"),
+        format!("{t}-2_1-7:x"),
         format!("{t}x-2:x"),
         format!("{t}_JOB:2"),
     ] {
@@ -164,7 +168,10 @@ fn uses_scan_never_keys_and_only_this_jobs_keys() {
     p.query::<()>(&mut c).unwrap();
     server.cli(&["CONFIG", "RESETSTAT"]);
     let out = ok(&run(&mut env.cmd("rj-last")));
-    assert_eq!(out, format!("Key:  {t}-2:mine\nValue: yes\n---\n"));
+    assert_eq!(
+        out,
+        format!("Key:  {t}-2:mine\nValue: yes\n---\nKey:  {t}-2_1:task\nValue: yes too\n---\n")
+    );
     assert_eq!(calls(&server, "keys"), 0, "KEYS blocks the server");
     assert!(calls(&server, "scan") > 1, "walks the keyspace with SCAN");
 }
@@ -280,4 +287,186 @@ fn closed_stdout_is_success_in_every_format() {
         );
         assert!(out.stderr.is_empty(), "{format}: {}", check::stderr(&out));
     }
+}
+
+/// Keys of an array job as array-job.sbatch writes them, by task: `T-<parent>_<task>:<name>`.
+fn write_tasks(server: &RedisServer, tag: &str, parent: &str, tasks: &[&str]) {
+    for task in tasks {
+        let k = |n: &str| format!("{tag}-{parent}_{task}:{n}");
+        server.cli(&["SET", &k("host"), &format!("n{task}")]);
+        server.cli(&["HSET", &k("result"), "task", task]);
+    }
+}
+
+/// The `key` fields of an `rj-last --format json` document, checking its shape on the way.
+fn json_keys(doc: &str, tag: &str, job: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(doc).unwrap();
+    let obj = v.as_object().unwrap();
+    let mut fields: Vec<&str> = obj.keys().map(String::as_str).collect();
+    fields.sort();
+    assert_eq!(fields, ["job_id", "keys", "tag"], "{v}");
+    assert_eq!(v["tag"], tag);
+    assert_eq!(v["job_id"], job);
+    v["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            let mut f: Vec<&str> = k.as_object().unwrap().keys().map(String::as_str).collect();
+            f.sort();
+            assert_eq!(f, ["key", "type", "value"], "{k}");
+            k["key"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+/// An array job is recorded under its parent ID, and only its tasks write keys: rj-last shows
+/// them, task 2 before task 10.
+#[test]
+fn array_parent_with_only_task_keys_shows_them_in_task_order() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let t = &env.tag;
+    sadd(&server, &env.key("ALL"), &["4238610"]);
+    write_tasks(&server, t, "4238610", &["10", "2", "3"]);
+    let out = ok(&run(&mut env.cmd("rj-last")));
+    let want: String = ["2", "3", "10"]
+        .iter()
+        .map(|n| {
+            format!(
+                "Key:  {t}-4238610_{n}:host\nValue: n{n}\n---\n\
+                 Key:  {t}-4238610_{n}:result\nValue: {{\"task\":\"{n}\"}}\n---\n"
+            )
+        })
+        .collect();
+    assert_eq!(out, want);
+
+    let doc = ok(&run(env.cmd("rj-last").args(["--format", "json"])));
+    let names = json_keys(&doc, t, "4238610");
+    let want: Vec<String> = want
+        .lines()
+        .filter_map(|l| l.strip_prefix("Key:  "))
+        .map(String::from)
+        .collect();
+    assert_eq!(names, want);
+
+    let out = ok(&run(env.cmd("rj-last").args(["--format", "csv"])));
+    assert_eq!(out.lines().count(), 7, "header and six keys:\n{out}");
+}
+
+#[test]
+fn array_parent_shows_its_own_keys_then_its_tasks() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let t = &env.tag;
+    sadd(&server, &env.key("ALL"), &["7", "12"]);
+    server.cli(&["SET", &format!("{t}-12:z_config"), "lr=0.1"]);
+    server.cli(&["SET", &format!("{t}-12:a_started"), "now"]);
+    write_tasks(&server, t, "12", &["1", "10", "9"]);
+    server.cli(&["SET", &format!("{t}-7:other"), "no"]);
+    let doc = ok(&run(env.cmd("rj-last").args(["--format", "json"])));
+    let mut want = vec![format!("{t}-12:a_started"), format!("{t}-12:z_config")];
+    for n in ["1", "9", "10"] {
+        want.push(format!("{t}-12_{n}:host"));
+        want.push(format!("{t}-12_{n}:result"));
+    }
+    assert_eq!(json_keys(&doc, t, "12"), want);
+    let out = ok(&run(env.cmd("rj-last").args(["--job", "7"])));
+    assert_eq!(out, format!("Key:  {t}-7:other\nValue: no\n---\n"));
+}
+
+#[test]
+fn job_with_task_id_shows_only_that_task() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let t = &env.tag;
+    sadd(&server, &env.key("ALL"), &["12"]);
+    server.cli(&["SET", &format!("{t}-12:own"), "parent"]);
+    write_tasks(&server, t, "12", &["1", "3", "30"]);
+    let doc = ok(&run(env
+        .cmd("rj-last")
+        .args(["--job", "12_3", "--format", "json"])));
+    assert_eq!(
+        json_keys(&doc, t, "12_3"),
+        [format!("{t}-12_3:host"), format!("{t}-12_3:result")]
+    );
+    // The parent still shows every task (and a task ID never catches its parent's keys).
+    let doc = ok(&run(env.cmd("rj-last").args(["--format", "json"])));
+    assert_eq!(json_keys(&doc, t, "12").len(), 7);
+
+    // A task with no keys is "no keys", naming only its own pattern.
+    let line = fails(
+        &run(env.cmd("rj-last").args(["--job", "12_2"])),
+        1,
+        "rj-last",
+    );
+    assert!(
+        line.contains(&format!("({t}-12_2:* matched nothing)")),
+        "{line}"
+    );
+}
+
+/// Tag `arr` job 12 must not catch job 123 of `arr`, job 12 of tag `arr-2`, nor keys of a tag
+/// that starts like its task pattern (`arr-12_9`).
+#[test]
+fn array_task_keys_of_other_jobs_and_tags_are_not_shown() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let mut env = TestEnv::new(&server);
+    env.tag = "arr".into();
+    sadd(&server, "arr_ALL", &["12"]);
+    sadd(&server, "arr-2_ALL", &["12"]);
+    server.cli(&["SET", "arr-12_2:mine", "yes"]);
+    for other in [
+        "arr-123:x",
+        "arr-123_1:x",
+        "arr-2-12:x",
+        "arr-2-12_1:x",
+        "arr-12_9-5:x",
+        "arr-12_3_4:x",
+        "arrx-12_1:x",
+        "arr_JOB:12",
+    ] {
+        server.cli(&["SET", other, "no"]);
+    }
+    let out = ok(&run(&mut env.cmd("rj-last")));
+    assert_eq!(out, "Key:  arr-12_2:mine\nValue: yes\n---\n");
+    // The neighbours are where they belong.
+    let out = ok(&run(env.cmd("rj-last").args(["--job", "123"])));
+    assert_eq!(
+        out,
+        "Key:  arr-123:x\nValue: no\n---\nKey:  arr-123_1:x\nValue: no\n---\n"
+    );
+    let out = ok(&run(env.cmd("rj-last").args(["--tag", "arr-2"])));
+    assert_eq!(
+        out,
+        "Key:  arr-2-12:x\nValue: no\n---\nKey:  arr-2-12_1:x\nValue: no\n---\n"
+    );
+}
+
+#[test]
+fn no_keys_for_an_array_parent_names_both_patterns() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let t = &env.tag;
+    sadd(&server, &env.key("ALL"), &["4238610"]);
+    server.cli(&["SET", &format!("{t}-42386100_1:x"), "another job"]);
+    let out = run(&mut env.cmd("rj-last"));
+    let line = fails(&out, 1, "rj-last");
+    assert!(
+        line.contains(&format!(
+            "({t}-4238610:* and {t}-4238610_*:* matched nothing)"
+        )),
+        "{line}"
+    );
+    assert!(out.stdout.is_empty());
 }
