@@ -1,7 +1,7 @@
 complete -c rj-last -l config -d 'Read Redis settings from this redis.json (default: $RJ_CONFIG, ./redis.json, ~/.config/rj/redis.json)' -r -F
 complete -c rj-last -l url -d 'Redis URL (redis://, rediss://, unix://); overrides redis.json and REDIS_URL. Prefer REDIS_URL or redis.json for passwords: a command line is visible to every user' -r
 complete -c rj-last -l tag -d 'Experiment tag (default: $JOB_TAG, $job_tag, "job_tag" in redis.json)' -r
-complete -c rj-last -l job -d 'This job instead of the last one' -r
+complete -c rj-last -l job -d 'This job instead of the last one: 4238610, or 4238610_3 for one array task' -r
 complete -c rj-last -l format -d 'Output form; `human` and `plain` are the original `Key:`/`Value:`/`---` lines' -r -f -a "human\t'Aligned text for people'
 plain\t'One value per line, for xargs and `while read`'
 json\t'One JSON document'
