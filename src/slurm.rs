@@ -542,14 +542,26 @@ pub fn squeue(ids: &[String]) -> Result<Vec<JobRow>, QueryError> {
     Ok(rows)
 }
 
-/// `sacct -n -X --parsable2 -j IDS -o …`: final records from the accounting database.
+/// `sacct -n -X -a --parsable2 -j IDS -o …`: final records from the accounting database.
+/// `--allusers`: a tag's jobs may have been submitted by a colleague (a shared Redis, a group
+/// account); without it sacct shows a non-root user only their own jobs, and the others would
+/// look unknown and end as LOST. Where PrivateData hides them anyway, Slurm still decides.
 pub fn sacct(ids: &[String]) -> Result<Vec<JobRow>, QueryError> {
     let mut rows = Vec::new();
     for chunk in id_chunks(ids, MAX_ID_ARG) {
-        let args: Vec<String> = ["-n", "-X", "--parsable2", "-j", &chunk, "-o", SACCT_FORMAT]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let args: Vec<String> = [
+            "-n",
+            "-X",
+            "--allusers",
+            "--parsable2",
+            "-j",
+            &chunk,
+            "-o",
+            SACCT_FORMAT,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let ran = run_query("sacct", &args, QUERY_TIMEOUT).map_err(|e| QueryError {
             kind: QueryFailure::Unreachable,
             msg: format!("{e:#}"),
