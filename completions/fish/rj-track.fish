@@ -8,7 +8,7 @@ complete -c rj-track -l format -d 'Form of the move lines on stdout' -r -f -a "t
 json\t'One JSON object per line (JSON Lines) with the whole record'"
 complete -c rj-track -s q -l quiet -d 'Print only errors'
 complete -c rj-track -s v -l verbose -d 'Say more on stderr (where the config came from, what is done)'
-complete -c rj-track -l all-tags -d 'Track every tag that has a TAG_PENDING_AND_RUNNING set (found by SCAN each tick)'
+complete -c rj-track -l all-tags -d 'Track every tag that has a TAG_PENDING_AND_RUNNING set (found by SCAN each tick). On a Redis shared with colleagues this takes over their tags too: list yours with --tag'
 complete -c rj-track -l once -d 'Run one tick and exit (for cron)'
 complete -c rj-track -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rj-track -s V -l version -d 'Print version'

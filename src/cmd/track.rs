@@ -87,7 +87,8 @@ pub struct Args {
     /// redis.json).
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
-    /// Track every tag that has a TAG_PENDING_AND_RUNNING set (found by SCAN each tick).
+    /// Track every tag that has a TAG_PENDING_AND_RUNNING set (found by SCAN each tick). On a
+    /// Redis shared with colleagues this takes over their tags too: list yours with --tag.
     #[arg(long, conflicts_with = "tags")]
     pub all_tags: bool,
     /// Time between ticks.
