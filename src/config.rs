@@ -221,7 +221,8 @@ pub fn parse(text: &str, path: &Path) -> anyhow::Result<RawConfig> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
         let inner = e.into_inner();
-        let what = if field == "." || field.is_empty() {
+        // A syntax error has no field (serde_path_to_error says "?" for the key being read).
+        let what = if inner.is_syntax() || inner.is_eof() || field == "." || field.is_empty() {
             String::new()
         } else {
             format!(" field \"{field}\":")

@@ -115,14 +115,25 @@ pub fn auth_kind(code: &str) -> Option<Kind> {
 /// tag's set that some script wrote as a string) is bad data, 65; everything else about reaching
 /// or talking to the server is 69.
 pub fn redis_kind(e: &redis::RedisError) -> Kind {
-    if e.kind() == redis::ErrorKind::AuthenticationFailed || e.code().and_then(auth_kind).is_some()
+    let code = server_code(e);
+    if e.kind() == redis::ErrorKind::AuthenticationFailed
+        || code.as_deref().and_then(auth_kind).is_some()
     {
         Kind::NoPerm
-    } else if e.code() == Some("WRONGTYPE") {
+    } else if code.as_deref() == Some("WRONGTYPE") {
         Kind::DataErr
     } else {
         Kind::Unavailable
     }
+}
+
+/// The server's error code (`WRONGTYPE`, `NOPERM`…), also out of a pipeline's first failure.
+pub fn server_code(e: &redis::RedisError) -> Option<String> {
+    e.code().map(str::to_string).or_else(|| {
+        e.clone()
+            .into_server_errors()
+            .and_then(|errs| errs.first().map(|(_, s)| s.code().to_string()))
+    })
 }
 
 /// The exit status for an error: the outermost typed cause wins.

@@ -61,6 +61,17 @@ impl Store {
     pub fn connect(cfg: &Config) -> anyhow::Result<Store> {
         let place = cfg.place();
         let wrap = |e: redis::RedisError| {
+            if e.to_string().contains("refused to switch database") {
+                // A "db" the server does not have is the configuration's fault, not the server's.
+                return fail(
+                    Kind::Config,
+                    format!(
+                        "cannot select database {} on Redis at {place}: {}",
+                        cfg.target.db,
+                        e.detail().unwrap_or("refused")
+                    ),
+                );
+            }
             fail(
                 redis_kind(&e),
                 format!("cannot connect to Redis at {place}: {}", redis_message(&e)),
@@ -233,9 +244,16 @@ impl Store {
             for id in chunk {
                 p.cmd("HGETALL").arg(keys.job_hash(id));
             }
-            let part: Vec<BTreeMap<String, String>> = p
-                .query(&mut self.conn)
-                .map_err(|e| self.error(e, &keys.job_hash_pattern()))?;
+            let part: Vec<BTreeMap<String, String>> = p.query(&mut self.conn).map_err(|e| {
+                // Name the one hash that failed (WRONGTYPE), not the whole pattern.
+                let at = e
+                    .clone()
+                    .into_server_errors()
+                    .and_then(|errs| errs.first().and_then(|(i, _)| chunk.get(*i)))
+                    .map(|id| keys.job_hash(id))
+                    .unwrap_or_else(|| keys.job_hash_pattern());
+                self.error(e, &at)
+            })?;
             out.extend(part);
         }
         Ok(out)
@@ -340,6 +358,16 @@ fn stream_to_json(v: &Value) -> serde_json::Value {
 /// The server's words without redis-rs's decoration; never holds the password (rj never puts it
 /// in a command it could echo).
 pub fn redis_message(e: &redis::RedisError) -> String {
+    if e.code().is_none() {
+        // A pipeline's failure: the server's own words, not the client's wrapping.
+        if let Some(errs) = e.clone().into_server_errors() {
+            if let Some((_, s)) = errs.first() {
+                return format!("{} {}", s.code(), s.details().unwrap_or_default())
+                    .trim_end()
+                    .to_string();
+            }
+        }
+    }
     if e.is_connection_refusal() {
         if let Some(io) =
             std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>())

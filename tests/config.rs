@@ -53,8 +53,24 @@ fn malformed_missing_and_mistyped_config_is_78_naming_the_file() {
         "{\n  \"host\": \"127.0.0.1\",\n  \"port\": \"6379\"\n}",
     )
     .unwrap();
+    let doubled = env.path().join("doubled.json");
+    std::fs::write(&doubled, "{\"host\": \"127.0.0.1\",\n  \"port\": 6379,,\n}").unwrap();
     let missing = env.path().join("nope/redis.json");
     for (bin, args) in TOOLS {
+        let line = fails(
+            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &doubled)),
+            78,
+            bin,
+        );
+        assert!(
+            line.contains(doubled.to_str().unwrap()) && line.contains("line 2 column 16"),
+            "{line}"
+        );
+        assert!(
+            !line.contains("field"),
+            "a syntax error names no field: {line}"
+        );
+
         let line = fails(
             &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &broken)),
             78,
@@ -139,6 +155,39 @@ fn redis_down_is_69_naming_host_and_file() {
         );
         assert!(line.contains(dead.to_str().unwrap()), "{line}");
     }
+}
+
+#[test]
+fn a_database_the_server_lacks_is_78_naming_the_file() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let cfg = env.path().join("db99.json");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"{{"host": "127.0.0.1", "port": {}, "db": 99}}"#,
+            server.port
+        ),
+    )
+    .unwrap();
+    for (bin, args) in TOOLS {
+        let line = fails(
+            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &cfg)),
+            78,
+            bin,
+        );
+        assert!(
+            line.contains("cannot select database 99")
+                && line.contains(cfg.to_str().unwrap())
+                && line.contains("out of range"),
+            "{line}"
+        );
+        assert!(!line.contains("ResponseError"), "client internals: {line}");
+    }
+    assert!(all_keys(&server).is_empty(), "nothing written");
+    assert!(!env.path().join("state").exists(), "nothing spooled");
 }
 
 #[test]

@@ -447,3 +447,21 @@ fn a_set_of_the_wrong_type_is_bad_data_naming_the_key() {
     );
     assert_eq!(server.cli(&["GET", &env.key("FAILED")]).trim(), "oops");
 }
+
+#[test]
+fn a_job_record_of_the_wrong_type_is_bad_data_naming_that_key() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    sadd(&server, &env.key("ALL"), &["1", "2"]);
+    sadd(&server, &env.key("PENDING_AND_RUNNING"), &["1", "2"]);
+    server.cli(&["SET", &env.job("2"), "str"]);
+    let out = run(env.cmd("rj-status").arg("--long"));
+    let line = check::fails(&out, 65, "rj-status");
+    assert!(
+        line.contains(&format!("at {}:", env.job("2"))) && line.contains("WRONGTYPE"),
+        "{line}"
+    );
+    assert!(!line.contains("Pipeline"), "client internals: {line}");
+}

@@ -61,10 +61,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(ids) => read_ids(ids)?,
         None => Vec::new(),
     };
-    // Connect before sbatch: a refused password is a configuration mistake to fix before
-    // submitting, but an unreachable server must not stop the science; the job is spooled.
+    // Connect before sbatch: a refused password or a database the server does not have is a
+    // configuration mistake to fix before submitting, but an unreachable server must not stop
+    // the science; the job is spooled.
     let store = match Store::connect(&cfg) {
-        Err(e) if crate::exit::code_for(&e) == Kind::NoPerm.code() => return Err(e),
+        Err(e)
+            if [Kind::NoPerm.code(), Kind::Config.code()].contains(&crate::exit::code_for(&e)) =>
+        {
+            return Err(e)
+        }
         other => other,
     };
 
