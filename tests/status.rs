@@ -354,17 +354,32 @@ fn empty_tag_shows_zero_counts() {
         return;
     };
     let env = TestEnv::new(&server);
-    let out = ok(&run(&mut env.cmd("rj-status")));
+    let res = run(&mut env.cmd("rj-status"));
+    let out = ok(&res);
     assert_eq!(out.lines().count(), 6);
     assert!(
         out.lines()
             .all(|l| l.split_whitespace().nth(1) == Some("0")),
         "{out}"
     );
+    let err = check::stderr(&res);
+    assert!(
+        err.lines().count() == 1
+            && err.contains(&format!("no jobs under tag {}", env.tag))
+            && err.contains("is the tag right?"),
+        "{err}"
+    );
+    assert_eq!(check::stderr(&run(env.cmd("rj-status").arg("-q"))), "");
     assert_eq!(
         ok(&run(env.cmd("rj-status").args(["--format", "plain"]))),
         ""
     );
+    // A tag with jobs, none of them in the sets asked for, is not worth a note.
+    sadd(&server, &env.key("ALL"), &["7"]);
+    sadd(&server, &env.key("PENDING_AND_RUNNING"), &["7"]);
+    let res = run(env.cmd("rj-status").args(["--state", "FAILED"]));
+    ok(&res);
+    assert_eq!(check::stderr(&res), "");
 }
 
 #[test]

@@ -19,6 +19,9 @@ pub const EXAMPLES: &str = "\
 ";
 
 /// Show the jobs of a tag: for each of the six sets, its count and its IDs in numeric order.
+///
+/// A tag without jobs is listed with zero counts and exits 0, with a note on stderr (-q hides
+/// it), since a mistyped tag looks the same.
 #[derive(Debug, Parser)]
 #[command(name = "rj-status", version = cli::VERSION, after_long_help = cli::footer(EXAMPLES))]
 pub struct Args {
@@ -133,6 +136,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             count,
             ids,
         });
+    }
+    if rows.iter().all(|r| r.count == 0) && store.card(&keys.set(Set::All))? == 0 {
+        // Exit 0 (an experiment may simply not have started), but a mistyped tag looks just
+        // like that: say it where a human sees it.
+        cli::note(&format!(
+            "no jobs under tag {} ({} is empty or absent); is the tag right?",
+            keys.tag(),
+            keys.set(Set::All)
+        ));
     }
     match args.format {
         Format::Human => {
