@@ -80,16 +80,21 @@ impl Plan {
         let mut parts = vec![format!("the 6 sets of tag {}", keys.tag())];
         if !self.data.is_empty() {
             parts.push(format!(
-                "{} data keys of {} jobs",
-                self.data.len(),
-                self.jobs
+                "{} of {}",
+                plural(self.data.len(), "data key"),
+                plural(self.jobs, "job")
             ));
         }
         if !self.records.is_empty() {
-            parts.push(format!("{} job records", self.records.len()));
+            parts.push(plural(self.records.len(), "job record"));
         }
         format!("{verb} {}", parts.join(", "))
     }
+}
+
+/// `1 job`, `2 jobs`.
+fn plural(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }
 
 fn plan(store: &mut Store, keys: &Keys, data: bool, records: bool) -> anyhow::Result<Plan> {
@@ -158,6 +163,13 @@ fn confirm(what: &str) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_agree_with_their_nouns() {
+        assert_eq!(plural(1, "job"), "1 job");
+        assert_eq!(plural(0, "job"), "0 jobs");
+        assert_eq!(plural(2, "data key"), "2 data keys");
+    }
 
     #[test]
     fn array_tasks_belong_to_their_recorded_array_job() {
