@@ -30,7 +30,8 @@ pub struct Args {
     #[command(flatten)]
     pub tag: TagArg,
     /// Only these sets: ALL, PENDING_AND_RUNNING (or PENDING, RUNNING), COMPLETED, FAILED,
-    /// TIMEOUT, CANCELLED; repeatable.
+    /// TIMEOUT, CANCELLED; repeatable. Sets are always listed in this order, whatever the order
+    /// of the options (so `--count --format plain` gives one number per line in this order).
     #[arg(long, value_name = "STATE", value_parser = parse_set)]
     pub state: Vec<Set>,
     /// Only the counts (SCARD; no IDs are read).
