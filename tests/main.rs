@@ -3,6 +3,7 @@ mod cleanup;
 mod compat;
 mod config;
 mod ecosystem;
+mod examples;
 mod last;
 mod launch;
 mod rbench;
