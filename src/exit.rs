@@ -127,13 +127,19 @@ pub fn redis_kind(e: &redis::RedisError) -> Kind {
     }
 }
 
+/// The server's first error and the index of its command, also out of a pipeline's failures
+/// (for a single command the index is 0); None for errors the server did not send.
+pub fn first_server_error(e: &redis::RedisError) -> Option<(usize, redis::ServerError)> {
+    e.clone()
+        .into_server_errors()
+        .and_then(|errs| errs.first().cloned())
+}
+
 /// The server's error code (`WRONGTYPE`, `NOPERM`…), also out of a pipeline's first failure.
 pub fn server_code(e: &redis::RedisError) -> Option<String> {
-    e.code().map(str::to_string).or_else(|| {
-        e.clone()
-            .into_server_errors()
-            .and_then(|errs| errs.first().map(|(_, s)| s.code().to_string()))
-    })
+    e.code()
+        .map(str::to_string)
+        .or_else(|| first_server_error(e).map(|(_, s)| s.code().to_string()))
 }
 
 /// The exit status for an error: the outermost typed cause wins.

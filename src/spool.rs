@@ -61,9 +61,8 @@ pub struct Replay {
     /// Jobs recorded in Redis (or found already recorded there).
     pub recorded: usize,
     /// Lines that were not a spool entry (a torn write, a hand edit): each as `line N: why`.
-    /// They were appended, as they were, to [`Replay::set_aside_in`].
+    /// They were appended, as they were, to [`bad_path`] of the spool.
     pub set_aside: Vec<String>,
-    pub set_aside_in: PathBuf,
 }
 
 /// `<spool>.bad`: where replay keeps the lines it cannot read, for a human to look at.
@@ -79,10 +78,7 @@ pub fn bad_path(p: &std::path::Path) -> PathBuf {
 /// half-way the spool is kept whole (recording is idempotent, so the next replay finishes).
 pub fn replay(store: &mut Store, keys: &Keys, p: &PathBuf) -> anyhow::Result<Replay> {
     let bad = bad_path(p);
-    let mut done = Replay {
-        set_aside_in: bad.clone(),
-        ..Replay::default()
-    };
+    let mut done = Replay::default();
     match std::fs::metadata(p) {
         Ok(m) if m.len() > 0 => {}
         _ => return Ok(done),
@@ -149,7 +145,7 @@ impl Replay {
                 "spool {}: set {} unreadable line(s) aside in {} ({first})",
                 spool.display(),
                 self.set_aside.len(),
-                self.set_aside_in.display()
+                bad_path(spool).display()
             ));
         }
     }

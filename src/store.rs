@@ -246,10 +246,8 @@ impl Store {
             }
             let part: Vec<BTreeMap<String, String>> = p.query(&mut self.conn).map_err(|e| {
                 // Name the one hash that failed (WRONGTYPE), not the whole pattern.
-                let at = e
-                    .clone()
-                    .into_server_errors()
-                    .and_then(|errs| errs.first().and_then(|(i, _)| chunk.get(*i)))
+                let at = crate::exit::first_server_error(&e)
+                    .and_then(|(i, _)| chunk.get(i))
                     .map(|id| keys.job_hash(id))
                     .unwrap_or_else(|| keys.job_hash_pattern());
                 self.error(e, &at)
@@ -360,12 +358,10 @@ fn stream_to_json(v: &Value) -> serde_json::Value {
 pub fn redis_message(e: &redis::RedisError) -> String {
     if e.code().is_none() {
         // A pipeline's failure: the server's own words, not the client's wrapping.
-        if let Some(errs) = e.clone().into_server_errors() {
-            if let Some((_, s)) = errs.first() {
-                return format!("{} {}", s.code(), s.details().unwrap_or_default())
-                    .trim_end()
-                    .to_string();
-            }
+        if let Some((_, s)) = crate::exit::first_server_error(e) {
+            return format!("{} {}", s.code(), s.details().unwrap_or_default())
+                .trim_end()
+                .to_string();
         }
     }
     if e.is_connection_refusal() {
