@@ -67,6 +67,10 @@ impl Kind {
 pub struct Failure {
     pub kind: Kind,
     pub msg: String,
+    /// Can the same request succeed later without anyone changing anything (a server that is
+    /// down, loading, read-only during a failover, out of memory, paused)? Decides between
+    /// spooling with 75 and exiting with the code of the cause (DESIGN §5).
+    pub transient: bool,
 }
 
 impl fmt::Display for Failure {
@@ -77,12 +81,73 @@ impl fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
-/// Build an `anyhow::Error` of the given kind.
+/// Build an `anyhow::Error` of the given kind; permanent (a retry will not help).
 pub fn fail(kind: Kind, msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Failure {
         kind,
         msg: msg.into(),
+        transient: false,
     })
+}
+
+/// Build an `anyhow::Error` of the given kind that a later retry may fix.
+pub fn fail_transient(kind: Kind, msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Failure {
+        kind,
+        msg: msg.into(),
+        transient: true,
+    })
+}
+
+/// An error of a Redis call, with the kind and transience of its cause.
+pub fn redis_failure(e: &redis::RedisError, msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Failure {
+        kind: redis_kind(e),
+        msg: msg.into(),
+        transient: redis_transient(e),
+    })
+}
+
+/// Server error codes that a retry can outlive: a server loading its data, a replica not yet
+/// promoted (READONLY, MASTERDOWN), memory full (OOM: a job ending frees it), a script or
+/// module busy, a cluster resharding (TRYAGAIN, CLUSTERDOWN), too few replicas for a write.
+pub const TRANSIENT_CODES: &[&str] = &[
+    "LOADING",
+    "READONLY",
+    "MASTERDOWN",
+    "OOM",
+    "BUSY",
+    "TRYAGAIN",
+    "CLUSTERDOWN",
+    "NOREPLICAS",
+];
+
+/// Can a retry fix this Redis error? Network trouble (refused, reset, timed out: a server down,
+/// restarting or paused) and the codes of [`TRANSIENT_CODES`] can; a refused permission, a key of
+/// the wrong type, a command the server does not have, a cluster's MOVED, a reply rj cannot
+/// parse cannot.
+pub fn redis_transient(e: &redis::RedisError) -> bool {
+    if let Some(code) = server_code(e) {
+        return TRANSIENT_CODES.contains(&code.as_str());
+    }
+    e.is_connection_refusal()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || (e.is_io_error() && e.kind() != redis::ErrorKind::AuthenticationFailed)
+}
+
+/// Can a retry fix this error? The outermost typed cause decides, as for [`code_for`]; an
+/// error without one (a bug, a local file) is not worth retrying.
+pub fn is_transient(err: &anyhow::Error) -> bool {
+    for cause in err.chain() {
+        if let Some(f) = cause.downcast_ref::<Failure>() {
+            return f.transient;
+        }
+        if let Some(r) = cause.downcast_ref::<redis::RedisError>() {
+            return redis_transient(r);
+        }
+    }
+    false
 }
 
 /// Is this error (anywhere in its chain) a closed stdout pipe?
@@ -188,6 +253,40 @@ mod tests {
         }
         assert_eq!(auth_kind("WRONGTYPE"), None);
         assert_eq!(auth_kind("ERR"), None);
+    }
+
+    #[test]
+    fn transience_comes_from_the_outermost_typed_cause() {
+        let t = Err::<(), _>(fail_transient(Kind::Unavailable, "down"))
+            .context("recording")
+            .unwrap_err();
+        assert!(is_transient(&t));
+        assert!(!is_transient(&fail(Kind::NoPerm, "NOPERM")));
+        assert!(!is_transient(&anyhow::anyhow!("a bug")));
+    }
+
+    #[test]
+    fn server_codes_that_a_retry_outlives() {
+        let reply = |text: &str| {
+            let (code, detail) = text.split_once(' ').unwrap();
+            redis::make_extension_error(code.into(), Some(detail.into()))
+        };
+        for t in [
+            "LOADING Redis is loading",
+            "READONLY You can't write",
+            "OOM command not allowed",
+            "BUSY Redis is busy",
+        ] {
+            assert!(redis_transient(&reply(t)), "{t}");
+        }
+        for t in [
+            "NOPERM User u has no permissions",
+            "WRONGTYPE Operation against a key",
+            "MOVED 3999 127.0.0.1:6381",
+            "ERR unknown command 'EVAL'",
+        ] {
+            assert!(!redis_transient(&reply(t)), "{t}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 use redis::{Connection, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Value};
 
 use crate::config::{Addr, Config, Target};
-use crate::exit::{fail, redis_kind, Kind};
+use crate::exit::{fail, redis_failure, Kind};
 use crate::keys::{IdKey, Keys, Set};
 
 /// How long to wait for a TCP connect, and for any single reply.
@@ -72,8 +72,8 @@ impl Store {
                     ),
                 );
             }
-            fail(
-                redis_kind(&e),
+            redis_failure(
+                &e,
                 format!("cannot connect to Redis at {place}: {}", redis_message(&e)),
             )
         };
@@ -117,8 +117,8 @@ impl Store {
     }
 
     pub fn error(&self, e: redis::RedisError, what: &str) -> anyhow::Error {
-        fail(
-            redis_kind(&e),
+        redis_failure(
+            &e,
             format!(
                 "Redis {} failed at {what}: {}",
                 self.place,
