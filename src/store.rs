@@ -103,6 +103,33 @@ impl Store {
         Ok(Store { conn, place })
     }
 
+    /// Warn on stderr, once per process, when the server may evict keys it was not told may
+    /// go (`maxmemory-policy allkeys-*`): under memory pressure it would delete the tag's sets
+    /// and records, and the ledger would silently lose jobs. Read from `INFO memory`, which
+    /// restricted users may run where `CONFIG GET` is refused; a server that refuses INFO too
+    /// is not second-guessed.
+    pub fn warn_if_evicting(&mut self) {
+        static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if WARNED.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let info: String = match redis::cmd("INFO").arg("memory").query(&mut self.conn) {
+            Ok(i) => i,
+            Err(e) => {
+                crate::cli::info(&format!(
+                    "cannot read the eviction policy of Redis {} (INFO memory): {}",
+                    self.place,
+                    redis_message(&e)
+                ));
+                return;
+            }
+        };
+        if let Some(w) = eviction_warning(&info, &self.place) {
+            WARNED.store(true, std::sync::atomic::Ordering::Relaxed);
+            crate::cli::warn(&w);
+        }
+    }
+
     pub fn conn(&mut self) -> &mut Connection {
         &mut self.conn
     }
@@ -318,6 +345,21 @@ impl Store {
     }
 }
 
+/// The warning for an `INFO memory` reply whose `maxmemory_policy` evicts any key; None for
+/// `noeviction` and the `volatile-*` policies (which only take keys with a TTL).
+pub fn eviction_warning(info: &str, place: &str) -> Option<String> {
+    let policy = info
+        .lines()
+        .find_map(|l| l.trim_end().strip_prefix("maxmemory_policy:"))?;
+    policy.starts_with("allkeys-").then(|| {
+        format!(
+            "Redis {place} has maxmemory-policy {policy}: when memory fills it deletes any key, \
+             the tag's job sets and records among them; set maxmemory-policy noeviction \
+             (or volatile-lru with rj-track --record-ttl, so only expiring records can go)"
+        )
+    })
+}
+
 fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -395,4 +437,23 @@ pub fn filter_members(
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_allkeys_policies_are_a_risk_for_the_ledger() {
+        let info = |p: &str| format!("# Memory\r\nused_memory:1\r\nmaxmemory_policy:{p}\r\n");
+        for p in ["allkeys-lru", "allkeys-lfu", "allkeys-random"] {
+            let w = eviction_warning(&info(p), "h:1").unwrap();
+            assert!(w.contains(p) && w.contains("noeviction"), "{w}");
+            assert!(w.starts_with("Redis h:1 has"), "{w}");
+        }
+        for p in ["noeviction", "volatile-lru", "volatile-ttl"] {
+            assert_eq!(eviction_warning(&info(p), "h:1"), None, "{p}");
+        }
+        assert_eq!(eviction_warning("# Memory\r\n", "h:1"), None);
+    }
 }
