@@ -19,6 +19,136 @@ pub struct Store {
     conn: Connection,
     /// `host:port (from …)`, for error messages.
     pub place: String,
+    /// A call ran out of time or lost the connection half-way through its replies: the replies
+    /// still to come would be read as answers to the next commands, so none is sent.
+    broken: bool,
+}
+
+/// A connection whose every call, pipelines and MULTI/EXEC included, ends within one
+/// [`IO_TIMEOUT`] from the moment it was sent. redis-rs bounds each socket read, but reads the
+/// rest of a pipeline's replies after a timeout, each with the full timeout again; under
+/// `CLIENT PAUSE WRITE` (what a failover does) a transaction then blocks for the whole pause.
+/// It also turns a refused EXEC (an ACL user without `+exec`) into a parser complaint; here
+/// the server's own error comes back.
+struct Bounded<'a> {
+    conn: &'a mut Connection,
+    deadline: std::time::Instant,
+    /// Replies are still owed by the server: the connection must not be used again.
+    lost: bool,
+}
+
+impl<'a> Bounded<'a> {
+    fn new(conn: &'a mut Connection) -> Bounded<'a> {
+        Bounded {
+            conn,
+            deadline: std::time::Instant::now() + IO_TIMEOUT,
+            lost: false,
+        }
+    }
+
+    fn recv(&mut self) -> redis::RedisResult<Value> {
+        let left = self
+            .deadline
+            .saturating_duration_since(std::time::Instant::now());
+        let r = if left.is_zero() {
+            Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out").into())
+        } else {
+            self.conn
+                .set_read_timeout(Some(left))
+                .and_then(|_| self.conn.recv_response())
+        };
+        if r.as_ref().is_err_and(|e| e.is_io_error() || e.is_timeout()) {
+            self.lost = true;
+        }
+        r
+    }
+}
+
+impl Drop for Bounded<'_> {
+    fn drop(&mut self) {
+        let _ = self.conn.set_read_timeout(Some(IO_TIMEOUT));
+    }
+}
+
+impl redis::ConnectionLike for Bounded<'_> {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> redis::RedisResult<Value> {
+        self.conn.send_packed_command(cmd)?;
+        self.recv()
+    }
+
+    /// `offset` replies to skip (MULTI and the QUEUED of a transaction), then `count` to keep.
+    /// A timeout ends the call at once; a server error in the skipped part (a command refused
+    /// while queueing) or in EXEC's own reply is the transaction's error, with the number of
+    /// commands refused when more than one was.
+    fn req_packed_commands(
+        &mut self,
+        cmd: &[u8],
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisResult<Vec<Value>> {
+        self.conn.send_packed_command(cmd)?;
+        let mut kept = Vec::with_capacity(count);
+        let mut refused: Option<redis::ServerError> = None;
+        let mut n_refused = 0usize;
+        let mut idx = 0;
+        while idx < offset + count {
+            let v = self.recv()?;
+            if matches!(v, Value::Push { .. }) {
+                continue;
+            }
+            match v {
+                // EXECABORT only repeats that something queued was refused.
+                Value::ServerError(e) if refused.is_some() && e.code() == "EXECABORT" => {}
+                Value::ServerError(e) if offset > 0 => {
+                    n_refused += 1;
+                    refused.get_or_insert(e);
+                }
+                v if idx >= offset => kept.push(v),
+                _ => {}
+            }
+            idx += 1;
+        }
+        // A command refused at EXEC time (an ACL user without +exec) comes back as
+        // `EXECABORT Transaction discarded because of: NOPERM …`: the inner code is the cause.
+        let refused = refused.map(|e| {
+            match e
+                .details()
+                .and_then(|d| d.strip_prefix("Transaction discarded because of: "))
+                .and_then(|d| d.split_once(' '))
+            {
+                Some((code, rest)) if e.code() == "EXECABORT" => {
+                    redis::make_extension_error(code.to_string(), Some(rest.to_string()))
+                        .try_into()
+                        .unwrap_or(e)
+                }
+                _ => e,
+            }
+        });
+        match refused {
+            None => Ok(kept),
+            Some(e) if n_refused > 1 => Err(redis::make_extension_error(
+                e.code().to_string(),
+                Some(format!(
+                    "{} ({n_refused} of {} commands of the transaction refused)",
+                    e.details().unwrap_or_default(),
+                    offset.saturating_sub(1)
+                )),
+            )),
+            Some(e) => Err(e.into()),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        self.conn.get_db()
+    }
+
+    fn check_connection(&mut self) -> bool {
+        self.conn.check_connection()
+    }
+
+    fn is_open(&self) -> bool {
+        !self.lost && self.conn.is_open()
+    }
 }
 
 pub fn connection_info(t: &Target) -> anyhow::Result<ConnectionInfo> {
@@ -72,6 +202,16 @@ impl Store {
                     ),
                 );
             }
+            if e.kind() == redis::ErrorKind::Parse {
+                // The first reply, to AUTH or PING, is not RESP: something else listens there.
+                return fail(
+                    Kind::Unavailable,
+                    format!(
+                        "{place} is not a Redis server (its reply is not the Redis protocol; \
+                         is the port right?)"
+                    ),
+                );
+            }
             redis_failure(
                 &e,
                 format!("cannot connect to Redis at {place}: {}", redis_message(&e)),
@@ -100,7 +240,19 @@ impl Store {
         conn.set_read_timeout(Some(IO_TIMEOUT)).map_err(wrap)?;
         conn.set_write_timeout(Some(IO_TIMEOUT)).map_err(wrap)?;
         redis::cmd("PING").query::<()>(&mut conn).map_err(wrap)?;
-        Ok(Store { conn, place })
+        // A Sentinel or a Cluster node answers PING like a server and fails later with
+        // generic errors (an unknown command, MOVED); say what it is, at once. A user who may
+        // not run INFO is not refused for that.
+        if let Ok(info) = redis::cmd("INFO").arg("server").query::<String>(&mut conn) {
+            if let Some(why) = unsupported_mode(&info, &place) {
+                return Err(fail(Kind::Unavailable, why));
+            }
+        }
+        Ok(Store {
+            conn,
+            place,
+            broken: false,
+        })
     }
 
     /// Warn on stderr, once per process, when the server may evict keys it was not told may
@@ -140,7 +292,45 @@ impl Store {
         cmd: &redis::Cmd,
         what: &str,
     ) -> anyhow::Result<T> {
-        cmd.query(&mut self.conn).map_err(|e| self.error(e, what))
+        self.bounded(|c| cmd.query(c))
+            .map_err(|e| self.error(e, what))
+    }
+
+    /// Run a pipeline (or a MULTI/EXEC, for an atomic one) within one [`IO_TIMEOUT`]; the
+    /// caller names what failed.
+    pub fn pipe_raw<T: redis::FromRedisValue>(
+        &mut self,
+        p: &redis::Pipeline,
+    ) -> redis::RedisResult<T> {
+        self.bounded(|c| p.query(c))
+    }
+
+    /// [`Store::pipe_raw`], naming the server and `what` on failure.
+    pub fn pipe<T: redis::FromRedisValue>(
+        &mut self,
+        p: &redis::Pipeline,
+        what: &str,
+    ) -> anyhow::Result<T> {
+        self.pipe_raw(p).map_err(|e| self.error(e, what))
+    }
+
+    fn bounded<T>(
+        &mut self,
+        f: impl FnOnce(&mut Bounded<'_>) -> redis::RedisResult<T>,
+    ) -> redis::RedisResult<T> {
+        if self.broken {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "connection given up after a timeout or a dropped connection",
+            )
+            .into());
+        }
+        let mut b = Bounded::new(&mut self.conn);
+        let r = f(&mut b);
+        if b.lost {
+            self.broken = true;
+        }
+        r
     }
 
     pub fn error(&self, e: redis::RedisError, what: &str) -> anyhow::Error {
@@ -197,7 +387,7 @@ impl Store {
                     p.cmd("HSET").arg(keys.job_hash(id)).arg(fields).ignore();
                 }
             }
-            let done: Option<()> = p.query(&mut self.conn).map_err(|e| self.error(e, &all))?;
+            let done: Option<()> = self.pipe(&p, &all)?;
             if done.is_some() {
                 return Ok(old);
             }
@@ -271,7 +461,7 @@ impl Store {
             for id in chunk {
                 p.cmd("HGETALL").arg(keys.job_hash(id));
             }
-            let part: Vec<BTreeMap<String, String>> = p.query(&mut self.conn).map_err(|e| {
+            let part: Vec<BTreeMap<String, String>> = self.pipe_raw(&p).map_err(|e| {
                 // Name the one hash that failed (WRONGTYPE), not the whole pattern.
                 let at = crate::exit::first_server_error(&e)
                     .and_then(|(i, _)| chunk.get(i))
@@ -345,6 +535,25 @@ impl Store {
     }
 }
 
+/// Why rj cannot work with the server whose `INFO server` reply this is: a Sentinel or a
+/// Redis Cluster node (neither is supported yet); None for a plain server.
+pub fn unsupported_mode(info: &str, place: &str) -> Option<String> {
+    let mode = info
+        .lines()
+        .find_map(|l| l.trim_end().strip_prefix("redis_mode:"))?;
+    match mode {
+        "sentinel" => Some(format!(
+            "{place} is a Redis Sentinel, which rj does not support yet; point rj at the \
+             current master instead (SENTINEL get-master-addr-by-name <name> tells which it is)"
+        )),
+        "cluster" => Some(format!(
+            "{place} is a Redis Cluster node, which rj does not support yet; point rj at a \
+             standalone Redis server (or the master of a replicated one)"
+        )),
+        _ => None,
+    }
+}
+
 /// The warning for an `INFO memory` reply whose `maxmemory_policy` evicts any key; None for
 /// `noeviction` and the `volatile-*` policies (which only take keys with a TTL).
 pub fn eviction_warning(info: &str, place: &str) -> Option<String> {
@@ -398,13 +607,21 @@ fn stream_to_json(v: &Value) -> serde_json::Value {
 /// The server's words without redis-rs's decoration; never holds the password (rj never puts it
 /// in a command it could echo).
 pub fn redis_message(e: &redis::RedisError) -> String {
-    if e.code().is_none() {
-        // A pipeline's failure: the server's own words, not the client's wrapping.
-        if let Some((_, s)) = crate::exit::first_server_error(e) {
-            return format!("{} {}", s.code(), s.details().unwrap_or_default())
-                .trim_end()
-                .to_string();
+    let m = redis_message_raw(e);
+    // One line, whatever the client library wraps in it.
+    m.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn redis_message_raw(e: &redis::RedisError) -> String {
+    if let Some(code) = crate::exit::server_code(e) {
+        if matches!(code.as_str(), "MOVED" | "ASK" | "CROSSSLOT" | "CLUSTERDOWN") {
+            return format!(
+                "{code}: the server is a Redis Cluster node, which rj does not support yet; \
+                 point rj at a standalone Redis server (or the master of a replicated one)"
+            );
         }
+        // The server's own words, `CODE detail`, as redis-cli shows them.
+        return format!("{code} {}", first_detail(e)).trim_end().to_string();
     }
     if e.is_connection_refusal() {
         if let Some(io) =
@@ -417,6 +634,16 @@ pub fn redis_message(e: &redis::RedisError) -> String {
         return "timed out".into();
     }
     e.to_string()
+}
+
+/// The server's words after the error code, also out of a pipeline's first failure.
+fn first_detail(e: &redis::RedisError) -> String {
+    if let Some(d) = e.detail() {
+        return d.to_string();
+    }
+    crate::exit::first_server_error(e)
+        .and_then(|(_, s)| s.details().map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// IDs of `ids` that are members of `set` (SMISMEMBER in batches).

@@ -8,6 +8,7 @@ mod last;
 mod launch;
 mod rbench;
 mod status;
+mod store;
 mod tls;
 mod track;
 mod util;

@@ -49,6 +49,18 @@ pub struct RedisOptions {
     pub persistent: bool,
     /// Listen on a unix socket in the server's directory too.
     pub unix_socket: bool,
+    /// More redis-server arguments (`--maxmemory-policy allkeys-lru`, `--replicaof h p`).
+    pub args: Vec<String>,
+}
+
+impl RedisOptions {
+    /// A plain server with extra redis-server arguments.
+    pub fn args(args: &[&str]) -> RedisOptions {
+        RedisOptions {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            ..RedisOptions::default()
+        }
+    }
 }
 
 /// A private redis-server on a free port, in its own directory; Drop kills and waits.
@@ -113,6 +125,7 @@ impl RedisServer {
         if self.opts.unix_socket {
             cmd.arg("--unixsocket").arg(self.socket_path());
         }
+        cmd.args(&self.opts.args);
         let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -352,4 +365,14 @@ pub fn path_with(dir: &Path) -> String {
         dir.display(),
         std::env::var("PATH").unwrap_or_default()
     )
+}
+
+/// Owns a process a test started: Drop kills and waits, so a failing test leaves none behind.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

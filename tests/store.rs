@@ -1,0 +1,106 @@
+//! Redis as sites really run it, seen through every tool's one connection: a paused server, a
+//! read-only replica, an ACL user short of a command, a Sentinel, a Cluster node, a port that
+//! is not Redis at all. Each failure is one line that says what the server is or refused.
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use crate::util::check::{fails, run};
+use crate::util::{RedisOptions, RedisServer, TestEnv};
+
+#[test]
+fn a_transaction_against_a_paused_server_ends_within_the_timeout() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    // What a failover does for its duration; redis-rs read the rest of the transaction's
+    // replies after the first timeout, each with the full 15 s again.
+    server.cli(&["CLIENT", "PAUSE", "60000", "WRITE"]);
+    let start = Instant::now();
+    let out = run(env.cmd("rj-launch").args(["--record", "41"]));
+    let took = start.elapsed();
+    server.cli(&["CLIENT", "UNPAUSE"]);
+    let line = fails(&out, 75, "rj-launch");
+    assert!(line.contains("timed out"), "{line}");
+    assert!(
+        took < Duration::from_secs(40),
+        "blocked {took:?} by a 60 s pause; every call is bounded by 15 s"
+    );
+}
+
+#[test]
+fn a_port_that_is_not_redis_is_named_so() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let web = std::thread::spawn(move || {
+        // An HTTP server's answer to anything it cannot read.
+        if let Ok((mut c, _)) = listener.accept() {
+            let _ = c.write_all(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    let out = run(env
+        .cmd("rj-status")
+        .env("REDIS_URL", format!("redis://127.0.0.1:{port}")));
+    let line = fails(&out, 69, "rj-status");
+    assert!(line.contains("is not a Redis server"), "{line}");
+    assert!(line.contains(&format!("127.0.0.1:{port}")), "{line}");
+    web.join().unwrap();
+}
+
+#[test]
+fn sentinel_and_cluster_are_said_to_be_unsupported() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let cluster = RedisServer::with(RedisOptions::args(&[
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+    ]))
+    .unwrap();
+    let env = TestEnv::new(&cluster);
+    let line = fails(&run(&mut env.cmd("rj-status")), 69, "rj-status");
+    assert!(
+        line.contains("is a Redis Cluster node") && line.contains("not support"),
+        "{line}"
+    );
+
+    // A Sentinel watching the plain server: redis-server --sentinel with its own config.
+    let dir = tempfile::tempdir().unwrap();
+    let sport = crate::util::free_port();
+    let conf = dir.path().join("sentinel.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "port {sport}\nbind 127.0.0.1\nsentinel monitor m 127.0.0.1 {} 1\n",
+            server.port
+        ),
+    )
+    .unwrap();
+    let _sentinel = crate::util::Guard(
+        std::process::Command::new("redis-server")
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("redis://127.0.0.1:{sport}");
+    crate::util::wait_until(Duration::from_secs(10), "the sentinel to answer", || {
+        redis::Client::open(url.as_str())
+            .and_then(|c| c.get_connection())
+            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+            .is_ok()
+    });
+    let out = run(env.cmd("rj-status").env("REDIS_URL", &url));
+    let line = fails(&out, 69, "rj-status");
+    assert!(
+        line.contains("is a Redis Sentinel") && line.contains("master"),
+        "{line}"
+    );
+}
