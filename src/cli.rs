@@ -132,6 +132,43 @@ pub fn color_stdout() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
 }
 
+/// Set once a write to stdout failed for another reason than a closed pipe (a full disk, a
+/// file system gone): the tool's error is then about its output, whatever wrapped it.
+static STDOUT_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// Standard output for a tool's data. A failed write is remembered, so that `main_with` says
+/// "cannot write to stdout" with 74 instead of 1 ("nothing found") or a bare OS message.
+pub fn stdout() -> Stdout {
+    Stdout(std::io::stdout().lock())
+}
+
+pub struct Stdout(std::io::StdoutLock<'static>);
+
+impl Stdout {
+    fn check<T>(r: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &r {
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                STDOUT_FAILED.store(true, Ordering::Relaxed);
+            }
+        }
+        r
+    }
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        Self::check(self.0.write(buf))
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        Self::check(self.0.write_all(buf))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Self::check(self.0.flush())
+    }
+}
+
 /// Run a tool: parse its arguments, run it, print an error once and choose the exit status.
 pub fn main_with<A: Parser>(run: fn(A) -> anyhow::Result<ExitCode>) -> ExitCode {
     let name = A::command().get_name().to_string();
@@ -158,14 +195,19 @@ pub fn main_with<A: Parser>(run: fn(A) -> anyhow::Result<ExitCode>) -> ExitCode 
     };
     let result = run(args);
     let flushed = std::io::stdout().flush();
+    let no_output = exit::Kind::Output.code();
     match (result, flushed) {
         (Ok(code), Ok(())) => code,
         (Ok(code), Err(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => code,
         (Ok(_), Err(e)) => {
-            eprintln!("{name}: error: writing to stdout: {e}");
-            ExitCode::FAILURE
+            eprintln!("{name}: error: cannot write to stdout: {e}");
+            ExitCode::from(no_output)
         }
         (Err(e), _) if exit::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        (Err(e), _) if STDOUT_FAILED.load(Ordering::Relaxed) => {
+            eprintln!("{name}: error: cannot write to stdout: {e:#}");
+            ExitCode::from(no_output)
+        }
         (Err(e), _) => {
             eprintln!("{name}: error: {e:#}");
             exit::exit_code(&e)
