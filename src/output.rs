@@ -1,4 +1,5 @@
-//! Renderers for the data on stdout: human tables, plain lines, JSON, CSV and TSV.
+//! Renderers for the data on stdout (human tables, plain lines, JSON, CSV, TSV), and the text
+//! shown for Redis bytes that are not UTF-8.
 use std::io::Write;
 
 use serde::Serialize;
@@ -53,6 +54,21 @@ pub fn write_delimited<T: Serialize>(
 /// TSV cannot quote: tabs and newlines inside a field become spaces.
 pub fn tsv_clean(s: &str) -> String {
     s.replace(['\t', '\n', '\r'], " ")
+}
+
+/// Redis bytes as text, with U+FFFD for what is not UTF-8: shown, never a failure.
+pub fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The longest start of `b` that is UTF-8. In a data key `T-<id>:<name>` the tag, the ID and the
+/// first `:` are ASCII, so this prefix always holds them whatever bytes the name has.
+pub fn utf8_prefix(b: &[u8]) -> &str {
+    match std::str::from_utf8(b) {
+        Ok(s) => s,
+        // valid_up_to() is a char boundary by definition, so the slice is UTF-8.
+        Err(e) => std::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or_default(),
+    }
 }
 
 /// An aligned text table; the last column is not padded.
@@ -114,6 +130,16 @@ mod tests {
     fn tsv_clean_keeps_one_field_on_one_line() {
         assert_eq!(tsv_clean("a\tb\nc\r\nd"), "a b c  d");
         assert_eq!(tsv_clean("plain, text"), "plain, text");
+    }
+
+    #[test]
+    fn bytes_become_text_without_failing() {
+        assert_eq!(lossy(b"T-7:bad\xffname"), "T-7:bad\u{fffd}name");
+        assert_eq!(utf8_prefix(b"T-7:bad\xffname"), "T-7:bad");
+        assert_eq!(utf8_prefix("T-7:caf\u{e9}".as_bytes()), "T-7:caf\u{e9}");
+        // A multi-byte character cut short is not half kept.
+        assert_eq!(utf8_prefix(b"T-7:x\xc3"), "T-7:x");
+        assert_eq!(utf8_prefix(b"\xff"), "");
     }
 
     #[test]

@@ -482,57 +482,6 @@ impl Store {
         }
         Ok(n)
     }
-
-    /// Read a key of any type as a JSON value: strings as text, hashes as objects, lists and
-    /// sets as arrays, sorted sets as `[member, score]` pairs, streams as `[id, {field: value}]`.
-    pub fn read_value(&mut self, key: &str) -> anyhow::Result<(String, serde_json::Value)> {
-        use serde_json::Value as J;
-        let ty: String = self.query(redis::cmd("TYPE").arg(key), key)?;
-        let v = match ty.as_str() {
-            "string" => {
-                let b: Vec<u8> = self.query(redis::cmd("GET").arg(key), key)?;
-                J::String(String::from_utf8_lossy(&b).into_owned())
-            }
-            // Jobs may store bytes that are not UTF-8 (pickles, packed arrays): shown lossily,
-            // as for strings, rather than failing the whole listing.
-            "hash" => {
-                let m: Vec<(Vec<u8>, Vec<u8>)> = self.query(redis::cmd("HGETALL").arg(key), key)?;
-                let m: BTreeMap<String, String> =
-                    m.iter().map(|(k, v)| (lossy(k), lossy(v))).collect();
-                serde_json::to_value(m)?
-            }
-            "list" => {
-                let l: Vec<Vec<u8>> =
-                    self.query(redis::cmd("LRANGE").arg(key).arg(0).arg(-1), key)?;
-                serde_json::to_value(l.iter().map(|b| lossy(b)).collect::<Vec<_>>())?
-            }
-            "set" => {
-                let s: Vec<Vec<u8>> = self.query(redis::cmd("SMEMBERS").arg(key), key)?;
-                let mut s: Vec<String> = s.iter().map(|b| lossy(b)).collect();
-                s.sort();
-                serde_json::to_value(s)?
-            }
-            "zset" => {
-                let z: Vec<(Vec<u8>, f64)> = self.query(
-                    redis::cmd("ZRANGE")
-                        .arg(key)
-                        .arg(0)
-                        .arg(-1)
-                        .arg("WITHSCORES"),
-                    key,
-                )?;
-                serde_json::to_value(z.iter().map(|(m, s)| (lossy(m), *s)).collect::<Vec<_>>())?
-            }
-            "stream" => {
-                let raw: Value =
-                    self.query(redis::cmd("XRANGE").arg(key).arg("-").arg("+"), key)?;
-                stream_to_json(&raw)
-            }
-            "none" => J::Null,
-            other => J::String(format!("<{other}>")),
-        };
-        Ok((ty, v))
-    }
 }
 
 /// Why rj cannot work with the server whose `INFO server` reply this is: a Sentinel or a
@@ -664,6 +613,97 @@ pub fn filter_members(
         );
     }
     Ok(out)
+}
+
+/// Key names as bytes: jobs name their keys with whatever their language allows, and one name
+/// that is not UTF-8 must neither hide the rest of a tag's keys nor survive a deletion because
+/// rj could only spell it lossily.
+impl Store {
+    /// Every key matching a glob, by SCAN, as the server's bytes, sorted and without repeats.
+    pub fn scan_bytes(&mut self, pattern: &str) -> anyhow::Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<Vec<u8>>) = self.query(
+                redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(BATCH),
+                pattern,
+            )?;
+            out.extend(batch);
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// UNLINK keys given as bytes, in batches; returns how many existed.
+    pub fn unlink_bytes(&mut self, keys: &[Vec<u8>]) -> anyhow::Result<u64> {
+        let mut n = 0;
+        for chunk in keys.chunks(BATCH) {
+            n += self.query::<u64>(redis::cmd("UNLINK").arg(chunk), &lossy(&chunk[0]))?;
+        }
+        Ok(n)
+    }
+
+    /// Read a key (its name as bytes) of any type as a JSON value: strings as text, hashes as
+    /// objects, lists and sets as arrays, sorted sets as `[member, score]` pairs, streams as
+    /// `[id, {field: value}]`. Errors name the key lossily.
+    pub fn read_value_bytes(&mut self, key: &[u8]) -> anyhow::Result<(String, serde_json::Value)> {
+        use serde_json::Value as J;
+        let name = lossy(key);
+        let ty: String = self.query(redis::cmd("TYPE").arg(key), &name)?;
+        let v = match ty.as_str() {
+            "string" => {
+                let b: Vec<u8> = self.query(redis::cmd("GET").arg(key), &name)?;
+                J::String(lossy(&b))
+            }
+            "hash" => {
+                let m: Vec<(Vec<u8>, Vec<u8>)> =
+                    self.query(redis::cmd("HGETALL").arg(key), &name)?;
+                let m: BTreeMap<String, String> =
+                    m.iter().map(|(k, v)| (lossy(k), lossy(v))).collect();
+                serde_json::to_value(m)?
+            }
+            "list" => {
+                let l: Vec<Vec<u8>> =
+                    self.query(redis::cmd("LRANGE").arg(key).arg(0).arg(-1), &name)?;
+                serde_json::to_value(l.iter().map(|b| lossy(b)).collect::<Vec<_>>())?
+            }
+            "set" => {
+                let s: Vec<Vec<u8>> = self.query(redis::cmd("SMEMBERS").arg(key), &name)?;
+                let mut s: Vec<String> = s.iter().map(|b| lossy(b)).collect();
+                s.sort();
+                serde_json::to_value(s)?
+            }
+            "zset" => {
+                let z: Vec<(Vec<u8>, f64)> = self.query(
+                    redis::cmd("ZRANGE")
+                        .arg(key)
+                        .arg(0)
+                        .arg(-1)
+                        .arg("WITHSCORES"),
+                    &name,
+                )?;
+                serde_json::to_value(z.iter().map(|(m, s)| (lossy(m), *s)).collect::<Vec<_>>())?
+            }
+            "stream" => {
+                let raw: Value =
+                    self.query(redis::cmd("XRANGE").arg(key).arg("-").arg("+"), &name)?;
+                stream_to_json(&raw)
+            }
+            "none" => J::Null,
+            other => J::String(format!("<{other}>")),
+        };
+        Ok((ty, v))
+    }
 }
 
 #[cfg(test)]

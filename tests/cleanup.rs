@@ -1,5 +1,5 @@
-//! rj-cleanup (DESIGN §4): the six sets; --keys/--records only for jobs in T_ALL and never another
-//! tag's; --dry-run; confirmation or --yes.
+//! rj-cleanup (DESIGN §4): the six sets; --keys only for jobs in T_ALL, --records every job hash of
+//! the tag, never another tag's; key names as bytes; --dry-run; confirmation or --yes.
 use crate::util::check::{self, all_keys, fails, ok, run, sadd};
 use crate::util::{RedisServer, TestEnv};
 
@@ -27,6 +27,8 @@ fn seed(server: &RedisServer, env: &TestEnv) -> Vec<String> {
     server.cli(&["HSET", &format!("{t}-5:h"), "f", "v"]);
     server.cli(&["HSET", &format!("{t}_JOB:2"), "state", "COMPLETED"]);
     server.cli(&["HSET", &format!("{t}_JOB:5"), "submitted", "x"]);
+    // A record of a job no longer in T_ALL (a script removed it): still the tag's own key.
+    server.cli(&["HSET", &format!("{t}_JOB:9"), "state", "FAILED"]);
     // rj-track's memory of jobs Slurm did not know goes with the records.
     server.cli(&["HSET", &format!("{t}_TRACKER:unknown"), "5", "1700000000"]);
     let other = format!("{t}-2");
@@ -39,7 +41,6 @@ fn seed(server: &RedisServer, env: &TestEnv) -> Vec<String> {
         format!("{t}-9:not_in_all"),
         format!("{t}-7_2:other_task_of_7"),
         format!("{t}-300_1:x"),
-        format!("{t}_JOB:9"),
         format!("{t}-abc:x"),
         format!("{t}_TRACKER"),
         format!("{t}x-2:x"),
@@ -101,6 +102,7 @@ fn keys_and_records_delete_only_jobs_in_all_never_another_tags() {
     let mut want = survivors.clone();
     want.push(format!("{t}_JOB:2"));
     want.push(format!("{t}_JOB:5"));
+    want.push(format!("{t}_JOB:9"));
     want.push(format!("{t}_TRACKER:unknown"));
     want.sort();
     assert_eq!(all_keys(&server), want, "--keys keeps the job records");
@@ -184,6 +186,7 @@ fn dry_run_lists_and_deletes_nothing() {
         "-30_2:task",
         "_JOB:2",
         "_JOB:5",
+        "_JOB:9",
         "_TRACKER:unknown",
     ] {
         want.push(format!("{t}{k}"));
@@ -215,5 +218,149 @@ fn without_terminal_and_yes_refuses_and_deletes_nothing() {
         let line = fails(&out, 2, "rj-cleanup");
         assert!(line.contains("--yes"), "{line}");
         assert_eq!(all_keys(&server), before, "{flags:?}");
+    }
+}
+
+/// Every key of the server as bytes: `all_keys` cannot hold names that are not UTF-8.
+fn all_raw_keys(server: &RedisServer) -> Vec<Vec<u8>> {
+    let mut v: Vec<Vec<u8>> = redis::cmd("KEYS")
+        .arg("*")
+        .query(&mut server.client())
+        .unwrap();
+    v.sort();
+    v
+}
+
+/// A data key whose name is not UTF-8 neither stops the cleanup nor survives it: --dry-run lists
+/// it with U+FFFD, --keys deletes exactly those bytes (not a lossy spelling of them), and the
+/// same name under a job that is not in T_ALL, or under another tag, stays.
+#[test]
+fn key_names_that_are_not_utf8_are_deleted_exactly() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let t = &env.tag;
+    sadd(&server, &env.key("ALL"), &["7", "30"]);
+    let raw = |s: &str, tail: &[u8]| [s.as_bytes(), tail].concat();
+    let gone = [
+        raw(&format!("{t}-7:bad"), b"\xffname"),
+        raw(&format!("{t}-7:ok"), b""),
+        raw(&format!("{t}-30_1:"), b"\xfe"),
+        raw(&format!("{t}_JOB:7"), b"\xff"),
+    ];
+    let kept = [
+        raw(&format!("{t}-8:bad"), b"\xffname"),
+        raw(&format!("{t}-2-7:bad"), b"\xffname"),
+        // What a lossy spelling of the deleted key would have hit instead.
+        raw(&format!("{t}-8:bad\u{fffd}name"), b""),
+        raw("unrelated", b"\xff"),
+    ];
+    let mut c = server.client();
+    let mut p = redis::pipe();
+    for k in gone.iter().chain(&kept) {
+        p.cmd("SET").arg(k).arg("v").ignore();
+    }
+    p.query::<()>(&mut c).unwrap();
+
+    let out = run(env
+        .cmd("rj-cleanup")
+        .args(["--keys", "--records", "--dry-run"]));
+    let mut listed: Vec<String> = ok(&out).lines().map(str::to_string).collect();
+    listed.sort();
+    let mut want: Vec<String> = sets(&env);
+    want.extend([
+        format!("{t}-7:bad\u{fffd}name"),
+        format!("{t}-7:ok"),
+        format!("{t}-30_1:\u{fffd}"),
+        format!("{t}_JOB:7\u{fffd}"),
+    ]);
+    want.sort();
+    assert_eq!(listed, want);
+    assert!(
+        check::stderr(&out).contains("3 data keys of 2 jobs, 1 job record"),
+        "{}",
+        check::stderr(&out)
+    );
+
+    let out = run(env.cmd("rj-cleanup").args(["--keys", "--records", "--yes"]));
+    ok(&out);
+    assert!(
+        check::stderr(&out).contains("(5 keys existed)"),
+        "{}",
+        check::stderr(&out)
+    );
+    let mut want: Vec<Vec<u8>> = kept.to_vec();
+    want.sort();
+    assert_eq!(all_raw_keys(&server), want);
+}
+
+/// Once the six sets are gone (a plain rj-cleanup, or the original script's DEL of the sets), the
+/// job hashes `T_JOB:<id>` are still found by their own prefix and removed by --records; no key
+/// of a tag with a near-miss name is touched, and the data keys (whose owner only T_ALL can tell)
+/// stay.
+#[test]
+fn records_are_found_after_the_sets_are_gone() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let t = &env.tag;
+    for delete_sets in ["rj-cleanup", "redis-cli DEL"] {
+        server.cli(&["FLUSHALL"]);
+        let survivors = seed(&server, &env);
+        // Tags whose names start like T's records: `T_JOB` (its records are `T_JOB_JOB:<id>`),
+        // `T_x`, `Tx`; and a key of no tag one letter past T's pattern.
+        let near = [
+            format!("{t}_JOB_JOB:2"),
+            format!("{t}_JOB_ALL"),
+            format!("{t}_JOB-2:x"),
+            format!("{t}_JOB_TRACKER:unknown"),
+            format!("{t}_x_JOB:2"),
+            format!("{t}x_JOB:2"),
+            format!("{t}_JOBS:2"),
+            format!("{t}_JOB"),
+        ];
+        for k in &near {
+            server.cli(&["HSET", k, "state", "COMPLETED"]);
+        }
+        if delete_sets == "rj-cleanup" {
+            ok(&run(&mut env.cmd("rj-cleanup")));
+        } else {
+            let mut args = vec!["DEL".to_string()];
+            args.extend(sets(&env));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            server.cli(&args);
+        }
+        let before = all_keys(&server);
+        assert!(!before.contains(&env.key("ALL")), "{delete_sets}");
+
+        let out = run(env.cmd("rj-cleanup").args(["--records", "--dry-run"]));
+        let mut listed: Vec<String> = ok(&out).lines().map(str::to_string).collect();
+        listed.sort();
+        let records: Vec<String> = ["_JOB:2", "_JOB:5", "_JOB:9", "_TRACKER:unknown"]
+            .iter()
+            .map(|k| format!("{t}{k}"))
+            .collect();
+        let mut want = sets(&env);
+        want.extend(records.iter().cloned());
+        want.sort();
+        assert_eq!(listed, want, "{delete_sets}");
+        assert_eq!(all_keys(&server), before, "--dry-run deletes nothing");
+
+        ok(&run(env.cmd("rj-cleanup").args(["--records", "--yes"])));
+        let mut want: Vec<String> = before
+            .iter()
+            .filter(|k| !records.contains(k))
+            .cloned()
+            .collect();
+        want.sort();
+        assert_eq!(all_keys(&server), want, "{delete_sets}");
+        assert!(survivors.iter().all(|k| want.contains(k)));
+        assert!(near.iter().all(|k| want.contains(k)));
+
+        // Without T_ALL no data key can be told from another tag's: --keys leaves them all.
+        ok(&run(env.cmd("rj-cleanup").args(["--keys", "--yes"])));
+        assert_eq!(all_keys(&server), want, "{delete_sets}");
     }
 }

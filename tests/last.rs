@@ -470,3 +470,126 @@ fn no_keys_for_an_array_parent_names_both_patterns() {
     );
     assert!(out.stdout.is_empty());
 }
+
+/// A job may name a key in bytes that are not UTF-8 (redis-cli, the redis crate): that key is
+/// shown with U+FFFD in every format, and neither it nor the job's other keys are lost. For the
+/// job (--job), for the last job when it is an array parent (its tasks' keys), and for one task.
+#[test]
+fn key_names_that_are_not_utf8_are_shown_lossily_in_every_format() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let t = &env.tag;
+    sadd(&server, &env.key("ALL"), &["7", "12"]);
+    let raw = |s: &str, tail: &[u8]| [format!("{t}-{s}").as_bytes(), tail].concat();
+    let mut c = server.client();
+    redis::pipe()
+        .cmd("SET")
+        .arg(raw("7:bad", b"\xffname"))
+        .arg("v1")
+        .ignore()
+        .cmd("HSET")
+        .arg(raw("7:h", b"\xfe"))
+        .arg("f")
+        .arg("v2")
+        .ignore()
+        .cmd("SET")
+        .arg(raw("7:good", b""))
+        .arg("v3")
+        .ignore()
+        .cmd("SET")
+        .arg(raw("12_2:task", b"\xff"))
+        .arg("t2")
+        .ignore()
+        .cmd("SET")
+        .arg(raw("12_10:task", b""))
+        .arg("t10")
+        .ignore()
+        .query::<()>(&mut c)
+        .unwrap();
+    let bad = format!("{t}-7:bad\u{fffd}name");
+    let h = format!("{t}-7:h\u{fffd}");
+    let good = format!("{t}-7:good");
+
+    let out = ok(&run(env.cmd("rj-last").args(["--job", "7"])));
+    assert_eq!(
+        out,
+        format!(
+            "Key:  {bad}\nValue: v1\n---\nKey:  {good}\nValue: v3\n---\n\
+             Key:  {h}\nValue: {{\"f\":\"v2\"}}\n---\n"
+        )
+    );
+    let doc = ok(&run(env
+        .cmd("rj-last")
+        .args(["--job", "7", "--format", "json"])));
+    assert_eq!(json_keys(&doc, t, "7"), [bad.as_str(), &good, &h]);
+    let v: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    assert_eq!(v["keys"][2]["value"], json!({"f": "v2"}));
+    for (format, delim) in [("csv", b','), ("tsv", b'\t')] {
+        let out = ok(&run(env
+            .cmd("rj-last")
+            .args(["--job", "7", "--format", format])));
+        let mut r = csv::ReaderBuilder::new()
+            .delimiter(delim)
+            .from_reader(out.as_bytes());
+        let rows: Vec<(String, String, String)> = r.deserialize().map(Result::unwrap).collect();
+        assert_eq!(
+            rows,
+            [
+                (bad.clone(), "string".into(), "v1".into()),
+                (good.clone(), "string".into(), "v3".into()),
+                (h.clone(), "hash".into(), r#"{"f":"v2"}"#.into()),
+            ],
+            "{format}"
+        );
+    }
+
+    // The last job, 12, is an array parent: its tasks' keys, task 2 before task 10.
+    let out = ok(&run(&mut env.cmd("rj-last")));
+    assert_eq!(
+        out,
+        format!(
+            "Key:  {t}-12_2:task\u{fffd}\nValue: t2\n---\nKey:  {t}-12_10:task\nValue: t10\n---\n"
+        )
+    );
+    let out = ok(&run(env.cmd("rj-last").args(["--job", "12_2"])));
+    assert_eq!(
+        out,
+        format!("Key:  {t}-12_2:task\u{fffd}\nValue: t2\n---\n")
+    );
+}
+
+/// TSV cannot quote: a tab or a newline in a key name would split the row, so it is cleaned as
+/// in values; CSV quotes it and keeps it.
+#[test]
+fn tsv_cleans_tabs_and_newlines_in_key_names() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let t = &env.tag;
+    sadd(&server, &env.key("ALL"), &["3"]);
+    server.cli(&["SET", &format!("{t}-3:a\tb"), "tab"]);
+    server.cli(&["SET", &format!("{t}-3:c\nd"), "newline"]);
+    server.cli(&["SET", &format!("{t}-3:e\r\nf"), "crlf"]);
+    let out = ok(&run(env.cmd("rj-last").args(["--format", "tsv"])));
+    assert_eq!(
+        out,
+        format!(
+            "key\ttype\tvalue\n{t}-3:a b\tstring\ttab\n{t}-3:c d\tstring\tnewline\n\
+             {t}-3:e  f\tstring\tcrlf\n"
+        )
+    );
+    let out = ok(&run(env.cmd("rj-last").args(["--format", "csv"])));
+    let mut r = csv::Reader::from_reader(out.as_bytes());
+    let keys: Vec<String> = r.records().map(|r| r.unwrap()[0].to_string()).collect();
+    assert_eq!(
+        keys,
+        [
+            format!("{t}-3:a\tb"),
+            format!("{t}-3:c\nd"),
+            format!("{t}-3:e\r\nf")
+        ]
+    );
+}

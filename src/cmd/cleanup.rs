@@ -8,6 +8,7 @@ use clap::Parser;
 use crate::cli::{self, ConnArgs, TagArg};
 use crate::exit::{fail, Kind};
 use crate::keys::{Keys, Set};
+use crate::output;
 use crate::store::Store;
 
 pub const EXAMPLES: &str = "\
@@ -16,12 +17,15 @@ pub const EXAMPLES: &str = "\
   rj-cleanup --tag exp1 --keys --records --yes
 ";
 
-/// Delete the six job sets of a tag (the original cleanup), and with --keys/--records the data
-/// keys and job hashes of the jobs in TAG_ALL.
+/// Delete the six job sets of a tag (the original cleanup), and with --keys the data keys of the
+/// jobs in TAG_ALL, with --records every job hash of the tag.
 ///
-/// Data keys are found with SCAN and deleted with UNLINK in batches; only keys whose job ID is in
-/// TAG_ALL go, so tag `exp` never touches `exp-2-…` keys of tag `exp-2`. Deleting job data asks
-/// for confirmation on a terminal and needs --yes otherwise.
+/// Keys are found with SCAN and deleted with UNLINK in batches, by their exact bytes (a key name
+/// that is not UTF-8 is listed with U+FFFD but deleted as it is). Only data keys whose job ID is
+/// in TAG_ALL go, so tag `exp` never touches `exp-2-…` keys of tag `exp-2`. Job hashes
+/// TAG_JOB:<jobid> are found by their own prefix, which no other tag's keys share (tags cannot
+/// hold `:`), so they go even after the sets were deleted. Deleting job data asks for
+/// confirmation on a terminal and needs --yes otherwise.
 #[derive(Debug, Parser)]
 #[command(name = "rj-cleanup", version = cli::VERSION, after_long_help = cli::footer(EXAMPLES))]
 pub struct Args {
@@ -32,7 +36,8 @@ pub struct Args {
     /// Also delete the jobs' data keys TAG-<jobid>:*.
     #[arg(long)]
     pub keys: bool,
-    /// Also delete rj's job records TAG_JOB:<jobid> (and rj-track's TAG_TRACKER:unknown).
+    /// Also delete rj's job records TAG_JOB:<jobid>, of jobs in TAG_ALL or not (and rj-track's
+    /// TAG_TRACKER:unknown).
     #[arg(long)]
     pub records: bool,
     /// List what would be deleted, one key per line, and delete nothing.
@@ -48,7 +53,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let plan = plan(&mut store, &keys, args.keys, args.records)?;
     let mut out = std::io::stdout().lock();
     if args.dry_run {
-        for k in plan.data.iter().chain(&plan.records).chain(&plan.sets) {
+        for k in plan.data.iter().chain(&plan.records) {
+            writeln!(out, "{}", output::lossy(k))?;
+        }
+        for k in &plan.sets {
             writeln!(out, "{k}")?;
         }
         cli::note(&plan.summary(&keys, "would delete"));
@@ -58,8 +66,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         confirm(&plan.summary(&keys, "delete"))?;
     }
     // Data first and the sets last: interrupted half-way, a rerun still knows the job IDs.
-    let mut n = store.unlink(&plan.data)?;
-    n += store.unlink(&plan.records)?;
+    let mut n = store.unlink_bytes(&plan.data)?;
+    n += store.unlink_bytes(&plan.records)?;
     n += store.unlink(&plan.sets)?;
     cli::note(&format!(
         "{} ({n} keys existed)",
@@ -70,8 +78,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 struct Plan {
     sets: Vec<String>,
-    data: Vec<String>,
-    records: Vec<String>,
+    /// Data keys and records as the server's bytes, so that UNLINK names exactly them.
+    data: Vec<Vec<u8>>,
+    records: Vec<Vec<u8>>,
     jobs: usize,
 }
 
@@ -108,26 +117,28 @@ fn plan(store: &mut Store, keys: &Keys, data: bool, records: bool) -> anyhow::Re
     if !(data || records) {
         return Ok(plan);
     }
-    let ids: HashSet<String> = store.members(&keys.set(Set::All))?.into_iter().collect();
-    plan.jobs = ids.len();
     if data {
+        // `T-<id>:*` may be another tag's (`exp-2-5:x` of tag `exp-2`): only T_ALL says whose.
+        let ids: HashSet<String> = store.members(&keys.set(Set::All))?.into_iter().collect();
+        plan.jobs = ids.len();
         plan.data = store
-            .scan(&keys.data_pattern())?
+            .scan_bytes(&keys.data_pattern())?
             .into_iter()
-            .filter(|k| keys.data_key_job(k).is_some_and(|id| recorded(&ids, id)))
+            .filter(|k| {
+                keys.data_key_job(output::utf8_prefix(k))
+                    .is_some_and(|id| recorded(&ids, id))
+            })
             .collect();
     }
     if records {
-        let prefix = keys.job_hash("");
-        plan.records = store
-            .scan(&keys.job_hash_pattern())?
-            .into_iter()
-            .filter(|k| k.strip_prefix(&prefix).is_some_and(|id| ids.contains(id)))
-            .collect();
+        // `T_JOB:*` is the tag's alone: another tag's key starts `X_JOB:`, `X_TRACKER:` or
+        // `X-<id>:`, and tags cannot hold `:`, so X_JOB = T_JOB means X = T. That is why no
+        // T_ALL is needed here, and why records left behind by a deletion of the sets still go.
+        plan.records = store.scan_bytes(&keys.job_hash_pattern())?;
         // rj-track's memory of jobs Slurm did not know is a record of the tag's jobs too.
         let unknown = keys.tracker_unknown();
         if store.query::<bool>(redis::cmd("EXISTS").arg(&unknown), &unknown)? {
-            plan.records.push(unknown);
+            plan.records.push(unknown.into_bytes());
         }
     }
     Ok(plan)

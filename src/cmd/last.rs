@@ -20,7 +20,9 @@ pub const EXAMPLES: &str = "\
 ///
 /// Keys are found with SCAN (never KEYS) and printed sorted: the job's own keys first, then each
 /// array task's in numeric task order (task 2 before task 10). An array task ID (--job 4238610_3)
-/// shows only that task's keys. Values of any Redis type are shown.
+/// shows only that task's keys. Values of any Redis type are shown. Key names and values that are
+/// not UTF-8 are shown with U+FFFD; TSV, which cannot quote, turns their tabs and newlines into
+/// spaces.
 #[derive(Debug, Parser)]
 #[command(name = "rj-last", version = cli::VERSION, after_long_help = cli::footer(EXAMPLES))]
 pub struct Args {
@@ -46,7 +48,7 @@ struct KeyValue {
 
 #[derive(Debug, Serialize)]
 struct FlatRow<'a> {
-    key: &'a str,
+    key: String,
     #[serde(rename = "type")]
     kind: &'a str,
     value: String,
@@ -101,12 +103,13 @@ fn scan_pattern(keys: &Keys, job: &str) -> String {
 }
 
 /// The keys of `job` (and of its array tasks) among `found`, ordered by job ID (the job's own keys,
-/// then its tasks numerically: `_2` before `_10`), then by key.
-fn job_keys(keys: &Keys, job: &str, found: Vec<String>) -> Vec<String> {
-    let mut mine: Vec<(JobId, String)> = found
+/// then its tasks numerically: `_2` before `_10`), then by key. Names are bytes: a key a job named
+/// with bytes that are not UTF-8 is still this job's key.
+fn job_keys(keys: &Keys, job: &str, found: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    let mut mine: Vec<(JobId, Vec<u8>)> = found
         .into_iter()
         .filter_map(|k| {
-            let id = keys.data_key_job(&k)?;
+            let id = keys.data_key_job(output::utf8_prefix(&k))?;
             let ours = id == job || (has_tasks(job) && id.strip_prefix(job)?.starts_with('_'));
             let id = id.parse::<JobId>().ok()?;
             ours.then_some((id, k))
@@ -138,15 +141,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     cli::info(&format!("job {job} of tag {}", keys.tag()));
-    let names = job_keys(&keys, &job, store.scan(&scan_pattern(&keys, &job))?);
+    let names = job_keys(&keys, &job, store.scan_bytes(&scan_pattern(&keys, &job))?);
     let mut kvs = Vec::with_capacity(names.len());
     for k in names {
-        let (kind, value) = store.read_value(&k)?;
+        let (kind, value) = store.read_value_bytes(&k)?;
         if kind == "none" {
             continue; // expired between SCAN and read
         }
         kvs.push(KeyValue {
-            key: k,
+            key: output::lossy(&k),
             kind,
             value,
         });
@@ -170,16 +173,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             },
         )?,
         Format::Csv | Format::Tsv => {
+            // TSV cannot quote, so a tab or newline in a key name is cleaned like one in a value.
+            let field = |s: String| {
+                if args.format == Format::Tsv {
+                    output::tsv_clean(&s)
+                } else {
+                    s
+                }
+            };
             let rows: Vec<FlatRow> = kvs
                 .iter()
                 .map(|kv| FlatRow {
-                    key: &kv.key,
+                    key: field(kv.key.clone()),
                     kind: &kv.kind,
-                    value: if args.format == Format::Tsv {
-                        output::tsv_clean(&flat(&kv.value))
-                    } else {
-                        flat(&kv.value)
-                    },
+                    value: field(flat(&kv.value)),
                 })
                 .collect();
             output::write_delimited(&mut out, &rows, args.format, &["key", "type", "value"])?
@@ -236,12 +243,37 @@ mod tests {
             "arr-12_:x",    // not a job ID
             "arr-2-12:x",   // tag arr-2
         ]
-        .map(String::from)
+        .map(|s| s.as_bytes().to_vec())
         .to_vec();
+        let text =
+            |v: Vec<Vec<u8>>| -> Vec<String> { v.iter().map(|b| output::lossy(b)).collect() };
         assert_eq!(
-            job_keys(&k, "12", found.clone()),
+            text(job_keys(&k, "12", found.clone())),
             ["arr-12:z", "arr-12_2:a", "arr-12_2:b", "arr-12_10:a"]
         );
-        assert_eq!(job_keys(&k, "12_2", found), ["arr-12_2:a", "arr-12_2:b"]);
+        assert_eq!(
+            text(job_keys(&k, "12_2", found)),
+            ["arr-12_2:a", "arr-12_2:b"]
+        );
+    }
+
+    #[test]
+    fn job_keys_keep_names_that_are_not_utf8_byte_for_byte() {
+        let k = keys("arr");
+        let found: Vec<Vec<u8>> = vec![
+            b"arr-12:z\xff".to_vec(),
+            b"arr-12_2:\xfe\xff".to_vec(),
+            b"arr-12:a".to_vec(),
+            b"arr-12\xff:x".to_vec(), // not a job ID
+            b"arr-13:\xff".to_vec(),  // another job
+        ];
+        assert_eq!(
+            job_keys(&k, "12", found),
+            [
+                b"arr-12:a".to_vec(),
+                b"arr-12:z\xff".to_vec(),
+                b"arr-12_2:\xfe\xff".to_vec()
+            ]
+        );
     }
 }
