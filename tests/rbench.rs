@@ -1080,3 +1080,77 @@ fn run_with_some_errors_reports_them_beside_the_rate() {
         "{table}"
     );
 }
+
+#[test]
+fn wrap_says_which_server_refused_redis_benchmark() {
+    let Some(master) = RedisServer::start() else {
+        return;
+    };
+    if which::which("redis-benchmark").is_err() {
+        util::missing("redis-benchmark (apt-get install redis-tools)");
+        return;
+    }
+    let Some(replica) = read_only_replica(&master) else {
+        return;
+    };
+    let env = TestEnv::new(&replica);
+    let out = run(env
+        .cmd("rbench")
+        .args(["wrap", "-t", "set", "-n", "200", "-c", "2"]));
+    let line = fails(&out, 69, "rbench");
+    assert!(
+        line.contains(&format!("127.0.0.1:{}", replica.port)) && line.contains("READONLY"),
+        "{line}"
+    );
+    assert_eq!(check::stdout(&out), "");
+
+    // A refused command is a permission problem, not a password one.
+    master.cli(&["ACL", "SETUSER", "default", "-set"]);
+    let env = TestEnv::new(&master);
+    let out = run(env
+        .cmd("rbench")
+        .args(["wrap", "-t", "set", "-n", "100", "-c", "1"]));
+    let line = fails(&out, 77, "rbench");
+    assert!(
+        line.contains("NOPERM") && !line.contains("REDISCLI_AUTH"),
+        "{line}"
+    );
+}
+
+#[test]
+fn wrap_refuses_figures_an_older_redis_benchmark_counted_errors_into() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    // Before Redis 7, redis-benchmark counted error replies as served requests and printed them
+    // (with -e, at most one a second) among its CSV lines; this stand-in prints what 6.0 did.
+    let bin = env.path().join("bin");
+    let seen = env.path().join("seen.args");
+    util::write_script(
+        &bin,
+        "redis-benchmark",
+        &format!(
+            "[ \"$1\" = --version ] && {{ echo 'redis-benchmark 6.0.16'; exit 0; }}\n\
+             echo \"$@\" > {seen}\n\
+             echo '\"PING_INLINE\",\"90909.09\"'\n\
+             case \" $* \" in *' -e '*) echo \"Error from server: READONLY You can't write against a read only replica.\" ;; esac\n\
+             echo '\"SET\",\"95238.10\"'",
+            seen = seen.display()
+        ),
+    );
+    let out = run(env
+        .cmd("rbench")
+        .env("PATH", util::path_with(&bin))
+        .args(["wrap", "-t", "ping,set", "--format", "json"]));
+    let args = std::fs::read_to_string(&seen).unwrap();
+    assert!(args.split_whitespace().any(|a| a == "-e"), "{args}");
+    let line = fails(&out, 69, "rbench");
+    assert!(
+        line.contains("SET")
+            && line.contains("READONLY")
+            && line.contains(&format!("127.0.0.1:{}", server.port)),
+        "{line}"
+    );
+    assert_eq!(check::stdout(&out), "");
+}

@@ -49,6 +49,11 @@ pub enum Sub {
     /// The password goes to redis-benchmark only through REDISCLI_AUTH, never on its command
     /// line. redis-benchmark 7.0 does not read that variable: against a server with a password
     /// wrap exits 77 and says so; use `rbench run`, which authenticates itself.
+    ///
+    /// redis-benchmark from Redis 7 stops at the first error reply (a read-only replica refusing
+    /// SET): wrap exits 69, or 77 for NOPERM, and records nothing. Older versions count error
+    /// replies as served requests; wrap passes them -e to see the errors, and records no figure
+    /// for a test that got any, as it cannot tell how many failed.
     #[command(after_long_help = cli::footer(EXAMPLES))]
     Wrap(WrapArgs),
     /// Drive load with the native engine: raw sockets, HdrHistogram latencies.
@@ -217,6 +222,7 @@ fn run_wrap(a: WrapArgs) -> anyhow::Result<ExitCode> {
         value_size: Some(s.value_size),
         pipeline: Some(s.pipeline),
         keyspace: a.keyspace,
+        show_errors: wrap::counts_errors(&version),
         extra: a.extra.clone(),
     };
     let argv = wrap::command_args(&cfg, &req);
@@ -228,6 +234,26 @@ fn run_wrap(a: WrapArgs) -> anyhow::Result<ExitCode> {
             format!("cannot parse the output of {}: {e}", program.display()),
         )
     })?;
+    if let Some((name, e)) = tests
+        .0
+        .iter()
+        .find_map(|(n, r)| r.first_error.as_deref().map(|e| (n, e)))
+    {
+        // This redis-benchmark counted the refusals as served requests: its rate is not one.
+        return Err(fail(
+            bench::reply_kind(e),
+            format!(
+                "redis-benchmark's {name} requests to Redis at {} got error replies ({e}); {} \
+                 counts them as served requests, so rbench records no figure",
+                cfg.place(),
+                if version.is_empty() {
+                    "this version"
+                } else {
+                    &version
+                },
+            ),
+        ));
+    }
     let mut config = base_config(&cfg, s, "redis-benchmark", version);
     config.requests = req.requests;
     config.keyspace = a.keyspace;
