@@ -331,8 +331,8 @@ pub fn run_child(
             return Err(fail(
                 reply_kind(reply),
                 format!(
-                    "redis-benchmark stopped at the first error reply from Redis at {} ({reply}), \
-                     so no figure was recorded",
+                    "redis-benchmark stopped at the first error reply from Redis at {}, so no \
+                     figure was recorded: {reply}",
                     cfg.place()
                 ),
             ));
