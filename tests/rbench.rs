@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::util::check::{self, fails, run};
 use crate::util::{self, RedisOptions, RedisServer, TestEnv};
 
 fn fixture(name: &str) -> PathBuf {
@@ -444,44 +445,37 @@ fn batched_mode_counts_operations_not_commands() {
 }
 
 #[test]
-fn server_errors_are_counted_not_fatal() {
+fn server_errors_are_counted_and_a_run_of_nothing_but_errors_fails() {
     let Some(server) = RedisServer::start() else {
         return;
     };
     let env = TestEnv::new(&server);
     server.cli(&["RPUSH", "err:000000000000", "a"]);
     server.cli(&["SET", "err:counter:000000000000", "not-a-number"]);
-    for (test, want) in [("get", "WRONGTYPE"), ("incr", "not an integer")] {
-        let out = env
-            .cmd("rbench")
-            .args([
-                "run",
-                "-t",
-                test,
-                "-n",
-                "500",
-                "-c",
-                "5",
-                "--keyspace",
-                "1",
-                "--key-prefix",
-                "err:",
-                "--format",
-                "json",
-            ])
-            .assert()
-            .success();
-        let doc: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
-        let r = &doc["results"]["tests"][test.to_uppercase()];
-        assert_eq!(u(&r["errors"]), 500, "{test}");
-        assert_eq!(u(&r["successes"]), 0, "{test}");
+    // Every request failed: nothing was measured, so no figure and a non-zero status chosen
+    // by the error (a key of the wrong type is bad data, 65; other refusals 69).
+    for (test, want, status) in [("get", "WRONGTYPE", 65), ("incr", "not an integer", 69)] {
+        let out = run(env.cmd("rbench").args([
+            "run",
+            "-t",
+            test,
+            "-n",
+            "500",
+            "-c",
+            "5",
+            "--keyspace",
+            "1",
+            "--key-prefix",
+            "err:",
+            "--format",
+            "json",
+        ]));
+        let line = fails(&out, status, "rbench");
         assert!(
-            r["first_error"].as_str().unwrap().contains(want),
-            "{test}: {}",
-            r["first_error"]
+            line.contains(&format!("every {} request", test.to_uppercase())) && line.contains(want),
+            "{test}: {line}"
         );
-        let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
-        assert!(err.contains("500 of 500 requests failed"), "{err}");
+        assert_eq!(check::stdout(&out), "", "{test}");
     }
     // Two keys, one a list: some GETs fail, the rest succeed, all are counted.
     server.cli(&["SET", "err:000000000001", "v"]);
@@ -899,4 +893,264 @@ fn wrap_with_a_password_never_puts_it_on_the_command_line() {
         Some(77) => assert!(err.contains("REDISCLI_AUTH"), "{err}"),
         other => panic!("exit {other:?}: {err}"),
     }
+}
+
+/// A second server made a read-only replica of `master` (REPLICAOF on a running server, as a
+/// failover or an operator does), once its link to the master is up: writes are refused with
+/// READONLY, reads are served.
+fn read_only_replica(master: &RedisServer) -> Option<RedisServer> {
+    let replica = RedisServer::start()?;
+    replica.cli(&["CONFIG", "SET", "replica-read-only", "yes"]);
+    replica.cli(&["REPLICAOF", "127.0.0.1", &master.port.to_string()]);
+    util::wait_until(Duration::from_secs(20), "the replica's link", || {
+        replica
+            .cli(&["INFO", "replication"])
+            .contains("master_link_status:up")
+    });
+    Some(replica)
+}
+
+#[test]
+fn run_where_every_request_fails_exits_non_zero_without_a_figure() {
+    let Some(master) = RedisServer::start() else {
+        return;
+    };
+    let Some(replica) = read_only_replica(&master) else {
+        return;
+    };
+    let env = TestEnv::new(&replica);
+    let place = format!("127.0.0.1:{}", replica.port);
+    let file = env.path().join("r.json");
+    let out = run(env
+        .cmd("rbench")
+        .args(["run", "-t", "set", "-n", "300", "-c", "2", "--output"])
+        .arg(&file));
+    let line = fails(&out, 69, "rbench");
+    assert!(
+        line.contains("every SET request")
+            && line.contains(&place)
+            && line.contains("READONLY You can't write against a read only replica"),
+        "{line}"
+    );
+    assert_eq!(check::stdout(&out), "", "a figure was printed");
+    assert!(
+        !file.exists(),
+        "a result was written for a run that measured nothing"
+    );
+
+    // GET is served, SET is not: the run still fails, at the test that measured nothing.
+    let out = run(env.cmd("rbench").args([
+        "run", "-t", "get,set", "-n", "200", "-c", "2", "--format", "json",
+    ]));
+    assert!(fails(&out, 69, "rbench").contains("every SET request"));
+
+    // A user whose ACL lacks the command: every request gets NOPERM, 77.
+    master.cli(&[
+        "ACL",
+        "SETUSER",
+        "bench",
+        "on",
+        ">bench-pw",
+        "~*",
+        "+@all",
+        "-set",
+    ]);
+    let out = run(env
+        .cmd("rbench")
+        .args(["run", "-t", "set", "-n", "100", "-c", "1", "--url"])
+        .arg(format!("redis://bench:bench-pw@127.0.0.1:{}", master.port)));
+    let line = fails(&out, 77, "rbench");
+    assert!(
+        line.contains("NOPERM") && !line.contains("bench-pw"),
+        "{line}"
+    );
+}
+
+#[test]
+fn run_with_some_errors_reports_them_beside_the_rate() {
+    let Some(master) = RedisServer::start() else {
+        return;
+    };
+    let Some(replica) = read_only_replica(&master) else {
+        return;
+    };
+    let env = TestEnv::new(&replica);
+    // Half writes (refused by the replica), half reads (served).
+    let args = [
+        "run",
+        "--ratio",
+        "set:1,get:1",
+        "-n",
+        "1000",
+        "-c",
+        "2",
+        "--keyspace",
+        "10",
+    ];
+    let file = env.path().join("mixed.json");
+    let out = run(env.cmd("rbench").args(args).arg("--output").arg(&file));
+    let human = check::ok(&out);
+    let doc: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let r = &doc["results"]["tests"]["MIXED"];
+    let (requests, ok, bad) = (u(&r["requests"]), u(&r["successes"]), u(&r["errors"]));
+    assert_eq!(requests, 1000);
+    assert_eq!(ok + bad, 1000);
+    let ops = r["ops"].as_array().unwrap();
+    let op = |name: &str| ops.iter().find(|o| o["op"] == name).unwrap().clone();
+    assert_eq!(u(&op("SET")["errors"]), u(&op("SET")["count"]), "{ops:?}");
+    assert_eq!(u(&op("GET")["errors"]), 0, "{ops:?}");
+    assert_eq!(bad, u(&op("SET")["count"]));
+    assert!(bad > 300 && ok > 300, "{ok} ok, {bad} errors");
+    assert!(
+        (f(&r["error_rate"]) - bad as f64 / 1000.0).abs() < 1e-6,
+        "{r}"
+    );
+    assert!(
+        r["first_error"].as_str().unwrap().starts_with("READONLY"),
+        "{r}"
+    );
+    // The rate counts the replies that succeeded, not the refusals.
+    let (rps, secs) = (f(&r["requests_per_second"]), f(&r["duration_s"]));
+    let served = rps * secs;
+    assert!(
+        (served - ok as f64).abs() <= ok as f64 * 0.01 + 1.0,
+        "{rps} req/s over {secs} s is {served} requests; {ok} succeeded"
+    );
+    // The human table shows the count and share, and the first error, on stdout.
+    let share = format!("{:.1}%", bad as f64 / 10.0);
+    assert!(
+        human
+            .lines()
+            .any(|l| l.starts_with("MIXED") && l.contains(&format!("{bad} ({share})"))),
+        "{human}"
+    );
+    assert!(
+        human.contains(&format!("{bad} of 1000 requests failed ({share})"))
+            && human.contains("READONLY"),
+        "{human}"
+    );
+    let err = check::stderr(&out);
+    assert!(
+        err.contains("requests failed") && err.contains("READONLY"),
+        "{err}"
+    );
+
+    // CSV carries the error columns.
+    let out = run(env.cmd("rbench").args(args).args(["--format", "csv"]));
+    let text = check::ok(&out);
+    let mut rdr = csv::Reader::from_reader(text.as_bytes());
+    let h = rdr.headers().unwrap().clone();
+    let row = rdr.records().next().unwrap().unwrap();
+    let col = |name: &str| {
+        let i = h
+            .iter()
+            .position(|c| c == name)
+            .unwrap_or_else(|| panic!("no {name}: {h:?}"));
+        row[i].to_string()
+    };
+    let bad: u64 = col("errors").parse().unwrap();
+    assert!(bad > 300, "{text}");
+    let rate: f64 = col("error_rate").parse().unwrap();
+    assert!((rate - bad as f64 / 1000.0).abs() < 1e-6, "{text}");
+    assert!(col("first_error").starts_with("READONLY"), "{text}");
+
+    // compare reads the new fields, and shows the errors beside the rate; old files still load.
+    let out = run(env
+        .cmd("rbench")
+        .arg("compare")
+        .arg(fixture("run-set-get.json"))
+        .arg(&file)
+        .args(["--format", "json"]));
+    let rows: Vec<Value> = serde_json::from_str(&check::ok(&out)).unwrap();
+    let mixed = rows.iter().find(|r| r["test"] == "MIXED").unwrap();
+    assert_eq!(u(&mixed["errors"]), u(&r["errors"]));
+    let set = rows.iter().find(|r| r["test"] == "SET").unwrap();
+    assert_eq!(u(&set["errors"]), 0);
+    let out = run(env
+        .cmd("rbench")
+        .arg("compare")
+        .arg(fixture("wrap-set-get.json"))
+        .arg(&file));
+    let table = check::ok(&out);
+    assert!(
+        table.lines().next().unwrap().contains("ERRORS")
+            && table
+                .lines()
+                .any(|l| l.starts_with("MIXED") && l.contains(&share)),
+        "{table}"
+    );
+}
+
+#[test]
+fn wrap_says_which_server_refused_redis_benchmark() {
+    let Some(master) = RedisServer::start() else {
+        return;
+    };
+    if which::which("redis-benchmark").is_err() {
+        util::missing("redis-benchmark (apt-get install redis-tools)");
+        return;
+    }
+    let Some(replica) = read_only_replica(&master) else {
+        return;
+    };
+    let env = TestEnv::new(&replica);
+    let out = run(env
+        .cmd("rbench")
+        .args(["wrap", "-t", "set", "-n", "200", "-c", "2"]));
+    let line = fails(&out, 69, "rbench");
+    assert!(
+        line.contains(&format!("127.0.0.1:{}", replica.port)) && line.contains("READONLY"),
+        "{line}"
+    );
+    assert_eq!(check::stdout(&out), "");
+
+    // A refused command is a permission problem, not a password one.
+    master.cli(&["ACL", "SETUSER", "default", "-set"]);
+    let env = TestEnv::new(&master);
+    let out = run(env
+        .cmd("rbench")
+        .args(["wrap", "-t", "set", "-n", "100", "-c", "1"]));
+    let line = fails(&out, 77, "rbench");
+    assert!(
+        line.contains("NOPERM") && !line.contains("REDISCLI_AUTH"),
+        "{line}"
+    );
+}
+
+#[test]
+fn wrap_refuses_figures_an_older_redis_benchmark_counted_errors_into() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    // Before Redis 7, redis-benchmark counted error replies as served requests and printed them
+    // (with -e, at most one a second) among its CSV lines; this stand-in prints what 6.0 did.
+    let bin = env.path().join("bin");
+    let seen = env.path().join("seen.args");
+    util::write_script(
+        &bin,
+        "redis-benchmark",
+        &format!(
+            "[ \"$1\" = --version ] && {{ echo 'redis-benchmark 6.0.16'; exit 0; }}\n\
+             echo \"$@\" > {seen}\n\
+             echo '\"PING_INLINE\",\"90909.09\"'\n\
+             case \" $* \" in *' -e '*) echo \"Error from server: READONLY You can't write against a read only replica.\" ;; esac\n\
+             echo '\"SET\",\"95238.10\"'",
+            seen = seen.display()
+        ),
+    );
+    let out = run(env
+        .cmd("rbench")
+        .env("PATH", util::path_with(&bin))
+        .args(["wrap", "-t", "ping,set", "--format", "json"]));
+    let args = std::fs::read_to_string(&seen).unwrap();
+    assert!(args.split_whitespace().any(|a| a == "-e"), "{args}");
+    let line = fails(&out, 69, "rbench");
+    assert!(
+        line.contains("SET")
+            && line.contains("READONLY")
+            && line.contains(&format!("127.0.0.1:{}", server.port)),
+        "{line}"
+    );
+    assert_eq!(check::stdout(&out), "");
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::export::{ms, rps};
+use super::export::{errors_cell, ms, rps};
 use super::stats::ratio;
 use super::BenchDoc;
 use crate::exit::{fail, Kind};
@@ -95,6 +95,14 @@ pub struct Row {
     /// This file's p50 / the first file's (below 1: faster).
     pub p50_ratio: Option<f64>,
     pub p99_ratio: Option<f64>,
+    /// Requests issued and how many failed, when the file says (a rate measured with errors is
+    /// the rate of the successful replies; older files and wrap results have no counts).
+    #[serde(default)]
+    pub requests: Option<u64>,
+    #[serde(default)]
+    pub errors: Option<u64>,
+    #[serde(default)]
+    pub error_rate: Option<f64>,
 }
 
 /// The rows, test by test in order of first appearance, files in the order given. `only`
@@ -129,6 +137,9 @@ pub fn rows(files: &[Loaded], only: &[String]) -> Vec<Row> {
                 max_latency_ms: r.max_latency_ms,
                 p50_ratio: base.and_then(|b| ratio(b.p50_latency_ms, r.p50_latency_ms)),
                 p99_ratio: base.and_then(|b| ratio(b.p99_latency_ms, r.p99_latency_ms)),
+                requests: r.requests,
+                errors: r.errors,
+                error_rate: r.error_rate,
             });
         }
     }
@@ -141,6 +152,7 @@ fn x(v: Option<f64>) -> String {
 
 const HEADER: &[&str] = &[
     "TEST", "FILE", "REQ/S", "VS FIRST", "AVG", "P50", "P95", "P99", "MAX(ms)", "P50 VS", "P99 VS",
+    "ERRORS",
 ];
 
 fn cells(r: &Row) -> Vec<String> {
@@ -156,6 +168,7 @@ fn cells(r: &Row) -> Vec<String> {
         ms(r.max_latency_ms),
         x(r.p50_ratio),
         x(r.p99_ratio),
+        errors_cell(r.errors, r.requests),
     ]
 }
 
@@ -178,6 +191,9 @@ pub fn write(rows: &[Row], format: CompareFormat, out: &mut dyn Write) -> anyhow
                 "max_latency_ms",
                 "p50_ratio",
                 "p99_ratio",
+                "requests",
+                "errors",
+                "error_rate",
             ],
         ),
         CompareFormat::Human => {

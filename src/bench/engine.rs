@@ -115,9 +115,11 @@ pub struct Outcome {
     pub errors: u64,
     pub first_error: Option<String>,
     pub elapsed: Duration,
-    /// Latency of each operation in nanoseconds; with --rate, from its intended start.
+    /// Latency of each operation that succeeded, in nanoseconds; with --rate, from its intended
+    /// start. Error replies are left out: a refusal costs the server almost nothing.
     pub hist: Histogram<u64>,
-    pub ops: Vec<(Op, u64)>,
+    /// Per operation: how many were issued and how many of them got an error reply.
+    pub ops: Vec<(Op, u64, u64)>,
 }
 
 /// A non-blocking connection.
@@ -323,6 +325,7 @@ struct Pending {
     ops: u32,
     start: Instant,
     last_of_unit: bool,
+    op: Op,
 }
 
 struct Conn {
@@ -343,6 +346,7 @@ struct Tally {
     errors: u64,
     first_error: Option<String>,
     ops: [u64; 5],
+    op_errors: [u64; 5],
     hist: Histogram<u64>,
     done: u64,
 }
@@ -391,7 +395,7 @@ pub fn run(
     });
     let mut hist = stats::new_histogram();
     let (mut successes, mut errors, mut first_error) = (0, 0, None);
-    let mut ops = [0u64; 5];
+    let (mut ops, mut op_errors) = ([0u64; 5], [0u64; 5]);
     let (mut start, mut end): (Option<Instant>, Option<Instant>) = (None, None);
     for r in results {
         let (t, s, e) = r?;
@@ -402,6 +406,9 @@ pub fn run(
             first_error = t.first_error;
         }
         for (a, b) in ops.iter_mut().zip(t.ops) {
+            *a += b;
+        }
+        for (a, b) in op_errors.iter_mut().zip(t.op_errors) {
             *a += b;
         }
         start = Some(start.map_or(s, |x: Instant| x.min(s)));
@@ -420,8 +427,8 @@ pub fn run(
         hist,
         ops: Op::ALL
             .into_iter()
-            .zip(ops)
-            .filter(|(_, n)| *n > 0)
+            .filter(|&op| ops[op_index(op)] > 0)
+            .map(|op| (op, ops[op_index(op)], op_errors[op_index(op)]))
             .collect(),
     })
 }
@@ -463,6 +470,7 @@ fn worker(
         errors: 0,
         first_error: None,
         ops: [0; 5],
+        op_errors: [0; 5],
         hist: stats::new_histogram(),
         done: 0,
     };
@@ -512,17 +520,19 @@ fn worker(
                     ops: 1,
                     start,
                     last_of_unit: true,
+                    op,
                 });
             }
             Mode::Batched(_) => {
                 cmds.clear();
                 enc.batch(&mut c.wbuf, n as u32, cmds, &mut tally.ops);
                 let last = cmds.len().saturating_sub(1);
-                for (i, &(_, k)) in cmds.iter().enumerate() {
+                for (i, &(op, k)) in cmds.iter().enumerate() {
                     c.inflight.push_back(Pending {
                         ops: k,
                         start,
                         last_of_unit: i == last,
+                        op,
                     });
                 }
             }
@@ -770,14 +780,15 @@ fn drain_replies(c: &mut Conn, now: Instant, t: &mut Tally) -> Result<(), resp::
         };
         if s.error {
             t.errors += p.ops as u64;
+            t.op_errors[op_index(p.op)] += p.ops as u64;
             if t.first_error.is_none() {
                 t.first_error = Some(resp::text(&c.rbuf[c.rpos..c.rpos + s.len]));
             }
         } else {
             t.successes += p.ops as u64;
+            let ns = now.saturating_duration_since(p.start).as_nanos() as u64;
+            let _ = t.hist.record_n(ns, p.ops as u64);
         }
-        let ns = now.saturating_duration_since(p.start).as_nanos() as u64;
-        let _ = t.hist.record_n(ns, p.ops as u64);
         t.done += p.ops as u64;
         c.rpos += s.len;
         if p.last_of_unit {

@@ -3,7 +3,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use super::{BenchDoc, RunFormat, TestResult};
+use super::{percent, BenchDoc, RunFormat, TestResult};
 use crate::output;
 
 /// Renders a benchmark result in one form.
@@ -45,6 +45,8 @@ struct CsvRow<'a> {
     requests: Option<u64>,
     successes: Option<u64>,
     errors: Option<u64>,
+    error_rate: Option<f64>,
+    first_error: Option<&'a str>,
 }
 
 pub const CSV_HEADER: &[&str] = &[
@@ -61,6 +63,8 @@ pub const CSV_HEADER: &[&str] = &[
     "requests",
     "successes",
     "errors",
+    "error_rate",
+    "first_error",
 ];
 
 impl Exporter for Csv {
@@ -84,6 +88,8 @@ impl Exporter for Csv {
                 requests: r.requests,
                 successes: r.successes,
                 errors: r.errors,
+                error_rate: r.error_rate,
+                first_error: r.first_error.as_deref(),
             })
             .collect();
         output::write_delimited(out, &rows, output::Format::Csv, CSV_HEADER)
@@ -143,11 +149,48 @@ impl Exporter for Human {
             .collect();
         output::write_table(out, &header, &rows)?;
         for (n, r) in &doc.results.tests.0 {
-            if let Some(e) = &r.first_error {
-                writeln!(out, "{n}: {} errors, the first: {e}", r.errors.unwrap_or(0))?;
+            if let Some(line) = error_line(n, r) {
+                writeln!(out, "{line}")?;
             }
         }
         Ok(())
+    }
+}
+
+/// What a test's errors mean for its figures, in one line; None when it had none.
+pub fn error_line(name: &str, r: &TestResult) -> Option<String> {
+    let e = r.first_error.as_deref()?;
+    let mut line = match (r.errors, r.requests) {
+        (Some(bad), Some(all)) => format!(
+            "{name}: {bad} of {all} requests failed ({})",
+            percent(bad, all)
+        ),
+        _ => format!("{name}: some requests failed"),
+    };
+    if let Some(ok) = r.successes {
+        line.push_str(&format!(
+            "; REQ/S and latencies count only the {ok} that succeeded"
+        ));
+    }
+    for o in r.ops.iter().filter(|o| o.errors.is_some_and(|n| n > 0)) {
+        line.push_str(&format!(
+            "; {} {} of {}",
+            o.op,
+            o.errors.unwrap_or(0),
+            o.count
+        ));
+    }
+    line.push_str(&format!("; the first error: {e}"));
+    Some(line)
+}
+
+/// An error count with its share of the requests (`504 (50.4%)`), or `0`, or `-`.
+pub fn errors_cell(errors: Option<u64>, requests: Option<u64>) -> String {
+    match (errors, requests) {
+        (Some(0), _) => "0".into(),
+        (Some(bad), Some(all)) => format!("{bad} ({})", percent(bad, all)),
+        (Some(bad), None) => bad.to_string(),
+        (None, _) => "-".into(),
     }
 }
 
@@ -169,7 +212,7 @@ fn human_row(name: &str, r: &TestResult, native: bool) -> Vec<String> {
     v.push(ms(r.max_latency_ms));
     if native {
         v.push(r.requests.map_or("-".into(), |x| x.to_string()));
-        v.push(r.errors.map_or("-".into(), |x| x.to_string()));
+        v.push(errors_cell(r.errors, r.requests));
     }
     v
 }
@@ -215,7 +258,7 @@ mod tests {
         assert_eq!(lines.next().unwrap(), CSV_HEADER.join(","));
         assert_eq!(
             lines.next().unwrap(),
-            "MSET (10 keys),1234.5,,,0.25,,,,,,10,,0"
+            "MSET (10 keys),1234.5,,,0.25,,,,,,10,,0,,"
         );
     }
 
@@ -226,6 +269,46 @@ mod tests {
         let s = String::from_utf8(out).unwrap();
         assert!(s.contains("MSET (10 keys)  1234"), "{s}");
         assert!(s.contains("0.250"), "{s}");
+    }
+
+    #[test]
+    fn errors_show_their_share_and_the_first_reply() {
+        let mut d = doc();
+        let r = &mut d.results.tests.0[0].1;
+        r.successes = Some(6);
+        r.errors = Some(4);
+        r.error_rate = Some(0.4);
+        r.first_error = Some("READONLY You can't write against a read only replica.".into());
+        r.ops = vec![
+            crate::bench::OpCount {
+                op: "SET".into(),
+                count: 4,
+                errors: Some(4),
+            },
+            crate::bench::OpCount {
+                op: "GET".into(),
+                count: 6,
+                errors: Some(0),
+            },
+        ];
+        let mut out = Vec::new();
+        Human.write(&d, &mut out).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.contains("10        4 (40.0%)"), "{s}");
+        assert!(
+            s.contains(
+                "MSET (10 keys): 4 of 10 requests failed (40.0%); REQ/S and latencies count \
+                 only the 6 that succeeded; SET 4 of 4; the first error: READONLY"
+            ),
+            "{s}"
+        );
+        let mut out = Vec::new();
+        Csv.write(&d, &mut out).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert!(
+            s.ends_with(",10,6,4,0.4,READONLY You can't write against a read only replica.\n"),
+            "{s}"
+        );
     }
 
     #[test]

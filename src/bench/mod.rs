@@ -8,6 +8,8 @@ use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::exit::{auth_kind, Kind};
+
 pub mod compare;
 pub mod conn;
 pub mod engine;
@@ -117,6 +119,11 @@ impl<'de> Deserialize<'de> for Tests {
 
 /// One test's numbers. The first seven fields are always present (null when the tool did not
 /// report them, as old redis-benchmark CSV has only rps); the native engine adds the rest.
+///
+/// The native engine's rate and latencies count only the replies that succeeded: a refusal
+/// (READONLY, NOPERM) is answered without doing the work, so counting it would report a server
+/// that refuses everything as a fast one. `errors`, `error_rate` and `first_error` say what was
+/// refused.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TestResult {
     pub requests_per_second: f64,
@@ -143,6 +150,9 @@ pub struct TestResult {
     pub successes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub errors: Option<u64>,
+    /// errors / requests, from 0 to 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_rate: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -159,12 +169,44 @@ pub struct TestResult {
 pub struct OpCount {
     pub op: String,
     pub count: u64,
+    /// How many of them got an error reply: in a mix, which operation the server refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct PercentilePoint {
     pub percentile: f64,
     pub latency_ms: f64,
+}
+
+/// The exit status for a run the server refused, by the code of its error reply: a refused
+/// login or command (NOAUTH, WRONGPASS, NOPERM) is 77, a key of the wrong type is bad data (65),
+/// any other refusal (READONLY, OOM, an unknown command) means the service is not available to
+/// the benchmark (69).
+pub fn reply_kind(reply: &str) -> Kind {
+    let code = reply.split_whitespace().next().unwrap_or("");
+    if let Some(k) = auth_kind(code) {
+        k
+    } else if code == "WRONGTYPE" {
+        Kind::DataErr
+    } else {
+        Kind::Unavailable
+    }
+}
+
+/// A share of requests as a percentage that is never rounded to 0 % or 100 % when it is not
+/// exactly that.
+pub fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "-".into();
+    }
+    let p = part as f64 * 100.0 / whole as f64;
+    match format!("{p:.1}%") {
+        s if s == "0.0%" && part > 0 => "<0.1%".into(),
+        s if s == "100.0%" && part < whole => ">99.9%".into(),
+        s => s,
+    }
 }
 
 impl TestResult {
@@ -225,6 +267,48 @@ mod tests {
         // Missing latency fields are null, not absent: the shape stays the same.
         assert!(s.contains("\"p99_latency_ms\":null"), "{s}");
         assert!(!s.contains("p90_latency_ms"), "{s}");
+    }
+
+    #[test]
+    fn refusals_choose_the_exit_status_by_their_code() {
+        for (reply, kind) in [
+            (
+                "NOPERM this user has no permissions to run the 'set' command",
+                Kind::NoPerm,
+            ),
+            ("NOAUTH Authentication required.", Kind::NoPerm),
+            ("WRONGTYPE Operation against a key", Kind::DataErr),
+            (
+                "READONLY You can't write against a read only replica.",
+                Kind::Unavailable,
+            ),
+            (
+                "ERR value is not an integer or out of range",
+                Kind::Unavailable,
+            ),
+            ("", Kind::Unavailable),
+        ] {
+            assert_eq!(reply_kind(reply), kind, "{reply}");
+        }
+    }
+
+    #[test]
+    fn percentages_never_round_to_none_or_all() {
+        assert_eq!(percent(504, 1000), "50.4%");
+        assert_eq!(percent(0, 1000), "0.0%");
+        assert_eq!(percent(1, 100_000), "<0.1%");
+        assert_eq!(percent(99_999, 100_000), ">99.9%");
+        assert_eq!(percent(7, 7), "100.0%");
+        assert_eq!(percent(0, 0), "-");
+    }
+
+    #[test]
+    fn older_results_without_error_fields_still_load() {
+        let r: TestResult = serde_json::from_str(r#"{"requests_per_second": 5.0}"#).unwrap();
+        assert_eq!(r.errors, None);
+        assert_eq!(r.error_rate, None);
+        let o: OpCount = serde_json::from_str(r#"{"op": "SET", "count": 3}"#).unwrap();
+        assert_eq!(o.errors, None);
     }
 
     #[test]

@@ -4,6 +4,11 @@
 //! latency columns, with a header), older rps-only CSV (no header), `-q` lines, quoted test names
 //! with spaces, commas and parentheses, and skips `WARNING:` lines and terminal progress
 //! (`\r`-separated) that end up in the same stream.
+//!
+//! Error replies: redis-benchmark from Redis 7 exits 1 at the first one (MOVED and ASK aside),
+//! so a refused run never yields a figure. Older versions count error replies as served requests
+//! and print them only with `-e` (at most one a second, among the CSV lines), so rbench passes
+//! `-e` to them and refuses the figures of a test that got any: it cannot tell how many failed.
 use std::fmt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -13,7 +18,7 @@ use crate::config::{Addr, Config};
 use crate::exit::{auth_kind, fail, Kind};
 use crate::process::truncate;
 
-use super::{TestResult, Tests};
+use super::{reply_kind, TestResult, Tests};
 
 /// Why redis-benchmark's output could not be read: the line and what was wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,9 +51,13 @@ const COLUMNS: &[&str] = &[
 ];
 
 /// Parse redis-benchmark's `--csv` (any version) or `-q` output into test results, in order.
+///
+/// An `Error from server` line belongs to the test whose result line follows it; that test's
+/// `first_error` holds it.
 pub fn parse_output(text: &str) -> Result<Tests, ParseError> {
     let mut header: Option<Vec<String>> = None;
     let mut tests: Vec<(String, TestResult)> = Vec::new();
+    let mut pending_error: Option<String> = None;
     for (i, raw_line) in text.split('\n').enumerate() {
         let no = i + 1;
         // Progress on a terminal is rewritten with `\r`; the final text is the last segment.
@@ -58,6 +67,10 @@ pub fn parse_output(text: &str) -> Result<Tests, ParseError> {
             .rfind(|s| !s.is_empty())
             .unwrap_or("");
         if line.is_empty() || is_noise(line) {
+            continue;
+        }
+        if let Some(reply) = server_error(line) {
+            pending_error.get_or_insert_with(|| reply.to_string());
             continue;
         }
         let err = |msg: String| ParseError { line: no, msg };
@@ -90,8 +103,10 @@ pub fn parse_output(text: &str) -> Result<Tests, ParseError> {
                     .map_err(|_| err(format!("{col} of test {name:?} is not a number: {v:?}")))?;
                 set_column(&mut r, col, x);
             }
+            r.first_error = pending_error.take();
             push(&mut tests, name.clone(), r);
-        } else if let Some((name, r)) = quiet_line(line) {
+        } else if let Some((name, mut r)) = quiet_line(line) {
+            r.first_error = pending_error.take();
             push(&mut tests, name, r);
         } else {
             return Err(err(format!(
@@ -106,7 +121,31 @@ pub fn parse_output(text: &str) -> Result<Tests, ParseError> {
             msg: "no test results in redis-benchmark output".into(),
         });
     }
+    if let (Some(e), Some((_, last))) = (pending_error, tests.last_mut()) {
+        // An error after the last result line: no later test to blame, the run still had it.
+        last.first_error.get_or_insert(e);
+    }
     Ok(Tests(tests))
+}
+
+/// The reply of redis-benchmark's `Error from server: REPLY` line (`Error from server
+/// HOST:PORT: REPLY` against a cluster).
+pub fn server_error(line: &str) -> Option<&str> {
+    let rest = line.trim().strip_prefix("Error from server")?;
+    let reply = match rest.strip_prefix(':') {
+        Some(r) => r,
+        None => rest.trim_start().split_once(": ")?.1,
+    };
+    Some(reply.trim())
+}
+
+/// Does this version count error replies as served requests (anything before Redis 7, and a
+/// version line it cannot read: those are old)?
+pub fn counts_errors(version: &str) -> bool {
+    let major = version
+        .split_whitespace()
+        .find_map(|w| w.split('.').next()?.parse::<u32>().ok());
+    major.is_none_or(|m| m < 7)
 }
 
 fn is_noise(line: &str) -> bool {
@@ -172,6 +211,8 @@ pub struct Request {
     pub value_size: Option<usize>,
     pub pipeline: Option<u32>,
     pub keyspace: Option<u64>,
+    /// Pass `-e`, so that an old redis-benchmark prints the error replies it would hide.
+    pub show_errors: bool,
     pub extra: Vec<String>,
 }
 
@@ -206,6 +247,9 @@ pub fn command_args(cfg: &Config, req: &Request) -> Vec<String> {
     opt("-r", req.keyspace.map(|x| x.to_string()));
     if !req.tests.is_empty() {
         a.extend(["-t".into(), req.tests.join(",").to_ascii_lowercase()]);
+    }
+    if req.show_errors {
+        a.push("-e".into());
     }
     a.push("--csv".into());
     a.extend(req.extra.iter().cloned());
@@ -279,6 +323,20 @@ pub fn run_child(
             .rfind(|l| !l.is_empty())
             .unwrap_or("no output")
             .to_string();
+        let reply = all.lines().find_map(server_error);
+        let code = reply.and_then(|r| r.split_whitespace().next());
+        if let Some(reply) = reply.filter(|_| !matches!(code, Some("WRONGPASS" | "NOAUTH"))) {
+            // A refused command (NOPERM) or a refused write (READONLY, OOM): redis-benchmark
+            // exits at the first one, so nothing was measured.
+            return Err(fail(
+                reply_kind(reply),
+                format!(
+                    "redis-benchmark stopped at the first error reply from Redis at {}, so no \
+                     figure was recorded: {reply}",
+                    cfg.place()
+                ),
+            ));
+        }
         if refused(&all) {
             return Err(fail(
                 Kind::NoPerm,
@@ -398,6 +456,38 @@ mod tests {
     }
 
     #[test]
+    fn error_lines_belong_to_the_test_that_follows() {
+        let t = parse_output(
+            "\"PING_INLINE\",\"90909.09\"\n\
+             Error from server: READONLY You can't write against a read only replica.\n\
+             Error from server: READONLY again\n\
+             \"SET\",\"95238.10\"\n\
+             \"GET\",\"95238.10\"\n\
+             Error from server 10.0.0.1:7000: CLUSTERDOWN The cluster is down\n",
+        )
+        .unwrap();
+        assert_eq!(t.get("PING_INLINE").unwrap().first_error, None);
+        assert_eq!(
+            t.get("SET").unwrap().first_error.as_deref(),
+            Some("READONLY You can't write against a read only replica.")
+        );
+        assert_eq!(
+            t.get("GET").unwrap().first_error.as_deref(),
+            Some("CLUSTERDOWN The cluster is down")
+        );
+        assert_eq!(server_error("Error: Connection reset by peer"), None);
+    }
+
+    #[test]
+    fn versions_before_7_count_errors_as_requests() {
+        assert!(counts_errors("redis-benchmark 6.0.16"));
+        assert!(counts_errors("redis-benchmark 5.0.7 (00000000/0) 64 bit"));
+        assert!(counts_errors(""));
+        assert!(!counts_errors("redis-benchmark 7.0.15"));
+        assert!(!counts_errors("redis-benchmark 7.2.4 (00000000/0) 64 bit"));
+    }
+
+    #[test]
     fn auth_refusals_are_recognised() {
         assert!(refused(
             "Error from server: WRONGPASS invalid username-password pair"
@@ -427,6 +517,7 @@ mod tests {
             value_size: Some(256),
             pipeline: Some(16),
             keyspace: None,
+            show_errors: false,
             extra: vec![],
         };
         let a = command_args(&cfg, &req);

@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 use crate::bench::compare::{self, CompareFormat};
 use crate::bench::engine::{self, Mode, Op, Workload};
 use crate::bench::export::{self, Exporter};
-use crate::bench::{conn, plot, stats, wrap};
+use crate::bench::{self, conn, plot, stats, wrap};
 use crate::bench::{BenchConfig, BenchDoc, OpCount, Results, RunFormat, TestResult, Tests};
 use crate::cli::{self, ConnArgs};
 use crate::config::Config;
@@ -49,9 +49,20 @@ pub enum Sub {
     /// The password goes to redis-benchmark only through REDISCLI_AUTH, never on its command
     /// line. redis-benchmark 7.0 does not read that variable: against a server with a password
     /// wrap exits 77 and says so; use `rbench run`, which authenticates itself.
+    ///
+    /// redis-benchmark from Redis 7 stops at the first error reply (a read-only replica refusing
+    /// SET): wrap exits 69, or 77 for NOPERM, and records nothing. Older versions count error
+    /// replies as served requests; wrap passes them -e to see the errors, and records no figure
+    /// for a test that got any, as it cannot tell how many failed.
     #[command(after_long_help = cli::footer(EXAMPLES))]
     Wrap(WrapArgs),
     /// Drive load with the native engine: raw sockets, HdrHistogram latencies.
+    ///
+    /// REQ/S and the latencies count only the replies that succeeded. Error replies are counted
+    /// apart (errors, error_rate and first_error in JSON and CSV, per operation in a --ratio
+    /// mix) and shown after the table. A test in which every request failed (a read-only
+    /// replica refusing SET) ends the run with nothing written: exit 77 for NOPERM or NOAUTH,
+    /// 65 for WRONGTYPE, 69 for any other refusal.
     #[command(after_long_help = cli::footer(EXAMPLES))]
     Run(RunArgs),
     /// Compare result files: throughput and latency with ratios against the first file.
@@ -211,6 +222,7 @@ fn run_wrap(a: WrapArgs) -> anyhow::Result<ExitCode> {
         value_size: Some(s.value_size),
         pipeline: Some(s.pipeline),
         keyspace: a.keyspace,
+        show_errors: wrap::counts_errors(&version),
         extra: a.extra.clone(),
     };
     let argv = wrap::command_args(&cfg, &req);
@@ -222,6 +234,26 @@ fn run_wrap(a: WrapArgs) -> anyhow::Result<ExitCode> {
             format!("cannot parse the output of {}: {e}", program.display()),
         )
     })?;
+    if let Some((name, e)) = tests
+        .0
+        .iter()
+        .find_map(|(n, r)| r.first_error.as_deref().map(|e| (n, e)))
+    {
+        // This redis-benchmark counted the refusals as served requests: its rate is not one.
+        return Err(fail(
+            bench::reply_kind(e),
+            format!(
+                "redis-benchmark's {name} requests to Redis at {} got error replies ({e}); {} \
+                 counts them as served requests, so rbench records no figure",
+                cfg.place(),
+                if version.is_empty() {
+                    "this version"
+                } else {
+                    &version
+                },
+            ),
+        ));
+    }
     let mut config = base_config(&cfg, s, "redis-benchmark", version);
     config.requests = req.requests;
     config.keyspace = a.keyspace;
@@ -312,24 +344,35 @@ fn run_native(a: RunArgs) -> anyhow::Result<ExitCode> {
             p.stop();
         }
         let o = outcome?;
+        if o.requests > 0 && o.successes == 0 {
+            // Nothing was measured: a rate of refusals is no figure for the server.
+            let first = o.first_error.as_deref().unwrap_or("no reply text");
+            return Err(fail(
+                bench::reply_kind(first),
+                format!("every {name} request to Redis at {place} failed ({first})"),
+            ));
+        }
         let secs = o.elapsed.as_secs_f64();
         let mut r = TestResult {
             requests_per_second: if secs > 0.0 {
-                (o.requests as f64 / secs * 100.0).round() / 100.0
+                (o.successes as f64 / secs * 100.0).round() / 100.0
             } else {
                 0.0
             },
             requests: Some(o.requests),
             successes: Some(o.successes),
             errors: Some(o.errors),
+            error_rate: (o.requests > 0)
+                .then(|| (o.errors as f64 / o.requests as f64 * 1e6).round() / 1e6),
             first_error: o.first_error.clone(),
             duration_s: Some((secs * 1e6).round() / 1e6),
             ops: if mix.len() > 1 {
                 o.ops
                     .iter()
-                    .map(|(op, n)| OpCount {
+                    .map(|&(op, count, errors)| OpCount {
                         op: op.name().into(),
-                        count: *n,
+                        count,
+                        errors: Some(errors),
                     })
                     .collect()
             } else {
@@ -340,9 +383,10 @@ fn run_native(a: RunArgs) -> anyhow::Result<ExitCode> {
         stats::summarize(&o.hist, &mut r);
         if o.errors > 0 {
             cli::warn(&format!(
-                "{name}: {} of {} requests failed; the first error: {}",
+                "{name}: {} of {} requests failed ({}); the first error: {}",
                 o.errors,
                 o.requests,
+                bench::percent(o.errors, o.requests),
                 o.first_error.as_deref().unwrap_or("?")
             ));
         }
