@@ -1,7 +1,7 @@
 //! redis.json + environment → [`Config`]: where Redis is, how to log in, and the default tag.
-//! What rj cannot use as written (data after the object, port 0, Sentinel or Cluster
-//! settings) is refused here as a configuration error, before any connection, so that it is
-//! never mistaken for an unreachable server.
+//! What rj cannot use as written (data after the object, port 0, a `tls_ca` without a
+//! certificate, Sentinel or Cluster settings) is refused here as a configuration error, before
+//! any connection, so that it is never mistaken for an unreachable server.
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -360,6 +360,31 @@ pub fn parse(text: &str, path: &Path) -> anyhow::Result<RawConfig> {
     Ok(raw)
 }
 
+/// Check that a `tls_ca` file holds CA certificates rustls accepts, so that a wrong file (a
+/// key, notes, an empty file) is reported as the configuration's fault before any connection,
+/// not as an unreachable server. The reason never quotes the file's bytes (it may be a key).
+fn check_ca(ca: &Path) -> Result<(), String> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let pem = std::fs::read(ca).map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|_| format!("{} holds a malformed PEM section", ca.display()))?;
+        roots.add(cert).map_err(|_| {
+            format!(
+                "{} holds a CERTIFICATE block that is not an X.509 certificate",
+                ca.display()
+            )
+        })?;
+    }
+    if roots.is_empty() {
+        return Err(format!(
+            "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            ca.display()
+        ));
+    }
+    Ok(())
+}
+
 /// Load the configuration: the file (if any), then `REDIS_URL`/`--url` on top.
 pub fn load(req: &Request, env: &dyn Env) -> anyhow::Result<Config> {
     let file = find_file(req, env)?;
@@ -438,6 +463,16 @@ pub fn load(req: &Request, env: &dyn Env) -> anyhow::Result<Config> {
             ..t
         };
         source = from;
+    }
+    // Only a TLS connection reads the CA, so only then is a wrong file an error.
+    if let (Addr::Tcp { tls: true, .. }, Some(ca)) = (&target.addr, &target.tls_ca) {
+        check_ca(ca).map_err(|why| {
+            let f = file.as_deref().unwrap_or(Path::new("redis.json"));
+            fail(
+                Kind::Config,
+                format!("invalid config {}: field \"tls_ca\": {why}", f.display()),
+            )
+        })?;
     }
     if target.password.is_none() {
         if let Some(p) = env.var("REDISCLI_AUTH") {
@@ -594,9 +629,24 @@ mod tests {
         assert_eq!(c.source, Source::UrlOption);
     }
 
+    /// A self-signed CA certificate (ed25519, valid until 2126), made by
+    /// `openssl req -x509 -newkey ed25519 -nodes -days 36500 -subj /CN=rj-unit-test-ca`.
+    const TEST_CA: &str = "-----BEGIN CERTIFICATE-----\n\
+MIIBSjCB/aADAgECAhQ1UsAVk2GDzpbNuYcPEFp3m/MjKjAFBgMrZXAwGjEYMBYG\n\
+A1UEAwwPcmotdW5pdC10ZXN0LWNhMCAXDTI2MTIwMjAyMzUzOVoYDzIxMjYxMTA4\n\
+MDIzNTM5WjAaMRgwFgYDVQQDDA9yai11bml0LXRlc3QtY2EwKjAFBgMrZXADIQDl\n\
+Sc4Srx2eaoc82LisI/Gp3lM+Ab/Fca2XF6CcnLjGrKNTMFEwHQYDVR0OBBYEFElh\n\
+Z6muWI7I16MAOdbE7YWoIbrTMB8GA1UdIwQYMBaAFElhZ6muWI7I16MAOdbE7YWo\n\
+IbrTMA8GA1UdEwEB/wQFMAMBAf8wBQYDK2VwA0EAcxhZOj0FnvGRKjhNv0YbT9ee\n\
+Yok4qtK2yrNGmwfC+PRxLgRlGDFXZg77RNElvz4VkFJYTunE/c5VjYO3YxmkAg==\n\
+-----END CERTIFICATE-----\n\
+";
+
     #[test]
     fn tls_ca_is_relative_to_the_config_file() {
         let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("certs")).unwrap();
+        std::fs::write(d.path().join("certs/ca.pem"), TEST_CA).unwrap();
         let p = write(d.path(), r#"{"tls": true, "tls_ca": "certs/ca.pem"}"#);
         let req = Request {
             config: Some(p),
@@ -878,5 +928,82 @@ mod tests {
         ] {
             parse(text, Path::new("r.json")).unwrap_or_else(|e| panic!("{text}: {e:#}"));
         }
+    }
+
+    #[test]
+    fn tls_ca_that_is_not_a_certificate_is_a_config_error() {
+        let d = tempfile::tempdir().unwrap();
+        let cases: &[(&str, &[u8])] = &[
+            ("text.pem", b"this is not a certificate\n"),
+            ("empty.pem", b""),
+            (
+                "key.pem",
+                b"-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIJ+DYvh6SEqVTm50DFtMDoQikTmiCqirVv9mWG9qfSnF\n-----END PRIVATE KEY-----\n",
+            ),
+            (
+                "notder.pem",
+                b"-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n",
+            ),
+            (
+                "badbase64.pem",
+                b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+            ),
+        ];
+        for (name, bytes) in cases {
+            std::fs::write(d.path().join(name), bytes).unwrap();
+            let p = write(
+                d.path(),
+                &format!(r#"{{"host": "h", "tls": true, "tls_ca": "{name}"}}"#),
+            );
+            let req = Request {
+                config: Some(p.clone()),
+                url: None,
+            };
+            let msg = config_error(load(&req, &env(&[])));
+            assert!(msg.contains(p.to_str().unwrap()), "names the file: {msg}");
+            assert!(msg.contains("\"tls_ca\""), "names the field: {msg}");
+            assert!(msg.contains(name), "names the CA file: {msg}");
+            // Under a rediss:// URL too, since the file's CA is kept.
+            let req = Request {
+                config: Some(p),
+                url: Some("rediss://h:1".into()),
+            };
+            config_error(load(&req, &env(&[])));
+        }
+        // A real CA, alone or after other sections (a bundle with notes or a key), is kept.
+        let bundle = format!(
+            "# site CA\n{TEST_CA}{}",
+            std::str::from_utf8(cases[2].1).unwrap()
+        );
+        for text in [TEST_CA, &bundle] {
+            std::fs::write(d.path().join("ca.pem"), text).unwrap();
+            let p = write(
+                d.path(),
+                r#"{"host": "h", "tls": true, "tls_ca": "ca.pem"}"#,
+            );
+            let req = Request {
+                config: Some(p),
+                url: None,
+            };
+            load(&req, &env(&[])).unwrap_or_else(|e| panic!("{e:#}"));
+        }
+        // Without TLS the CA is not read, so it cannot be wrong.
+        let p = write(d.path(), r#"{"host": "h", "tls_ca": "text.pem"}"#);
+        let req = Request {
+            config: Some(p),
+            url: None,
+        };
+        load(&req, &env(&[])).unwrap();
+        // A CA file that is not there: still named, still 78.
+        let p = write(d.path(), r#"{"tls": true, "tls_ca": "missing.pem"}"#);
+        let req = Request {
+            config: Some(p),
+            url: None,
+        };
+        let msg = config_error(load(&req, &env(&[])));
+        assert!(
+            msg.contains("missing.pem") && msg.contains("\"tls_ca\""),
+            "{msg}"
+        );
     }
 }

@@ -736,6 +736,71 @@ fn port_zero_is_78_naming_the_field_or_the_url() {
     assert!(!env.path().join("state").exists(), "nothing spooled");
 }
 
+/// A "tls_ca" that holds no certificate is the configuration's fault (78), found before any
+/// connection: a text file, an empty file, a private key, a CERTIFICATE block of junk.
+#[test]
+fn tls_ca_that_is_not_a_certificate_is_78_naming_file_and_field() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    std::fs::write(env.path().join("notes.txt"), "ask the admins for the CA\n").unwrap();
+    std::fs::write(env.path().join("empty.pem"), "").unwrap();
+    std::fs::write(
+        env.path().join("junk.pem"),
+        "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let mut cas = vec!["notes.txt", "empty.pem", "junk.pem"];
+    if which::which("openssl").is_ok() {
+        let out = std::process::Command::new("openssl")
+            .args(["genpkey", "-algorithm", "ed25519", "-out", "key.pem"])
+            .current_dir(env.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "openssl genpkey: {out:?}");
+        cas.push("key.pem");
+    } else {
+        util::missing("openssl (a private key as tls_ca is not tried)");
+    }
+    for ca in cas {
+        let cfg = config_file(
+            &env,
+            &format!("tls-{ca}.json"),
+            format!(
+                r#"{{"host": "127.0.0.1", "port": {}, "tls": true, "tls_ca": "{ca}"}}"#,
+                server.port
+            ),
+        );
+        for (bin, args) in TOOLS {
+            let line = fails(
+                &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &cfg)),
+                78,
+                bin,
+            );
+            assert!(
+                line.contains(cfg.to_str().unwrap()),
+                "names the file: {line}"
+            );
+            assert!(line.contains("field \"tls_ca\""), "names the field: {line}");
+            assert!(line.contains(ca), "names the CA file: {line}");
+            assert!(line.contains("certificate"), "says what is wrong: {line}");
+        }
+        // The file's CA is kept under a rediss:// URL: still its fault.
+        let line = fails(
+            &run(env
+                .cmd("rj-status")
+                .env("RJ_CONFIG", &cfg)
+                .env("REDIS_URL", format!("rediss://127.0.0.1:{}", server.port))),
+            78,
+            "rj-status",
+        );
+        assert!(line.contains("field \"tls_ca\""), "{line}");
+    }
+    assert!(all_keys(&server).is_empty(), "nothing written");
+    assert!(!env.path().join("state").exists(), "nothing spooled");
+}
+
 /// A redis-server listening on 127.0.0.1 and ::1, or None (with a printed note) when this
 /// machine has no IPv6 loopback. Drop kills and waits.
 struct DualStackRedis {
