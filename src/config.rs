@@ -1,18 +1,26 @@
 //! redis.json + environment → [`Config`]: where Redis is, how to log in, and the default tag.
+//! What rj cannot use as written (data after the object, port 0, a `tls_ca` without a
+//! certificate, Sentinel or Cluster settings) is refused here as a configuration error, before
+//! any connection, so that it is never mistaken for an unreachable server.
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use serde::Deserialize;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
 
 use crate::exit::{fail, Kind};
 use crate::keys::Tag;
 
-/// The redis.json fields rj understands; unknown fields (`"__info__"`) are ignored. `Debug`
-/// hides the password and the URL (which may hold one).
+/// The redis.json fields rj understands; unknown fields (`"__info__"`) are ignored, except those
+/// of a Sentinel or Cluster setup, which rj cannot follow and must not silently replace by
+/// 127.0.0.1. `Debug` hides the password and the URL (which may hold one).
 #[derive(Default, Deserialize)]
 pub struct RawConfig {
+    /// Without brackets: `"[::1]"` is read as `::1`, the form a socket address lookup takes.
+    #[serde(default, deserialize_with = "host")]
     pub host: Option<String>,
+    #[serde(default, deserialize_with = "port")]
     pub port: Option<u16>,
     pub namespace: Option<String>,
     pub password: Option<String>,
@@ -24,6 +32,109 @@ pub struct RawConfig {
     pub tls_ca: Option<PathBuf>,
     pub url: Option<String>,
     pub job_tag: Option<String>,
+    #[serde(default, rename = "sentinels", deserialize_with = "sentinel")]
+    _sentinels: (),
+    #[serde(default, rename = "sentinel", deserialize_with = "sentinel")]
+    _sentinel: (),
+    #[serde(default, rename = "master", deserialize_with = "sentinel")]
+    _master: (),
+    #[serde(default, rename = "master_name", deserialize_with = "sentinel")]
+    _master_name: (),
+    #[serde(default, rename = "cluster", deserialize_with = "cluster")]
+    _cluster: (),
+    #[serde(default, rename = "cluster_nodes", deserialize_with = "cluster")]
+    _cluster_nodes: (),
+    #[serde(default, rename = "startup_nodes", deserialize_with = "cluster")]
+    _startup_nodes: (),
+}
+
+const SENTINEL: &str = "Redis Sentinel is not supported yet; point rj at the current master: \
+     its \"host\" and \"port\" or a redis://host:port URL (`SENTINEL get-master-addr-by-name NAME` \
+     on a sentinel shows it)";
+const CLUSTER: &str = "Redis Cluster is not supported yet; point rj at a standalone Redis server \
+     or a master with replicas: its \"host\" and \"port\" or a redis://host:port URL";
+
+fn host<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let Some(h) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if !h.starts_with('[') && !h.ends_with(']') {
+        return Ok(Some(h));
+    }
+    // A zone (`fe80::1%eth0`) is not part of the address proper; getaddrinfo takes it.
+    match h.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        Some(inner)
+            if inner
+                .split('%')
+                .next()
+                .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok()) =>
+        {
+            Ok(Some(inner.to_string()))
+        }
+        _ => Err(D::Error::custom(format!(
+            "{h:?}: brackets belong only around an IPv6 address (\"[::1]\" or \"::1\")"
+        ))),
+    }
+}
+
+fn port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    Ok(Option::<Port>::deserialize(d)?.map(|p| p.0))
+}
+
+/// A TCP port, 1 to 65535. Refused inside the number's visitor, so that the error's line and
+/// column are the number's, not those of whatever follows it.
+struct Port(u16);
+
+impl<'de> Deserialize<'de> for Port {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Port, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Port;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a port from 1 to 65535")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Port, E> {
+                match u16::try_from(v) {
+                    Ok(p) if p > 0 => Ok(Port(p)),
+                    _ => Err(E::custom(format!(
+                        "{v} is not a port (expected 1 to 65535)"
+                    ))),
+                }
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Port, E> {
+                Err(E::custom(format!(
+                    "{v} is not a port (expected 1 to 65535)"
+                )))
+            }
+        }
+        d.deserialize_u16(V)
+    }
+}
+
+/// Refuse a field unless its value turns the feature off (`false`, `null`, empty).
+fn unsupported<'de, D: Deserializer<'de>>(d: D, why: &str) -> Result<(), D::Error> {
+    use serde_json::Value;
+    let off = match Value::deserialize(d)? {
+        Value::Null | Value::Bool(false) => true,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        Value::Bool(true) => false,
+    };
+    if off {
+        Ok(())
+    } else {
+        Err(D::Error::custom(why))
+    }
+}
+
+fn sentinel<'de, D: Deserializer<'de>>(d: D) -> Result<(), D::Error> {
+    unsupported(d, SENTINEL)
+}
+
+fn cluster<'de, D: Deserializer<'de>>(d: D) -> Result<(), D::Error> {
+    unsupported(d, CLUSTER)
 }
 
 impl fmt::Debug for RawConfig {
@@ -217,8 +328,11 @@ pub fn xdg_dir(env: &dyn Env, var: &str, fallback: &str) -> Option<PathBuf> {
 
 /// Parse redis.json text; errors name the file, the field and the line/column.
 pub fn parse(text: &str, path: &Path) -> anyhow::Result<RawConfig> {
-    let de = &mut serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    // Windows editors (Notepad) save UTF-8 with a byte-order mark; JSON forbids one, but a
+    // file that looks right in every editor should work rather than fail at "line 1 column 1".
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let raw = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let field = e.path().to_string();
         let inner = e.into_inner();
         // A syntax error has no field (serde_path_to_error says "?" for the key being read).
@@ -231,7 +345,44 @@ pub fn parse(text: &str, path: &Path) -> anyhow::Result<RawConfig> {
             Kind::Config,
             format!("invalid config {}:{what} {inner}", path.display()),
         )
-    })
+    })?;
+    // Deserializing stops after the first value: without this a second object or garbage
+    // after the closing brace would pass unread (and a half-merged file look valid).
+    de.end().map_err(|e| {
+        fail(
+            Kind::Config,
+            format!(
+                "invalid config {}: data after the JSON object: {e}",
+                path.display()
+            ),
+        )
+    })?;
+    Ok(raw)
+}
+
+/// Check that a `tls_ca` file holds CA certificates rustls accepts, so that a wrong file (a
+/// key, notes, an empty file) is reported as the configuration's fault before any connection,
+/// not as an unreachable server. The reason never quotes the file's bytes (it may be a key).
+fn check_ca(ca: &Path) -> Result<(), String> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let pem = std::fs::read(ca).map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|_| format!("{} holds a malformed PEM section", ca.display()))?;
+        roots.add(cert).map_err(|_| {
+            format!(
+                "{} holds a CERTIFICATE block that is not an X.509 certificate",
+                ca.display()
+            )
+        })?;
+    }
+    if roots.is_empty() {
+        return Err(format!(
+            "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+            ca.display()
+        ));
+    }
+    Ok(())
 }
 
 /// Load the configuration: the file (if any), then `REDIS_URL`/`--url` on top.
@@ -300,7 +451,10 @@ pub fn load(req: &Request, env: &dyn Env) -> anyhow::Result<Config> {
         raw.url.clone().map(|u| (u, source.clone()))
     };
     if let Some((u, from)) = url {
-        let t = parse_url(&u).with_context(|| format!("Redis URL ({from})"))?;
+        let t = parse_url(&u).with_context(|| match &from {
+            Source::File(p) => format!("invalid config {}: field \"url\"", p.display()),
+            _ => format!("Redis URL ({from})"),
+        })?;
         // A URL without credentials keeps the file's, as redis-cli keeps REDISCLI_AUTH.
         target = Target {
             username: t.username.or(target.username),
@@ -309,6 +463,16 @@ pub fn load(req: &Request, env: &dyn Env) -> anyhow::Result<Config> {
             ..t
         };
         source = from;
+    }
+    // Only a TLS connection reads the CA, so only then is a wrong file an error.
+    if let (Addr::Tcp { tls: true, .. }, Some(ca)) = (&target.addr, &target.tls_ca) {
+        check_ca(ca).map_err(|why| {
+            let f = file.as_deref().unwrap_or(Path::new("redis.json"));
+            fail(
+                Kind::Config,
+                format!("invalid config {}: field \"tls_ca\": {why}", f.display()),
+            )
+        })?;
     }
     if target.password.is_none() {
         if let Some(p) = env.var("REDISCLI_AUTH") {
@@ -341,6 +505,16 @@ pub fn parse_url(url: &str) -> anyhow::Result<Target> {
             "not a valid Redis URL (expected redis://host:port/db, rediss://… or unix:///path)",
         )
     };
+    let scheme = url
+        .split_once("://")
+        .map(|(s, _)| s.to_ascii_lowercase())
+        .unwrap_or_default();
+    if scheme.contains("sentinel") {
+        return Err(fail(Kind::Config, SENTINEL));
+    }
+    if scheme.contains("cluster") {
+        return Err(fail(Kind::Config, CLUSTER));
+    }
     let info = url.into_connection_info().map_err(|_| bad())?;
     let addr = match info.addr() {
         redis::ConnectionAddr::Tcp(h, p) => Addr::Tcp {
@@ -356,6 +530,12 @@ pub fn parse_url(url: &str) -> anyhow::Result<Target> {
         redis::ConnectionAddr::Unix(p) => Addr::Unix(p.clone()),
         _ => return Err(bad()),
     };
+    if let Addr::Tcp { port: 0, .. } = addr {
+        return Err(fail(
+            Kind::Config,
+            "port 0 is not a port (expected 1 to 65535)",
+        ));
+    }
     let r = info.redis_settings();
     Ok(Target {
         addr,
@@ -449,9 +629,24 @@ mod tests {
         assert_eq!(c.source, Source::UrlOption);
     }
 
+    /// A self-signed CA certificate (ed25519, valid until 2126), made by
+    /// `openssl req -x509 -newkey ed25519 -nodes -days 36500 -subj /CN=rj-unit-test-ca`.
+    const TEST_CA: &str = "-----BEGIN CERTIFICATE-----\n\
+MIIBSjCB/aADAgECAhQ1UsAVk2GDzpbNuYcPEFp3m/MjKjAFBgMrZXAwGjEYMBYG\n\
+A1UEAwwPcmotdW5pdC10ZXN0LWNhMCAXDTI2MTIwMjAyMzUzOVoYDzIxMjYxMTA4\n\
+MDIzNTM5WjAaMRgwFgYDVQQDDA9yai11bml0LXRlc3QtY2EwKjAFBgMrZXADIQDl\n\
+Sc4Srx2eaoc82LisI/Gp3lM+Ab/Fca2XF6CcnLjGrKNTMFEwHQYDVR0OBBYEFElh\n\
+Z6muWI7I16MAOdbE7YWoIbrTMB8GA1UdIwQYMBaAFElhZ6muWI7I16MAOdbE7YWo\n\
+IbrTMA8GA1UdEwEB/wQFMAMBAf8wBQYDK2VwA0EAcxhZOj0FnvGRKjhNv0YbT9ee\n\
+Yok4qtK2yrNGmwfC+PRxLgRlGDFXZg77RNElvz4VkFJYTunE/c5VjYO3YxmkAg==\n\
+-----END CERTIFICATE-----\n\
+";
+
     #[test]
     fn tls_ca_is_relative_to_the_config_file() {
         let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("certs")).unwrap();
+        std::fs::write(d.path().join("certs/ca.pem"), TEST_CA).unwrap();
         let p = write(d.path(), r#"{"tls": true, "tls_ca": "certs/ca.pem"}"#);
         let req = Request {
             config: Some(p),
@@ -554,5 +749,261 @@ mod tests {
         assert_eq!(c.target.password.as_deref(), Some("urlpw"));
         std::fs::write(&p, r#"{"url": "redis://h:1"}"#).unwrap();
         assert!(load(&req, &env(&[])).unwrap().warnings.is_empty());
+    }
+
+    fn load_file(text: &str) -> anyhow::Result<Config> {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(d.path(), text);
+        let req = Request {
+            config: Some(p),
+            url: None,
+        };
+        load(&req, &env(&[]))
+    }
+
+    /// The message of a configuration error (exit 78), asserted to be one.
+    fn config_error<T: fmt::Debug>(r: anyhow::Result<T>) -> String {
+        let e = r.unwrap_err();
+        assert_eq!(crate::exit::code_for(&e), 78, "{e:#}");
+        let msg = format!("{e:#}");
+        assert!(!msg.contains('\n'), "one line: {msg}");
+        msg
+    }
+
+    #[test]
+    fn trailing_data_after_the_object_is_refused() {
+        for text in [
+            "{\"host\": \"h\"} {\"port\": 1}",
+            "{\"host\": \"h\"}\ngarbage",
+            "{\"host\": \"h\"}}",
+        ] {
+            let msg = config_error(parse(text, Path::new("/x/redis.json")));
+            assert!(msg.contains("/x/redis.json"), "{msg}");
+            assert!(msg.contains("trailing"), "{msg}");
+            assert!(msg.contains("line ") && msg.contains("column "), "{msg}");
+            assert!(
+                !msg.contains("field"),
+                "a syntax error names no field: {msg}"
+            );
+        }
+        // Whitespace after the object is not data.
+        let raw = parse("{\"port\": 6380}\n\n  \t\n", Path::new("r.json")).unwrap();
+        assert_eq!(raw.port, Some(6380));
+    }
+
+    #[test]
+    fn a_leading_byte_order_mark_is_skipped() {
+        let raw = parse("\u{feff}{\"port\": 6380}\n", Path::new("r.json")).unwrap();
+        assert_eq!(raw.port, Some(6380));
+        // Only at the start: a BOM elsewhere is still an error.
+        config_error(parse("{\"port\": 6380}\u{feff}", Path::new("r.json")));
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("redis.json");
+        std::fs::write(
+            &p,
+            b"\xef\xbb\xbf{\"host\": \"bom-host\", \"port\": 6381}\r\n",
+        )
+        .unwrap();
+        let req = Request {
+            config: Some(p),
+            url: None,
+        };
+        let c = load(&req, &env(&[])).unwrap();
+        assert_eq!(c.target.to_string(), "bom-host:6381");
+    }
+
+    #[test]
+    fn port_zero_is_refused_naming_the_field() {
+        let msg = config_error(parse("{\n  \"port\": 0\n}", Path::new("/x/redis.json")));
+        assert!(msg.contains("/x/redis.json"), "{msg}");
+        assert!(msg.contains("field \"port\""), "{msg}");
+        assert!(msg.contains("line 2"), "{msg}");
+        let msg = config_error(parse_url("redis://:pw0@h:0/1"));
+        assert!(msg.contains("port 0"), "{msg}");
+        assert!(!msg.contains("pw0"), "{msg}");
+        config_error(parse_url("rediss://h:0"));
+        let msg = config_error(load(
+            &Request::default(),
+            &env(&[("REDIS_URL", "redis://h:0"), ("HOME", "/nonexistent")]),
+        ));
+        assert!(msg.contains("REDIS_URL") && msg.contains("port 0"), "{msg}");
+        let msg = config_error(load_file(r#"{"url": "redis://h:0"}"#));
+        assert!(
+            msg.contains("\"url\"") && msg.contains("redis.json"),
+            "{msg}"
+        );
+        // The ordinary ports still are ports.
+        assert_eq!(parse_url("redis://h:1").unwrap().to_string(), "h:1");
+        assert_eq!(parse_url("redis://h").unwrap().to_string(), "h:6379");
+    }
+
+    #[test]
+    fn ipv6_hosts_are_shown_in_brackets_once() {
+        for host in ["[::1]", "::1"] {
+            let c = load_file(&format!(r#"{{"host": "{host}", "port": 6390}}"#)).unwrap();
+            assert_eq!(c.target.to_string(), "[::1]:6390", "host {host}");
+            assert_eq!(
+                c.target.addr,
+                Addr::Tcp {
+                    host: "::1".into(),
+                    port: 6390,
+                    tls: false
+                },
+                "the host rj connects to has no brackets"
+            );
+        }
+        assert_eq!(
+            parse_url("redis://[::1]:6379").unwrap().to_string(),
+            "[::1]:6379"
+        );
+        assert_eq!(
+            parse_url("rediss://[fd00::2]").unwrap().to_string(),
+            "[fd00::2]:6379"
+        );
+        let msg = config_error(load_file(r#"{"host": "[not-v6]"}"#));
+        assert!(
+            msg.contains("field \"host\"") && msg.contains("IPv6"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn sentinel_and_cluster_urls_say_not_supported() {
+        for url in [
+            "redis-sentinel://:pw9@s1:26379/mymaster",
+            "redis+sentinel://s1:26379,s2:26379/mymaster",
+            "rediss+sentinel://s1:26379/mymaster",
+        ] {
+            let msg = config_error(parse_url(url));
+            assert!(msg.contains("Sentinel is not supported yet"), "{msg}");
+            assert!(msg.contains("master"), "{msg}");
+            assert!(!msg.contains("pw9"), "{msg}");
+        }
+        for url in ["redis-cluster://n1:7000", "redis+cluster://n1:7000"] {
+            let msg = config_error(parse_url(url));
+            assert!(msg.contains("Cluster is not supported yet"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn sentinel_and_cluster_fields_say_not_supported() {
+        for (text, field, what) in [
+            (
+                r#"{"sentinels": ["s1:26379", "s2:26379"], "master": "mymaster"}"#,
+                "sentinels",
+                "Sentinel",
+            ),
+            (r#"{"master": "mymaster"}"#, "master", "Sentinel"),
+            (r#"{"master_name": "mymaster"}"#, "master_name", "Sentinel"),
+            (r#"{"sentinel": {"host": "s1"}}"#, "sentinel", "Sentinel"),
+            (r#"{"cluster": true}"#, "cluster", "Cluster"),
+            (
+                r#"{"startup_nodes": [{"host": "n1", "port": 7000}]}"#,
+                "startup_nodes",
+                "Cluster",
+            ),
+            (
+                r#"{"cluster_nodes": ["n1:7000"]}"#,
+                "cluster_nodes",
+                "Cluster",
+            ),
+        ] {
+            let msg = config_error(parse(text, Path::new("/x/redis.json")));
+            assert!(msg.contains("/x/redis.json"), "{msg}");
+            assert!(msg.contains(&format!("field \"{field}\"")), "{msg}");
+            assert!(
+                msg.contains(&format!("{what} is not supported yet")),
+                "{msg}"
+            );
+            assert!(
+                msg.contains("\"host\"") && msg.contains("redis://"),
+                "{msg}"
+            );
+        }
+        // Settings that turn them off are harmless.
+        for text in [
+            r#"{"cluster": false}"#,
+            r#"{"sentinels": null}"#,
+            r#"{"sentinels": []}"#,
+        ] {
+            parse(text, Path::new("r.json")).unwrap_or_else(|e| panic!("{text}: {e:#}"));
+        }
+    }
+
+    #[test]
+    fn tls_ca_that_is_not_a_certificate_is_a_config_error() {
+        let d = tempfile::tempdir().unwrap();
+        let cases: &[(&str, &[u8])] = &[
+            ("text.pem", b"this is not a certificate\n"),
+            ("empty.pem", b""),
+            (
+                "key.pem",
+                b"-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIJ+DYvh6SEqVTm50DFtMDoQikTmiCqirVv9mWG9qfSnF\n-----END PRIVATE KEY-----\n",
+            ),
+            (
+                "notder.pem",
+                b"-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n",
+            ),
+            (
+                "badbase64.pem",
+                b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n",
+            ),
+        ];
+        for (name, bytes) in cases {
+            std::fs::write(d.path().join(name), bytes).unwrap();
+            let p = write(
+                d.path(),
+                &format!(r#"{{"host": "h", "tls": true, "tls_ca": "{name}"}}"#),
+            );
+            let req = Request {
+                config: Some(p.clone()),
+                url: None,
+            };
+            let msg = config_error(load(&req, &env(&[])));
+            assert!(msg.contains(p.to_str().unwrap()), "names the file: {msg}");
+            assert!(msg.contains("\"tls_ca\""), "names the field: {msg}");
+            assert!(msg.contains(name), "names the CA file: {msg}");
+            // Under a rediss:// URL too, since the file's CA is kept.
+            let req = Request {
+                config: Some(p),
+                url: Some("rediss://h:1".into()),
+            };
+            config_error(load(&req, &env(&[])));
+        }
+        // A real CA, alone or after other sections (a bundle with notes or a key), is kept.
+        let bundle = format!(
+            "# site CA\n{TEST_CA}{}",
+            std::str::from_utf8(cases[2].1).unwrap()
+        );
+        for text in [TEST_CA, &bundle] {
+            std::fs::write(d.path().join("ca.pem"), text).unwrap();
+            let p = write(
+                d.path(),
+                r#"{"host": "h", "tls": true, "tls_ca": "ca.pem"}"#,
+            );
+            let req = Request {
+                config: Some(p),
+                url: None,
+            };
+            load(&req, &env(&[])).unwrap_or_else(|e| panic!("{e:#}"));
+        }
+        // Without TLS the CA is not read, so it cannot be wrong.
+        let p = write(d.path(), r#"{"host": "h", "tls_ca": "text.pem"}"#);
+        let req = Request {
+            config: Some(p),
+            url: None,
+        };
+        load(&req, &env(&[])).unwrap();
+        // A CA file that is not there: still named, still 78.
+        let p = write(d.path(), r#"{"tls": true, "tls_ca": "missing.pem"}"#);
+        let req = Request {
+            config: Some(p),
+            url: None,
+        };
+        let msg = config_error(load(&req, &env(&[])));
+        assert!(
+            msg.contains("missing.pem") && msg.contains("\"tls_ca\""),
+            "{msg}"
+        );
     }
 }

@@ -598,3 +598,411 @@ fn url_field_of_redis_json() {
     );
     assert!(line.contains("(from REDIS_URL)"), "{line}");
 }
+
+/// A file in the test's directory holding these bytes, private (it may name a password).
+fn config_file(env: &TestEnv, name: &str, bytes: impl AsRef<[u8]>) -> std::path::PathBuf {
+    let p = env.path().join(name);
+    std::fs::write(&p, bytes).unwrap();
+    util::set_mode(&p, 0o600);
+    p
+}
+
+#[test]
+fn trailing_data_after_the_object_is_78_naming_file_and_position() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let object = format!(r#"{{"host": "127.0.0.1", "port": {}}}"#, server.port);
+    let two = config_file(&env, "two.json", format!("{object}\n{{\"port\": 1}}\n"));
+    let garbage = config_file(&env, "garbage.json", format!("{object} garbage"));
+    let garbage_at = format!("line 1 column {}", object.len() + 2);
+    for (bin, args) in TOOLS {
+        let line = fails(
+            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &two)),
+            78,
+            bin,
+        );
+        assert!(line.contains(two.to_str().unwrap()), "{line}");
+        assert!(
+            line.contains("trailing") && line.contains("line 2 column 1"),
+            "{line}"
+        );
+        let line = fails(
+            &run(env.cmd(bin).args(*args).arg("--config").arg(&garbage)),
+            78,
+            bin,
+        );
+        assert!(line.contains(garbage.to_str().unwrap()), "{line}");
+        assert!(line.contains(&garbage_at), "{garbage_at}: {line}");
+    }
+    assert!(all_keys(&server).is_empty(), "nothing written");
+    assert!(!env.path().join("state").exists(), "nothing spooled");
+}
+
+/// Windows editors (Notepad) save UTF-8 with a byte-order mark: such a redis.json works.
+#[test]
+fn a_byte_order_mark_at_the_start_is_skipped() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let json = format!(
+        "{{\r\n  \"host\": \"127.0.0.1\",\r\n  \"port\": {}\r\n}}\r\n",
+        server.port
+    );
+    let bom = config_file(
+        &env,
+        "bom.json",
+        [&b"\xef\xbb\xbf"[..], json.as_bytes()].concat(),
+    );
+    let out = run(env
+        .cmd("rj-launch")
+        .env("RJ_CONFIG", &bom)
+        .args(["--record", "4243"]));
+    assert_eq!(ok(&out), "4243\n");
+    assert_eq!(server.smembers(&env.key("ALL")), ["4243"]);
+    let out = run(env
+        .cmd("rj-status")
+        .env("RJ_CONFIG", &bom)
+        .args(["--state", "ALL", "--format", "plain"]));
+    assert_eq!(ok(&out), "4243\n");
+}
+
+#[test]
+fn port_zero_is_78_naming_the_field_or_the_url() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let zero = config_file(
+        &env,
+        "zero.json",
+        "{\n  \"host\": \"127.0.0.1\",\n  \"port\": 0\n}\n",
+    );
+    let url_zero = config_file(
+        &env,
+        "urlzero.json",
+        r#"{"url": "redis://:pw-zero-1@127.0.0.1:0"}"#,
+    );
+    for (bin, args) in TOOLS {
+        let line = fails(
+            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &zero)),
+            78,
+            bin,
+        );
+        assert!(line.contains(zero.to_str().unwrap()), "{line}");
+        assert!(
+            line.contains("field \"port\"") && line.contains("line 3"),
+            "{line}"
+        );
+
+        let line = fails(
+            &run(env
+                .cmd(bin)
+                .args(*args)
+                .args(["--url", "redis://127.0.0.1:0"])),
+            78,
+            bin,
+        );
+        assert!(line.contains("--url") && line.contains("port 0"), "{line}");
+
+        let line = fails(
+            &run(env
+                .cmd(bin)
+                .args(*args)
+                .env("REDIS_URL", "redis://:pw-zero-1@127.0.0.1:0/2")),
+            78,
+            bin,
+        );
+        assert!(
+            line.contains("REDIS_URL") && line.contains("port 0"),
+            "{line}"
+        );
+        assert!(!line.contains("pw-zero-1"), "{line}");
+
+        let line = fails(
+            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &url_zero)),
+            78,
+            bin,
+        );
+        assert!(
+            line.contains(url_zero.to_str().unwrap()) && line.contains("\"url\""),
+            "{line}"
+        );
+        assert!(!line.contains("pw-zero-1"), "{line}");
+    }
+    assert!(all_keys(&server).is_empty(), "nothing written");
+    assert!(!env.path().join("state").exists(), "nothing spooled");
+}
+
+/// A "tls_ca" that holds no certificate is the configuration's fault (78), found before any
+/// connection: a text file, an empty file, a private key, a CERTIFICATE block of junk.
+#[test]
+fn tls_ca_that_is_not_a_certificate_is_78_naming_file_and_field() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    std::fs::write(env.path().join("notes.txt"), "ask the admins for the CA\n").unwrap();
+    std::fs::write(env.path().join("empty.pem"), "").unwrap();
+    std::fs::write(
+        env.path().join("junk.pem"),
+        "-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let mut cas = vec!["notes.txt", "empty.pem", "junk.pem"];
+    if which::which("openssl").is_ok() {
+        let out = std::process::Command::new("openssl")
+            .args(["genpkey", "-algorithm", "ed25519", "-out", "key.pem"])
+            .current_dir(env.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "openssl genpkey: {out:?}");
+        cas.push("key.pem");
+    } else {
+        util::missing("openssl (a private key as tls_ca is not tried)");
+    }
+    for ca in cas {
+        let cfg = config_file(
+            &env,
+            &format!("tls-{ca}.json"),
+            format!(
+                r#"{{"host": "127.0.0.1", "port": {}, "tls": true, "tls_ca": "{ca}"}}"#,
+                server.port
+            ),
+        );
+        for (bin, args) in TOOLS {
+            let line = fails(
+                &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &cfg)),
+                78,
+                bin,
+            );
+            assert!(
+                line.contains(cfg.to_str().unwrap()),
+                "names the file: {line}"
+            );
+            assert!(line.contains("field \"tls_ca\""), "names the field: {line}");
+            assert!(line.contains(ca), "names the CA file: {line}");
+            assert!(line.contains("certificate"), "says what is wrong: {line}");
+        }
+        // The file's CA is kept under a rediss:// URL: still its fault.
+        let line = fails(
+            &run(env
+                .cmd("rj-status")
+                .env("RJ_CONFIG", &cfg)
+                .env("REDIS_URL", format!("rediss://127.0.0.1:{}", server.port))),
+            78,
+            "rj-status",
+        );
+        assert!(line.contains("field \"tls_ca\""), "{line}");
+    }
+    assert!(all_keys(&server).is_empty(), "nothing written");
+    assert!(!env.path().join("state").exists(), "nothing spooled");
+}
+
+/// A redis-server listening on 127.0.0.1 and ::1, or None (with a printed note) when this
+/// machine has no IPv6 loopback. Drop kills and waits.
+struct DualStackRedis {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for DualStackRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl DualStackRedis {
+    fn start() -> Option<DualStackRedis> {
+        if std::net::TcpListener::bind("[::1]:0").is_err() {
+            eprintln!("NOTE: no IPv6 loopback (::1) on this machine: connecting to ::1 not tried");
+            return None;
+        }
+        for _ in 0..5 {
+            let port = util::free_port();
+            let dir = tempfile::tempdir().unwrap();
+            let child = std::process::Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "::1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(dir.path())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn redis-server");
+            let mut s = DualStackRedis {
+                child,
+                port,
+                _dir: dir,
+            };
+            for _ in 0..200 {
+                if let Ok(Some(_)) = s.child.try_wait() {
+                    break; // port taken on one of the addresses
+                }
+                let pong = std::process::Command::new("redis-cli")
+                    .args(["-h", "::1", "-p", &port.to_string(), "PING"])
+                    .output()
+                    .is_ok_and(|o| o.stdout.starts_with(b"PONG"));
+                if pong {
+                    return Some(s);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+        panic!("could not start redis-server on 127.0.0.1 and ::1");
+    }
+}
+
+/// An IPv6 host, bracketed or not in redis.json or in a URL, is shown `[::1]:PORT` once and
+/// connects.
+#[test]
+fn ipv6_host_is_shown_in_brackets_once_and_connects() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    // Where nothing listens the message alone shows the address.
+    let dead = util::free_port();
+    for host in ["[::1]", "::1"] {
+        let cfg = config_file(
+            &env,
+            "dead6.json",
+            format!(r#"{{"host": "{host}", "port": {dead}}}"#),
+        );
+        let line = fails(
+            &run(env.cmd("rj-status").env("RJ_CONFIG", &cfg)),
+            69,
+            "rj-status",
+        );
+        assert!(
+            line.contains(&format!("Redis at [::1]:{dead} (from {})", cfg.display())),
+            "host {host}: {line}"
+        );
+        assert!(!line.contains("[["), "{line}");
+    }
+    let line = fails(
+        &run(env
+            .cmd("rj-status")
+            .args(["--url", &format!("redis://[::1]:{dead}")])),
+        69,
+        "rj-status",
+    );
+    assert!(
+        line.contains(&format!("Redis at [::1]:{dead} (from --url)")),
+        "{line}"
+    );
+
+    let Some(v6) = DualStackRedis::start() else {
+        return;
+    };
+    let port = v6.port;
+    let bracketed = config_file(
+        &env,
+        "v6b.json",
+        format!(r#"{{"host": "[::1]", "port": {port}}}"#),
+    );
+    let bare = config_file(
+        &env,
+        "v6.json",
+        format!(r#"{{"host": "::1", "port": {port}}}"#),
+    );
+    let mut want = Vec::new();
+    for (i, cfg) in [&bracketed, &bare].into_iter().enumerate() {
+        let id = format!("{}", 61 + i);
+        let out = run(env
+            .cmd("rj-launch")
+            .env("RJ_CONFIG", cfg)
+            .args(["-v", "--record", &id]));
+        assert_eq!(ok(&out), format!("{id}\n"));
+        assert!(
+            source_line(&out).contains(&format!("Redis at [::1]:{port} (from {})", cfg.display())),
+            "{}",
+            source_line(&out)
+        );
+        want.push(id);
+    }
+    let out = run(env
+        .cmd("rj-status")
+        .env("REDIS_URL", format!("redis://[::1]:{port}"))
+        .args(["-v", "--state", "ALL", "--format", "plain"]));
+    assert_eq!(ok(&out), format!("{}\n", want.join("\n")));
+    assert!(
+        source_line(&out).contains(&format!("Redis at [::1]:{port} (from REDIS_URL)")),
+        "{}",
+        source_line(&out)
+    );
+}
+
+/// Sentinel and Cluster settings get one clear line saying they are not supported yet and
+/// what to point rj at, instead of a generic error or a silent fallback to 127.0.0.1.
+#[test]
+fn sentinel_and_cluster_settings_are_78_saying_not_supported() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let sentinels = config_file(
+        &env,
+        "sentinel.json",
+        r#"{
+  "sentinels": [{"host": "s1", "port": 26379}, {"host": "s2", "port": 26379}],
+  "master": "mymaster",
+  "password": "sentinel-pw-2"
+}"#,
+    );
+    let cluster = config_file(
+        &env,
+        "cluster.json",
+        r#"{"cluster": true, "host": "n1", "port": 7000}"#,
+    );
+    for (bin, args) in TOOLS {
+        for (how, value) in [
+            ("--url", "redis-sentinel://:sentinel-pw-2@s1:26379/mymaster"),
+            ("REDIS_URL", "redis+sentinel://s1:26379,s2:26379/mymaster"),
+        ] {
+            let mut cmd = env.cmd(bin);
+            cmd.args(*args);
+            if how == "--url" {
+                cmd.args([how, value]);
+            } else {
+                cmd.env(how, value);
+            }
+            let line = fails(&run(&mut cmd), 78, bin);
+            assert!(line.contains(how), "{line}");
+            assert!(line.contains("Sentinel is not supported yet"), "{line}");
+            assert!(
+                line.contains("master") && line.contains("redis://"),
+                "{line}"
+            );
+            assert!(!line.contains("sentinel-pw-2"), "{line}");
+        }
+        let line = fails(
+            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &sentinels)),
+            78,
+            bin,
+        );
+        assert!(line.contains(sentinels.to_str().unwrap()), "{line}");
+        assert!(line.contains("field \"sentinels\""), "{line}");
+        assert!(line.contains("Sentinel is not supported yet"), "{line}");
+        assert!(
+            line.contains("\"host\"") && line.contains("\"port\""),
+            "{line}"
+        );
+        assert!(!line.contains("sentinel-pw-2"), "{line}");
+
+        let line = fails(
+            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &cluster)),
+            78,
+            bin,
+        );
+        assert!(line.contains(cluster.to_str().unwrap()), "{line}");
+        assert!(line.contains("field \"cluster\""), "{line}");
+        assert!(line.contains("Cluster is not supported yet"), "{line}");
+    }
+    assert!(all_keys(&server).is_empty(), "nothing written");
+    assert!(!env.path().join("state").exists(), "nothing spooled");
+}
