@@ -687,3 +687,153 @@ fn a_tick_slower_than_the_lease_keeps_it() {
     assert_eq!(set_of(&server, &env, &id), Some("COMPLETED"));
     assert_invariant(&server, &env);
 }
+
+// ------------------------------------------------- all-or-nothing moves, permanent errors
+
+/// What rj-track needs for a tick that moves jobs (lease, pending set, move script, release);
+/// `-` entries are left out, to show which permission a test takes away.
+const TRACK_ACL: &[&str] = &[
+    "+ping",
+    "+eval",
+    "+smembers",
+    "+get",
+    "+set",
+    "+del",
+    "+pexpire",
+    "+smove",
+    "+hset",
+    "+type",
+];
+
+/// What the script that times the jobs Slurm does not know needs on top of `TRACK_ACL`.
+const UNKNOWN_ACL: &[&str] = &["+hkeys", "+hdel", "+hsetnx", "+hget"];
+
+/// A Redis user `u` (password `pw-u`) limited to the tag's keys and `TRACK_ACL` without
+/// `without`; returns the REDIS_URL that logs in as it.
+fn acl_user(server: &RedisServer, env: &TestEnv, without: &[&str]) -> String {
+    acl_user_with(server, env, &[], without)
+}
+
+/// [`acl_user`] with the permissions `extra` as well.
+fn acl_user_with(server: &RedisServer, env: &TestEnv, extra: &[&str], without: &[&str]) -> String {
+    let keys = format!("~{}*", env.tag);
+    let mut args = vec![
+        "ACL", "SETUSER", "u", "reset", "on", ">pw-u", &keys, "-@all",
+    ];
+    args.extend(
+        TRACK_ACL
+            .iter()
+            .chain(extra)
+            .filter(|p| !without.contains(p)),
+    );
+    assert_eq!(server.cli(&args).trim(), "OK");
+    format!("redis://u:pw-u@127.0.0.1:{}", server.port)
+}
+
+/// One job hash holds a string: that job is refused (named, left pending) and the other
+/// finished jobs move; --once says so and exits 65; a daemon keeps going, says it each tick,
+/// and moves the job once the key is repaired.
+#[test]
+fn a_job_hash_of_the_wrong_type_is_refused_and_the_others_move() {
+    let Some((server, env, _node)) = slurm::setup() else {
+        return;
+    };
+    let bad = launch(&env, &["--wrap", "exit 0"]);
+    let good = launch(&env, &["--wrap", "exit 0"]);
+    slurm::wait_finished(&bad, Duration::from_secs(60));
+    slurm::wait_finished(&good, Duration::from_secs(60));
+    let hash = env.job(&bad);
+    server.cli(&["DEL", &hash]);
+    server.cli(&["SET", &hash, "not a hash"]);
+
+    let out = run(env.cmd("rj-track").args(["--once"]));
+    let line = check::fails(&out, 65, "rj-track");
+    assert!(line.contains(&hash) && line.contains("string"), "{line}");
+    assert_eq!(
+        check::stdout(&out),
+        format!("{} {good} COMPLETED 0:0 COMPLETED\n", env.tag)
+    );
+    assert_eq!(set_of(&server, &env, &bad), Some("PENDING_AND_RUNNING"));
+    assert_eq!(server.cli(&["GET", &hash]).trim(), "not a hash");
+    assert_eq!(set_of(&server, &env, &good), Some("COMPLETED"));
+    assert_eq!(server.hgetall(&env.job(&good))["state"], "COMPLETED");
+    assert_invariant(&server, &env);
+
+    let mut d = Daemon::start(&env, "track", &[]);
+    util::wait_until(
+        Duration::from_secs(20),
+        "two ticks refusing the job",
+        || d.stderr().matches(&format!("error: {hash}")).count() >= 2,
+    );
+    assert!(d.alive(), "{}", d.stderr());
+    assert!(d.moves().is_empty(), "{}", d.stdout());
+    server.cli(&["DEL", &hash]);
+    wait_drained(&server, &env, &d, Duration::from_secs(30));
+    assert_eq!(d.moves_with(1)[0].0, bad, "{}", d.stdout());
+    assert_eq!(server.hgetall(&hash)["state"], "COMPLETED");
+    assert_invariant(&server, &env);
+}
+
+/// Without +hset, or without +smove, nothing moves (the job stays pending, unrecorded) and
+/// --once exits 77 naming the command and the key; with the whole set the same job moves.
+#[test]
+fn a_move_the_user_may_not_make_moves_nothing_and_is_77() {
+    let Some((server, env, _node)) = slurm::setup() else {
+        return;
+    };
+    let id = launch(&env, &["--wrap", "exit 0"]);
+    slurm::wait_finished(&id, Duration::from_secs(60));
+    for (missing, key) in [
+        ("+hset", env.job(&id)),
+        ("+smove", env.key("PENDING_AND_RUNNING")),
+    ] {
+        let url = acl_user(&server, &env, &[missing]);
+        let out = run(env.cmd("rj-track").env("REDIS_URL", url).args(["--once"]));
+        let line = check::fails(&out, 77, "rj-track");
+        let cmd = missing[1..].to_ascii_uppercase();
+        assert!(line.contains(&cmd) && line.contains(&key), "{line}");
+        assert!(line.contains("nothing moved"), "{line}");
+        assert_eq!(check::stdout(&out), "");
+        assert_eq!(set_of(&server, &env, &id), Some("PENDING_AND_RUNNING"));
+        assert!(!server.hgetall(&env.job(&id)).contains_key("state"));
+    }
+    let url = acl_user(&server, &env, &[]);
+    let out = ok(&run(env
+        .cmd("rj-track")
+        .env("REDIS_URL", url)
+        .args(["--once"])));
+    assert_eq!(out, format!("{} {id} COMPLETED 0:0 COMPLETED\n", env.tag));
+    assert_invariant(&server, &env);
+}
+
+/// The script that times unknown jobs checks its permissions before its first write: without
+/// +hsetnx it forgets no stale entry half-way, changes nothing, and --once exits 77 naming
+/// HSETNX; with it the clock starts.
+#[test]
+fn the_unknown_jobs_script_changes_nothing_it_may_not_finish() {
+    let Some((server, env, _node)) = slurm::setup() else {
+        return;
+    };
+    ok(&run(env.cmd("rj-launch").args(["--record", "999999994"])));
+    let unknown = env.key("TRACKER:unknown");
+    // An ID that Slurm knew again since: the script would forget it first.
+    server.cli(&["HSET", &unknown, "999999995", "1"]);
+    let url = acl_user_with(&server, &env, UNKNOWN_ACL, &["+hsetnx"]);
+    let out = run(env.cmd("rj-track").env("REDIS_URL", &url).args(["--once"]));
+    let line = check::fails(&out, 77, "rj-track");
+    assert!(line.contains("HSETNX") && line.contains(&unknown), "{line}");
+    assert_eq!(
+        server.hgetall(&unknown).keys().collect::<Vec<_>>(),
+        ["999999995"]
+    );
+
+    let url = acl_user_with(&server, &env, UNKNOWN_ACL, &[]);
+    let out = run(env.cmd("rj-track").env("REDIS_URL", &url).args(["--once"]));
+    check::code(&out, 0);
+    assert!(check::stderr(&out).contains("unknown to Slurm"), "{out:?}");
+    assert_eq!(
+        server.hgetall(&unknown).keys().collect::<Vec<_>>(),
+        ["999999994"]
+    );
+    assert_invariant(&server, &env);
+}
