@@ -730,6 +730,83 @@ fn acl_user_with(server: &RedisServer, env: &TestEnv, extra: &[&str], without: &
     format!("redis://u:pw-u@127.0.0.1:{}", server.port)
 }
 
+/// A redis-server started with extra options (renamed commands, cluster mode, an eviction
+/// policy), which the shared fixture does not take; Drop kills and waits.
+struct OddServer {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl OddServer {
+    fn start(args: &[&str]) -> Option<OddServer> {
+        if which::which("redis-server").is_err() {
+            util::missing("redis-server (apt-get install redis-server)");
+            return None;
+        }
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let port = util::free_port();
+            let mut child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .arg("--dir")
+                .arg(dir.path())
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn redis-server");
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(10) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                let up = Command::new("redis-cli")
+                    .args(["-p", &port.to_string(), "PING"])
+                    .output()
+                    .is_ok_and(|o| o.stdout.starts_with(b"PONG"));
+                if up {
+                    return Some(OddServer {
+                        child,
+                        port,
+                        _dir: dir,
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("could not start redis-server {args:?}");
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for OddServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The last line of a daemon's stderr, which is its final error line.
+fn last_line(d: &Daemon) -> String {
+    d.stderr().lines().last().unwrap_or_default().to_string()
+}
+
 /// One job hash holds a string: that job is refused (named, left pending) and the other
 /// finished jobs move; --once says so and exits 65; a daemon keeps going, says it each tick,
 /// and moves the job once the key is repaired.
@@ -836,4 +913,168 @@ fn the_unknown_jobs_script_changes_nothing_it_may_not_finish() {
         ["999999994"]
     );
     assert_invariant(&server, &env);
+}
+
+/// A daemon that can never succeed exits with the code of the cause, so systemd shows it
+/// failed, instead of retrying for ever.
+#[test]
+fn a_daemon_that_may_not_eval_exits_77() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let url = acl_user(&server, &env, &["+eval"]);
+    let mut cmd = track_command(&env, None);
+    cmd.env("REDIS_URL", url);
+    let mut d = Daemon::start_with(cmd, &env, "track", &[]);
+    let st = d.wait(Duration::from_secs(10));
+    assert_eq!(st.code(), Some(77), "{}", d.stderr());
+    let line = last_line(&d);
+    assert!(line.starts_with("rj-track: error: "), "{line}");
+    assert!(
+        line.contains("EVAL") && line.contains("scripting"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_daemon_with_a_wrong_password_exits_77() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    acl_user(&server, &env, &[]);
+    let mut cmd = track_command(&env, None);
+    cmd.env(
+        "REDIS_URL",
+        format!("redis://u:wrong@127.0.0.1:{}", server.port),
+    );
+    let mut d = Daemon::start_with(cmd, &env, "track", &[]);
+    assert_eq!(
+        d.wait(Duration::from_secs(10)).code(),
+        Some(77),
+        "{}",
+        d.stderr()
+    );
+    assert!(!d.stderr().contains("wrong@"), "{}", d.stderr());
+}
+
+/// EVAL renamed away in redis.conf: one line saying rj-track needs scripting, without the
+/// script's text that Redis echoes in its reply.
+#[test]
+fn a_daemon_on_a_server_without_eval_exits_69_saying_it_needs_scripting() {
+    let Some(server) = OddServer::start(&["--rename-command", "EVAL", ""]) else {
+        return;
+    };
+    let Some(shared) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&shared);
+    let mut cmd = track_command(&env, None);
+    cmd.env("REDIS_URL", server.url());
+    let mut d = Daemon::start_with(cmd, &env, "track", &[]);
+    assert_eq!(
+        d.wait(Duration::from_secs(10)).code(),
+        Some(69),
+        "{}",
+        d.stderr()
+    );
+    let line = last_line(&d);
+    assert!(line.contains("Lua scripting (EVAL)"), "{line}");
+    assert!(!line.contains("redis.call"), "{line}");
+}
+
+/// A node of a Redis Cluster that serves none of the tag's slots answers MOVED: permanent.
+#[test]
+fn a_daemon_pointed_at_a_cluster_node_exits_69() {
+    let cluster = ["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"];
+    let Some(a) = OddServer::start(&cluster) else {
+        return;
+    };
+    let b = OddServer::start(&cluster).unwrap();
+    assert_eq!(
+        b.cli(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]).trim(),
+        "OK"
+    );
+    a.cli(&["CLUSTER", "MEET", "127.0.0.1", &b.port.to_string()]);
+    util::wait_until(Duration::from_secs(20), "the cluster to form", || {
+        a.cli(&["GET", "x"]).starts_with("MOVED")
+    });
+    let Some(shared) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&shared);
+    let mut cmd = track_command(&env, None);
+    cmd.env("REDIS_URL", a.url());
+    let mut d = Daemon::start_with(cmd, &env, "track", &[]);
+    assert_eq!(
+        d.wait(Duration::from_secs(10)).code(),
+        Some(69),
+        "{}",
+        d.stderr()
+    );
+    assert!(last_line(&d).contains("MOVED"), "{}", d.stderr());
+}
+
+/// A tag's pending set that some script overwrote as a string can never be read: 65.
+#[test]
+fn a_daemon_whose_pending_set_is_a_string_exits_65() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let pending = env.key("PENDING_AND_RUNNING");
+    server.cli(&["SET", &pending, "oops"]);
+    let mut d = Daemon::start(&env, "track", &[]);
+    assert_eq!(
+        d.wait(Duration::from_secs(10)).code(),
+        Some(65),
+        "{}",
+        d.stderr()
+    );
+    let line = last_line(&d);
+    assert!(
+        line.contains(&pending) && line.contains("WRONGTYPE"),
+        "{line}"
+    );
+}
+
+/// What a retry can outlive keeps the daemon running: a server turned read-only replica (a
+/// failover), then killed and restarted; it comes back to work each time.
+#[test]
+fn a_daemon_outlives_read_only_and_dead_redis() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let tracker = env.key("TRACKER");
+    let mut d = Daemon::start(&env, "track", &[]);
+    util::wait_until(Duration::from_secs(10), "the lease", || {
+        server.cli(&["EXISTS", &tracker]).trim() == "1"
+    });
+    // The lease is ours: its renewal is a write, which a replica refuses.
+    server.cli(&["REPLICAOF", "127.0.0.1", &util::free_port().to_string()]);
+    util::wait_until(Duration::from_secs(10), "READONLY retries", || {
+        d.stderr().contains("read only replica")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(d.alive(), "{}", d.stderr());
+    server.cli(&["REPLICAOF", "NO", "ONE"]);
+    server.cli(&["DEL", &tracker]);
+    util::wait_until(
+        Duration::from_secs(40),
+        "the lease after the failover",
+        || server.cli(&["EXISTS", &tracker]).trim() == "1",
+    );
+    server.kill();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(d.alive(), "{}", d.stderr());
+    // Not persistent: the restarted server is empty until the daemon takes the lease again.
+    server.restart();
+    util::wait_until(
+        Duration::from_secs(40),
+        "the lease after the restart",
+        || server.cli(&["EXISTS", &tracker]).trim() == "1",
+    );
+    assert!(d.alive(), "{}", d.stderr());
 }

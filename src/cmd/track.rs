@@ -927,7 +927,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 return Err(e);
             }
             Err(e) => {
-                if crate::exit::is_broken_pipe(&e) {
+                // A daemon that can never succeed (a refused permission or password, no EVAL,
+                // a cluster node, a tag's set of the wrong type) exits with the cause's status,
+                // so that systemd shows it failed instead of it retrying for ever. Slurm
+                // trouble never comes here: a tick reports it and returns Ok.
+                if crate::exit::is_broken_pipe(&e) || !crate::exit::is_transient(&e) {
                     t.release_all();
                     return Err(e);
                 }
