@@ -1078,3 +1078,46 @@ fn a_daemon_outlives_read_only_and_dead_redis() {
     );
     assert!(d.alive(), "{}", d.stderr());
 }
+
+/// An allkeys-* eviction policy is warned about once per process, also across reconnects,
+/// and tracking still works.
+#[test]
+fn an_evicting_server_is_warned_about_once() {
+    let Some(server) = OddServer::start(&["--maxmemory-policy", "allkeys-lru"]) else {
+        return;
+    };
+    let Some(shared) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&shared);
+    let out = run(env
+        .cmd("rj-track")
+        .env("REDIS_URL", server.url())
+        .args(["--once"]));
+    check::code(&out, 0);
+    let err = check::stderr(&out);
+    assert_eq!(
+        err.matches("maxmemory-policy allkeys-lru").count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("warning: "), "{err}");
+
+    let mut cmd = track_command(&env, None);
+    cmd.env("REDIS_URL", server.url());
+    let mut d = Daemon::start_with(cmd, &env, "track", &[]);
+    util::wait_until(Duration::from_secs(10), "the lease", || {
+        server.cli(&["EXISTS", &env.key("TRACKER")]).trim() == "1"
+    });
+    server.cli(&["CLIENT", "KILL", "TYPE", "normal"]);
+    util::wait_until(Duration::from_secs(20), "the reconnect", || {
+        d.stderr().contains("reconnected to Redis")
+    });
+    assert!(d.alive(), "{}", d.stderr());
+    let err = d.stderr();
+    assert_eq!(
+        err.matches("maxmemory-policy allkeys-lru").count(),
+        1,
+        "{err}"
+    );
+}

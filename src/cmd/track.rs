@@ -1058,7 +1058,8 @@ impl Tracker {
     fn tick(&mut self, out: &mut dyn Write) -> anyhow::Result<TickSummary> {
         let spawned_before = slurm::SPAWNED.load(Ordering::Relaxed);
         if self.store.is_none() {
-            let s = Store::connect(&self.cfg)?;
+            let mut s = Store::connect(&self.cfg)?;
+            s.warn_if_evicting();
             if self.redis_failures > 0 {
                 note(&format!("reconnected to Redis at {}", s.place));
             }
