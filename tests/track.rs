@@ -851,8 +851,9 @@ fn a_job_hash_of_the_wrong_type_is_refused_and_the_others_move() {
     assert_invariant(&server, &env);
 }
 
-/// Without +hset, or without +smove, nothing moves (the job stays pending, unrecorded) and
-/// --once exits 77 naming the command and the key; with the whole set the same job moves.
+/// Without any one of +hset, +smove, +type (or +expire with --record-ttl) nothing moves (the
+/// job stays pending, unrecorded) and --once exits 77 naming the command and the key; with the
+/// whole set the same job moves.
 #[test]
 fn a_move_the_user_may_not_make_moves_nothing_and_is_77() {
     let Some((server, env, _node)) = slurm::setup() else {
@@ -860,26 +861,28 @@ fn a_move_the_user_may_not_make_moves_nothing_and_is_77() {
     };
     let id = launch(&env, &["--wrap", "exit 0"]);
     slurm::wait_finished(&id, Duration::from_secs(60));
-    for (missing, key) in [
-        ("+hset", env.job(&id)),
-        ("+smove", env.key("PENDING_AND_RUNNING")),
+    let ttl = ["--once", "--record-ttl", "1d"];
+    for (missing, key, args) in [
+        ("+hset", env.job(&id), &ttl[..1]),
+        ("+smove", env.key("PENDING_AND_RUNNING"), &ttl[..1]),
+        ("+type", env.key("PENDING_AND_RUNNING"), &ttl[..1]),
+        ("+expire", env.job(&id), &ttl[..]),
     ] {
-        let url = acl_user(&server, &env, &[missing]);
-        let out = run(env.cmd("rj-track").env("REDIS_URL", url).args(["--once"]));
+        let url = acl_user_with(&server, &env, &["+expire"], &[missing]);
+        let out = run(env.cmd("rj-track").env("REDIS_URL", url).args(args));
         let line = check::fails(&out, 77, "rj-track");
         let cmd = missing[1..].to_ascii_uppercase();
-        assert!(line.contains(&cmd) && line.contains(&key), "{line}");
+        assert!(line.contains(&format!("run {cmd} on {key} ")), "{line}");
         assert!(line.contains("nothing moved"), "{line}");
         assert_eq!(check::stdout(&out), "");
         assert_eq!(set_of(&server, &env, &id), Some("PENDING_AND_RUNNING"));
         assert!(!server.hgetall(&env.job(&id)).contains_key("state"));
     }
-    let url = acl_user(&server, &env, &[]);
-    let out = ok(&run(env
-        .cmd("rj-track")
-        .env("REDIS_URL", url)
-        .args(["--once"])));
+    let url = acl_user_with(&server, &env, &["+expire"], &[]);
+    let out = ok(&run(env.cmd("rj-track").env("REDIS_URL", url).args(ttl)));
     assert_eq!(out, format!("{} {id} COMPLETED 0:0 COMPLETED\n", env.tag));
+    let left: i64 = server.cli(&["TTL", &env.job(&id)]).trim().parse().unwrap();
+    assert!(left > 0 && left <= 86400, "TTL {left}");
     assert_invariant(&server, &env);
 }
 

@@ -66,11 +66,27 @@ pub const EXAMPLES: &str = "\
 /// Output: each move is one line on stdout, `TAG ID SET EXIT_CODE STATE` (JSON Lines with
 /// --format json), for `rj-track | while read …`; messages go to stderr with a timestamp.
 ///
-/// Faults: when Redis is down or restarts, rj-track keeps running, reconnects with backoff and
-/// loses nothing; a move whose reply a dropped connection lost is printed, once, after the
-/// reconnect (unless rj-track is stopped first). When slurmctld is down it moves nothing, says
-/// so once per tick and retries.
+/// Moves are all or nothing: before it writes, the move script checks the type of every key it
+/// touches and (Redis 7.0 and later) that the Redis user may run each command on it, so a job
+/// is either moved, recorded and printed, or left as it was. A job whose TAG_JOB:<id> is not a
+/// hash stays in TAG_PENDING_AND_RUNNING and is named in one error line per tick while the
+/// other jobs move (--once then exits 65).
+///
+/// Faults: when Redis is down, restarts, is paused, loading, read-only during a failover or out
+/// of memory, rj-track keeps running, reconnects with backoff and loses nothing; a move whose
+/// reply a dropped connection lost is printed, once, after the reconnect (unless rj-track is
+/// stopped first). When slurmctld is down it moves nothing, says so once per tick and retries.
+/// Errors that no retry can fix end even the daemon, with one line and the status of the
+/// cause, so that systemd shows it failed: 77 for a refused password or permission (NOPERM,
+/// also for EVAL), 69 for a server without Lua scripting (EVAL renamed away) or a Redis
+/// Cluster node (MOVED), 65 for a tag's set of the wrong type, 78 for a bad configuration.
 /// Job IDs that rj-launch spooled while Redis was unreachable are recorded every tick.
+///
+/// Redis ACL: a restricted user needs +ping +eval +smembers +get +set +del +pexpire +smove
+/// +hset +type on the tag's keys; +hkeys +hdel +hsetnx +hget once a job is unknown to Slurm,
+/// +expire with --record-ttl, +scan with --all-tags, +sismember +hmget to report a move whose
+/// reply was lost, and rj-launch's commands to replay its spool. +info lets it warn about an
+/// evicting maxmemory-policy.
 ///
 /// One tracker per tag: the active one holds the lease TAG_TRACKER (SET NX PX, renewed while it
 /// works); a second rj-track, on this or another login node, waits as a hot standby and takes
