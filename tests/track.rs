@@ -687,3 +687,440 @@ fn a_tick_slower_than_the_lease_keeps_it() {
     assert_eq!(set_of(&server, &env, &id), Some("COMPLETED"));
     assert_invariant(&server, &env);
 }
+
+// ------------------------------------------------- all-or-nothing moves, permanent errors
+
+/// What rj-track needs for a tick that moves jobs (lease, pending set, move script, release);
+/// `-` entries are left out, to show which permission a test takes away.
+const TRACK_ACL: &[&str] = &[
+    "+ping",
+    "+eval",
+    "+smembers",
+    "+get",
+    "+set",
+    "+del",
+    "+pexpire",
+    "+smove",
+    "+hset",
+    "+type",
+];
+
+/// What the script that times the jobs Slurm does not know needs on top of `TRACK_ACL`.
+const UNKNOWN_ACL: &[&str] = &["+hkeys", "+hdel", "+hsetnx", "+hget"];
+
+/// A Redis user `u` (password `pw-u`) limited to the tag's keys and `TRACK_ACL` without
+/// `without`; returns the REDIS_URL that logs in as it.
+fn acl_user(server: &RedisServer, env: &TestEnv, without: &[&str]) -> String {
+    acl_user_with(server, env, &[], without)
+}
+
+/// [`acl_user`] with the permissions `extra` as well.
+fn acl_user_with(server: &RedisServer, env: &TestEnv, extra: &[&str], without: &[&str]) -> String {
+    let keys = format!("~{}*", env.tag);
+    let mut args = vec![
+        "ACL", "SETUSER", "u", "reset", "on", ">pw-u", &keys, "-@all",
+    ];
+    args.extend(
+        TRACK_ACL
+            .iter()
+            .chain(extra)
+            .filter(|p| !without.contains(p)),
+    );
+    assert_eq!(server.cli(&args).trim(), "OK");
+    format!("redis://u:pw-u@127.0.0.1:{}", server.port)
+}
+
+/// A redis-server started with extra options (renamed commands, cluster mode, an eviction
+/// policy), which the shared fixture does not take; Drop kills and waits.
+struct OddServer {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl OddServer {
+    fn start(args: &[&str]) -> Option<OddServer> {
+        if which::which("redis-server").is_err() {
+            util::missing("redis-server (apt-get install redis-server)");
+            return None;
+        }
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let port = util::free_port();
+            let mut child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .arg("--dir")
+                .arg(dir.path())
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn redis-server");
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(10) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                let up = Command::new("redis-cli")
+                    .args(["-p", &port.to_string(), "PING"])
+                    .output()
+                    .is_ok_and(|o| o.stdout.starts_with(b"PONG"));
+                if up {
+                    return Some(OddServer {
+                        child,
+                        port,
+                        _dir: dir,
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("could not start redis-server {args:?}");
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for OddServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The last line of a daemon's stderr, which is its final error line.
+fn last_line(d: &Daemon) -> String {
+    d.stderr().lines().last().unwrap_or_default().to_string()
+}
+
+/// One job hash holds a string: that job is refused (named, left pending) and the other
+/// finished jobs move; --once says so and exits 65; a daemon keeps going, says it each tick,
+/// and moves the job once the key is repaired.
+#[test]
+fn a_job_hash_of_the_wrong_type_is_refused_and_the_others_move() {
+    let Some((server, env, _node)) = slurm::setup() else {
+        return;
+    };
+    let bad = launch(&env, &["--wrap", "exit 0"]);
+    let good = launch(&env, &["--wrap", "exit 0"]);
+    slurm::wait_finished(&bad, Duration::from_secs(60));
+    slurm::wait_finished(&good, Duration::from_secs(60));
+    let hash = env.job(&bad);
+    server.cli(&["DEL", &hash]);
+    server.cli(&["SET", &hash, "not a hash"]);
+
+    let out = run(env.cmd("rj-track").args(["--once"]));
+    let line = check::fails(&out, 65, "rj-track");
+    assert!(line.contains(&hash) && line.contains("string"), "{line}");
+    assert_eq!(
+        check::stdout(&out),
+        format!("{} {good} COMPLETED 0:0 COMPLETED\n", env.tag)
+    );
+    assert_eq!(set_of(&server, &env, &bad), Some("PENDING_AND_RUNNING"));
+    assert_eq!(server.cli(&["GET", &hash]).trim(), "not a hash");
+    assert_eq!(set_of(&server, &env, &good), Some("COMPLETED"));
+    assert_eq!(server.hgetall(&env.job(&good))["state"], "COMPLETED");
+    assert_invariant(&server, &env);
+
+    let mut d = Daemon::start(&env, "track", &[]);
+    util::wait_until(
+        Duration::from_secs(20),
+        "two ticks refusing the job",
+        || d.stderr().matches(&format!("error: {hash}")).count() >= 2,
+    );
+    assert!(d.alive(), "{}", d.stderr());
+    assert!(d.moves().is_empty(), "{}", d.stdout());
+    server.cli(&["DEL", &hash]);
+    wait_drained(&server, &env, &d, Duration::from_secs(30));
+    assert_eq!(d.moves_with(1)[0].0, bad, "{}", d.stdout());
+    assert_eq!(server.hgetall(&hash)["state"], "COMPLETED");
+    assert_invariant(&server, &env);
+}
+
+/// Without any one of +hset, +smove, +type (or +expire with --record-ttl) nothing moves (the
+/// job stays pending, unrecorded) and --once exits 77 naming the command and the key; with the
+/// whole set the same job moves.
+#[test]
+fn a_move_the_user_may_not_make_moves_nothing_and_is_77() {
+    let Some((server, env, _node)) = slurm::setup() else {
+        return;
+    };
+    let id = launch(&env, &["--wrap", "exit 0"]);
+    slurm::wait_finished(&id, Duration::from_secs(60));
+    let ttl = ["--once", "--record-ttl", "1d"];
+    for (missing, key, args) in [
+        ("+hset", env.job(&id), &ttl[..1]),
+        ("+smove", env.key("PENDING_AND_RUNNING"), &ttl[..1]),
+        ("+type", env.key("PENDING_AND_RUNNING"), &ttl[..1]),
+        ("+expire", env.job(&id), &ttl[..]),
+    ] {
+        let url = acl_user_with(&server, &env, &["+expire"], &[missing]);
+        let out = run(env.cmd("rj-track").env("REDIS_URL", url).args(args));
+        let line = check::fails(&out, 77, "rj-track");
+        let cmd = missing[1..].to_ascii_uppercase();
+        assert!(line.contains(&format!("run {cmd} on {key} ")), "{line}");
+        assert!(line.contains("nothing moved"), "{line}");
+        assert_eq!(check::stdout(&out), "");
+        assert_eq!(set_of(&server, &env, &id), Some("PENDING_AND_RUNNING"));
+        assert!(!server.hgetall(&env.job(&id)).contains_key("state"));
+    }
+    let url = acl_user_with(&server, &env, &["+expire"], &[]);
+    let out = ok(&run(env.cmd("rj-track").env("REDIS_URL", url).args(ttl)));
+    assert_eq!(out, format!("{} {id} COMPLETED 0:0 COMPLETED\n", env.tag));
+    let left: i64 = server.cli(&["TTL", &env.job(&id)]).trim().parse().unwrap();
+    assert!(left > 0 && left <= 86400, "TTL {left}");
+    assert_invariant(&server, &env);
+}
+
+/// The script that times unknown jobs checks its permissions before its first write: without
+/// +hsetnx it forgets no stale entry half-way, changes nothing, and --once exits 77 naming
+/// HSETNX; with it the clock starts.
+#[test]
+fn the_unknown_jobs_script_changes_nothing_it_may_not_finish() {
+    let Some((server, env, _node)) = slurm::setup() else {
+        return;
+    };
+    ok(&run(env.cmd("rj-launch").args(["--record", "999999994"])));
+    let unknown = env.key("TRACKER:unknown");
+    // An ID that Slurm knew again since: the script would forget it first.
+    server.cli(&["HSET", &unknown, "999999995", "1"]);
+    let url = acl_user_with(&server, &env, UNKNOWN_ACL, &["+hsetnx"]);
+    let out = run(env.cmd("rj-track").env("REDIS_URL", &url).args(["--once"]));
+    let line = check::fails(&out, 77, "rj-track");
+    assert!(line.contains("HSETNX") && line.contains(&unknown), "{line}");
+    assert_eq!(
+        server.hgetall(&unknown).keys().collect::<Vec<_>>(),
+        ["999999995"]
+    );
+
+    let url = acl_user_with(&server, &env, UNKNOWN_ACL, &[]);
+    let out = run(env.cmd("rj-track").env("REDIS_URL", &url).args(["--once"]));
+    check::code(&out, 0);
+    assert!(check::stderr(&out).contains("unknown to Slurm"), "{out:?}");
+    assert_eq!(
+        server.hgetall(&unknown).keys().collect::<Vec<_>>(),
+        ["999999994"]
+    );
+    assert_invariant(&server, &env);
+}
+
+/// A daemon that can never succeed exits with the code of the cause, so systemd shows it
+/// failed, instead of retrying for ever.
+#[test]
+fn a_daemon_that_may_not_eval_exits_77() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let url = acl_user(&server, &env, &["+eval"]);
+    let mut cmd = track_command(&env, None);
+    cmd.env("REDIS_URL", url);
+    let mut d = Daemon::start_with(cmd, &env, "track", &[]);
+    let st = d.wait(Duration::from_secs(10));
+    assert_eq!(st.code(), Some(77), "{}", d.stderr());
+    let line = last_line(&d);
+    assert!(line.starts_with("rj-track: error: "), "{line}");
+    assert!(
+        line.contains("EVAL") && line.contains("scripting"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_daemon_with_a_wrong_password_exits_77() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    acl_user(&server, &env, &[]);
+    let mut cmd = track_command(&env, None);
+    cmd.env(
+        "REDIS_URL",
+        format!("redis://u:wrong@127.0.0.1:{}", server.port),
+    );
+    let mut d = Daemon::start_with(cmd, &env, "track", &[]);
+    assert_eq!(
+        d.wait(Duration::from_secs(10)).code(),
+        Some(77),
+        "{}",
+        d.stderr()
+    );
+    assert!(!d.stderr().contains("wrong@"), "{}", d.stderr());
+}
+
+/// EVAL renamed away in redis.conf: one line saying rj-track needs scripting, without the
+/// script's text that Redis echoes in its reply.
+#[test]
+fn a_daemon_on_a_server_without_eval_exits_69_saying_it_needs_scripting() {
+    let Some(server) = OddServer::start(&["--rename-command", "EVAL", ""]) else {
+        return;
+    };
+    let Some(shared) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&shared);
+    let mut cmd = track_command(&env, None);
+    cmd.env("REDIS_URL", server.url());
+    let mut d = Daemon::start_with(cmd, &env, "track", &[]);
+    assert_eq!(
+        d.wait(Duration::from_secs(10)).code(),
+        Some(69),
+        "{}",
+        d.stderr()
+    );
+    let line = last_line(&d);
+    assert!(line.contains("Lua scripting (EVAL)"), "{line}");
+    assert!(!line.contains("redis.call"), "{line}");
+}
+
+/// A node of a Redis Cluster that serves none of the tag's slots answers MOVED: permanent.
+#[test]
+fn a_daemon_pointed_at_a_cluster_node_exits_69() {
+    let cluster = ["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"];
+    let Some(a) = OddServer::start(&cluster) else {
+        return;
+    };
+    let b = OddServer::start(&cluster).unwrap();
+    assert_eq!(
+        b.cli(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]).trim(),
+        "OK"
+    );
+    a.cli(&["CLUSTER", "MEET", "127.0.0.1", &b.port.to_string()]);
+    util::wait_until(Duration::from_secs(20), "the cluster to form", || {
+        a.cli(&["GET", "x"]).starts_with("MOVED")
+    });
+    let Some(shared) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&shared);
+    let mut cmd = track_command(&env, None);
+    cmd.env("REDIS_URL", a.url());
+    let mut d = Daemon::start_with(cmd, &env, "track", &[]);
+    assert_eq!(
+        d.wait(Duration::from_secs(10)).code(),
+        Some(69),
+        "{}",
+        d.stderr()
+    );
+    assert!(last_line(&d).contains("MOVED"), "{}", d.stderr());
+}
+
+/// A tag's pending set that some script overwrote as a string can never be read: 65.
+#[test]
+fn a_daemon_whose_pending_set_is_a_string_exits_65() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let pending = env.key("PENDING_AND_RUNNING");
+    server.cli(&["SET", &pending, "oops"]);
+    let mut d = Daemon::start(&env, "track", &[]);
+    assert_eq!(
+        d.wait(Duration::from_secs(10)).code(),
+        Some(65),
+        "{}",
+        d.stderr()
+    );
+    let line = last_line(&d);
+    assert!(
+        line.contains(&pending) && line.contains("WRONGTYPE"),
+        "{line}"
+    );
+}
+
+/// What a retry can outlive keeps the daemon running: a server turned read-only replica (a
+/// failover), then killed and restarted; it comes back to work each time.
+#[test]
+fn a_daemon_outlives_read_only_and_dead_redis() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let tracker = env.key("TRACKER");
+    let mut d = Daemon::start(&env, "track", &[]);
+    util::wait_until(Duration::from_secs(10), "the lease", || {
+        server.cli(&["EXISTS", &tracker]).trim() == "1"
+    });
+    // The lease is ours: its renewal is a write, which a replica refuses.
+    server.cli(&["REPLICAOF", "127.0.0.1", &util::free_port().to_string()]);
+    util::wait_until(Duration::from_secs(10), "READONLY retries", || {
+        d.stderr().contains("read only replica")
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(d.alive(), "{}", d.stderr());
+    server.cli(&["REPLICAOF", "NO", "ONE"]);
+    server.cli(&["DEL", &tracker]);
+    util::wait_until(
+        Duration::from_secs(40),
+        "the lease after the failover",
+        || server.cli(&["EXISTS", &tracker]).trim() == "1",
+    );
+    server.kill();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(d.alive(), "{}", d.stderr());
+    // Not persistent: the restarted server is empty until the daemon takes the lease again.
+    server.restart();
+    util::wait_until(
+        Duration::from_secs(40),
+        "the lease after the restart",
+        || server.cli(&["EXISTS", &tracker]).trim() == "1",
+    );
+    assert!(d.alive(), "{}", d.stderr());
+}
+
+/// An allkeys-* eviction policy is warned about once per process, also across reconnects,
+/// and tracking still works.
+#[test]
+fn an_evicting_server_is_warned_about_once() {
+    let Some(server) = OddServer::start(&["--maxmemory-policy", "allkeys-lru"]) else {
+        return;
+    };
+    let Some(shared) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&shared);
+    let out = run(env
+        .cmd("rj-track")
+        .env("REDIS_URL", server.url())
+        .args(["--once"]));
+    check::code(&out, 0);
+    let err = check::stderr(&out);
+    assert_eq!(
+        err.matches("maxmemory-policy allkeys-lru").count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("warning: "), "{err}");
+
+    let mut cmd = track_command(&env, None);
+    cmd.env("REDIS_URL", server.url());
+    let mut d = Daemon::start_with(cmd, &env, "track", &[]);
+    util::wait_until(Duration::from_secs(10), "the lease", || {
+        server.cli(&["EXISTS", &env.key("TRACKER")]).trim() == "1"
+    });
+    server.cli(&["CLIENT", "KILL", "TYPE", "normal"]);
+    util::wait_until(Duration::from_secs(20), "the reconnect", || {
+        d.stderr().contains("reconnected to Redis")
+    });
+    assert!(d.alive(), "{}", d.stderr());
+    let err = d.stderr();
+    assert_eq!(
+        err.matches("maxmemory-policy allkeys-lru").count(),
+        1,
+        "{err}"
+    );
+}

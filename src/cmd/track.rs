@@ -17,12 +17,12 @@ use serde::Serialize;
 
 use crate::cli::{self, error, info, note, warn, ConnArgs};
 use crate::config::{Config, ProcessEnv};
-use crate::exit::{fail, Kind};
+use crate::exit::{fail, redis_failure, Kind};
 use crate::keys::{IdKey, JobId, Keys, Set, Tag};
 use crate::slurm::{self, JobRow, QueryFailure};
 use crate::spool;
 use crate::state::{self, Counts, Verdict};
-use crate::store::Store;
+use crate::store::{redis_message, Store};
 
 pub const EXAMPLES: &str = "\
   rj-track --tag exp1 &
@@ -66,11 +66,27 @@ pub const EXAMPLES: &str = "\
 /// Output: each move is one line on stdout, `TAG ID SET EXIT_CODE STATE` (JSON Lines with
 /// --format json), for `rj-track | while read …`; messages go to stderr with a timestamp.
 ///
-/// Faults: when Redis is down or restarts, rj-track keeps running, reconnects with backoff and
-/// loses nothing; a move whose reply a dropped connection lost is printed, once, after the
-/// reconnect (unless rj-track is stopped first). When slurmctld is down it moves nothing, says
-/// so once per tick and retries.
+/// Moves are all or nothing: before it writes, the move script checks the type of every key it
+/// touches and (Redis 7.0 and later) that the Redis user may run each command on it, so a job
+/// is either moved, recorded and printed, or left as it was. A job whose TAG_JOB:<id> is not a
+/// hash stays in TAG_PENDING_AND_RUNNING and is named in one error line per tick while the
+/// other jobs move (--once then exits 65).
+///
+/// Faults: when Redis is down, restarts, is paused, loading, read-only during a failover or out
+/// of memory, rj-track keeps running, reconnects with backoff and loses nothing; a move whose
+/// reply a dropped connection lost is printed, once, after the reconnect (unless rj-track is
+/// stopped first). When slurmctld is down it moves nothing, says so once per tick and retries.
+/// Errors that no retry can fix end even the daemon, with one line and the status of the
+/// cause, so that systemd shows it failed: 77 for a refused password or permission (NOPERM,
+/// also for EVAL), 69 for a server without Lua scripting (EVAL renamed away) or a Redis
+/// Cluster node (MOVED), 65 for a tag's set of the wrong type, 78 for a bad configuration.
 /// Job IDs that rj-launch spooled while Redis was unreachable are recorded every tick.
+///
+/// Redis ACL: a restricted user needs +ping +eval +smembers +get +set +del +pexpire +smove
+/// +hset +type on the tag's keys; +hkeys +hdel +hsetnx +hget once a job is unknown to Slurm,
+/// +expire with --record-ttl, +scan with --all-tags, +sismember +hmget to report a move whose
+/// reply was lost, and rj-launch's commands to replay its spool. +info lets it warn about an
+/// evicting maxmemory-policy.
 ///
 /// One tracker per tag: the active one holds the lease TAG_TRACKER (SET NX PX, renewed while it
 /// works); a second rj-track, on this or another login node, waits as a hot standby and takes
@@ -127,7 +143,25 @@ fn some_ids(ids: &[String], n: usize) -> String {
 
 // ---------------------------------------------------------------- Redis side
 
+/// Prepended to every script. A script is not rolled back when a command in it fails, so each
+/// one asks, before its first write, whether this Redis user may run every command it will run
+/// (`redis.acl_check_cmd`, Redis 7.0+; older servers go on unchecked), and fails with a reply
+/// that names the command and the key rather than Redis's "the user executing the script can't
+/// run this command", which names neither.
+const DENIED_LUA: &str = r"
+local function denied(cmd, ...)
+  if redis.acl_check_cmd and not redis.acl_check_cmd(cmd, ...) then
+    return 'NOPERM this Redis user may not run ' .. cmd .. ' on ' .. tostring((...)) ..
+      ' (rj-track needs +' .. string.lower(cmd) .. ')'
+  end
+  return false
+end
+";
+
 const LEASE_LUA: &str = r"
+local e = denied('GET', KEYS[1]) or denied('PEXPIRE', KEYS[1], ARGV[2])
+  or denied('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
+if e then return redis.error_reply(e) end
 local v = redis.call('GET', KEYS[1])
 if v == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -141,6 +175,8 @@ return {0, v}
 ";
 
 const RENEW_LUA: &str = r"
+local e = denied('GET', KEYS[1]) or denied('PEXPIRE', KEYS[1], ARGV[2])
+if e then return redis.error_reply(e) end
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
@@ -148,6 +184,8 @@ return 0
 ";
 
 const RELEASE_LUA: &str = r"
+local e = denied('GET', KEYS[1]) or denied('DEL', KEYS[1])
+if e then return redis.error_reply(e) end
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
@@ -157,40 +195,91 @@ return 0
 /// KEYS: lease, pending set, the four final sets, then one job hash per job.
 /// ARGV: owner, lease ms, record ttl s (0 = none), then per job: id, final set index (1..4),
 /// field count, fields…. Fenced by the lease; SMOVE per job; only a job this call moved gets
-/// its record (a job another tracker or an old script moved returns 0 and is left alone), and
+/// its record (a job another tracker or an old script moved is left alone), and
 /// `tracked_by` = owner, by which a tracker that lost the reply finds its moves again.
+///
+/// All or nothing: every permission and the type of every key are checked before the first
+/// write, so a job is never moved without its record. A set of the wrong type or a refused
+/// permission fails the whole call with nothing written; a job hash of the wrong type refuses
+/// only that job, which stays pending while the others move.
+/// Returns -1 when the lease is not ours, else {moved IDs, {id, type} of each refused job…}.
 const MOVE_LUA: &str = r"
+local function fail(e) return redis.error_reply(e .. '; nothing moved') end
+local e = denied('GET', KEYS[1]) or denied('PEXPIRE', KEYS[1], ARGV[2])
+if e then return fail(e) end
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return -1
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local function kind(key)
+  local e = denied('TYPE', key)
+  if e then return nil, e end
+  return redis.call('TYPE', key).ok
+end
+local function set_error(key)
+  local t, e = kind(key)
+  if e then return e end
+  if t ~= 'set' and t ~= 'none' then
+    return 'WRONGTYPE ' .. key .. ' holds a ' .. t .. ', not a set'
+  end
+  return false
+end
 local ttl = tonumber(ARGV[3])
-local moved = {}
+e = set_error(KEYS[2])
+if e then return fail(e) end
+local checked = {}
+local jobs = {}
+local refused = {}
 local i = 4
 local k = 7
 while i <= #ARGV do
   local id = ARGV[i]
   local dest = KEYS[2 + tonumber(ARGV[i + 1])]
   local n = tonumber(ARGV[i + 2])
-  if redis.call('SMOVE', KEYS[2], dest, id) == 1 then
-    if n > 0 then
-      redis.call('HSET', KEYS[k], unpack(ARGV, i + 3, i + 2 + 2 * n))
-    end
-    redis.call('HSET', KEYS[k], 'tracked_by', ARGV[1])
-    if ttl > 0 then
-      redis.call('EXPIRE', KEYS[k], ttl)
-    end
-    moved[#moved + 1] = id
+  if not checked[dest] then
+    e = set_error(dest)
+    if e then return fail(e) end
+    checked[dest] = true
+  end
+  e = denied('SMOVE', KEYS[2], dest, id) or denied('HSET', KEYS[k], 'tracked_by', ARGV[1])
+    or (ttl > 0 and denied('EXPIRE', KEYS[k], ARGV[3]))
+  if e then return fail(e) end
+  local t
+  t, e = kind(KEYS[k])
+  if e then return fail(e) end
+  if t == 'hash' or t == 'none' then
+    jobs[#jobs + 1] = {id, dest, k, i, n}
+  else
+    refused[#refused + 1] = id
+    refused[#refused + 1] = t
   end
   i = i + 3 + 2 * n
   k = k + 1
 end
-return moved
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local moved = {}
+for _, j in ipairs(jobs) do
+  local id, dest, key, at, n = j[1], j[2], KEYS[j[3]], j[4], j[5]
+  if redis.call('SMOVE', KEYS[2], dest, id) == 1 then
+    if n > 0 then
+      redis.call('HSET', key, unpack(ARGV, at + 3, at + 2 + 2 * n))
+    end
+    redis.call('HSET', key, 'tracked_by', ARGV[1])
+    if ttl > 0 then
+      redis.call('EXPIRE', key, ttl)
+    end
+    moved[#moved + 1] = id
+  end
+end
+return {moved, refused}
 ";
 
 /// KEYS: the tag's hash of first-unknown times. ARGV: now, then the IDs unknown this tick.
 /// Forgets IDs that are known again, keeps the first time for the others, returns those times.
+/// HKEYS, the first command, fails on a key of the wrong type before anything is written.
 const UNKNOWN_LUA: &str = r"
+local e = denied('HKEYS', KEYS[1]) or denied('HDEL', KEYS[1], 'x')
+  or denied('HSETNX', KEYS[1], 'x', ARGV[1]) or denied('HGET', KEYS[1], 'x')
+if e then return redis.error_reply(e) end
 local now = ARGV[1]
 local cur = {}
 for i = 2, #ARGV do cur[ARGV[i]] = true end
@@ -210,8 +299,58 @@ return out
 /// restarted Redis with an empty script cache needs no NOSCRIPT dance.
 fn eval(script: &str, keys: &[&str]) -> redis::Cmd {
     let mut c = redis::cmd("EVAL");
-    c.arg(script).arg(keys.len()).arg(keys);
+    c.arg(format!("{DENIED_LUA}{script}"))
+        .arg(keys.len())
+        .arg(keys);
     c
+}
+
+/// The error of a script call as one line that says what to do. Redis 7 turns a refused
+/// command inside a script into a plain ERR (so without this it would be 69, not 77), appends
+/// the script's SHA and line to every error, and echoes the script's text when EVAL itself is
+/// missing; none of that helps the user.
+fn script_error(place: &str, e: &redis::RedisError, what: &str) -> anyhow::Error {
+    let code = e.code().unwrap_or("").to_string();
+    let detail = e.detail().unwrap_or("").trim();
+    let detail = match detail.rfind(" script: ") {
+        Some(at) if detail[at..].contains("@user_script") => &detail[..at],
+        _ => detail,
+    };
+    let lower = detail.to_ascii_lowercase();
+    if code == "ERR" && lower.contains("unknown command") && lower.contains("'eval'") {
+        return fail(
+            Kind::Unavailable,
+            format!(
+                "Redis {place} has no EVAL command (renamed or disabled in its configuration): \
+                 rj-track needs Lua scripting (EVAL) on the server"
+            ),
+        );
+    }
+    if code == "NOPERM" && lower.contains("'eval'") {
+        return fail(
+            Kind::NoPerm,
+            format!(
+                "Redis {place} refused EVAL (at {what}): NOPERM {detail}; rj-track needs Lua \
+                 scripting (EVAL): grant this user +eval"
+            ),
+        );
+    }
+    if code == "ERR" && lower.contains("can't run this command") {
+        return fail(
+            Kind::NoPerm,
+            format!("Redis {place} refused {what}: NOPERM {detail} (see the ACL of this user)"),
+        );
+    }
+    if code.is_empty() {
+        return redis_failure(
+            e,
+            format!("Redis {place} failed at {what}: {}", redis_message(e)),
+        );
+    }
+    redis_failure(
+        e,
+        format!("Redis {place} failed at {what}: {code} {detail}"),
+    )
 }
 
 /// Where a final set's key sits among the move script's KEYS, after the lease and the pending
@@ -257,12 +396,30 @@ pub struct Planned {
     pub fields: Vec<(String, String)>,
 }
 
+/// What one move script did: the IDs it moved, and the jobs it refused because their job hash
+/// holds another type (ID, the type found), which stay pending.
+#[derive(Debug, Default)]
+pub struct MoveReply {
+    pub moved: Vec<String>,
+    pub refused: Vec<(String, String)>,
+}
+
 impl Store {
+    /// Run one of rj-track's scripts, with the errors of [`script_error`].
+    fn script<T: redis::FromRedisValue>(
+        &mut self,
+        cmd: &redis::Cmd,
+        what: &str,
+    ) -> anyhow::Result<T> {
+        let r = cmd.query(self.conn());
+        r.map_err(|e| script_error(&self.place, &e, what))
+    }
+
     /// Take the lease if free, renew it if ours (atomically: a lease another tracker took
     /// after ours expired is never overwritten).
     pub fn lease(&mut self, keys: &Keys, owner: &str, ttl: Duration) -> anyhow::Result<Lease> {
         let key = keys.tracker();
-        let (code, holder): (i64, String) = self.query(
+        let (code, holder): (i64, String) = self.script(
             eval(LEASE_LUA, &[&key])
                 .arg(owner)
                 .arg(ttl.as_millis() as u64),
@@ -278,7 +435,7 @@ impl Store {
     /// Extend the lease if it is still ours; never takes it. False when it is not ours.
     pub fn renew(&mut self, keys: &Keys, owner: &str, ttl: Duration) -> anyhow::Result<bool> {
         let key = keys.tracker();
-        let n: i64 = self.query(
+        let n: i64 = self.script(
             eval(RENEW_LUA, &[&key])
                 .arg(owner)
                 .arg(ttl.as_millis() as u64),
@@ -290,7 +447,7 @@ impl Store {
     /// Give the lease up if it is still ours, so that a standby takes over at once.
     pub fn release(&mut self, keys: &Keys, owner: &str) -> anyhow::Result<bool> {
         let key = keys.tracker();
-        let n: i64 = self.query(eval(RELEASE_LUA, &[&key]).arg(owner), &key)?;
+        let n: i64 = self.script(eval(RELEASE_LUA, &[&key]).arg(owner), &key)?;
         Ok(n == 1)
     }
 
@@ -300,8 +457,8 @@ impl Store {
         self.query(redis::cmd("SMEMBERS").arg(&key), &key)
     }
 
-    /// Move jobs under the lease. Returns the IDs this call moved, or None when the lease is no
-    /// longer ours (nothing was moved).
+    /// Move up to [`MOVE_BATCH`] jobs under the lease, all or nothing (see [`MOVE_LUA`]).
+    /// None when the lease is no longer ours (nothing was moved).
     pub fn move_jobs(
         &mut self,
         keys: &Keys,
@@ -309,45 +466,52 @@ impl Store {
         lease_ttl: Duration,
         record_ttl: Option<Duration>,
         jobs: &[Planned],
-    ) -> anyhow::Result<Option<Vec<String>>> {
-        let pending = keys.set(Set::PendingAndRunning);
-        let mut moved = Vec::new();
-        for chunk in jobs.chunks(MOVE_BATCH) {
-            let mut k: Vec<String> = vec![keys.tracker(), pending.clone()];
-            k.extend(Set::FINAL.iter().map(|s| keys.set(*s)));
-            k.extend(chunk.iter().map(|j| keys.job_hash(&j.id)));
-            let k: Vec<&str> = k.iter().map(String::as_str).collect();
-            let mut cmd = eval(MOVE_LUA, &k);
-            cmd.arg(owner)
-                .arg(lease_ttl.as_millis() as u64)
-                .arg(record_ttl.map_or(0, |d| d.as_secs().max(1)));
-            for j in chunk {
-                cmd.arg(&j.id).arg(final_slot(j.set)?).arg(j.fields.len());
-                for (f, v) in &j.fields {
-                    cmd.arg(f).arg(v);
-                }
-            }
-            match self.query::<redis::Value>(&cmd, &pending)? {
-                redis::Value::Int(-1) => return Ok(None),
-                other => {
-                    let ids: Vec<String> = redis::from_redis_value(other).map_err(|e| {
-                        fail(
-                            Kind::DataErr,
-                            format!("unexpected reply from Redis {}: {e}", self.place),
-                        )
-                    })?;
-                    moved.extend(ids);
-                }
+    ) -> anyhow::Result<Option<MoveReply>> {
+        let mut k: Vec<String> = vec![keys.tracker(), keys.set(Set::PendingAndRunning)];
+        k.extend(Set::FINAL.iter().map(|s| keys.set(*s)));
+        k.extend(jobs.iter().map(|j| keys.job_hash(&j.id)));
+        let k: Vec<&str> = k.iter().map(String::as_str).collect();
+        let mut cmd = eval(MOVE_LUA, &k);
+        cmd.arg(owner)
+            .arg(lease_ttl.as_millis() as u64)
+            .arg(record_ttl.map_or(0, |d| d.as_secs().max(1)));
+        for j in jobs {
+            cmd.arg(&j.id).arg(final_slot(j.set)?).arg(j.fields.len());
+            for (f, v) in &j.fields {
+                cmd.arg(f).arg(v);
             }
         }
-        Ok(Some(moved))
+        let what = format!(
+            "the move of {} finished job(s) of {}",
+            jobs.len(),
+            keys.tag()
+        );
+        match self.script::<redis::Value>(&cmd, &what)? {
+            redis::Value::Int(-1) => Ok(None),
+            other => {
+                let (moved, refused): (Vec<String>, Vec<String>) = redis::from_redis_value(other)
+                    .map_err(|e| {
+                    fail(
+                        Kind::DataErr,
+                        format!("unexpected reply from Redis {} to {what}: {e}", self.place),
+                    )
+                })?;
+                let refused = refused
+                    .chunks(2)
+                    .map(|p| (p[0].clone(), p.get(1).cloned().unwrap_or_default()))
+                    .collect();
+                Ok(Some(MoveReply { moved, refused }))
+            }
+        }
     }
 
     /// Of moves whose reply was lost (the connection dropped after the move script was sent),
     /// which did happen: the job is in the planned set and its record says `owner` moved it
-    /// at `tracked_at`. One pipelined round trip for all of them.
+    /// at `tracked_at`. One pipelined round trip for all of them. A job hash of the wrong type
+    /// means the script refused that job: not made.
     pub fn moves_made(&mut self, owner: &str, lost: &[Unreported]) -> anyhow::Result<Vec<bool>> {
         let mut p = redis::pipe();
+        p.ignore_errors();
         for u in lost {
             let keys = Keys::new(u.tag.clone());
             p.cmd("SISMEMBER")
@@ -358,21 +522,33 @@ impl Store {
                 .arg("tracked_by")
                 .arg("tracked_at");
         }
-        let replies: Vec<redis::Value> = p
-            .query(self.conn())
-            .map_err(|e| self.error(e, "the record of moves whose reply was lost"))?;
-        Ok(replies
-            .chunks(2)
-            .zip(lost)
-            .map(|(r, u)| {
-                let member: bool = redis::from_redis_value(r[0].clone()).unwrap_or(false);
-                let rec: (Option<String>, Option<String>) =
-                    redis::from_redis_value(r[1].clone()).unwrap_or((None, None));
+        let what = "the record of moves whose reply was lost";
+        let replies: Vec<redis::RedisResult<redis::Value>> =
+            p.query(self.conn()).map_err(|e| self.error(e, what))?;
+        let mut made = Vec::with_capacity(lost.len());
+        for (r, u) in replies.chunks(2).zip(lost) {
+            let member: bool = match &r[0] {
+                Ok(v) => redis::from_redis_value(v.clone()).unwrap_or(false),
+                Err(e) => {
+                    return Err(self.error(e.clone(), &Keys::new(u.tag.clone()).set(u.planned.set)))
+                }
+            };
+            let rec: (Option<String>, Option<String>) = match &r[1] {
+                Ok(v) => redis::from_redis_value(v.clone()).unwrap_or((None, None)),
+                Err(e) if e.code() == Some("WRONGTYPE") => (None, None),
+                Err(e) => {
+                    return Err(
+                        self.error(e.clone(), &Keys::new(u.tag.clone()).job_hash(&u.planned.id))
+                    )
+                }
+            };
+            made.push(
                 member
                     && rec.0.as_deref() == Some(owner)
-                    && rec.1.as_deref() == Some(u.tracked_at.as_str())
-            })
-            .collect())
+                    && rec.1.as_deref() == Some(u.tracked_at.as_str()),
+            );
+        }
+        Ok(made)
     }
 
     /// Record which jobs Slurm does not know this tick; returns when each was first missed
@@ -384,7 +560,7 @@ impl Store {
         now: u64,
     ) -> anyhow::Result<Vec<u64>> {
         let key = keys.tracker_unknown();
-        let times: Vec<String> = self.query(eval(UNKNOWN_LUA, &[&key]).arg(now).arg(ids), &key)?;
+        let times: Vec<String> = self.script(eval(UNKNOWN_LUA, &[&key]).arg(now).arg(ids), &key)?;
         Ok(times.iter().map(|t| t.parse().unwrap_or(now)).collect())
     }
 
@@ -688,6 +864,8 @@ struct TickSummary {
     /// Jobs only sacct could judge, while sacct failed.
     unanswered: usize,
     slurm_calls: u64,
+    /// One line per finished job whose job hash has the wrong type, so it was not moved.
+    refused: Vec<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -746,8 +924,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         let result = t.tick(&mut out);
         let pause = match result {
-            Ok(_) if t.args.once => break,
-            Ok(_) => {
+            Ok(s) if t.args.once => {
+                if let Some(e) = refusal(&s.refused) {
+                    t.release_all();
+                    return Err(e);
+                }
+                break;
+            }
+            Ok(s) => {
+                for r in &s.refused {
+                    error(r);
+                }
                 t.redis_failures = 0;
                 t.args.interval
             }
@@ -756,7 +943,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 return Err(e);
             }
             Err(e) => {
-                if crate::exit::is_broken_pipe(&e) {
+                // A daemon that can never succeed (a refused permission or password, no EVAL,
+                // a cluster node, a tag's set of the wrong type) exits with the cause's status,
+                // so that systemd shows it failed instead of it retrying for ever. Slurm
+                // trouble never comes here: a tick reports it and returns Ok.
+                if crate::exit::is_broken_pipe(&e) || !crate::exit::is_transient(&e) {
                     t.release_all();
                     return Err(e);
                 }
@@ -780,6 +971,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     t.release_all();
     info("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The error of a `--once` tick that refused jobs (job hashes of the wrong type): 65, one line
+/// naming the first key and how many more.
+fn refusal(refused: &[String]) -> Option<anyhow::Error> {
+    let first = refused.first()?;
+    let more = match refused.len() {
+        1 => String::new(),
+        n => format!(
+            " ({} more finished job(s) not moved for the same reason)",
+            n - 1
+        ),
+    };
+    Some(fail(Kind::DataErr, format!("{first}{more}")))
 }
 
 /// 1 s, 2 s, 4 s … up to 30 s (or the interval, when that is longer).
@@ -869,7 +1074,8 @@ impl Tracker {
     fn tick(&mut self, out: &mut dyn Write) -> anyhow::Result<TickSummary> {
         let spawned_before = slurm::SPAWNED.load(Ordering::Relaxed);
         if self.store.is_none() {
-            let s = Store::connect(&self.cfg)?;
+            let mut s = Store::connect(&self.cfg)?;
+            s.warn_if_evicting();
             if self.redis_failures > 0 {
                 note(&format!("reconnected to Redis at {}", s.place));
             }
@@ -1134,53 +1340,73 @@ impl Tracker {
             if plan.is_empty() {
                 continue;
             }
-            let moved = match store.move_jobs(
-                keys,
-                &self.owner,
-                self.lease_ttl,
-                self.args.record_ttl,
-                &plan,
-            ) {
-                Err(e) => {
-                    // The script may have run with only its reply lost: keep the plan so the
-                    // next tick can print the moves that did happen (and only those).
-                    self.unreported
-                        .extend(plan.into_iter().map(|planned| Unreported {
-                            tag: keys.tag().clone(),
-                            planned,
-                            tracked_at: tracked_at.clone(),
-                        }));
-                    return Err(e);
+            // Batch by batch, each printed as soon as its reply is in: a later batch's failure
+            // never hides the lines of moves already made.
+            for batch in plan.chunks(MOVE_BATCH) {
+                let reply = match store.move_jobs(
+                    keys,
+                    &self.owner,
+                    self.lease_ttl,
+                    self.args.record_ttl,
+                    batch,
+                ) {
+                    Err(e) => {
+                        // The script may have run with only its reply lost: keep the batch so
+                        // the next tick can print the moves that did happen (and only those).
+                        // A permanent error moved nothing: the script checks before it writes.
+                        if crate::exit::is_transient(&e) {
+                            self.unreported
+                                .extend(batch.iter().map(|planned| Unreported {
+                                    tag: keys.tag().clone(),
+                                    planned: planned.clone(),
+                                    tracked_at: tracked_at.clone(),
+                                }));
+                        }
+                        return Err(e);
+                    }
+                    Ok(Some(r)) => r,
+                    Ok(None) => {
+                        self.holding.remove(keys.tag());
+                        note(&format!(
+                            "lost the lease {} to another tracker during the tick; nothing moved, standing by",
+                            keys.tracker()
+                        ));
+                        break;
+                    }
+                };
+                let moved: HashSet<&str> = reply.moved.iter().map(String::as_str).collect();
+                for p in batch.iter().filter(|p| moved.contains(p.id.as_str())) {
+                    print_move(out, self.args.format, keys.tag().as_str(), p, &tracked_at)?;
+                    summary.moved += 1;
                 }
-                Ok(Some(m)) => m,
-                Ok(None) => {
-                    self.holding.remove(keys.tag());
-                    note(&format!(
-                        "lost the lease {} to another tracker during the tick; nothing moved, standing by",
-                        keys.tracker()
+                out.flush()?;
+                for (id, found) in &reply.refused {
+                    let set = batch
+                        .iter()
+                        .find(|p| &p.id == id)
+                        .map_or("its final set", |p| p.set.suffix());
+                    summary.refused.push(format!(
+                        "{} holds a {found}, not a hash: job {id} finished ({set}) but stays in {} \
+                         until that key is deleted or made a hash",
+                        keys.job_hash(id),
+                        keys.set(Set::PendingAndRunning)
                     ));
-                    continue;
                 }
-            };
-            let moved: HashSet<&str> = moved.iter().map(String::as_str).collect();
-            for p in plan.iter().filter(|p| moved.contains(p.id.as_str())) {
-                print_move(out, self.args.format, keys.tag().as_str(), p, &tracked_at)?;
-                summary.moved += 1;
-            }
-            out.flush()?;
-            let skipped = plan.len() - moved.len();
-            if skipped > 0 {
-                info(&format!(
-                    "{skipped} finished job(s) of {} were already moved by someone else",
-                    keys.tag()
-                ));
+                let skipped = batch.len() - moved.len() - reply.refused.len();
+                if skipped > 0 {
+                    info(&format!(
+                        "{skipped} finished job(s) of {} were already moved by someone else",
+                        keys.tag()
+                    ));
+                }
             }
         }
         summary.slurm_calls = slurm::SPAWNED.load(Ordering::Relaxed) - spawned_before;
         info(&format!(
-            "tick: {} tracked, {} moved, {} unknown, {} unanswered, {} Slurm command(s)",
+            "tick: {} tracked, {} moved, {} refused, {} unknown, {} unanswered, {} Slurm command(s)",
             summary.tracked,
             summary.moved,
+            summary.refused.len(),
             summary.unknown,
             summary.unanswered,
             summary.slurm_calls
@@ -1499,6 +1725,80 @@ mod tests {
         assert_eq!(field(&d, "tasks"), "3");
         assert_eq!(field(&d, "tasks_completed"), "2");
         assert_eq!(field(&d, "tasks_failed"), "1");
+    }
+
+    fn server_error(code: &str, detail: &str) -> redis::RedisError {
+        redis::make_extension_error(code.into(), Some(detail.into()))
+    }
+
+    #[test]
+    fn script_errors_say_what_to_do_and_keep_their_status() {
+        let sha = " script: 8831e6defd32b381a92a21bfbb7817a3ff1ae11f, on @user_script:16.";
+        let e = script_error(
+            "h:1",
+            &server_error("WRONGTYPE", &format!("Operation against a key{sha}")),
+            "T_TRACKER",
+        );
+        assert_eq!(
+            e.to_string(),
+            "Redis h:1 failed at T_TRACKER: WRONGTYPE Operation against a key"
+        );
+        assert_eq!(crate::exit::code_for(&e), 65);
+        // Redis 6 and 7 report a refused command inside a script as ERR, not NOPERM.
+        let e = script_error(
+            "h:1",
+            &server_error(
+                "ERR",
+                &format!("The user executing the script can't run this command or subcommand{sha}"),
+            ),
+            "T_TRACKER",
+        );
+        assert_eq!(crate::exit::code_for(&e), 77, "{e}");
+        assert!(e.to_string().contains("NOPERM") && !e.to_string().contains("@user_script"));
+        assert!(!crate::exit::is_transient(&e));
+        // EVAL renamed away: Redis echoes the script's text; the message does not.
+        let e = script_error(
+            "h:1",
+            &server_error(
+                "ERR",
+                "unknown command 'EVAL', with args beginning with: '\nlocal function denied' ",
+            ),
+            "T_TRACKER",
+        );
+        assert_eq!(crate::exit::code_for(&e), 69);
+        assert!(e.to_string().contains("Lua scripting (EVAL)"), "{e}");
+        assert!(!e.to_string().contains("denied"), "{e}");
+        let e = script_error(
+            "h:1",
+            &server_error(
+                "NOPERM",
+                "User u has no permissions to run the 'eval' command",
+            ),
+            "T_TRACKER",
+        );
+        assert_eq!(crate::exit::code_for(&e), 77);
+        assert!(e.to_string().contains("+eval"), "{e}");
+        // What a retry can fix stays transient.
+        let e = script_error(
+            "h:1",
+            &server_error(
+                "READONLY",
+                &format!("You can't write against a read only replica.{sha}"),
+            ),
+            "T_TRACKER",
+        );
+        assert!(crate::exit::is_transient(&e), "{e}");
+        assert!(e.to_string().ends_with("read only replica."), "{e}");
+    }
+
+    #[test]
+    fn one_refused_job_is_one_line_and_more_are_counted() {
+        assert!(refusal(&[]).is_none());
+        let one = refusal(&["T_JOB:1 holds a string".into()]).unwrap();
+        assert_eq!(one.to_string(), "T_JOB:1 holds a string");
+        assert_eq!(crate::exit::code_for(&one), 65);
+        let two = refusal(&["a".into(), "b".into()]).unwrap().to_string();
+        assert!(two.starts_with("a (1 more"), "{two}");
     }
 
     #[test]
