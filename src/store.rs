@@ -296,6 +296,14 @@ impl Store {
             .map_err(|e| self.error(e, what))
     }
 
+    /// Run a command within one [`IO_TIMEOUT`]; the caller names what failed.
+    pub fn query_raw<T: redis::FromRedisValue>(
+        &mut self,
+        cmd: &redis::Cmd,
+    ) -> redis::RedisResult<T> {
+        self.bounded(|c| cmd.query(c))
+    }
+
     /// Run a pipeline (or a MULTI/EXEC, for an atomic one) within one [`IO_TIMEOUT`]; the
     /// caller names what failed.
     pub fn pipe_raw<T: redis::FromRedisValue>(
@@ -422,31 +430,6 @@ impl Store {
 
     pub fn card(&mut self, key: &str) -> anyhow::Result<u64> {
         self.query(redis::cmd("SCARD").arg(key), key)
-    }
-
-    /// Every key matching a glob, by SCAN (never KEYS, which blocks the server).
-    pub fn scan(&mut self, pattern: &str) -> anyhow::Result<Vec<String>> {
-        let mut out = Vec::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, batch): (u64, Vec<String>) = self.query(
-                redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(pattern)
-                    .arg("COUNT")
-                    .arg(BATCH),
-                pattern,
-            )?;
-            out.extend(batch);
-            cursor = next;
-            if cursor == 0 {
-                break;
-            }
-        }
-        out.sort();
-        out.dedup();
-        Ok(out)
     }
 
     /// Job hashes of many jobs in one pipeline, in the order asked.

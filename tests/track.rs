@@ -395,6 +395,12 @@ fn several_tags_and_all_tags() {
     let b = launch(&env2, &["--wrap", "exit 1"]);
     slurm::wait_finished(&a, Duration::from_secs(60));
     slurm::wait_finished(&b, Duration::from_secs(60));
+    // Another program's key whose name is not UTF-8 must not hide the tags from the SCAN.
+    let _: () = redis::cmd("SADD")
+        .arg(&b"other\xff_PENDING_AND_RUNNING"[..])
+        .arg("1")
+        .query(&mut server.client())
+        .unwrap();
     let out = ok(&run(env.cmd("rj-track").args(["--once", "--all-tags"])));
     assert!(out.contains(&format!("{} {a} COMPLETED", env.tag)), "{out}");
     assert!(out.contains(&format!("{} {b} FAILED", env2.tag)), "{out}");

@@ -411,7 +411,7 @@ impl Store {
         cmd: &redis::Cmd,
         what: &str,
     ) -> anyhow::Result<T> {
-        let r = cmd.query(self.conn());
+        let r = self.query_raw(cmd);
         r.map_err(|e| script_error(&self.place, &e, what))
     }
 
@@ -523,8 +523,7 @@ impl Store {
                 .arg("tracked_at");
         }
         let what = "the record of moves whose reply was lost";
-        let replies: Vec<redis::RedisResult<redis::Value>> =
-            p.query(self.conn()).map_err(|e| self.error(e, what))?;
+        let replies: Vec<redis::RedisResult<redis::Value>> = self.pipe(&p, what)?;
         let mut made = Vec::with_capacity(lost.len());
         for (r, u) in replies.chunks(2).zip(lost) {
             let member: bool = match &r[0] {
@@ -567,9 +566,11 @@ impl Store {
     /// Tags that have a PENDING_AND_RUNNING set.
     pub fn tags_with_pending(&mut self) -> anyhow::Result<Vec<Tag>> {
         let suffix = format!("_{}", Set::PendingAndRunning.suffix());
-        let keys = self.scan(&format!("*{suffix}"))?;
+        // As bytes: one key of another program whose name is not UTF-8 must not stop tracking.
+        let keys = self.scan_bytes(&format!("*{suffix}"))?;
         Ok(keys
             .iter()
+            .filter_map(|k| std::str::from_utf8(k).ok())
             .filter_map(|k| k.strip_suffix(&suffix))
             .filter_map(|t| Tag::new(t).ok())
             .collect())
