@@ -273,7 +273,178 @@ pub const FILES: &[(&str, &str)] = &[
     ),
 ];
 
-/// The text after the options in `--help`: environment, files, exit status, examples.
+/// The Redis commands of a least-privilege ACL user: what a tool always runs, or what one of
+/// its options (or situations) runs on top of that. One table for `--help`, the man pages, the
+/// README and the test that creates exactly these users, so none of them can drift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AclRow {
+    /// The tool, which is also the user's name in the ACL lines.
+    pub tool: &'static str,
+    /// "" for what the tool always needs; else the option or situation that needs more.
+    pub with: &'static str,
+    /// Lower-case command names, as Redis names them in a NOPERM error.
+    pub commands: &'static [&'static str],
+}
+
+pub const ACL: &[AclRow] = &[
+    AclRow {
+        tool: "rj-launch",
+        with: "",
+        commands: &[
+            "ping",
+            "watch",
+            "smismember",
+            "unwatch",
+            "multi",
+            "sadd",
+            "hset",
+            "exec",
+        ],
+    },
+    AclRow {
+        tool: "rj-status",
+        with: "",
+        commands: &["ping", "sscan", "scard"],
+    },
+    AclRow {
+        tool: "rj-status",
+        with: "--long",
+        commands: &["hgetall", "smismember"],
+    },
+    AclRow {
+        tool: "rj-last",
+        with: "",
+        commands: &[
+            "ping", "sscan", "scan", "type", "get", "hgetall", "lrange", "smembers", "zrange",
+            "xrange",
+        ],
+    },
+    AclRow {
+        tool: "rj-cleanup",
+        with: "",
+        commands: &["ping", "unlink"],
+    },
+    AclRow {
+        tool: "rj-cleanup",
+        with: "--keys",
+        commands: &["sscan", "scan"],
+    },
+    AclRow {
+        tool: "rj-cleanup",
+        with: "--records",
+        commands: &["sscan", "scan", "exists"],
+    },
+    AclRow {
+        tool: "rj-track",
+        with: "",
+        commands: &[
+            "ping",
+            "eval",
+            "get",
+            "set",
+            "pexpire",
+            "smembers",
+            "smove",
+            "hset",
+            "hkeys",
+            "hdel",
+            "hsetnx",
+            "hget",
+            "sismember",
+            "hmget",
+            "del",
+        ],
+    },
+    AclRow {
+        tool: "rj-track",
+        with: "a spool to replay",
+        commands: &["watch", "smismember", "unwatch", "multi", "sadd", "exec"],
+    },
+    AclRow {
+        tool: "rj-track",
+        with: "--record-ttl",
+        commands: &["expire"],
+    },
+    AclRow {
+        tool: "rj-track",
+        with: "--all-tags",
+        commands: &["scan"],
+    },
+];
+
+/// The longest ACL line: indented by a man page (14 columns; `--help` gives 6), still one line
+/// of an 80-column terminal, so that none is wrapped and each can be pasted as it is.
+pub const ACL_LINE_MAX: usize = 66;
+
+impl AclRow {
+    /// The lines that create the tool's user (or, for an option, add to it): ACL SETUSER only
+    /// adds to an existing user, so a long list is cut into several lines of [`ACL_LINE_MAX`].
+    pub fn setuser(&self) -> Vec<String> {
+        let mut words: Vec<String> = Vec::new();
+        if self.with.is_empty() {
+            words.extend(
+                // `reset` first: an existing user of that name keeps no old password, key
+                // pattern or command (it implies -@all).
+                ["reset", "on", ">PASSWORD", "~TAG*", "resetchannels"].map(String::from),
+            );
+        }
+        words.extend(self.commands.iter().map(|c| format!("+{c}")));
+        let head = format!("ACL SETUSER {}", self.tool);
+        let mut lines = vec![head.clone()];
+        for w in words {
+            let last = lines.last_mut().expect("one line at least");
+            if last.len() > head.len() && last.len() + 1 + w.len() > ACL_LINE_MAX {
+                lines.push(format!("{head} {w}"));
+            } else {
+                last.push(' ');
+                last.push_str(&w);
+            }
+        }
+        lines
+    }
+
+    /// What the line is for: `rj-status`, `rj-status --long`, `rj-track with a spool to replay`.
+    pub fn label(&self) -> String {
+        match self.with {
+            "" => self.tool.to_string(),
+            w if w.starts_with('-') => format!("{} {w}", self.tool),
+            w => format!("{} with {w}", self.tool),
+        }
+    }
+}
+
+/// What the ACL lines need said around them, for `--help`, the man pages and the README.
+pub const ACL_NOTES: &[&str] = &[
+    "One user per tool, made by its lines; an option's lines add to its tool's user. Choose \
+     the password; ~TAG* covers every key of tag TAG (TAG_ALL and the other sets, TAG_JOB:<id>, \
+     TAG_TRACKER, TAG-<id>:*) and those of the tags that begin with TAG.",
+    "rj-track records the jobs rj-launch spooled while Redis could not be written: wherever \
+     rj-launch runs, give rj-track the spool line too.",
+    "rj-track --all-tags reads every tag's keys: give its user ~* (or one ~TAG* per tag).",
+    "+info is optional: with it rj tells a Sentinel or Cluster node at connect and warns about a \
+     server that evicts keys; refused, these checks are skipped.",
+    "+select is needed when redis.json sets a \"db\" other than 0.",
+    "The jobs rj-launch submits write TAG-<id>:* keys with commands of their own (SET, HSET or \
+     others): give them a user of their own, or add those commands to rj-launch's user.",
+];
+
+/// The "Redis permissions" text of every `--help`.
+pub fn acl_text() -> String {
+    let mut s = String::from("Redis permissions (least privilege):\n");
+    for row in ACL {
+        s.push_str(&format!("  {}:\n", row.label()));
+        for line in row.setuser() {
+            s.push_str(&format!("      {line}\n"));
+        }
+    }
+    for note in ACL_NOTES {
+        s.push_str(&format!("  {note}\n"));
+    }
+    s
+}
+
+/// The text after the options in `--help`: environment, files, exit status, Redis
+/// permissions, examples.
 pub fn footer(examples: &str) -> String {
     let mut s = String::from("Environment:\n");
     for (k, v) in ENVIRONMENT {
@@ -285,6 +456,8 @@ pub fn footer(examples: &str) -> String {
     }
     s.push('\n');
     s.push_str(&exit_status_text());
+    s.push('\n');
+    s.push_str(&acl_text());
     s.push_str("\nExamples:\n");
     s.push_str(examples);
     s

@@ -1,4 +1,5 @@
 //! The one integration-test crate: real redis-server per test, real Slurm testbed.
+mod acl;
 mod cleanup;
 mod compat;
 mod config;

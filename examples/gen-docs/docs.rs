@@ -123,6 +123,22 @@ fn man_page(cmd: &clap::Command, examples: &str, tools: &[String]) -> Vec<u8> {
     for (file, what) in rj::cli::FILES {
         tagged(&mut roff, file, what);
     }
+    roff.control("SH", ["REDIS PERMISSIONS"]);
+    roff.text([roman("The least-privilege Redis ACL user of each tool:")]);
+    for row in rj::cli::ACL {
+        roff.control("TP", []);
+        roff.text([bold(row.label())]);
+        // Unfilled: a line pasted into redis-cli must stay one line.
+        roff.control("nf", []);
+        for line in row.setuser() {
+            roff.text([roman(line)]);
+        }
+        roff.control("fi", []);
+    }
+    for note in rj::cli::ACL_NOTES {
+        roff.control("PP", []);
+        roff.text([roman(*note)]);
+    }
     roff.control("SH", ["EXAMPLES"]);
     for (i, example) in examples
         .lines()
