@@ -332,7 +332,7 @@ pub const ACL: &[AclRow] = &[
     AclRow {
         tool: "rj-cleanup",
         with: "--records",
-        commands: &["sscan", "scan", "exists"],
+        commands: &["scan", "exists"],
     },
     AclRow {
         tool: "rj-track",
@@ -346,6 +346,7 @@ pub const ACL: &[AclRow] = &[
             "smembers",
             "smove",
             "hset",
+            "type",
             "hkeys",
             "hdel",
             "hsetnx",

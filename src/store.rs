@@ -86,11 +86,26 @@ impl redis::ConnectionLike for Bounded<'_> {
         offset: usize,
         count: usize,
     ) -> redis::RedisResult<Vec<Value>> {
-        self.conn.send_packed_command(cmd)?;
         let mut kept = Vec::with_capacity(count);
         let mut refused: Option<redis::ServerError> = None;
         let mut n_refused = 0usize;
         let mut idx = 0;
+        // MULTI goes alone, and the commands only once it is accepted: a user refused MULTI
+        // (no +multi) would otherwise have every queued command run at once, outside any
+        // transaction, while the call reports a failure.
+        let multi = redis::cmd("MULTI").get_packed_command();
+        let cmd = match cmd.strip_prefix(multi.as_slice()) {
+            Some(rest) if offset > 0 => {
+                self.conn.send_packed_command(&multi)?;
+                if let Value::ServerError(e) = self.recv()? {
+                    return Err(e.into());
+                }
+                idx = 1;
+                rest
+            }
+            _ => cmd,
+        };
+        self.conn.send_packed_command(cmd)?;
         while idx < offset + count {
             let v = self.recv()?;
             if matches!(v, Value::Push { .. }) {

@@ -104,3 +104,28 @@ fn sentinel_and_cluster_are_said_to_be_unsupported() {
         "{line}"
     );
 }
+
+#[test]
+fn a_user_without_multi_writes_nothing_outside_a_transaction() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    server.cli(&[
+        "ACL", "SETUSER", "nomulti", "on", ">pw", "~*", "+@all", "-multi",
+    ]);
+    let json = serde_json::json!({
+        "host": "127.0.0.1", "port": env.port, "username": "nomulti", "password": "pw",
+    });
+    std::fs::write(&env.config, json.to_string()).unwrap();
+    let out = run(env.cmd("rj-launch").args(["--record", "43"]));
+    let err = crate::util::check::stderr(&out);
+    assert!(err.contains("NOPERM") && err.contains("'multi'"), "{err}");
+    assert_ne!(out.status.code(), Some(0));
+    // Sent behind a refused MULTI, the SADDs and HSET would have run one by one, for real.
+    assert_eq!(
+        crate::util::check::all_keys(&server),
+        Vec::<String>::new(),
+        "nothing may be written when the transaction could not start"
+    );
+}

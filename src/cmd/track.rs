@@ -918,7 +918,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         t.owner
     ));
 
-    let mut out = std::io::stdout().lock();
+    let mut out = cli::stdout();
     loop {
         if hup.swap(false, Ordering::Relaxed) {
             t.reload();
@@ -927,7 +927,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let pause = match result {
             Ok(s) if t.args.once => {
                 if let Some(e) = refusal(&s.refused) {
-                    t.release_all();
+                    let _ = t.release_all();
                     return Err(e);
                 }
                 break;
@@ -940,7 +940,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 t.args.interval
             }
             Err(e) if t.args.once => {
-                t.release_all();
+                let _ = t.release_all();
                 return Err(e);
             }
             Err(e) => {
@@ -949,7 +949,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 // so that systemd shows it failed instead of it retrying for ever. Slurm
                 // trouble never comes here: a tick reports it and returns Ok.
                 if crate::exit::is_broken_pipe(&e) || !crate::exit::is_transient(&e) {
-                    t.release_all();
+                    let _ = t.release_all();
                     return Err(e);
                 }
                 // Redis is gone or failed mid-tick: drop the connection and come back with a
@@ -969,7 +969,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             break;
         }
     }
-    t.release_all();
+    if let Some(e) = t.release_all() {
+        return Err(e.context("stopped, but the leases were not given back"));
+    }
     info("stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -1043,7 +1045,9 @@ impl Tracker {
             .and_then(|cfg| resolve_tags(&self.args, &cfg).map(|t| (cfg, t)))
         {
             Ok((cfg, tags)) => {
-                self.release_all();
+                if let Some(e) = self.release_all() {
+                    warn(&format!("cannot release the leases: {e:#}"));
+                }
                 self.cfg = cfg;
                 self.tags = tags;
                 self.store = None;
@@ -1059,15 +1063,24 @@ impl Tracker {
         }
     }
 
-    fn release_all(&mut self) {
-        let Some(store) = self.store.as_mut() else {
-            return;
-        };
+    /// Give up every lease held, so that a standby takes over at once. A Redis that is down
+    /// only delays that by one lease time (a warning); a refused DEL would do so at every stop
+    /// and is returned, so that the exit status says what the user lacks.
+    fn release_all(&mut self) -> Option<anyhow::Error> {
+        let store = self.store.as_mut()?;
+        let mut refused = None;
         for tag in std::mem::take(&mut self.holding) {
-            if let Err(e) = store.release(&Keys::new(tag.clone()), &self.owner) {
-                warn(&format!("cannot release the lease of {tag}: {e:#}"));
+            match store.release(&Keys::new(tag.clone()), &self.owner) {
+                Ok(_) => {}
+                Err(e) if crate::exit::is_transient(&e) => {
+                    warn(&format!("cannot release the lease of {tag}: {e:#}"))
+                }
+                Err(e) => {
+                    refused.get_or_insert(e);
+                }
             }
         }
+        refused
     }
 
     /// One tick. Errors are Redis errors (the caller reconnects); Slurm trouble is reported
@@ -1124,7 +1137,10 @@ impl Tracker {
             let spool_path = spool::path(tag, &ProcessEnv);
             match spool::replay(store, &keys, &spool_path) {
                 Ok(r) => r.report(tag, &spool_path),
-                Err(e) if crate::exit::code_for(&e) == Kind::Unavailable.code() => return Err(e),
+                // Redis refused or failed the replay: like any Redis error of the tick (the
+                // daemon retries a transient one, exits on a permanent one). A spool file rj
+                // cannot read is the only thing to warn about and go on.
+                Err(e) if crate::exit::code_for(&e) != 1 => return Err(e),
                 Err(e) => warn(&format!("{e:#}")),
             }
             match store.lease(&keys, &self.owner, self.lease_ttl)? {
