@@ -452,8 +452,10 @@ fn world_readable_config_with_password_warns() {
         return;
     };
     let env = TestEnv::new(&server);
-    // A tag with a job: an empty one would add its own note to stderr.
+    // A tag with a job (in T_ALL and a state set, as recorded): an empty tag, or one whose sets
+    // break the one-set-per-job rule, would add its own line to stderr.
     server.cli(&["SADD", &env.key("ALL"), "1"]);
+    server.cli(&["SADD", &env.key("PENDING_AND_RUNNING"), "1"]);
     util::set_mode(&env.config, 0o644);
     let out = run(&mut env.cmd("rj-status"));
     ok(&out);

@@ -1,27 +1,42 @@
-//! rj-status: the jobs of a tag, per set, as a table or as data.
-use std::collections::BTreeSet;
+//! rj-status: the jobs of a tag, per set, as a table or as data; --check and --repair of the sets.
+use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use serde::Serialize;
 
 use crate::cli::{self, ConnArgs, TagArg};
+use crate::exit::{fail, Kind};
+use crate::invariant::{self, Change, Op, Violation};
 use crate::keys::{IdKey, Keys, Set};
 use crate::output::{self, Format};
-use crate::store::Store;
+use crate::store::{Store, BATCH};
 
 pub const EXAMPLES: &str = "\
   rj-status --tag exp1
   rj-status --state FAILED --format plain | xargs -n1 sacct -j
   rj-status --count --state PENDING_AND_RUNNING --format plain
   rj-status --long --format csv > jobs.csv
+  rj-status --check || rj-status --check --repair
 ";
 
 /// Show the jobs of a tag: for each of the six sets, its count and its IDs in numeric order.
 ///
 /// A tag without jobs is listed with zero counts and exits 0, with a note on stderr (-q hides
 /// it), since a mistyped tag looks the same.
+///
+/// The sets must keep one rule: every ID of TAG_ALL is in exactly one of the five state sets,
+/// and no state-set ID is missing from TAG_ALL. A Redis that evicts keys (maxmemory-policy
+/// allkeys-*) or a script that edits the sets can break it. A listing that sees the rule broken
+/// still shows the sets as they are on stdout and exits 0, but says so in one warning line on
+/// stderr (counts per kind, a few IDs, and the hint to run --check); before warning it re-reads
+/// the suspect IDs in one MULTI/EXEC, so that a job rj-track moved during the listing raises no
+/// alarm. A listing of all six sets checks every ID; with --state or --count (which reads no
+/// IDs) only the counts are compared: SCARD of TAG_ALL against the sum of the five others. A
+/// mismatch is certainly a broken rule; equal counts do not prove the rule holds (a job in two
+/// sets and another in none cancel out), --check does.
 #[derive(Debug, Parser)]
 #[command(name = "rj-status", version = cli::VERSION, after_long_help = cli::footer(EXAMPLES))]
 pub struct Args {
@@ -43,6 +58,30 @@ pub struct Args {
     /// Output form; `plain` prints one job ID per line (or one count per line with --count).
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    /// Check the one-set-per-job rule instead of listing: one line per violation on stdout
+    /// (`123: in TAG_COMPLETED but not in TAG_ALL`, `124: in TAG_PENDING_AND_RUNNING and
+    /// TAG_FAILED`, `125: in TAG_ALL but in no state set`), in numeric order. The six sets are
+    /// read under WATCH and confirmed by an EXEC, so the answer is one instant's truth even while
+    /// rj-track moves jobs (the read is retried when they changed; after 10 tries, exit 75).
+    /// `--format json`: one document {tag, consistent, changes, violations}, each violation
+    /// {job_id, kind, sets, message} with kind not_in_all, several_sets or no_set; csv/tsv: rows
+    /// job_id,kind,sets,message; plain: the IDs concerned. Exit 0 when the rule holds (a note on
+    /// stderr says so), 65 when any ID breaks it.
+    #[arg(long, conflicts_with_all = ["count", "long", "state"])]
+    pub check: bool,
+    /// With --check: repair what follows from the data without guessing, in one MULTI/EXEC
+    /// under WATCH (redone when rj-track moved a job meanwhile, so no move is undone): an ID in
+    /// a state set but not in TAG_ALL is added to TAG_ALL; an ID in TAG_PENDING_AND_RUNNING and
+    /// a final set is removed from TAG_PENDING_AND_RUNNING; a TAG_ALL member in no state set is
+    /// added to the final set its record TAG_JOB:<id> names when rj-track wrote one at a move,
+    /// else to TAG_PENDING_AND_RUNNING, so that rj-track judges it from Slurm (and, if Slurm no
+    /// longer knows the job, moves it to TAG_FAILED as LOST after --lost-after). An ID in two
+    /// final sets is reported, not changed: see `sacct -j ID` and SREM it from the wrong set.
+    /// Prints one line per change (json/csv/tsv: kind added or removed), then what is left; exit
+    /// 0 when the sets are consistent afterwards, else 65. The ACL user needs +watch +multi +exec
+    /// +sadd +srem +hmget besides +sscan.
+    #[arg(long, requires = "check")]
+    pub repair: bool,
 }
 
 /// ANSI colour of a non-empty set in the human table (only on a terminal, never with NO_COLOR).
@@ -109,6 +148,9 @@ struct StatusDoc<'a> {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (_cfg, keys, mut store) = super::open(&args.conn, &args.tag)?;
+    if args.check {
+        return check(&mut store, &keys, args.repair, args.format);
+    }
     let sets: Vec<Set> = if args.state.is_empty() {
         Set::ALL.to_vec()
     } else {
@@ -117,28 +159,47 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         s.dedup();
         s
     };
+    // Members (or only counts) of the sets asked for, indexed in Set::ALL order.
+    let mut members: [Vec<String>; 6] = Default::default();
+    let mut counts: [Option<u64>; 6] = [None; 6];
+    for set in &sets {
+        let i = invariant::index(*set);
+        if args.count {
+            counts[i] = Some(store.card(&keys.set(*set))?);
+        } else {
+            members[i] = store.members(&keys.set(*set))?;
+            counts[i] = Some(members[i].len() as u64);
+        }
+    }
+    let (counts, broken) = if !args.count && sets.len() == Set::ALL.len() {
+        (
+            counts.map(|c| c.unwrap_or(0)),
+            listing_check(&mut store, &keys, &members),
+        )
+    } else {
+        counts_check(&mut store, &keys, counts)?
+    };
+    if let Some(line) = broken {
+        cli::warn(&line);
+    }
     let mut out = std::io::stdout().lock();
     if args.long {
-        long(&mut store, &keys, &sets, args.format, &mut out)?;
+        long(&mut store, &keys, &sets, &members, args.format, &mut out)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut rows = Vec::with_capacity(sets.len());
-    for set in &sets {
-        let key = keys.set(*set);
-        let (count, ids) = if args.count {
-            (store.card(&key)?, None)
-        } else {
-            let ids = store.members(&key)?;
-            (ids.len() as u64, Some(ids))
-        };
-        rows.push(SetRow {
-            set: set.suffix(),
-            key,
-            count,
-            ids,
-        });
-    }
-    if rows.iter().all(|r| r.count == 0) && store.card(&keys.set(Set::All))? == 0 {
+    let rows: Vec<SetRow> = sets
+        .iter()
+        .map(|set| {
+            let i = invariant::index(*set);
+            SetRow {
+                set: set.suffix(),
+                key: keys.set(*set),
+                count: counts[i],
+                ids: (!args.count).then(|| std::mem::take(&mut members[i])),
+            }
+        })
+        .collect();
+    if counts.iter().all(|c| *c == 0) {
         // Exit 0 (an experiment may simply not have started), but a mistyped tag looks just
         // like that: say it where a human sees it.
         cli::note(&format!(
@@ -218,6 +279,7 @@ fn long(
     store: &mut Store,
     keys: &Keys,
     sets: &[Set],
+    members: &[Vec<String>; 6],
     format: Format,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
@@ -231,9 +293,9 @@ fn long(
         .chain(sets.iter().copied().filter(|s| *s == Set::All))
         .collect();
     for set in order {
-        for id in store.members(&keys.set(set))? {
+        for id in &members[invariant::index(set)] {
             if seen.insert(id.clone()) {
-                jobs.push((id, set));
+                jobs.push((id.clone(), set));
             }
         }
     }
@@ -353,6 +415,452 @@ fn long(
                 ],
                 &table,
             )?;
+        }
+    }
+    Ok(())
+}
+
+/// The hint every warning about broken sets ends with.
+const CHECK_HINT: &str =
+    "the sets are shown as they are; `rj-status --check` lists every violation";
+
+/// A full listing's check: every ID of the six sets read. The sets were read one after the
+/// other, so a job that rj-track moved (or rj-launch recorded) in between looks like a broken
+/// rule; the suspects are read again in one MULTI/EXEC and only what that confirms is reported.
+/// The warning line, or None when the rule holds.
+fn listing_check(store: &mut Store, keys: &Keys, members: &[Vec<String>; 6]) -> Option<String> {
+    let seen = invariant::check(members);
+    if seen.is_empty() {
+        return None;
+    }
+    let mut suspects: Vec<String> = seen.iter().map(|v| v.id.clone()).collect();
+    suspects.dedup();
+    match confirm_ids(store, keys, &suspects) {
+        Ok(confirmed) if confirmed.is_empty() => None,
+        Ok(confirmed) => Some(format!(
+            "{}; {CHECK_HINT}",
+            invariant::summary(keys, &confirmed)
+        )),
+        // A user who may not run MULTI still gets the warning, with what it is worth.
+        Err(e) => Some(format!(
+            "{} (not confirmed in one transaction, so a job moving meanwhile could cause it: {e:#}); {CHECK_HINT}",
+            invariant::summary(keys, &seen)
+        )),
+    }
+}
+
+/// The violations among `ids`, from one MULTI/EXEC of SMISMEMBER on the six sets: one instant.
+fn confirm_ids(store: &mut Store, keys: &Keys, ids: &[String]) -> anyhow::Result<Vec<Violation>> {
+    let mut cmds = Vec::new();
+    for set in Set::ALL {
+        for chunk in ids.chunks(BATCH) {
+            let mut c = redis::cmd("SMISMEMBER");
+            c.arg(keys.set(set)).arg(chunk);
+            cmds.push(c);
+        }
+    }
+    let all = keys.set(Set::All);
+    let replies = transaction(store, cmds, &all)?.unwrap_or_default();
+    let hits: Vec<Vec<bool>> = redis::from_redis_value(redis::Value::Array(replies))
+        .map_err(|e| store.error(e.into(), &all))?;
+    let per_set = ids.len().div_ceil(BATCH);
+    let mut members: [Vec<String>; 6] = Default::default();
+    for (i, m) in members.iter_mut().enumerate() {
+        let flags = hits[i * per_set..(i + 1) * per_set].iter().flatten();
+        m.extend(
+            ids.iter()
+                .zip(flags)
+                .filter(|(_, hit)| **hit)
+                .map(|(id, _)| id.clone()),
+        );
+    }
+    Ok(invariant::check(&members))
+}
+
+/// The cheap check of a listing that does not read every ID (--state, --count): the six counts,
+/// SCARD for those not known yet. Counts read one after the other disagree for a moment when a
+/// job moves in between, so a disagreement is confirmed with the six SCARDs in one MULTI/EXEC.
+/// The six counts, and the warning line when they disagree.
+fn counts_check(
+    store: &mut Store,
+    keys: &Keys,
+    known: [Option<u64>; 6],
+) -> anyhow::Result<([u64; 6], Option<String>)> {
+    let mut counts = [0u64; 6];
+    for (i, set) in Set::ALL.iter().enumerate() {
+        counts[i] = match known[i] {
+            Some(c) => c,
+            None => store.card(&keys.set(*set))?,
+        };
+    }
+    if !invariant::counts_disagree(&counts) {
+        return Ok((counts, None));
+    }
+    let cmds = Set::ALL
+        .iter()
+        .map(|set| {
+            let mut c = redis::cmd("SCARD");
+            c.arg(keys.set(*set));
+            c
+        })
+        .collect();
+    let all = keys.set(Set::All);
+    let again = transaction(store, cmds, &all).and_then(|r| {
+        redis::from_redis_value::<Vec<u64>>(redis::Value::Array(r.unwrap_or_default()))
+            .map_err(|e| store.error(e.into(), &all))
+    });
+    let line = match again {
+        Ok(again) => {
+            let again: [u64; 6] = again.try_into().unwrap_or(counts);
+            if !invariant::counts_disagree(&again) {
+                return Ok((counts, None));
+            }
+            invariant::counts_summary(keys, &again)
+        }
+        // A user who may not run MULTI still gets the warning, with what it is worth.
+        Err(e) => format!(
+            "{} (not confirmed in one transaction, so a job moving meanwhile could cause it: {e:#})",
+            invariant::counts_summary(keys, &counts),
+        ),
+    };
+    Ok((counts, Some(format!("{line}; {CHECK_HINT}"))))
+}
+
+/// One MULTI/EXEC. MULTI goes alone first: a user who may not run it gets NOPERM naming the
+/// command (redis-rs's atomic pipeline cannot parse that reply), and no command ever runs
+/// outside the transaction; then the queued commands and EXEC in one round trip. A command the
+/// server refuses to queue aborts the whole transaction (EXECABORT), so nothing half-happens.
+/// The EXEC reply, or None when a WATCHed key changed and nothing ran.
+fn transaction(
+    store: &mut Store,
+    cmds: Vec<redis::Cmd>,
+    what: &str,
+) -> anyhow::Result<Option<Vec<redis::Value>>> {
+    store.query::<()>(&redis::cmd("MULTI"), what)?;
+    let mut p = redis::pipe();
+    for c in cmds {
+        p.add_command(c);
+    }
+    p.cmd("EXEC");
+    let mut replies: Vec<redis::Value> = p
+        .query(store.conn())
+        .map_err(|e| transaction_error(store, e, what))?;
+    match replies.pop() {
+        Some(redis::Value::Nil) => Ok(None),
+        Some(redis::Value::Array(results)) => {
+            if let Some(err) = results.iter().find_map(|v| match v {
+                redis::Value::ServerError(e) => Some(e.clone()),
+                _ => None,
+            }) {
+                return Err(transaction_error(store, err.into(), what));
+            }
+            Ok(Some(results))
+        }
+        other => Err(fail(
+            Kind::Unavailable,
+            format!(
+                "Redis {} answered EXEC at {what} with {other:?}, not the transaction's replies",
+                store.place
+            ),
+        )),
+    }
+}
+
+/// A transaction's failure as the one server error that caused it: the refused command (not
+/// the EXECABORT it led to), or, when EXEC itself was refused, the code and words EXECABORT
+/// carries after "because of:" (`NOPERM … 'exec' command` is 77, not a vague 69).
+fn transaction_error(store: &Store, e: redis::RedisError, what: &str) -> anyhow::Error {
+    let errs = e.clone().into_server_errors().unwrap_or_default();
+    let cause = errs
+        .iter()
+        .map(|(_, s)| s)
+        .find(|s| s.code() != "EXECABORT")
+        .map(|s| {
+            (
+                s.code().to_string(),
+                s.details().unwrap_or_default().to_string(),
+            )
+        })
+        .or_else(|| {
+            let (_, abort) = errs.first()?;
+            let inner = abort.details()?.split_once("because of: ")?.1;
+            let (code, rest) = inner.split_once(' ').unwrap_or((inner, ""));
+            (!code.is_empty() && code.bytes().all(|b| b.is_ascii_uppercase()))
+                .then(|| (code.to_string(), rest.to_string()))
+        });
+    let Some((code, words)) = cause else {
+        return store.error(e, what);
+    };
+    let kind = crate::exit::auth_kind(&code).unwrap_or(if code == "WRONGTYPE" {
+        Kind::DataErr
+    } else {
+        Kind::Unavailable
+    });
+    fail(
+        kind,
+        format!("Redis {} failed at {what}: {code} {words}", store.place)
+            .trim_end()
+            .to_string(),
+    )
+}
+
+/// How often --check reads the sets again when they changed under its WATCH.
+const CHECK_TRIES: u32 = 10;
+
+/// What --check found at one instant, and what --repair changed.
+struct Checked {
+    jobs: usize,
+    found: Vec<Violation>,
+    changes: Vec<Change>,
+    left: Vec<Violation>,
+}
+
+/// --check and --repair: read the six sets under WATCH, check, plan the repair, and EXEC the
+/// changes (none for --check). A nil EXEC means a set changed after the WATCH (rj-track moved a
+/// job): nothing was written, and it all starts again from a new read.
+fn check(store: &mut Store, keys: &Keys, repair: bool, format: Format) -> anyhow::Result<ExitCode> {
+    let names: Vec<String> = Set::ALL.iter().map(|s| keys.set(*s)).collect();
+    let all = keys.set(Set::All);
+    let mut checked = None;
+    for attempt in 1..=CHECK_TRIES {
+        store.query::<()>(redis::cmd("WATCH").arg(&names), &all)?;
+        let mut members: [Vec<String>; 6] = Default::default();
+        for (m, name) in members.iter_mut().zip(&names) {
+            *m = store.members(name)?;
+        }
+        let found = invariant::check(&members);
+        let (changes, left) = if repair {
+            let records = final_records(store, keys, &found)?;
+            invariant::plan(&found, |id| records.get(id).cloned())
+        } else {
+            (Vec::new(), found.clone())
+        };
+        let mut cmds = Vec::new();
+        for (op, set) in [
+            (Op::Add, Set::All),
+            (Op::Remove, Set::PendingAndRunning),
+            (Op::Add, Set::PendingAndRunning),
+            (Op::Add, Set::Completed),
+            (Op::Add, Set::Failed),
+            (Op::Add, Set::Timeout),
+            (Op::Add, Set::Cancelled),
+        ] {
+            let ids: Vec<&str> = changes
+                .iter()
+                .filter(|c| c.op == op && c.set == set)
+                .map(|c| c.id.as_str())
+                .collect();
+            let cmd = if op == Op::Add { "SADD" } else { "SREM" };
+            for chunk in ids.chunks(BATCH) {
+                let mut c = redis::cmd(cmd);
+                c.arg(keys.set(set)).arg(chunk);
+                cmds.push(c);
+            }
+        }
+        if transaction(store, cmds, &all)?.is_some() {
+            checked = Some(Checked {
+                jobs: members[0].len(),
+                found,
+                changes,
+                left,
+            });
+            break;
+        }
+        cli::info(&format!(
+            "the sets of tag {} changed while they were read (try {attempt} of {CHECK_TRIES}); reading again",
+            keys.tag()
+        ));
+        std::thread::sleep(Duration::from_millis(20 * u64::from(attempt)));
+    }
+    let Some(c) = checked else {
+        return Err(fail(
+            Kind::TempFail,
+            format!(
+                "the sets of tag {} changed during each of {CHECK_TRIES} reads (is a tracker moving many jobs?); nothing was changed; run again",
+                keys.tag()
+            ),
+        ));
+    };
+    let mut out = std::io::stdout().lock();
+    write_check(&mut out, keys, &c, repair, format)?;
+    // One line on stderr, whatever happened.
+    let made = match c.changes.len() {
+        0 => String::new(),
+        1 => "1 change made in one transaction".to_string(),
+        n => format!("{n} changes made in one transaction"),
+    };
+    if c.left.is_empty() {
+        let jobs = c.jobs + c.changes.iter().filter(|x| x.set == Set::All).count();
+        let now = if c.found.is_empty() { "" } else { " now" };
+        let made = if made.is_empty() { made } else { made + "; " };
+        cli::note(&format!(
+            "{made}the sets of tag {} are{now} consistent: {jobs} jobs in {}, each in exactly one state set",
+            keys.tag(),
+            keys.set(Set::All)
+        ));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let tail = match (repair, made.is_empty()) {
+        (false, _) => "`rj-status --check --repair` fixes what can be derived".to_string(),
+        (true, true) => "left as they are, since they cannot be derived".to_string(),
+        (true, false) => format!("left as they are, since they cannot be derived ({made})"),
+    };
+    cli::error(&format!("{}; {tail}", invariant::summary(keys, &c.left)));
+    Ok(ExitCode::from(Kind::DataErr.code()))
+}
+
+/// For the T_ALL members in no state set: the final set (and state) of their tracker record,
+/// when there is one (HMGET in pipelined batches). A record that cannot be read (not a hash,
+/// not text) counts as none: the job goes back to be judged instead.
+fn final_records(
+    store: &mut Store,
+    keys: &Keys,
+    found: &[Violation],
+) -> anyhow::Result<HashMap<String, (Set, String)>> {
+    let ids: Vec<&str> = found
+        .iter()
+        .filter(|v| v.problem == invariant::Problem::NoSet)
+        .map(|v| v.id.as_str())
+        .collect();
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(BATCH) {
+        let mut p = redis::pipe();
+        p.ignore_errors();
+        for id in chunk {
+            p.cmd("HMGET")
+                .arg(keys.job_hash(id))
+                .arg("state")
+                .arg("tracked_by");
+        }
+        let got: Vec<redis::RedisResult<(Option<String>, Option<String>)>> = p
+            .query(store.conn())
+            .map_err(|e| store.error(e, &keys.job_hash_pattern()))?;
+        for (id, r) in chunk.iter().zip(got) {
+            if let Ok((Some(state), tracked_by)) = r {
+                if let Some(set) = invariant::record_set(Some(&state), tracked_by.as_deref()) {
+                    out.insert(id.to_string(), (set, state));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One line of --check output: a violation, or a change --repair made.
+#[derive(Debug, Serialize)]
+struct CheckRow {
+    job_id: String,
+    /// not_in_all, several_sets, no_set; added, removed for a change.
+    kind: &'static str,
+    /// The state sets a violating ID is in; the set a change touched.
+    sets: Vec<&'static str>,
+    message: String,
+}
+
+/// The same, for CSV and TSV, which have no lists: the sets joined by spaces.
+#[derive(Debug, Serialize)]
+struct CheckCsvRow<'a> {
+    job_id: &'a str,
+    kind: &'static str,
+    sets: String,
+    message: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct CheckDoc<'a> {
+    tag: &'a str,
+    consistent: bool,
+    changes: Vec<CheckRow>,
+    violations: Vec<CheckRow>,
+}
+
+fn write_check(
+    out: &mut dyn Write,
+    keys: &Keys,
+    c: &Checked,
+    repair: bool,
+    format: Format,
+) -> anyhow::Result<()> {
+    let changes: Vec<CheckRow> = c
+        .changes
+        .iter()
+        .map(|ch| CheckRow {
+            job_id: ch.id.clone(),
+            kind: match ch.op {
+                Op::Add => "added",
+                Op::Remove => "removed",
+            },
+            sets: vec![ch.set.suffix()],
+            message: ch.message(keys),
+        })
+        .collect();
+    let violations: Vec<CheckRow> = c
+        .left
+        .iter()
+        .map(|v| CheckRow {
+            job_id: v.id.clone(),
+            kind: v.problem.name(),
+            sets: v.sets.iter().map(|s| s.suffix()).collect(),
+            message: if repair {
+                format!(
+                    "{} ({})",
+                    v.message(keys),
+                    invariant::not_repaired_hint(keys, v)
+                )
+            } else {
+                v.message(keys)
+            },
+        })
+        .collect();
+    match format {
+        Format::Human => {
+            for r in changes.iter().chain(&violations) {
+                writeln!(out, "{}: {}", r.job_id, r.message)?;
+            }
+        }
+        Format::Plain => {
+            let mut last = None;
+            for r in &violations {
+                if last != Some(&r.job_id) {
+                    writeln!(out, "{}", r.job_id)?;
+                }
+                last = Some(&r.job_id);
+            }
+        }
+        Format::Json => output::write_json(
+            out,
+            &CheckDoc {
+                tag: keys.tag().as_str(),
+                consistent: violations.is_empty(),
+                changes,
+                violations,
+            },
+        )?,
+        Format::Csv | Format::Tsv => {
+            let clean = |s: &str| {
+                if format == Format::Tsv {
+                    output::tsv_clean(s)
+                } else {
+                    s.to_string()
+                }
+            };
+            let texts: Vec<(String, String)> = changes
+                .iter()
+                .chain(&violations)
+                .map(|r| (clean(&r.job_id), clean(&r.message)))
+                .collect();
+            let rows: Vec<CheckCsvRow> = changes
+                .iter()
+                .chain(&violations)
+                .zip(&texts)
+                .map(|(r, (id, msg))| CheckCsvRow {
+                    job_id: id,
+                    kind: r.kind,
+                    sets: r.sets.join(" "),
+                    message: msg,
+                })
+                .collect();
+            output::write_delimited(out, &rows, format, &["job_id", "kind", "sets", "message"])?
         }
     }
     Ok(())
