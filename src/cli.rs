@@ -312,6 +312,16 @@ pub const ACL: &[AclRow] = &[
         commands: &["hgetall", "smismember"],
     },
     AclRow {
+        tool: "rj-status",
+        with: "--check",
+        commands: &["watch", "multi", "exec"],
+    },
+    AclRow {
+        tool: "rj-status",
+        with: "--check --repair",
+        commands: &["watch", "multi", "exec", "sadd", "srem", "hmget"],
+    },
+    AclRow {
         tool: "rj-last",
         with: "",
         commands: &[

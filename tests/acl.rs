@@ -383,6 +383,44 @@ fn rj_status_long_shows_records_with_exactly_its_commands() {
     assert_documented(problems);
 }
 
+/// Sets a scripted cleanup or an eviction left behind: 4 outside T_ALL, 1 in two sets, 3 in none.
+fn seed_broken_sets(server: &RedisServer, env: &TestEnv) {
+    check::sadd(server, &env.key("ALL"), &["1", "2", "3"]);
+    check::sadd(server, &env.key("PENDING_AND_RUNNING"), &["1", "4"]);
+    check::sadd(server, &env.key("COMPLETED"), &["1", "2"]);
+}
+
+#[test]
+fn rj_status_check_and_repair_with_exactly_their_commands() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let mut problems = Vec::new();
+    problems.extend(check_row(&server, "rj-status", "--check", &mut |s, env| {
+        seed_sets(s, env);
+        step(rj(env, "rj-status", &["--check"]))?;
+        Ok(())
+    }));
+    problems.extend(check_row(
+        &server,
+        "rj-status",
+        "--check --repair",
+        &mut |s, env| {
+            seed_broken_sets(s, env);
+            step(rj(env, "rj-status", &["--check", "--repair"]))?;
+            let err = "";
+            if set(s, &env.key("ALL")) != ["1", "2", "3", "4"] {
+                return Err(missing_effect("4 was not added back to T_ALL", err));
+            }
+            if set(s, &env.key("PENDING_AND_RUNNING")) != ["3", "4"] {
+                return Err(missing_effect("PENDING_AND_RUNNING was not repaired", err));
+            }
+            Ok(())
+        },
+    ));
+    assert_documented(problems);
+}
+
 #[test]
 fn rj_last_shows_every_type_with_exactly_its_commands() {
     let Some(server) = RedisServer::start() else {

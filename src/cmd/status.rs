@@ -526,82 +526,20 @@ fn counts_check(
     Ok((counts, Some(format!("{line}; {CHECK_HINT}"))))
 }
 
-/// One MULTI/EXEC. MULTI goes alone first: a user who may not run it gets NOPERM naming the
-/// command (redis-rs's atomic pipeline cannot parse that reply), and no command ever runs
-/// outside the transaction; then the queued commands and EXEC in one round trip. A command the
-/// server refuses to queue aborts the whole transaction (EXECABORT), so nothing half-happens.
-/// The EXEC reply, or None when a WATCHed key changed and nothing ran.
+/// One MULTI/EXEC (Store sends MULTI alone first, so no command ever runs outside the
+/// transaction, and returns the refused command's own error). The EXEC reply, or None when a
+/// WATCHed key changed and nothing ran.
 fn transaction(
     store: &mut Store,
     cmds: Vec<redis::Cmd>,
     what: &str,
 ) -> anyhow::Result<Option<Vec<redis::Value>>> {
-    store.query::<()>(&redis::cmd("MULTI"), what)?;
     let mut p = redis::pipe();
+    p.atomic();
     for c in cmds {
         p.add_command(c);
     }
-    p.cmd("EXEC");
-    let mut replies: Vec<redis::Value> = p
-        .query(store.conn())
-        .map_err(|e| transaction_error(store, e, what))?;
-    match replies.pop() {
-        Some(redis::Value::Nil) => Ok(None),
-        Some(redis::Value::Array(results)) => {
-            if let Some(err) = results.iter().find_map(|v| match v {
-                redis::Value::ServerError(e) => Some(e.clone()),
-                _ => None,
-            }) {
-                return Err(transaction_error(store, err.into(), what));
-            }
-            Ok(Some(results))
-        }
-        other => Err(fail(
-            Kind::Unavailable,
-            format!(
-                "Redis {} answered EXEC at {what} with {other:?}, not the transaction's replies",
-                store.place
-            ),
-        )),
-    }
-}
-
-/// A transaction's failure as the one server error that caused it: the refused command (not
-/// the EXECABORT it led to), or, when EXEC itself was refused, the code and words EXECABORT
-/// carries after "because of:" (`NOPERM … 'exec' command` is 77, not a vague 69).
-fn transaction_error(store: &Store, e: redis::RedisError, what: &str) -> anyhow::Error {
-    let errs = e.clone().into_server_errors().unwrap_or_default();
-    let cause = errs
-        .iter()
-        .map(|(_, s)| s)
-        .find(|s| s.code() != "EXECABORT")
-        .map(|s| {
-            (
-                s.code().to_string(),
-                s.details().unwrap_or_default().to_string(),
-            )
-        })
-        .or_else(|| {
-            let (_, abort) = errs.first()?;
-            let inner = abort.details()?.split_once("because of: ")?.1;
-            let (code, rest) = inner.split_once(' ').unwrap_or((inner, ""));
-            (!code.is_empty() && code.bytes().all(|b| b.is_ascii_uppercase()))
-                .then(|| (code.to_string(), rest.to_string()))
-        });
-    let Some((code, words)) = cause else {
-        return store.error(e, what);
-    };
-    let kind = crate::exit::auth_kind(&code).unwrap_or(if code == "WRONGTYPE" {
-        Kind::DataErr
-    } else {
-        Kind::Unavailable
-    });
-    fail(
-        kind,
-        format!("Redis {} failed at {what}: {code} {words}", store.place)
-            .trim_end()
-            .to_string(),
-    )
+    store.pipe(&p, what)
 }
 
 /// How often --check reads the sets again when they changed under its WATCH.
@@ -732,14 +670,23 @@ fn final_records(
                 .arg("state")
                 .arg("tracked_by");
         }
-        let got: Vec<redis::RedisResult<(Option<String>, Option<String>)>> = p
-            .query(store.conn())
+        let got: Vec<redis::RedisResult<(Option<String>, Option<String>)>> = store
+            .pipe_raw(&p)
             .map_err(|e| store.error(e, &keys.job_hash_pattern()))?;
         for (id, r) in chunk.iter().zip(got) {
-            if let Ok((Some(state), tracked_by)) = r {
-                if let Some(set) = invariant::record_set(Some(&state), tracked_by.as_deref()) {
-                    out.insert(id.to_string(), (set, state));
+            match r {
+                Ok((Some(state), tracked_by)) => {
+                    if let Some(set) = invariant::record_set(Some(&state), tracked_by.as_deref())
+                    {
+                        out.insert(id.to_string(), (set, state));
+                    }
                 }
+                // A refusal (NOPERM) is not "no record": guessing from it would put a finished
+                // job back to be judged and maybe marked LOST.
+                Err(e) if e.code().is_some_and(|c| c != "WRONGTYPE") => {
+                    return Err(store.error(e, &keys.job_hash(id)));
+                }
+                _ => {}
             }
         }
     }
