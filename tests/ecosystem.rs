@@ -609,3 +609,41 @@ fn closed_stdout_is_success() {
     }
     closed_early(&env, "rj-status", &["--long", "--format", "plain"]);
 }
+
+/// Output that cannot be written (stdout on a full disk) is 74 and says stdout, never 1
+/// ("nothing found") or a bare OS message.
+#[test]
+fn a_full_stdout_is_74_naming_stdout() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let ids: Vec<String> = (1..=5000).map(|i| i.to_string()).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    crate::util::check::sadd(&server, &env.key("ALL"), &ids);
+    crate::util::check::sadd(&server, &env.key("COMPLETED"), &ids);
+    for (bin, args) in [
+        ("rj-status", &["--format", "human"][..]),
+        ("rj-status", &["--format", "json"][..]),
+        ("rj-status", &["--long", "--format", "csv"][..]),
+        ("rj-cleanup", &["--dry-run", "--keys"][..]),
+    ] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = env
+            .std_command(util::bin_path(bin))
+            .args(args)
+            .stdout(full)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(74), "{bin} {args:?}: {err}");
+        assert!(
+            err.starts_with(&format!("{bin}: error: cannot write to stdout: "))
+                && err.lines().count() == 1,
+            "{bin} {args:?}: {err}"
+        );
+    }
+}

@@ -51,7 +51,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (_cfg, keys, mut store) = super::open(&args.conn, &args.tag)?;
     let plan = plan(&mut store, &keys, args.keys, args.records)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = cli::stdout();
     if args.dry_run {
         for k in plan.data.iter().chain(&plan.records) {
             writeln!(out, "{}", output::lossy(k))?;

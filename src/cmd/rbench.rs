@@ -433,7 +433,7 @@ fn run_native(a: RunArgs) -> anyhow::Result<ExitCode> {
 /// Write the result: to --output in --format (default json) plus the human table on stdout,
 /// or to stdout in --format (default human).
 fn emit(doc: &BenchDoc, s: &Shared) -> anyhow::Result<()> {
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = cli::stdout();
     match &s.output {
         Some(path) => {
             let f = s.format.unwrap_or(RunFormat::Json);
@@ -464,7 +464,7 @@ fn run_compare(a: CompareArgs) -> anyhow::Result<ExitCode> {
     if let Some(p) = &a.plot {
         plot::draw(p, &plot::curves(&files, &a.tests))?;
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = cli::stdout();
     compare::write(&rows, a.format, &mut out)?;
     Ok(ExitCode::SUCCESS)
 }

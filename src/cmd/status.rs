@@ -182,7 +182,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(line) = broken {
         cli::warn(&line);
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = cli::stdout();
     if args.long {
         long(&mut store, &keys, &sets, &members, args.format, &mut out)?;
         return Ok(ExitCode::SUCCESS);
@@ -619,7 +619,7 @@ fn check(store: &mut Store, keys: &Keys, repair: bool, format: Format) -> anyhow
             ),
         ));
     };
-    let mut out = std::io::stdout().lock();
+    let mut out = cli::stdout();
     write_check(&mut out, keys, &c, repair, format)?;
     // One line on stderr, whatever happened.
     let made = match c.changes.len() {
