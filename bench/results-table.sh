@@ -13,8 +13,10 @@
 #   original long    what the original example's Python did, with redis-py: KEYS T-*, then one
 #                    GET per key, written as CSV rows key,value
 #   original wide    the same reads, pivoted into one row per job before writing
-# Wall time and peak RSS of each run come from /usr/bin/time -v; the row counts of every output
-# are checked. Prints a Markdown table of medians and every sample.
+# Wall time and peak RSS of each run come from /usr/bin/time -v; the time the server spent in
+# the run's commands ("Redis busy") and the longest mean call of one command (KEYS: the time it
+# blocked every other client) from INFO commandstats; the row counts of every output are
+# checked. Prints a Markdown table of medians and every sample.
 #
 # Needs: redis-server and redis-cli 7 (DEBUG POPULATE; the server is started with
 # --enable-debug-command local), python3, GNU time. redis-py is installed for the original way
@@ -103,20 +105,31 @@ PY
 
 export REDIS_URL=redis://127.0.0.1:$PORT JOB_TAG=$TAG
 # measure NAME LINES CMD...: run once under /usr/bin/time -v, check the output's line count,
-# append "NAME wall_s rss_mb" to samples.
+# append "NAME wall_s rss_mb busy_s block_ms" to samples: the time Redis spent in the run's
+# commands and the longest mean call of one command, from INFO commandstats, which CONFIG
+# RESETSTAT zeroes before each run.
 measure() {
   local name=$1 lines=$2
   shift 2
+  R CONFIG RESETSTAT >/dev/null
   /usr/bin/time -v -o "$WORK/time" "$@" >"$WORK/out.csv"
+  R INFO commandstats >"$WORK/stats"
   local got
   got=$(wc -l <"$WORK/out.csv")
   if [ "$got" -ne "$lines" ]; then
     echo "$name: $got lines, expected $lines" >&2
     exit 1
   fi
-  python3 - "$name" "$WORK/time" >>"$WORK/samples" <<'PY'
-import sys
-name, path = sys.argv[1], sys.argv[2]
+  python3 - "$name" "$WORK/time" "$WORK/stats" >>"$WORK/samples" <<'PY'
+import re, sys
+name, path, stats = sys.argv[1:4]
+# Every command but the INFO that read the figures: the total, and the longest mean time of
+# one call of a command (for KEYS, called once, the time it blocked every other client).
+cmds = [(m.group(1), int(m.group(2)), float(m.group(3))) for m in re.finditer(
+    r"cmdstat_([^:]+):calls=\d+,usec=(\d+),usec_per_call=([0-9.]+)", open(stats).read())
+    if m.group(1) != "info"]
+usec = sum(c[1] for c in cmds)
+block = max(c[2] for c in cmds)
 t = {}
 for line in open(path):
     k, _, v = line.strip().rpartition(": ")
@@ -124,7 +137,8 @@ for line in open(path):
 wall = 0.0
 for part in t["Elapsed (wall clock) time (h:mm:ss or m:ss)"].split(":"):
     wall = wall * 60 + float(part)
-print(name, f"{wall:.3f}", f"{int(t['Maximum resident set size (kbytes)']) / 1024:.1f}")
+print(name, f"{wall:.3f}", f"{int(t['Maximum resident set size (kbytes)']) / 1024:.1f}",
+      f"{usec / 1e6:.3f}", f"{block / 1e3:.1f}")
 PY
 }
 
@@ -144,26 +158,30 @@ for r in $(seq 1 "$ROUNDS"); do
   echo "# round $r done" >&2
 done
 
-python3 - "$WORK/samples" "$JOBS" "$KEYS" "$OTHER" "$ROUNDS" <<'PY'
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+python3 - "$WORK/samples" "$JOBS" "$KEYS" "$OTHER" "$ROUNDS" "$LOAD" "$(nproc)" <<'PY'
 import statistics, sys
-path, jobs, keys, other, rounds = sys.argv[1], *map(int, sys.argv[2:])
+path, jobs, keys, other, rounds = sys.argv[1], *map(int, sys.argv[2:6])
+load, cpus = sys.argv[6], sys.argv[7]
 s = {}
 for line in open(path):
-    tool, form, wall, rss = line.split()
-    s.setdefault((tool, form), []).append((float(wall), float(rss)))
-print(f"{jobs} jobs x {keys} keys among {other} other keys; medians of {rounds} rounds\n")
-print("| table | tool | wall s | peak RSS MB | original/rj-last wall |")
-print("|---|---|---:|---:|---:|")
+    tool, form, *v = line.split()
+    s.setdefault((tool, form), []).append(tuple(map(float, v)))
+print(f"{jobs} jobs x {keys} keys among {other} other keys; medians of {rounds} rounds; "
+      f"load average at the end {load} on {cpus} CPUs\n")
+print("| table | tool | wall s | peak RSS MB | Redis busy s | longest call ms "
+      "| original/rj-last wall |")
+print("|---|---|---:|---:|---:|---:|---:|")
 for form in ("long", "wide"):
-    med = {t: (statistics.median(w for w, _ in s[(t, form)]),
-               statistics.median(m for _, m in s[(t, form)]))
+    med = {t: [statistics.median(x[i] for x in s[(t, form)]) for i in range(4)]
            for t in ("rj-last", "original")}
     ratio = med["original"][0] / med["rj-last"][0]
     for t in ("rj-last", "original"):
-        w, m = med[t]
+        w, m, busy, block = med[t]
         r = f"{ratio:.1f}" if t == "rj-last" else ""
-        print(f"| {form} CSV | {t} | {w:.2f} | {m:.1f} | {r} |")
-print("\nEvery sample (wall s, peak RSS MB):\n")
+        print(f"| {form} CSV | {t} | {w:.2f} | {m:.1f} | {busy:.2f} | {block:.1f} | {r} |")
+print("\nEvery sample (wall s / peak RSS MB / Redis busy s / longest call ms):\n")
 for (tool, form), v in sorted(s.items()):
-    print(f"- {tool} {form}: " + ", ".join(f"{w:.2f} s / {m:.1f} MB" for w, m in v))
+    print(f"- {tool} {form}: " + ", ".join(f"{w:.2f} / {m:.1f} / {b:.2f} / {l:.1f}"
+                                           for w, m, b, l in v))
 PY
