@@ -1383,3 +1383,73 @@ fn real_jobs_and_array_tasks_make_one_table() {
         assert_eq!(row[9], task, "{row:?}");
     }
 }
+
+/// `--plot NAME FILE`: the chosen jobs' numeric values of one key, against job ID, one colour
+/// per set, in an SVG whose points and labels can be counted; nothing on stdout.
+#[test]
+fn plot_a_numeric_key_by_job() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let t = &env.tag;
+    sadd(&server, &env.key("ALL"), &["5", "7", "9", "12"]);
+    sadd(&server, &env.key("COMPLETED"), &["5", "9", "12"]);
+    sadd(&server, &env.key("FAILED"), &["7"]);
+    for (id, v) in [
+        ("5", "0.25"),
+        ("7", "0.9"),
+        ("9", "n/a"),
+        ("12_1", "0.5"),
+        ("12_2", "0.4"),
+    ] {
+        server.cli(&["SET", &format!("{t}-{id}:loss"), v]);
+        server.cli(&["SET", &format!("{t}-{id}:other"), "7"]);
+    }
+    let out = run(env
+        .cmd("rj-last")
+        .args(["--all", "--plot", "loss", "loss.svg"]));
+    assert_eq!(ok(&out), "", "the plot is the output");
+    assert_eq!(
+        check::stderr(&out),
+        "rj-last: plotted 4 values of loss into loss.svg (1 that are not numbers left out)\n"
+    );
+    let svg = std::fs::read_to_string(env.path().join("loss.svg")).unwrap();
+    assert!(svg.starts_with("<svg"), "{svg}");
+    // Four points and one legend marker per set.
+    assert_eq!(svg.matches("<circle").count(), 4 + 2, "{svg}");
+    for label in ["COMPLETED", "FAILED", "5", "7", "12_1", "12_2"] {
+        let text = format!(">\n{label}\n</text>");
+        assert!(svg.contains(&text), "{label} in {svg}");
+    }
+    assert!(svg.contains(&format!("loss by job, tag {t}")), "{svg}");
+    // Only the keys named loss were read.
+    server.cli(&["CONFIG", "RESETSTAT"]);
+    ok(&run(env.cmd("rj-last").args([
+        "--state",
+        "FAILED",
+        "--plot",
+        "loss",
+        "failed.png",
+    ])));
+    assert_eq!(calls(&server, "get"), 1);
+    let png = std::fs::read(env.path().join("failed.png")).unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+
+    let line = fails(
+        &run(env
+            .cmd("rj-last")
+            .args(["--all", "--plot", "other2", "x.svg"])),
+        1,
+        "rj-last",
+    );
+    assert!(line.contains("nothing to plot"), "{line}");
+    for args in [
+        &["--all", "--plot", "loss", "x.pdf"][..],
+        &["--all", "--plot", "loss"],
+        &["--all", "--wide", "--plot", "loss", "x.svg"],
+    ] {
+        fails(&run(env.cmd("rj-last").args(args)), 2, "rj-last");
+    }
+    assert!(!env.path().join("x.svg").exists() && !env.path().join("x.pdf").exists());
+}

@@ -3,6 +3,7 @@ complete -c rj-last -l url -d 'Redis URL (redis://, rediss://, unix://); overrid
 complete -c rj-last -l tag -d 'Experiment tag (default: $JOB_TAG, $job_tag, "job_tag" in redis.json)' -r
 complete -c rj-last -l job -d 'This job instead of the last one: 4238610, or 4238610_3 for one array task. Repeatable: more than one makes the table of those jobs' -r
 complete -c rj-last -l state -d 'The jobs of these sets, as one table: ALL, PENDING_AND_RUNNING (or PENDING, RUNNING), COMPLETED, FAILED, TIMEOUT, CANCELLED; repeatable' -r
+complete -c rj-last -l plot -d 'Plot the key NAME of the chosen jobs against their job IDs into FILE (.svg or .png), one colour per set: how a result changes from job to job. Values that are not numbers are left out; nothing goes to stdout' -r
 complete -c rj-last -l format -d 'Output form; `human` and `plain` are the original `Key:`/`Value:`/`---` lines' -r -f -a "human\t'Aligned text for people'
 plain\t'One value per line, for xargs and `while read`'
 json\t'One JSON document'

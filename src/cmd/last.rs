@@ -19,6 +19,7 @@ pub const EXAMPLES: &str = "\
   rj-last --all --wide --format csv > results.csv     # pandas.read_csv('results.csv')
   rj-last --state COMPLETED --format json | jq -r 'select(.name == \"loss\") | .value'
   rj-last --job 4238610 --job 4238611 --format csv
+  rj-last --all --plot loss loss.svg                  # loss against job ID, by set
 ";
 
 /// Show the keys `TAG-<jobid>:*` of the last job (largest job ID in TAG_ALL) or of --job, and
@@ -73,6 +74,11 @@ pub struct Args {
     /// pandas; with csv, tsv, json or human.
     #[arg(long)]
     pub wide: bool,
+    /// Plot the key NAME of the chosen jobs against their job IDs into FILE (.svg or .png),
+    /// one colour per set: how a result changes from job to job. Values that are not numbers
+    /// are left out; nothing goes to stdout.
+    #[arg(long, num_args = 2, value_names = ["NAME", "FILE"], conflicts_with = "wide")]
+    pub plot: Vec<String>,
     /// Output form; `human` and `plain` are the original `Key:`/`Value:`/`---` lines.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
@@ -206,7 +212,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "--wide makes a table: use --format csv, tsv, json or human, not plain",
         ));
     }
+    let plot = match args.plot.as_slice() {
+        [] => None,
+        [name, file] => Some((name.as_str(), std::path::Path::new(file))),
+        _ => return Err(fail(Kind::Usage, "--plot takes NAME FILE, once")),
+    };
+    if let Some((_, file)) = plot {
+        plot_kind(file)?;
+    }
     let (_cfg, keys, mut store) = super::open(&args.conn, &args.tag)?;
+    if let Some((name, file)) = plot {
+        return plot_key(&args, &keys, &mut store, name, file);
+    }
     if args.all || !args.state.is_empty() || args.job.len() > 1 || args.wide {
         return table(&args, &keys, &mut store);
     }
@@ -809,6 +826,207 @@ impl Wide {
     }
 }
 
+/// Whether a plot file is an SVG (true) or a PNG (false), from its name.
+fn plot_kind(file: &std::path::Path) -> anyhow::Result<bool> {
+    let ext = file
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "svg" => Ok(true),
+        "png" => Ok(false),
+        _ => Err(fail(
+            Kind::Usage,
+            format!(
+                "--plot {}: the file name must end in .svg or .png",
+                file.display()
+            ),
+        )),
+    }
+}
+
+/// One plotted value: the job or task it is from, the value, the job's set.
+#[derive(Debug, Clone, PartialEq)]
+struct Point {
+    id: JobId,
+    value: f64,
+    set: Option<Set>,
+}
+
+/// The numeric values among the read keys: strings that parse as numbers (a result a job wrote
+/// with `redis-cli SET … 0.25`), in job-ID order; how many others were left out.
+fn points(read: Vec<(JobId, Option<Set>, serde_json::Value)>) -> (Vec<Point>, usize) {
+    let mut out = Vec::new();
+    let mut skipped = 0;
+    for (id, set, v) in read {
+        match v.as_str().and_then(|s| s.trim().parse::<f64>().ok()) {
+            Some(value) if value.is_finite() => out.push(Point { id, value, set }),
+            _ => skipped += 1,
+        }
+    }
+    (out, skipped)
+}
+
+/// `--plot NAME FILE`: read only the chosen jobs' keys named NAME, and draw them.
+fn plot_key(
+    args: &Args,
+    keys: &Keys,
+    store: &mut Store,
+    name: &str,
+    file: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    let mut jobs = choose(args, store, keys)?;
+    find_sets(store, keys, &mut jobs)?;
+    let found: Vec<Found> = scan_keys(store, keys, &jobs)?
+        .into_iter()
+        .filter(|f| &f.key[f.name_at..] == name.as_bytes())
+        .collect();
+    let mut read = Vec::with_capacity(found.len());
+    read_each(store, &found, |f, _kind, value| {
+        read.push((f.id.clone(), jobs[f.job].set, value));
+        Ok(())
+    })?;
+    let (pts, skipped) = points(read);
+    if pts.is_empty() {
+        return Err(fail(
+            Kind::NotFound,
+            format!(
+                "nothing to plot: none of the {} chosen jobs of tag {} has a numeric key {name} \
+                 ({} keys of that name)",
+                jobs.len(),
+                keys.tag(),
+                skipped
+            ),
+        ));
+    }
+    draw_plot(file, name, keys.tag().as_str(), &pts)?;
+    cli::note(&format!(
+        "plotted {} values of {name} into {}{}",
+        pts.len(),
+        file.display(),
+        if skipped > 0 {
+            format!(" ({skipped} that are not numbers left out)")
+        } else {
+            String::new()
+        }
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The colour of a set in the plot, as rj-status colours it on a terminal.
+fn set_rgb(set: Option<Set>) -> plotters::style::RGBColor {
+    use plotters::style::RGBColor;
+    match set {
+        Some(Set::Completed) => RGBColor(0x1a, 0x98, 0x50),
+        Some(Set::Failed) => RGBColor(0xd7, 0x30, 0x27),
+        Some(Set::Timeout) => RGBColor(0xf4, 0x6d, 0x43),
+        Some(Set::Cancelled) => RGBColor(0xa0, 0x7c, 0x00),
+        Some(Set::PendingAndRunning) => RGBColor(0x31, 0x82, 0xbd),
+        Some(Set::All) | None => RGBColor(0x40, 0x40, 0x40),
+    }
+}
+
+fn draw_plot(file: &std::path::Path, name: &str, tag: &str, pts: &[Point]) -> anyhow::Result<()> {
+    use plotters::prelude::*;
+    crate::bench::plot::fonts()?;
+    let size = (1000, 600);
+    let drawn = if plot_kind(file)? {
+        plot_chart(
+            SVGBackend::new(file, size).into_drawing_area(),
+            name,
+            tag,
+            pts,
+        )
+    } else {
+        plot_chart(
+            BitMapBackend::new(file, size).into_drawing_area(),
+            name,
+            tag,
+            pts,
+        )
+    };
+    drawn.map_err(|e| {
+        fail(
+            Kind::Output,
+            format!("cannot draw the plot {}: {e}", file.display()),
+        )
+    })
+}
+
+/// Values by job in job-ID order, one point each at its place in that order (job IDs are sparse,
+/// and an array's tasks share one), labelled with the job or task ID, one series per set.
+fn plot_chart<DB: plotters::prelude::DrawingBackend>(
+    root: plotters::prelude::DrawingArea<DB, plotters::coord::Shift>,
+    name: &str,
+    tag: &str,
+    pts: &[Point],
+) -> Result<(), Box<dyn std::error::Error + 'static>>
+where
+    DB::ErrorType: 'static,
+{
+    use plotters::prelude::*;
+    root.fill(&WHITE)?;
+    let (lo, hi) = pts
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+            (lo.min(p.value), hi.max(p.value))
+        });
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    let n = pts.len();
+    let ids: Vec<String> = pts.iter().map(|p| p.id.to_string()).collect();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(format!("{name} by job, tag {tag}"), ("sans-serif", 24))
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(72)
+        // Room above the points for the legend, so that it hides none.
+        .build_cartesian_2d(
+            -0.5f64..(n as f64 - 0.5),
+            (lo - span * 0.08)..(hi + span * 0.4),
+        )?;
+    chart
+        .configure_mesh()
+        .x_desc("job (in job-ID order)")
+        .y_desc(name)
+        .x_labels(n.min(10))
+        .x_label_formatter(&|x| {
+            let i = x.round();
+            if (x - i).abs() < 1e-6 && i >= 0.0 {
+                ids.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 16))
+        .draw()?;
+    let mut sets: Vec<Option<Set>> = pts.iter().map(|p| p.set).collect();
+    sets.sort();
+    sets.dedup();
+    for set in sets {
+        let color = set_rgb(set);
+        let mine: Vec<(f64, f64)> = pts
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.set == set)
+            .map(|(i, p)| (i as f64, p.value))
+            .collect();
+        chart
+            .draw_series(mine.into_iter().map(|p| Circle::new(p, 4, color.filled())))?
+            .label(set.map_or("(no set)", Set::suffix))
+            .legend(move |(x, y)| Circle::new((x + 10, y), 4, color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -997,5 +1215,42 @@ mod tests {
             "job\ttask\tset\tstate\texit_code\telapsed\ta.b\n\
              5\t\tCOMPLETED\tCOMPLETED\t0:0\t\tfrom hash\n"
         );
+    }
+
+    #[test]
+    fn plot_points_are_the_numeric_strings() {
+        let id = |s: &str| s.parse::<JobId>().unwrap();
+        let (pts, skipped) = points(vec![
+            (id("5"), Some(Set::Completed), json!("0.25")),
+            (id("7"), Some(Set::Failed), json!(" 3 ")),
+            (id("8"), None, json!("n/a")),
+            (id("9"), None, json!("NaN")),
+            (id("12_1"), Some(Set::Completed), json!(["1"])),
+            (id("12_2"), Some(Set::Completed), json!("-1e3")),
+        ]);
+        assert_eq!(
+            pts,
+            [
+                Point {
+                    id: id("5"),
+                    value: 0.25,
+                    set: Some(Set::Completed)
+                },
+                Point {
+                    id: id("7"),
+                    value: 3.0,
+                    set: Some(Set::Failed)
+                },
+                Point {
+                    id: id("12_2"),
+                    value: -1000.0,
+                    set: Some(Set::Completed)
+                },
+            ]
+        );
+        assert_eq!(skipped, 3);
+        assert!(plot_kind(std::path::Path::new("a.SVG")).unwrap());
+        assert!(!plot_kind(std::path::Path::new("a.png")).unwrap());
+        assert!(plot_kind(std::path::Path::new("a.pdf")).is_err());
     }
 }
