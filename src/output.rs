@@ -32,15 +32,7 @@ pub fn write_delimited<T: Serialize>(
     format: Format,
     header_if_empty: &[&str],
 ) -> anyhow::Result<()> {
-    let delim = if format == Format::Tsv { b'\t' } else { b',' };
-    let mut w = csv::WriterBuilder::new()
-        .delimiter(delim)
-        .quote_style(if format == Format::Tsv {
-            csv::QuoteStyle::Never
-        } else {
-            csv::QuoteStyle::Necessary
-        })
-        .from_writer(out);
+    let mut w = delimited_writer(out, format);
     if rows.is_empty() {
         w.write_record(header_if_empty)?;
     }
@@ -49,6 +41,21 @@ pub fn write_delimited<T: Serialize>(
     }
     w.flush()?;
     Ok(())
+}
+
+/// A CSV or TSV writer: `serialize` writes a header from the first row's field names, while
+/// rows given to `write_record` carry their own;
+/// CSV quotes what it must, TSV never does (see [`tsv_clean`]).
+pub fn delimited_writer<W: Write>(out: W, format: Format) -> csv::Writer<W> {
+    let delim = if format == Format::Tsv { b'\t' } else { b',' };
+    csv::WriterBuilder::new()
+        .delimiter(delim)
+        .quote_style(if format == Format::Tsv {
+            csv::QuoteStyle::Never
+        } else {
+            csv::QuoteStyle::Necessary
+        })
+        .from_writer(out)
 }
 
 /// TSV cannot quote: tabs and newlines inside a field become spaces.

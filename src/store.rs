@@ -704,6 +704,167 @@ impl Store {
     }
 }
 
+/// Reading the keys of many jobs at once: one SCAN pass whose matches are filtered as they come
+/// (the keyspace may hold millions of other keys, and only the wanted names are kept), then
+/// typed reads pipelined in batches instead of two round trips per key.
+impl Store {
+    /// Walk every key matching a glob with SCAN, `count` keys per step, handing each name (the
+    /// server's bytes) to `keep` as it comes. SCAN may hand a name more than once: callers dedup.
+    pub fn scan_each(
+        &mut self,
+        pattern: &str,
+        count: usize,
+        mut keep: impl FnMut(Vec<u8>),
+    ) -> anyhow::Result<()> {
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<Vec<u8>>) = self.query(
+                redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(count),
+                pattern,
+            )?;
+            batch.into_iter().for_each(&mut keep);
+            cursor = next;
+            if cursor == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// [`Store::read_value_bytes`] for many keys in two round trips: TYPE for all of them, then
+    /// the read each type needs. The values are the same as one by one; a key that vanished in
+    /// between is `("none", null)`, and one whose type changed in between is read again alone.
+    pub fn read_values_bytes(
+        &mut self,
+        keys: &[&[u8]],
+    ) -> anyhow::Result<Vec<(String, serde_json::Value)>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut p = redis::pipe();
+        p.ignore_errors();
+        for k in keys {
+            p.cmd("TYPE").arg(k);
+        }
+        let types: Vec<Value> = self.pipe(&p, &lossy(keys[0]))?;
+        let mut kinds = Vec::with_capacity(keys.len());
+        for (k, t) in keys.iter().zip(types) {
+            match t {
+                Value::ServerError(e) => return Err(self.error(e.into(), &lossy(k))),
+                t => kinds.push(redis::from_redis_value::<String>(t).map_err(|e| {
+                    fail(
+                        Kind::DataErr,
+                        format!(
+                            "Redis {} sent a TYPE reply for {} that is not a type name: {e}",
+                            self.place,
+                            lossy(k)
+                        ),
+                    )
+                })?),
+            }
+        }
+        let mut p = redis::pipe();
+        p.ignore_errors();
+        let mut sent = Vec::with_capacity(keys.len());
+        for (i, (k, ty)) in keys.iter().zip(&kinds).enumerate() {
+            match ty.as_str() {
+                "string" => p.cmd("GET").arg(k),
+                "hash" => p.cmd("HGETALL").arg(k),
+                "list" => p.cmd("LRANGE").arg(k).arg(0).arg(-1),
+                "set" => p.cmd("SMEMBERS").arg(k),
+                "zset" => p.cmd("ZRANGE").arg(k).arg(0).arg(-1).arg("WITHSCORES"),
+                "stream" => p.cmd("XRANGE").arg(k).arg("-").arg("+"),
+                // "none" (gone since SCAN) and module types are shown without a read.
+                _ => continue,
+            };
+            sent.push(i);
+        }
+        let replies: Vec<Value> = if sent.is_empty() {
+            Vec::new()
+        } else {
+            self.pipe(&p, &lossy(keys[sent[0]]))?
+        };
+        let mut out: Vec<(String, serde_json::Value)> = kinds
+            .iter()
+            .map(|ty| {
+                let v = match ty.as_str() {
+                    "none" => serde_json::Value::Null,
+                    other => serde_json::Value::String(format!("<{other}>")),
+                };
+                (ty.clone(), v)
+            })
+            .collect();
+        for (i, reply) in sent.into_iter().zip(replies) {
+            let name = lossy(keys[i]);
+            let v = match reply {
+                // The key was replaced by one of another type after its TYPE.
+                Value::ServerError(e) if e.code() == "WRONGTYPE" => {
+                    out[i] = self.read_value_bytes(keys[i])?;
+                    continue;
+                }
+                Value::ServerError(e) => return Err(self.error(e.into(), &name)),
+                v => v,
+            };
+            out[i] = Self::typed_json(&kinds[i], v).map_err(|e| {
+                fail(
+                    Kind::DataErr,
+                    format!(
+                        "Redis {} sent a reply for {name} (a {}) that rj cannot read: {e:#}",
+                        self.place, kinds[i]
+                    ),
+                )
+            })?;
+        }
+        Ok(out)
+    }
+
+    /// One read reply as [`Store::read_value_bytes`] shows it. Redis has no empty hashes, lists,
+    /// sets or streams, so an empty reply means the key expired after its TYPE: `none`.
+    fn typed_json(ty: &str, v: Value) -> anyhow::Result<(String, serde_json::Value)> {
+        use serde_json::Value as J;
+        let gone = match &v {
+            Value::Nil => true,
+            Value::Array(a) => a.is_empty(),
+            Value::Map(m) => m.is_empty(),
+            Value::Set(s) => s.is_empty(),
+            _ => false,
+        };
+        if gone {
+            return Ok(("none".into(), J::Null));
+        }
+        let j = match ty {
+            "string" => J::String(lossy(&redis::from_redis_value::<Vec<u8>>(v)?)),
+            "hash" => {
+                let m: Vec<(Vec<u8>, Vec<u8>)> = redis::from_redis_value(v)?;
+                let m: BTreeMap<String, String> =
+                    m.iter().map(|(k, v)| (lossy(k), lossy(v))).collect();
+                serde_json::to_value(m)?
+            }
+            "list" => {
+                let l: Vec<Vec<u8>> = redis::from_redis_value(v)?;
+                serde_json::to_value(l.iter().map(|b| lossy(b)).collect::<Vec<_>>())?
+            }
+            "set" => {
+                let s: Vec<Vec<u8>> = redis::from_redis_value(v)?;
+                let mut s: Vec<String> = s.iter().map(|b| lossy(b)).collect();
+                s.sort();
+                serde_json::to_value(s)?
+            }
+            "zset" => {
+                let z: Vec<(Vec<u8>, f64)> = redis::from_redis_value(v)?;
+                serde_json::to_value(z.iter().map(|(m, s)| (lossy(m), *s)).collect::<Vec<_>>())?
+            }
+            "stream" => stream_to_json(&v),
+            other => J::String(format!("<{other}>")),
+        };
+        Ok((ty.to_string(), j))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

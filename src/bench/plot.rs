@@ -31,7 +31,7 @@ fn nines_label(x: &f64) -> String {
 }
 
 /// The embedded DejaVu Sans, so PNG text needs no system fonts and no -dev packages.
-fn fonts() -> anyhow::Result<()> {
+pub fn fonts() -> anyhow::Result<()> {
     static DONE: OnceLock<bool> = OnceLock::new();
     let ok = *DONE.get_or_init(|| {
         plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())

@@ -95,7 +95,8 @@ fn set_color(set: &str) -> Option<&'static str> {
     }
 }
 
-fn parse_set(s: &str) -> Result<Set, String> {
+/// A `--state` value for clap (also rj-last's): a set suffix in any case, or PENDING/RUNNING.
+pub fn parse_set(s: &str) -> Result<Set, String> {
     Set::from_suffix(s).ok_or_else(|| {
         format!("unknown state {s:?}; one of ALL, PENDING_AND_RUNNING, COMPLETED, FAILED, TIMEOUT, CANCELLED")
     })
