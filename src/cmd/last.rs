@@ -254,7 +254,7 @@ fn one_job(args: &Args, keys: &Keys, store: &mut Store, job: &str) -> anyhow::Re
         }
     }
     let empty = kvs.is_empty();
-    let mut out = std::io::stdout().lock();
+    let mut out = cli::stdout();
     match args.format {
         Format::Human | Format::Plain => {
             for kv in &kvs {
