@@ -6,6 +6,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod exit;
+pub mod jobenv;
 pub mod keys;
 pub mod output;
 pub mod process;
