@@ -882,6 +882,10 @@ fn ids_are_recorded_without_leading_zeros_and_job_0_is_refused() {
     assert_eq!(ok(&out), "12\n7_3\n5_0\n");
     assert_eq!(server.smembers(&env.key("ALL")), ["12", "5_0", "7_3"]);
     assert!(server.hgetall(&env.job("00012")).is_empty());
+    // rj-last finds the job however its ID is typed.
+    server.cli(&["SET", &format!("{}-12:x", env.tag), "1"]);
+    let out = ok(&run(env.cmd("rj-last").args(["--job", "0012"])));
+    assert!(out.contains(&format!("{}-12:x", env.tag)), "{out}");
 
     for bad in ["0", "0_1", "000"] {
         let line = fails(

@@ -119,10 +119,8 @@ fn job_keys(keys: &Keys, job: &str, found: Vec<String>) -> Vec<String> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (_cfg, keys, mut store) = super::open(&args.conn, &args.tag)?;
     let job = match &args.job {
-        Some(j) => {
-            j.parse::<JobId>().map_err(|e| fail(Kind::Usage, e))?;
-            j.clone()
-        }
+        // As rj-launch stored it: `--job 0012` is job 12.
+        Some(j) => JobId::canonical(j).map_err(|e| fail(Kind::Usage, e))?,
         None => {
             let all = keys.set(Set::All);
             let ids = store.members(&all)?;
