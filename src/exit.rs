@@ -207,10 +207,15 @@ pub fn first_server_error(e: &redis::RedisError) -> Option<(usize, redis::Server
 }
 
 /// The server's error code (`WRONGTYPE`, `NOPERM`…), also out of a pipeline's first failure.
+/// `EXECABORT` only says that a command of the transaction was refused while queued: that
+/// command's code is the cause (NOPERM for an ACL user without `+sadd` is 77, not 69).
 pub fn server_code(e: &redis::RedisError) -> Option<String> {
-    e.code()
-        .map(str::to_string)
-        .or_else(|| first_server_error(e).map(|(_, s)| s.code().to_string()))
+    match e.code() {
+        Some(c) if c != "EXECABORT" => Some(c.to_string()),
+        c => first_server_error(e)
+            .map(|(_, s)| s.code().to_string())
+            .or(c.map(str::to_string)),
+    }
 }
 
 /// The exit status for an error: the outermost typed cause wins.

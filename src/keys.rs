@@ -160,7 +160,12 @@ pub fn escape_glob(s: &str) -> String {
 }
 
 /// A Slurm job ID: `123`, or an array task `123_7`. Ordered numerically, task after parent.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+///
+/// Parsing accepts leading zeros (`00012`, `7_03`) and [`fmt::Display`] never prints them, so
+/// that one Slurm job is one member of `T_ALL` however its ID was typed: every place where an ID
+/// enters the ledger stores [`JobId::canonical`]. Job 0 does not exist (Slurm counts from 1, and
+/// 0 stands for "no job" in its API); task 0 does (`--array=0-3`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct JobId {
     pub job: u64,
     pub task: Option<u64>,
@@ -210,6 +215,13 @@ impl fmt::Display for JobId {
     }
 }
 
+impl JobId {
+    /// The one spelling of an ID that rj stores: `00012` → `12`, `7_03` → `7_3`.
+    pub fn canonical(s: &str) -> Result<String, String> {
+        s.parse::<JobId>().map(|j| j.to_string())
+    }
+}
+
 impl FromStr for JobId {
     type Err = String;
     fn from_str(s: &str) -> Result<JobId, String> {
@@ -222,16 +234,16 @@ impl FromStr for JobId {
             p.parse::<u64>()
                 .map_err(|_| format!("job ID {s:?} is out of range"))
         };
-        match s.split_once('_') {
-            Some((j, t)) => Ok(JobId {
-                job: digits(j)?,
-                task: Some(digits(t)?),
-            }),
-            None => Ok(JobId {
-                job: digits(s)?,
-                task: None,
-            }),
+        let (job, task) = match s.split_once('_') {
+            Some((j, t)) => (digits(j)?, Some(digits(t)?)),
+            None => (digits(s)?, None),
+        };
+        if job == 0 {
+            return Err(format!(
+                "{s:?} is not a Slurm job ID (Slurm job IDs start at 1)"
+            ));
         }
+        Ok(JobId { job, task })
     }
 }
 
@@ -325,13 +337,32 @@ mod tests {
                 task: Some(7)
             }
         );
-        for bad in ["", "a", "1_", "_1", "1_[2-3]", "-1", "1 "] {
+        for bad in [
+            "", "a", "1_", "_1", "1_[2-3]", "-1", "1 ", "+1", "0", "000", "0_1", "1_2_3",
+        ] {
             assert!(bad.parse::<JobId>().is_err(), "{bad}");
         }
+        let zero = "0_1".parse::<JobId>().unwrap_err();
+        assert!(zero.contains("start at 1"), "{zero}");
         assert_eq!(split_cluster("12;c1"), ("12", Some("c1")));
         assert_eq!(split_cluster("12"), ("12", None));
         assert_eq!(split_cluster("12;"), ("12", None));
         assert_eq!(split_cluster("12_3;c"), ("12_3", Some("c")));
+    }
+
+    #[test]
+    fn one_job_has_one_spelling() {
+        for (typed, stored) in [
+            ("12", "12"),
+            ("00012", "12"),
+            ("7_03", "7_3"),
+            ("007_000", "7_0"),
+            ("4238610_7", "4238610_7"),
+        ] {
+            assert_eq!(JobId::canonical(typed).unwrap(), stored, "{typed}");
+        }
+        assert!(JobId::canonical("0").is_err());
+        assert_eq!(IdKey::of("00012"), IdKey::of("12"));
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod cmd;
 pub mod config;
 pub mod exit;
 pub mod invariant;
+pub mod jobenv;
 pub mod keys;
 pub mod output;
 pub mod process;

@@ -32,23 +32,43 @@ pub fn display_cmd<S: AsRef<OsStr>>(prog: &str, args: &[S]) -> String {
     s
 }
 
-/// Run `sbatch --parsable ARGS` with extra environment; stdout is captured, stderr goes to the
-/// user's terminal (sbatch's own messages), stdin is inherited (`rj-launch -- <<EOF` works).
-pub fn sbatch(args: &[String], env: &[(&str, String)]) -> anyhow::Result<Output> {
+/// Run `sbatch --parsable ARGS` with extra environment (`env` set, `unset` removed); stdout is
+/// captured, stderr goes to the user's terminal (sbatch's own messages). stdin is inherited
+/// (`rj-launch -- <<EOF` works), or is `stdin` when rj-launch has read the script itself.
+pub fn sbatch(
+    args: &[String],
+    env: &[(&str, String)],
+    unset: &[&str],
+    stdin: Option<Vec<u8>>,
+) -> anyhow::Result<Output> {
     let prog = find("sbatch")?;
     let mut cmd = Command::new(&prog);
     cmd.arg("--parsable")
         .args(args)
-        .stdin(Stdio::inherit())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::inherit()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     for (k, v) in env {
         cmd.env(k, v);
     }
+    for k in unset {
+        cmd.env_remove(k);
+    }
     let shown = display_cmd("sbatch --parsable", args);
-    let out = cmd
-        .output()
-        .map_err(|e| fail(Kind::Unavailable, format!("cannot run {shown}: {e}")))?;
+    let cannot = |e: std::io::Error| fail(Kind::Unavailable, format!("cannot run {shown}: {e}"));
+    let mut child = cmd.spawn().map_err(cannot)?;
+    if let (Some(body), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        // From a thread: sbatch may write to stdout before it has read all of stdin.
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = pipe.write_all(&body);
+        });
+    }
+    let out = child.wait_with_output().map_err(cannot)?;
     if !out.status.success() {
         let how = match out.status.code() {
             Some(c) => format!("exit status {c}"),
@@ -65,28 +85,88 @@ pub fn sbatch(args: &[String], env: &[(&str, String)]) -> anyhow::Result<Output>
 /// A submitted job as `sbatch --parsable` reports it: `123` or `123;cluster`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Submitted {
+    /// Canonical ([`JobId::canonical`]): `00012` is stored as `12`.
     pub id: String,
     pub cluster: Option<String>,
 }
 
-/// Parse one job reference (`123`, `123_4`, `123;cluster`).
-pub fn parse_job_ref(s: &str) -> Result<Submitted, String> {
+/// Parse one job reference (`123`, `123_4`, `123;cluster`) without allocating: the ID and the
+/// cluster, if any. For inputs of millions of IDs (`rj-launch --record -`).
+pub fn parse_job_word(s: &str) -> Result<(JobId, Option<&str>), String> {
     let (id, cluster) = split_cluster(s.trim());
-    id.parse::<JobId>()?;
+    Ok((id.parse::<JobId>()?, cluster))
+}
+
+/// Parse one job reference (`123`, `123_4`, `123;cluster`); the ID comes back canonical.
+pub fn parse_job_ref(s: &str) -> Result<Submitted, String> {
+    let (id, cluster) = parse_job_word(s)?;
     Ok(Submitted {
         id: id.to_string(),
         cluster: cluster.map(str::to_string),
     })
 }
 
-/// Parse the stdout of `sbatch --parsable`: the last non-empty line holds `id[;cluster]`.
-pub fn parse_sbatch_output(stdout: &str) -> Result<Submitted, String> {
-    let line = stdout
-        .lines()
-        .map(str::trim)
-        .rfind(|l| !l.is_empty())
-        .ok_or_else(|| "sbatch printed no job ID".to_string())?;
-    parse_job_ref(line).map_err(|_| format!("cannot find a job ID in sbatch output {line:?}"))
+/// What `sbatch --parsable` printed on stdout: the job, and the lines around it that are not a
+/// job ID (a site's sbatch wrapper or job_submit plugin may print warnings there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SbatchOutput {
+    pub job: Submitted,
+    pub other: Vec<String>,
+}
+
+/// Is this line what `--parsable` prints for a job: `123` or `123;cluster` (never a task, never
+/// 0, no spaces)?
+fn sbatch_id_line(line: &str) -> Option<Submitted> {
+    let (id, cluster) = split_cluster(line);
+    if !id.bytes().all(|b| b.is_ascii_digit())
+        || cluster.is_some_and(|c| c.contains(char::is_whitespace))
+    {
+        return None;
+    }
+    parse_job_ref(line).ok()
+}
+
+/// Parse the stdout of `sbatch --parsable`: the one line that is a job ID, wherever it is among
+/// the others. No such line, or two lines with different IDs, is an error that quotes the whole
+/// output (as one line, shortened): rj-launch does not guess which number is the job.
+pub fn parse_sbatch_output(stdout: &str) -> Result<SbatchOutput, String> {
+    let mut job: Option<Submitted> = None;
+    let mut other = Vec::new();
+    for line in stdout.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        match (sbatch_id_line(line), &job) {
+            (Some(j), Some(first)) if j.id != first.id => {
+                return Err(format!(
+                    "sbatch printed two job IDs, {} and {}, in {}; rj-launch does not guess which one is the job",
+                    first.id,
+                    j.id,
+                    quoted_output(stdout)
+                ))
+            }
+            (Some(j), None) => job = Some(j),
+            (Some(_), Some(_)) => {}
+            (None, _) => other.push(line.to_string()),
+        }
+    }
+    match job {
+        Some(job) => Ok(SbatchOutput { job, other }),
+        None if other.is_empty() => Err("sbatch printed no job ID (its stdout was empty)".into()),
+        None => Err(format!(
+            "cannot find a job ID in sbatch output {}",
+            quoted_output(stdout)
+        )),
+    }
+}
+
+/// A program's whole output for a one-line message: trimmed, lines joined by `\n`, at most 300
+/// characters.
+fn quoted_output(s: &str) -> String {
+    let s = s.trim();
+    let short = truncate(s, 300);
+    if short.len() < s.len() {
+        format!("{:?}…", short)
+    } else {
+        format!("{short:?}")
+    }
 }
 
 // ---------------------------------------------------------------- queries (rj-track)
@@ -608,25 +688,31 @@ mod tests {
     fn sbatch_parsable_forms() {
         assert_eq!(
             parse_sbatch_output("4238610\n").unwrap(),
-            Submitted {
-                id: "4238610".into(),
-                cluster: None
+            SbatchOutput {
+                job: Submitted {
+                    id: "4238610".into(),
+                    cluster: None
+                },
+                other: vec![]
             }
         );
         assert_eq!(
-            parse_sbatch_output("4238610;cluster1\n").unwrap(),
+            parse_sbatch_output("4238610;cluster1\n").unwrap().job,
             Submitted {
                 id: "4238610".into(),
                 cluster: Some("cluster1".into())
             }
         );
         // A site's job_submit plugin may print a line first.
-        assert_eq!(
-            parse_sbatch_output("note: using default account\n77\n")
-                .unwrap()
-                .id,
-            "77"
-        );
+        let out = parse_sbatch_output("note: using default account\n77\n").unwrap();
+        assert_eq!(out.job.id, "77");
+        assert_eq!(out.other, ["note: using default account"]);
+        // A wrapper may print a warning after the ID, with blank lines and stray spaces.
+        let out = parse_sbatch_output("  102 \n\nwarning: project quota at 91%\n").unwrap();
+        assert_eq!(out.job.id, "102");
+        assert_eq!(out.other, ["warning: project quota at 91%"]);
+        // Said twice is still one job; leading zeros are not part of it.
+        assert_eq!(parse_sbatch_output("0102\n102\n").unwrap().job.id, "102");
     }
 
     #[test]
@@ -638,9 +724,35 @@ mod tests {
             "sbatch: error: x",
             "12 13",
             "abc;c",
+            "12_3",
+            "0",
+            "12;a b",
         ] {
             assert!(parse_sbatch_output(bad).is_err(), "{bad:?}");
         }
+        let e = parse_sbatch_output("warning: a\nwarning: b\n").unwrap_err();
+        assert_eq!(
+            e,
+            r#"cannot find a job ID in sbatch output "warning: a\nwarning: b""#
+        );
+        let e = parse_sbatch_output("102\nyou have 3 jobs queued\n3\n").unwrap_err();
+        assert!(e.contains("two job IDs, 102 and 3"), "{e}");
+        let long = format!("{}\n", "x".repeat(5000));
+        let e = parse_sbatch_output(&long).unwrap_err();
+        assert!(e.len() < 400 && e.ends_with('…'), "{e}");
+    }
+
+    #[test]
+    fn job_refs_are_stored_canonical() {
+        assert_eq!(parse_job_ref("00012").unwrap().id, "12");
+        assert_eq!(parse_job_ref("7_03;c").unwrap().id, "7_3");
+        assert_eq!(
+            parse_job_ref("7_03;c").unwrap().cluster.as_deref(),
+            Some("c")
+        );
+        assert!(parse_job_ref("0").is_err());
+        let (id, c) = parse_job_word(" 12;x ").unwrap();
+        assert_eq!((id.to_string(), c), ("12".to_string(), Some("x")));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{xdg_dir, Env};
-use crate::keys::{Keys, Tag};
+use crate::keys::{JobId, Keys, Tag};
 use crate::store::Store;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -41,19 +41,27 @@ fn open_locked(p: &PathBuf) -> anyhow::Result<Flock<File>> {
         .map_err(|(_, e)| anyhow::anyhow!("cannot lock spool {}: {e}", p.display()))
 }
 
-/// Append jobs to the spool and fsync, so that a crash right after cannot lose them.
-pub fn append(p: &PathBuf, entries: &[Entry]) -> anyhow::Result<()> {
-    let mut f = open_locked(p)?;
-    let mut buf = Vec::new();
+/// Append jobs to the spool and fsync, so that a crash right after cannot lose them. Entries are
+/// written as they come (a million of them need not be in memory at once); a write that fails
+/// half-way leaves at worst a torn last line, which the next replay sets aside.
+pub fn append(p: &PathBuf, entries: impl IntoIterator<Item = Entry>) -> anyhow::Result<()> {
+    let f = open_locked(p)?;
+    let cannot = || format!("cannot write spool {}", p.display());
+    let mut w = std::io::BufWriter::with_capacity(1 << 16, &*f);
     for e in entries {
-        serde_json::to_writer(&mut buf, e)?;
-        buf.push(b'\n');
+        serde_json::to_writer(&mut w, &e).with_context(cannot)?;
+        w.write_all(b"\n").with_context(cannot)?;
     }
-    f.write_all(&buf)
-        .and_then(|_| f.sync_all())
-        .with_context(|| format!("cannot write spool {}", p.display()))?;
+    w.flush().with_context(cannot)?;
+    drop(w);
+    f.sync_all().with_context(cannot)?;
     Ok(())
 }
+
+/// Jobs per recording transaction: each one MULTI/EXEC, so that a million IDs neither sit in one
+/// client buffer nor block the server for one long EXEC. A job's two SADDs and its hash are
+/// always in the same transaction (DESIGN §2 holds per job).
+pub const RECORD_BATCH: usize = 1000;
 
 /// What one replay did.
 #[derive(Debug, Default, PartialEq)]
@@ -74,8 +82,9 @@ pub fn bad_path(p: &std::path::Path) -> PathBuf {
 
 /// Record every spooled job, then empty the spool. A missing spool is nothing to do. A line
 /// that is not an entry with a valid job ID does not block the others: it is appended to
-/// `<spool>.bad` (and fsynced) before the spool is emptied. If Redis or the disk fails
-/// half-way the spool is kept whole (recording is idempotent, so the next replay finishes).
+/// `<spool>.bad` (and fsynced) before the spool is emptied. IDs are recorded as rj stores them
+/// (`00012` as `12`), in transactions of [`RECORD_BATCH`]. If Redis or the disk fails half-way
+/// the spool is kept whole (recording is idempotent, so the next replay finishes).
 pub fn replay(store: &mut Store, keys: &Keys, p: &PathBuf) -> anyhow::Result<Replay> {
     let bad = bad_path(p);
     let mut done = Replay::default();
@@ -85,7 +94,7 @@ pub fn replay(store: &mut Store, keys: &Keys, p: &PathBuf) -> anyhow::Result<Rep
     }
     let mut f = open_locked(p)?;
     f.rewind()?;
-    let mut jobs = Vec::new();
+    let mut batch = Vec::with_capacity(RECORD_BATCH);
     let mut seen = std::collections::HashSet::new();
     let mut bad_lines = Vec::new();
     for (n, line) in BufReader::new(&*f).split(b'\n').enumerate() {
@@ -94,10 +103,10 @@ pub fn replay(store: &mut Store, keys: &Keys, p: &PathBuf) -> anyhow::Result<Rep
             continue;
         }
         match parse_line(&line) {
-            Ok(e) => {
+            Ok((id, e)) => {
                 // A job spooled by two failed attempts is one job: keep its first record.
-                if seen.insert(e.id.clone()) {
-                    jobs.push((e.id, e.fields));
+                if seen.insert(id) {
+                    batch.push((id.to_string(), e.fields));
                 }
             }
             Err(why) => {
@@ -106,9 +115,15 @@ pub fn replay(store: &mut Store, keys: &Keys, p: &PathBuf) -> anyhow::Result<Rep
                 bad_lines.push(b'\n');
             }
         }
+        if batch.len() == RECORD_BATCH {
+            store.record(keys, &batch)?;
+            done.recorded += batch.len();
+            batch.clear();
+        }
     }
-    if !jobs.is_empty() {
-        store.record(keys, &jobs)?;
+    if !batch.is_empty() {
+        store.record(keys, &batch)?;
+        done.recorded += batch.len();
     }
     if !bad_lines.is_empty() {
         // Kept elsewhere first: if that fails the spool stays whole.
@@ -125,7 +140,6 @@ pub fn replay(store: &mut Store, keys: &Keys, p: &PathBuf) -> anyhow::Result<Rep
     f.set_len(0)
         .with_context(|| format!("cannot empty spool {}", p.display()))?;
     f.sync_all()?;
-    done.recorded = jobs.len();
     Ok(done)
 }
 
@@ -151,11 +165,10 @@ impl Replay {
     }
 }
 
-/// One spool line: an [`Entry`] whose ID is a Slurm job ID.
-fn parse_line(line: &[u8]) -> Result<Entry, String> {
+/// One spool line: an [`Entry`] whose ID is a Slurm job ID, and that ID.
+fn parse_line(line: &[u8]) -> Result<(JobId, Entry), String> {
     let e: Entry = serde_json::from_slice(line).map_err(|e| e.to_string())?;
-    e.id.parse::<crate::keys::JobId>()?;
-    Ok(e)
+    Ok((e.id.parse::<JobId>()?, e))
 }
 
 #[cfg(test)]
@@ -177,8 +190,12 @@ mod tests {
 
     #[test]
     fn a_line_is_an_entry_with_a_job_id() {
-        let e = parse_line(br#"{"id":"7_2","fields":[["k","v"]]}"#).unwrap();
+        let (id, e) = parse_line(br#"{"id":"7_2","fields":[["k","v"]]}"#).unwrap();
+        assert_eq!(id.to_string(), "7_2");
         assert_eq!(e.id, "7_2");
+        let (id, _) = parse_line(br#"{"id":"007_02","fields":[]}"#).unwrap();
+        assert_eq!(id.to_string(), "7_2", "replayed as rj stores it");
+        assert!(parse_line(br#"{"id":"0","fields":[]}"#).is_err());
         assert_eq!(e.fields, [("k".to_string(), "v".to_string())]);
         assert!(parse_line(br#"{"id":"7","fie"#).is_err());
         let why = parse_line(br#"{"id":"7 8","fields":[]}"#).unwrap_err();
@@ -202,8 +219,8 @@ mod tests {
             id: id.into(),
             fields: vec![("cluster".into(), "c".into())],
         };
-        append(&p, &[e("1"), e("2_3")]).unwrap();
-        append(&p, &[e("4")]).unwrap();
+        append(&p, [e("1"), e("2_3")]).unwrap();
+        append(&p, [e("4")]).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
         let back: Vec<Entry> = text
             .lines()

@@ -187,7 +187,23 @@ fn a_database_the_server_lacks_is_78_naming_the_file() {
         assert!(!line.contains("ResponseError"), "client internals: {line}");
     }
     assert!(all_keys(&server).is_empty(), "nothing written");
-    assert!(!env.path().join("state").exists(), "nothing spooled");
+    assert_only_the_recorded_job_is_spooled(&env);
+}
+
+/// `rj-launch --record 4242` names a job that exists in Slurm: whatever refused the connection,
+/// it is spooled rather than dropped. Nothing else is.
+fn assert_only_the_recorded_job_is_spooled(env: &TestEnv) {
+    let spool = std::fs::read_to_string(env.spool()).unwrap_or_default();
+    assert!(
+        spool.lines().all(|l| l.contains(r#""id":"4242""#)),
+        "{spool}"
+    );
+    assert!(!spool.is_empty(), "rj-launch --record spooled its job");
+    let files: Vec<_> = std::fs::read_dir(env.path().join("state/rj"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files, [env.spool()]);
 }
 
 #[test]
@@ -240,10 +256,7 @@ fn wrong_or_missing_password_is_77_and_never_shown() {
     ok(&out);
     assert!(!check::stderr(&out).contains("right-pw-1"));
     assert!(check::all_keys(&server).is_empty(), "nothing written");
-    assert!(
-        !env.path().join("state").exists(),
-        "auth refusal is not spooled"
-    );
+    assert_only_the_recorded_job_is_spooled(&env);
 }
 
 #[test]

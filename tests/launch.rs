@@ -626,3 +626,653 @@ fn share_example_job_scripts_run_on_slurm() {
         );
     }
 }
+
+// --- Failures after the job exists: spooled always, 75 only when a retry can fix them. ---
+
+/// A redis.json for `server` that logs in as ACL user `user` with password `pw`.
+fn acl_config(env: &TestEnv, server: &RedisServer, user: &str, pw: &str) -> std::path::PathBuf {
+    let p = env.path().join(format!("{user}.json"));
+    std::fs::write(
+        &p,
+        serde_json::json!({"host": "127.0.0.1", "port": server.port, "username": user, "password": pw})
+            .to_string(),
+    )
+    .unwrap();
+    util::set_mode(&p, 0o600);
+    p
+}
+
+/// The IDs in the spool of `env`'s tag, in order.
+fn spooled(env: &TestEnv) -> Vec<String> {
+    std::fs::read_to_string(env.spool())
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn permanent_redis_refusals_spool_but_exit_with_their_cause() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    server.cli(&[
+        "ACL", "SETUSER", "nosadd", "on", ">pw-7", "~*", "+@all", "-sadd",
+    ]);
+    let nosadd = acl_config(&env, &server, "nosadd", "pw-7");
+
+    // NOPERM: the user may not SADD. 77, the ID printed and spooled, and no promise of a replay.
+    let out = run(env
+        .cmd("rj-launch")
+        .env("RJ_CONFIG", &nosadd)
+        .args(["--record", "21"]));
+    assert_eq!(check::stdout(&out), "21\n");
+    let line = fails(&out, 77, "rj-launch");
+    assert!(line.to_ascii_uppercase().contains("NOPERM"), "{line}");
+    assert!(
+        line.contains(env.spool().to_str().unwrap()),
+        "names the spool: {line}"
+    );
+    assert!(line.contains("will not drain until it is fixed"), "{line}");
+    assert!(!line.contains("will be recorded"), "{line}");
+    assert!(!line.contains("pw-7"), "{line}");
+    assert_eq!(spooled(&env), ["21"]);
+
+    // The same through sbatch: the job exists, so it is printed and spooled just the same.
+    let path = fake_sbatch(&env, "echo 22");
+    let out = run(env
+        .cmd("rj-launch")
+        .env("RJ_CONFIG", &nosadd)
+        .env("PATH", &path)
+        .arg("job.sbatch"));
+    assert_eq!(check::stdout(&out), "22\n");
+    fails(&out, 77, "rj-launch");
+    assert_eq!(spooled(&env), ["21", "22"]);
+
+    // WRONGTYPE: T_ALL is a string. 65.
+    server.cli(&["SET", &env.key("ALL"), "x"]);
+    let out = run(env.cmd("rj-launch").args(["--record", "23"]));
+    assert_eq!(check::stdout(&out), "23\n");
+    let line = fails(&out, 65, "rj-launch");
+    assert!(
+        line.contains("WRONGTYPE") && line.contains(&env.key("ALL")),
+        "{line}"
+    );
+    assert!(line.contains("will not drain until it is fixed"), "{line}");
+    assert_eq!(spooled(&env), ["21", "22", "23"]);
+
+    // Once the causes are fixed, the next launch records everything.
+    server.cli(&["DEL", &env.key("ALL")]);
+    let out = run(env.cmd("rj-launch").args(["--record", "24"]));
+    assert_eq!(ok(&out), "24\n");
+    assert!(check::stderr(&out).contains("recorded 3 spooled job(s)"));
+    assert_eq!(server.smembers(&env.key("ALL")), ["21", "22", "23", "24"]);
+    assert_eq!(spooled(&env), Vec::<String>::new());
+}
+
+#[test]
+fn a_refused_login_still_spools_the_ids_to_record() {
+    let Some(server) = RedisServer::with(RedisOptions {
+        password: Some("pw-right-8".into()),
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let wrong = format!("redis://:pw-wrong-8@127.0.0.1:{}", server.port);
+    let out = run(env
+        .cmd("rj-launch")
+        .env("REDIS_URL", &wrong)
+        .args(["--record", "-"])
+        .write_stdin("31\n32\n"));
+    assert_eq!(check::stdout(&out), "31\n32\n", "the IDs are not lost");
+    let line = fails(&out, 77, "rj-launch");
+    assert!(line.contains("will not drain until it is fixed"), "{line}");
+    assert!(!line.contains("pw-wrong-8"), "{line}");
+    assert_eq!(spooled(&env), ["31", "32"]);
+    // With the right password the spool drains.
+    ok(&run(env.cmd("rj-launch").args(["--record", "33"])));
+    assert_eq!(server.smembers(&env.key("ALL")), ["31", "32", "33"]);
+}
+
+#[test]
+fn a_server_that_is_down_stays_a_temporary_failure() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    server.kill();
+    let out = run(env.cmd("rj-launch").args(["--record", "41"]));
+    assert_eq!(check::stdout(&out), "41\n");
+    let line = fails(&out, 75, "rj-launch");
+    assert!(
+        line.contains("will be recorded by the next rj-launch or rj-track"),
+        "{line}"
+    );
+    assert_eq!(spooled(&env), ["41"]);
+}
+
+/// A Redis Cluster answers MOVED for a key of another node's slot: no retry fixes that (rj does
+/// not follow redirections), so the job is spooled and the status is 69, not 75.
+#[test]
+fn a_cluster_redirection_is_not_temporary() {
+    if which::which("redis-server").is_err() {
+        return util::missing("redis-server");
+    }
+    let (a, b) = (ClusterNode::start(), ClusterNode::start());
+    a.cli(&["CLUSTER", "ADDSLOTSRANGE", "0", "8191"]);
+    b.cli(&["CLUSTER", "ADDSLOTSRANGE", "8192", "16383"]);
+    a.cli(&["CLUSTER", "MEET", "127.0.0.1", &b.port.to_string()]);
+    util::wait_until(Duration::from_secs(30), "the cluster to form", || {
+        a.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok")
+            && b.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok")
+    });
+    // A tag whose T_ALL lives on b, asked of a.
+    let tag = (0..1000)
+        .map(|i| util::unique_tag(&format!("mv{i}")))
+        .find(|t| {
+            let slot: u32 = a
+                .cli(&["CLUSTER", "KEYSLOT", &format!("{t}_ALL")])
+                .trim()
+                .parse()
+                .unwrap();
+            slot > 8191
+        })
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&mut assert_cmd::Command::from_std({
+        let mut c = std::process::Command::new(util::bin_path("rj-launch"));
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", dir.path())
+            .env("XDG_STATE_HOME", dir.path().join("state"))
+            .env("REDIS_URL", format!("redis://127.0.0.1:{}", a.port))
+            .args(["--tag", &tag, "--record", "51"])
+            .current_dir(dir.path());
+        c
+    }));
+    assert_eq!(check::stdout(&out), "51\n");
+    let line = fails(&out, 69, "rj-launch");
+    // MOVED, or (where rj detects a cluster node at connect) a word saying it is a cluster.
+    assert!(
+        line.to_ascii_uppercase().contains("MOVED") || line.contains("Cluster"),
+        "{line}"
+    );
+    assert!(line.contains("will not drain until it is fixed"), "{line}");
+    let spool = dir.path().join(format!("state/rj/{tag}.spool"));
+    assert!(std::fs::read_to_string(spool).unwrap().contains("\"51\""));
+}
+
+/// A redis-server in cluster mode on a free port, in its own directory; Drop kills and waits.
+struct ClusterNode {
+    port: u16,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl ClusterNode {
+    fn start() -> ClusterNode {
+        let dir = tempfile::tempdir().unwrap();
+        let port = util::free_port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--cluster-enabled",
+                "yes",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        let node = ClusterNode {
+            port,
+            child,
+            _dir: dir,
+        };
+        util::wait_until(Duration::from_secs(10), "redis-server to answer", || {
+            std::process::Command::new("redis-cli")
+                .args(["-p", &port.to_string(), "PING"])
+                .output()
+                .is_ok_and(|o| o.stdout.starts_with(b"PONG"))
+        });
+        node
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("redis-cli")
+            .arg("-p")
+            .arg(self.port.to_string())
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+impl Drop for ClusterNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// --- Job IDs: one spelling per job, no job 0, and a million IDs in linear time. ---
+
+#[test]
+fn ids_are_recorded_without_leading_zeros_and_job_0_is_refused() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let out = run(env
+        .cmd("rj-launch")
+        .args(["--record", "12", "00012", "7_03", "7_3;c", "5_0"]));
+    assert_eq!(ok(&out), "12\n7_3\n5_0\n");
+    assert_eq!(server.smembers(&env.key("ALL")), ["12", "5_0", "7_3"]);
+    assert!(server.hgetall(&env.job("00012")).is_empty());
+    // rj-last finds the job however its ID is typed.
+    server.cli(&["SET", &format!("{}-12:x", env.tag), "1"]);
+    let out = ok(&run(env.cmd("rj-last").args(["--job", "0012"])));
+    assert!(out.contains(&format!("{}-12:x", env.tag)), "{out}");
+
+    for bad in ["0", "0_1", "000"] {
+        let line = fails(
+            &run(env.cmd("rj-launch").args(["--record", "13", bad])),
+            65,
+            "rj-launch",
+        );
+        assert!(line.contains("start at 1"), "{line}");
+    }
+    // sbatch's own output and the spool are read the same way.
+    let path = fake_sbatch(&env, "echo 0014");
+    assert_eq!(
+        ok(&run(env
+            .cmd("rj-launch")
+            .env("PATH", &path)
+            .arg("job.sbatch"))),
+        "14\n"
+    );
+    std::fs::create_dir_all(env.spool().parent().unwrap()).unwrap();
+    std::fs::write(
+        env.spool(),
+        "{\"id\":\"0015\",\"fields\":[]}\n{\"id\":\"15\",\"fields\":[]}\n{\"id\":\"12\",\"fields\":[]}\n",
+    )
+    .unwrap();
+    let out = run(env.cmd("rj-launch").args(["--record", "016"]));
+    assert_eq!(ok(&out), "16\n");
+    assert!(check::stderr(&out).contains("recorded 2 spooled job(s)"));
+    assert_eq!(
+        server.smembers(&env.key("ALL")),
+        ["12", "14", "15", "16", "5_0", "7_3"]
+    );
+}
+
+/// `--record -` with 50,001 IDs (one repeated): deduplicating with Vec::contains took 27 s for
+/// this in a debug build, sorting takes about one; 12 s leaves room for a loaded machine. The
+/// IDs are printed once each, in order, and recorded in transactions of 1,000.
+#[test]
+fn many_ids_on_stdin_are_recorded_in_linear_time() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let n = 50_000u64;
+    let mut input: String = (1..=n).map(|i| format!("{} ", 1_000_000 + i)).collect();
+    input.push_str("1000001\n");
+    server.cli(&["CONFIG", "RESETSTAT"]);
+    let start = std::time::Instant::now();
+    let out = run(env
+        .cmd("rj-launch")
+        .args(["--record", "-"])
+        .write_stdin(input));
+    let took = start.elapsed();
+    let printed = ok(&out);
+    assert_eq!(printed.lines().count(), n as usize);
+    assert_eq!(printed.lines().next(), Some("1000001"));
+    assert_eq!(printed.lines().last(), Some("1050000"));
+    assert_eq!(server.cli(&["SCARD", &env.key("ALL")]), format!("{n}\n"));
+    assert_eq!(
+        server.cli(&["SCARD", &env.key("PENDING_AND_RUNNING")]),
+        format!("{n}\n")
+    );
+    assert_eq!(check::calls(&server, "exec"), n / 1000);
+    assert!(took < Duration::from_secs(12), "took {took:?}");
+}
+
+#[test]
+fn an_evicting_server_is_warned_about_once() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    server.cli(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+    let out = run(env.cmd("rj-launch").args(["--record", "1", "2"]));
+    assert_eq!(ok(&out), "1\n2\n");
+    let err = check::stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("rj-launch: warning: ") && err.contains("allkeys-lru"),
+        "{err}"
+    );
+    assert_eq!(server.smembers(&env.key("ALL")), ["1", "2"]);
+
+    server.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    let out = run(env.cmd("rj-launch").args(["--record", "3"]));
+    assert_eq!(ok(&out), "3\n");
+    assert_eq!(check::stderr(&out), "");
+}
+
+// --- sbatch's stdout with more than the job ID. ---
+
+/// A site's sbatch wrapper around the real sbatch prints a warning after the ID, or before it:
+/// the job is printed, recorded and shown to be in Slurm; the warning goes to stderr.
+#[test]
+fn a_wrapper_line_around_the_job_id_does_not_lose_the_job() {
+    let Some((server, env, _node)) = slurm::setup() else {
+        return;
+    };
+    let real = which::which("sbatch").unwrap();
+    for (n, body) in [
+        "'{real}' \"$@\"; echo 'warning: project rjtest is at 91% of its quota'",
+        "echo 'note: using the default account'; '{real}' \"$@\"; echo",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let bin = env.path().join(format!("wrap{n}"));
+        util::write_script(
+            &bin,
+            "sbatch",
+            &body.replace("{real}", real.to_str().unwrap()),
+        );
+        let out = run(env
+            .cmd("rj-launch")
+            .env("PATH", util::path_with(&bin))
+            .args(["--", "--output=/dev/null", "--wrap", "true"]));
+        check::code(&out, 0);
+        let id = printed_id(&out);
+        let err = check::stderr(&out);
+        let said = if n == 0 {
+            "rj-launch: sbatch said: warning: project rjtest is at 91% of its quota\n"
+        } else {
+            "rj-launch: sbatch said: note: using the default account\n"
+        };
+        assert_eq!(err, said);
+        assert!(server.smembers(&env.key("ALL")).contains(&id));
+        assert!(slurm::state(&id).is_some(), "job {id} is in Slurm");
+        slurm::wait_finished(&id, JOB_DONE);
+    }
+}
+
+#[test]
+fn sbatch_exit_0_without_one_job_id_says_the_job_may_exist() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let path = fake_sbatch(&env, "echo 'warning: a'; echo 'warning: b'");
+    let out = run(env.cmd("rj-launch").env("PATH", &path).arg("job.sbatch"));
+    let line = fails(&out, 65, "rj-launch");
+    assert!(
+        line.contains(r#"cannot find a job ID in sbatch output "warning: a\nwarning: b""#),
+        "the whole output, on one line: {line}"
+    );
+    assert!(line.contains("may have been submitted"), "{line}");
+    assert!(line.contains("rj-launch --record"), "{line}");
+    assert!(out.stdout.is_empty());
+
+    // Two numbers: rj-launch does not guess which one is the job.
+    let path = fake_sbatch(&env, "echo 102; echo 'jobs in queue:'; echo 3");
+    let out = run(env.cmd("rj-launch").env("PATH", &path).arg("job.sbatch"));
+    let line = fails(&out, 65, "rj-launch");
+    assert!(line.contains("two job IDs, 102 and 3"), "{line}");
+    assert!(line.contains("may have been submitted"), "{line}");
+    assert!(out.stdout.is_empty());
+
+    // Nothing at all.
+    let path = fake_sbatch(&env, "true");
+    let line = fails(
+        &run(env.cmd("rj-launch").env("PATH", &path).arg("job.sbatch")),
+        65,
+        "rj-launch",
+    );
+    assert!(
+        line.contains("no job ID") && line.contains("may have been submitted"),
+        "{line}"
+    );
+    assert!(all_keys(&server).is_empty());
+    assert!(!env.path().join("state").exists(), "nothing spooled");
+}
+
+// --- What the job gets: every --export form, and the server behind --url / REDIS_URL. ---
+
+/// The environment a job saw, written by the job itself as `env-<job id>` in `dir`.
+fn job_env(dir: &std::path::Path, id: &str) -> std::collections::BTreeMap<String, String> {
+    slurm::wait_finished(id, JOB_DONE);
+    let p = dir.join(format!("env-{id}"));
+    util::wait_until(Duration::from_secs(10), "the job's env file", || p.exists());
+    std::fs::read_to_string(&p)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A job script that writes its environment to `env-$SLURM_JOB_ID` in `dir`, with `directive`
+/// among its #SBATCH lines.
+fn env_script(dir: &std::path::Path, directive: &str) -> String {
+    format!(
+        "#!/bin/sh\n#SBATCH --job-name=rj-env\n{directive}\n/usr/bin/env > '{}/env-'\"$SLURM_JOB_ID\"\n",
+        dir.display()
+    )
+}
+
+/// One way of submitting: sbatch arguments, extra environment, a script on stdin, and whether
+/// SECRET_X (set in rj-launch's environment) is to reach the job.
+struct Case {
+    what: &'static str,
+    sbatch: &'static [&'static str],
+    vars: Vec<(&'static str, &'static str)>,
+    stdin: Option<&'static str>,
+    secret: bool,
+}
+
+impl Case {
+    fn new(what: &'static str, sbatch: &'static [&'static str]) -> Case {
+        Case {
+            what,
+            sbatch,
+            vars: Vec::new(),
+            stdin: None,
+            secret: false,
+        }
+    }
+    fn env(mut self, k: &'static str, v: &'static str) -> Case {
+        self.vars.push((k, v));
+        self
+    }
+    fn stdin(mut self, script: &'static str) -> Case {
+        self.stdin = Some(script);
+        self
+    }
+    /// An ALL rule: everything is exported, SECRET_X too.
+    fn all(mut self) -> Case {
+        self.secret = true;
+        self
+    }
+}
+
+#[test]
+fn every_export_form_lets_the_tag_through_and_nothing_else() {
+    let Some((_server, env, _node)) = slurm::setup() else {
+        return;
+    };
+    let d = env.path();
+    std::fs::write(d.join("plain.sh"), env_script(d, "")).unwrap();
+    std::fs::write(d.join("none.sh"), env_script(d, "#SBATCH --export=NONE")).unwrap();
+    let cases = [
+        Case::new("--export=NONE", &["--export=NONE", "plain.sh"]),
+        Case::new("--export NONE", &["--export", "NONE", "plain.sh"]),
+        Case::new("SBATCH_EXPORT=NONE", &["plain.sh"]).env("SBATCH_EXPORT", "NONE"),
+        Case::new("#SBATCH --export=NONE", &["none.sh"]),
+        Case::new("a list", &["--export=FOO_KEPT", "plain.sh"]),
+        Case::new("a script on stdin", &[]).stdin("none.sh"),
+        Case::new("NIL", &["--export=NIL", "plain.sh"]),
+        Case::new("ALL,X=1", &["--export=ALL,X_ADDED=1", "plain.sh"]).all(),
+        Case::new("command line beats script", &["--export=ALL", "none.sh"]).all(),
+        Case::new("SBATCH_EXPORT beats script", &["none.sh"])
+            .env("SBATCH_EXPORT", "ALL")
+            .all(),
+    ];
+    let mut jobs = Vec::new();
+    for c in cases {
+        let mut cmd = env.cmd("rj-launch");
+        cmd.env("SECRET_X", "must-stay-home")
+            .env("FOO_KEPT", "foo")
+            .args(["--", "--output=/dev/null"])
+            .args(c.sbatch);
+        for (k, v) in &c.vars {
+            cmd.env(k, v);
+        }
+        if let Some(s) = c.stdin {
+            cmd.write_stdin(std::fs::read(d.join(s)).unwrap());
+        }
+        let out = run(&mut cmd);
+        check::code(&out, 0);
+        jobs.push((c.what, printed_id(&out), c.secret));
+    }
+    for (what, id, secret) in jobs {
+        let got = job_env(d, &id);
+        assert_eq!(got.get("JOB_TAG"), Some(&env.tag), "{what}: {got:?}");
+        assert_eq!(got.get("job_tag"), Some(&env.tag), "{what}");
+        assert_eq!(
+            got.get("RJ_CONFIG").map(std::path::PathBuf::from),
+            Some(env.config.clone()),
+            "{what}"
+        );
+        assert_eq!(got.contains_key("SECRET_X"), secret, "{what}: {got:?}");
+        match what {
+            "a list" => assert_eq!(got.get("FOO_KEPT").map(String::as_str), Some("foo")),
+            "ALL,X=1" => assert_eq!(got.get("X_ADDED").map(String::as_str), Some("1")),
+            _ if !secret => assert!(!got.contains_key("FOO_KEPT"), "{what}: {got:?}"),
+            _ => {}
+        }
+    }
+}
+
+/// `--url` and `REDIS_URL` reach the job as a private redis.json in RJ_CONFIG: the example job
+/// writes to that server and db, rj-last reads the same file, and the password is in neither the
+/// job's environment, sbatch's command line nor `scontrol show job -dd`.
+#[test]
+fn a_url_server_reaches_the_job_without_its_password() {
+    const PW: &str = "pw-url-5";
+    let Some((server, env, _node)) = slurm::setup_with(RedisOptions {
+        password: Some(PW.into()),
+        ..Default::default()
+    }) else {
+        return;
+    };
+    let d = env.path();
+    std::fs::remove_file(&env.config).unwrap();
+    std::fs::write(d.join("env.sh"), env_script(d, "")).unwrap();
+    let real = which::which("sbatch").unwrap();
+    let bin = d.join("bin");
+    util::write_script(
+        &bin,
+        "sbatch",
+        &format!(
+            "printf '%s\\n' \"$@\" >> '{d}/argv'\nexec '{}' \"$@\"",
+            real.display(),
+            d = d.display()
+        ),
+    );
+    let launch = |cmd: &mut assert_cmd::Command, args: &[&str]| {
+        let out = run(cmd
+            .env_remove("RJ_CONFIG")
+            .env("PATH", util::path_with(&bin))
+            .arg("--")
+            .args(args));
+        check::code(&out, 0);
+        assert!(!check::stderr(&out).contains(PW));
+        printed_id(&out)
+    };
+    let url = |db: u32| format!("redis://:{PW}@127.0.0.1:{}/{db}", server.port);
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("share/examples/job.sbatch");
+    let output = format!("--output={}/job-%j.out", d.display());
+
+    // --url, with --export=NONE: the example job writes to db 2 of that server.
+    let job = launch(
+        env.cmd("rj-launch").args(["--url", &url(2)]),
+        &["--export=NONE", &output, example.to_str().unwrap()],
+    );
+    // REDIS_URL with a password: it is not passed on; RJ_CONFIG is.
+    let from_env = launch(
+        env.cmd("rj-launch").env("REDIS_URL", url(3)),
+        &["--output=/dev/null", "env.sh"],
+    );
+    // A URL without a password (the password from REDISCLI_AUTH) beats the REDIS_URL the job
+    // would otherwise inherit.
+    let plain = format!("redis://127.0.0.1:{}/4", server.port);
+    let beaten = launch(
+        env.cmd("rj-launch")
+            .env("REDIS_URL", "redis://127.0.0.1:1/9")
+            .env("REDISCLI_AUTH", PW)
+            .args(["--url", &plain]),
+        &["--output=/dev/null", "env.sh"],
+    );
+
+    slurm::wait_finished(&job, JOB_DONE);
+    assert_eq!(
+        slurm::state(&job).as_deref(),
+        Some("COMPLETED"),
+        "{}",
+        std::fs::read_to_string(d.join(format!("job-{job}.out"))).unwrap_or_default()
+    );
+    let key = format!("{}-{job}:finished", env.tag);
+    assert_eq!(server.cli(&["-n", "2", "EXISTS", &key]), "1\n", "in db 2");
+
+    let got = job_env(d, &from_env);
+    assert!(!got.contains_key("REDIS_URL"), "{got:?}");
+    assert!(got.values().all(|v| !v.contains(PW)), "{got:?}");
+    let private = std::path::PathBuf::from(&got["RJ_CONFIG"]);
+    assert!(
+        private.starts_with(d.join("state/rj/job-config")),
+        "{}",
+        private.display()
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&private).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // The tools read that file as a redis.json: db 3 of the server, with the password.
+    server.cli(&["-n", "3", "SET", &format!("{}-{from_env}:x", env.tag), "1"]);
+    let out = ok(&run(env
+        .cmd("rj-last")
+        .env("RJ_CONFIG", &private)
+        .args(["--job", &from_env])));
+    assert!(out.contains(&format!("{}-{from_env}:x", env.tag)), "{out}");
+
+    let got = job_env(d, &beaten);
+    assert_eq!(got.get("REDIS_URL"), Some(&plain));
+
+    let argv = std::fs::read_to_string(d.join("argv")).unwrap();
+    assert!(!argv.contains(PW), "{argv}");
+    for id in [&job, &from_env, &beaten] {
+        let shown = slurm::run("scontrol", &["show", "job", "-dd", id]);
+        assert!(shown.contains(&format!("JobId={id}")), "{shown}");
+        assert!(!shown.contains(PW), "{shown}");
+    }
+}

@@ -202,9 +202,10 @@ fn last_job(store: &mut Store, keys: &Keys) -> anyhow::Result<String> {
         })
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    for j in &args.job {
-        j.parse::<JobId>().map_err(|e| fail(Kind::Usage, e))?;
+pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
+    for j in &mut args.job {
+        // As rj-launch stored it: `--job 0012` is job 12.
+        *j = JobId::canonical(j).map_err(|e| fail(Kind::Usage, e))?;
     }
     if args.wide && args.format == Format::Plain {
         return Err(fail(
@@ -370,7 +371,7 @@ fn choose(args: &Args, store: &mut Store, keys: &Keys) -> anyhow::Result<Vec<Job
         .into_iter()
         .filter_map(|(id, set)| Some((id.parse::<JobId>().ok()?, Job::new(id, set))))
         .collect();
-    jobs.sort_by(|a, b| a.0.cmp(&b.0));
+    jobs.sort_by_key(|a| a.0);
     if jobs.is_empty() {
         let names: Vec<String> = sets.iter().map(|s| keys.set(*s)).collect();
         return Err(fail(
@@ -669,7 +670,7 @@ impl Wide {
     fn add(&mut self, f: &Found, kind: &str, value: serde_json::Value) {
         if self.rows.last().is_none_or(|r| r.id != f.id) {
             self.rows.push(WideRow {
-                id: f.id.clone(),
+                id: f.id,
                 job: f.job,
                 cells: Vec::new(),
             });
@@ -705,7 +706,7 @@ impl Wide {
                 });
             }
         }
-        self.rows.sort_by(|a, b| a.id.cmp(&b.id));
+        self.rows.sort_by_key(|a| a.id);
     }
 
     /// Each row's cells in header order (None: a key that row's job did not write). Two keys of
@@ -883,7 +884,7 @@ fn plot_key(
         .collect();
     let mut read = Vec::with_capacity(found.len());
     read_each(store, &found, |f, _kind, value| {
-        read.push((f.id.clone(), jobs[f.job].set, value));
+        read.push((f.id, jobs[f.job].set, value));
         Ok(())
     })?;
     let (pts, skipped) = points(read);

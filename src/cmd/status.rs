@@ -677,8 +677,7 @@ fn final_records(
         for (id, r) in chunk.iter().zip(got) {
             match r {
                 Ok((Some(state), tracked_by)) => {
-                    if let Some(set) = invariant::record_set(Some(&state), tracked_by.as_deref())
-                    {
+                    if let Some(set) = invariant::record_set(Some(&state), tracked_by.as_deref()) {
                         out.insert(id.to_string(), (set, state));
                     }
                 }
