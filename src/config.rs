@@ -547,7 +547,7 @@ pub fn parse_url(url: &str) -> anyhow::Result<Target> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::collections::HashMap;
 
@@ -631,7 +631,7 @@ mod tests {
 
     /// A self-signed CA certificate (ed25519, valid until 2126), made by
     /// `openssl req -x509 -newkey ed25519 -nodes -days 36500 -subj /CN=rj-unit-test-ca`.
-    const TEST_CA: &str = "-----BEGIN CERTIFICATE-----\n\
+    pub(crate) const TEST_CA: &str = "-----BEGIN CERTIFICATE-----\n\
 MIIBSjCB/aADAgECAhQ1UsAVk2GDzpbNuYcPEFp3m/MjKjAFBgMrZXAwGjEYMBYG\n\
 A1UEAwwPcmotdW5pdC10ZXN0LWNhMCAXDTI2MTIwMjAyMzUzOVoYDzIxMjYxMTA4\n\
 MDIzNTM5WjAaMRgwFgYDVQQDDA9yai11bml0LXRlc3QtY2EwKjAFBgMrZXADIQDl\n\

@@ -970,7 +970,10 @@ mod tests {
         let st = d.path().display().to_string();
         let env: HashMap<&str, &str> = [("XDG_STATE_HOME", st.as_str())].into();
         let mut tls = config_with(None, Source::UrlEnv, "rediss://u:p@h.example:6380/2");
-        tls.target.tls_ca = Some("/etc/ssl/site-ca.pem".into());
+        // A real certificate: loading checks that tls_ca holds one.
+        let ca = d.path().join("site-ca.pem");
+        std::fs::write(&ca, crate::config::tests::TEST_CA).unwrap();
+        tls.target.tls_ca = Some(ca);
         let sock = config_with(None, Source::UrlEnv, "unix:///tmp/a%20dir/r.sock?db=5");
         for (cfg, url) in [
             (tls, "rediss://u:p@h.example:6380/2"),

@@ -7,6 +7,14 @@ use std::time::{Duration, Instant};
 use crate::util::check::{fails, run};
 use crate::util::{RedisOptions, RedisServer, TestEnv};
 
+/// A `redis.json` for `env` that logs in as `user` with password `pw`.
+fn login_as(env: &TestEnv, user: &str, pw: &str) {
+    let json = serde_json::json!({
+        "host": "127.0.0.1", "port": env.port, "username": user, "password": pw,
+    });
+    std::fs::write(&env.config, json.to_string()).unwrap();
+}
+
 #[test]
 fn a_transaction_against_a_paused_server_ends_within_the_timeout() {
     let Some(server) = RedisServer::start() else {
@@ -26,6 +34,58 @@ fn a_transaction_against_a_paused_server_ends_within_the_timeout() {
         took < Duration::from_secs(40),
         "blocked {took:?} by a 60 s pause; every call is bounded by 15 s"
     );
+}
+
+#[test]
+fn a_read_only_replica_is_one_short_line_for_any_number_of_ids() {
+    let Some(master) = RedisServer::start() else {
+        return;
+    };
+    let port = master.port.to_string();
+    let Some(replica) = RedisServer::with(RedisOptions::args(&["--replicaof", "127.0.0.1", &port]))
+    else {
+        return;
+    };
+    let env = TestEnv::new(&replica);
+    let ids: String = (1000..2000).map(|i| format!("{i}\n")).collect();
+    let out = run(env
+        .cmd("rj-launch")
+        .args(["--record", "-"])
+        .write_stdin(ids));
+    let line = fails(&out, 75, "rj-launch");
+    assert!(
+        line.contains("READONLY You can't write against a read only replica"),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("{}_ALL", env.tag)),
+        "names the first key: {line}"
+    );
+    assert!(
+        line.contains("commands of the transaction refused"),
+        "{line}"
+    );
+    assert!(!line.contains("Index"), "no per-command list: {line}");
+    assert!(line.len() < 1000, "{} bytes: {line}", line.len());
+}
+
+#[test]
+fn a_user_without_exec_is_refused_by_name_not_by_a_parser() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    server.cli(&[
+        "ACL", "SETUSER", "noexec", "on", ">pw", "~*", "+@all", "-exec",
+    ]);
+    login_as(&env, "noexec", "pw");
+    let out = run(env.cmd("rj-launch").args(["--record", "42"]));
+    let line = fails(&out, 77, "rj-launch");
+    assert!(
+        line.contains("NOPERM") && line.contains("'exec'"),
+        "names the refused command: {line}"
+    );
+    assert!(!line.contains("UnexpectedReturnType"), "{line}");
 }
 
 #[test]
