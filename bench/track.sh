@@ -7,7 +7,7 @@
 # does not know, so every tick takes the longest path: squeue, then sacct, then scontrol), then
 # measures TICKS ticks of
 #   rj-track --once          (release build)
-#   the original loop        (DESIGN §4: redis-cli SMEMBERS, then one `sacct -j ID` per job,
+#   the original loop        (ARCHITECTURE.md §4: redis-cli SMEMBERS, then one `sacct -j ID` per job,
 #                             SMOVE when the state is final), reproduced below
 # and prints a Markdown table per tick:
 #   slurm cmds   Slurm client processes spawned, counted by a PATH shim that logs the name and

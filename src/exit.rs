@@ -3,7 +3,7 @@ use std::fmt;
 use std::io;
 use std::process::ExitCode;
 
-/// The documented exit statuses (DESIGN §5), in the order of the man pages' EXIT STATUS table.
+/// The documented exit statuses (ARCHITECTURE.md §5), in the order of the man pages' EXIT STATUS table.
 pub const TABLE: &[(u8, &str)] = &[
     (
         0,
@@ -75,7 +75,7 @@ pub struct Failure {
     pub msg: String,
     /// Can the same request succeed later without anyone changing anything (a server that is
     /// down, loading, read-only during a failover, out of memory, paused)? Decides between
-    /// spooling with 75 and exiting with the code of the cause (DESIGN §5).
+    /// spooling with 75 and exiting with the code of the cause (ARCHITECTURE.md §5).
     pub transient: bool,
 }
 

@@ -1,4 +1,4 @@
-//! The one-set-per-job rule of a tag's sets (DESIGN §2): violations, summaries, derivable repairs.
+//! The one-set-per-job rule of a tag's sets (ARCHITECTURE.md §2): violations, summaries, derivable repairs.
 //!
 //! Pure, so that every case is unit-tested: the callers read the sets (and records) from Redis.
 use std::collections::HashMap;

@@ -1,4 +1,4 @@
-//! Pure naming of everything a tag owns in Redis (DESIGN §2), job IDs and their numeric order.
+//! Pure naming of everything a tag owns in Redis (ARCHITECTURE.md §2), job IDs and their numeric order.
 use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;

@@ -60,7 +60,7 @@ pub fn append(p: &PathBuf, entries: impl IntoIterator<Item = Entry>) -> anyhow::
 
 /// Jobs per recording transaction: each one MULTI/EXEC, so that a million IDs neither sit in one
 /// client buffer nor block the server for one long EXEC. A job's two SADDs and its hash are
-/// always in the same transaction (DESIGN §2 holds per job).
+/// always in the same transaction (ARCHITECTURE.md §2 holds per job).
 pub const RECORD_BATCH: usize = 1000;
 
 /// What one replay did.

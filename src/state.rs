@@ -1,4 +1,4 @@
-//! Slurm job states → the final set a job ends in (DESIGN §4), and the worst outcome of an array.
+//! Slurm job states → the final set a job ends in (ARCHITECTURE.md §4), and the worst outcome of an array.
 use crate::keys::Set;
 
 /// What a Slurm state means for the tracker.

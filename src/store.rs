@@ -367,7 +367,7 @@ impl Store {
         )
     }
 
-    /// Record jobs atomically (DESIGN §2): for IDs not yet in `T_ALL`, one MULTI/EXEC of
+    /// Record jobs atomically (ARCHITECTURE.md §2): for IDs not yet in `T_ALL`, one MULTI/EXEC of
     /// `SADD T_ALL` + `SADD T_PENDING_AND_RUNNING` + the job hashes. IDs already recorded are
     /// left where they are (a finished job must not reappear as pending) and returned.
     pub fn record(

@@ -1,4 +1,4 @@
-//! rj-cleanup (DESIGN §4): the six sets; --keys only for jobs in T_ALL, --records every job hash of
+//! rj-cleanup (ARCHITECTURE.md §4): the six sets; --keys only for jobs in T_ALL, --records every job hash of
 //! the tag, never another tag's; key names as bytes; --dry-run; confirmation or --yes.
 use crate::util::check::{self, all_keys, fails, ok, run, sadd};
 use crate::util::{RedisServer, TestEnv};

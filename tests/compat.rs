@@ -1,4 +1,4 @@
-//! Cross-compatibility with the original shell scripts (DESIGN §2): what plain redis-cli wrote, rj
+//! Cross-compatibility with the original shell scripts (ARCHITECTURE.md §2): what plain redis-cli wrote, rj
 //! reads; what rj writes, redis-cli sees under the same names.
 use crate::util::check::{self, all_keys, ok, run};
 use crate::util::{RedisServer, TestEnv};

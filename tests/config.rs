@@ -1,4 +1,4 @@
-//! The shared configuration (DESIGN §3) and the errors of §5, in every tool of issue 2.
+//! The shared configuration (ARCHITECTURE.md §3) and the errors of §5, in every tool.
 use std::path::Path;
 
 use crate::util::check::{self, all_keys, fails, ok, run, TOOLS};

@@ -1,4 +1,4 @@
-//! rj-last (DESIGN §4): the last job by numeric order, --job, SCAN never KEYS, every value type.
+//! rj-last (ARCHITECTURE.md §4): the last job by numeric order, --job, SCAN never KEYS, every value type.
 use serde_json::json;
 
 use crate::util::check::{self, calls, fails, ok, run, sadd};

@@ -1,4 +1,4 @@
-//! rj-launch (DESIGN §4): real sbatch on the Slurm testbed, --record, the spool and its replay,
+//! rj-launch (ARCHITECTURE.md §4): real sbatch on the Slurm testbed, --record, the spool and its replay,
 //! and the failures of sbatch (a fake sbatch only for what real Slurm cannot do on demand).
 use std::process::Stdio;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! rj-status (DESIGN §4): numeric order, --state, --count, --long, every --format, SSCAN.
+//! rj-status (ARCHITECTURE.md §4): numeric order, --state, --count, --long, every --format, SSCAN.
 use crate::util::check::{self, calls, ok, run, sadd};
 use crate::util::{RedisServer, TestEnv};
 

@@ -1,5 +1,5 @@
 //! rj-track end to end: real Slurm testbed, real redis-server. Every test ends by checking the
-//! invariant of DESIGN §2: each ID of T_ALL is in exactly one of the five other sets.
+//! invariant of ARCHITECTURE.md §2: each ID of T_ALL is in exactly one of the five other sets.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

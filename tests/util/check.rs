@@ -73,7 +73,7 @@ pub fn calls(server: &RedisServer, command: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// The four tools of issue 2 and arguments that make each one talk to Redis.
+/// The four tools that read redis.json the same way, and arguments that make each talk to Redis.
 pub const TOOLS: &[(&str, &[&str])] = &[
     ("rj-launch", &["--record", "4242"]),
     ("rj-status", &[]),
