@@ -69,6 +69,11 @@ pub fn sbatch(
         });
     }
     let out = child.wait_with_output().map_err(cannot)?;
+    // `sbatch --wait` prints the ID at submission, then exits with the job's own status: a
+    // job ID on stdout means Slurm accepted the job, whatever the status says.
+    if !out.status.success() && parse_sbatch_output(&String::from_utf8_lossy(&out.stdout)).is_ok() {
+        return Ok(out);
+    }
     if !out.status.success() {
         let how = match out.status.code() {
             Some(c) => format!("exit status {c}"),

@@ -1056,6 +1056,39 @@ fn sbatch_exit_0_without_one_job_id_says_the_job_may_exist() {
     assert!(!env.path().join("state").exists(), "nothing spooled");
 }
 
+/// `sbatch --wait` prints the ID at submission and exits with the job's status when it ends:
+/// a failed job is still a job Slurm accepted, and must be recorded.
+#[test]
+fn sbatch_wait_with_a_failed_job_still_records_it() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let path = fake_sbatch(&env, "echo 555; exit 3");
+    let out = run(env
+        .cmd("rj-launch")
+        .env("PATH", &path)
+        .args(["--", "--wait", "job.sbatch"]));
+    check::code(&out, 3);
+    assert_eq!(check::stdout(&out), "555\n");
+    let err = check::stderr(&out);
+    assert!(err.contains("exited 3 after accepting job 555"), "{err}");
+    assert_eq!(server.smembers(&env.key("ALL")), ["555"]);
+    assert_eq!(server.smembers(&env.key("PENDING_AND_RUNNING")), ["555"]);
+
+    // Without an ID on stdout a failing sbatch submitted nothing: nothing is recorded.
+    let path = fake_sbatch(&env, "echo 'sbatch: error: invalid partition' >&2; exit 1");
+    let out = run(env.cmd("rj-launch").env("PATH", &path).arg("job.sbatch"));
+    check::code(&out, 69);
+    let err = check::stderr(&out);
+    assert!(
+        err.contains("invalid partition"),
+        "sbatch's own message: {err}"
+    );
+    assert!(err.contains("nothing was recorded"), "{err}");
+    assert_eq!(server.smembers(&env.key("ALL")), ["555"]);
+}
+
 // --- What the job gets: every --export form, and the server behind --url / REDIS_URL. ---
 
 /// The environment a job saw, written by the job itself as `env-<job id>` in `dir`.

@@ -41,7 +41,9 @@ pub const EXAMPLES: &str = "\
 ///
 /// Only the job ID is printed on stdout; other lines sbatch prints there (a site's wrapper) are
 /// shown on stderr. If sbatch exits 0 without printing a job ID the exit status is 65, and the
-/// job may exist. If sbatch succeeded but Redis cannot be written, the ID is still printed and
+/// job may exist. A job ID on stdout means Slurm accepted the job even when sbatch then fails
+/// (sbatch --wait exits with the job's own status): the job is recorded, and rj-launch exits
+/// with sbatch's status. If sbatch succeeded but Redis cannot be written, the ID is still printed and
 /// appended to the spool, $XDG_STATE_HOME/rj/<tag>.spool. When a retry can fix the cause (server
 /// down or paused, a timeout, LOADING, READONLY, OOM, BUSY) the exit status is 75 and the next
 /// rj-launch or rj-track records the job; otherwise (NOPERM or a refused password: 77; a tag
@@ -100,8 +102,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Err(e) => Err(e),
     };
 
-    let jobs = match recorded_ids {
-        Some(jobs) => jobs,
+    let (jobs, sbatch_status) = match recorded_ids {
+        Some(jobs) => (jobs, None),
         None => submit(&args, &cfg, &keys)?,
     };
 
@@ -150,7 +152,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 ));
             }
             cli::info(&format!("recorded under tag {}", keys.tag()));
-            return Ok(ExitCode::SUCCESS);
+            return Ok(ExitCode::from(sbatch_status.unwrap_or(0)));
         }
         Err(failed) => failed,
     };
@@ -197,7 +199,13 @@ fn cause_kind(e: &anyhow::Error) -> Kind {
 }
 
 /// Run sbatch so that the job gets the tag and its server, and return the job it submitted.
-fn submit(args: &Args, cfg: &crate::config::Config, keys: &Keys) -> anyhow::Result<Jobs> {
+/// The submitted job, and sbatch's own exit status when it printed a job ID and still failed
+/// (`sbatch --wait` ends with the job's status).
+fn submit(
+    args: &Args,
+    cfg: &crate::config::Config,
+    keys: &Keys,
+) -> anyhow::Result<(Jobs, Option<u8>)> {
     let url = match cfg.source {
         Source::UrlOption => args.conn.url.clone(),
         Source::UrlEnv => std::env::var("REDIS_URL").ok(),
@@ -272,7 +280,19 @@ fn submit(args: &Args, cfg: &crate::config::Config, keys: &Keys) -> anyhow::Resu
         .parse::<JobId>()
         .map_err(|e| fail(Kind::DataErr, e))?;
     jobs.push(id, parsed.job.cluster.as_deref());
-    Ok(jobs)
+    let status = match out.status.code() {
+        _ if out.status.success() => None,
+        Some(c) => Some(u8::try_from(c).unwrap_or(1)),
+        None => Some(1),
+    };
+    if let Some(c) = status {
+        cli::warn(&format!(
+            "sbatch exited {c} after accepting job {} (with --wait that is the job's own \
+             status); the job is recorded, and rj-launch exits {c} too",
+            parsed.job.id
+        ));
+    }
+    Ok((jobs, status))
 }
 
 /// `NIL` (Slurm 24.11: only SLURM_* variables, without the login environment NONE loads).
