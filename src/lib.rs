@@ -9,6 +9,7 @@ pub mod exit;
 pub mod keys;
 pub mod output;
 pub mod process;
+pub mod results_spool;
 pub mod slurm;
 pub mod spool;
 pub mod state;
