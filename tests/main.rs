@@ -6,6 +6,7 @@ mod ecosystem;
 mod examples;
 mod last;
 mod launch;
+mod put;
 mod rbench;
 mod status;
 mod store;
