@@ -59,7 +59,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 ///
 /// Nothing is lost: a write Redis cannot take now (refused, reset, timed out, loading, read-only
 /// during a failover, out of memory) goes at once to the results spool,
-/// ~/.local/state/rj/TAG.results/, and is retried with backoff for --retry-for. If Redis is
+/// ~/.local/state/rj/TAG.results/, and is retried with backoff for --retry-for (not when
+/// earlier writes already wait there: Redis was away for them too). If Redis is
 /// still away then, rj-put says where the writes are and exits 75; the next rj-put or rj-track
 /// of the tag replays them, each exactly once. A refusal no retry can fix (a key of another
 /// type: 65; a permission: 77) is spooled too and exits with its own status; the spool is
@@ -88,7 +89,14 @@ pub struct Args {
     pub lines: bool,
     /// How long to retry while Redis cannot be reached before leaving the writes in the spool
     /// (0, 30s, 5m); with --lines, counted from the first failure and spent at the end of input.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_retry)]
+    /// A site or a job script can set it once in the environment.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "60s",
+        env = "RJ_PUT_RETRY_FOR",
+        value_parser = parse_retry
+    )]
     pub retry_for: Duration,
     /// The key name: the key written is TAG-JOB:NAME.
     #[arg(value_name = "NAME")]
@@ -360,6 +368,14 @@ impl Sink<'_> {
             return;
         }
         let now = Instant::now();
+        // Writes already waiting in the spool mean Redis was away for an earlier rj-put too,
+        // which waited its --retry-for: a job that writes ten keys must not wait ten times.
+        if self.down_since.is_none()
+            && results_spool::pending(&self.dir).is_ok_and(|p| !p.is_empty())
+        {
+            cli::info("earlier writes wait in the results spool: no retrying, this one joins them");
+            self.retry_for = Duration::ZERO;
+        }
         if self.down_since.is_none() && !self.retry_for.is_zero() {
             cli::note(&format!(
                 "{e:#}; spooling to {} and retrying for up to {}",
