@@ -243,6 +243,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let cfg = args.conn.load()?;
     let keys = Keys::new(args.tag.resolve(&cfg)?);
     let key = keys.data_key(&job, &args.name);
+    // The value is read before connecting (a slow producer holds no connection open) and
+    // before SIGINT is caught (Ctrl-C still ends a `rj-put NAME -` waiting on a terminal).
+    let op = match mode {
+        Mode::Lines => None,
+        _ => Some(build_op(mode, key.clone(), &args.values, || {
+            let mut v = Vec::new();
+            std::io::stdin().lock().read_to_end(&mut v)?;
+            Ok(v)
+        })?),
+    };
     let signals = Signals::register()?;
     let mut sink = Sink {
         cfg: &cfg,
@@ -259,15 +269,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         spooled_files: Vec::new(),
         spooled_values: 0,
     };
-    if mode == Mode::Lines {
+    let Some(op) = op else {
         return put_lines(&mut sink, &key, &signals);
-    }
-    // The value is read before connecting: a slow producer holds no connection open.
-    let op = build_op(mode, key, &args.values, || {
-        let mut v = Vec::new();
-        std::io::stdin().lock().read_to_end(&mut v)?;
-        Ok(v)
-    })?;
+    };
     let what = op.describe();
     sink.try_connect();
     sink.put(op)?;
