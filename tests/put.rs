@@ -558,23 +558,26 @@ fn sigterm_with_redis_down_spools_at_once() {
         .std_command(util::bin_path("rj-put"))
         .env("SLURM_JOB_ID", "42")
         .env("RJ_CONFIG", dead_config(&env))
-        .args(["--retry-for", "10m", "--lines", "log"])
+        .args(["-q", "--retry-for", "10m", "--lines", "log"])
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(b"a\nb\n").unwrap();
-    util::wait_until(Duration::from_secs(20), "lines spooled", || {
-        !spooled(&env).is_empty()
-    });
+    // Lines that trickle in while Redis is away go to the spool in few, bigger files.
+    for line in [&b"a\n"[..], b"b\n", b"c\n"] {
+        stdin.write_all(line).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
     let start = Instant::now();
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
     let out = finish(child);
     assert!(start.elapsed() < Duration::from_secs(10), "no waiting");
-    check::code(&out, 75);
+    let line = fails(&out, 75, "rj-put");
+    assert!(line.contains("3 line(s)"), "{line}");
+    assert_eq!(spooled(&env).len(), 1, "one file for the three lines");
     ok(&run(put(&env).args(["other", "1"])));
-    assert_eq!(list_text(&server, &key(&env, "log")), ["a", "b"]);
+    assert_eq!(list_text(&server, &key(&env, "log")), ["a", "b", "c"]);
 }
 
 /// A key of another type is 65 and a refused permission 77, at once (no retry), one line naming

@@ -35,6 +35,9 @@ pub const EXAMPLES: &str = "\
 pub const BATCH_LINES: usize = 10_000;
 pub const BATCH_BYTES: usize = 1 << 20;
 pub const FLUSH_EVERY: Duration = Duration::from_millis(150);
+/// While Redis is away each batch becomes a spool file: fewer, bigger ones (a day-long run
+/// through an hour-long outage leaves hundreds of files, not tens of thousands).
+pub const SPOOL_EVERY: Duration = Duration::from_secs(5);
 
 /// stdin is read by a thread in chunks of this size, at most this many chunks ahead of the
 /// writer: the program writing into the pipe is not held up by a Redis round trip, and memory
@@ -515,10 +518,11 @@ impl Batch {
         self.since.get_or_insert_with(Instant::now);
     }
 
-    fn ready(&self) -> bool {
+    /// Full, or its first line older than `every`.
+    fn ready(&self, every: Duration) -> bool {
         self.lines.len() >= BATCH_LINES
             || self.bytes >= BATCH_BYTES
-            || self.since.is_some_and(|s| s.elapsed() >= FLUSH_EVERY)
+            || self.since.is_some_and(|s| s.elapsed() >= every)
     }
 
     fn take(&mut self, key: &str) -> Option<Op> {
@@ -581,8 +585,13 @@ fn put_lines(sink: &mut Sink, key: &str, signals: &Signals) -> anyhow::Result<Ex
             }
             break;
         }
-        let wait = batch.since.map_or(FLUSH_EVERY, |s| {
-            (s + FLUSH_EVERY).saturating_duration_since(Instant::now())
+        let every = if sink.store.is_some() {
+            FLUSH_EVERY
+        } else {
+            SPOOL_EVERY
+        };
+        let wait = batch.since.map_or(every, |s| {
+            (s + every).saturating_duration_since(Instant::now())
         });
         match rx.recv_timeout(wait.min(Duration::from_millis(100))) {
             Ok(Ok(chunk)) => split_lines(&chunk, &mut partial, &mut batch),
@@ -593,7 +602,7 @@ fn put_lines(sink: &mut Sink, key: &str, signals: &Signals) -> anyhow::Result<Ex
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
-        if batch.ready() {
+        if batch.ready(every) {
             read += batch.lines.len();
             if let Some(op) = batch.take(key) {
                 sink.put(op)?;
