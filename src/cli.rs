@@ -248,7 +248,10 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("REDIS_URL", "redis://, rediss:// or unix:// URL; overrides host, port, db, user, password, TLS of redis.json"),
     ("REDISCLI_AUTH", "Redis password when neither redis.json nor the URL holds one"),
     ("XDG_CONFIG_HOME", "redis.json is looked for in $XDG_CONFIG_HOME/rj/ (default ~/.config/rj/)"),
-    ("XDG_STATE_HOME", "the launch spool lives in $XDG_STATE_HOME/rj/ (default ~/.local/state/rj/)"),
+    ("XDG_STATE_HOME", "the launch spool and the results spool live in $XDG_STATE_HOME/rj/ (default ~/.local/state/rj/)"),
+    ("SLURM_JOB_ID", "rj-put: the job whose keys are written, inside a Slurm job"),
+    ("SLURM_ARRAY_JOB_ID", "rj-put: with SLURM_ARRAY_TASK_ID, the array task (<array>_<task>) whose keys are written"),
+    ("SLURM_ARRAY_TASK_ID", "rj-put: see SLURM_ARRAY_JOB_ID"),
     ("NO_COLOR", "when set and not empty, no colour"),
     ("SLURM_CONF", "the Slurm configuration used by sbatch, squeue, sacct and scontrol"),
 ];
@@ -266,6 +269,10 @@ pub const FILES: &[(&str, &str)] = &[
     (
         "~/.local/state/rj/TAG.spool",
         "job IDs submitted while Redis was unreachable; replayed by the next rj-launch or rj-track",
+    ),
+    (
+        "~/.local/state/rj/TAG.results/",
+        "rj-put's writes that Redis could not take, one file per attempt; replayed by the next rj-put or rj-track, each file exactly once",
     ),
     (
         "~/.local/state/rj/TAG.spool.bad",
@@ -373,6 +380,11 @@ pub const ACL: &[AclRow] = &[
     },
     AclRow {
         tool: "rj-track",
+        with: "rj-put results to replay",
+        commands: &["watch", "exists", "type", "multi", "exec", "rpush"],
+    },
+    AclRow {
+        tool: "rj-track",
         with: "--record-ttl",
         commands: &["expire"],
     },
@@ -380,6 +392,16 @@ pub const ACL: &[AclRow] = &[
         tool: "rj-track",
         with: "--all-tags",
         commands: &["scan"],
+    },
+    AclRow {
+        tool: "rj-put",
+        with: "",
+        commands: &["ping", "set", "hset", "rpush"],
+    },
+    AclRow {
+        tool: "rj-put",
+        with: "results to replay",
+        commands: &["watch", "exists", "type", "multi", "exec"],
     },
 ];
 

@@ -28,7 +28,7 @@ pub const TABLE: &[(u8, &str)] = &[
     ),
     (
         75,
-        "temporary failure: the job ID was spooled locally and will be replayed",
+        "temporary failure: the job ID (rj-launch) or the write (rj-put) was spooled locally and will be replayed",
     ),
     (
         77,

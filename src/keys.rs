@@ -125,6 +125,18 @@ impl Keys {
         format!("{}_TRACKER:unknown", self.tag)
     }
 
+    /// The data key a job writes: `T-<id>:<name>` (the name checked with [`check_name`]).
+    pub fn data_key(&self, id: &str, name: &str) -> String {
+        format!("{}-{id}:{name}", self.tag)
+    }
+
+    /// The marker that a file of rj-put's results spool was applied: `T_REPLAYED:<file>`. It
+    /// lets a replay that was killed after EXEC and before deleting the file, or that raced
+    /// another replayer, skip the file instead of pushing its lists twice.
+    pub fn replayed(&self, file: &str) -> String {
+        format!("{}_REPLAYED:{file}", self.tag)
+    }
+
     /// SCAN pattern for the data keys the jobs of this tag write: `T-<digits>*:*`. Matches may
     /// still belong to another tag (`exp-2-…` for tag `exp`), so callers check with
     /// [`Keys::data_key_job`] and against `T_ALL`.
@@ -144,6 +156,37 @@ impl Keys {
         JobId::from_str(id).ok()?;
         Some(id)
     }
+}
+
+/// Check a key name a job gives rj-put (the part after `T-<id>:`). The key stays in the job's
+/// own space whatever the name, since the prefix is fixed; what is refused are names that are
+/// surely mistakes or that would trouble the readers: empty; starting with `:` (the colon is
+/// rj-put's, `T-1::x` is a typo); a control character (a newline breaks the `Key:`/`Value:`
+/// lines and TSV); a glob character `* ? [ ] \` (a `redis-cli --scan --pattern T-1:<name>`
+/// that users' scripts run to read one key would match others).
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("the key name is empty".into());
+    }
+    if name.starts_with(':') {
+        return Err(format!(
+            "key name {name:?} starts with ':'; give the name alone (rj-put adds TAG-JOB:)"
+        ));
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "key name {name:?} holds the control character {c:?}"
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| matches!(c, '*' | '?' | '[' | ']' | '\\'))
+    {
+        return Err(format!(
+            "key name {name:?} holds the glob character {c:?}, which SCAN patterns read as a wildcard"
+        ));
+    }
+    Ok(())
 }
 
 /// Escape the glob metacharacters of Redis MATCH patterns. Tags cannot hold them, but job IDs
@@ -284,7 +327,12 @@ mod tests {
     #[test]
     fn rj_keys_do_not_look_like_data_keys_or_sets() {
         let k = keys("exp");
-        for key in [k.job_hash("42"), k.tracker(), k.tracker_unknown()] {
+        for key in [
+            k.job_hash("42"),
+            k.tracker(),
+            k.tracker_unknown(),
+            k.replayed("1718000000.000000001-node1-77-0.put"),
+        ] {
             assert!(k.data_key_job(&key).is_none(), "{key}");
             assert!(!Set::ALL.iter().any(|s| k.set(*s) == key));
         }
@@ -310,6 +358,32 @@ mod tests {
         assert_eq!(k.data_key_job("expx-1:x"), None);
         assert_eq!(k.data_key_job("exp-1"), None);
         assert_eq!(k.data_key_job("exp_JOB:1"), None);
+    }
+
+    #[test]
+    fn data_keys_are_the_jobs_own() {
+        let k = keys("exp");
+        assert_eq!(k.data_key("12_3", "loss"), "exp-12_3:loss");
+        assert_eq!(k.data_key_job(&k.data_key("12_3", "a:b")), Some("12_3"));
+    }
+
+    #[test]
+    fn key_names_are_checked() {
+        for ok in [
+            "loss",
+            "a:b",
+            "summary.json",
+            "run 2",
+            "bd291298-f442-11ea",
+            "é",
+        ] {
+            assert_eq!(check_name(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "", ":loss", "a\nb", "a\tb", "\u{7f}", "a*", "a?", "x[1]", "a]", "a\\b",
+        ] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -383,6 +383,36 @@ fn rj_status_long_shows_records_with_exactly_its_commands() {
     assert_documented(problems);
 }
 
+#[test]
+fn rj_put_writes_with_exactly_its_commands() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let mut problems = Vec::new();
+    problems.extend(check_row(&server, "rj-put", "", &mut |s, env| {
+        for args in [
+            &["--job", "7", "loss", "0.5"][..],
+            &["--job", "7", "--hash", "h", "x=1"],
+            &["--job", "7", "--push", "l", "a"],
+        ] {
+            step(run(env
+                .cmd("rj-put")
+                .arg("-q")
+                .args(["--retry-for", "1ms"])
+                .args(args)))?;
+        }
+        let loss: Option<String> = redis::cmd("GET")
+            .arg(format!("{}-7:loss", env.tag))
+            .query(&mut s.client())
+            .unwrap();
+        if loss.as_deref() != Some("0.5") {
+            return Err(missing_effect("loss was not written", ""));
+        }
+        Ok(())
+    }));
+    assert_documented(problems);
+}
+
 /// Sets a scripted cleanup or an eviction left behind: 4 outside T_ALL, 1 in two sets, 3 in none.
 fn seed_broken_sets(server: &RedisServer, env: &TestEnv) {
     check::sadd(server, &env.key("ALL"), &["1", "2", "3"]);

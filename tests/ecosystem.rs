@@ -264,16 +264,15 @@ fn redis_example_json_is_a_valid_config() {
     rj::keys::Tag::new(&tag).unwrap_or_else(|e| panic!("job_tag {tag:?}: {e:#}"));
 }
 
-/// The job scripts parse, write the documented keys, and keep the password off command lines.
+/// The job scripts parse and write the documented keys: the two around rj-put call no
+/// redis-cli and point to the one that does, which keeps the password off command lines.
 /// (They run for real in the Slurm end-to-end tests.)
 #[test]
 fn example_job_scripts_are_sound() {
-    for (rel, prefix) in [
-        ("share/examples/job.sbatch", "\"$JOB_TAG-$SLURM_JOB_ID\""),
-        (
-            "share/examples/array-job.sbatch",
-            "\"$JOB_TAG-${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"",
-        ),
+    for rel in [
+        "share/examples/job.sbatch",
+        "share/examples/array-job.sbatch",
+        "share/examples/job-redis-cli.sbatch",
     ] {
         let out = Command::new("bash")
             .arg("-n")
@@ -288,6 +287,31 @@ fn example_job_scripts_are_sound() {
         let text = read(rel);
         assert!(text.starts_with("#!/bin/bash\n"), "{rel}: no #!/bin/bash");
         assert!(text.contains("#SBATCH "), "{rel}: no #SBATCH lines");
+    }
+    for rel in [
+        "share/examples/job.sbatch",
+        "share/examples/array-job.sbatch",
+    ] {
+        let text = read(rel);
+        assert!(
+            text.contains("rj-put \"$@\""),
+            "{rel}: does not write with rj-put"
+        );
+        assert!(
+            !text
+                .lines()
+                .any(|l| !l.starts_with('#') && l.contains("redis-cli")),
+            "{rel}: calls redis-cli"
+        );
+        assert!(
+            text.contains("job-redis-cli.sbatch"),
+            "{rel}: no pointer to the redis-cli example"
+        );
+    }
+    {
+        let rel = "share/examples/job-redis-cli.sbatch";
+        let prefix = "\"$JOB_TAG-$SLURM_JOB_ID\"";
+        let text = read(rel);
         assert!(
             text.contains(&format!("key={prefix}")),
             "{rel}: keys are not {prefix}:<name>"

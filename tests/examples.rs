@@ -1,6 +1,8 @@
 //! The example job scripts in share/examples, submitted for real with rj-launch on the Slurm
 //! testbed: they must find the server the way the rj tools do (REDIS_URL, then "url" in
 //! redis.json, then its host/port/db fields), and never put the password on a command line.
+//! job.sbatch and array-job.sbatch write with rj-put (found on PATH, as on a node where rj is
+//! installed); job-redis-cli.sbatch, for sites without rj on the compute nodes, with redis-cli.
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -33,7 +35,7 @@ fn launch(env: &TestEnv, cmd: &mut assert_cmd::Command, script: &str, extra: &[&
     ];
     args.extend(extra.iter().map(|a| a.to_string()));
     args.push(example(script).display().to_string());
-    let out = run(cmd.args(&args));
+    let out = run(cmd.env("PATH", util::path_with_rj()).args(&args));
     check::code(&out, 0);
     let id = check::stdout(&out).trim().to_string();
     assert!(
@@ -117,8 +119,11 @@ fn wait_completed(env: &TestEnv, id: &str, out_name: &str) {
     );
 }
 
+/// The single-job examples: with rj-put, and with plain redis-cli.
+const SINGLE_JOB_SCRIPTS: [&str; 2] = ["job.sbatch", "job-redis-cli.sbatch"];
+
 /// redis.json holds only `"url"` with a percent-encoded password and db 3: the job writes to
-/// db 3 of that server, and the password is in neither its output nor a redis-cli command line.
+/// db 3 of that server, and the password is in neither its output nor a command line.
 #[test]
 fn job_example_follows_url_in_redis_json_to_db_3() {
     let Some((server, env, _node)) = slurm::setup_with(RedisOptions {
@@ -131,30 +136,35 @@ fn job_example_follows_url_in_redis_json_to_db_3() {
     std::fs::write(&env.config, serde_json::json!({ "url": url }).to_string()).unwrap();
     util::set_mode(&env.config, 0o600);
 
-    let id = launch(&env, &mut env.cmd("rj-launch"), "job.sbatch", &[]);
-    let out_name = format!("job-{id}.out");
-    wait_completed(&env, &id, &out_name);
+    let ids: Vec<String> = SINGLE_JOB_SCRIPTS
+        .iter()
+        .map(|script| launch(&env, &mut env.cmd("rj-launch"), script, &[]))
+        .collect();
+    for (script, id) in SINGLE_JOB_SCRIPTS.iter().zip(&ids) {
+        let out_name = format!("job-{id}.out");
+        wait_completed(&env, id, &out_name);
+        let output = output_of(&env, &out_name);
+        let what = format!("{script}: {output}");
 
-    let keys = keys_of(&mut env.cmd("rj-last"), &id);
-    assert_single_job_keys(&keys, &output_of(&env, &out_name));
-    let key = format!("{}-{id}:finished", env.tag);
-    assert_eq!(server.cli(&["-n", "3", "EXISTS", &key]), "1\n", "in db 3");
-    assert_eq!(
-        server.cli(&["-n", "0", "EXISTS", &key]),
-        "0\n",
-        "not in db 0"
-    );
-
-    let output = output_of(&env, &out_name);
-    assert!(
-        output.contains(&format!("wrote {}-{id}:*", env.tag)),
-        "{output}"
-    );
-    for secret in [PASSWORD, PASSWORD_IN_URL] {
-        assert!(
-            !output.contains(secret),
-            "password in the job's output: {output}"
+        let keys = keys_of(&mut env.cmd("rj-last"), id);
+        assert_single_job_keys(&keys, &what);
+        let key = format!("{}-{id}:finished", env.tag);
+        assert_eq!(server.cli(&["-n", "3", "EXISTS", &key]), "1\n", "in db 3");
+        assert_eq!(
+            server.cli(&["-n", "0", "EXISTS", &key]),
+            "0\n",
+            "not in db 0: {what}"
         );
+        assert!(
+            output.contains(&format!("wrote {}-{id}:*", env.tag)),
+            "{what}"
+        );
+        for secret in [PASSWORD, PASSWORD_IN_URL] {
+            assert!(
+                !output.contains(secret),
+                "password in the job's output: {what}"
+            );
+        }
     }
 }
 
@@ -173,19 +183,78 @@ fn job_example_prefers_redis_url_over_redis_json() {
     .unwrap();
     let url = format!("{}/2", server.url());
 
+    let ids: Vec<String> = SINGLE_JOB_SCRIPTS
+        .iter()
+        .map(|script| {
+            launch(
+                &env,
+                env.cmd("rj-launch").env("REDIS_URL", &url),
+                script,
+                &[],
+            )
+        })
+        .collect();
+    for (script, id) in SINGLE_JOB_SCRIPTS.iter().zip(&ids) {
+        let out_name = format!("job-{id}.out");
+        wait_completed(&env, id, &out_name);
+        let keys = keys_of(env.cmd("rj-last").env("REDIS_URL", &url), id);
+        assert_single_job_keys(&keys, &format!("{script}: {}", output_of(&env, &out_name)));
+        let key = format!("{}-{id}:finished", env.tag);
+        assert_eq!(server.cli(&["-n", "2", "EXISTS", &key]), "1\n", "in db 2");
+    }
+}
+
+/// Redis unreachable from the job: every rj-put of job.sbatch spools (75) and the job goes on
+/// to complete; the next rj-put of the tag, on the login node, replays it all, the list once.
+#[test]
+fn job_example_with_redis_unreachable_spools_and_is_replayed_whole() {
+    let Some((server, env, _node)) = slurm::setup() else {
+        return;
+    };
+    let dead = format!("redis://127.0.0.1:{}", util::free_port());
+    // rj-launch records with --url; the job inherits only the dead REDIS_URL.
     let id = launch(
         &env,
-        env.cmd("rj-launch").env("REDIS_URL", &url),
+        env.cmd("rj-launch")
+            .env("REDIS_URL", &dead)
+            .env("RJ_PUT_RETRY_FOR", "0")
+            .args(["--url", &server.url()]),
         "job.sbatch",
         &[],
     );
     let out_name = format!("job-{id}.out");
     wait_completed(&env, &id, &out_name);
+    let output = output_of(&env, &out_name);
+    assert!(output.contains("spooled to"), "{output}");
+    let pattern = format!("{}-{id}:*", env.tag);
+    assert_eq!(
+        server.cli(&["--scan", "--pattern", &pattern]),
+        "",
+        "{output}"
+    );
 
-    let keys = keys_of(env.cmd("rj-last").env("REDIS_URL", &url), &id);
-    assert_single_job_keys(&keys, &output_of(&env, &out_name));
-    let key = format!("{}-{id}:finished", env.tag);
-    assert_eq!(server.cli(&["-n", "2", "EXISTS", &key]), "1\n", "in db 2");
+    let spool = env
+        .path()
+        .join("state/rj")
+        .join(format!("{}.results", env.tag));
+    assert_eq!(
+        rj::results_spool::pending(&spool).unwrap().len(),
+        6,
+        "{output}"
+    );
+    let out = run(env.cmd("rj-put").args(["--job", &id, "replayed", "yes"]));
+    check::code(&out, 0);
+    assert!(
+        check::stderr(&out).contains("replayed 6 spooled write(s)"),
+        "{}",
+        check::stderr(&out)
+    );
+    let keys: Vec<_> = keys_of(&mut env.cmd("rj-last"), &id)
+        .into_iter()
+        .filter(|(k, _, _)| k != "replayed")
+        .collect();
+    assert_single_job_keys(&keys, &output);
+    assert!(rj::results_spool::pending(&spool).unwrap().is_empty());
 }
 
 /// The array example with the plain host/port redis.json: every task writes its own keys,
@@ -227,7 +296,7 @@ fn array_example_tasks_write_their_keys_with_plain_config() {
 /// writes nothing anywhere (not to 127.0.0.1:6379 or the file's host/port). Run outside Slurm
 /// with a PATH that has everything the script needs but python3.
 #[test]
-fn job_example_without_python3_refuses_a_url() {
+fn redis_cli_example_without_python3_refuses_a_url() {
     let Some(server) = RedisServer::start() else {
         return;
     };
@@ -263,7 +332,7 @@ fn job_example_without_python3_refuses_a_url() {
             .unwrap();
         }
         let mut cmd = env.std_command(&bash);
-        cmd.arg(example("job.sbatch"))
+        cmd.arg(example("job-redis-cli.sbatch"))
             .env("PATH", &bin)
             .env("SLURM_JOB_ID", "77");
         if let Some(u) = &url {

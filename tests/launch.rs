@@ -562,8 +562,8 @@ fn redis_down_and_spool_unwritable_is_69_naming_both() {
 }
 
 /// The scripts users copy from share/examples run for real: job.sbatch writes its keys with
-/// plain redis-cli, and each task of array-job.sbatch writes `T-<array>_<task>:*`, which rj-last
-/// reads back.
+/// rj-put, and each task of array-job.sbatch writes `T-<array>_<task>:*`, which rj-last reads
+/// back.
 #[test]
 fn share_example_job_scripts_run_on_slurm() {
     let Some((_server, env, _node)) = slurm::setup() else {
@@ -575,7 +575,10 @@ fn share_example_job_scripts_run_on_slurm() {
         let mut args = vec!["--".to_string(), format!("--output={}", out_file.display())];
         args.extend(extra.iter().map(|a| a.to_string()));
         args.push(examples.join(script).display().to_string());
-        printed_id(&run(env.cmd("rj-launch").args(&args)))
+        printed_id(&run(env
+            .cmd("rj-launch")
+            .env("PATH", util::path_with_rj())
+            .args(&args)))
     };
     let job = launch("job.sbatch", &[]);
     let array = launch("array-job.sbatch", &["--array=1-2"]);

@@ -7,6 +7,7 @@ mod ecosystem;
 mod examples;
 mod last;
 mod launch;
+mod put;
 mod rbench;
 mod status;
 mod store;

@@ -2,6 +2,7 @@
 pub mod cleanup;
 pub mod last;
 pub mod launch;
+pub mod put;
 pub mod rbench;
 pub mod status;
 pub mod track;
@@ -39,6 +40,7 @@ pub fn all() -> Vec<Tool> {
         Tool::of::<launch::Args>(launch::EXAMPLES),
         Tool::of::<status::Args>(status::EXAMPLES),
         Tool::of::<last::Args>(last::EXAMPLES),
+        Tool::of::<put::Args>(put::EXAMPLES),
         Tool::of::<cleanup::Args>(cleanup::EXAMPLES),
         Tool::of::<track::Args>(track::EXAMPLES),
         Tool::of::<rbench::Args>(rbench::EXAMPLES),

@@ -19,6 +19,7 @@ use crate::cli::{self, error, info, note, warn, ConnArgs};
 use crate::config::{Config, ProcessEnv};
 use crate::exit::{fail, redis_failure, Kind};
 use crate::keys::{IdKey, JobId, Keys, Set, Tag};
+use crate::results_spool;
 use crate::slurm::{self, JobRow, QueryFailure};
 use crate::spool;
 use crate::state::{self, Counts, Verdict};
@@ -854,6 +855,9 @@ struct Tracker {
     redis_failures: u32,
     /// Moves sent to Redis whose reply was lost; their lines are printed once Redis answers.
     unreported: Vec<Unreported>,
+    /// Per tag, how many rj-put spool files Redis refuses for good, as last reported: said again
+    /// only when it changes, not every tick.
+    results_stuck: std::collections::HashMap<Tag, usize>,
 }
 
 /// What a tick did, for the summary line under -v.
@@ -901,6 +905,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         accounting_disabled: false,
         redis_failures: 0,
         unreported: Vec::new(),
+        results_stuck: std::collections::HashMap::new(),
         args,
     };
     let what = if t.args.all_tags {
@@ -1140,6 +1145,19 @@ impl Tracker {
                 // Redis refused or failed the replay: like any Redis error of the tick (the
                 // daemon retries a transient one, exits on a permanent one). A spool file rj
                 // cannot read is the only thing to warn about and go on.
+                Err(e) if crate::exit::code_for(&e) != 1 => return Err(e),
+                Err(e) => warn(&format!("{e:#}")),
+            }
+            // The results jobs wrote with rj-put while Redis was away.
+            let results = results_spool::dir(tag, &ProcessEnv);
+            match results_spool::replay(store, &keys, &results) {
+                Ok(mut r) => {
+                    let stuck = r.stuck.len();
+                    if self.results_stuck.insert(tag.clone(), stuck) == Some(stuck) {
+                        r.stuck.clear();
+                    }
+                    r.report(tag, &results);
+                }
                 Err(e) if crate::exit::code_for(&e) != 1 => return Err(e),
                 Err(e) => warn(&format!("{e:#}")),
             }

@@ -367,6 +367,12 @@ pub fn path_with(dir: &Path) -> String {
     )
 }
 
+/// A PATH with this package's binaries first, as on a node where rj is installed: the example
+/// job scripts call rj-put from PATH.
+pub fn path_with_rj() -> String {
+    path_with(bin_path("rj-put").parent().unwrap())
+}
+
 /// Owns a process a test started: Drop kills and waits, so a failing test leaves none behind.
 pub struct Guard(pub Child);
 
