@@ -620,23 +620,7 @@ impl Store {
     /// Every key matching a glob, by SCAN, as the server's bytes, sorted and without repeats.
     pub fn scan_bytes(&mut self, pattern: &str) -> anyhow::Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, batch): (u64, Vec<Vec<u8>>) = self.query(
-                redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(pattern)
-                    .arg("COUNT")
-                    .arg(BATCH),
-                pattern,
-            )?;
-            out.extend(batch);
-            cursor = next;
-            if cursor == 0 {
-                break;
-            }
-        }
+        self.scan_each(pattern, BATCH, |k| out.push(k))?;
         out.sort();
         out.dedup();
         Ok(out)
