@@ -1305,18 +1305,14 @@ fn table_closed_stdout_is_success() {
 /// `T-<array>_<task>:*` in an array task, else `T-<job>:*`.
 const RESULT_SCRIPT: &str = r#"#!/bin/sh
 #SBATCH --job-name=rj-table
-port=$(sed -n 's/.*"port": *\([0-9]*\).*/\1/p' "$RJ_CONFIG")
-if [ -n "$SLURM_ARRAY_TASK_ID" ]; then
-  k="$JOB_TAG-${SLURM_ARRAY_JOB_ID}_$SLURM_ARRAY_TASK_ID"
-else
-  k="$JOB_TAG-$SLURM_JOB_ID"
-fi
-redis-cli -p "$port" SET "$k:loss" "0.${SLURM_ARRAY_TASK_ID:-0}5" >/dev/null
-redis-cli -p "$port" HSET "$k:result" job "$SLURM_JOB_ID" task "${SLURM_ARRAY_TASK_ID:-none}" >/dev/null
-redis-cli -p "$port" RPUSH "$k:log" "started" "done, ok" >/dev/null
+set -e
+rj-put loss "0.${SLURM_ARRAY_TASK_ID:-0}5"
+rj-put --hash result job="$SLURM_JOB_ID" task="${SLURM_ARRAY_TASK_ID:-none}"
+rj-put --push log "started" "done, ok"
 "#;
 
-/// The Slurm testbed runs a job and an array of three tasks that write their results; rj-track
+/// The Slurm testbed runs a job and an array of three tasks that write their results with
+/// rj-put (which names an array task's keys `<array>_<task>` by itself); rj-track
 /// records how they ended; one `rj-last --all --wide --format csv` is the experiment's table,
 /// with every task.
 #[test]
@@ -1329,9 +1325,12 @@ fn real_jobs_and_array_tasks_make_one_table() {
         let mut args = vec!["--", "--output=/dev/null", "--time=5"];
         args.extend_from_slice(extra);
         args.push("job.sbatch");
-        ok(&run(env.cmd("rj-launch").args(&args)))
-            .trim()
-            .to_string()
+        ok(&run(env
+            .cmd("rj-launch")
+            .env("PATH", crate::util::path_with_rj())
+            .args(&args)))
+        .trim()
+        .to_string()
     };
     let job = launch(&[]);
     let array = launch(&["--array=1-3"]);
