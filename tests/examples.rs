@@ -208,24 +208,23 @@ fn job_example_prefers_redis_url_over_redis_json() {
 /// to complete; the next rj-put of the tag, on the login node, replays it all, the list once.
 #[test]
 fn job_example_with_redis_unreachable_spools_and_is_replayed_whole() {
-    let Some((server, env, _node)) = slurm::setup() else {
+    let Some((mut server, env, _node)) = slurm::setup() else {
         return;
     };
-    let dead = format!("redis://127.0.0.1:{}", util::free_port());
-    // rj-launch records with --url; the job inherits only the dead REDIS_URL.
+    // Recorded while Redis is up; held until Redis is down, so that the job finds it gone.
     let id = launch(
         &env,
-        env.cmd("rj-launch")
-            .env("REDIS_URL", &dead)
-            .env("RJ_PUT_RETRY_FOR", "0")
-            .args(["--url", &server.url()]),
+        env.cmd("rj-launch").env("RJ_PUT_RETRY_FOR", "0"),
         "job.sbatch",
-        &[],
+        &["--hold"],
     );
+    server.kill();
+    slurm::run("scontrol", &["release", &id]);
     let out_name = format!("job-{id}.out");
     wait_completed(&env, &id, &out_name);
     let output = output_of(&env, &out_name);
     assert!(output.contains("spooled to"), "{output}");
+    server.restart();
     let pattern = format!("{}-{id}:*", env.tag);
     assert_eq!(
         server.cli(&["--scan", "--pattern", &pattern]),

@@ -1246,8 +1246,10 @@ fn a_url_server_reaches_the_job_without_its_password() {
         printed_id(&out)
     };
     let url = |db: u32| format!("redis://:{PW}@127.0.0.1:{}/{db}", server.port);
-    let example =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("share/examples/job.sbatch");
+    // The redis-cli example: under --export=NONE the job has the login PATH, where this
+    // test's rj-put is not (a site installs rj on that PATH).
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("share/examples/job-redis-cli.sbatch");
     let output = format!("--output={}/job-%j.out", d.display());
 
     // --url, with --export=NONE: the example job writes to db 2 of that server.
