@@ -151,8 +151,8 @@ impl Replay {
     }
 }
 
-/// One spool line: an [`Entry`] whose ID is a Slurm job ID.
-fn parse_line(line: &[u8]) -> Result<Entry, String> {
+/// One spool line: an [`Entry`] whose ID is a Slurm job ID. Public for the fuzz targets.
+pub fn parse_line(line: &[u8]) -> Result<Entry, String> {
     let e: Entry = serde_json::from_slice(line).map_err(|e| e.to_string())?;
     e.id.parse::<crate::keys::JobId>()?;
     Ok(e)

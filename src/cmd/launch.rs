@@ -182,6 +182,11 @@ fn read_ids(args: &[String]) -> anyhow::Result<Vec<Submitted>> {
             words.push(a.clone());
         }
     }
+    parse_ids(&words)
+}
+
+/// The pure part of [`read_ids`], public so that a fuzz target can reach it without stdin.
+pub fn parse_ids(words: &[String]) -> anyhow::Result<Vec<Submitted>> {
     if words.is_empty() {
         return Err(fail(
             Kind::DataErr,
@@ -189,7 +194,7 @@ fn read_ids(args: &[String]) -> anyhow::Result<Vec<Submitted>> {
         ));
     }
     let mut jobs: Vec<Submitted> = Vec::with_capacity(words.len());
-    for w in &words {
+    for w in words {
         let j = slurm::parse_job_ref(w).map_err(|e| fail(Kind::DataErr, e))?;
         if !jobs.iter().any(|k| k.id == j.id) {
             jobs.push(j);
