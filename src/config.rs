@@ -537,6 +537,12 @@ pub fn parse_url(url: &str) -> anyhow::Result<Target> {
         ));
     }
     let r = info.redis_settings();
+    if r.db() < 0 {
+        return Err(fail(
+            Kind::Config,
+            "the database number in the Redis URL is negative",
+        ));
+    }
     Ok(Target {
         addr,
         db: r.db(),
@@ -662,6 +668,23 @@ Yok4qtK2yrNGmwfC+PRxLgRlGDFXZg77RNElvz4VkFJYTunE/c5VjYO3YxmkAg==\n\
         let t = parse_url("unix:///run/redis.sock?db=2").unwrap();
         assert_eq!(t.addr, Addr::Unix("/run/redis.sock".into()));
         assert_eq!(t.db, 2);
+    }
+
+    #[test]
+    fn negative_database_in_url_is_a_config_error() {
+        // Found by fuzz/fuzz_targets/url.rs: the server would only refuse SELECT -1 later.
+        for url in [
+            "redis://h/-1",
+            "redis://:pw@h:6380/-3",
+            "unix:///run/redis.sock?db=-1",
+        ] {
+            let e = parse_url(url).unwrap_err();
+            assert_eq!(crate::exit::code_for(&e), 78, "{url}");
+            let msg = format!("{e:#}");
+            assert!(msg.contains("database"), "{msg}");
+            assert!(!msg.contains("pw"), "{msg}");
+        }
+        assert_eq!(parse_url("redis://h/0").unwrap().db, 0);
     }
 
     #[test]

@@ -234,10 +234,11 @@ impl JobRow {
     pub fn task_count(&self) -> u64 {
         match &self.tasks {
             None => 1,
+            // Saturating: the bounds are whatever Slurm printed, up to u64::MAX.
             Some(r) => task_range(r)
                 .iter()
-                .map(|(a, b)| b.saturating_sub(*a) + 1)
-                .sum::<u64>()
+                .map(|(a, b)| b.saturating_sub(*a).saturating_add(1))
+                .fold(0u64, u64::saturating_add)
                 .max(1),
         }
     }
@@ -421,6 +422,12 @@ pub fn parse_scontrol(stdout: &str) -> Result<Vec<JobRow>, String> {
         let mut r = JobRow::default();
         match (get("ArrayJobId"), get("ArrayTaskId")) {
             (a, t) if !a.is_empty() && !t.is_empty() => {
+                if !a.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(format!(
+                        "unexpected ArrayJobId in scontrol line {:?}",
+                        truncate(line, 120)
+                    ));
+                }
                 let single = t.bytes().all(|b| b.is_ascii_digit());
                 r.id = if single {
                     format!("{a}_{t}")
@@ -954,6 +961,24 @@ mod tests {
         );
         assert_eq!(id_chunks(&ids[..3], MAX_ID_ARG).len(), 1);
         assert!(id_chunks(&[], MAX_ID_ARG).is_empty());
+    }
+
+    #[test]
+    fn scontrol_array_job_id_must_be_a_job_id() {
+        // Found by fuzz/fuzz_targets/scontrol.rs (a byte 0xb8 before the number).
+        let line = "JobId=14 ArrayJobId=\u{b8}14 ArrayTaskId=1-3 JobName=wrap JobState=CANCELLED\n";
+        let e = parse_scontrol(line).unwrap_err();
+        assert!(e.contains("ArrayJobId"), "{e}");
+        assert!(parse_scontrol("JobId=14 ArrayJobId=x ArrayTaskId=1 JobState=PENDING").is_err());
+    }
+
+    #[test]
+    fn task_count_of_huge_ranges_saturates() {
+        // Bounds up to u64::MAX are what a broken squeue could print; no overflow panic.
+        let one = "5_[0-18446744073709551615]|5|0-18446744073709551615|PENDING|0|N/A|N/A|0:00||debug|wrap|\n";
+        assert_eq!(parse_squeue(one).unwrap()[0].task_count(), u64::MAX);
+        let two = "5_[1-18446744073709551615,1-18446744073709551615]|5|1-18446744073709551615,1-18446744073709551615|PENDING|0|N/A|N/A|0:00||debug|wrap|\n";
+        assert_eq!(parse_squeue(two).unwrap()[0].task_count(), u64::MAX);
     }
 
     #[test]

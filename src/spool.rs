@@ -165,8 +165,8 @@ impl Replay {
     }
 }
 
-/// One spool line: an [`Entry`] whose ID is a Slurm job ID, and that ID.
-fn parse_line(line: &[u8]) -> Result<(JobId, Entry), String> {
+/// One spool line: an [`Entry`] whose ID is a Slurm job ID, and that ID. Public for the fuzz targets.
+pub fn parse_line(line: &[u8]) -> Result<(JobId, Entry), String> {
     let e: Entry = serde_json::from_slice(line).map_err(|e| e.to_string())?;
     Ok((e.id.parse::<JobId>()?, e))
 }

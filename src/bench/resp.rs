@@ -88,62 +88,80 @@ pub fn scan(buf: &[u8]) -> Result<Option<Scanned>, ProtocolError> {
     }))
 }
 
-/// The end of the reply at `buf[at..]`, as an absolute offset.
+/// The end of the reply at `buf[at..]`, as an absolute offset. A loop with a count of replies
+/// still to skip, not recursion: a hostile server's deeply nested array must not overflow the
+/// stack, and a huge element count must not overflow the count.
 fn skip(buf: &[u8], at: usize) -> Result<Option<usize>, ProtocolError> {
-    let Some(&tag) = buf.get(at) else {
-        return Ok(None);
-    };
-    let Some(eol) = find_crlf(buf, at + 1) else {
-        return Ok(None);
-    };
-    let line = &buf[at + 1..eol];
-    let next = eol + 2;
-    match tag {
-        b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => Ok(Some(next)),
-        b'$' | b'!' | b'=' => {
-            let n = parse_int(line)?;
-            if n < 0 {
-                return Ok(Some(next));
-            }
-            let end = next + n as usize + 2;
-            if buf.len() < end {
-                Ok(None)
-            } else {
-                Ok(Some(end))
-            }
+    let mut pos = at;
+    let mut pending: u64 = 1;
+    while pending > 0 {
+        pending -= 1;
+        let Some(&tag) = buf.get(pos) else {
+            return Ok(None);
+        };
+        if !b"+-:_,#($!=*~>%".contains(&tag) {
+            return Err(ProtocolError(format!(
+                "unexpected reply type byte {:?}",
+                tag as char
+            )));
         }
-        b'*' | b'~' | b'>' | b'%' => {
-            let n = parse_int(line)?;
-            if n < 0 {
-                return Ok(Some(next));
-            }
-            let items = if tag == b'%' { n * 2 } else { n };
-            let mut pos = next;
-            for _ in 0..items {
-                match skip(buf, pos)? {
-                    Some(p) => pos = p,
-                    None => return Ok(None),
+        let Some(eol) = find_crlf(buf, pos + 1)? else {
+            return Ok(None);
+        };
+        let line = &buf[pos + 1..eol];
+        pos = eol + 2;
+        match tag {
+            b'$' | b'!' | b'=' => {
+                let n = parse_int(line)?;
+                if n < 0 {
+                    continue;
+                }
+                let end = pos.saturating_add(n as usize);
+                match buf.get(end..end.saturating_add(2)) {
+                    Some(b"\r\n") => pos = end + 2,
+                    None if buf.len() <= end || buf[end] == b'\r' => return Ok(None),
+                    _ => {
+                        return Err(ProtocolError(format!(
+                            "bulk reply of {n} bytes not followed by CRLF"
+                        )))
+                    }
                 }
             }
-            Ok(Some(pos))
+            b'*' | b'~' | b'>' | b'%' => {
+                let n = parse_int(line)?;
+                if n > 0 {
+                    let items = if tag == b'%' {
+                        (n as u64).saturating_mul(2)
+                    } else {
+                        n as u64
+                    };
+                    pending = pending.saturating_add(items);
+                }
+            }
+            _ => {}
         }
-        _ => Err(ProtocolError(format!(
-            "unexpected reply type byte {:?}",
-            tag as char
-        ))),
     }
+    Ok(Some(pos))
 }
 
+/// The CR of the CRLF that ends the line at `buf[from..]`; a CR followed by anything else is not
+/// RESP (waiting for more bytes would wait for ever).
 #[inline]
-fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
+fn find_crlf(buf: &[u8], from: usize) -> Result<Option<usize>, ProtocolError> {
     let mut i = from;
-    while i + 1 < buf.len() {
-        if buf[i] == b'\r' {
-            return (buf[i + 1] == b'\n').then_some(i);
+    while i < buf.len() {
+        match buf[i] {
+            b'\r' => {
+                return match buf.get(i + 1) {
+                    None => Ok(None),
+                    Some(b'\n') => Ok(Some(i)),
+                    Some(_) => Err(ProtocolError("CR without LF in a reply line".into())),
+                }
+            }
+            _ => i += 1,
         }
-        i += 1;
     }
-    None
+    Ok(None)
 }
 
 fn parse_int(line: &[u8]) -> Result<i64, ProtocolError> {
@@ -248,6 +266,54 @@ mod tests {
     fn garbage_is_a_protocol_error() {
         assert!(scan(b"HTTP/1.1 400\r\n").is_err());
         assert!(scan(b"$x\r\n").is_err());
+    }
+
+    #[test]
+    fn a_cr_without_lf_is_a_protocol_error() {
+        // Found by fuzz/fuzz_targets/resp.rs: "need more bytes" here would wait for ever.
+        assert!(scan(b"+O\rK\n").is_err());
+        assert!(scan(b"*1\r:1\r\n").is_err());
+        assert_eq!(ok(b"+O\r"), None, "the LF may still come");
+    }
+
+    #[test]
+    fn an_unknown_type_byte_fails_before_the_line_ends() {
+        assert!(scan(b"HTTP/1.1").is_err());
+        assert!(scan(b"*1\r\nX").is_err());
+    }
+
+    #[test]
+    fn a_bulk_reply_must_end_in_crlf() {
+        assert!(scan(b"$3\r\nfooXY").is_err());
+        assert!(scan(b"$3\r\nfooX").is_err());
+        assert!(scan(b"*1\r\n$1\r\nab\r\n").is_err());
+    }
+
+    #[test]
+    fn a_huge_count_is_not_a_complete_reply() {
+        // 2^62 pairs: counting them as 2 * 2^62 items overflowed.
+        assert_eq!(ok(b"%4611686018427387904\r\n"), None);
+        assert_eq!(ok(b"%9223372036854775807\r\n"), None);
+        assert_eq!(
+            ok(b"*9223372036854775807\r\n*9223372036854775807\r\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn deep_nesting_does_not_overflow_the_stack() {
+        // A server may send any depth (rbench's read buffer grows to fit the reply).
+        let depth = 100_000;
+        let mut buf = b"*1\r\n".repeat(depth);
+        buf.extend_from_slice(b":1\r\n");
+        let len = buf.len();
+        let got = std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(move || scan(&buf).unwrap())
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(got.map(|s| s.len), Some(len));
     }
 
     #[test]

@@ -97,10 +97,10 @@ pub fn parse_output(text: &str) -> Result<Tests, ParseError> {
                 if !COLUMNS.contains(&col) {
                     continue;
                 }
-                let x: f64 = v
-                    .trim()
-                    .parse()
-                    .map_err(|_| err(format!("{col} of test {name:?} is not a number: {v:?}")))?;
+                let x: f64 =
+                    v.trim().parse().ok().filter(measured).ok_or_else(|| {
+                        err(format!("{col} of test {name:?} is not a number: {v:?}"))
+                    })?;
                 set_column(&mut r, col, x);
             }
             r.first_error = pending_error.take();
@@ -174,6 +174,12 @@ fn set_column(r: &mut TestResult, col: &str, x: f64) {
     }
 }
 
+/// A rate or a latency redis-benchmark can have measured: Rust's float syntax also takes `NaN`,
+/// `inf` and negative numbers, which would poison medians and comparisons downstream.
+fn measured(x: &f64) -> bool {
+    x.is_finite() && *x >= 0.0
+}
+
 fn csv_fields(line: &str) -> Result<Vec<String>, csv::Error> {
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -189,7 +195,7 @@ fn quiet_line(line: &str) -> Option<(String, TestResult)> {
     let at = line.find(" requests per second")?;
     let head = &line[..at];
     let (name, rps) = head.rsplit_once(": ")?;
-    let rps: f64 = rps.trim().parse().ok()?;
+    let rps: f64 = rps.trim().parse().ok().filter(measured)?;
     let mut r = TestResult {
         requests_per_second: rps,
         ..Default::default()
@@ -197,7 +203,7 @@ fn quiet_line(line: &str) -> Option<(String, TestResult)> {
     let tail = &line[at..];
     if let Some(p) = tail.find("p50=") {
         let v = tail[p + 4..].split_whitespace().next()?;
-        r.p50_latency_ms = v.parse().ok();
+        r.p50_latency_ms = v.parse().ok().filter(measured);
     }
     Some((name.trim().to_string(), r))
 }
@@ -485,6 +491,31 @@ mod tests {
         assert!(counts_errors(""));
         assert!(!counts_errors("redis-benchmark 7.0.15"));
         assert!(!counts_errors("redis-benchmark 7.2.4 (00000000/0) 64 bit"));
+    }
+
+    #[test]
+    fn negative_and_non_finite_numbers_are_errors() {
+        // Found by fuzz/fuzz_targets/bench_csv.rs: a p50 of -.063 was taken as measured.
+        let q =
+            " \rLRANGE_100 (first 100 elements): 51282.05 requests per second, p50=-.063 msec\n";
+        let t = parse_output(q).unwrap();
+        let r = t.get("LRANGE_100 (first 100 elements)").unwrap();
+        assert_eq!((r.requests_per_second, r.p50_latency_ms), (51282.05, None));
+        let csv =
+            |v: &str| format!("\"test\",\"rps\",\"avg_latency_ms\"\n\"SET\",\"100.0\",\"{v}\"\n");
+        for v in ["-0.063", "NaN", "inf", "-inf"] {
+            let e = parse_output(&csv(v)).unwrap_err();
+            assert!(e.msg.contains("not a number"), "{v}: {e}");
+        }
+        assert!(parse_output(&csv("0.063")).is_ok());
+        for rps in ["-5", "NaN", "inf"] {
+            assert!(
+                parse_output(&format!("SET: {rps} requests per second\n")).is_err(),
+                "{rps}"
+            );
+        }
+        let q = parse_output("SET: 5.00 requests per second, p50=NaN msec\n").unwrap();
+        assert_eq!(q.get("SET").unwrap().p50_latency_ms, None);
     }
 
     #[test]

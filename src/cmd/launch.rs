@@ -329,22 +329,26 @@ fn record(
 /// The jobs of one invocation, in the order given, each once. Compact, because `--record -`
 /// may bring millions: an ID and the index of its cluster among the few distinct names.
 #[derive(Debug, Default)]
-struct Jobs {
+pub struct Jobs {
     /// (ID, 0 for no cluster or 1 + index into `clusters`).
     ids: Vec<(JobId, u32)>,
     clusters: Vec<String>,
 }
 
 impl Jobs {
-    fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         self.ids.len()
     }
 
-    fn id(&self, i: usize) -> JobId {
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub fn id(&self, i: usize) -> JobId {
         self.ids[i].0
     }
 
-    fn cluster(&self, i: usize) -> Option<&str> {
+    pub fn cluster(&self, i: usize) -> Option<&str> {
         match self.ids[i].1 {
             0 => None,
             c => Some(self.clusters[c as usize - 1].as_str()),
@@ -412,8 +416,36 @@ impl Jobs {
 
 /// IDs from `--record` arguments or, for `-`, stdin; all are checked before anything is written.
 fn read_ids(args: &[String]) -> anyhow::Result<Jobs> {
+    let mut input = Vec::new();
+    if args.iter().any(|a| a == "-") {
+        std::io::stdin().read_to_end(&mut input).map_err(|e| {
+            fail(
+                Kind::DataErr,
+                format!("cannot read job IDs from stdin: {e}"),
+            )
+        })?;
+    }
+    let stdin_words = || {
+        input
+            .split(u8::is_ascii_whitespace)
+            .filter(|w| !w.is_empty())
+    };
+    let mut words: Vec<&[u8]> = Vec::new();
+    for a in args {
+        if a == "-" {
+            words.extend(stdin_words());
+        } else {
+            words.push(a.as_bytes());
+        }
+    }
+    parse_ids(&words)
+}
+
+/// The jobs of `--record` words (`123`, `123_4`, `123;cluster`), each once in the order given,
+/// IDs canonical. Pure, for the tests and the fuzz target.
+pub fn parse_ids(words: &[&[u8]]) -> anyhow::Result<Jobs> {
     let mut jobs = Jobs::default();
-    let mut add = |word: &[u8]| -> anyhow::Result<()> {
+    for word in words {
         let text = std::str::from_utf8(word).map_err(|_| {
             fail(
                 Kind::DataErr,
@@ -425,28 +457,8 @@ fn read_ids(args: &[String]) -> anyhow::Result<Jobs> {
         })?;
         let (id, cluster) = slurm::parse_job_word(text).map_err(|e| fail(Kind::DataErr, e))?;
         jobs.push(id, cluster);
-        Ok(())
-    };
-    for a in args {
-        if a == "-" {
-            let mut input = Vec::new();
-            std::io::stdin().read_to_end(&mut input).map_err(|e| {
-                fail(
-                    Kind::DataErr,
-                    format!("cannot read job IDs from stdin: {e}"),
-                )
-            })?;
-            for w in input
-                .split(u8::is_ascii_whitespace)
-                .filter(|w| !w.is_empty())
-            {
-                add(w)?;
-            }
-        } else {
-            add(a.as_bytes())?;
-        }
     }
-    if jobs.len() == 0 {
+    if jobs.is_empty() {
         return Err(fail(
             Kind::DataErr,
             "no job IDs to record (stdin was empty)",
