@@ -35,7 +35,14 @@ struct Bounded<'a> {
     deadline: std::time::Instant,
     /// Replies are still owed by the server: the connection must not be used again.
     lost: bool,
+    /// When the socket's read timeout was last set (to what was left until the deadline then).
+    armed: Option<std::time::Instant>,
 }
+
+/// How far one read may overrun the deadline: the socket's timeout is set again only when it
+/// is this much older, not for every reply (a transaction of 1,000 jobs has 1,000 replies, and a
+/// setsockopt each cost more than the replies).
+const REARM: Duration = Duration::from_secs(1);
 
 impl<'a> Bounded<'a> {
     fn new(conn: &'a mut Connection) -> Bounded<'a> {
@@ -43,19 +50,23 @@ impl<'a> Bounded<'a> {
             conn,
             deadline: std::time::Instant::now() + IO_TIMEOUT,
             lost: false,
+            armed: None,
         }
     }
 
     fn recv(&mut self) -> redis::RedisResult<Value> {
-        let left = self
-            .deadline
-            .saturating_duration_since(std::time::Instant::now());
+        let now = std::time::Instant::now();
+        let left = self.deadline.saturating_duration_since(now);
+        let stale = self.armed.is_none_or(|t| now.duration_since(t) >= REARM);
         let r = if left.is_zero() {
             Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out").into())
-        } else {
+        } else if stale {
+            self.armed = Some(now);
             self.conn
                 .set_read_timeout(Some(left))
                 .and_then(|_| self.conn.recv_response())
+        } else {
+            self.conn.recv_response()
         };
         if r.as_ref().is_err_and(|e| e.is_io_error() || e.is_timeout()) {
             self.lost = true;
@@ -66,7 +77,9 @@ impl<'a> Bounded<'a> {
 
 impl Drop for Bounded<'_> {
     fn drop(&mut self) {
-        let _ = self.conn.set_read_timeout(Some(IO_TIMEOUT));
+        if self.armed.is_some() {
+            let _ = self.conn.set_read_timeout(Some(IO_TIMEOUT));
+        }
     }
 }
 
