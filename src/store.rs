@@ -25,7 +25,7 @@ pub struct Store {
 }
 
 /// A connection whose every call, pipelines and MULTI/EXEC included, ends within one
-/// [`IO_TIMEOUT`] from the moment it was sent. redis-rs bounds each socket read, but reads the
+/// [`IO_TIMEOUT`] from the moment it was sent (a read may overrun it by at most [`REARM`]). redis-rs bounds each socket read, but reads the
 /// rest of a pipeline's replies after a timeout, each with the full timeout again; under
 /// `CLIENT PAUSE WRITE` (what a failover does) a transaction then blocks for the whole pause.
 /// It also turns a refused EXEC (an ACL user without `+exec`) into a parser complaint; here
