@@ -2,27 +2,7 @@
 //! (`covers`, `task_count`) that read the task ranges Slurm printed.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use rj::slurm::{classify_failure, parse_scontrol};
-use rj_fuzz::one_line;
 
 fuzz_target!(|data: &[u8]| {
-    let text = String::from_utf8_lossy(data);
-    let _ = classify_failure(&text);
-    match parse_scontrol(&text) {
-        Ok(rows) => {
-            for r in &rows {
-                assert!(
-                    !r.base.is_empty() && r.base.bytes().all(|b| b.is_ascii_digit()),
-                    "{r:?}"
-                );
-                assert!(r.task_count() >= 1);
-                assert!(r.covers(&r.id), "{r:?} does not cover its own ID");
-                assert!(r.covers(&r.base));
-                for t in ["0", "1", "7", "4294967295", "18446744073709551615"] {
-                    let _ = r.covers(&format!("{}_{t}", r.base));
-                }
-            }
-        }
-        Err(e) => one_line("parse_scontrol", &e),
-    }
+    rj_fuzz::check_job_rows("parse_scontrol", data, rj::slurm::parse_scontrol);
 });

@@ -36,3 +36,32 @@ pub fn is_canonical_id(s: &str) -> bool {
         None => canon(s) && s != "0",
     }
 }
+
+/// The checks shared by the squeue, sacct and scontrol targets: Slurm's failure text is
+/// classified without panicking, and every row a parser returns has a numeric base ID, at
+/// least one task, and covers its own ID and base.
+pub fn check_job_rows(
+    what: &str,
+    data: &[u8],
+    parse: fn(&str) -> Result<Vec<rj::slurm::JobRow>, String>,
+) {
+    let text = String::from_utf8_lossy(data);
+    let _ = rj::slurm::classify_failure(&text);
+    match parse(&text) {
+        Ok(rows) => {
+            for r in &rows {
+                assert!(
+                    !r.base.is_empty() && r.base.bytes().all(|b| b.is_ascii_digit()),
+                    "{r:?}"
+                );
+                assert!(r.task_count() >= 1);
+                assert!(r.covers(&r.id), "{r:?} does not cover its own ID");
+                assert!(r.covers(&r.base));
+                for t in ["0", "1", "7", "4294967295", "18446744073709551615"] {
+                    let _ = r.covers(&format!("{}_{t}", r.base));
+                }
+            }
+        }
+        Err(e) => one_line(what, &e),
+    }
+}
