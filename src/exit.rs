@@ -223,15 +223,18 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
     if is_broken_pipe(err) {
         return 0;
     }
-    for cause in err.chain() {
+    kind_of(err).map_or(1, Kind::code)
+}
+
+/// The kind of the outermost typed cause (a [`Failure`] or a Redis error); None for an error
+/// without one.
+pub fn kind_of(err: &anyhow::Error) -> Option<Kind> {
+    err.chain().find_map(|cause| {
         if let Some(f) = cause.downcast_ref::<Failure>() {
-            return f.kind.code();
+            return Some(f.kind);
         }
-        if let Some(r) = cause.downcast_ref::<redis::RedisError>() {
-            return redis_kind(r).code();
-        }
-    }
-    1
+        cause.downcast_ref::<redis::RedisError>().map(redis_kind)
+    })
 }
 
 pub fn exit_code(err: &anyhow::Error) -> ExitCode {

@@ -6,7 +6,7 @@ use clap::Parser;
 
 use crate::cli::{self, ConnArgs, TagArg};
 use crate::config::{ProcessEnv, Source};
-use crate::exit::{fail, is_transient, Failure, Kind};
+use crate::exit::{fail, is_transient, Kind};
 use crate::jobenv::{self, ExportFrom, UrlEnv};
 use crate::keys::{JobId, Keys};
 use crate::slurm;
@@ -178,24 +178,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ));
     }
     Err(fail(
-        cause_kind(&e),
+        crate::exit::kind_of(&e).unwrap_or(Kind::Unavailable),
         format!(
             "{e:#}; job(s) {unrecorded} spooled to {spooled}, but a retry cannot fix this: the spool will not drain until it is fixed"
         ),
     ))
-}
-
-/// The kind of the outermost typed cause of an error (what its exit status says).
-fn cause_kind(e: &anyhow::Error) -> Kind {
-    for cause in e.chain() {
-        if let Some(f) = cause.downcast_ref::<Failure>() {
-            return f.kind;
-        }
-        if let Some(r) = cause.downcast_ref::<redis::RedisError>() {
-            return crate::exit::redis_kind(r);
-        }
-    }
-    Kind::Unavailable
 }
 
 /// Run sbatch so that the job gets the tag and its server, and return the job it submitted.

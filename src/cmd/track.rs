@@ -1145,7 +1145,7 @@ impl Tracker {
                 // Redis refused or failed the replay: like any Redis error of the tick (the
                 // daemon retries a transient one, exits on a permanent one). A spool file rj
                 // cannot read is the only thing to warn about and go on.
-                Err(e) if crate::exit::code_for(&e) != 1 => return Err(e),
+                Err(e) if crate::exit::kind_of(&e).is_some() => return Err(e),
                 Err(e) => warn(&format!("{e:#}")),
             }
             // The results jobs wrote with rj-put while Redis was away.
@@ -1158,7 +1158,7 @@ impl Tracker {
                     }
                     r.report(tag, &results);
                 }
-                Err(e) if crate::exit::code_for(&e) != 1 => return Err(e),
+                Err(e) if crate::exit::kind_of(&e).is_some() => return Err(e),
                 Err(e) => warn(&format!("{e:#}")),
             }
             match store.lease(&keys, &self.owner, self.lease_ttl)? {
