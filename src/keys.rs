@@ -125,6 +125,20 @@ impl Keys {
         format!("{}_TRACKER:unknown", self.tag)
     }
 
+    /// The tag's event stream: one entry per job recorded (rj-launch) and per move (rj-track),
+    /// written in the same transaction or script as the change it reports, so a reader that
+    /// follows it (`XREAD BLOCK`, rj-wait) never sees a move that did not happen nor misses one
+    /// that did. The name matches neither the six set names nor `T-<digits>…:*`.
+    pub fn events(&self) -> String {
+        format!("{}_EVENTS", self.tag)
+    }
+
+    /// rj-track's figures of its last tick for the tag (a hash beside the lease), read by
+    /// `rj-status --format openmetrics`.
+    pub fn tracker_tick(&self) -> String {
+        format!("{}_TRACKER:tick", self.tag)
+    }
+
     /// The data key a job writes: `T-<id>:<name>` (the name checked with [`check_name`]).
     pub fn data_key(&self, id: &str, name: &str) -> String {
         format!("{}-{id}:{name}", self.tag)
@@ -331,6 +345,8 @@ mod tests {
             k.job_hash("42"),
             k.tracker(),
             k.tracker_unknown(),
+            k.tracker_tick(),
+            k.events(),
             k.replayed("1718000000.000000001-node1-77-0.put"),
         ] {
             assert!(k.data_key_job(&key).is_none(), "{key}");
