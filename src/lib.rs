@@ -16,3 +16,4 @@ pub mod slurm;
 pub mod spool;
 pub mod state;
 pub mod store;
+pub mod track;

@@ -149,7 +149,6 @@ impl Daemon {
         }
     }
 
-    /// Move lines printed so far: (id, set, state).
     /// The daemon's stdout once it holds at least `n` lines. A move is in Redis before the
     /// daemon prints its line (the move script's reply comes first), so a test that has just
     /// seen Redis drained waits here, up to 10 s, for the lines to follow.
@@ -170,6 +169,7 @@ impl Daemon {
         self.moves()
     }
 
+    /// Move lines printed so far: (id, set, state).
     fn moves(&self) -> Vec<(String, String, String)> {
         self.stdout()
             .lines()

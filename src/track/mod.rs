@@ -1,0 +1,600 @@
+//! rj-track's work, without clap: the [`Tracker`] that survives from tick to tick and the tick
+//! itself, as the named steps of ARCHITECTURE.md §7. What a tick concludes is in [`judge`]
+//! (pure), how it asks Slurm in [`query`], the lease in [`lease`], the moves in [`moves`].
+pub mod judge;
+pub mod lease;
+pub mod moves;
+pub mod query;
+mod script;
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::cli::{error, info, note, warn};
+use crate::config::{Config, ProcessEnv};
+use crate::keys::{IdKey, JobId, Keys, Set, Tag};
+use crate::store::Store;
+use crate::{results_spool, spool};
+
+use judge::{Answers, Index, Planned};
+use lease::{Lease, LeaseKeeper};
+use moves::{print_move, LineFormat, Unreported, MOVE_BATCH};
+use query::{Query, SlurmClient};
+
+/// What the command line chose, as plain values.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Track every tag that has a PENDING_AND_RUNNING set, found by SCAN each tick.
+    pub all_tags: bool,
+    pub interval: Duration,
+    pub once: bool,
+    pub lost_after: Duration,
+    pub record_ttl: Option<Duration>,
+    pub format: LineFormat,
+}
+
+/// What a tick did, for the summary line under -v.
+#[derive(Debug, Default)]
+pub struct TickSummary {
+    pub tracked: usize,
+    pub moved: usize,
+    pub unknown: usize,
+    /// Jobs only sacct could judge, while sacct failed.
+    pub unanswered: usize,
+    pub slurm_calls: u64,
+    /// One line per finished job whose job hash has the wrong type, so it was not moved.
+    pub refused: Vec<String>,
+}
+
+impl TickSummary {
+    /// The error of a `--once` tick that refused jobs (job hashes of the wrong type): 65, one
+    /// line naming the first key and how many more.
+    pub fn refusal(&self) -> Option<anyhow::Error> {
+        refusal(&self.refused)
+    }
+}
+
+fn refusal(refused: &[String]) -> Option<anyhow::Error> {
+    let first = refused.first()?;
+    let more = match refused.len() {
+        1 => String::new(),
+        n => format!(
+            " ({} more finished job(s) not moved for the same reason)",
+            n - 1
+        ),
+    };
+    Some(crate::exit::fail(
+        crate::exit::Kind::DataErr,
+        format!("{first}{more}"),
+    ))
+}
+
+/// At most `n` IDs for a message, then how many more.
+fn some_ids(ids: &[String], n: usize) -> String {
+    let mut s = ids.iter().take(n).cloned().collect::<Vec<_>>().join(" ");
+    if ids.len() > n {
+        s.push_str(&format!(" … ({} more)", ids.len() - n));
+    }
+    s
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A tag whose lease this tick holds, with the job IDs it tracks.
+struct Active {
+    keys: Keys,
+    ids: Vec<String>,
+}
+
+/// Everything that survives from tick to tick.
+pub struct Tracker {
+    settings: Settings,
+    cfg: Config,
+    /// Tags from the command line or the config; empty with --all-tags.
+    tags: Vec<Tag>,
+    store: Option<Store>,
+    owner: String,
+    lease_ttl: Duration,
+    /// Tags whose lease we hold (for messages on change, and release at exit).
+    holding: HashSet<Tag>,
+    /// Tags whose unknown-jobs hash may hold entries to forget.
+    unknown_dirty: HashSet<Tag>,
+    /// Slurm, and whether it has accounting.
+    query: Query,
+    redis_failures: u32,
+    /// Moves sent to Redis whose reply was lost; their lines are printed once Redis answers.
+    unreported: Vec<Unreported>,
+    /// Per tag, how many rj-put spool files Redis refuses for good, as last reported: said again
+    /// only when it changes, not every tick.
+    results_stuck: HashMap<Tag, usize>,
+}
+
+impl Tracker {
+    /// `owner` names this tracker in the lease and the records (host:pid:nonce).
+    pub fn new(
+        settings: Settings,
+        cfg: Config,
+        tags: Vec<Tag>,
+        owner: String,
+        slurm: Box<dyn SlurmClient>,
+    ) -> Tracker {
+        Tracker {
+            lease_ttl: (settings.interval * 3).max(Duration::from_secs(5)),
+            settings,
+            cfg,
+            tags,
+            store: None,
+            owner,
+            holding: HashSet::new(),
+            unknown_dirty: HashSet::new(),
+            query: Query::new(slurm),
+            redis_failures: 0,
+            unreported: Vec::new(),
+            results_stuck: HashMap::new(),
+        }
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// A new configuration (SIGHUP): give the leases back, reconnect at the next tick, and ask
+    /// sacct again.
+    pub fn reconfigure(&mut self, cfg: Config, tags: Vec<Tag>) {
+        if let Some(e) = self.release_all() {
+            warn(&format!("cannot release the leases: {e:#}"));
+        }
+        self.cfg = cfg;
+        self.tags = tags;
+        self.store = None;
+        self.query.forget();
+    }
+
+    /// A tick ended in a Redis error a retry can fix: drop the connection. Returns how many
+    /// ticks in a row have failed so, for the backoff.
+    pub fn failed(&mut self) -> u32 {
+        self.store = None;
+        self.redis_failures += 1;
+        self.redis_failures
+    }
+
+    /// A tick succeeded: the next failure starts the backoff again.
+    pub fn succeeded(&mut self) {
+        self.redis_failures = 0;
+    }
+
+    /// Give up every lease held, so that a standby takes over at once. A Redis that is down
+    /// only delays that by one lease time (a warning); a refused DEL would do so at every stop
+    /// and is returned, so that the exit status says what the user lacks.
+    pub fn release_all(&mut self) -> Option<anyhow::Error> {
+        let store = self.store.as_mut()?;
+        let mut refused = None;
+        for tag in std::mem::take(&mut self.holding) {
+            match store.release(&Keys::new(tag.clone()), &self.owner) {
+                Ok(_) => {}
+                Err(e) if crate::exit::is_transient(&e) => {
+                    warn(&format!("cannot release the lease of {tag}: {e:#}"))
+                }
+                Err(e) => {
+                    refused.get_or_insert(e);
+                }
+            }
+        }
+        refused
+    }
+
+    /// One tick. Errors are Redis errors (the caller reconnects); Slurm trouble is reported
+    /// here and ends the tick without moves.
+    pub fn tick(&mut self, out: &mut dyn Write) -> anyhow::Result<TickSummary> {
+        let commands_before = self.query.commands();
+        let mut store = self.connect()?;
+        // The store goes back whatever happens: release_all needs it after an error.
+        let result = self.tick_with(&mut store, out, commands_before);
+        self.store = Some(store);
+        result
+    }
+
+    fn tick_with(
+        &mut self,
+        store: &mut Store,
+        out: &mut dyn Write,
+        commands_before: u64,
+    ) -> anyhow::Result<TickSummary> {
+        self.report_lost_replies(store, out)?;
+        let mut active = Vec::new();
+        for tag in self.tags_of_tick(store)? {
+            let keys = Keys::new(tag);
+            self.replay_spools(store, &keys)?;
+            if self.take_lease(store, &keys)? {
+                let ids = read_tracked(store, &keys)?;
+                active.push(Active { keys, ids });
+            }
+        }
+        let mut summary = TickSummary {
+            tracked: active.iter().map(|a| a.ids.len()).sum(),
+            ..TickSummary::default()
+        };
+        if summary.tracked == 0 {
+            // Nothing to ask Slurm; only forget stale unknown entries.
+            for a in &active {
+                if self.unknown_dirty.remove(a.keys.tag()) {
+                    store.unknown_since(&a.keys, &[], now_secs())?;
+                }
+            }
+            return Ok(summary);
+        }
+        let all = all_ids(&active);
+        let _keeper = LeaseKeeper::start(
+            self.cfg.clone(),
+            active.iter().map(|a| a.keys.clone()).collect(),
+            self.owner.clone(),
+            self.lease_ttl,
+        );
+        let replies = match self.query.ask(&all) {
+            Ok(r) => r,
+            Err(e) => {
+                let e = query::no_answer(&e);
+                if self.settings.once {
+                    return Err(e);
+                }
+                error(&format!("{e}"));
+                return Ok(summary);
+            }
+        };
+        // The tick's time, formatted once for every record.
+        let tracked_at = humantime::format_rfc3339_seconds(replies.squeue_at).to_string();
+        let squeue = Index::new(&replies.squeue);
+        let answers = Answers {
+            squeue: &squeue,
+            sacct: replies.sacct.as_deref().map(Index::new),
+            scontrol: replies.scontrol.as_deref().map(Index::new),
+            accounting: replies.accounting,
+        };
+        let decided = judge::judge_all(&all, &replies.asked, &answers, &tracked_at);
+
+        let now = now_secs();
+        for a in &active {
+            let sorted = judge::sort_decisions(&a.ids, &decided);
+            for (id, state) in &sorted.unrecognized {
+                warn(&format!(
+                    "job {id} of {} is in Slurm state {state:?}, which rj does not know; left in {}",
+                    a.keys.tag(),
+                    a.keys.set(Set::PendingAndRunning)
+                ));
+            }
+            summary.unanswered += sorted.unanswered;
+            let mut plan = sorted.plan;
+            plan.extend(self.age_unknown(store, &a.keys, &sorted.unknown, now, &tracked_at)?);
+            summary.unknown += sorted.unknown.len();
+            self.move_and_print(store, &a.keys, &plan, &tracked_at, out, &mut summary)?;
+        }
+        summary.slurm_calls = self.query.commands() - commands_before;
+        summarise(&summary);
+        Ok(summary)
+    }
+
+    /// Step 1: the connection, made when there is none (after a start, a failure, a SIGHUP).
+    fn connect(&mut self) -> anyhow::Result<Store> {
+        if let Some(s) = self.store.take() {
+            return Ok(s);
+        }
+        let mut s = Store::connect(&self.cfg)?;
+        s.warn_if_evicting();
+        if self.redis_failures > 0 {
+            note(&format!("reconnected to Redis at {}", s.place));
+        }
+        Ok(s)
+    }
+
+    /// Step 2: of the moves whose reply a dropped connection lost, print the ones that did
+    /// happen (Redis's record says so), once.
+    fn report_lost_replies(
+        &mut self,
+        store: &mut Store,
+        out: &mut dyn Write,
+    ) -> anyhow::Result<()> {
+        if self.unreported.is_empty() {
+            return Ok(());
+        }
+        let lost = std::mem::take(&mut self.unreported);
+        let made = match store.moves_made(&self.owner, &lost) {
+            Ok(m) => m,
+            Err(e) => {
+                self.unreported = lost;
+                return Err(e);
+            }
+        };
+        let mut found = 0;
+        for (u, _) in lost.iter().zip(&made).filter(|(_, m)| **m) {
+            print_move(
+                out,
+                self.settings.format,
+                u.tag.as_str(),
+                &u.planned,
+                &u.tracked_at,
+            )?;
+            found += 1;
+        }
+        out.flush()?;
+        if found > 0 {
+            note(&format!(
+                "reported {found} move(s) made at {} whose reply the dropped connection lost",
+                lost[0].tracked_at
+            ));
+        }
+        Ok(())
+    }
+
+    /// Step 3: the `--tag`s, or with `--all-tags` every tag that has a pending set.
+    fn tags_of_tick(&self, store: &mut Store) -> anyhow::Result<Vec<Tag>> {
+        if self.settings.all_tags {
+            store.tags_with_pending()
+        } else {
+            Ok(self.tags.clone())
+        }
+    }
+
+    /// Step 4a: record what rj-launch spooled and apply what rj-put spooled while Redis was
+    /// away.
+    fn replay_spools(&mut self, store: &mut Store, keys: &Keys) -> anyhow::Result<()> {
+        let tag = keys.tag();
+        let spool_path = spool::path(tag, &ProcessEnv);
+        match spool::replay(store, keys, &spool_path) {
+            Ok(r) => r.report(tag, &spool_path),
+            // Redis refused or failed the replay: like any Redis error of the tick (the
+            // daemon retries a transient one, exits on a permanent one). A spool file rj
+            // cannot read is the only thing to warn about and go on.
+            Err(e) if crate::exit::kind_of(&e).is_some() => return Err(e),
+            Err(e) => warn(&format!("{e:#}")),
+        }
+        let results = results_spool::dir(tag, &ProcessEnv);
+        match results_spool::replay(store, keys, &results) {
+            Ok(mut r) => {
+                let stuck = r.stuck.len();
+                if self.results_stuck.insert(tag.clone(), stuck) == Some(stuck) {
+                    r.stuck.clear();
+                }
+                r.report(tag, &results);
+            }
+            Err(e) if crate::exit::kind_of(&e).is_some() => return Err(e),
+            Err(e) => warn(&format!("{e:#}")),
+        }
+        Ok(())
+    }
+
+    /// Step 4b: take or renew the tag's lease. False when another tracker holds it (the tag is
+    /// skipped this tick).
+    fn take_lease(&mut self, store: &mut Store, keys: &Keys) -> anyhow::Result<bool> {
+        let tag = keys.tag();
+        match store.lease(keys, &self.owner, self.lease_ttl)? {
+            Lease::Renewed => {}
+            Lease::Taken => {
+                if self.holding.insert(tag.clone()) {
+                    info(&format!("took the lease {}", keys.tracker()));
+                }
+            }
+            Lease::HeldBy(other) => {
+                if self.holding.remove(tag) || self.settings.once {
+                    note(&format!(
+                        "tag {tag} is tracked by {other} ({}); standing by",
+                        keys.tracker()
+                    ));
+                } else {
+                    info(&format!("tag {tag} is tracked by {other}; standing by"));
+                }
+                return Ok(false);
+            }
+        }
+        self.holding.insert(tag.clone());
+        Ok(true)
+    }
+
+    /// Step 7a: record which jobs Slurm does not know (and forget the ones it knows again);
+    /// returns the LOST moves of those unknown for `--lost-after`, and names the others.
+    fn age_unknown(
+        &mut self,
+        store: &mut Store,
+        keys: &Keys,
+        unknown: &[String],
+        now: u64,
+        tracked_at: &str,
+    ) -> anyhow::Result<Vec<Planned>> {
+        if unknown.is_empty() && !self.unknown_dirty.contains(keys.tag()) {
+            return Ok(Vec::new());
+        }
+        let since = store.unknown_since(keys, unknown, now)?;
+        if unknown.is_empty() {
+            self.unknown_dirty.remove(keys.tag());
+        } else {
+            self.unknown_dirty.insert(keys.tag().clone());
+        }
+        let lost_after = self.settings.lost_after;
+        let (lost, still) = judge::lost_moves(unknown, &since, now, lost_after, tracked_at);
+        if !still.is_empty() {
+            note(&format!(
+                "{} job(s) of {} unknown to Slurm (moved to FAILED as LOST after {}): {}",
+                still.len(),
+                keys.tag(),
+                humantime::format_duration(lost_after),
+                some_ids(&still, 10)
+            ));
+        }
+        Ok(lost)
+    }
+
+    /// Step 7b: move the planned jobs in batches of the move script, each printed as soon as
+    /// its reply is in, so a later batch's failure never hides the lines of moves already made.
+    fn move_and_print(
+        &mut self,
+        store: &mut Store,
+        keys: &Keys,
+        plan: &[Planned],
+        tracked_at: &str,
+        out: &mut dyn Write,
+        summary: &mut TickSummary,
+    ) -> anyhow::Result<()> {
+        for batch in plan.chunks(MOVE_BATCH) {
+            let reply = match store.move_jobs(
+                keys,
+                &self.owner,
+                self.lease_ttl,
+                self.settings.record_ttl,
+                batch,
+            ) {
+                Err(e) => {
+                    // The script may have run with only its reply lost: keep the batch so
+                    // the next tick can print the moves that did happen (and only those).
+                    // A permanent error moved nothing: the script checks before it writes.
+                    if crate::exit::is_transient(&e) {
+                        self.unreported
+                            .extend(batch.iter().map(|planned| Unreported {
+                                tag: keys.tag().clone(),
+                                planned: planned.clone(),
+                                tracked_at: tracked_at.to_string(),
+                            }));
+                    }
+                    return Err(e);
+                }
+                Ok(Some(r)) => r,
+                Ok(None) => {
+                    self.holding.remove(keys.tag());
+                    note(&format!(
+                        "lost the lease {} to another tracker during the tick; nothing moved, standing by",
+                        keys.tracker()
+                    ));
+                    break;
+                }
+            };
+            let moved: HashSet<&str> = reply.moved.iter().map(String::as_str).collect();
+            for p in batch.iter().filter(|p| moved.contains(p.id.as_str())) {
+                print_move(
+                    out,
+                    self.settings.format,
+                    keys.tag().as_str(),
+                    p,
+                    tracked_at,
+                )?;
+                summary.moved += 1;
+            }
+            out.flush()?;
+            for (id, found) in &reply.refused {
+                let set = batch
+                    .iter()
+                    .find(|p| &p.id == id)
+                    .map_or("its final set", |p| p.set.suffix());
+                summary.refused.push(format!(
+                    "{} holds a {found}, not a hash: job {id} finished ({set}) but stays in {} \
+                     until that key is deleted or made a hash",
+                    keys.job_hash(id),
+                    keys.set(Set::PendingAndRunning)
+                ));
+            }
+            let skipped = batch.len() - moved.len() - reply.refused.len();
+            if skipped > 0 {
+                info(&format!(
+                    "{skipped} finished job(s) of {} were already moved by someone else",
+                    keys.tag()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Step 4c: the tag's tracked IDs; entries that are not Slurm job IDs are left alone, with a
+/// warning.
+fn read_tracked(store: &mut Store, keys: &Keys) -> anyhow::Result<Vec<String>> {
+    let (good, bad): (Vec<String>, Vec<String>) = store
+        .pending(keys)?
+        .into_iter()
+        .partition(|id| id.parse::<JobId>().is_ok());
+    if !bad.is_empty() {
+        warn(&format!(
+            "{} holds {} entries that are not Slurm job IDs, left alone: {}",
+            keys.set(Set::PendingAndRunning),
+            bad.len(),
+            some_ids(&bad, 5)
+        ));
+    }
+    Ok(good)
+}
+
+/// Step 5's input: every tag's IDs once, in job order, for one squeue.
+fn all_ids(active: &[Active]) -> Vec<String> {
+    let mut all: Vec<String> = active.iter().flat_map(|a| a.ids.iter().cloned()).collect();
+    all.sort_by_cached_key(|s| IdKey::of(s));
+    all.dedup();
+    all
+}
+
+/// Step 8: one line under -v.
+fn summarise(s: &TickSummary) {
+    info(&format!(
+        "tick: {} tracked, {} moved, {} refused, {} unknown, {} unanswered, {} Slurm command(s)",
+        s.tracked,
+        s.moved,
+        s.refused.len(),
+        s.unknown,
+        s.unanswered,
+        s.slurm_calls
+    ));
+}
+
+impl Store {
+    /// All tracked IDs of a tag in one round trip.
+    pub fn pending(&mut self, keys: &Keys) -> anyhow::Result<Vec<String>> {
+        let key = keys.set(Set::PendingAndRunning);
+        self.query(redis::cmd("SMEMBERS").arg(&key), &key)
+    }
+
+    /// Tags that have a PENDING_AND_RUNNING set.
+    pub fn tags_with_pending(&mut self) -> anyhow::Result<Vec<Tag>> {
+        let suffix = format!("_{}", Set::PendingAndRunning.suffix());
+        // As bytes: one key of another program whose name is not UTF-8 must not stop tracking.
+        let keys = self.scan_bytes(&format!("*{suffix}"))?;
+        Ok(keys
+            .iter()
+            .filter_map(|k| std::str::from_utf8(k).ok())
+            .filter_map(|k| k.strip_suffix(&suffix))
+            .filter_map(|t| Tag::new(t).ok())
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_refused_job_is_one_line_and_more_are_counted() {
+        assert!(refusal(&[]).is_none());
+        let one = refusal(&["T_JOB:1 holds a string".into()]).unwrap();
+        assert_eq!(one.to_string(), "T_JOB:1 holds a string");
+        assert_eq!(crate::exit::code_for(&one), 65);
+        let two = refusal(&["a".into(), "b".into()]).unwrap().to_string();
+        assert!(two.starts_with("a (1 more"), "{two}");
+    }
+
+    #[test]
+    fn ids_are_asked_once_in_job_order() {
+        let a = |tag: &str, ids: &[&str]| Active {
+            keys: Keys::new(Tag::new(tag).unwrap()),
+            ids: ids.iter().map(|s| s.to_string()).collect(),
+        };
+        let all = all_ids(&[a("t1", &["10", "9", "9_2"]), a("t2", &["9", "100"])]);
+        assert_eq!(all, ["9", "9_2", "10", "100"]);
+    }
+
+    #[test]
+    fn a_few_ids_then_how_many_more() {
+        let ids: Vec<String> = (1..=7).map(|i| i.to_string()).collect();
+        assert_eq!(some_ids(&ids[..2], 5), "1 2");
+        assert_eq!(some_ids(&ids, 5), "1 2 3 4 5 … (2 more)");
+    }
+}
