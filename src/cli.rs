@@ -371,6 +371,7 @@ pub const ACL: &[AclRow] = &[
             "sismember",
             "hmget",
             "del",
+            "xadd",
         ],
     },
     AclRow {

@@ -225,6 +225,76 @@ fn slow_squeue(env: &TestEnv, secs: u32) -> (String, PathBuf) {
     (util::path_with(&bin), mark)
 }
 
+/// The entries of T_EVENTS that report moves (rj-launch's `recorded` entries left out), each
+/// as its fields in order.
+fn move_events(server: &RedisServer, env: &TestEnv) -> Vec<Vec<(String, String)>> {
+    let entries: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg(env.key("EVENTS"))
+        .arg("-")
+        .arg("+")
+        .query(&mut server.client())
+        .unwrap();
+    entries
+        .into_iter()
+        .map(|(_, kv)| {
+            kv.chunks(2)
+                .map(|p| (p[0].clone(), p[1].clone()))
+                .collect::<Vec<_>>()
+        })
+        .filter(|e| !e.iter().any(|(k, v)| k == "state" && v == "recorded"))
+        .collect()
+}
+
+/// Exactly one move event per job in the four final sets, with the contract's fields in order
+/// and what the job's record says; none for any other job.
+fn assert_one_event_per_move(server: &RedisServer, env: &TestEnv) {
+    let events = move_events(server, env);
+    let get = |e: &[(String, String)], k: &str| {
+        e.iter()
+            .find(|(f, _)| f == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("event without {k}: {e:?}"))
+    };
+    let mut moved = 0;
+    for set in &FIVE[1..] {
+        for id in server.smembers(&env.key(set)) {
+            let mine: Vec<&Vec<(String, String)>> =
+                events.iter().filter(|e| get(e, "job") == id).collect();
+            assert_eq!(mine.len(), 1, "job {id} of {set}: events {events:?}");
+            let e = mine[0];
+            let fields: Vec<&str> = e.iter().map(|(k, _)| k.as_str()).collect();
+            assert_eq!(
+                fields,
+                ["job", "set", "state", "exit_code", "tracked_at", "tracker"]
+            );
+            let rec = server.hgetall(&env.job(&id));
+            assert_eq!(get(e, "set"), *set, "{e:?}");
+            assert_eq!(get(e, "state"), rec["state"], "{e:?} {rec:?}");
+            let exit = rec.get("exit_code").cloned().unwrap_or_default();
+            assert_eq!(get(e, "exit_code"), exit, "{e:?} {rec:?}");
+            assert_eq!(get(e, "tracked_at"), rec["tracked_at"], "{e:?} {rec:?}");
+            assert_eq!(get(e, "tracker"), rec["tracked_by"], "{e:?} {rec:?}");
+            moved += 1;
+        }
+    }
+    assert_eq!(events.len(), moved, "events of jobs not moved: {events:?}");
+}
+
+/// A finished Slurm job tracked under the tag without rj-launch (whose own entries in T_EVENTS
+/// are not what these tests count).
+fn seed_finished(server: &RedisServer, env: &TestEnv) -> String {
+    let id = slurm::run(
+        "sbatch",
+        &["--parsable", "-o", "/dev/null", "--wrap", "exit 0"],
+    )
+    .trim()
+    .to_string();
+    check::sadd(server, &env.key("ALL"), &[&id]);
+    check::sadd(server, &env.key("PENDING_AND_RUNNING"), &[&id]);
+    slurm::wait_finished(&id, Duration::from_secs(60));
+    id
+}
+
 #[test]
 fn exit_codes_cancels_and_arrays_end_in_their_sets() {
     let Some((server, env, _node)) = slurm::setup() else {
@@ -315,6 +385,7 @@ fn exit_codes_cancels_and_arrays_end_in_their_sets() {
     let row = rows.iter().find(|r| r["job_id"] == bad.as_str()).unwrap();
     assert_eq!(row["exit_code"], "3:0");
     assert_eq!(row["set"], "FAILED");
+    assert_one_event_per_move(&server, &env);
     assert_invariant(&server, &env);
 }
 
@@ -382,6 +453,7 @@ fn unknown_jobs_stay_until_lost_after() {
     ])));
     assert_eq!(out, format!("{} 999999991 FAILED - LOST\n", env.tag));
     assert_eq!(server.hgetall(&env.job("999999991"))["state"], "LOST");
+    assert_one_event_per_move(&server, &env);
     assert_invariant(&server, &env);
 }
 
@@ -407,6 +479,8 @@ fn several_tags_and_all_tags() {
     // Nothing left to move: a second run prints nothing.
     let tags = ["--once", "--tag", &env.tag, "--tag", &env2.tag];
     assert_eq!(ok(&run(env.cmd("rj-track").args(tags))), "");
+    assert_one_event_per_move(&server, &env);
+    assert_one_event_per_move(&server, &env2);
     assert_invariant(&server, &env);
     assert_invariant(&server, &env2);
 }
@@ -426,6 +500,7 @@ fn job_moved_by_someone_else_is_not_reported() {
         &id,
     ]);
     assert_eq!(ok(&run(env.cmd("rj-track").args(["--once"]))), "");
+    assert!(move_events(&server, &env).is_empty());
     assert_invariant(&server, &env);
 }
 
@@ -469,6 +544,7 @@ fn survives_a_redis_restart_and_loses_nothing() {
     assert_eq!(set_of(&server, &env, &second), Some("FAILED"));
     assert!(d.stderr().contains("retrying in"), "{}", d.stderr());
     assert_eq!(d.moves_with(2).len(), 2, "{}", d.stdout());
+    assert_one_event_per_move(&server, &env);
     assert_invariant(&server, &env);
 }
 
@@ -567,6 +643,7 @@ fn two_trackers_one_lease_and_takeover_after_kill_9() {
         b.stderr()
     );
     assert!(b.alive(), "{}", b.stderr());
+    assert_one_event_per_move(&server, &env);
     assert_invariant(&server, &env);
 }
 
@@ -597,6 +674,82 @@ fn a_move_whose_reply_was_lost_is_still_reported_once() {
     assert!(err.contains("retrying in"), "{err}");
     assert!(err.contains("reported 1 move(s)"), "{err}");
     assert!(server.hgetall(&env.job(&id))["tracked_by"].contains(':'));
+    assert_one_event_per_move(&server, &env);
+    assert_invariant(&server, &env);
+}
+
+/// A tracker killed with -9 in the middle of a tick (inside squeue, before any move): the
+/// standby takes over and moves every job, and the stream has exactly one entry per move.
+#[test]
+fn a_kill_9_mid_tick_and_a_takeover_give_one_event_per_move() {
+    let Some((server, env, _node)) = slurm::setup() else {
+        return;
+    };
+    let ids: Vec<String> = (0..3)
+        .map(|i| launch(&env, &["--wrap", &format!("exit {}", i % 2)]))
+        .collect();
+    for id in &ids {
+        slurm::wait_finished(id, Duration::from_secs(60));
+    }
+    let (path, mark) = slow_squeue(&env, 30);
+    let mut a = Daemon::start_with(track_command(&env, Some(&path)), &env, "a", &[]);
+    util::wait_until(Duration::from_secs(10), "a inside squeue", || mark.exists());
+    let b = Daemon::start(&env, "b", &[]);
+    a.signal(nix::sys::signal::Signal::SIGKILL);
+    a.wait(Duration::from_secs(5));
+    wait_drained(&server, &env, &b, Duration::from_secs(60));
+    assert_eq!(a.moves().len(), 0, "{}", a.stdout());
+    assert_eq!(b.moves_with(3).len(), 3, "{}\n{}", b.stdout(), b.stderr());
+    assert_one_event_per_move(&server, &env);
+    assert_invariant(&server, &env);
+}
+
+/// `--events-max 0`: the job moves, and no event is written.
+#[test]
+fn events_max_0_writes_no_event() {
+    let Some((server, env, _node)) = slurm::setup() else {
+        return;
+    };
+    let id = seed_finished(&server, &env);
+    let out = ok(&run(env.cmd("rj-track").args([
+        "--once",
+        "--events-max",
+        "0",
+    ])));
+    assert_eq!(out, format!("{} {id} COMPLETED 0:0 COMPLETED\n", env.tag));
+    assert_eq!(server.cli(&["EXISTS", &env.key("EVENTS")]).trim(), "0");
+    // The default writes one.
+    let id2 = seed_finished(&server, &env);
+    ok(&run(env.cmd("rj-track").args(["--once"])));
+    let events = move_events(&server, &env);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0][0], ("job".to_string(), id2));
+    assert_invariant(&server, &env);
+}
+
+/// A T_EVENTS that is not a stream: nothing moves, nothing is recorded, exit 65 naming the
+/// key; with `--events-max 0` the stream is not touched and the job moves.
+#[test]
+fn an_event_stream_of_the_wrong_type_moves_nothing_and_is_65() {
+    let Some((server, env, _node)) = slurm::setup() else {
+        return;
+    };
+    let id = seed_finished(&server, &env);
+    server.cli(&["SET", &env.key("EVENTS"), "not a stream"]);
+    let out = run(env.cmd("rj-track").args(["--once"]));
+    let line = check::fails(&out, 65, "rj-track");
+    assert!(line.contains(&env.key("EVENTS")), "{line}");
+    assert!(line.contains("nothing moved"), "{line}");
+    assert_eq!(check::stdout(&out), "");
+    assert_eq!(set_of(&server, &env, &id), Some("PENDING_AND_RUNNING"));
+    assert!(server.hgetall(&env.job(&id)).is_empty());
+    assert_eq!(server.cli(&["TYPE", &env.key("EVENTS")]).trim(), "string");
+    let out = ok(&run(env.cmd("rj-track").args([
+        "--once",
+        "--events-max",
+        "0",
+    ])));
+    assert!(out.contains(&format!("{id} COMPLETED")), "{out}");
     assert_invariant(&server, &env);
 }
 
@@ -709,6 +862,7 @@ const TRACK_ACL: &[&str] = &[
     "+smove",
     "+hset",
     "+type",
+    "+xadd",
 ];
 
 /// What the script that times the jobs Slurm does not know needs on top of `TRACK_ACL`.
@@ -857,7 +1011,7 @@ fn a_job_hash_of_the_wrong_type_is_refused_and_the_others_move() {
     assert_invariant(&server, &env);
 }
 
-/// Without any one of +hset, +smove, +type (or +expire with --record-ttl) nothing moves (the
+/// Without any one of +hset, +smove, +type, +xadd (or +expire with --record-ttl) nothing moves (the
 /// job stays pending, unrecorded) and --once exits 77 naming the command and the key; with the
 /// whole set the same job moves.
 #[test]
@@ -872,6 +1026,7 @@ fn a_move_the_user_may_not_make_moves_nothing_and_is_77() {
         ("+hset", env.job(&id), &ttl[..1]),
         ("+smove", env.key("PENDING_AND_RUNNING"), &ttl[..1]),
         ("+type", env.key("PENDING_AND_RUNNING"), &ttl[..1]),
+        ("+xadd", env.key("EVENTS"), &ttl[..1]),
         ("+expire", env.job(&id), &ttl[..]),
     ] {
         let url = acl_user_with(&server, &env, &["+expire"], &[missing]);

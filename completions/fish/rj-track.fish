@@ -4,6 +4,7 @@ complete -c rj-track -l tag -d 'Experiment tag to track; repeatable (default: $J
 complete -c rj-track -l interval -d 'Time between ticks' -r
 complete -c rj-track -l lost-after -d 'Move a job that Slurm no longer knows at all to FAILED (state=LOST) after this long' -r
 complete -c rj-track -l record-ttl -d 'Expire the job hash TAG_JOB:<id> this long after the job is moved (e.g. 7d)' -r
+complete -c rj-track -l events-max -d 'Append one entry per move to the event stream TAG_EVENTS (XADD, in the same script as the move), keeping about this many (MAXLEN ~ N); 0 writes none' -r
 complete -c rj-track -l format -d 'Form of the move lines on stdout' -r -f -a "text\t'`TAG ID SET EXIT_CODE STATE`, space-separated; STATE last, as it may hold spaces'
 json\t'One JSON object per line (JSON Lines) with the whole record'"
 complete -c rj-track -s q -l quiet -d 'Print only errors'

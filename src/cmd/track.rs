@@ -53,12 +53,17 @@ pub const EXAMPLES: &str = "\
 /// nodes, partition and name (shown by rj-status --long), and tracked_at and tracked_by (the
 /// tick's time and the tracker, host:pid:nonce); --record-ttl expires it.
 ///
+/// Events: each move also appends one entry to the Redis stream TAG_EVENTS, in the same script,
+/// with the fields job, set, state, exit_code, tracked_at and tracker; follow it with
+/// `redis-cli XREAD BLOCK 0 STREAMS TAG_EVENTS '$'`. --events-max bounds it (0: no events).
+///
 /// Output: each move is one line on stdout, `TAG ID SET EXIT_CODE STATE` (JSON Lines with
 /// --format json), for `rj-track | while read …`; messages go to stderr with a timestamp.
 ///
 /// Moves are all or nothing: before it writes, the move script checks the type of every key it
 /// touches and (Redis 7.0 and later) that the Redis user may run each command on it, so a job
-/// is either moved, recorded and printed, or left as it was. A job whose TAG_JOB:<id> is not a
+/// is either moved, recorded, in the event stream and printed, or left as it was. A
+/// TAG_EVENTS that is not a stream moves nothing (65). A job whose TAG_JOB:<id> is not a
 /// hash stays in TAG_PENDING_AND_RUNNING and is named in one error line per tick while the
 /// other jobs move (--once then exits 65).
 ///
@@ -73,7 +78,7 @@ pub const EXAMPLES: &str = "\
 /// Job IDs that rj-launch spooled while Redis was unreachable are recorded every tick.
 ///
 /// Redis ACL: a restricted user needs +ping +eval +smembers +get +set +del +pexpire +smove
-/// +hset +type on the tag's keys; +hkeys +hdel +hsetnx +hget once a job is unknown to Slurm,
+/// +hset +type +xadd (unless --events-max 0) on the tag's keys; +hkeys +hdel +hsetnx +hget once a job is unknown to Slurm,
 /// +expire with --record-ttl, +scan with --all-tags, +sismember +hmget to report a move whose
 /// reply was lost, and rj-launch's commands to replay its spool. +info lets it warn about an
 /// evicting maxmemory-policy.
@@ -109,6 +114,10 @@ pub struct Args {
     /// Expire the job hash TAG_JOB:<id> this long after the job is moved (e.g. 7d).
     #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration)]
     pub record_ttl: Option<Duration>,
+    /// Append one entry per move to the event stream TAG_EVENTS (XADD, in the same script as
+    /// the move), keeping about this many (MAXLEN ~ N); 0 writes none.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub events_max: u64,
     /// Form of the move lines on stdout.
     #[arg(long, value_enum, default_value_t = MoveFormat::Text)]
     pub format: MoveFormat,
@@ -140,6 +149,7 @@ impl Args {
             once: self.once,
             lost_after: self.lost_after,
             record_ttl: self.record_ttl,
+            events_max: self.events_max,
             format: self.format.line_format(),
         }
     }

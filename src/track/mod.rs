@@ -31,6 +31,8 @@ pub struct Settings {
     pub once: bool,
     pub lost_after: Duration,
     pub record_ttl: Option<Duration>,
+    /// About how many entries the tag's event stream keeps (`XADD MAXLEN ~`); 0 writes none.
+    pub events_max: u64,
     pub format: LineFormat,
 }
 
@@ -445,6 +447,7 @@ impl Tracker {
                 &self.owner,
                 self.lease_ttl,
                 self.settings.record_ttl,
+                self.settings.events_max,
                 batch,
             ) {
                 Err(e) => {

@@ -14,16 +14,18 @@ use crate::store::Store;
 use super::judge::Planned;
 use super::script::eval;
 
-/// KEYS: lease, pending set, the four final sets, then one job hash per job.
-/// ARGV: owner, lease ms, record ttl s (0 = none), then per job: id, final set index (1..4),
-/// field count, fields…. Fenced by the lease; SMOVE per job; only a job this call moved gets
-/// its record (a job another tracker or an old script moved is left alone), and
-/// `tracked_by` = owner, by which a tracker that lost the reply finds its moves again.
+/// KEYS: lease, pending set, the four final sets, the event stream, then one job hash per job.
+/// ARGV: owner, lease ms, record ttl s (0 = none), events max (0 = no events), then per job:
+/// id, final set index (1..4), and the event's set, state, exit_code and tracked_at, field
+/// count, fields…. Fenced by the lease; SMOVE per job; only a job this call moved gets its
+/// record (a job another tracker or an old script moved is left alone), `tracked_by` = owner,
+/// by which a tracker that lost the reply finds its moves again, and one entry in the event
+/// stream (`XADD MAXLEN ~ max`, ARCHITECTURE.md §2).
 ///
 /// All or nothing: every permission and the type of every key are checked before the first
-/// write, so a job is never moved without its record. A set of the wrong type or a refused
-/// permission fails the whole call with nothing written; a job hash of the wrong type refuses
-/// only that job, which stays pending while the others move.
+/// write, so a job is never moved without its record and its event. A set or stream of the
+/// wrong type or a refused permission fails the whole call with nothing written; a job hash of
+/// the wrong type refuses only that job, which stays pending while the others move.
 /// Returns -1 when the lease is not ours, else {moved IDs, {id, type} of each refused job…}.
 const MOVE_LUA: &str = r"
 local function fail(e) return redis.error_reply(e .. '; nothing moved') end
@@ -46,17 +48,28 @@ local function set_error(key)
   return false
 end
 local ttl = tonumber(ARGV[3])
+local events = tonumber(ARGV[4])
 e = set_error(KEYS[2])
 if e then return fail(e) end
+if events > 0 and #ARGV > 4 then
+  local t
+  t, e = kind(KEYS[7])
+  if e then return fail(e) end
+  if t ~= 'stream' and t ~= 'none' then
+    return fail('WRONGTYPE ' .. KEYS[7] .. ' holds a ' .. t .. ', not a stream')
+  end
+  e = denied('XADD', KEYS[7], 'MAXLEN', '~', ARGV[4], '*', 'job', ARGV[5])
+  if e then return fail(e) end
+end
 local checked = {}
 local jobs = {}
 local refused = {}
-local i = 4
-local k = 7
+local i = 5
+local k = 8
 while i <= #ARGV do
   local id = ARGV[i]
   local dest = KEYS[2 + tonumber(ARGV[i + 1])]
-  local n = tonumber(ARGV[i + 2])
+  local n = tonumber(ARGV[i + 6])
   if not checked[dest] then
     e = set_error(dest)
     if e then return fail(e) end
@@ -74,7 +87,7 @@ while i <= #ARGV do
     refused[#refused + 1] = id
     refused[#refused + 1] = t
   end
-  i = i + 3 + 2 * n
+  i = i + 7 + 2 * n
   k = k + 1
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -83,11 +96,16 @@ for _, j in ipairs(jobs) do
   local id, dest, key, at, n = j[1], j[2], KEYS[j[3]], j[4], j[5]
   if redis.call('SMOVE', KEYS[2], dest, id) == 1 then
     if n > 0 then
-      redis.call('HSET', key, unpack(ARGV, at + 3, at + 2 + 2 * n))
+      redis.call('HSET', key, unpack(ARGV, at + 7, at + 6 + 2 * n))
     end
     redis.call('HSET', key, 'tracked_by', ARGV[1])
     if ttl > 0 then
       redis.call('EXPIRE', key, ttl)
+    end
+    if events > 0 then
+      redis.call('XADD', KEYS[7], 'MAXLEN', '~', events, '*', 'job', id, 'set', ARGV[at + 2],
+        'state', ARGV[at + 3], 'exit_code', ARGV[at + 4], 'tracked_at', ARGV[at + 5],
+        'tracker', ARGV[1])
     end
     moved[#moved + 1] = id
   end
@@ -153,26 +171,36 @@ pub struct MoveReply {
 }
 
 impl Store {
-    /// Move up to [`MOVE_BATCH`] jobs under the lease, all or nothing (see [`MOVE_LUA`]).
-    /// None when the lease is no longer ours (nothing was moved).
+    /// Move up to [`MOVE_BATCH`] jobs under the lease, all or nothing (see [`MOVE_LUA`]),
+    /// each with its entry in the event stream unless `events_max` is 0. None when the lease
+    /// is no longer ours (nothing was moved).
     pub fn move_jobs(
         &mut self,
         keys: &Keys,
         owner: &str,
         lease_ttl: Duration,
         record_ttl: Option<Duration>,
+        events_max: u64,
         jobs: &[Planned],
     ) -> anyhow::Result<Option<MoveReply>> {
         let mut k: Vec<String> = vec![keys.tracker(), keys.set(Set::PendingAndRunning)];
         k.extend(Set::FINAL.iter().map(|s| keys.set(*s)));
+        k.push(keys.events());
         k.extend(jobs.iter().map(|j| keys.job_hash(&j.id)));
         let k: Vec<&str> = k.iter().map(String::as_str).collect();
         let mut cmd = eval(MOVE_LUA, &k);
         cmd.arg(owner)
             .arg(lease_ttl.as_millis() as u64)
-            .arg(record_ttl.map_or(0, |d| d.as_secs().max(1)));
+            .arg(record_ttl.map_or(0, |d| d.as_secs().max(1)))
+            .arg(events_max);
         for j in jobs {
-            cmd.arg(&j.id).arg(final_slot(j.set)?).arg(j.fields.len());
+            cmd.arg(&j.id)
+                .arg(final_slot(j.set)?)
+                .arg(j.set.suffix())
+                .arg(j.get("state"))
+                .arg(j.get("exit_code"))
+                .arg(j.get("tracked_at"))
+                .arg(j.fields.len());
             for (f, v) in &j.fields {
                 cmd.arg(f).arg(v);
             }
