@@ -753,6 +753,72 @@ fn an_event_stream_of_the_wrong_type_moves_nothing_and_is_65() {
     assert_invariant(&server, &env);
 }
 
+/// After a tick the lease holder's T_TRACKER:tick holds the figures of that tick: the Slurm
+/// commands its -v line counts, the pending jobs, the moved and the unknown ones, its owner,
+/// when it started and how long it took; the hash has no TTL.
+#[test]
+fn a_tick_writes_its_figures() {
+    let Some((server, env, _node)) = slurm::setup() else {
+        return;
+    };
+    let done = seed_finished(&server, &env);
+    let running = launch(&env, &["--wrap", "sleep 300"]);
+    ok(&run(env.cmd("rj-launch").args(["--record", "999999991"])));
+    let secs = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let before = secs();
+    let started = Instant::now();
+    let out = run(env.cmd("rj-track").args(["--once", "-v"]));
+    let took = started.elapsed();
+    let after = secs();
+    scancel(&running);
+    assert!(ok(&out).contains(&format!("{done} COMPLETED")), "{out:?}");
+    let err = check::stderr(&out);
+    let tick = err
+        .lines()
+        .find_map(|l| l.split_once(" tick: ").map(|(_, t)| t.to_string()))
+        .unwrap_or_else(|| panic!("no tick line in {err}"));
+    // "3 tracked, 1 moved, 0 refused, 1 unknown, 0 unanswered, 3 Slurm command(s)"
+    let n: Vec<&str> = tick
+        .split(", ")
+        .map(|p| p.split(' ').next().unwrap())
+        .collect();
+    let h = server.hgetall(&env.key("TRACKER:tick"));
+    let mut names: Vec<&str> = h.keys().map(String::as_str).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "at",
+            "duration_ms",
+            "moved",
+            "owner",
+            "slurm_commands",
+            "tracked",
+            "unknown"
+        ]
+    );
+    assert_eq!(h["slurm_commands"], n[5], "{tick}");
+    assert_ne!(h["slurm_commands"], "0");
+    assert_eq!((h["tracked"].as_str(), n[0]), ("3", "3"), "{tick}");
+    assert_eq!((h["moved"].as_str(), n[1]), ("1", "1"), "{tick}");
+    assert_eq!((h["unknown"].as_str(), n[3]), ("1", "1"), "{tick}");
+    assert_eq!(h["owner"], server.hgetall(&env.job(&done))["tracked_by"]);
+    let at: u64 = h["at"].parse().unwrap();
+    assert!(
+        before <= at && at <= after,
+        "at {at} not in [{before}, {after}]"
+    );
+    let ms: u128 = h["duration_ms"].parse().unwrap();
+    assert!(ms <= took.as_millis(), "{ms} ms, but rj-track ran {took:?}");
+    assert_eq!(server.cli(&["TTL", &env.key("TRACKER:tick")]).trim(), "-1");
+    assert_invariant(&server, &env);
+}
+
 #[test]
 fn spool_is_replayed_each_tick() {
     let Some((server, env, _node)) = slurm::setup() else {

@@ -85,7 +85,9 @@ pub const EXAMPLES: &str = "\
 ///
 /// One tracker per tag: the active one holds the lease TAG_TRACKER (SET NX PX, renewed while it
 /// works); a second rj-track, on this or another login node, waits as a hot standby and takes
-/// over within a few intervals when the first one dies.
+/// over within a few intervals when the first one dies. After each tick the active one writes
+/// the tick's figures to the hash TAG_TRACKER:tick: at (unix seconds), duration_ms,
+/// slurm_commands, tracked, moved, unknown and owner.
 ///
 /// Signals: SIGTERM and SIGINT finish the tick in progress and exit 0; SIGHUP re-reads the
 /// configuration.

@@ -9,7 +9,7 @@ mod script;
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::cli::{error, info, note, warn};
 use crate::config::{Config, ProcessEnv};
@@ -45,6 +45,8 @@ pub struct TickSummary {
     /// Jobs only sacct could judge, while sacct failed.
     pub unanswered: usize,
     pub slurm_calls: u64,
+    /// Slurm answered and the jobs were judged (the tick had jobs, and squeue did not fail).
+    pub judged: bool,
     /// One line per finished job whose job hash has the wrong type, so it was not moved.
     pub refused: Vec<String>,
 }
@@ -88,10 +90,56 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// A tag whose lease this tick holds, with the job IDs it tracks.
+/// A tag whose lease this tick holds, with the job IDs it tracks and what the tick did to them.
 struct Active {
     keys: Keys,
     ids: Vec<String>,
+    moved: usize,
+    unknown: usize,
+}
+
+impl Active {
+    fn new(keys: Keys, ids: Vec<String>) -> Active {
+        Active {
+            keys,
+            ids,
+            moved: 0,
+            unknown: 0,
+        }
+    }
+}
+
+/// rj-track's figures of one tick for one tag, as the `T_TRACKER:tick` hash holds them
+/// (ARCHITECTURE.md §2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TickFigures {
+    /// Unix seconds of the tick's start.
+    pub at: u64,
+    pub duration_ms: u64,
+    /// Slurm commands the whole tick ran (one squeue serves every tag).
+    pub slurm_commands: u64,
+    /// Jobs pending in the tag.
+    pub tracked: usize,
+    pub moved: usize,
+    /// Jobs Slurm did not know this tick.
+    pub unknown: usize,
+    /// The lease owner.
+    pub owner: String,
+}
+
+impl TickFigures {
+    /// The hash's fields, in the contract's order.
+    pub fn fields(&self) -> [(&'static str, String); 7] {
+        [
+            ("at", self.at.to_string()),
+            ("duration_ms", self.duration_ms.to_string()),
+            ("slurm_commands", self.slurm_commands.to_string()),
+            ("tracked", self.tracked.to_string()),
+            ("moved", self.moved.to_string()),
+            ("unknown", self.unknown.to_string()),
+            ("owner", self.owner.clone()),
+        ]
+    }
 }
 
 /// Everything that survives from tick to tick.
@@ -194,19 +242,21 @@ impl Tracker {
     /// One tick. Errors are Redis errors (the caller reconnects); Slurm trouble is reported
     /// here and ends the tick without moves.
     pub fn tick(&mut self, out: &mut dyn Write) -> anyhow::Result<TickSummary> {
-        let commands_before = self.query.commands();
+        let start = (now_secs(), Instant::now(), self.query.commands());
         let mut store = self.connect()?;
         // The store goes back whatever happens: release_all needs it after an error.
-        let result = self.tick_with(&mut store, out, commands_before);
+        let result = self.tick_with(&mut store, out, start);
         self.store = Some(store);
         result
     }
 
+    /// The tick on a connected store; `start` is when it began (unix seconds and instant) and
+    /// how many Slurm commands had run by then.
     fn tick_with(
         &mut self,
         store: &mut Store,
         out: &mut dyn Write,
-        commands_before: u64,
+        start: (u64, Instant, u64),
     ) -> anyhow::Result<TickSummary> {
         self.report_lost_replies(store, out)?;
         let mut active = Vec::new();
@@ -215,23 +265,39 @@ impl Tracker {
             self.replay_spools(store, &keys)?;
             if self.take_lease(store, &keys)? {
                 let ids = read_tracked(store, &keys)?;
-                active.push(Active { keys, ids });
+                active.push(Active::new(keys, ids));
             }
         }
+        let mut summary = self.judge_and_move(store, &mut active, out)?;
+        summary.slurm_calls = self.query.commands() - start.2;
+        if summary.judged {
+            summarise(&summary);
+        }
+        self.write_figures(store, &active, &summary, start)?;
+        Ok(summary)
+    }
+
+    /// Steps 5 to 7 for the tags whose lease the tick holds.
+    fn judge_and_move(
+        &mut self,
+        store: &mut Store,
+        active: &mut [Active],
+        out: &mut dyn Write,
+    ) -> anyhow::Result<TickSummary> {
         let mut summary = TickSummary {
             tracked: active.iter().map(|a| a.ids.len()).sum(),
             ..TickSummary::default()
         };
         if summary.tracked == 0 {
             // Nothing to ask Slurm; only forget stale unknown entries.
-            for a in &active {
+            for a in active.iter() {
                 if self.unknown_dirty.remove(a.keys.tag()) {
                     store.unknown_since(&a.keys, &[], now_secs())?;
                 }
             }
             return Ok(summary);
         }
-        let all = all_ids(&active);
+        let all = all_ids(active);
         let _keeper = LeaseKeeper::start(
             self.cfg.clone(),
             active.iter().map(|a| a.keys.clone()).collect(),
@@ -260,8 +326,9 @@ impl Tracker {
         };
         let decided = judge::judge_all(&all, &replies.asked, &answers, &tracked_at);
 
+        summary.judged = true;
         let now = now_secs();
-        for a in &active {
+        for a in active.iter_mut() {
             let sorted = judge::sort_decisions(&a.ids, &decided);
             for (id, state) in &sorted.unrecognized {
                 warn(&format!(
@@ -273,12 +340,42 @@ impl Tracker {
             summary.unanswered += sorted.unanswered;
             let mut plan = sorted.plan;
             plan.extend(self.age_unknown(store, &a.keys, &sorted.unknown, now, &tracked_at)?);
-            summary.unknown += sorted.unknown.len();
+            a.unknown = sorted.unknown.len();
+            summary.unknown += a.unknown;
+            let before = summary.moved;
             self.move_and_print(store, &a.keys, &plan, &tracked_at, out, &mut summary)?;
+            a.moved = summary.moved - before;
         }
-        summary.slurm_calls = self.query.commands() - commands_before;
-        summarise(&summary);
         Ok(summary)
+    }
+
+    /// Step 8b: the tick's figures, one hash per tag whose lease the tracker still holds, all
+    /// in one round trip.
+    fn write_figures(
+        &self,
+        store: &mut Store,
+        active: &[Active],
+        summary: &TickSummary,
+        (at, started, _): (u64, Instant, u64),
+    ) -> anyhow::Result<()> {
+        let duration_ms = started.elapsed().as_millis() as u64;
+        let figures: Vec<(&Keys, TickFigures)> = active
+            .iter()
+            .filter(|a| self.holding.contains(a.keys.tag()))
+            .map(|a| {
+                let f = TickFigures {
+                    at,
+                    duration_ms,
+                    slurm_commands: summary.slurm_calls,
+                    tracked: a.ids.len(),
+                    moved: a.moved,
+                    unknown: a.unknown,
+                    owner: self.owner.clone(),
+                };
+                (&a.keys, f)
+            })
+            .collect();
+        store.write_tick_figures(&figures)
     }
 
     /// Step 1: the connection, made when there is none (after a start, a failure, a SIGHUP).
@@ -550,6 +647,29 @@ fn summarise(s: &TickSummary) {
 }
 
 impl Store {
+    /// HSET each tag's `T_TRACKER:tick` (no TTL: the figures of the last tick stay), in one
+    /// pipelined round trip; an error names the key.
+    pub fn write_tick_figures(&mut self, figures: &[(&Keys, TickFigures)]) -> anyhow::Result<()> {
+        if figures.is_empty() {
+            return Ok(());
+        }
+        let mut p = redis::pipe();
+        p.ignore_errors();
+        for (keys, f) in figures {
+            let c = p.cmd("HSET").arg(keys.tracker_tick());
+            for (k, v) in f.fields() {
+                c.arg(k).arg(v);
+            }
+        }
+        let replies: Vec<redis::RedisResult<redis::Value>> = self.pipe(&p, "the tick figures")?;
+        for (r, (keys, _)) in replies.into_iter().zip(figures) {
+            if let Err(e) = r {
+                return Err(self.error(e, &keys.tracker_tick()));
+            }
+        }
+        Ok(())
+    }
+
     /// All tracked IDs of a tag in one round trip.
     pub fn pending(&mut self, keys: &Keys) -> anyhow::Result<Vec<String>> {
         let key = keys.set(Set::PendingAndRunning);
@@ -586,12 +706,42 @@ mod tests {
 
     #[test]
     fn ids_are_asked_once_in_job_order() {
-        let a = |tag: &str, ids: &[&str]| Active {
-            keys: Keys::new(Tag::new(tag).unwrap()),
-            ids: ids.iter().map(|s| s.to_string()).collect(),
+        let a = |tag: &str, ids: &[&str]| {
+            Active::new(
+                Keys::new(Tag::new(tag).unwrap()),
+                ids.iter().map(|s| s.to_string()).collect(),
+            )
         };
         let all = all_ids(&[a("t1", &["10", "9", "9_2"]), a("t2", &["9", "100"])]);
         assert_eq!(all, ["9", "9_2", "10", "100"]);
+    }
+
+    #[test]
+    fn tick_figures_in_the_contracts_order() {
+        let f = TickFigures {
+            at: 1_767_225_600,
+            duration_ms: 12,
+            slurm_commands: 2,
+            tracked: 5,
+            moved: 1,
+            unknown: 3,
+            owner: "h:1:0000abcd".into(),
+        };
+        let names: Vec<&str> = f.fields().iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            names,
+            [
+                "at",
+                "duration_ms",
+                "slurm_commands",
+                "tracked",
+                "moved",
+                "unknown",
+                "owner"
+            ]
+        );
+        assert_eq!(f.fields()[0].1, "1767225600");
+        assert_eq!(f.fields()[6].1, "h:1:0000abcd");
     }
 
     #[test]
