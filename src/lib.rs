@@ -11,6 +11,7 @@ pub mod jobenv;
 pub mod keys;
 pub mod output;
 pub mod process;
+pub mod record;
 pub mod results_spool;
 pub mod slurm;
 pub mod spool;

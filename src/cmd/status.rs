@@ -12,6 +12,7 @@ use crate::exit::{fail, Kind};
 use crate::invariant::{self, Change, Op, Violation};
 use crate::keys::{IdKey, Keys, Set};
 use crate::output::{self, Format};
+use crate::record::JobRecord;
 use crate::store::{Store, BATCH};
 
 pub const EXAMPLES: &str = "\
@@ -103,12 +104,12 @@ pub fn parse_set(s: &str) -> Result<Set, String> {
 }
 
 #[derive(Debug, Serialize)]
-struct SetRow {
+struct SetRow<'a> {
     set: &'static str,
     key: String,
     count: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    ids: Option<Vec<String>>,
+    ids: Option<&'a [String]>,
 }
 
 #[derive(Debug, Serialize)]
@@ -125,7 +126,7 @@ struct CountRow<'a> {
 }
 
 /// `--long`: one job with its record; empty strings where the record lacks a field.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 struct JobRow {
     job_id: String,
     set: &'static str,
@@ -141,10 +142,71 @@ struct JobRow {
     cluster: String,
 }
 
+impl JobRow {
+    fn new(job_id: String, set: Set, r: &JobRecord) -> JobRow {
+        let g = |v: &Option<String>| v.clone().unwrap_or_default();
+        JobRow {
+            job_id,
+            set: set.suffix(),
+            state: g(&r.state),
+            exit_code: g(&r.exit_code),
+            elapsed: g(&r.elapsed),
+            start: g(&r.start),
+            end: g(&r.end),
+            nodes: g(&r.nodes),
+            partition: g(&r.partition),
+            name: g(&r.name),
+            submitted: g(&r.submitted),
+            cluster: g(&r.cluster),
+        }
+    }
+
+    /// TSV cannot quote: a tab or newline in a job name would shift the columns.
+    fn tsv_clean(&mut self) {
+        for f in [
+            &mut self.job_id,
+            &mut self.state,
+            &mut self.exit_code,
+            &mut self.elapsed,
+            &mut self.start,
+            &mut self.end,
+            &mut self.nodes,
+            &mut self.partition,
+            &mut self.name,
+            &mut self.submitted,
+            &mut self.cluster,
+        ] {
+            if f.contains(['\t', '\n', '\r']) {
+                *f = output::tsv_clean(f);
+            }
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct StatusDoc<'a> {
     tag: &'a str,
-    sets: Vec<SetRow>,
+    sets: Vec<SetRow<'a>>,
+}
+
+/// What a listing read of the sets.
+#[derive(Debug, Default)]
+struct Sets {
+    /// The sets asked for, in `Set::ALL` order.
+    asked: Vec<Set>,
+    /// Every set's count, indexed in `Set::ALL` order (also of sets not asked for: the check
+    /// of the counts reads them).
+    counts: [u64; 6],
+    /// The IDs of the sets asked for, sorted as job IDs; none with --count.
+    members: Option<[Vec<String>; 6]>,
+}
+
+impl Sets {
+    fn ids(&self, set: Set) -> Option<&[String]> {
+        self.members
+            .as_ref()
+            .map(|m| m[invariant::index(set)].as_slice())
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -152,55 +214,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.check {
         return check(&mut store, &keys, args.repair, args.format);
     }
-    let sets: Vec<Set> = if args.state.is_empty() {
+    let mut asked: Vec<Set> = if args.state.is_empty() {
         Set::ALL.to_vec()
     } else {
-        let mut s = args.state.clone();
-        s.sort();
-        s.dedup();
-        s
+        args.state.clone()
     };
-    // Members (or only counts) of the sets asked for, indexed in Set::ALL order.
-    let mut members: [Vec<String>; 6] = Default::default();
-    let mut counts: [Option<u64>; 6] = [None; 6];
-    for set in &sets {
-        let i = invariant::index(*set);
-        if args.count {
-            counts[i] = Some(store.card(&keys.set(*set))?);
-        } else {
-            members[i] = store.members(&keys.set(*set))?;
-            counts[i] = Some(members[i].len() as u64);
-        }
-    }
-    let (counts, broken) = if !args.count && sets.len() == Set::ALL.len() {
-        (
-            counts.map(|c| c.unwrap_or(0)),
-            listing_check(&mut store, &keys, &members),
-        )
-    } else {
-        counts_check(&mut store, &keys, counts)?
-    };
+    asked.sort();
+    asked.dedup();
+    let (sets, broken) = read_sets(&mut store, &keys, asked, !args.count)?;
     if let Some(line) = broken {
         cli::warn(&line);
     }
     let mut out = cli::stdout();
     if args.long {
-        long(&mut store, &keys, &sets, &members, args.format, &mut out)?;
+        let rows = read_jobs(&mut store, &keys, &sets)?;
+        write_jobs(&mut out, &rows, args.format)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<SetRow> = sets
-        .iter()
-        .map(|set| {
-            let i = invariant::index(*set);
-            SetRow {
-                set: set.suffix(),
-                key: keys.set(*set),
-                count: counts[i],
-                ids: (!args.count).then(|| std::mem::take(&mut members[i])),
-            }
-        })
-        .collect();
-    if counts.iter().all(|c| *c == 0) {
+    if sets.counts.iter().all(|c| *c == 0) {
         // Exit 0 (an experiment may simply not have started), but a mistyped tag looks just
         // like that: say it where a human sees it.
         cli::note(&format!(
@@ -209,23 +240,83 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             keys.set(Set::All)
         ));
     }
-    match args.format {
+    write_sets(&mut out, &keys, &sets, args.format, cli::color_stdout())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Read the sets asked for (their IDs, or with `ids` false only their counts) and check them
+/// against the one-set-per-job rule: every ID when all six were read, else the counts. The sets,
+/// and the warning line when they break the rule.
+fn read_sets(
+    store: &mut Store,
+    keys: &Keys,
+    asked: Vec<Set>,
+    ids: bool,
+) -> anyhow::Result<(Sets, Option<String>)> {
+    let mut members: [Vec<String>; 6] = Default::default();
+    let mut counts: [Option<u64>; 6] = [None; 6];
+    for set in &asked {
+        let i = invariant::index(*set);
+        if ids {
+            members[i] = store.members(&keys.set(*set))?;
+            counts[i] = Some(members[i].len() as u64);
+        } else {
+            counts[i] = Some(store.card(&keys.set(*set))?);
+        }
+    }
+    let (counts, broken) = if ids && asked.len() == Set::ALL.len() {
+        (
+            counts.map(|c| c.unwrap_or(0)),
+            listing_check(store, keys, &members),
+        )
+    } else {
+        counts_check(store, keys, counts)?
+    };
+    let sets = Sets {
+        asked,
+        counts,
+        members: ids.then_some(members),
+    };
+    Ok((sets, broken))
+}
+
+/// The listing of the sets in one form: a line per set (human), the IDs (plain: every ID once,
+/// or one count per line with --count), one document (json), or set,job_id rows (csv, tsv;
+/// set,key,count with --count). `color`: ANSI colours on non-empty sets of the human form.
+fn write_sets(
+    out: &mut dyn Write,
+    keys: &Keys,
+    sets: &Sets,
+    format: Format,
+    color: bool,
+) -> anyhow::Result<()> {
+    let rows: Vec<SetRow> = sets
+        .asked
+        .iter()
+        .map(|set| SetRow {
+            set: set.suffix(),
+            key: keys.set(*set),
+            count: sets.counts[invariant::index(*set)],
+            ids: sets.ids(*set),
+        })
+        .collect();
+    let count = sets.members.is_none();
+    match format {
         Format::Human => {
             let width = rows.iter().map(|r| r.key.len()).max().unwrap_or(0);
-            let color = cli::color_stdout();
             for r in &rows {
                 let (on, off) = match set_color(r.set) {
                     Some(c) if color && r.count > 0 => (c, "\x1b[0m"),
                     _ => ("", ""),
                 };
                 write!(out, "{on}{:<width$}  {:>6}{off}", r.key, r.count)?;
-                match &r.ids {
+                match r.ids {
                     Some(ids) if !ids.is_empty() => writeln!(out, "  {}", ids.join(" "))?,
                     _ => writeln!(out)?,
                 }
             }
         }
-        Format::Plain if args.count => {
+        Format::Plain if count => {
             for r in &rows {
                 writeln!(out, "{}", r.count)?;
             }
@@ -233,7 +324,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Format::Plain => {
             let mut all: Vec<&str> = rows
                 .iter()
-                .flat_map(|r| r.ids.iter().flatten().map(String::as_str))
+                .flat_map(|r| r.ids.iter().copied().flatten().map(String::as_str))
                 .collect();
             all.sort_by_cached_key(|s| IdKey::of(s));
             all.dedup();
@@ -242,13 +333,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         Format::Json => output::write_json(
-            &mut out,
+            out,
             &StatusDoc {
                 tag: keys.tag().as_str(),
                 sets: rows,
             },
         )?,
-        Format::Csv | Format::Tsv if args.count => {
+        Format::Csv | Format::Tsv if count => {
             let c: Vec<CountRow> = rows
                 .iter()
                 .map(|r| CountRow {
@@ -257,44 +348,39 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     count: r.count,
                 })
                 .collect();
-            output::write_delimited(&mut out, &c, args.format, &["set", "key", "count"])?
+            output::write_delimited(out, &c, format, &["set", "key", "count"])?
         }
         Format::Csv | Format::Tsv => {
             let m: Vec<Membership> = rows
                 .iter()
                 .flat_map(|r| {
-                    r.ids.iter().flatten().map(|id| Membership {
+                    r.ids.iter().copied().flatten().map(|id| Membership {
                         set: r.set,
                         job_id: id,
                     })
                 })
                 .collect();
-            output::write_delimited(&mut out, &m, args.format, &["set", "job_id"])?
+            output::write_delimited(out, &m, format, &["set", "job_id"])?
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
-/// Which set a job is in, besides ALL: the first of the five that holds it.
-fn long(
-    store: &mut Store,
-    keys: &Keys,
-    sets: &[Set],
-    members: &[Vec<String>; 6],
-    format: Format,
-    out: &mut dyn Write,
-) -> anyhow::Result<()> {
-    // Each job once, in the most specific set asked for (ALL only if asked alone).
+/// The jobs of the sets read, each once in numeric order, joined with its record: each in the
+/// most specific set it was read in (ALL only if asked alone), and a job read only in ALL in
+/// the first state set that holds it (SMISMEMBER).
+fn read_jobs(store: &mut Store, keys: &Keys, sets: &Sets) -> anyhow::Result<Vec<JobRow>> {
     let mut seen = BTreeSet::new();
     let mut jobs: Vec<(String, Set)> = Vec::new();
     let order: Vec<Set> = sets
+        .asked
         .iter()
         .copied()
         .filter(|s| *s != Set::All)
-        .chain(sets.iter().copied().filter(|s| *s == Set::All))
+        .chain(sets.asked.iter().copied().filter(|s| *s == Set::All))
         .collect();
     for set in order {
-        for id in &members[invariant::index(set)] {
+        for id in sets.ids(set).unwrap_or_default() {
             if seen.insert(id.clone()) {
                 jobs.push((id.clone(), set));
             }
@@ -308,7 +394,7 @@ fn long(
         .map(|(id, _)| id.clone())
         .collect();
     if !only_all.is_empty() {
-        let mut place = std::collections::HashMap::new();
+        let mut place = HashMap::new();
         for set in &Set::ALL[1..] {
             for id in crate::store::filter_members(store, &keys.set(*set), &only_all)? {
                 place.entry(id).or_insert(*set);
@@ -324,58 +410,55 @@ fn long(
     }
     let ids: Vec<String> = jobs.iter().map(|(id, _)| id.clone()).collect();
     let hashes = store.job_hashes(keys, &ids)?;
-    let rows: Vec<JobRow> = jobs
-        .iter()
+    Ok(jobs
+        .into_iter()
         .zip(hashes)
-        .map(|((id, set), h)| {
-            // TSV cannot quote: a tab or newline in a job name would shift the columns.
-            let g = |k: &str| {
-                let v = h.get(k).cloned().unwrap_or_default();
-                if format == Format::Tsv {
-                    output::tsv_clean(&v)
-                } else {
-                    v
-                }
-            };
-            JobRow {
-                job_id: id.clone(),
-                set: set.suffix(),
-                state: g("state"),
-                exit_code: g("exit_code"),
-                elapsed: g("elapsed"),
-                start: g("start"),
-                end: g("end"),
-                nodes: g("nodes"),
-                partition: g("partition"),
-                name: g("name"),
-                submitted: g("submitted"),
-                cluster: g("cluster"),
-            }
-        })
-        .collect();
+        .map(|((id, set), h)| JobRow::new(id, set, &JobRecord::from_fields(h)))
+        .collect())
+}
+
+/// The jobs with their records in one form: an aligned table of the main fields (human), the
+/// IDs (plain), an array of rows (json), or rows with a header (csv, tsv).
+fn write_jobs(out: &mut dyn Write, rows: &[JobRow], format: Format) -> anyhow::Result<()> {
     match format {
         Format::Json => output::write_json(out, &rows)?,
-        Format::Csv | Format::Tsv => output::write_delimited(
-            out,
-            &rows,
-            format,
-            &[
-                "job_id",
-                "set",
-                "state",
-                "exit_code",
-                "elapsed",
-                "start",
-                "end",
-                "nodes",
-                "partition",
-                "name",
-                "submitted",
-                "cluster",
-            ],
-        )?,
+        Format::Csv | Format::Tsv => {
+            let cleaned: Vec<JobRow>;
+            let rows = if format == Format::Tsv {
+                cleaned = rows
+                    .iter()
+                    .cloned()
+                    .map(|mut r| {
+                        r.tsv_clean();
+                        r
+                    })
+                    .collect();
+                &cleaned
+            } else {
+                rows
+            };
+            output::write_delimited(
+                out,
+                rows,
+                format,
+                &[
+                    "job_id",
+                    "set",
+                    "state",
+                    "exit_code",
+                    "elapsed",
+                    "start",
+                    "end",
+                    "nodes",
+                    "partition",
+                    "name",
+                    "submitted",
+                    "cluster",
+                ],
+            )?
+        }
         Format::Plain => {
-            for r in &rows {
+            for r in rows {
                 writeln!(out, "{}", r.job_id)?;
             }
         }
@@ -811,4 +894,147 @@ fn write_check(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::Tag;
+
+    fn keys() -> Keys {
+        Keys::new(Tag::new("t").unwrap())
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// ALL, PENDING_AND_RUNNING and FAILED read; the others empty.
+    fn sets(asked: &[Set], ids: bool) -> Sets {
+        let members = [
+            strings(&["9", "10", "10_1"]),
+            strings(&["10_1"]),
+            vec![],
+            strings(&["9", "10"]),
+            vec![],
+            vec![],
+        ];
+        Sets {
+            asked: asked.to_vec(),
+            counts: [3, 1, 0, 2, 0, 0],
+            members: ids.then_some(members),
+        }
+    }
+
+    fn text(f: impl FnOnce(&mut Vec<u8>) -> anyhow::Result<()>) -> String {
+        let mut out = Vec::new();
+        f(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn sets_as_lines_ids_and_documents() {
+        let k = keys();
+        let s = sets(&Set::ALL, true);
+        assert_eq!(
+            text(|o| write_sets(o, &k, &s, Format::Human, false)),
+            "t_ALL                       3  9 10 10_1\n\
+             t_PENDING_AND_RUNNING       1  10_1\n\
+             t_COMPLETED                 0\n\
+             t_FAILED                    2  9 10\n\
+             t_TIMEOUT                   0\n\
+             t_CANCELLED                 0\n"
+        );
+        let coloured = text(|o| write_sets(o, &k, &s, Format::Human, true));
+        assert!(coloured.contains("\x1b[31mt_FAILED                    2\x1b[0m  9 10\n"));
+        assert!(coloured.starts_with("t_ALL "), "ALL has no colour");
+        assert!(!coloured.contains("\x1b[32m"), "an empty set has no colour");
+        assert_eq!(
+            text(|o| write_sets(o, &k, &s, Format::Plain, false)),
+            "9\n10\n10_1\n"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&text(|o| write_sets(o, &k, &s, Format::Json, false))).unwrap();
+        assert_eq!(v["tag"], "t");
+        assert_eq!(v["sets"][3]["ids"], serde_json::json!(["9", "10"]));
+        assert_eq!(v["sets"][3]["key"], "t_FAILED");
+        let s = sets(&[Set::PendingAndRunning, Set::Failed], true);
+        assert_eq!(
+            text(|o| write_sets(o, &k, &s, Format::Csv, false)),
+            "set,job_id\nPENDING_AND_RUNNING,10_1\nFAILED,9\nFAILED,10\n"
+        );
+        let s = sets(&[Set::Timeout], true);
+        assert_eq!(
+            text(|o| write_sets(o, &k, &s, Format::Tsv, false)),
+            "set\tjob_id\n"
+        );
+    }
+
+    #[test]
+    fn counts_without_ids() {
+        let k = keys();
+        let s = sets(&[Set::All, Set::Failed], false);
+        assert_eq!(
+            text(|o| write_sets(o, &k, &s, Format::Plain, false)),
+            "3\n2\n"
+        );
+        assert_eq!(
+            text(|o| write_sets(o, &k, &s, Format::Csv, false)),
+            "set,key,count\nALL,t_ALL,3\nFAILED,t_FAILED,2\n"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&text(|o| write_sets(o, &k, &s, Format::Json, false))).unwrap();
+        assert!(v["sets"][0].get("ids").is_none(), "{v}");
+        assert_eq!(v["sets"][1]["count"], 2);
+        assert_eq!(
+            text(|o| write_sets(o, &k, &s, Format::Human, false)),
+            "t_ALL          3\nt_FAILED       2\n"
+        );
+    }
+
+    fn jobs() -> Vec<JobRow> {
+        let rec = JobRecord::from_fields([
+            ("state", "FAILED"),
+            ("exit_code", "1:0"),
+            ("name", "a\tb"),
+            ("cluster", "c1"),
+            ("tracked_by", "x"),
+        ]);
+        vec![
+            JobRow::new("9".into(), Set::Failed, &rec),
+            JobRow::new("10".into(), Set::PendingAndRunning, &JobRecord::default()),
+        ]
+    }
+
+    #[test]
+    fn jobs_with_their_records_in_every_form() {
+        let rows = jobs();
+        assert_eq!(
+            text(|o| write_jobs(o, &rows, Format::Human)),
+            "JOBID  SET                  STATE   EXITCODE  ELAPSED  NODES  PARTITION  NAME\n\
+             9      FAILED               FAILED  1:0       -        -      -          a\tb\n\
+             10     PENDING_AND_RUNNING  -       -         -        -      -          -\n"
+        );
+        assert_eq!(text(|o| write_jobs(o, &rows, Format::Plain)), "9\n10\n");
+        let v: serde_json::Value =
+            serde_json::from_str(&text(|o| write_jobs(o, &rows, Format::Json))).unwrap();
+        assert_eq!(v[0]["name"], "a\tb");
+        assert_eq!(v[0]["cluster"], "c1");
+        assert_eq!(v[1]["state"], "", "no record: empty fields");
+        let header =
+            "job_id,set,state,exit_code,elapsed,start,end,nodes,partition,name,submitted,cluster";
+        assert_eq!(
+            text(|o| write_jobs(o, &rows, Format::Csv)),
+            format!(
+                "{header}\n9,FAILED,FAILED,1:0,,,,,,a\tb,,c1\n10,PENDING_AND_RUNNING,,,,,,,,,,\n"
+            )
+        );
+        let tsv = text(|o| write_jobs(o, &rows, Format::Tsv));
+        assert_eq!(tsv.lines().nth(1).unwrap().split('\t').nth(9), Some("a b"));
+        assert_eq!(
+            text(|o| write_jobs(o, &[], Format::Csv)),
+            format!("{header}\n")
+        );
+        assert_eq!(text(|o| write_jobs(o, &[], Format::Json)), "[]\n");
+    }
 }
