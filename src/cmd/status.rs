@@ -112,13 +112,13 @@ struct SetRow<'a> {
     ids: Option<&'a [String]>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 struct Membership<'a> {
     set: &'static str,
     job_id: &'a str,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 struct CountRow<'a> {
     set: &'static str,
     key: &'a str,
@@ -160,28 +160,52 @@ impl JobRow {
             cluster: g(&r.cluster),
         }
     }
+}
 
-    /// TSV cannot quote: a tab or newline in a job name would shift the columns.
-    fn tsv_clean(&mut self) {
-        for f in [
-            &mut self.job_id,
-            &mut self.state,
-            &mut self.exit_code,
-            &mut self.elapsed,
-            &mut self.start,
-            &mut self.end,
-            &mut self.nodes,
-            &mut self.partition,
-            &mut self.name,
-            &mut self.submitted,
-            &mut self.cluster,
-        ] {
-            if f.contains(['\t', '\n', '\r']) {
-                *f = output::tsv_clean(f);
+/// The human table shows the fields that tell what became of a job; the data forms all of them.
+impl output::Row for JobRow {
+    fn headings() -> anyhow::Result<Vec<String>> {
+        Ok([
+            "JOBID",
+            "SET",
+            "STATE",
+            "EXITCODE",
+            "ELAPSED",
+            "NODES",
+            "PARTITION",
+            "NAME",
+        ]
+        .map(String::from)
+        .to_vec())
+    }
+
+    fn cells(&self) -> anyhow::Result<Vec<String>> {
+        let dash = |s: &str| {
+            if s.is_empty() {
+                "-".to_string()
+            } else {
+                s.to_string()
             }
-        }
+        };
+        Ok(vec![
+            self.job_id.clone(),
+            self.set.to_string(),
+            dash(&self.state),
+            dash(&self.exit_code),
+            dash(&self.elapsed),
+            dash(&self.nodes),
+            dash(&self.partition),
+            dash(&self.name),
+        ])
+    }
+
+    fn plain(&self) -> anyhow::Result<String> {
+        Ok(self.job_id.clone())
     }
 }
+
+impl output::Row for Membership<'_> {}
+impl output::Row for CountRow<'_> {}
 
 #[derive(Debug, Serialize)]
 struct StatusDoc<'a> {
@@ -348,7 +372,7 @@ fn write_sets(
                     count: r.count,
                 })
                 .collect();
-            output::write_delimited(out, &c, format, &["set", "key", "count"])?
+            output::write_rows(format.into(), out, &c)?
         }
         Format::Csv | Format::Tsv => {
             let m: Vec<Membership> = rows
@@ -360,7 +384,7 @@ fn write_sets(
                     })
                 })
                 .collect();
-            output::write_delimited(out, &m, format, &["set", "job_id"])?
+            output::write_rows(format.into(), out, &m)?
         }
     }
     Ok(())
@@ -420,88 +444,7 @@ fn read_jobs(store: &mut Store, keys: &Keys, sets: &Sets) -> anyhow::Result<Vec<
 /// The jobs with their records in one form: an aligned table of the main fields (human), the
 /// IDs (plain), an array of rows (json), or rows with a header (csv, tsv).
 fn write_jobs(out: &mut dyn Write, rows: &[JobRow], format: Format) -> anyhow::Result<()> {
-    match format {
-        Format::Json => output::write_json(out, &rows)?,
-        Format::Csv | Format::Tsv => {
-            let cleaned: Vec<JobRow>;
-            let rows = if format == Format::Tsv {
-                cleaned = rows
-                    .iter()
-                    .cloned()
-                    .map(|mut r| {
-                        r.tsv_clean();
-                        r
-                    })
-                    .collect();
-                &cleaned
-            } else {
-                rows
-            };
-            output::write_delimited(
-                out,
-                rows,
-                format,
-                &[
-                    "job_id",
-                    "set",
-                    "state",
-                    "exit_code",
-                    "elapsed",
-                    "start",
-                    "end",
-                    "nodes",
-                    "partition",
-                    "name",
-                    "submitted",
-                    "cluster",
-                ],
-            )?
-        }
-        Format::Plain => {
-            for r in rows {
-                writeln!(out, "{}", r.job_id)?;
-            }
-        }
-        Format::Human => {
-            let dash = |s: &str| {
-                if s.is_empty() {
-                    "-".to_string()
-                } else {
-                    s.to_string()
-                }
-            };
-            let table: Vec<Vec<String>> = rows
-                .iter()
-                .map(|r| {
-                    vec![
-                        r.job_id.clone(),
-                        r.set.to_string(),
-                        dash(&r.state),
-                        dash(&r.exit_code),
-                        dash(&r.elapsed),
-                        dash(&r.nodes),
-                        dash(&r.partition),
-                        dash(&r.name),
-                    ]
-                })
-                .collect();
-            output::write_table(
-                out,
-                &[
-                    "JOBID",
-                    "SET",
-                    "STATE",
-                    "EXITCODE",
-                    "ELAPSED",
-                    "NODES",
-                    "PARTITION",
-                    "NAME",
-                ],
-                &table,
-            )?;
-        }
-    }
-    Ok(())
+    output::write_rows(format.into(), out, rows)
 }
 
 /// The hint every warning about broken sets ends with.
@@ -788,13 +731,15 @@ struct CheckRow {
 }
 
 /// The same, for CSV and TSV, which have no lists: the sets joined by spaces.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 struct CheckCsvRow<'a> {
     job_id: &'a str,
     kind: &'static str,
     sets: String,
     message: &'a str,
 }
+
+impl output::Row for CheckCsvRow<'_> {}
 
 #[derive(Debug, Serialize)]
 struct CheckDoc<'a> {
@@ -867,30 +812,17 @@ fn write_check(
             },
         )?,
         Format::Csv | Format::Tsv => {
-            let clean = |s: &str| {
-                if format == Format::Tsv {
-                    output::tsv_clean(s)
-                } else {
-                    s.to_string()
-                }
-            };
-            let texts: Vec<(String, String)> = changes
-                .iter()
-                .chain(&violations)
-                .map(|r| (clean(&r.job_id), clean(&r.message)))
-                .collect();
             let rows: Vec<CheckCsvRow> = changes
                 .iter()
                 .chain(&violations)
-                .zip(&texts)
-                .map(|(r, (id, msg))| CheckCsvRow {
-                    job_id: id,
+                .map(|r| CheckCsvRow {
+                    job_id: &r.job_id,
                     kind: r.kind,
                     sets: r.sets.join(" "),
-                    message: msg,
+                    message: &r.message,
                 })
                 .collect();
-            output::write_delimited(out, &rows, format, &["job_id", "kind", "sets", "message"])?
+            output::write_rows(format.into(), out, &rows)?
         }
     }
     Ok(())
