@@ -316,7 +316,7 @@ pub const ACL: &[AclRow] = &[
     AclRow {
         tool: "rj-status",
         with: "--long",
-        commands: &["hgetall", "smismember"],
+        commands: &["hmget"],
     },
     AclRow {
         tool: "rj-status",
