@@ -320,6 +320,16 @@ pub const ACL: &[AclRow] = &[
     },
     AclRow {
         tool: "rj-status",
+        with: "--format openmetrics",
+        commands: &["get", "pttl", "hgetall"],
+    },
+    AclRow {
+        tool: "rj-status",
+        with: "--all-tags",
+        commands: &["scan"],
+    },
+    AclRow {
+        tool: "rj-status",
         with: "--check",
         commands: &["watch", "multi", "exec"],
     },

@@ -9,6 +9,7 @@ pub mod exit;
 pub mod invariant;
 pub mod jobenv;
 pub mod keys;
+pub mod metrics;
 pub mod output;
 pub mod process;
 pub mod record;

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::cli::{self, ConnArgs, TagArg};
 use crate::exit::{fail, Kind};
 use crate::invariant::{self, Change, Op, Violation};
-use crate::keys::{JobId, Keys, Set};
+use crate::keys::{JobId, Keys, Set, Tag};
 use crate::output::{self, Format};
 use crate::record::JobRecord;
 use crate::store::{Store, BATCH};
@@ -44,8 +44,13 @@ pub const EXAMPLES: &str = "\
 pub struct Args {
     #[command(flatten)]
     pub conn: ConnArgs,
-    #[command(flatten)]
-    pub tag: TagArg,
+    /// Experiment tag (default: $JOB_TAG, $job_tag, "job_tag" in redis.json). Repeatable with
+    /// --format openmetrics, which gives the metrics of every tag named.
+    #[arg(long, value_name = "TAG")]
+    pub tag: Vec<String>,
+    /// With --format openmetrics: every tag that has a TAG_ALL set (found by SCAN).
+    #[arg(long, conflicts_with = "tag")]
+    pub all_tags: bool,
     /// Only these sets: ALL, PENDING_AND_RUNNING (or PENDING, RUNNING), COMPLETED, FAILED,
     /// TIMEOUT, CANCELLED; repeatable. Sets are always listed in this order, whatever the order
     /// of the options (so `--count --format plain` gives one number per line in this order).
@@ -58,8 +63,13 @@ pub struct Args {
     #[arg(short, long)]
     pub long: bool,
     /// Output form; `plain` prints one job ID per line (or one count per line with --count).
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
+    /// `openmetrics`: the Prometheus/OpenMetrics text of the tag's (or tags') figures: gauges of
+    /// the job counts per set (rj_jobs), the tracker's lease holder and what is left of its
+    /// lease, and the time, age, duration, Slurm commands and unknown jobs of rj-track's last
+    /// tick (from TAG_TRACKER:tick), ending in `# EOF`; for node_exporter's textfile collector
+    /// or a scrape wrapper.
+    #[arg(long, value_enum, default_value_t = StatusFormat::Human)]
+    pub format: StatusFormat,
     /// Check the one-set-per-job rule instead of listing: one line per violation on stdout
     /// (`123: in TAG_COMPLETED but not in TAG_ALL`, `124: in TAG_PENDING_AND_RUNNING and
     /// TAG_FAILED`, `125: in TAG_ALL but in no state set`), in numeric order. The six sets are
@@ -84,6 +94,36 @@ pub struct Args {
     /// +sadd +srem +hmget besides +sscan.
     #[arg(long, requires = "check")]
     pub repair: bool,
+}
+
+/// rj-status's output forms: the data forms every tool has, and the metrics text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusFormat {
+    /// Aligned text for people.
+    Human,
+    /// One value per line, for xargs and `while read`.
+    Plain,
+    /// One JSON document.
+    Json,
+    /// Comma-separated, with a header line.
+    Csv,
+    /// Tab-separated, with a header line.
+    Tsv,
+    /// Prometheus/OpenMetrics text exposition.
+    Openmetrics,
+}
+
+impl StatusFormat {
+    fn data(self) -> Option<Format> {
+        Some(match self {
+            StatusFormat::Human => Format::Human,
+            StatusFormat::Plain => Format::Plain,
+            StatusFormat::Json => Format::Json,
+            StatusFormat::Csv => Format::Csv,
+            StatusFormat::Tsv => Format::Tsv,
+            StatusFormat::Openmetrics => return None,
+        })
+    }
 }
 
 /// ANSI colour of a non-empty set in the human table (only on a terminal, never with NO_COLOR).
@@ -455,9 +495,21 @@ fn read_ids(store: &mut Store, key: &str) -> anyhow::Result<Ids> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let (_cfg, keys, mut store) = super::open(&args.conn, &args.tag)?;
+    let Some(format) = args.format.data() else {
+        return metrics(&args);
+    };
+    if args.all_tags || args.tag.len() > 1 {
+        return Err(fail(
+            Kind::Usage,
+            "several --tag and --all-tags go with --format openmetrics only",
+        ));
+    }
+    let tag = TagArg {
+        tag: args.tag.first().cloned(),
+    };
+    let (_cfg, keys, mut store) = super::open(&args.conn, &tag)?;
     if args.check {
-        return check(&mut store, &keys, args.repair, args.format);
+        return check(&mut store, &keys, args.repair, format);
     }
     let mut asked: Vec<Set> = if args.state.is_empty() {
         Set::ALL.to_vec()
@@ -473,7 +525,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // One write per 64 KiB, not per line: a listing may be a million lines.
     let mut out = std::io::BufWriter::with_capacity(1 << 16, cli::stdout());
     if args.long {
-        let mut rows = output::exporter::<JobRow>(args.format.into(), &mut out)?;
+        let mut rows = output::exporter::<JobRow>(format.into(), &mut out)?;
         read_jobs(&mut store, &keys, &sets, |row| rows.row(&row))?;
         rows.finish()?;
         out.flush()?;
@@ -488,7 +540,56 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             keys.set(Set::All)
         ));
     }
-    write_sets(&mut out, &keys, &sets, args.format, cli::color_stdout())?;
+    write_sets(&mut out, &keys, &sets, format, cli::color_stdout())?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--format openmetrics`: the figures of each tag named (or found), in one text.
+fn metrics(args: &Args) -> anyhow::Result<ExitCode> {
+    if args.long || args.count || args.check || !args.state.is_empty() {
+        return Err(fail(
+            Kind::Usage,
+            "--format openmetrics shows every set's count and the tracker; it takes no --long, --count, --check or --state",
+        ));
+    }
+    let cfg = args.conn.load()?;
+    let mut store = Store::connect(&cfg)?;
+    let mut tags: Vec<Tag> = Vec::new();
+    if args.all_tags {
+        let mut found = std::collections::BTreeSet::new();
+        store.scan_each("*_ALL", crate::store::BATCH, |k| {
+            if let Some(t) = std::str::from_utf8(&k)
+                .ok()
+                .and_then(|k| k.strip_suffix("_ALL"))
+                .and_then(|t| Tag::new(t).ok())
+            {
+                found.insert(t);
+            }
+        })?;
+        tags.extend(found);
+    } else if args.tag.is_empty() {
+        tags.push(TagArg { tag: None }.resolve(&cfg)?);
+    } else {
+        for t in &args.tag {
+            tags.push(
+                TagArg {
+                    tag: Some(t.clone()),
+                }
+                .resolve(&cfg)?,
+            );
+        }
+        tags.dedup();
+    }
+    let mut figures = Vec::with_capacity(tags.len());
+    for t in tags {
+        figures.push(crate::metrics::collect(&mut store, &Keys::new(t))?);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut out = cli::stdout();
+    out.write_all(crate::metrics::render(&figures, now).as_bytes())?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
