@@ -22,6 +22,7 @@ pub const EXAMPLES: &str = "\
   rj-status --count --state PENDING_AND_RUNNING --format plain
   rj-status --long --format csv > jobs.csv
   rj-status --check || rj-status --check --repair
+  rj-status --format openmetrics --all-tags > rj.prom.tmp && mv rj.prom.tmp rj.prom
 ";
 
 /// Show the jobs of a tag: for each of the six sets, its count and its IDs in numeric order.
