@@ -316,7 +316,17 @@ pub const ACL: &[AclRow] = &[
     AclRow {
         tool: "rj-status",
         with: "--long",
-        commands: &["hgetall", "smismember"],
+        commands: &["hmget"],
+    },
+    AclRow {
+        tool: "rj-status",
+        with: "--format openmetrics",
+        commands: &["get", "pttl", "hgetall"],
+    },
+    AclRow {
+        tool: "rj-status",
+        with: "--all-tags",
+        commands: &["scan"],
     },
     AclRow {
         tool: "rj-status",

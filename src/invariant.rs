@@ -68,7 +68,7 @@ pub fn index(set: Set) -> usize {
 }
 
 /// The bit of a set in the membership mask (ALL is bit 0, then the five state sets).
-fn bit(set: Set) -> u8 {
+pub fn bit(set: Set) -> u8 {
     1 << index(set)
 }
 
@@ -86,31 +86,43 @@ pub fn check(members: &[Vec<String>; 6]) -> Vec<Violation> {
     }
     let mut out = Vec::new();
     for (id, m) in mask {
-        let states: Vec<Set> = Set::ALL[1..]
-            .iter()
-            .copied()
-            .filter(|s| m & bit(*s) != 0)
-            .collect();
-        let in_all = m & bit(Set::All) != 0;
-        let mut push = |problem| {
-            out.push(Violation {
-                id: id.to_string(),
-                problem,
-                sets: states.clone(),
-            })
-        };
-        if !in_all {
-            push(Problem::NotInAll);
-        }
-        if states.len() > 1 {
-            push(Problem::SeveralSets);
-        }
-        if in_all && states.is_empty() {
-            push(Problem::NoSet);
-        }
+        judge(id, m, &mut out);
     }
     out.sort_by_cached_key(|v| (IdKey::of(&v.id), v.problem));
     out
+}
+
+/// The violations of one ID from its membership mask (bit `index(set)` set for each of the six
+/// sets that holds it), appended to `out` in problem order; nothing when the rule holds for it.
+/// [`check`] is this for every ID; a caller that walks the sets in order (rj-status merging
+/// sorted lists) calls it per ID.
+pub fn judge(id: &str, mask: u8, out: &mut Vec<Violation>) {
+    let in_all = mask & bit(Set::All) != 0;
+    let state_bits = mask & !bit(Set::All);
+    if in_all && state_bits.count_ones() == 1 {
+        return;
+    }
+    let states: Vec<Set> = Set::ALL[1..]
+        .iter()
+        .copied()
+        .filter(|s| mask & bit(*s) != 0)
+        .collect();
+    let mut push = |problem| {
+        out.push(Violation {
+            id: id.to_string(),
+            problem,
+            sets: states.clone(),
+        })
+    };
+    if !in_all {
+        push(Problem::NotInAll);
+    }
+    if states.len() > 1 {
+        push(Problem::SeveralSets);
+    }
+    if in_all && states.is_empty() {
+        push(Problem::NoSet);
+    }
 }
 
 /// The one line a listing prints on stderr when the sets break the rule: how many IDs of each

@@ -1,5 +1,6 @@
-//! Renderers for the data on stdout (human tables, plain lines, JSON, CSV, TSV), and the text
-//! shown for Redis bytes that are not UTF-8.
+//! Renderers for the data on stdout (human tables, plain lines, JSON, CSV, TSV, Markdown): one
+//! mechanism over `Serialize` row types ([`Row`], [`Exporter`]), and the text shown for Redis
+//! bytes that are not UTF-8.
 use std::io::Write;
 
 use serde::Serialize;
@@ -109,19 +110,508 @@ pub fn write_table(
     Ok(())
 }
 
+/// The forms a list of rows can take: rj's `--format`, and Markdown (for READMEs and issues).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    Human,
+    Markdown,
+    Plain,
+    Json,
+    Csv,
+    Tsv,
+}
+
+impl From<Format> for Form {
+    fn from(f: Format) -> Form {
+        match f {
+            Format::Human => Form::Human,
+            Format::Plain => Form::Plain,
+            Format::Json => Form::Json,
+            Format::Csv => Form::Csv,
+            Format::Tsv => Form::Tsv,
+        }
+    }
+}
+
+/// A row type, written once: its `Serialize` is the schema of the data forms (JSON keys, CSV
+/// and TSV columns, in field order), and what it shows people in a table is derived from that
+/// unless the type says otherwise. `Default` stands for "no row", from which the header of an
+/// empty CSV is taken. A row for CSV and TSV must be flat (no lists or maps) and must not skip
+/// fields, or its lines would not match the header.
+pub trait Row: Serialize + Default {
+    /// The headings of the human and Markdown tables; the serialized field names by default.
+    fn headings() -> anyhow::Result<Vec<String>> {
+        columns::<Self>()
+    }
+
+    /// The cells under those headings; the serialized values by default.
+    fn cells(&self) -> anyhow::Result<Vec<String>> {
+        fields(self)
+    }
+
+    /// Whether a column holds figures, right-aligned in Markdown.
+    fn right_aligned(_column: usize) -> bool {
+        false
+    }
+
+    /// The one value of the plain form (a line for `xargs`); the first cell by default.
+    fn plain(&self) -> anyhow::Result<String> {
+        Ok(self.cells()?.into_iter().next().unwrap_or_default())
+    }
+}
+
+/// The column names of a row type: the serialized field names, in order, as CSV writes them in
+/// its header (taken from what the csv crate writes for `R::default()`, so they cannot differ).
+pub fn columns<R: Serialize + Default>() -> anyhow::Result<Vec<String>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.serialize(R::default())?;
+    let bytes = w
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("{}", e.error()))?;
+    let mut r = csv::Reader::from_reader(bytes.as_slice());
+    Ok(r.headers()?.iter().map(String::from).collect())
+}
+
+/// A row's serialized values as text, one per column (CSV's cells before quoting).
+pub fn fields<R: Serialize>(row: &R) -> anyhow::Result<Vec<String>> {
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    w.serialize(row)?;
+    let bytes = w
+        .into_inner()
+        .map_err(|e| anyhow::anyhow!("{}", e.error()))?;
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(bytes.as_slice());
+    let rec = r.records().next().transpose()?.unwrap_or_default();
+    Ok(rec.iter().map(String::from).collect())
+}
+
+/// Writes rows in one form as they come (hyperfine's `Exporter`, row by row): nothing waits
+/// for the last row except the aligned human table, whose widths depend on every row.
+pub trait Exporter<R> {
+    fn row(&mut self, row: &R) -> anyhow::Result<()>;
+    /// After the last row: the closing bracket, the header of an empty table, the human table.
+    fn finish(self: Box<Self>) -> anyhow::Result<()>;
+}
+
+/// The exporter of `form` for rows of type `R`, writing to `out`.
+pub fn exporter<'a, R: Row + 'a>(
+    form: Form,
+    out: &'a mut dyn Write,
+) -> anyhow::Result<Box<dyn Exporter<R> + 'a>> {
+    Ok(match form {
+        Form::Human => Box::new(HumanRows {
+            table: HumanTable::new(out, R::headings()?),
+        }),
+        Form::Markdown => Box::new(MarkupRows::<R, Markdown> {
+            out,
+            markup: Markdown,
+            started: false,
+            _row: std::marker::PhantomData,
+        }),
+        Form::Plain => Box::new(PlainRows { out }),
+        Form::Json => Box::new(JsonRows { out, rows: 0 }),
+        Form::Csv | Form::Tsv => Box::new(DelimitedRows {
+            w: delimited_writer(
+                out,
+                if form == Form::Tsv {
+                    Format::Tsv
+                } else {
+                    Format::Csv
+                },
+            ),
+            tsv: form == Form::Tsv,
+            rows: 0,
+            _row: std::marker::PhantomData,
+        }),
+    })
+}
+
+/// Every row of `rows` in one form.
+pub fn write_rows<'r, R: Row + 'r>(
+    form: Form,
+    out: &mut dyn Write,
+    rows: impl IntoIterator<Item = &'r R>,
+) -> anyhow::Result<()> {
+    let mut e = exporter::<R>(form, out)?;
+    for r in rows {
+        e.row(r)?;
+    }
+    e.finish()
+}
+
+/// A JSON array of the rows, byte for byte what `write_json` writes for a `Vec` of them.
+struct JsonRows<'a> {
+    out: &'a mut dyn Write,
+    rows: u64,
+}
+
+impl<R: Row> Exporter<R> for JsonRows<'_> {
+    fn row(&mut self, row: &R) -> anyhow::Result<()> {
+        let one = serde_json::to_vec_pretty(row)?;
+        self.out
+            .write_all(if self.rows == 0 { b"[\n  " } else { b",\n  " })?;
+        // JSON text holds no raw newline inside a string, so every newline is the pretty
+        // printer's and the row is indented one level by indenting each line.
+        for (i, line) in one.split(|b| *b == b'\n').enumerate() {
+            if i > 0 {
+                self.out.write_all(b"\n  ")?;
+            }
+            self.out.write_all(line)?;
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> anyhow::Result<()> {
+        self.out
+            .write_all(if self.rows == 0 { b"[]\n" } else { b"\n]\n" })?;
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
+/// CSV or TSV with a header of the row type's column names, also when there is no row.
+struct DelimitedRows<'a, R> {
+    w: csv::Writer<&'a mut dyn Write>,
+    tsv: bool,
+    rows: u64,
+    _row: std::marker::PhantomData<fn(&R)>,
+}
+
+impl<R: Row> Exporter<R> for DelimitedRows<'_, R> {
+    fn row(&mut self, row: &R) -> anyhow::Result<()> {
+        if self.tsv {
+            // TSV cannot quote: the row's cells are cleaned of tabs and newlines one by one.
+            if self.rows == 0 {
+                self.w.write_record(columns::<R>()?)?;
+            }
+            let cells: Vec<String> = fields(row)?.iter().map(|c| tsv_clean(c)).collect();
+            self.w.write_record(cells)?;
+        } else {
+            self.w.serialize(row)?;
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>) -> anyhow::Result<()> {
+        if self.rows == 0 {
+            self.w.write_record(columns::<R>()?)?;
+        }
+        self.w.flush()?;
+        Ok(())
+    }
+}
+
+/// One value per line.
+struct PlainRows<'a> {
+    out: &'a mut dyn Write,
+}
+
+impl<R: Row> Exporter<R> for PlainRows<'_> {
+    fn row(&mut self, row: &R) -> anyhow::Result<()> {
+        writeln!(self.out, "{}", row.plain()?)?;
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> anyhow::Result<()> {
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
+/// The aligned table for people, over a row type's headings and cells.
+struct HumanRows<'a> {
+    table: HumanTable<'a>,
+}
+
+impl<R: Row> Exporter<R> for HumanRows<'_> {
+    fn row(&mut self, row: &R) -> anyhow::Result<()> {
+        self.table.push(row.cells()?);
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> anyhow::Result<()> {
+        self.table.finish()
+    }
+}
+
+/// An aligned text table whose headings are known only at run time (a column shown only when
+/// some row has it): rows are kept until `finish`, since every width depends on every row.
+pub struct HumanTable<'a> {
+    out: &'a mut dyn Write,
+    headings: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl<'a> HumanTable<'a> {
+    pub fn new(out: &'a mut dyn Write, headings: Vec<String>) -> HumanTable<'a> {
+        HumanTable {
+            out,
+            headings,
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
+    pub fn finish(self) -> anyhow::Result<()> {
+        let h: Vec<&str> = self.headings.iter().map(String::as_str).collect();
+        write_table(self.out, &h, &self.rows)?;
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
+/// The syntax of a markup table (hyperfine's `MarkupExporter`): a table is a header, a divider
+/// that also says how each column is aligned, and one line per row, each written as it comes.
+pub trait Markup {
+    fn row(&self, cells: &[String]) -> String;
+    fn divider(&self, right_aligned: &[bool]) -> String;
+    fn header(&self, headings: &[String], right_aligned: &[bool]) -> String {
+        self.row(headings) + &self.divider(right_aligned)
+    }
+    fn footer(&self) -> String {
+        String::new()
+    }
+}
+
+/// GitHub-flavoured Markdown.
+pub struct Markdown;
+
+impl Markup for Markdown {
+    fn row(&self, cells: &[String]) -> String {
+        // A `|` ends a cell and a newline the row: escaped and joined, the cell stays one.
+        let c: Vec<String> = cells
+            .iter()
+            .map(|c| c.replace('|', "\\|").replace(['\n', '\r'], " "))
+            .collect();
+        format!("| {} |\n", c.join(" | "))
+    }
+
+    fn divider(&self, right_aligned: &[bool]) -> String {
+        let d: Vec<&str> = right_aligned
+            .iter()
+            .map(|r| if *r { "---:" } else { "---" })
+            .collect();
+        format!("| {} |\n", d.join(" | "))
+    }
+}
+
+/// A markup table over a row type, its header written before the first row (or alone at the
+/// end when there is none).
+struct MarkupRows<'a, R, M> {
+    out: &'a mut dyn Write,
+    markup: M,
+    started: bool,
+    _row: std::marker::PhantomData<fn(&R)>,
+}
+
+impl<R: Row, M: Markup> MarkupRows<'_, R, M> {
+    fn start(&mut self) -> anyhow::Result<()> {
+        if !self.started {
+            let h = R::headings()?;
+            let right: Vec<bool> = (0..h.len()).map(R::right_aligned).collect();
+            self.out
+                .write_all(self.markup.header(&h, &right).as_bytes())?;
+            self.started = true;
+        }
+        Ok(())
+    }
+}
+
+impl<R: Row, M: Markup> Exporter<R> for MarkupRows<'_, R, M> {
+    fn row(&mut self, row: &R) -> anyhow::Result<()> {
+        self.start()?;
+        self.out
+            .write_all(self.markup.row(&row.cells()?).as_bytes())?;
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>) -> anyhow::Result<()> {
+        self.start()?;
+        self.out.write_all(self.markup.footer().as_bytes())?;
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[derive(Serialize)]
-    struct Row {
+    #[derive(Serialize, Default)]
+    struct Row2 {
         set: String,
         job_id: String,
     }
 
+    /// A row of every kind of cell the data forms meet.
+    #[derive(Serialize, Default, serde::Deserialize, Debug, PartialEq)]
+    struct Mixed {
+        test: String,
+        requests_per_second: f64,
+        p50_latency_ms: Option<f64>,
+        requests: Option<u64>,
+        ok: bool,
+    }
+
+    impl Row for Mixed {
+        fn right_aligned(column: usize) -> bool {
+            column > 0
+        }
+    }
+
+    impl Row for Row2 {}
+
+    fn mixed() -> Vec<Mixed> {
+        vec![
+            Mixed {
+                test: "SET | GET".into(),
+                requests_per_second: 1234.5,
+                p50_latency_ms: Some(0.25),
+                requests: None,
+                ok: true,
+            },
+            Mixed {
+                test: "a,\"b\"\tc".into(),
+                ..Default::default()
+            },
+        ]
+    }
+
+    fn each(form: Form, rows: &[Mixed]) -> String {
+        let mut out = Vec::new();
+        write_rows(form, &mut out, rows).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn headers_are_the_serialized_field_names() {
+        let names = |v: serde_json::Value| -> Vec<String> {
+            // serde_json's map is sorted by key: the order is checked on the CSV line below.
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        let mut cols = columns::<Mixed>().unwrap();
+        let csv = each(Form::Csv, &mixed());
+        assert_eq!(csv.lines().next().unwrap(), cols.join(","));
+        assert_eq!(
+            cols,
+            [
+                "test",
+                "requests_per_second",
+                "p50_latency_ms",
+                "requests",
+                "ok"
+            ]
+        );
+        cols.sort();
+        assert_eq!(cols, names(serde_json::to_value(Mixed::default()).unwrap()));
+        assert_eq!(columns::<Row2>().unwrap(), ["set", "job_id"]);
+        // An empty table has the same header.
+        assert_eq!(
+            each(Form::Csv, &[]),
+            columns::<Mixed>().unwrap().join(",") + "\n"
+        );
+        assert_eq!(
+            each(Form::Tsv, &[]),
+            columns::<Mixed>().unwrap().join("\t") + "\n"
+        );
+    }
+
+    #[test]
+    fn every_form_of_the_same_rows() {
+        let rows = mixed();
+        assert_eq!(
+            each(Form::Csv, &rows),
+            "test,requests_per_second,p50_latency_ms,requests,ok\n\
+             SET | GET,1234.5,0.25,,true\n\
+             \"a,\"\"b\"\"\tc\",0.0,,,false\n"
+        );
+        let back: Vec<Mixed> = csv::Reader::from_reader(each(Form::Csv, &rows).as_bytes())
+            .deserialize()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(back, rows);
+        assert_eq!(
+            each(Form::Tsv, &rows),
+            "test\trequests_per_second\tp50_latency_ms\trequests\tok\n\
+             SET | GET\t1234.5\t0.25\t\ttrue\n\
+             a,\"b\" c\t0.0\t\t\tfalse\n"
+        );
+        assert_eq!(
+            each(Form::Markdown, &rows),
+            "| test | requests_per_second | p50_latency_ms | requests | ok |\n\
+             | --- | ---: | ---: | ---: | ---: |\n\
+             | SET \\| GET | 1234.5 | 0.25 |  | true |\n\
+             | a,\"b\"\tc | 0.0 |  |  | false |\n"
+        );
+        assert_eq!(each(Form::Plain, &rows), "SET | GET\na,\"b\"\tc\n");
+        let human = each(Form::Human, &rows);
+        assert!(
+            human.starts_with("test       requests_per_second  p50_latency_ms  requests  ok\n"),
+            "{human}"
+        );
+    }
+
+    #[test]
+    fn streamed_json_is_the_document_of_all_rows() {
+        for n in [0, 1, 2] {
+            let rows = &mixed()[..n];
+            let mut whole = Vec::new();
+            write_json(&mut whole, rows).unwrap();
+            assert_eq!(
+                each(Form::Json, rows),
+                String::from_utf8(whole).unwrap(),
+                "{n}"
+            );
+        }
+    }
+
+    /// Before the end, what came is written already, up to a bounded buffer: the exporters of
+    /// the data forms hold no rows, so a listing of a million jobs stays in bounded memory.
+    #[test]
+    fn rows_are_written_as_they_come() {
+        struct Spy(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+        impl Write for Spy {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.borrow_mut().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let row = &mixed()[0];
+        for form in [
+            Form::Json,
+            Form::Csv,
+            Form::Tsv,
+            Form::Markdown,
+            Form::Plain,
+        ] {
+            let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+            let mut spy = Spy(seen.clone());
+            let mut e = exporter::<Mixed>(form, &mut spy).unwrap();
+            for _ in 0..3_000 {
+                e.row(row).unwrap();
+            }
+            let lines = seen.borrow().iter().filter(|b| **b == b'\n').count();
+            assert!(lines > 2_500, "{form:?}: {lines} lines before the end");
+            e.finish().unwrap();
+        }
+    }
+
     #[test]
     fn csv_quotes_and_tsv_does_not() {
-        let rows = vec![Row {
+        let rows = vec![Row2 {
             set: "A,B".into(),
             job_id: "1".into(),
         }];
@@ -152,7 +642,7 @@ mod tests {
     #[test]
     fn empty_rows_still_have_header() {
         let mut out = Vec::new();
-        write_delimited::<Row>(&mut out, &[], Format::Csv, &["set", "job_id"]).unwrap();
+        write_delimited::<Row2>(&mut out, &[], Format::Csv, &["set", "job_id"]).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "set,job_id\n");
     }
 

@@ -7,6 +7,7 @@ mod ecosystem;
 mod examples;
 mod last;
 mod launch;
+mod metrics;
 mod put;
 mod rbench;
 mod status;

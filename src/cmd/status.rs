@@ -1,5 +1,6 @@
 //! rj-status: the jobs of a tag, per set, as a table or as data; --check and --repair of the sets.
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -10,8 +11,9 @@ use serde::Serialize;
 use crate::cli::{self, ConnArgs, TagArg};
 use crate::exit::{fail, Kind};
 use crate::invariant::{self, Change, Op, Violation};
-use crate::keys::{IdKey, Keys, Set};
+use crate::keys::{JobId, Keys, Set, Tag};
 use crate::output::{self, Format};
+use crate::record::JobRecord;
 use crate::store::{Store, BATCH};
 
 pub const EXAMPLES: &str = "\
@@ -20,6 +22,7 @@ pub const EXAMPLES: &str = "\
   rj-status --count --state PENDING_AND_RUNNING --format plain
   rj-status --long --format csv > jobs.csv
   rj-status --check || rj-status --check --repair
+  rj-status --format openmetrics --all-tags > rj.prom.tmp && mv rj.prom.tmp rj.prom
 ";
 
 /// Show the jobs of a tag: for each of the six sets, its count and its IDs in numeric order.
@@ -42,8 +45,13 @@ pub const EXAMPLES: &str = "\
 pub struct Args {
     #[command(flatten)]
     pub conn: ConnArgs,
-    #[command(flatten)]
-    pub tag: TagArg,
+    /// Experiment tag (default: $JOB_TAG, $job_tag, "job_tag" in redis.json). Repeatable with
+    /// --format openmetrics, which gives the metrics of every tag named.
+    #[arg(long, value_name = "TAG")]
+    pub tag: Vec<String>,
+    /// With --format openmetrics: every tag that has a TAG_ALL set (found by SCAN).
+    #[arg(long, conflicts_with = "tag")]
+    pub all_tags: bool,
     /// Only these sets: ALL, PENDING_AND_RUNNING (or PENDING, RUNNING), COMPLETED, FAILED,
     /// TIMEOUT, CANCELLED; repeatable. Sets are always listed in this order, whatever the order
     /// of the options (so `--count --format plain` gives one number per line in this order).
@@ -56,8 +64,13 @@ pub struct Args {
     #[arg(short, long)]
     pub long: bool,
     /// Output form; `plain` prints one job ID per line (or one count per line with --count).
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
+    /// `openmetrics`: the Prometheus/OpenMetrics text of the tag's (or tags') figures: gauges of
+    /// the job counts per set (rj_jobs), the tracker's lease holder and what is left of its
+    /// lease, and the time, age, duration, Slurm commands and unknown jobs of rj-track's last
+    /// tick (from TAG_TRACKER:tick), ending in `# EOF`; for node_exporter's textfile collector
+    /// or a scrape wrapper.
+    #[arg(long, value_enum, default_value_t = StatusFormat::Human)]
+    pub format: StatusFormat,
     /// Check the one-set-per-job rule instead of listing: one line per violation on stdout
     /// (`123: in TAG_COMPLETED but not in TAG_ALL`, `124: in TAG_PENDING_AND_RUNNING and
     /// TAG_FAILED`, `125: in TAG_ALL but in no state set`), in numeric order. The six sets are
@@ -84,6 +97,36 @@ pub struct Args {
     pub repair: bool,
 }
 
+/// rj-status's output forms: the data forms every tool has, and the metrics text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusFormat {
+    /// Aligned text for people.
+    Human,
+    /// One value per line, for xargs and `while read`.
+    Plain,
+    /// One JSON document.
+    Json,
+    /// Comma-separated, with a header line.
+    Csv,
+    /// Tab-separated, with a header line.
+    Tsv,
+    /// Prometheus/OpenMetrics text exposition.
+    Openmetrics,
+}
+
+impl StatusFormat {
+    fn data(self) -> Option<Format> {
+        Some(match self {
+            StatusFormat::Human => Format::Human,
+            StatusFormat::Plain => Format::Plain,
+            StatusFormat::Json => Format::Json,
+            StatusFormat::Csv => Format::Csv,
+            StatusFormat::Tsv => Format::Tsv,
+            StatusFormat::Openmetrics => return None,
+        })
+    }
+}
+
 /// ANSI colour of a non-empty set in the human table (only on a terminal, never with NO_COLOR).
 fn set_color(set: &str) -> Option<&'static str> {
     match set {
@@ -103,21 +146,21 @@ pub fn parse_set(s: &str) -> Result<Set, String> {
 }
 
 #[derive(Debug, Serialize)]
-struct SetRow {
+struct SetRow<'a> {
     set: &'static str,
     key: String,
     count: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    ids: Option<Vec<String>>,
+    ids: Option<&'a Ids>,
 }
 
-#[derive(Debug, Serialize)]
-struct Membership<'a> {
+#[derive(Debug, Default, Serialize)]
+struct Membership {
     set: &'static str,
-    job_id: &'a str,
+    job_id: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 struct CountRow<'a> {
     set: &'static str,
     key: &'a str,
@@ -125,7 +168,7 @@ struct CountRow<'a> {
 }
 
 /// `--long`: one job with its record; empty strings where the record lacks a field.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 struct JobRow {
     job_id: String,
     set: &'static str,
@@ -141,66 +184,355 @@ struct JobRow {
     cluster: String,
 }
 
+impl JobRow {
+    fn new(job_id: String, set: Set, r: JobRecord) -> JobRow {
+        JobRow {
+            job_id,
+            set: set.suffix(),
+            state: r.state.unwrap_or_default(),
+            exit_code: r.exit_code.unwrap_or_default(),
+            elapsed: r.elapsed.unwrap_or_default(),
+            start: r.start.unwrap_or_default(),
+            end: r.end.unwrap_or_default(),
+            nodes: r.nodes.unwrap_or_default(),
+            partition: r.partition.unwrap_or_default(),
+            name: r.name.unwrap_or_default(),
+            submitted: r.submitted.unwrap_or_default(),
+            cluster: r.cluster.unwrap_or_default(),
+        }
+    }
+}
+
+/// The human table shows the fields that tell what became of a job; the data forms all of them.
+impl output::Row for JobRow {
+    fn headings() -> anyhow::Result<Vec<String>> {
+        Ok([
+            "JOBID",
+            "SET",
+            "STATE",
+            "EXITCODE",
+            "ELAPSED",
+            "NODES",
+            "PARTITION",
+            "NAME",
+        ]
+        .map(String::from)
+        .to_vec())
+    }
+
+    fn cells(&self) -> anyhow::Result<Vec<String>> {
+        let dash = |s: &str| {
+            if s.is_empty() {
+                "-".to_string()
+            } else {
+                s.to_string()
+            }
+        };
+        Ok(vec![
+            self.job_id.clone(),
+            self.set.to_string(),
+            dash(&self.state),
+            dash(&self.exit_code),
+            dash(&self.elapsed),
+            dash(&self.nodes),
+            dash(&self.partition),
+            dash(&self.name),
+        ])
+    }
+
+    fn plain(&self) -> anyhow::Result<String> {
+        Ok(self.job_id.clone())
+    }
+}
+
+impl output::Row for Membership {}
+impl output::Row for CountRow<'_> {}
+
 #[derive(Debug, Serialize)]
 struct StatusDoc<'a> {
     tag: &'a str,
-    sets: Vec<SetRow>,
+    sets: Vec<SetRow<'a>>,
+}
+
+/// What a listing read of the sets.
+#[derive(Debug, Default)]
+struct Sets {
+    /// The sets asked for, in `Set::ALL` order.
+    asked: Vec<Set>,
+    /// Every set's count, indexed in `Set::ALL` order (also of sets not asked for: the check
+    /// of the counts reads them).
+    counts: [u64; 6],
+    /// The IDs of the sets read (those asked for, and with --long and ALL asked the five state
+    /// sets too, to place each job), indexed in `Set::ALL` order; none with --count.
+    members: Option<[Ids; 6]>,
+}
+
+impl Sets {
+    fn ids(&self, set: Set) -> Option<&Ids> {
+        self.members.as_ref().map(|m| &m[invariant::index(set)])
+    }
+}
+
+/// A set's members in numeric order without repeats, compactly: a tag of a million jobs is
+/// listed in a few megabytes. An ID that is its own canonical spelling (ARCHITECTURE.md §2)
+/// with a job and task below 2^32 (Slurm's IDs are 32-bit) takes 8 bytes, `job << 32 | task+1`
+/// (0: no task), which sorts as [`crate::keys::JobId`] does; anything else a script may have
+/// added (`007`, junk) is kept as its text, in its place in the same order.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Ids {
+    packed: Vec<u64>,
+    /// Sorted by [`Id::key`]: valid IDs by number, then junk by bytes.
+    other: Vec<(Option<JobId>, String)>,
+}
+
+/// One member of [`Ids`], borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Id<'a> {
+    Packed(u64),
+    Text(Option<JobId>, &'a str),
+}
+
+fn pack(s: &[u8]) -> Option<u64> {
+    // Only the canonical spelling packs, so that unpacking gives back the member's bytes.
+    if s.is_empty() || s[0] == b'0' || s.len() > 21 {
+        return None;
+    }
+    let (job, task) = match s.iter().position(|b| *b == b'_') {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    };
+    let num = |d: &[u8]| -> Option<u64> {
+        if d.is_empty() || d.len() > 10 || (d.len() > 1 && d[0] == b'0') {
+            return None;
+        }
+        d.iter().try_fold(0u64, |n, b| {
+            b.is_ascii_digit().then(|| n * 10 + u64::from(b - b'0'))
+        })
+    };
+    let job = num(job).filter(|j| *j < 1 << 32)?;
+    let task = match task {
+        Some(t) => num(t).filter(|t| *t < u64::from(u32::MAX))? + 1,
+        None => 0,
+    };
+    Some(job << 32 | task)
+}
+
+impl<'a> Id<'a> {
+    fn job_id(self) -> Option<JobId> {
+        match self {
+            Id::Packed(x) => Some(JobId {
+                job: x >> 32,
+                task: (x & 0xffff_ffff).checked_sub(1),
+            }),
+            Id::Text(j, _) => j,
+        }
+    }
+
+    /// The order of IdKey: valid IDs numerically (a packed one before a text one of the same
+    /// number, `7` before `007`), then everything else by bytes.
+    fn key(self) -> (bool, Option<JobId>, &'static str, &'a str) {
+        match self {
+            Id::Packed(_) => (false, self.job_id(), "", ""),
+            Id::Text(j, s) => (j.is_none(), j, "text", s),
+        }
+    }
+
+    fn cmp(self, other: Id) -> std::cmp::Ordering {
+        match (self, other) {
+            (Id::Packed(a), Id::Packed(b)) => a.cmp(&b),
+            _ => self.key().cmp(&other.key()),
+        }
+    }
+}
+
+impl std::fmt::Display for Id<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Id::Packed(_) => match self.job_id() {
+                Some(j) => j.fmt(f),
+                None => Ok(()),
+            },
+            Id::Text(_, s) => f.write_str(s),
+        }
+    }
+}
+
+impl Serialize for Id<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// The JSON array of the IDs, written from the compact form without a `String` each.
+impl Serialize for Ids {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.len()))?;
+        for id in self.iter() {
+            seq.serialize_element(&id)?;
+        }
+        seq.end()
+    }
+}
+
+impl Ids {
+    /// Add a member as Redis sent it; [`Ids::finish`] sorts.
+    fn push(&mut self, b: Vec<u8>) -> Result<(), std::string::FromUtf8Error> {
+        match pack(&b) {
+            Some(x) => self.packed.push(x),
+            None => {
+                let s = String::from_utf8(b)?;
+                self.other.push((s.parse().ok(), s));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sort and drop repeats (SSCAN may hand a member more than once).
+    fn finish(&mut self) {
+        self.packed.sort_unstable();
+        self.packed.dedup();
+        self.other
+            .sort_by(|a, b| Id::Text(a.0, &a.1).cmp(Id::Text(b.0, &b.1)));
+        self.other.dedup_by(|a, b| a.1 == b.1);
+        self.packed.shrink_to_fit();
+    }
+
+    fn len(&self) -> usize {
+        self.packed.len() + self.other.len()
+    }
+
+    /// The members in order.
+    fn iter(&self) -> impl Iterator<Item = Id<'_>> + '_ {
+        let mut p = self.packed.iter().copied().map(Id::Packed).peekable();
+        let mut o = self
+            .other
+            .iter()
+            .map(|(j, s)| Id::Text(*j, s.as_str()))
+            .peekable();
+        std::iter::from_fn(move || match (p.peek(), o.peek()) {
+            (Some(a), Some(b)) if b.cmp(*a).is_lt() => o.next(),
+            (Some(_), _) => p.next(),
+            (None, _) => o.next(),
+        })
+    }
+
+    #[cfg(test)]
+    fn of(ids: &[&str]) -> Ids {
+        let mut out = Ids::default();
+        for id in ids {
+            out.push(id.as_bytes().to_vec()).unwrap();
+        }
+        out.finish();
+        out
+    }
+}
+
+/// Walk the six sets' members together in order: each ID once, with the mask of the sets that
+/// hold it (bit `invariant::index(set)`). Sets not read are empty. Linear; no map of IDs.
+fn merge<'a>(
+    sets: &'a [Ids; 6],
+    mut each: impl FnMut(Id<'a>, u8) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut heads: Vec<_> = sets.iter().map(|s| s.iter().peekable()).collect();
+    loop {
+        let mut min: Option<Id> = None;
+        for h in heads.iter_mut() {
+            if let Some(id) = h.peek() {
+                if min.is_none_or(|m| id.cmp(m).is_lt()) {
+                    min = Some(*id);
+                }
+            }
+        }
+        let Some(id) = min else {
+            return Ok(());
+        };
+        let mut mask = 0u8;
+        for (i, h) in heads.iter_mut().enumerate() {
+            if h.peek() == Some(&id) {
+                mask |= 1 << i;
+                h.next();
+            }
+        }
+        each(id, mask)?;
+    }
+}
+
+/// Members per SSCAN step: large steps are fewer round trips, and a reply of this many IDs is
+/// still only a few hundred kilobytes.
+const SSCAN_COUNT: usize = 10_000;
+
+/// All members of a set by SSCAN (never one huge SMEMBERS reply), compactly and sorted.
+fn read_ids(store: &mut Store, key: &str) -> anyhow::Result<Ids> {
+    let mut ids = Ids::default();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, batch): (u64, Vec<Vec<u8>>) = store.query(
+            redis::cmd("SSCAN")
+                .arg(key)
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(SSCAN_COUNT),
+            key,
+        )?;
+        for b in batch {
+            ids.push(b).map_err(|_| {
+                fail(
+                    Kind::DataErr,
+                    format!(
+                        "Redis {} holds a member of {key} that is not UTF-8 text, so not a job ID",
+                        store.place
+                    ),
+                )
+            })?;
+        }
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+    }
+    ids.finish();
+    Ok(ids)
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let (_cfg, keys, mut store) = super::open(&args.conn, &args.tag)?;
-    if args.check {
-        return check(&mut store, &keys, args.repair, args.format);
+    let Some(format) = args.format.data() else {
+        return metrics(&args);
+    };
+    if args.all_tags || args.tag.len() > 1 {
+        return Err(fail(
+            Kind::Usage,
+            "several --tag and --all-tags go with --format openmetrics only",
+        ));
     }
-    let sets: Vec<Set> = if args.state.is_empty() {
+    let tag = TagArg {
+        tag: args.tag.first().cloned(),
+    };
+    let (_cfg, keys, mut store) = super::open(&args.conn, &tag)?;
+    if args.check {
+        return check(&mut store, &keys, args.repair, format);
+    }
+    let mut asked: Vec<Set> = if args.state.is_empty() {
         Set::ALL.to_vec()
     } else {
-        let mut s = args.state.clone();
-        s.sort();
-        s.dedup();
-        s
+        args.state.clone()
     };
-    // Members (or only counts) of the sets asked for, indexed in Set::ALL order.
-    let mut members: [Vec<String>; 6] = Default::default();
-    let mut counts: [Option<u64>; 6] = [None; 6];
-    for set in &sets {
-        let i = invariant::index(*set);
-        if args.count {
-            counts[i] = Some(store.card(&keys.set(*set))?);
-        } else {
-            members[i] = store.members(&keys.set(*set))?;
-            counts[i] = Some(members[i].len() as u64);
-        }
-    }
-    let (counts, broken) = if !args.count && sets.len() == Set::ALL.len() {
-        (
-            counts.map(|c| c.unwrap_or(0)),
-            listing_check(&mut store, &keys, &members),
-        )
-    } else {
-        counts_check(&mut store, &keys, counts)?
-    };
+    asked.sort();
+    asked.dedup();
+    let (sets, broken) = read_sets(&mut store, &keys, asked, !args.count, args.long)?;
     if let Some(line) = broken {
         cli::warn(&line);
     }
-    let mut out = cli::stdout();
+    // One write per 64 KiB, not per line: a listing may be a million lines.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, cli::stdout());
     if args.long {
-        long(&mut store, &keys, &sets, &members, args.format, &mut out)?;
+        let mut rows = output::exporter::<JobRow>(format.into(), &mut out)?;
+        read_jobs(&mut store, &keys, &sets, |row| rows.row(&row))?;
+        rows.finish()?;
+        out.flush()?;
         return Ok(ExitCode::SUCCESS);
     }
-    let rows: Vec<SetRow> = sets
-        .iter()
-        .map(|set| {
-            let i = invariant::index(*set);
-            SetRow {
-                set: set.suffix(),
-                key: keys.set(*set),
-                count: counts[i],
-                ids: (!args.count).then(|| std::mem::take(&mut members[i])),
-            }
-        })
-        .collect();
-    if counts.iter().all(|c| *c == 0) {
+    if sets.counts.iter().all(|c| *c == 0) {
         // Exit 0 (an experiment may simply not have started), but a mistyped tag looks just
         // like that: say it where a human sees it.
         cli::note(&format!(
@@ -209,46 +541,175 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             keys.set(Set::All)
         ));
     }
-    match args.format {
+    write_sets(&mut out, &keys, &sets, format, cli::color_stdout())?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--format openmetrics`: the figures of each tag named (or found), in one text.
+fn metrics(args: &Args) -> anyhow::Result<ExitCode> {
+    if args.long || args.count || args.check || !args.state.is_empty() {
+        return Err(fail(
+            Kind::Usage,
+            "--format openmetrics shows every set's count and the tracker; it takes no --long, --count, --check or --state",
+        ));
+    }
+    let cfg = args.conn.load()?;
+    let mut store = Store::connect(&cfg)?;
+    let mut tags: Vec<Tag> = Vec::new();
+    if args.all_tags {
+        let mut found = std::collections::BTreeSet::new();
+        store.scan_each("*_ALL", crate::store::BATCH, |k| {
+            if let Some(t) = std::str::from_utf8(&k)
+                .ok()
+                .and_then(|k| k.strip_suffix("_ALL"))
+                .and_then(|t| Tag::new(t).ok())
+            {
+                found.insert(t);
+            }
+        })?;
+        tags.extend(found);
+    } else if args.tag.is_empty() {
+        tags.push(TagArg { tag: None }.resolve(&cfg)?);
+    } else {
+        for t in &args.tag {
+            tags.push(
+                TagArg {
+                    tag: Some(t.clone()),
+                }
+                .resolve(&cfg)?,
+            );
+        }
+        tags.dedup();
+    }
+    let mut figures = Vec::with_capacity(tags.len());
+    for t in tags {
+        figures.push(crate::metrics::collect(&mut store, &Keys::new(t))?);
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut out = cli::stdout();
+    out.write_all(crate::metrics::render(&figures, now).as_bytes())?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Read the sets asked for (their IDs, or with `ids` false only their counts) and check them
+/// against the one-set-per-job rule: every ID when all six were read, else the counts. With
+/// `place` (--long) and ALL asked, the five state sets are read too, to place each job. The
+/// sets, and the warning line when they break the rule.
+fn read_sets(
+    store: &mut Store,
+    keys: &Keys,
+    asked: Vec<Set>,
+    ids: bool,
+    place: bool,
+) -> anyhow::Result<(Sets, Option<String>)> {
+    let mut members: [Ids; 6] = Default::default();
+    let mut counts: [Option<u64>; 6] = [None; 6];
+    let read: Vec<Set> = if ids && place && asked.contains(&Set::All) {
+        Set::ALL.to_vec()
+    } else {
+        asked.clone()
+    };
+    for set in &read {
+        let i = invariant::index(*set);
+        if ids {
+            members[i] = read_ids(store, &keys.set(*set))?;
+            if asked.contains(set) {
+                counts[i] = Some(members[i].len() as u64);
+            }
+        } else {
+            counts[i] = Some(store.card(&keys.set(*set))?);
+        }
+    }
+    let (counts, broken) = if ids && asked.len() == Set::ALL.len() {
+        (
+            counts.map(|c| c.unwrap_or(0)),
+            listing_check(store, keys, &members),
+        )
+    } else {
+        counts_check(store, keys, counts)?
+    };
+    let sets = Sets {
+        asked,
+        counts,
+        members: ids.then_some(members),
+    };
+    Ok((sets, broken))
+}
+
+/// The listing of the sets in one form: a line per set (human), the IDs (plain: every ID once,
+/// or one count per line with --count), one document (json), or set,job_id rows (csv, tsv;
+/// set,key,count with --count). `color`: ANSI colours on non-empty sets of the human form.
+/// Written from the compact IDs as they are walked, without a row or a `String` per ID.
+fn write_sets(
+    out: &mut dyn Write,
+    keys: &Keys,
+    sets: &Sets,
+    format: Format,
+    color: bool,
+) -> anyhow::Result<()> {
+    let rows: Vec<SetRow> = sets
+        .asked
+        .iter()
+        .map(|set| SetRow {
+            set: set.suffix(),
+            key: keys.set(*set),
+            count: sets.counts[invariant::index(*set)],
+            ids: sets.ids(*set),
+        })
+        .collect();
+    let count = sets.members.is_none();
+    match format {
         Format::Human => {
             let width = rows.iter().map(|r| r.key.len()).max().unwrap_or(0);
-            let color = cli::color_stdout();
             for r in &rows {
                 let (on, off) = match set_color(r.set) {
                     Some(c) if color && r.count > 0 => (c, "\x1b[0m"),
                     _ => ("", ""),
                 };
                 write!(out, "{on}{:<width$}  {:>6}{off}", r.key, r.count)?;
-                match &r.ids {
-                    Some(ids) if !ids.is_empty() => writeln!(out, "  {}", ids.join(" "))?,
-                    _ => writeln!(out)?,
+                let mut sep = "  ";
+                for id in r.ids.iter().flat_map(|ids| ids.iter()) {
+                    write!(out, "{sep}{id}")?;
+                    sep = " ";
                 }
+                writeln!(out)?;
             }
         }
-        Format::Plain if args.count => {
+        Format::Plain if count => {
             for r in &rows {
                 writeln!(out, "{}", r.count)?;
             }
         }
-        Format::Plain => {
-            let mut all: Vec<&str> = rows
-                .iter()
-                .flat_map(|r| r.ids.iter().flatten().map(String::as_str))
-                .collect();
-            all.sort_by_cached_key(|s| IdKey::of(s));
-            all.dedup();
-            for id in all {
-                writeln!(out, "{id}")?;
+        Format::Plain => match (&sets.members, &sets.asked[..]) {
+            (Some(m), [one]) => {
+                for id in m[invariant::index(*one)].iter() {
+                    writeln!(out, "{id}")?;
+                }
             }
-        }
+            (Some(m), _) => {
+                // Every ID once: the union of the sets asked for.
+                let asked: u8 = sets.asked.iter().map(|s| invariant::bit(*s)).sum();
+                merge(m, |id, mask| {
+                    if mask & asked != 0 {
+                        writeln!(out, "{id}")?;
+                    }
+                    Ok(())
+                })?;
+            }
+            (None, _) => {}
+        },
         Format::Json => output::write_json(
-            &mut out,
+            out,
             &StatusDoc {
                 tag: keys.tag().as_str(),
                 sets: rows,
             },
         )?,
-        Format::Csv | Format::Tsv if args.count => {
+        Format::Csv | Format::Tsv if count => {
             let c: Vec<CountRow> = rows
                 .iter()
                 .map(|r| CountRow {
@@ -257,168 +718,208 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     count: r.count,
                 })
                 .collect();
-            output::write_delimited(&mut out, &c, args.format, &["set", "key", "count"])?
+            output::write_rows(format.into(), out, &c)?
         }
         Format::Csv | Format::Tsv => {
-            let m: Vec<Membership> = rows
-                .iter()
-                .flat_map(|r| {
-                    r.ids.iter().flatten().map(|id| Membership {
-                        set: r.set,
-                        job_id: id,
-                    })
-                })
-                .collect();
-            output::write_delimited(&mut out, &m, args.format, &["set", "job_id"])?
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Which set a job is in, besides ALL: the first of the five that holds it.
-fn long(
-    store: &mut Store,
-    keys: &Keys,
-    sets: &[Set],
-    members: &[Vec<String>; 6],
-    format: Format,
-    out: &mut dyn Write,
-) -> anyhow::Result<()> {
-    // Each job once, in the most specific set asked for (ALL only if asked alone).
-    let mut seen = BTreeSet::new();
-    let mut jobs: Vec<(String, Set)> = Vec::new();
-    let order: Vec<Set> = sets
-        .iter()
-        .copied()
-        .filter(|s| *s != Set::All)
-        .chain(sets.iter().copied().filter(|s| *s == Set::All))
-        .collect();
-    for set in order {
-        for id in &members[invariant::index(set)] {
-            if seen.insert(id.clone()) {
-                jobs.push((id.clone(), set));
-            }
-        }
-    }
-    jobs.sort_by_cached_key(|j| IdKey::of(&j.0));
-    // For jobs listed only via ALL, find their real set.
-    let only_all: Vec<String> = jobs
-        .iter()
-        .filter(|(_, s)| *s == Set::All)
-        .map(|(id, _)| id.clone())
-        .collect();
-    if !only_all.is_empty() {
-        let mut place = std::collections::HashMap::new();
-        for set in &Set::ALL[1..] {
-            for id in crate::store::filter_members(store, &keys.set(*set), &only_all)? {
-                place.entry(id).or_insert(*set);
-            }
-        }
-        for (id, s) in &mut jobs {
-            if *s == Set::All {
-                if let Some(p) = place.get(id) {
-                    *s = *p;
-                }
-            }
-        }
-    }
-    let ids: Vec<String> = jobs.iter().map(|(id, _)| id.clone()).collect();
-    let hashes = store.job_hashes(keys, &ids)?;
-    let rows: Vec<JobRow> = jobs
-        .iter()
-        .zip(hashes)
-        .map(|((id, set), h)| {
-            // TSV cannot quote: a tab or newline in a job name would shift the columns.
-            let g = |k: &str| {
-                let v = h.get(k).cloned().unwrap_or_default();
-                if format == Format::Tsv {
-                    output::tsv_clean(&v)
-                } else {
-                    v
-                }
-            };
-            JobRow {
-                job_id: id.clone(),
-                set: set.suffix(),
-                state: g("state"),
-                exit_code: g("exit_code"),
-                elapsed: g("elapsed"),
-                start: g("start"),
-                end: g("end"),
-                nodes: g("nodes"),
-                partition: g("partition"),
-                name: g("name"),
-                submitted: g("submitted"),
-                cluster: g("cluster"),
-            }
-        })
-        .collect();
-    match format {
-        Format::Json => output::write_json(out, &rows)?,
-        Format::Csv | Format::Tsv => output::write_delimited(
-            out,
-            &rows,
-            format,
-            &[
-                "job_id",
-                "set",
-                "state",
-                "exit_code",
-                "elapsed",
-                "start",
-                "end",
-                "nodes",
-                "partition",
-                "name",
-                "submitted",
-                "cluster",
-            ],
-        )?,
-        Format::Plain => {
+            let mut e = output::exporter::<Membership>(format.into(), out)?;
+            // One row, refilled for each ID.
+            let mut m = Membership::default();
             for r in &rows {
-                writeln!(out, "{}", r.job_id)?;
-            }
-        }
-        Format::Human => {
-            let dash = |s: &str| {
-                if s.is_empty() {
-                    "-".to_string()
-                } else {
-                    s.to_string()
+                m.set = r.set;
+                for id in r.ids.iter().flat_map(|ids| ids.iter()) {
+                    m.job_id.clear();
+                    write!(m.job_id, "{id}")?;
+                    e.row(&m)?;
                 }
-            };
-            let table: Vec<Vec<String>> = rows
-                .iter()
-                .map(|r| {
-                    vec![
-                        r.job_id.clone(),
-                        r.set.to_string(),
-                        dash(&r.state),
-                        dash(&r.exit_code),
-                        dash(&r.elapsed),
-                        dash(&r.nodes),
-                        dash(&r.partition),
-                        dash(&r.name),
-                    ]
-                })
-                .collect();
-            output::write_table(
-                out,
-                &[
-                    "JOBID",
-                    "SET",
-                    "STATE",
-                    "EXITCODE",
-                    "ELAPSED",
-                    "NODES",
-                    "PARTITION",
-                    "NAME",
-                ],
-                &table,
-            )?;
+            }
+            e.finish()?
         }
     }
     Ok(())
+}
+
+/// Jobs per pipeline of record reads: a few hundred kilobytes of replies at a time.
+const RECORD_BATCH: usize = 1000;
+
+/// The record fields a job row shows (HMGET, not HGETALL: what rj-launch wrote about the
+/// command line and the tracker's bookkeeping stay on the server).
+const ROW_FIELDS: [&str; 10] = [
+    "state",
+    "exit_code",
+    "elapsed",
+    "start",
+    "end",
+    "nodes",
+    "partition",
+    "name",
+    "submitted",
+    "cluster",
+];
+
+/// The jobs of the sets read, each once in numeric order, joined with its record and handed to
+/// `each` as it comes: each job in the first set asked for that holds it (ALL only if asked
+/// alone), and a job of ALL in no state set asked for in the first state set that holds it.
+/// Records are read in pipelined batches in that order, so memory stays a few batches.
+fn read_jobs(
+    store: &mut Store,
+    keys: &Keys,
+    sets: &Sets,
+    mut each: impl FnMut(JobRow) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let Some(members) = &sets.members else {
+        return Ok(());
+    };
+    let all = invariant::bit(Set::All);
+    let asked_states: u8 = sets
+        .asked
+        .iter()
+        .filter(|s| **s != Set::All)
+        .map(|s| invariant::bit(*s))
+        .sum();
+    let all_asked = sets.asked.contains(&Set::All);
+    let first = |bits: u8| Set::ALL[bits.trailing_zeros() as usize];
+    let mut reader = Records::new(store, keys);
+    let mut batch: Vec<(String, Set)> = Vec::with_capacity(RECORD_BATCH);
+    let r = merge(members, |id, mask| {
+        let set = if mask & asked_states != 0 {
+            first(mask & asked_states)
+        } else if all_asked && mask & all != 0 {
+            match mask & !all {
+                0 => Set::All,
+                states => first(states),
+            }
+        } else {
+            return Ok(());
+        };
+        batch.push((id.to_string(), set));
+        if batch.len() == RECORD_BATCH {
+            reader.send(std::mem::take(&mut batch), &mut each)?;
+        }
+        Ok(())
+    })
+    .and_then(|()| reader.send(batch, &mut each))
+    .and_then(|()| reader.drain(&mut each));
+    reader.done(r)
+}
+
+/// The job records of batches of jobs, read with two pipelines in flight: while rj-status
+/// turns one batch's replies into rows, Redis already answers the next, so the two work at
+/// once instead of in turns. Each batch's replies are bounded by one `store::IO_TIMEOUT` from
+/// when it was sent (ARCHITECTURE.md §5); Redis buffers the replies not yet read, so a batch
+/// sent ahead cannot block either side.
+struct Records<'a> {
+    store: &'a mut Store,
+    keys: &'a Keys,
+    sent: std::collections::VecDeque<(std::time::Instant, Vec<(String, Set)>)>,
+}
+
+impl<'a> Records<'a> {
+    fn new(store: &'a mut Store, keys: &'a Keys) -> Records<'a> {
+        Records {
+            store,
+            keys,
+            sent: Default::default(),
+        }
+    }
+
+    /// Send one batch's HMGETs; read the oldest batch when two are in flight.
+    fn send(
+        &mut self,
+        batch: Vec<(String, Set)>,
+        each: &mut impl FnMut(JobRow) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut p = redis::pipe();
+        for (id, _) in &batch {
+            p.cmd("HMGET")
+                .arg(self.keys.job_hash(id))
+                .arg(&ROW_FIELDS[..]);
+        }
+        let packed = p.get_packed_pipeline();
+        self.store
+            .conn()
+            .send_packed_command(&packed)
+            .map_err(|e| self.store.error(e, &self.keys.job_hash_pattern()))?;
+        self.sent.push_back((std::time::Instant::now(), batch));
+        if self.sent.len() > 1 {
+            self.receive(each)?;
+        }
+        Ok(())
+    }
+
+    fn drain(&mut self, each: &mut impl FnMut(JobRow) -> anyhow::Result<()>) -> anyhow::Result<()> {
+        while !self.sent.is_empty() {
+            self.receive(each)?;
+        }
+        Ok(())
+    }
+
+    /// The replies of the oldest batch, as rows.
+    fn receive(
+        &mut self,
+        each: &mut impl FnMut(JobRow) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let Some((at, batch)) = self.sent.pop_front() else {
+            return Ok(());
+        };
+        let left =
+            (at + crate::store::IO_TIMEOUT).saturating_duration_since(std::time::Instant::now());
+        let conn = self.store.conn();
+        let timeout = if left.is_zero() {
+            Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out").into())
+        } else {
+            conn.set_read_timeout(Some(left))
+        };
+        timeout.map_err(|e| self.store.error(e, &self.keys.job_hash_pattern()))?;
+        for (id, set) in batch {
+            let reply = loop {
+                match self.store.conn().recv_response() {
+                    Ok(redis::Value::Push { .. }) => continue,
+                    r => break r,
+                }
+            };
+            let values = match reply {
+                Ok(redis::Value::Array(v)) => v,
+                Ok(redis::Value::ServerError(e)) => {
+                    return Err(self.store.error(e.into(), &self.keys.job_hash(&id)))
+                }
+                Ok(other) => {
+                    return Err(fail(
+                        Kind::DataErr,
+                        format!(
+                            "Redis {} sent a reply to HMGET {} that is not a list: {other:?}",
+                            self.store.place,
+                            self.keys.job_hash(&id)
+                        ),
+                    ))
+                }
+                Err(e) => return Err(self.store.error(e, &self.keys.job_hash(&id))),
+            };
+            let mut record = JobRecord::default();
+            for (name, v) in ROW_FIELDS.iter().zip(values) {
+                if let redis::Value::BulkString(b) = v {
+                    record.set(
+                        name,
+                        String::from_utf8(b).unwrap_or_else(|e| output::lossy(e.as_bytes())),
+                    );
+                }
+            }
+            each(JobRow::new(id, set, record))?;
+        }
+        Ok(())
+    }
+
+    /// Put the connection's own read timeout back; `r` is the walk's outcome.
+    fn done(self, r: anyhow::Result<()>) -> anyhow::Result<()> {
+        let back = self
+            .store
+            .conn()
+            .set_read_timeout(Some(crate::store::IO_TIMEOUT));
+        r?;
+        back.map_err(|e| self.store.error(e, &self.keys.job_hash_pattern()))
+    }
 }
 
 /// The hint every warning about broken sets ends with.
@@ -429,8 +930,13 @@ const CHECK_HINT: &str =
 /// other, so a job that rj-track moved (or rj-launch recorded) in between looks like a broken
 /// rule; the suspects are read again in one MULTI/EXEC and only what that confirms is reported.
 /// The warning line, or None when the rule holds.
-fn listing_check(store: &mut Store, keys: &Keys, members: &[Vec<String>; 6]) -> Option<String> {
-    let seen = invariant::check(members);
+fn listing_check(store: &mut Store, keys: &Keys, members: &[Ids; 6]) -> Option<String> {
+    let mut seen = Vec::new();
+    // Infallible: the closure returns no error.
+    let _ = merge(members, |id, mask| {
+        invariant::judge(&id.to_string(), mask, &mut seen);
+        Ok(())
+    });
     if seen.is_empty() {
         return None;
     }
@@ -705,13 +1211,15 @@ struct CheckRow {
 }
 
 /// The same, for CSV and TSV, which have no lists: the sets joined by spaces.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 struct CheckCsvRow<'a> {
     job_id: &'a str,
     kind: &'static str,
     sets: String,
     message: &'a str,
 }
+
+impl output::Row for CheckCsvRow<'_> {}
 
 #[derive(Debug, Serialize)]
 struct CheckDoc<'a> {
@@ -784,31 +1292,245 @@ fn write_check(
             },
         )?,
         Format::Csv | Format::Tsv => {
-            let clean = |s: &str| {
-                if format == Format::Tsv {
-                    output::tsv_clean(s)
-                } else {
-                    s.to_string()
-                }
-            };
-            let texts: Vec<(String, String)> = changes
-                .iter()
-                .chain(&violations)
-                .map(|r| (clean(&r.job_id), clean(&r.message)))
-                .collect();
             let rows: Vec<CheckCsvRow> = changes
                 .iter()
                 .chain(&violations)
-                .zip(&texts)
-                .map(|(r, (id, msg))| CheckCsvRow {
-                    job_id: id,
+                .map(|r| CheckCsvRow {
+                    job_id: &r.job_id,
                     kind: r.kind,
                     sets: r.sets.join(" "),
-                    message: msg,
+                    message: &r.message,
                 })
                 .collect();
-            output::write_delimited(out, &rows, format, &["job_id", "kind", "sets", "message"])?
+            output::write_rows(format.into(), out, &rows)?
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::Tag;
+
+    fn keys() -> Keys {
+        Keys::new(Tag::new("t").unwrap())
+    }
+
+    /// ALL, PENDING_AND_RUNNING and FAILED read; the others empty.
+    fn sets(asked: &[Set], ids: bool) -> Sets {
+        let members = [
+            Ids::of(&["9", "10", "10_1"]),
+            Ids::of(&["10_1"]),
+            Ids::default(),
+            Ids::of(&["9", "10"]),
+            Ids::default(),
+            Ids::default(),
+        ];
+        Sets {
+            asked: asked.to_vec(),
+            counts: [3, 1, 0, 2, 0, 0],
+            members: ids.then_some(members),
+        }
+    }
+
+    fn text(f: impl FnOnce(&mut Vec<u8>) -> anyhow::Result<()>) -> String {
+        let mut out = Vec::new();
+        f(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn sets_as_lines_ids_and_documents() {
+        let k = keys();
+        let s = sets(&Set::ALL, true);
+        assert_eq!(
+            text(|o| write_sets(o, &k, &s, Format::Human, false)),
+            "t_ALL                       3  9 10 10_1\n\
+             t_PENDING_AND_RUNNING       1  10_1\n\
+             t_COMPLETED                 0\n\
+             t_FAILED                    2  9 10\n\
+             t_TIMEOUT                   0\n\
+             t_CANCELLED                 0\n"
+        );
+        let coloured = text(|o| write_sets(o, &k, &s, Format::Human, true));
+        assert!(coloured.contains("\x1b[31mt_FAILED                    2\x1b[0m  9 10\n"));
+        assert!(coloured.starts_with("t_ALL "), "ALL has no colour");
+        assert!(!coloured.contains("\x1b[32m"), "an empty set has no colour");
+        assert_eq!(
+            text(|o| write_sets(o, &k, &s, Format::Plain, false)),
+            "9\n10\n10_1\n"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&text(|o| write_sets(o, &k, &s, Format::Json, false))).unwrap();
+        assert_eq!(v["tag"], "t");
+        assert_eq!(v["sets"][3]["ids"], serde_json::json!(["9", "10"]));
+        assert_eq!(v["sets"][3]["key"], "t_FAILED");
+        let s = sets(&[Set::PendingAndRunning, Set::Failed], true);
+        assert_eq!(
+            text(|o| write_sets(o, &k, &s, Format::Csv, false)),
+            "set,job_id\nPENDING_AND_RUNNING,10_1\nFAILED,9\nFAILED,10\n"
+        );
+        let s = sets(&[Set::Timeout], true);
+        assert_eq!(
+            text(|o| write_sets(o, &k, &s, Format::Tsv, false)),
+            "set\tjob_id\n"
+        );
+    }
+
+    #[test]
+    fn counts_without_ids() {
+        let k = keys();
+        let s = sets(&[Set::All, Set::Failed], false);
+        assert_eq!(
+            text(|o| write_sets(o, &k, &s, Format::Plain, false)),
+            "3\n2\n"
+        );
+        assert_eq!(
+            text(|o| write_sets(o, &k, &s, Format::Csv, false)),
+            "set,key,count\nALL,t_ALL,3\nFAILED,t_FAILED,2\n"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&text(|o| write_sets(o, &k, &s, Format::Json, false))).unwrap();
+        assert!(v["sets"][0].get("ids").is_none(), "{v}");
+        assert_eq!(v["sets"][1]["count"], 2);
+        assert_eq!(
+            text(|o| write_sets(o, &k, &s, Format::Human, false)),
+            "t_ALL          3\nt_FAILED       2\n"
+        );
+    }
+
+    fn jobs() -> Vec<JobRow> {
+        let rec = JobRecord::from_fields([
+            ("state", "FAILED"),
+            ("exit_code", "1:0"),
+            ("name", "a\tb"),
+            ("cluster", "c1"),
+            ("tracked_by", "x"),
+        ]);
+        vec![
+            JobRow::new("9".into(), Set::Failed, rec),
+            JobRow::new("10".into(), Set::PendingAndRunning, JobRecord::default()),
+        ]
+    }
+
+    fn write_jobs(out: &mut Vec<u8>, rows: &[JobRow], format: Format) -> anyhow::Result<()> {
+        output::write_rows(format.into(), out, rows)
+    }
+
+    #[test]
+    fn ids_pack_in_8_bytes_and_keep_their_order_and_spelling() {
+        let typed = [
+            "100",
+            "10_2",
+            "9",
+            "10",
+            "10_10",
+            "10_1",
+            "007",
+            "junk",
+            "7",
+            "4294967296",
+            "1_0",
+            "10",
+            "b",
+            "",
+        ];
+        let ids = Ids::of(&typed);
+        assert_eq!(ids.packed.len(), 8, "{ids:?}");
+        let listed: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+        assert_eq!(
+            listed,
+            [
+                "1_0",
+                "7",
+                "007",
+                "9",
+                "10",
+                "10_1",
+                "10_2",
+                "10_10",
+                "100",
+                "4294967296",
+                "",
+                "b",
+                "junk"
+            ]
+        );
+        // The same order as IdKey's, which the whole listing used before (`7` and `007` are
+        // one number: the canonical spelling first).
+        let key = |v: &[&str]| -> Vec<crate::keys::IdKey> {
+            v.iter().map(|s| crate::keys::IdKey::of(s)).collect()
+        };
+        let mut want: Vec<&str> = typed.to_vec();
+        want.sort_by_cached_key(|s| crate::keys::IdKey::of(s));
+        want.dedup();
+        let listed_str: Vec<&str> = listed.iter().map(String::as_str).collect();
+        assert_eq!(key(&listed_str), key(&want));
+        assert_eq!(ids.len(), 13);
+        for bad in ["0", "0_1", "01", "1_01", "1__2", "_1", "1_", "1_4294967295"] {
+            assert_eq!(pack(bad.as_bytes()), None, "{bad}");
+        }
+        assert_eq!(pack(b"4294967295_4294967294"), Some(0xffff_ffff_ffff_ffff));
+    }
+
+    #[test]
+    fn the_merge_gives_each_id_once_with_its_sets() {
+        let sets = [
+            Ids::of(&["1", "2", "3"]),
+            Ids::of(&["3", "007"]),
+            Ids::of(&["1", "3"]),
+            Ids::default(),
+            Ids::default(),
+            Ids::of(&["x"]),
+        ];
+        let mut seen = Vec::new();
+        merge(&sets, |id, mask| {
+            seen.push((id.to_string(), mask));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            [
+                ("1".to_string(), 0b101),
+                ("2".to_string(), 0b1),
+                ("3".to_string(), 0b111),
+                ("007".to_string(), 0b10),
+                ("x".to_string(), 0b100000),
+            ]
+        );
+    }
+
+    #[test]
+    fn jobs_with_their_records_in_every_form() {
+        let rows = jobs();
+        assert_eq!(
+            text(|o| write_jobs(o, &rows, Format::Human)),
+            "JOBID  SET                  STATE   EXITCODE  ELAPSED  NODES  PARTITION  NAME\n\
+             9      FAILED               FAILED  1:0       -        -      -          a\tb\n\
+             10     PENDING_AND_RUNNING  -       -         -        -      -          -\n"
+        );
+        assert_eq!(text(|o| write_jobs(o, &rows, Format::Plain)), "9\n10\n");
+        let v: serde_json::Value =
+            serde_json::from_str(&text(|o| write_jobs(o, &rows, Format::Json))).unwrap();
+        assert_eq!(v[0]["name"], "a\tb");
+        assert_eq!(v[0]["cluster"], "c1");
+        assert_eq!(v[1]["state"], "", "no record: empty fields");
+        let header =
+            "job_id,set,state,exit_code,elapsed,start,end,nodes,partition,name,submitted,cluster";
+        assert_eq!(
+            text(|o| write_jobs(o, &rows, Format::Csv)),
+            format!(
+                "{header}\n9,FAILED,FAILED,1:0,,,,,,a\tb,,c1\n10,PENDING_AND_RUNNING,,,,,,,,,,\n"
+            )
+        );
+        let tsv = text(|o| write_jobs(o, &rows, Format::Tsv));
+        assert_eq!(tsv.lines().nth(1).unwrap().split('\t').nth(9), Some("a b"));
+        assert_eq!(
+            text(|o| write_jobs(o, &[], Format::Csv)),
+            format!("{header}\n")
+        );
+        assert_eq!(text(|o| write_jobs(o, &[], Format::Json)), "[]\n");
+    }
 }
