@@ -14,3 +14,4 @@ mod store;
 mod tls;
 mod track;
 mod util;
+mod wait;
