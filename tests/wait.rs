@@ -364,3 +364,56 @@ fn a_stream_trimmed_below_its_position_falls_back_to_the_sets() {
         ]
     );
 }
+
+/// On the real Slurm testbed, with a real rj-track: the README's one-liner, and
+/// share/examples/driver.sh (launch, rj-track, rj-wait, rj-last --all). An rj-track that writes
+/// no events is followed through rj-wait's once-a-minute read of the sets, one that does at once.
+#[test]
+fn the_one_liner_and_the_driver_script_work_with_real_slurm() {
+    let Some((_server, env, _node)) = crate::util::slurm::setup() else {
+        return;
+    };
+    let driver = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("share/examples");
+    let track = env
+        .std_command(crate::util::bin_path("rj-track"))
+        .env("PATH", crate::util::path_with_rj())
+        .args(["-q", "--interval", "1s"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _track = crate::util::Guard(track);
+    let one_liner = format!(
+        "jid=$(rj-launch -- {}) && rj-wait --timeout 5m \"$jid\" && rj-last --job \"$jid\"",
+        driver.join("job.sbatch").display()
+    );
+    let out = run(check::program(&env, "bash")
+        .env("PATH", crate::util::path_with_rj())
+        .args(["-c", &one_liner])
+        .timeout(Duration::from_secs(300)));
+    let text = check::ok(&out);
+    let first = text.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(&format!("{} ", env.tag)) && first.contains(" COMPLETED 0:0 COMPLETED"),
+        "{text}"
+    );
+    assert!(
+        text.contains(":finished"),
+        "rj-last shows no keys of the job:\n{text}"
+    );
+
+    let out = run(check::program(&env, driver.join("driver.sh"))
+        .env("PATH", crate::util::path_with_rj())
+        .env("TIMEOUT", "5m")
+        .args(["2", &driver.join("job.sbatch").display().to_string()])
+        .timeout(Duration::from_secs(300)));
+    let text = check::ok(&out);
+    let done = text
+        .lines()
+        .filter(|l| l.starts_with(&format!("{} ", env.tag)) && l.ends_with(" COMPLETED"))
+        .count();
+    assert_eq!(done, 2, "{text}\n{}", check::stderr(&out));
+    assert!(
+        text.contains(":finished"),
+        "no rj-last --all table:\n{text}"
+    );
+}

@@ -24,9 +24,10 @@ pub const EXAMPLES: &str = "\
   rj-wait; case $? in 0) echo done;; 3) echo some failed;; 124) echo still running;; esac
 ";
 
-/// Wait until jobs of a tag have finished: each ID given (or, with none, every job in
-/// TAG_PENDING_AND_RUNNING when rj-wait starts) is in TAG_COMPLETED, TAG_FAILED, TAG_TIMEOUT or
-/// TAG_CANCELLED.
+/// Wait until jobs of a tag have finished, and say how they ended.
+///
+/// rj-wait returns when each ID given (or, with none, every job in TAG_PENDING_AND_RUNNING when
+/// rj-wait starts) is in TAG_COMPLETED, TAG_FAILED, TAG_TIMEOUT or TAG_CANCELLED.
 ///
 /// rj-wait never asks Slurm: rj-track moves the jobs, and rj-wait follows what it writes. At
 /// start it reads the sets and the position of the event stream TAG_EVENTS in one MULTI/EXEC,
