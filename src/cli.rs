@@ -414,6 +414,26 @@ pub const ACL: &[AclRow] = &[
         with: "results to replay",
         commands: &["watch", "exists", "type", "multi", "exec"],
     },
+    AclRow {
+        tool: "rj-wait",
+        with: "",
+        commands: &[
+            "ping",
+            "multi",
+            "smismember",
+            "xrevrange",
+            "get",
+            "exec",
+            "hmget",
+            "xread",
+            "xinfo",
+        ],
+    },
+    AclRow {
+        tool: "rj-wait",
+        with: "no ID",
+        commands: &["scard", "smembers"],
+    },
 ];
 
 /// The longest ACL line: indented by a man page (14 columns; `--help` gives 6), still one line

@@ -15,6 +15,10 @@ pub const TABLE: &[(u8, &str)] = &[
     ),
     (2, "usage error (bad option or argument)"),
     (
+        3,
+        "rj-wait: every awaited job ended, but not all in COMPLETED (FAILED, TIMEOUT or CANCELLED)",
+    ),
+    (
         65,
         "bad input data (unparseable output of sbatch, squeue, sacct, scontrol or redis-benchmark; a Redis key of the wrong type)",
     ),
@@ -35,6 +39,10 @@ pub const TABLE: &[(u8, &str)] = &[
         "permission or authentication refused (wrong Redis password, NOPERM)",
     ),
     (78, "configuration error (redis.json, REDIS_URL, tag)"),
+    (
+        124,
+        "rj-wait: --timeout was reached before every awaited job ended",
+    ),
     (130, "interrupted"),
 ];
 
@@ -43,12 +51,14 @@ pub const TABLE: &[(u8, &str)] = &[
 pub enum Kind {
     NotFound,
     Usage,
+    NotCompleted,
     DataErr,
     Unavailable,
     Output,
     TempFail,
     NoPerm,
     Config,
+    TimedOut,
     Interrupted,
 }
 
@@ -57,12 +67,14 @@ impl Kind {
         match self {
             Kind::NotFound => 1,
             Kind::Usage => 2,
+            Kind::NotCompleted => 3,
             Kind::DataErr => 65,
             Kind::Unavailable => 69,
             Kind::Output => 74,
             Kind::TempFail => 75,
             Kind::NoPerm => 77,
             Kind::Config => 78,
+            Kind::TimedOut => 124,
             Kind::Interrupted => 130,
         }
     }
@@ -313,12 +325,14 @@ mod tests {
         for k in [
             Kind::NotFound,
             Kind::Usage,
+            Kind::NotCompleted,
             Kind::DataErr,
             Kind::Unavailable,
             Kind::Output,
             Kind::TempFail,
             Kind::NoPerm,
             Kind::Config,
+            Kind::TimedOut,
             Kind::Interrupted,
         ] {
             assert!(TABLE.iter().any(|(c, _)| *c == k.code()), "{k:?}");

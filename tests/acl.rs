@@ -299,6 +299,7 @@ fn the_table_is_well_formed() {
         "rj-last",
         "rj-cleanup",
         "rj-track",
+        "rj-wait",
     ] {
         rows(tool, "");
     }
@@ -525,6 +526,58 @@ fn rj_cleanup_cleans_with_exactly_its_commands() {
             Ok(())
         },
     ));
+    assert_documented(problems);
+}
+
+// ---- rj-wait ----------------------------------------------------------------------------------
+
+/// rj-wait as a restricted user: one job finished before it starts (counted from the sets and
+/// its record), one moved while it blocks on the stream (XREAD, then XINFO STREAM).
+fn wait_for_a_move(s: &RedisServer, env: &TestEnv, args: &[&str]) -> Result<(), Refusal> {
+    use crate::util::wait_support::{self as ws, completed, Waiting};
+    ws::record(s, env, &["301", "302"]);
+    ws::moves(s, env, &[completed("301")], None);
+    let mut a = vec!["-q", "--timeout", "30s"];
+    a.extend_from_slice(args);
+    let w = Waiting::start(s, env, &a);
+    ws::moves(s, env, &[completed("302")], None);
+    let end = w.end(Duration::from_secs(40));
+    if !end.status.success() {
+        return Err(Refusal {
+            code: end.code(),
+            why: format!("exit {:?}", end.code()),
+            stderr: end.stderr,
+            one_line: true,
+        });
+    }
+    // Without IDs job 301, finished before the start, is not awaited.
+    let mut want = String::new();
+    if !args.is_empty() {
+        want.push_str(&format!("{} 301 COMPLETED 0:0 COMPLETED\n", env.tag));
+    }
+    want.push_str(&format!("{} 302 COMPLETED 0:0 COMPLETED\n", env.tag));
+    if end.stdout != want {
+        return Err(missing_effect(
+            format!("stdout is {:?}", end.stdout),
+            &end.stderr,
+        ));
+    }
+    Ok(())
+}
+
+#[test]
+fn rj_wait_follows_the_stream_with_exactly_its_commands() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let mut problems = Vec::new();
+    problems.extend(check_row(&server, "rj-wait", "", &mut |s, env| {
+        wait_for_a_move(s, env, &["301", "302"])
+    }));
+    problems.extend(check_row(&server, "rj-wait", "no ID", &mut |s, env| {
+        // Without IDs: the jobs pending at the start, found with SCARD and SMEMBERS.
+        wait_for_a_move(s, env, &[])
+    }));
     assert_documented(problems);
 }
 

@@ -15,3 +15,4 @@ mod store;
 mod tls;
 mod track;
 mod util;
+mod wait;

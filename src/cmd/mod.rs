@@ -6,6 +6,7 @@ pub mod put;
 pub mod rbench;
 pub mod status;
 pub mod track;
+pub mod wait;
 
 use crate::cli::{ConnArgs, TagArg};
 use crate::config::Config;
@@ -43,6 +44,7 @@ pub fn all() -> Vec<Tool> {
         Tool::of::<put::Args>(put::EXAMPLES),
         Tool::of::<cleanup::Args>(cleanup::EXAMPLES),
         Tool::of::<track::Args>(track::EXAMPLES),
+        Tool::of::<wait::Args>(wait::EXAMPLES),
         Tool::of::<rbench::Args>(rbench::EXAMPLES),
     ]
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 pub mod check;
 pub mod proxy;
 pub mod slurm;
+pub mod wait_support;
 
 /// Under CI a missing dependency is a failure; on a developer's machine a loud skip.
 pub fn missing(what: &str) {
