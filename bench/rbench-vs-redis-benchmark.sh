@@ -52,9 +52,9 @@ for _ in 1 2 3 4 5; do
 done
 [ -n "$server_pid" ] || { echo "$0: could not start redis-server" >&2; exit 69; }
 
-# run TOOL TEST P N → "rps cpu_seconds"
+# run TOOL TEST P N [RATE] → "rps cpu_seconds"
 run() {
-    local tool=$1 test=$2 p=$3 n=$4 csv
+    local tool=$1 test=$2 p=$3 n=$4 rate=${5:-} csv
     if [ "$tool" = redis-benchmark ]; then
         /usr/bin/time -f '%U %S' -o "$work/time" \
             redis-benchmark -h 127.0.0.1 -p "$port" -c 50 -d 256 -P "$p" -n "$n" \
@@ -64,7 +64,7 @@ run() {
     else
         /usr/bin/time -f '%U %S' -o "$work/time" \
             "$RBENCH" run --url "redis://127.0.0.1:$port" -c 50 -d 256 -P "$p" -n "$n" \
-            --keyspace "$KEYSPACE" --key-prefix key: -t "$test" --format csv -q \
+            --keyspace "$KEYSPACE" --key-prefix key: -t "$test" --format csv -q ${rate:+--rate "$rate"} \
             >"$work/out" 2>"$work/err"
         csv=$(sed -n 2p "$work/out" | cut -d, -f2)
     fi
@@ -88,6 +88,12 @@ for round in $(seq "$ROUNDS"); do
             printf 'round %s  %-4s -P %-2s  %-15s %10.0f req/s  %.2f s CPU\n' "$round" "$1" "$2" "$tool" "$rps" "$cpu" >&2
         done
     done
+    # The open loop at half of this round's closed-loop GET -P 1 rate, same settings.
+    closed=$(awk -v r="$round" '$1=="get" && $2==1 && $3=="rbench" {v=$4} END {print v}' "$work/samples")
+    target=$(awk -v c="$closed" 'BEGIN {printf "%.0f", c / 2}')
+    read -r rps cpu < <(run rbench get 1 "$N1" "$target")
+    echo "get 1 rbench-rate $rps $cpu $N1 $target" >>"$work/samples"
+    printf 'round %s  get  -P 1   rbench --rate %s %7.0f req/s  %.2f s CPU\n' "$round" "$target" "$rps" "$cpu" >&2
 done
 elapsed=$(( $(date +%s) - start ))
 
@@ -116,7 +122,20 @@ cmdline="ROUNDS=$ROUNDS N1=$N1 N16=$N16 KEYSPACE=$KEYSPACE bench/rbench-vs-redis
             'BEGIN {printf "| %s | %s | %.0f | %.0f | %.2f | %.2f | %.2f |\n", toupper(t), p, a, b, b / a, ca, cb}'
     done
     echo
-    echo "Every sample (test, -P, tool, req/s, CPU s, requests):"
+    echo "Open loop: \`rbench run -t get -P 1 --rate R\`, R half of the same round's closed-loop GET -P 1"
+    echo "rate; the closed loop's CPU per request at the same settings beside it."
+    echo
+    echo "| test | -P | target req/s | achieved req/s | achieved/target | open-loop CPU µs/req | closed-loop CPU µs/req |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
+    tg=$(awk '$3=="rbench-rate" {print $7}' "$work/samples" | median)
+    ach=$(awk '$3=="rbench-rate" {print $4}' "$work/samples" | median)
+    ratio=$(awk '$3=="rbench-rate" {print $4 / $7}' "$work/samples" | median)
+    ocpu=$(awk '$3=="rbench-rate" {print $5 / $6 * 1e6}' "$work/samples" | median)
+    ccpu=$(awk '$1=="get" && $2==1 && $3=="rbench" {print $5 / $6 * 1e6}' "$work/samples" | median)
+    awk -v a="$tg" -v b="$ach" -v r="$ratio" -v o="$ocpu" -v c="$ccpu" \
+        'BEGIN {printf "| GET | 1 | %.0f | %.0f | %.4f | %.2f | %.2f |\n", a, b, r, o, c}'
+    echo
+    echo "Every sample (test, -P, tool, req/s, CPU s, requests[, target rate]):"
     echo
     echo '```'
     cat "$work/samples"

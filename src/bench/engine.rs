@@ -490,15 +490,14 @@ fn worker(
     // server must end the run (69), not hang it, whatever --duration says.
     let mut quiet_since = t0;
 
-    // Open loop: the intended start of the next unit, and units due but not yet sent.
-    let interval = share
-        .rate
-        .map(|r| Duration::from_secs_f64(unit_ops as f64 / r.max(1e-9)));
-    let mut next_due = t0;
+    // Open loop: unit k is due at t0 + k·interval (computed, not summed, so rounding never
+    // drifts the rate); units due but not yet sent wait in the backlog.
+    let interval = share.rate.map(|r| unit_ops as f64 / r.max(1e-9));
+    let mut sched = interval.map(|iv| Schedule::new(t0, iv, WINDOW));
     let mut backlog: VecDeque<(Instant, u64)> = VecDeque::new();
-    // epoll's timeout has millisecond steps; a timerfd wakes us at the intended start, so the
+    // epoll's timeout has millisecond steps; a timerfd wakes us for shorter waits, so the
     // schedule (and latencies measured from it) is not late by up to a millisecond.
-    let timer = match interval {
+    let mut timer = match interval {
         Some(_) => Some(Timer::new(&poll).map_err(lost)?),
         None => None,
     };
@@ -562,14 +561,16 @@ fn worker(
         let schedule_open = |next_due: Instant, remaining: u64| {
             remaining > 0 && deadline.is_none_or(|d| next_due < d)
         };
-        if let Some(iv) = interval {
-            // Queue every unit whose intended start has come.
+        if let Some(sc) = &mut sched {
+            // Queue every unit due within the window: one wake-up sends them all (ARCHITECTURE.md
+            // §4, rbench).
             let now = Instant::now();
-            while schedule_open(next_due, remaining) && next_due <= now {
+            let horizon = now + sc.window;
+            while schedule_open(sc.due, remaining) && sc.due <= horizon {
                 let n = unit_ops.min(remaining);
-                backlog.push_back((next_due, n));
-                next_due += iv;
+                backlog.push_back((sc.due, n));
                 remaining -= n;
+                sc.advance();
             }
             // Hand them to connections with room in their pipeline.
             if !backlog.is_empty() {
@@ -582,11 +583,13 @@ fn worker(
                     let c = &mut conns[i];
                     let mut sent = false;
                     while c.units < pipeline {
-                        let Some((start, mut one)) = backlog.pop_front() else {
+                        let Some((due, mut one)) = backlog.pop_front() else {
                             break;
                         };
+                        // Latency counts from the intended start, or from the send when the
+                        // window sent it early: never from a moment before the request left.
                         // The budget was taken when the unit was scheduled.
-                        issue(c, &mut enc, &mut tally, &mut cmds, &mut one, start);
+                        issue(c, &mut enc, &mut tally, &mut cmds, &mut one, due.min(now));
                         sent = true;
                     }
                     if sent {
@@ -596,7 +599,7 @@ fn worker(
                 free_cursor = (free_cursor + 1) % n.max(1);
             }
             let busy = conns.iter().any(|c| c.units > 0);
-            if !busy && backlog.is_empty() && !schedule_open(next_due, remaining) {
+            if !busy && backlog.is_empty() && !schedule_open(sc.due, remaining) {
                 break;
             }
         } else if !busy {
@@ -604,13 +607,22 @@ fn worker(
         }
 
         let mut timeout = None;
-        if let Some(t) = &timer {
+        if let (Some(t), Some(sc)) = (&mut timer, &sched) {
             if !backlog.is_empty() {
                 // Every connection is full: wait for replies, but look again soon.
                 timeout = Some(Duration::from_millis(1));
-            } else if schedule_open(next_due, remaining) {
-                t.arm(next_due.saturating_duration_since(Instant::now()))
-                    .map_err(lost)?;
+            } else if schedule_open(sc.due, remaining) {
+                // Wake at the start of the window cell holding the next unit: every wake-up in
+                // that cell asks for the same moment, so the timer is set once per cell, not
+                // once per wake-up. Waits of a millisecond or more go to epoll's own timeout
+                // (rounded down, so it never wakes late), which costs no timer call.
+                let wake = sc.cell_start();
+                let wait = wake.saturating_duration_since(Instant::now());
+                if wait >= Duration::from_millis(1) {
+                    timeout = Some(Duration::from_millis(wait.as_millis() as u64));
+                } else {
+                    t.arm_at(wake).map_err(lost)?;
+                }
             }
         }
         let now = Instant::now();
@@ -641,7 +653,7 @@ fn worker(
         for ev in events.iter() {
             let i = ev.token().0;
             if i == TIMER {
-                if let Some(t) = &timer {
+                if let Some(t) = &mut timer {
                     t.clear();
                 }
                 continue;
@@ -689,8 +701,59 @@ fn worker(
 
 const TIMER: usize = usize::MAX;
 
-/// A one-shot monotonic timer in the poll set, with nanosecond resolution.
-struct Timer(nix::sys::timerfd::TimerFd);
+/// The open loop's timetable: when the next unit is due, and the window of units one wake-up
+/// sends together.
+struct Schedule {
+    t0: Instant,
+    /// Seconds between units.
+    interval: f64,
+    /// Units scheduled so far; the next one is due at t0 + k·interval.
+    k: u64,
+    due: Instant,
+    window: Duration,
+}
+
+impl Schedule {
+    fn new(t0: Instant, interval: f64, window: Duration) -> Schedule {
+        Schedule {
+            t0,
+            interval,
+            k: 0,
+            due: t0,
+            window,
+        }
+    }
+
+    #[inline]
+    fn advance(&mut self) {
+        self.k += 1;
+        self.due = self.t0 + Duration::from_secs_f64(self.k as f64 * self.interval);
+    }
+
+    /// The start of the window-wide cell (counted from t0) that holds the next unit.
+    fn cell_start(&self) -> Instant {
+        let w = self.window.as_nanos().max(1);
+        let since = self.due.saturating_duration_since(self.t0).as_nanos();
+        self.t0 + Duration::from_nanos(((since / w) * w) as u64)
+    }
+}
+
+/// The window of units one wake-up sends. Sending to an idle server costs the sender its
+/// wake-up (a cross-CPU interrupt, dear in a VM), and every timer set costs one more: a wider
+/// window sends more units per wake-up and sets the timer less often, at the price of a
+/// burstier schedule. 250 µs keeps the client's CPU per request at the closed loop's (bench/
+/// rbench-vs-redis-benchmark.sh, the open-loop row) and is far below the latencies reported.
+const WINDOW: Duration = Duration::from_micros(250);
+
+/// A one-shot monotonic timer in the poll set, with nanosecond resolution. It remembers the
+/// moment it is set for, so asking again for the same moment costs no system call: setting a
+/// timer that becomes the CPU's next expiry is dear in a VM (about 12 µs).
+struct Timer {
+    fd: nix::sys::timerfd::TimerFd,
+    armed: Option<Instant>,
+    /// How often it was set, for the tests.
+    sets: u64,
+}
 
 impl Timer {
     fn new(poll: &Poll) -> io::Result<Timer> {
@@ -706,24 +769,37 @@ impl Timer {
             Token(TIMER),
             Interest::READABLE,
         )?;
-        Ok(Timer(fd))
+        Ok(Timer {
+            fd,
+            armed: None,
+            sets: 0,
+        })
     }
 
-    fn arm(&self, after: Duration) -> io::Result<()> {
+    /// Fire at `at`, unless the timer already is set for that moment.
+    fn arm_at(&mut self, at: Instant) -> io::Result<()> {
         use nix::sys::time::TimeSpec;
         use nix::sys::timerfd::{Expiration, TimerSetTimeFlags};
+        if self.armed == Some(at) {
+            return Ok(());
+        }
         // Zero would disarm the timer; a nanosecond fires at once.
-        let after = after.max(Duration::from_nanos(1));
-        self.0.set(
+        let after = at
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_nanos(1));
+        self.fd.set(
             Expiration::OneShot(TimeSpec::from_duration(after)),
             TimerSetTimeFlags::empty(),
         )?;
+        self.armed = Some(at);
+        self.sets += 1;
         Ok(())
     }
 
-    fn clear(&self) {
+    fn clear(&mut self) {
         // Non-blocking read of the expiry count; EAGAIN when it already was read.
-        let _ = self.0.wait();
+        let _ = self.fd.wait();
+        self.armed = None;
     }
 }
 
@@ -934,5 +1010,38 @@ mod tests {
             }
         }
         assert!((9_000..11_000).contains(&sets), "{sets}");
+    }
+
+    #[test]
+    fn open_loop_schedule_does_not_drift_and_groups_units_by_window() {
+        let t0 = Instant::now();
+        // 1/60000 s is no whole number of nanoseconds: a summed interval would drift.
+        let mut sc = Schedule::new(t0, 1.0 / 60_000.0, Duration::from_micros(250));
+        let mut cells = std::collections::BTreeSet::new();
+        for _ in 0..600_000 {
+            cells.insert(sc.cell_start());
+            assert!(sc.cell_start() <= sc.due && sc.due < sc.cell_start() + sc.window);
+            sc.advance();
+        }
+        assert_eq!(sc.due.duration_since(t0), Duration::from_secs(10));
+        // Ten seconds of 250 µs cells: one wake-up moment per cell, not one per unit.
+        assert_eq!(cells.len(), 40_000);
+    }
+
+    #[test]
+    fn the_timer_is_set_only_when_the_moment_changes() {
+        let poll = Poll::new().unwrap();
+        let mut t = Timer::new(&poll).unwrap();
+        let at = Instant::now() + Duration::from_millis(5);
+        for _ in 0..10 {
+            t.arm_at(at).unwrap();
+        }
+        assert_eq!(t.sets, 1);
+        t.arm_at(at + Duration::from_micros(250)).unwrap();
+        assert_eq!(t.sets, 2);
+        // Once it fired (and was read), the same moment needs setting again.
+        t.clear();
+        t.arm_at(at).unwrap();
+        assert_eq!(t.sets, 3);
     }
 }
