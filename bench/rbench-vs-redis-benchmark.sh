@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
-# rbench's native engine against redis-benchmark, on a private loopback redis-server.
+# rbench's native engine against redis-benchmark (and memtier_benchmark when MEMTIER names its
+# binary), on a private loopback redis-server.
 #
-# Rows: SET and GET with -c 50 -d 256 at -P 1 and -P 16. The two tools alternate inside each
-# round (who goes first flips every round), and the table reports medians over the rounds of
-# requests/s and of client CPU time (user+sys, from /usr/bin/time) per request. Both tools use
-# the same random keys (redis-benchmark -r N = rbench --keyspace N --key-prefix key:).
+# Rows: SET and GET with -c 50 -d 256 at -P 1 and -P 16, then the open loop: rbench --rate (and
+# memtier --rate-limiting) at half of the same round's closed-loop rbench GET -P 1 rate. The
+# tools take turns inside each round, and the order rotates every round. The tables report
+# medians over the rounds of requests/s, of client CPU time (user+sys, from /usr/bin/time) per
+# request, and of the server's CPU utilisation during the run (its utime+stime, from /proc, over
+# requests / rate): near 100 % the server was the bottleneck, well below it the client was.
+#
+# Every tool sees the same number of keys and the same value size, and every key is written
+# before the first GET so that every GET hits: redis-benchmark -r N and rbench --keyspace N
+# --key-prefix key: share the keys key:000000000000…; memtier names its keys key:1…key:N
+# (no zero padding), so it fills its own N keys first.
 #
 #   bench/rbench-vs-redis-benchmark.sh            # 3 rounds, writes bench/rbench-results.md
-#   ROUNDS=5 N1=500000 N16=3000000 bench/rbench-vs-redis-benchmark.sh
+#   MEMTIER=/path/to/memtier_benchmark ROUNDS=5 N1=500000 N16=3000000 bench/rbench-vs-redis-benchmark.sh
 #
-# Bounded: with the defaults it takes about two minutes on a 2-core machine.
+# Bounded: with the defaults it takes about three minutes on a 2-core machine (four with memtier).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -18,11 +26,17 @@ N1=${N1:-300000}          # requests per run at -P 1
 N16=${N16:-2000000}       # requests per run at -P 16
 KEYSPACE=${KEYSPACE:-100000}
 OUT=${OUT:-bench/rbench-results.md}
+MEMTIER=${MEMTIER:-}
+CLIENTS=50
+SIZE=256
 
 for tool in redis-server redis-benchmark redis-cli; do
     command -v "$tool" >/dev/null || { echo "$0: $tool not found (apt-get install redis-server redis-tools)" >&2; exit 69; }
 done
 [ -x /usr/bin/time ] || { echo "$0: /usr/bin/time not found (apt-get install time)" >&2; exit 69; }
+if [ -n "$MEMTIER" ] && ! [ -x "$MEMTIER" ]; then
+    echo "$0: MEMTIER=$MEMTIER is not an executable file" >&2; exit 69
+fi
 
 cargo build --release --quiet --bin rbench
 RBENCH=$PWD/target/release/rbench
@@ -52,71 +66,142 @@ for _ in 1 2 3 4 5; do
 done
 [ -n "$server_pid" ] || { echo "$0: could not start redis-server" >&2; exit 69; }
 
-# run TOOL TEST P N → "rps cpu_seconds"
+# Fill every key each tool will GET.
+"$RBENCH" run --url "redis://127.0.0.1:$port" -t set -c 10 -d "$SIZE" -P 16 -n "$KEYSPACE" \
+    --keyspace "$KEYSPACE" --key-prefix key: --key-dist sequential -q --format csv >/dev/null
+if [ -n "$MEMTIER" ]; then
+    "$MEMTIER" -s 127.0.0.1 -p "$port" -t 1 -c 1 --pipeline 16 -d "$SIZE" --ratio 1:0 \
+        --key-pattern P:P --key-prefix key: --key-minimum 1 --key-maximum "$KEYSPACE" \
+        -n allkeys --hide-histogram >/dev/null 2>&1
+fi
+echo "prefilled: $(redis-cli -p "$port" dbsize) keys" >&2
+
+server_cpu() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }
+tck=$(getconf CLK_TCK)
+
+# run TOOL TEST P N [RATE] → "rps client_cpu_seconds server_cpu_percent"
 run() {
-    local tool=$1 test=$2 p=$3 n=$4 csv
-    if [ "$tool" = redis-benchmark ]; then
+    local tool=$1 test=$2 p=$3 n=$4 rate=${5:-} csv c0 c1
+    c0=$(server_cpu)
+    case $tool in
+    redis-benchmark)
         /usr/bin/time -f '%U %S' -o "$work/time" \
-            redis-benchmark -h 127.0.0.1 -p "$port" -c 50 -d 256 -P "$p" -n "$n" \
+            redis-benchmark -h 127.0.0.1 -p "$port" -c "$CLIENTS" -d "$SIZE" -P "$p" -n "$n" \
             -r "$KEYSPACE" -t "$test" --csv >"$work/out" 2>"$work/err"
         # "SET","123.45",… → 123.45
         csv=$(grep -i "^\"$test\"" "$work/out" | head -1 | cut -d, -f2 | tr -d '"')
-    else
+        ;;
+    rbench)
         /usr/bin/time -f '%U %S' -o "$work/time" \
-            "$RBENCH" run --url "redis://127.0.0.1:$port" -c 50 -d 256 -P "$p" -n "$n" \
-            --keyspace "$KEYSPACE" --key-prefix key: -t "$test" --format csv -q \
+            "$RBENCH" run --url "redis://127.0.0.1:$port" -c "$CLIENTS" -d "$SIZE" -P "$p" -n "$n" \
+            --keyspace "$KEYSPACE" --key-prefix key: -t "$test" --format csv -q ${rate:+--rate "$rate"} \
             >"$work/out" 2>"$work/err"
         csv=$(sed -n 2p "$work/out" | cut -d, -f2)
-    fi
+        ;;
+    memtier)
+        local ratio=1:0 limit=()
+        [ "$test" = get ] && ratio=0:1
+        # --rate-limiting is per connection.
+        [ -n "$rate" ] && limit=(--rate-limiting $(( (rate + CLIENTS / 2) / CLIENTS )))
+        /usr/bin/time -f '%U %S' -o "$work/time" \
+            "$MEMTIER" -s 127.0.0.1 -p "$port" -t 1 -c "$CLIENTS" -d "$SIZE" --pipeline "$p" \
+            -n $((n / CLIENTS)) --ratio "$ratio" --key-pattern R:R --key-prefix key: \
+            --key-minimum 1 --key-maximum "$KEYSPACE" --hide-histogram "${limit[@]}" \
+            >"$work/out" 2>"$work/err"
+        # The Totals line: Totals ops/sec hits/sec misses/sec …
+        csv=$(awk '$1 == "Totals" {print $2; exit}' "$work/out")
+        if [ "$test" = get ]; then
+            misses=$(awk '$1 == "Gets" {print $4; exit}' "$work/out")
+            awk -v m="$misses" 'BEGIN {exit !(m > 0)}' && echo "$0: memtier GETs missed ($misses/s): the prefill did not cover its keys" >&2
+        fi
+        ;;
+    esac
+    c1=$(server_cpu)
     [ -n "$csv" ] || { echo "$0: no result from $tool $test -P $p:" >&2; cat "$work/out" "$work/err" >&2; exit 65; }
-    echo "$csv $(awk '{print $1 + $2}' "$work/time")"
+    # The server's CPU time over the time the tool says the load lasted (requests / rate): the
+    # tools' own start-up and exit, when the server idles, do not dilute it.
+    echo "$csv $(awk '{print $1 + $2}' "$work/time") $(awk -v a="$c0" -v b="$c1" -v n="$n" -v r="$csv" -v k="$tck" 'BEGIN {printf "%.1f", (b - a) / k / (n / r) * 100}')"
 }
 
 median() { sort -g | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
 
+tools=(redis-benchmark rbench)
+[ -n "$MEMTIER" ] && tools+=(memtier)
 rows=("set 1 $N1" "get 1 $N1" "set 16 $N16" "get 16 $N16")
 : >"$work/samples"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 start=$(date +%s)
 for round in $(seq "$ROUNDS"); do
+    # Rotate the order: round 1 a b c, round 2 b c a, …
+    order=()
+    for i in "${!tools[@]}"; do order+=("${tools[$(( (i + round - 1) % ${#tools[@]} ))]}"); done
     for row in "${rows[@]}"; do
         set -- $row
-        if [ $((round % 2)) -eq 1 ]; then order="redis-benchmark rbench"; else order="rbench redis-benchmark"; fi
-        for tool in $order; do
-            read -r rps cpu < <(run "$tool" "$1" "$2" "$3")
-            echo "$1 $2 $tool $rps $cpu $3" >>"$work/samples"
-            printf 'round %s  %-4s -P %-2s  %-15s %10.0f req/s  %.2f s CPU\n' "$round" "$1" "$2" "$tool" "$rps" "$cpu" >&2
+        for tool in "${order[@]}"; do
+            read -r rps cpu scpu < <(run "$tool" "$1" "$2" "$3")
+            echo "$1 $2 $tool $rps $cpu $3 $scpu" >>"$work/samples"
+            printf 'round %s  %-4s -P %-2s  %-15s %10.0f req/s  %.2f s CPU  server %s%%\n' "$round" "$1" "$2" "$tool" "$rps" "$cpu" "$scpu" >&2
         done
+    done
+    # The open loop at half of this round's closed-loop rbench GET -P 1 rate, same settings.
+    closed=$(awk '$1=="get" && $2==1 && $3=="rbench" {v=$4} END {print v}' "$work/samples")
+    target=$(awk -v c="$closed" 'BEGIN {printf "%.0f", c / 2}')
+    for tool in "${order[@]}"; do
+        [ "$tool" = redis-benchmark ] && continue
+        read -r rps cpu scpu < <(run "$tool" get 1 "$N1" "$target")
+        echo "get 1 $tool-rate $rps $cpu $N1 $scpu $target" >>"$work/samples"
+        printf 'round %s  get  -P 1   %s --rate %s %7.0f req/s  %.2f s CPU  server %s%%\n' "$round" "$tool" "$target" "$rps" "$cpu" "$scpu" >&2
     done
 done
 elapsed=$(( $(date +%s) - start ))
 
-cmdline="ROUNDS=$ROUNDS N1=$N1 N16=$N16 KEYSPACE=$KEYSPACE bench/rbench-vs-redis-benchmark.sh"
+# med TEST P TOOL FIELD-EXPRESSION
+med() { awk -v t="$1" -v p="$2" -v o="$3" '$1==t && $2==p && $3==o {print '"$4"'}' "$work/samples" | median; }
+
+cmdline="ROUNDS=$ROUNDS N1=$N1 N16=$N16 KEYSPACE=$KEYSPACE${MEMTIER:+ MEMTIER=…/memtier_benchmark} bench/rbench-vs-redis-benchmark.sh"
 {
-    echo "# rbench vs redis-benchmark"
+    echo "# rbench vs redis-benchmark${MEMTIER:+ and memtier_benchmark}"
     echo
-    echo "Measured by \`$cmdline\` on $(date -u +%Y-%m-%d):"
+    echo "Measured by \`$cmdline\` on $(date -u '+%Y-%m-%d %H:%M UTC'):"
     echo "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(uname -sr),"
-    echo "$(redis-server --version | cut -d' ' -f1-3), $(redis-benchmark --version), rbench $("$RBENCH" --version | cut -d' ' -f2-)."
-    echo "Private redis-server on 127.0.0.1, client and server on the same machine; -c 50 -d 256,"
-    echo "$KEYSPACE random keys; medians of $ROUNDS alternating rounds ($elapsed s in all)."
-    echo "CPU is the client's user+sys time for the whole run (connect included) divided by requests."
+    echo -n "$(redis-server --version | cut -d' ' -f1-3), $(redis-benchmark --version), rbench $("$RBENCH" --version | cut -d' ' -f2-)"
+    if [ -n "$MEMTIER" ]; then echo ", $("$MEMTIER" --version | head -1)."; else echo "."; fi
+    echo "Private redis-server on 127.0.0.1, client and server on the same machine; -c $CLIENTS -d $SIZE,"
+    echo "$KEYSPACE random keys, all written before the first GET (every GET hits); one client thread"
+    echo "each; medians of $ROUNDS rounds with the tools' order rotating ($elapsed s in all)."
+    echo "Client CPU is the tool's user+sys time for the whole run (connect included) divided by"
+    echo "requests; server CPU is redis-server's utime+stime during the run over the time the load"
+    echo "lasted (requests / rate; 100 % = one core busy: the server was the bottleneck)."
     echo "Load average before / after: $load_before / $(cut -d' ' -f1-3 /proc/loadavg) (other work on"
-    echo "the machine shows up here; alternating the tools shares that noise between them)."
+    echo "the machine shows up here; rotating the tools shares that noise between them)."
     echo
-    echo "| test | -P | redis-benchmark req/s | rbench req/s | rbench/redis-benchmark | redis-benchmark CPU µs/req | rbench CPU µs/req |"
-    echo "|---|---:|---:|---:|---:|---:|---:|"
+    echo "| test | -P | tool | req/s | vs redis-benchmark | client CPU µs/req | server CPU |"
+    echo "|---|---:|---|---:|---:|---:|---:|"
     for row in "${rows[@]}"; do
         set -- $row
-        rb_rps=$(awk -v t="$1" -v p="$2" '$1==t && $2==p && $3=="redis-benchmark" {print $4}' "$work/samples" | median)
-        rj_rps=$(awk -v t="$1" -v p="$2" '$1==t && $2==p && $3=="rbench" {print $4}' "$work/samples" | median)
-        rb_cpu=$(awk -v t="$1" -v p="$2" '$1==t && $2==p && $3=="redis-benchmark" {print $5 / $6 * 1e6}' "$work/samples" | median)
-        rj_cpu=$(awk -v t="$1" -v p="$2" '$1==t && $2==p && $3=="rbench" {print $5 / $6 * 1e6}' "$work/samples" | median)
-        awk -v t="$1" -v p="$2" -v a="$rb_rps" -v b="$rj_rps" -v ca="$rb_cpu" -v cb="$rj_cpu" \
-            'BEGIN {printf "| %s | %s | %.0f | %.0f | %.2f | %.2f | %.2f |\n", toupper(t), p, a, b, b / a, ca, cb}'
+        base=$(med "$1" "$2" redis-benchmark '$4')
+        for tool in "${tools[@]}"; do
+            awk -v t="$1" -v p="$2" -v o="$tool" -v b="$base" -v r="$(med "$1" "$2" "$tool" '$4')" \
+                -v c="$(med "$1" "$2" "$tool" '$5 / $6 * 1e6')" -v s="$(med "$1" "$2" "$tool" '$7')" \
+                'BEGIN {printf "| %s | %s | %s | %.0f | %.2f | %.2f | %.0f %% |\n", toupper(t), p, o, r, r / b, c, s}'
+        done
     done
     echo
-    echo "Every sample (test, -P, tool, req/s, CPU s, requests):"
+    echo "Open loop: \`rbench run -t get -P 1 --rate R\`${MEMTIER:+ and memtier \`--rate-limiting R/$CLIENTS\`}, R half of the"
+    echo "same round's closed-loop rbench GET -P 1 rate; rbench's closed-loop CPU per request beside it."
+    echo
+    echo "| test | -P | tool | target req/s | achieved req/s | achieved/target | client CPU µs/req | server CPU | rbench closed-loop CPU µs/req |"
+    echo "|---|---:|---|---:|---:|---:|---:|---:|---:|"
+    ccpu=$(med get 1 rbench '$5 / $6 * 1e6')
+    for tool in "${tools[@]}"; do
+        [ "$tool" = redis-benchmark ] && continue
+        awk -v o="$tool" -v tg="$(med get 1 "$tool-rate" '$8')" -v a="$(med get 1 "$tool-rate" '$4')" \
+            -v r="$(med get 1 "$tool-rate" '$4 / $8')" -v c="$(med get 1 "$tool-rate" '$5 / $6 * 1e6')" \
+            -v s="$(med get 1 "$tool-rate" '$7')" -v cc="$ccpu" \
+            'BEGIN {printf "| GET | 1 | %s | %.0f | %.0f | %.4f | %.2f | %.0f %% | %.2f |\n", o, tg, a, r, c, s, cc}'
+    done
+    echo
+    echo "Every sample (test, -P, tool, req/s, client CPU s, requests, server CPU %[, target rate]):"
     echo
     echo '```'
     cat "$work/samples"

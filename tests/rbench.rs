@@ -1154,3 +1154,352 @@ fn wrap_refuses_figures_an_older_redis_benchmark_counted_errors_into() {
     );
     assert_eq!(check::stdout(&out), "");
 }
+
+#[test]
+fn key_range_sequential_sizes_and_ttl_reach_the_server() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let doc = json(
+        &env,
+        &[
+            "run",
+            "-t",
+            "set",
+            "-n",
+            "50",
+            "-c",
+            "3",
+            "--key-dist",
+            "sequential",
+            "--key-min",
+            "1000",
+            "--key-max",
+            "1049",
+            "-d",
+            "10-20",
+            "--ttl",
+            "500",
+            "--key-prefix",
+            "seq:",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(doc["config"]["key_dist"], "sequential");
+    assert_eq!(doc["config"]["keyspace"], 50);
+    assert_eq!(doc["config"]["value_sizes"], "10-20");
+    let keys = check::all_keys(&server);
+    // A sequential SET run writes every key of the range once, and no other.
+    let want: Vec<String> = (1000..1050).map(|i| format!("seq:{i:012}")).collect();
+    assert_eq!(keys, want);
+    let mut sizes = std::collections::BTreeSet::new();
+    for k in &keys {
+        let n: usize = server.cli(&["STRLEN", k]).trim().parse().unwrap();
+        assert!((10..=20).contains(&n), "{k}: {n} bytes");
+        sizes.insert(n);
+        let ttl: i64 = server.cli(&["TTL", k]).trim().parse().unwrap();
+        assert!((1..=500).contains(&ttl), "{k}: TTL {ttl}");
+    }
+    assert!(sizes.len() > 3, "{sizes:?}");
+}
+
+#[test]
+fn get_counts_hits_and_misses_and_bytes() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    // Keys 0..29 exist, 30..99 do not; a sequential GET over 0..99 hits 30 of every 100.
+    for i in 0..30 {
+        server.cli(&["SET", &format!("hm:{i:012}"), "v"]);
+    }
+    for mode in [
+        &["--mode", "direct"][..],
+        &["--mode", "batched", "--batch", "10"],
+    ] {
+        let mut args = vec![
+            "run",
+            "-t",
+            "get",
+            "-n",
+            "1000",
+            "-c",
+            "1",
+            "--keyspace",
+            "100",
+            "--key-dist",
+            "sequential",
+            "--key-prefix",
+            "hm:",
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(mode);
+        let doc = json(&env, &args);
+        let r = &doc["results"]["tests"]["GET"];
+        assert_eq!(u(&r["hits"]), 300, "{mode:?}: {r}");
+        assert_eq!(u(&r["misses"]), 700, "{mode:?}: {r}");
+        assert!(f(&r["bytes_per_second"]) > f(&r["requests_per_second"]) * 20.0);
+    }
+    let out = run(env.cmd("rbench").args([
+        "run",
+        "-t",
+        "get",
+        "-n",
+        "100",
+        "-c",
+        "1",
+        "--keyspace",
+        "100",
+        "--key-dist",
+        "sequential",
+        "--key-prefix",
+        "hm:",
+    ]));
+    let text = check::ok(&out);
+    assert!(
+        text.contains("GET: GET 30 hits, 70 misses (70.0% missed)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn commands_with_placeholders_run_alone_and_in_a_mix() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let doc = json(
+        &env,
+        &[
+            "run",
+            "--command",
+            "HSET __key__ field __data__",
+            "-n",
+            "40",
+            "-c",
+            "2",
+            "-d",
+            "7",
+            "--keyspace",
+            "40",
+            "--key-dist",
+            "sequential",
+            "--key-prefix",
+            "h:",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(u(&doc["results"]["tests"]["HSET"]["requests"]), 40);
+    assert_eq!(doc["config"]["commands"][0], "HSET __key__ field __data__");
+    assert_eq!(check::all_keys(&server).len(), 40);
+    assert_eq!(
+        server.cli(&["HGET", "h:000000000007", "field"]).trim(),
+        "xxxxxxx"
+    );
+    // In a mix, cmd1 is the first --command.
+    let doc = json(
+        &env,
+        &[
+            "run",
+            "--command",
+            "RPUSH list:__key__ __data__",
+            "--ratio",
+            "get:1,cmd1:1",
+            "-n",
+            "400",
+            "-c",
+            "2",
+            "--keyspace",
+            "1",
+            "--key-prefix",
+            "m:",
+            "--format",
+            "json",
+        ],
+    );
+    let ops = doc["results"]["tests"]["MIXED"]["ops"].as_array().unwrap();
+    let pushes = ops
+        .iter()
+        .find(|o| o["op"] == "RPUSH list:__key__ __data__")
+        .unwrap_or_else(|| panic!("{ops:?}"));
+    let n = u(&pushes["count"]);
+    assert!(n > 100 && n < 300, "{n}");
+    assert_eq!(
+        server.cli(&["LLEN", "list:m:000000000000"]).trim(),
+        n.to_string()
+    );
+    let out = run(env
+        .cmd("rbench")
+        .args(["run", "--ratio", "cmd2:1", "--command", "PING"]));
+    fails(&out, 2, "rbench");
+}
+
+#[test]
+fn runs_report_the_median_and_every_run_with_per_second_samples() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let doc = json(
+        &env,
+        &[
+            "run",
+            "-t",
+            "set",
+            "--runs",
+            "3",
+            "--rate",
+            "500",
+            "--duration",
+            "2200ms",
+            "-c",
+            "2",
+            "--key-prefix",
+            "runs:",
+            "--format",
+            "json",
+        ],
+    );
+    let r = &doc["results"]["tests"]["SET"];
+    let runs = r["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3);
+    let mut rates: Vec<f64> = runs.iter().map(|x| f(&x["requests_per_second"])).collect();
+    rates.sort_by(f64::total_cmp);
+    assert_eq!(f(&r["requests_per_second_min"]), rates[0]);
+    assert_eq!(f(&r["requests_per_second"]), rates[1]);
+    assert_eq!(f(&r["requests_per_second_max"]), rates[2]);
+    assert_eq!(doc["config"]["runs"], 3);
+    for run in runs {
+        // 2.2 s: three seconds of samples, and they add up to the run's requests.
+        let samples = run["samples"].as_array().unwrap();
+        assert_eq!(samples.len(), 3, "{samples:?}");
+        let sum: u64 = samples.iter().map(|s| u(&s["requests"])).sum();
+        assert_eq!(sum, u(&run["successes"]));
+        assert!(
+            (450..=550).contains(&u(&samples[1]["requests"])),
+            "{samples:?}"
+        );
+        assert!(f(&samples[0]["p99_latency_ms"]) >= f(&samples[0]["p50_latency_ms"]));
+    }
+}
+
+#[test]
+fn hdr_out_writes_files_hdrhistogram_reads() {
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    use hdrhistogram::serialization::Deserializer;
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let prefix = env.path().join("lat");
+    json(
+        &env,
+        &[
+            "run",
+            "-t",
+            "set",
+            "-n",
+            "3000",
+            "-c",
+            "4",
+            "--rate",
+            "2000",
+            "--key-prefix",
+            "hdr:",
+            "--hdr-out",
+            prefix.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+    );
+    let log = std::fs::read(env.path().join("lat_SET.hlog")).unwrap();
+    let mut total = 0u64;
+    let mut intervals = 0;
+    let mut de = Deserializer::new();
+    for entry in IntervalLogIterator::new(&log) {
+        if let LogEntry::Interval(iv) = entry.unwrap() {
+            let bytes = base64_decode(iv.encoded_histogram());
+            let h: hdrhistogram::Histogram<u64> = de.deserialize(&mut &bytes[..]).unwrap();
+            assert!(iv.max() > 0.0 && iv.max() < 10_000.0, "max {} ms", iv.max());
+            total += h.len();
+            intervals += 1;
+        }
+    }
+    assert_eq!(total, 3000);
+    assert!(intervals >= 2, "{intervals}");
+    let grm = std::fs::read_to_string(env.path().join("lat_SET.hgrm")).unwrap();
+    assert!(grm.contains("Total count    =         3000]"), "{grm}");
+    let last = grm
+        .lines()
+        .rfind(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .unwrap();
+    assert_eq!(last.split_whitespace().nth(1), Some("1.000000000000"));
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    };
+    let mut out = Vec::new();
+    let bytes: Vec<u8> = s.bytes().filter(|&c| c != b'=').collect();
+    for chunk in bytes.chunks(4) {
+        let mut n = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            n |= (val(c) as u32) << (18 - 6 * i);
+        }
+        out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
+    }
+    out
+}
+
+#[test]
+fn wrap_finds_valkey_benchmark_or_the_program_given() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let Ok(real) = which::which("redis-benchmark") else {
+        return util::missing("redis-benchmark");
+    };
+    let env = TestEnv::new(&server);
+    // A Valkey site: only valkey-benchmark (here the same program under Valkey's name).
+    let bin = env.path().join("valkey");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(&real, bin.join("valkey-benchmark")).unwrap();
+    let args = [
+        "wrap", "-t", "set", "-n", "2000", "-c", "2", "--format", "json",
+    ];
+    let out = run(env.cmd("rbench").env("PATH", &bin).args(args));
+    let doc: Value = serde_json::from_str(&check::ok(&out)).unwrap();
+    assert_eq!(doc["config"]["tool"], "valkey-benchmark");
+    assert!(doc["config"]["command"][0]
+        .as_str()
+        .unwrap()
+        .ends_with("valkey/valkey-benchmark"));
+    assert!(f(&doc["results"]["tests"]["SET"]["requests_per_second"]) > 0.0);
+    // --program, with nothing on PATH.
+    let empty = env.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let prog = bin.join("valkey-benchmark");
+    let mut a = vec!["wrap", "--program", prog.to_str().unwrap()];
+    a.extend_from_slice(&args[1..]);
+    let out = run(env.cmd("rbench").env("PATH", &empty).args(&a));
+    let doc: Value = serde_json::from_str(&check::ok(&out)).unwrap();
+    assert_eq!(doc["config"]["tool"], "valkey-benchmark");
+    let out = run(env.cmd("rbench").env("PATH", &empty).args([
+        "wrap",
+        "--program",
+        "/nonexistent/valkey-benchmark",
+    ]));
+    fails(&out, 69, "rbench");
+    // wrap writes one size only.
+    let out = run(env.cmd("rbench").args(["wrap", "-d", "10-20"]));
+    fails(&out, 2, "rbench");
+}

@@ -152,8 +152,80 @@ impl Exporter for Human {
             if let Some(line) = error_line(n, r) {
                 writeln!(out, "{line}")?;
             }
+            for line in extra_lines(n, r, c) {
+                writeln!(out, "{line}")?;
+            }
         }
         Ok(())
+    }
+}
+
+/// Beside the table: GET hits and misses, bytes/s, the spread of --runs, and a Little's-law
+/// check of the latencies.
+pub fn extra_lines(name: &str, r: &TestResult, c: &super::BenchConfig) -> Vec<String> {
+    let mut v = Vec::new();
+    let mut traffic = Vec::new();
+    if let (Some(h), Some(m)) = (r.hits, r.misses) {
+        traffic.push(format!(
+            "GET {h} hits, {m} misses ({} missed)",
+            percent(m, h + m)
+        ));
+    }
+    if let Some(b) = r.bytes_per_second {
+        traffic.push(format!("{} sent and received", bytes_rate(b)));
+    }
+    if !traffic.is_empty() {
+        v.push(format!("{name}: {}", traffic.join("; ")));
+    }
+    if let (Some(lo), Some(hi)) = (r.requests_per_second_min, r.requests_per_second_max) {
+        v.push(format!(
+            "{name}: median of {} runs, {} req/s (min {}, max {})",
+            r.runs.len(),
+            rps(r.requests_per_second),
+            rps(lo),
+            rps(hi)
+        ));
+    }
+    if let Some(line) = littles_law(name, r, c) {
+        v.push(line);
+    }
+    v
+}
+
+/// Little's law (in flight = throughput × latency) in a closed loop: `clients × pipeline ×
+/// batch` operations are always in flight, so the mean latency should be that over the rate.
+/// A measured mean well below it means requests waited in the client, not the server, and
+/// the client was the bottleneck; None when they agree within 5 % (or the check does not apply).
+pub fn littles_law(name: &str, r: &TestResult, c: &super::BenchConfig) -> Option<String> {
+    if c.rate.is_some() || r.errors.is_some_and(|e| e > 0) || r.requests_per_second <= 0.0 {
+        return None;
+    }
+    let avg = r.avg_latency_ms?;
+    let in_flight = c.clients as f64 * c.pipeline.max(1) as f64 * c.batch.unwrap_or(1) as f64;
+    let expected = in_flight / r.requests_per_second * 1e3;
+    let off = (avg - expected) / expected;
+    if off.abs() <= 0.05 {
+        return None;
+    }
+    Some(format!(
+        "{name}: Little's law: {in_flight:.0} requests in flight at {} req/s give a mean \
+         latency of {expected:.3} ms, but {avg:.3} ms was measured ({:+.0}%){}",
+        rps(r.requests_per_second),
+        off * 100.0,
+        if off < 0.0 {
+            "; the requests spent the rest waiting in the client, so the client was the \
+             bottleneck"
+        } else {
+            "; fewer requests were in flight than configured"
+        }
+    ))
+}
+
+fn bytes_rate(b: f64) -> String {
+    if b >= 1e6 {
+        format!("{:.1} MB/s", b / 1e6)
+    } else {
+        format!("{:.1} kB/s", b / 1e3)
     }
 }
 
@@ -317,5 +389,60 @@ mod tests {
         Json.write(&doc(), &mut out).unwrap();
         let back: BenchDoc = serde_json::from_slice(&out).unwrap();
         assert_eq!(back.results.tests, doc().results.tests);
+    }
+
+    #[test]
+    fn littles_law_speaks_only_when_latency_and_rate_disagree() {
+        let c = BenchConfig {
+            clients: 50,
+            pipeline: 1,
+            ..Default::default()
+        };
+        let mut r = TestResult {
+            requests_per_second: 100_000.0,
+            avg_latency_ms: Some(0.5),
+            ..Default::default()
+        };
+        // 50 in flight at 100000/s: 0.5 ms. They agree: nothing to say.
+        assert_eq!(littles_law("GET", &r, &c), None);
+        r.avg_latency_ms = Some(0.3);
+        let line = littles_law("GET", &r, &c).unwrap();
+        assert!(line.contains("0.500 ms") && line.contains("-40%"), "{line}");
+        assert!(line.contains("the client was the bottleneck"), "{line}");
+        // The open loop has no fixed number in flight.
+        let open = BenchConfig {
+            rate: Some(1000.0),
+            ..c.clone()
+        };
+        assert_eq!(littles_law("GET", &r, &open), None);
+        let mut out = Vec::new();
+        let mut d = doc();
+        d.config = c;
+        d.results.tests.0[0].1 = r;
+        Human.write(&d, &mut out).unwrap();
+        assert!(String::from_utf8(out).unwrap().contains("Little's law"));
+    }
+
+    #[test]
+    fn hits_misses_bytes_and_runs_show_below_the_table() {
+        let r = TestResult {
+            requests_per_second: 900.0,
+            hits: Some(75),
+            misses: Some(25),
+            bytes_per_second: Some(2_500_000.0),
+            requests_per_second_min: Some(800.0),
+            requests_per_second_max: Some(1000.0),
+            runs: vec![TestResult::default(); 3],
+            ..Default::default()
+        };
+        let lines = extra_lines("GET", &r, &BenchConfig::default());
+        assert_eq!(
+            lines[0],
+            "GET: GET 75 hits, 25 misses (25.0% missed); 2.5 MB/s sent and received"
+        );
+        assert_eq!(
+            lines[1],
+            "GET: median of 3 runs, 900 req/s (min 800, max 1000)"
+        );
     }
 }

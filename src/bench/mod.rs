@@ -14,6 +14,8 @@ pub mod compare;
 pub mod conn;
 pub mod engine;
 pub mod export;
+pub mod gen;
+pub mod hdr;
 pub mod plot;
 pub mod resp;
 pub mod stats;
@@ -43,12 +45,31 @@ pub struct BenchConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requests: Option<u64>,
     pub clients: u32,
+    /// The value size, or the mean of `value_sizes`.
     pub value_size: usize,
+    /// A size range (`100-1000`) or weighted list (`100:8,1000:2`) when the sizes vary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_sizes: Option<String>,
+    /// SET's keys expire after this many seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl_s: Option<u64>,
     pub pipeline: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keyspace: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_prefix: Option<String>,
+    /// The first key number of the range (`keyspace` keys from it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_min: Option<u64>,
+    /// uniform, sequential, gaussian or zipf.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_dist: Option<String>,
+    /// The `--command` templates, `cmd1`, `cmd2`, … in a ratio.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub commands: Vec<String>,
+    /// Runs of each test (`--runs`); a test's figures are its median run's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runs: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -163,6 +184,37 @@ pub struct TestResult {
     /// The latency distribution as (percentile, ms) points, for plots.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub latency_percentiles: Vec<PercentilePoint>,
+    /// GET keys that had a value, and those that had none (a nil reply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hits: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub misses: Option<u64>,
+    /// Bytes sent and received per second, beside the requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_per_second: Option<f64>,
+    /// The slowest and fastest of `runs` (the figures above are the median run's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_second_min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_second_max: Option<f64>,
+    /// Every run of `--runs`, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<TestResult>,
+    /// One sample per second of the run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<Sample>,
+}
+
+/// What one second of a run did: the operations that completed in it and their latencies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Seconds since the start of the run (0 is the first second).
+    pub second: u64,
+    pub requests: u64,
+    pub avg_latency_ms: Option<f64>,
+    pub p50_latency_ms: Option<f64>,
+    pub p99_latency_ms: Option<f64>,
+    pub max_latency_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -67,6 +67,8 @@ pub struct Scanned {
     pub len: usize,
     /// A top-level error reply (`-ERR …`).
     pub error: bool,
+    /// Nil replies in it (`$-1`, `*-1`, `_`): GET's miss, or MGET's missing keys.
+    pub nils: u32,
 }
 
 /// Find the end of the reply that starts at `buf[0]`: `Ok(None)` when more bytes are needed.
@@ -80,20 +82,23 @@ pub fn scan(buf: &[u8]) -> Result<Option<Scanned>, ProtocolError> {
         return Ok(Some(Scanned {
             len: 5,
             error: false,
+            nils: 0,
         }));
     }
-    Ok(skip(buf, 0)?.map(|len| Scanned {
+    Ok(skip(buf, 0)?.map(|(len, nils)| Scanned {
         len,
         error: tag == b'-' || tag == b'!',
+        nils,
     }))
 }
 
 /// The end of the reply at `buf[at..]`, as an absolute offset. A loop with a count of replies
 /// still to skip, not recursion: a hostile server's deeply nested array must not overflow the
 /// stack, and a huge element count must not overflow the count.
-fn skip(buf: &[u8], at: usize) -> Result<Option<usize>, ProtocolError> {
+fn skip(buf: &[u8], at: usize) -> Result<Option<(usize, u32)>, ProtocolError> {
     let mut pos = at;
     let mut pending: u64 = 1;
+    let mut nils = 0u32;
     while pending > 0 {
         pending -= 1;
         let Some(&tag) = buf.get(pos) else {
@@ -111,9 +116,11 @@ fn skip(buf: &[u8], at: usize) -> Result<Option<usize>, ProtocolError> {
         let line = &buf[pos + 1..eol];
         pos = eol + 2;
         match tag {
+            b'_' => nils = nils.saturating_add(1),
             b'$' | b'!' | b'=' => {
                 let n = parse_int(line)?;
                 if n < 0 {
+                    nils = nils.saturating_add(1);
                     continue;
                 }
                 let end = pos.saturating_add(n as usize);
@@ -129,6 +136,9 @@ fn skip(buf: &[u8], at: usize) -> Result<Option<usize>, ProtocolError> {
             }
             b'*' | b'~' | b'>' | b'%' => {
                 let n = parse_int(line)?;
+                if n < 0 {
+                    nils = nils.saturating_add(1);
+                }
                 if n > 0 {
                     let items = if tag == b'%' {
                         (n as u64).saturating_mul(2)
@@ -141,7 +151,7 @@ fn skip(buf: &[u8], at: usize) -> Result<Option<usize>, ProtocolError> {
             _ => {}
         }
     }
-    Ok(Some(pos))
+    Ok(Some((pos, nils)))
 }
 
 /// The CR of the CRLF that ends the line at `buf[from..]`; a CR followed by anything else is not

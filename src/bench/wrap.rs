@@ -263,11 +263,33 @@ pub fn command_args(cfg: &Config, req: &Request) -> Vec<String> {
 }
 
 /// The program and its version line (`redis-benchmark 7.0.15`).
-pub fn find_program() -> anyhow::Result<(PathBuf, String)> {
-    let path = crate::process::find(
-        "redis-benchmark",
-        "it comes with Redis (Debian/Ubuntu: apt-get install redis-tools)",
-    )?;
+pub fn find_program(program: Option<&std::path::Path>) -> anyhow::Result<(PathBuf, String)> {
+    let path = match program {
+        // A bare name is looked up on PATH, a path taken as it is.
+        Some(p) if p.components().count() == 1 => {
+            crate::process::find(&p.to_string_lossy(), "give its path to --program")?
+        }
+        Some(p) => {
+            if !p.is_file() {
+                return Err(fail(
+                    Kind::Unavailable,
+                    format!("--program {}: no such file", p.display()),
+                ));
+            }
+            p.to_path_buf()
+        }
+        // Valkey ships the same tool as valkey-benchmark; a Valkey site may have only that.
+        None => which::which("redis-benchmark")
+            .or_else(|_| which::which("valkey-benchmark"))
+            .map_err(|_| {
+                fail(
+                    Kind::Unavailable,
+                    "redis-benchmark not found on PATH, nor valkey-benchmark; they come with \
+                     Redis and Valkey (Debian/Ubuntu: apt-get install redis-tools), or give \
+                     the program with --program",
+                )
+            })?,
+    };
     let version = Command::new(&path)
         .arg("--version")
         .stdin(Stdio::null())

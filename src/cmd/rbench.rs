@@ -11,10 +11,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::bench::compare::{self, CompareFormat};
-use crate::bench::engine::{self, Mode, Op, Workload};
+use crate::bench::engine::{self, Mode, Op, Outcome, Workload};
 use crate::bench::export::{self, Exporter};
-use crate::bench::{self, conn, plot, stats, wrap};
-use crate::bench::{BenchConfig, BenchDoc, OpCount, Results, RunFormat, TestResult, Tests};
+use crate::bench::gen::{self, KeyDist, Sizes, Template};
+use crate::bench::{self, conn, hdr, plot, stats, wrap};
+use crate::bench::{BenchConfig, BenchDoc, OpCount, Results, RunFormat, Sample, TestResult, Tests};
 use crate::cli::{self, ConnArgs};
 use crate::config::Config;
 use crate::exit::{fail, Kind};
@@ -24,6 +25,9 @@ pub const EXAMPLES: &str = "\
   rbench run --ratio set:1,get:9 --duration 30s --output mix.json
   rbench run -t get --rate 20000 --duration 1m --format csv
   rbench run -t set --mode batched --batch 100 --keyspace 1000000
+  rbench run -t set,get --key-dist sequential --key-min 1 --key-max 100000 -d 100-1000
+  rbench run --command 'HSET h:__key__ f __data__' --ratio get:4,cmd1:1 --runs 3
+  rbench run -t get --key-dist zipf --duration 30s --hdr-out get-latency
   rbench wrap -t set,get -n 100000 -c 50 -d 256 --output rb.json
   rbench compare rb.json native.json --format markdown --plot latency.svg
 ";
@@ -85,9 +89,10 @@ pub struct Shared {
     #[arg(short = 'c', long, default_value_t = 50, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub clients: u32,
-    /// Bytes in each SET value.
-    #[arg(short = 'd', long, default_value_t = 3, value_name = "BYTES")]
-    pub value_size: usize,
+    /// Bytes in each SET value (run: also a range, 100-1000, or a weighted list, 100:8,1000:2).
+    #[arg(short = 'd', long, default_value = "3", value_name = "BYTES",
+          value_parser = gen::parse_sizes)]
+    pub value_size: Sizes,
     /// Requests (run: units of --mode) in flight per connection.
     #[arg(short = 'P', long, default_value_t = 1, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -104,6 +109,10 @@ pub struct Shared {
 pub struct WrapArgs {
     #[command(flatten)]
     pub conn: ConnArgs,
+    /// The benchmark program to run (default: redis-benchmark, or valkey-benchmark when only
+    /// that one is on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub program: Option<PathBuf>,
     #[command(flatten)]
     pub shared: Shared,
     /// Random keys out of N (redis-benchmark -r).
@@ -133,9 +142,15 @@ pub struct RunArgs {
     pub conn: ConnArgs,
     #[command(flatten)]
     pub shared: Shared,
-    /// A mix of operations in one test, as OP:WEIGHT pairs (set:1,get:9); replaces --tests.
+    /// A mix of operations in one test, as OP:WEIGHT pairs (set:1,get:9; cmd1, cmd2, … are the
+    /// --command templates); replaces --tests.
     #[arg(long, value_name = "MIX", value_parser = parse_mix, conflicts_with = "tests")]
     pub ratio: Option<Mix>,
+    /// An arbitrary command, as 'SET __key__ __data__': __key__ is a key of the key range,
+    /// __data__ a value of -d bytes. Repeatable; alone each is a test of its own, in --ratio
+    /// they are cmd1, cmd2, …
+    #[arg(long = "command", value_name = "TEMPLATE", value_parser = gen::parse_template)]
+    pub commands: Vec<Template>,
     /// Run each test this long (30s, 2m); with --requests, whichever ends first.
     #[arg(long, value_name = "TIME", value_parser = crate::cli::parse_duration)]
     pub duration: Option<Duration>,
@@ -150,10 +165,40 @@ pub struct RunArgs {
     /// each operation's intended start (coordinated-omission correction).
     #[arg(long, value_name = "R")]
     pub rate: Option<f64>,
-    /// Keys are chosen at random among N.
-    #[arg(long, default_value_t = 100_000, value_name = "N",
+    /// Keys are chosen among N (default 100000), numbered from --key-min.
+    #[arg(long, value_name = "N", conflicts_with = "key_max",
           value_parser = clap::value_parser!(u64).range(1..=1_000_000_000_000))]
-    pub keyspace: u64,
+    pub keyspace: Option<u64>,
+    /// The first key number of the range.
+    #[arg(long, default_value_t = 0, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(0..=999_999_999_999))]
+    pub key_min: u64,
+    /// The last key number of the range (instead of --keyspace).
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(0..=999_999_999_999))]
+    pub key_max: Option<u64>,
+    /// How keys are chosen among the range.
+    #[arg(long, value_enum, default_value_t = KeyDistArg::Uniform)]
+    pub key_dist: KeyDistArg,
+    /// --key-dist gaussian: the standard deviation, in keys (default: a sixth of the range).
+    #[arg(long, value_name = "KEYS")]
+    pub key_stddev: Option<f64>,
+    /// --key-dist zipf: the exponent s (key k weighs 1/(k+1)^s).
+    #[arg(long, default_value_t = 1.0, value_name = "S")]
+    pub zipf_exponent: f64,
+    /// SET's keys expire after this many seconds (SET … EX).
+    #[arg(long, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub ttl: Option<u64>,
+    /// Run each test N times; its figures are the median run's (by REQ/S), with the min and max
+    /// beside them and every run in the JSON.
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub runs: u32,
+    /// Write each test's latencies as an HdrHistogram interval log (PREFIX_TEST.hlog, one
+    /// histogram a second) and percentile distribution (PREFIX_TEST.hgrm), in milliseconds.
+    #[arg(long, value_name = "PREFIX")]
+    pub hdr_out: Option<PathBuf>,
     /// Prefix of every key rbench touches (INCR uses PREFIXcounter:…).
     #[arg(long, default_value = "rbench:", value_name = "PREFIX")]
     pub key_prefix: String,
@@ -162,6 +207,18 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeyDistArg {
+    /// Every key equally likely.
+    Uniform,
+    /// One key after the other, wrapping around: a SET run fills the range.
+    Sequential,
+    /// Normal around the middle of the range (--key-stddev).
+    Gaussian,
+    /// Zipf: few keys take most requests (--zipf-exponent).
+    Zipf,
 }
 
 /// A `--ratio` mix of operations and weights.
@@ -203,7 +260,8 @@ fn base_config(cfg: &Config, s: &Shared, tool: &str, version: String) -> BenchCo
         tests: s.tests.clone(),
         requests: s.requests,
         clients: s.clients,
-        value_size: s.value_size,
+        value_size: s.value_size.mean(),
+        value_sizes: (!matches!(s.value_size, Sizes::Fixed(_))).then(|| s.value_size.to_string()),
         pipeline: s.pipeline,
         client_cpus: std::thread::available_parallelism().ok().map(|n| n.get()),
         ..Default::default()
@@ -212,14 +270,24 @@ fn base_config(cfg: &Config, s: &Shared, tool: &str, version: String) -> BenchCo
 
 fn run_wrap(a: WrapArgs) -> anyhow::Result<ExitCode> {
     let cfg = a.conn.load()?;
-    let (program, version) = wrap::find_program()?;
-    conn::probe(&cfg)?;
     let s = &a.shared;
+    let Sizes::Fixed(value_size) = s.value_size else {
+        return Err(fail(
+            Kind::Usage,
+            format!(
+                "-d {}: redis-benchmark writes values of one size; sizes that vary need \
+                 `rbench run`",
+                s.value_size
+            ),
+        ));
+    };
+    let (program, version) = wrap::find_program(a.program.as_deref())?;
+    conn::probe(&cfg)?;
     let req = wrap::Request {
         tests: s.tests.clone(),
         requests: Some(s.requests.unwrap_or(100_000)),
         clients: Some(s.clients),
-        value_size: Some(s.value_size),
+        value_size: Some(value_size),
         pipeline: Some(s.pipeline),
         keyspace: a.keyspace,
         show_errors: wrap::counts_errors(&version),
@@ -254,7 +322,11 @@ fn run_wrap(a: WrapArgs) -> anyhow::Result<ExitCode> {
             ),
         ));
     }
-    let mut config = base_config(&cfg, s, "redis-benchmark", version);
+    let tool = program
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "redis-benchmark".into());
+    let mut config = base_config(&cfg, s, &tool, version);
     config.requests = req.requests;
     config.keyspace = a.keyspace;
     config.command = std::iter::once(program.display().to_string())
@@ -279,6 +351,45 @@ fn run_native(a: RunArgs) -> anyhow::Result<ExitCode> {
             return Err(fail(Kind::Usage, "--rate must be a positive number"));
         }
     }
+    let keyspace = match a.key_max {
+        Some(max) if max < a.key_min => {
+            return Err(fail(
+                Kind::Usage,
+                format!("--key-max {max} is below --key-min {}", a.key_min),
+            ))
+        }
+        Some(max) => max - a.key_min + 1,
+        None => a.keyspace.unwrap_or(100_000),
+    };
+    if a.key_min.saturating_add(keyspace) > 1_000_000_000_000 {
+        return Err(fail(
+            Kind::Usage,
+            "the key range ends past key number 999999999999 (12 digits)",
+        ));
+    }
+    let key_dist = match a.key_dist {
+        KeyDistArg::Uniform => KeyDist::Uniform,
+        KeyDistArg::Sequential => KeyDist::Sequential,
+        KeyDistArg::Gaussian => {
+            if a.key_stddev.is_some_and(|d| !(d.is_finite() && d > 0.0)) {
+                return Err(fail(Kind::Usage, "--key-stddev must be a positive number"));
+            }
+            KeyDist::Gaussian {
+                stddev: a.key_stddev,
+            }
+        }
+        KeyDistArg::Zipf => {
+            if !(a.zipf_exponent.is_finite() && a.zipf_exponent > 0.0) {
+                return Err(fail(
+                    Kind::Usage,
+                    "--zipf-exponent must be a positive number",
+                ));
+            }
+            KeyDist::Zipf {
+                exponent: a.zipf_exponent,
+            }
+        }
+    };
     let requests = match (s.requests, a.duration) {
         (None, None) => Some(100_000),
         (n, _) => n,
@@ -287,11 +398,31 @@ fn run_native(a: RunArgs) -> anyhow::Result<ExitCode> {
         ModeArg::Direct => Mode::Direct,
         ModeArg::Batched => Mode::Batched(a.batch),
     };
-    // One test per operation, or one mixed test.
+    let op_name = |op: Op| match op {
+        Op::Custom(i) => a.commands[i as usize].text.clone(),
+        o => o.name().to_string(),
+    };
+    // One test per operation and per --command, or one mixed test.
     let tests: Vec<(String, Vec<(Op, u32)>)> = match &a.ratio {
-        Some(mix) => vec![("MIXED".into(), mix.0.clone())],
+        Some(mix) => {
+            if let Some((Op::Custom(i), _)) = mix
+                .0
+                .iter()
+                .find(|(o, _)| matches!(o, Op::Custom(i) if *i as usize >= a.commands.len()))
+            {
+                return Err(fail(
+                    Kind::Usage,
+                    format!(
+                        "--ratio cmd{}: there are {} --command templates",
+                        i + 1,
+                        a.commands.len()
+                    ),
+                ));
+            }
+            vec![("MIXED".into(), mix.0.clone())]
+        }
         None => {
-            let names = if s.tests.is_empty() {
+            let names = if s.tests.is_empty() && a.commands.is_empty() {
                 vec!["set".to_string(), "get".to_string()]
             } else {
                 s.tests.clone()
@@ -302,12 +433,20 @@ fn run_native(a: RunArgs) -> anyhow::Result<ExitCode> {
                     fail(
                         Kind::Usage,
                         format!(
-                            "-t {n}: the native engine runs set, get, del, exists and incr \
-                             (redis-benchmark's other tests: rbench wrap)"
+                            "-t {n}: the native engine runs set, get, del, exists and incr, \
+                             and any command with --command (redis-benchmark's other tests: \
+                             rbench wrap)"
                         ),
                     )
                 })?;
                 v.push((op.name().to_string(), vec![(op, 1)]));
+            }
+            for (i, t) in a.commands.iter().enumerate() {
+                let mut name = t.name();
+                if v.iter().any(|(n, _)| *n == name) {
+                    name = format!("{name} (cmd{})", i + 1);
+                }
+                v.push((name, vec![(Op::Custom(i as u16), 1)]));
             }
             v
         }
@@ -323,80 +462,59 @@ fn run_native(a: RunArgs) -> anyhow::Result<ExitCode> {
             pipeline: s.pipeline,
             mode,
             rate: a.rate,
-            value_size: s.value_size,
-            keyspace: a.keyspace,
+            sizes: s.value_size.clone(),
+            ttl: a.ttl,
+            key_min: a.key_min,
+            keyspace,
+            key_dist,
             key_prefix: a.key_prefix.clone(),
             threads: a.threads,
+            commands: a.commands.clone(),
         };
-        let mut streams = Vec::with_capacity(s.clients as usize);
-        for _ in 0..s.clients {
-            let raw = conn::connect(&cfg)?;
-            streams.push(conn::into_mio(raw).with_context(|| format!("Redis at {place}"))?);
-        }
-        let progress = Progress::start(name, requests, a.duration);
-        let outcome = engine::run(
-            &w,
-            streams,
-            progress.as_ref().map(|p| p.done.clone()),
-            &place,
-        );
-        if let Some(p) = progress {
-            p.stop();
-        }
-        let o = outcome?;
-        if o.requests > 0 && o.successes == 0 {
-            // Nothing was measured: a rate of refusals is no figure for the server.
-            let first = o.first_error.as_deref().unwrap_or("no reply text");
-            return Err(fail(
-                bench::reply_kind(first),
-                format!("every {name} request to Redis at {place} failed ({first})"),
-            ));
-        }
-        let secs = o.elapsed.as_secs_f64();
-        let mut r = TestResult {
-            requests_per_second: if secs > 0.0 {
-                (o.successes as f64 / secs * 100.0).round() / 100.0
+        let mut runs = Vec::with_capacity(a.runs as usize);
+        for run in 1..=a.runs {
+            let label = if a.runs > 1 {
+                format!("{name} run {run}/{}", a.runs)
             } else {
-                0.0
-            },
-            requests: Some(o.requests),
-            successes: Some(o.successes),
-            errors: Some(o.errors),
-            error_rate: (o.requests > 0)
-                .then(|| (o.errors as f64 / o.requests as f64 * 1e6).round() / 1e6),
-            first_error: o.first_error.clone(),
-            duration_s: Some((secs * 1e6).round() / 1e6),
-            ops: if mix.len() > 1 {
-                o.ops
-                    .iter()
-                    .map(|&(op, count, errors)| OpCount {
-                        op: op.name().into(),
-                        count,
-                        errors: Some(errors),
-                    })
-                    .collect()
-            } else {
-                Vec::new()
-            },
-            ..Default::default()
-        };
-        stats::summarize(&o.hist, &mut r);
-        if o.errors > 0 {
-            cli::warn(&format!(
-                "{name}: {} of {} requests failed ({}); the first error: {}",
-                o.errors,
-                o.requests,
-                bench::percent(o.errors, o.requests),
-                o.first_error.as_deref().unwrap_or("?")
-            ));
+                name.clone()
+            };
+            let o = run_once(&cfg, &w, &label, requests, a.duration)?;
+            if o.requests > 0 && o.successes == 0 {
+                // Nothing was measured: a rate of refusals is no figure for the server.
+                let first = o.first_error.as_deref().unwrap_or("no reply text");
+                return Err(fail(
+                    bench::reply_kind(first),
+                    format!("every {name} request to Redis at {place} failed ({first})"),
+                ));
+            }
+            let r = result_of(&o, mix, &op_name);
+            if o.errors > 0 {
+                cli::warn(&format!(
+                    "{label}: {} of {} requests failed ({}); the first error: {}",
+                    o.errors,
+                    o.requests,
+                    bench::percent(o.errors, o.requests),
+                    o.first_error.as_deref().unwrap_or("?")
+                ));
+            }
+            if let Some(prefix) = &a.hdr_out {
+                let suffix = (a.runs > 1).then(|| format!("_run{run}"));
+                hdr::write_files(prefix, name, suffix.as_deref(), &o)?;
+            }
+            runs.push(r);
         }
-        results.push((name.clone(), r));
+        results.push((name.clone(), median_of(runs)));
     }
     let mut config = base_config(&cfg, s, "rbench", cli::VERSION.to_string());
     config.tests = tests.iter().map(|t| t.0.clone()).collect();
     config.requests = requests;
-    config.keyspace = Some(a.keyspace);
+    config.keyspace = Some(keyspace);
     config.key_prefix = Some(a.key_prefix.clone());
+    config.key_min = (a.key_min > 0).then_some(a.key_min);
+    config.key_dist = Some(key_dist.name().into());
+    config.ttl_s = a.ttl;
+    config.commands = a.commands.iter().map(|t| t.text.clone()).collect();
+    config.runs = (a.runs > 1).then_some(a.runs);
     config.mode = Some(
         match a.mode {
             ModeArg::Direct => "direct",
@@ -409,7 +527,10 @@ fn run_native(a: RunArgs) -> anyhow::Result<ExitCode> {
     config.duration_s = a.duration.map(|d| d.as_secs_f64());
     config.ratio = a.ratio.as_ref().map(|m| {
         m.0.iter()
-            .map(|(o, w)| format!("{}:{w}", o.name().to_ascii_lowercase()))
+            .map(|(o, w)| match o {
+                Op::Custom(i) => format!("cmd{}:{w}", i + 1),
+                o => format!("{}:{w}", o.name().to_ascii_lowercase()),
+            })
             .collect::<Vec<_>>()
             .join(",")
     });
@@ -428,6 +549,108 @@ fn run_native(a: RunArgs) -> anyhow::Result<ExitCode> {
     doc.raw_output = String::from_utf8_lossy(&human).into_owned();
     emit(&doc, s)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Connect the clients and run the workload once.
+fn run_once(
+    cfg: &Config,
+    w: &Workload,
+    label: &str,
+    requests: Option<u64>,
+    duration: Option<Duration>,
+) -> anyhow::Result<Outcome> {
+    let place = cfg.place();
+    let mut streams = Vec::with_capacity(w.clients as usize);
+    for _ in 0..w.clients {
+        let raw = conn::connect(cfg)?;
+        streams.push(conn::into_mio(raw).with_context(|| format!("Redis at {place}"))?);
+    }
+    let progress = Progress::start(label, requests, duration);
+    let outcome = engine::run(
+        w,
+        streams,
+        progress.as_ref().map(|p| p.done.clone()),
+        &place,
+    );
+    if let Some(p) = progress {
+        p.stop();
+    }
+    outcome
+}
+
+/// A run's figures.
+fn result_of(o: &Outcome, mix: &[(Op, u32)], op_name: &dyn Fn(Op) -> String) -> TestResult {
+    let secs = o.elapsed.as_secs_f64();
+    let per_sec = |x: f64| {
+        if secs > 0.0 {
+            (x / secs * 100.0).round() / 100.0
+        } else {
+            0.0
+        }
+    };
+    let gets = mix.iter().any(|(op, _)| *op == Op::Get);
+    let mut r = TestResult {
+        requests_per_second: per_sec(o.successes as f64),
+        requests: Some(o.requests),
+        successes: Some(o.successes),
+        errors: Some(o.errors),
+        error_rate: (o.requests > 0)
+            .then(|| (o.errors as f64 / o.requests as f64 * 1e6).round() / 1e6),
+        first_error: o.first_error.clone(),
+        duration_s: Some((secs * 1e6).round() / 1e6),
+        ops: if mix.len() > 1 {
+            o.ops
+                .iter()
+                .map(|&(op, count, errors)| OpCount {
+                    op: op_name(op),
+                    count,
+                    errors: Some(errors),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
+        hits: gets.then_some(o.hits),
+        misses: gets.then_some(o.misses),
+        bytes_per_second: Some(per_sec((o.bytes_sent + o.bytes_received) as f64)),
+        ..Default::default()
+    };
+    stats::summarize(&o.hist, &mut r);
+    r.samples = (0..o.seconds.len())
+        .map(|i| {
+            let h = o.second(i);
+            let mut s = TestResult::default();
+            stats::summarize(&h, &mut s);
+            Sample {
+                second: i as u64,
+                requests: h.len(),
+                avg_latency_ms: s.avg_latency_ms,
+                p50_latency_ms: s.p50_latency_ms,
+                p99_latency_ms: s.p99_latency_ms,
+                max_latency_ms: s.max_latency_ms,
+            }
+        })
+        .collect();
+    r
+}
+
+/// The median run (by requests/s; of an even number, the slower of the middle two), with the
+/// slowest and fastest rates beside it and every run kept.
+fn median_of(mut runs: Vec<TestResult>) -> TestResult {
+    if runs.len() == 1 {
+        return runs.pop().expect("one run");
+    }
+    let mut order: Vec<usize> = (0..runs.len()).collect();
+    order.sort_by(|&x, &y| {
+        runs[x]
+            .requests_per_second
+            .total_cmp(&runs[y].requests_per_second)
+    });
+    let mut m = runs[order[(runs.len() - 1) / 2]].clone();
+    m.requests_per_second_min = Some(runs[order[0]].requests_per_second);
+    m.requests_per_second_max = Some(runs[order[runs.len() - 1]].requests_per_second);
+    m.runs = runs;
+    m
 }
 
 /// Write the result: to --output in --format (default json) plus the human table on stdout,
