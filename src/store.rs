@@ -1,4 +1,5 @@
-//! The Redis connection (timeouts, auth, TLS) and the operations on a tag's sets and hashes.
+//! The Redis connection (timeouts, auth, TLS, the master named by Sentinel, WAIT for replicas)
+//! and the operations on a tag's sets and hashes.
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 

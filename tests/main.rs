@@ -9,6 +9,7 @@ mod last;
 mod launch;
 mod put;
 mod rbench;
+mod sentinel;
 mod status;
 mod store;
 mod tls;

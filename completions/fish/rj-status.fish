@@ -1,5 +1,5 @@
 complete -c rj-status -l config -d 'Read Redis settings from this redis.json (default: $RJ_CONFIG, ./redis.json, ~/.config/rj/redis.json)' -r -F
-complete -c rj-status -l url -d 'Redis URL (redis://, rediss://, unix://); overrides redis.json and REDIS_URL. Prefer REDIS_URL or redis.json for passwords: a command line is visible to every user' -r
+complete -c rj-status -l url -d 'Redis URL (redis://, rediss://, unix://, redis+sentinel://h:p,h:p/MASTER); overrides redis.json and REDIS_URL. Prefer REDIS_URL or redis.json for passwords: a command line is visible to every user' -r
 complete -c rj-status -l tag -d 'Experiment tag (default: $JOB_TAG, $job_tag, "job_tag" in redis.json)' -r
 complete -c rj-status -l state -d 'Only these sets: ALL, PENDING_AND_RUNNING (or PENDING, RUNNING), COMPLETED, FAILED, TIMEOUT, CANCELLED; repeatable. Sets are always listed in this order, whatever the order of the options (so `--count --format plain` gives one number per line in this order)' -r
 complete -c rj-status -l format -d 'Output form; `plain` prints one job ID per line (or one count per line with --count)' -r -f -a "human\t'Aligned text for people'

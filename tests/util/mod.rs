@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 pub mod check;
 pub mod proxy;
+pub mod sentinel_support;
 pub mod slurm;
 
 /// Under CI a missing dependency is a failure; on a developer's machine a loud skip.
