@@ -279,10 +279,12 @@ fn tls_refusal(e: &redis::RedisError) -> Option<String> {
         });
         if let Some(t) = tls {
             let hint = match t {
-                rustls::Error::AlertReceived(
-                    rustls::AlertDescription::CertificateRequired
-                    | rustls::AlertDescription::HandshakeFailure,
-                ) => "; the server asks for a client certificate: set \"tls_cert\" and \"tls_key\"",
+                rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired) => {
+                    "; the server asks for a client certificate: set \"tls_cert\" and \"tls_key\""
+                }
+                rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure) => {
+                    "; if the server asks for a client certificate, set \"tls_cert\" and \"tls_key\""
+                }
                 rustls::Error::AlertReceived(
                     rustls::AlertDescription::UnknownCA
                     | rustls::AlertDescription::BadCertificate
