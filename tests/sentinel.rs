@@ -364,3 +364,77 @@ fn wait_replicas_counts_real_replicas() {
     assert!(rj::exit::is_transient(&e), "{e:#}");
     assert!(format!("{e:#}").contains("0 of the 1"), "{e:#}");
 }
+
+/// rj-track as a daemon on the real Slurm testbed, through the sentinels: the master is killed
+/// (-9) while a job runs; rj-track reconnects with backoff, asks the sentinels again, and moves
+/// the job on the promoted replica, with every job in exactly one set.
+#[test]
+fn rj_track_rides_through_a_failover() {
+    let _node = crate::util::slurm::shared();
+    if !crate::util::slurm::available() {
+        return;
+    }
+    let Some(mut setup) = SentinelSetup::start("rjtrack", 3) else {
+        return;
+    };
+    let env = env_with(serde_json::json!({"sentinels": setup.nodes(), "master": setup.name}));
+    let launch = |wrap: &str| {
+        ok(&run(env.cmd("rj-launch").args([
+            "--",
+            "-o",
+            "/dev/null",
+            "--wrap",
+            wrap,
+        ])))
+        .trim()
+        .to_string()
+    };
+    let first = launch("exit 0");
+    let err_path = env.path().join("track.err");
+    let _track = util::Guard(
+        env.std_command(util::bin_path("rj-track"))
+            .args(["--interval", "1s", "-v"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&err_path).unwrap())
+            .spawn()
+            .expect("spawn rj-track"),
+    );
+    let in_set = |server: &RedisServer, set: &str, id: &str| {
+        members(server, &env.key(set)).iter().any(|m| m == id)
+    };
+    util::wait_until(Duration::from_secs(60), "the first move", || {
+        in_set(&setup.master, "COMPLETED", &first)
+    });
+    let second = launch("sleep 4; exit 3");
+    util::wait_until(Duration::from_secs(10), "the replica to have it", || {
+        in_set(&setup.replica, "PENDING_AND_RUNNING", &second)
+    });
+    setup.master.kill();
+    setup.wait_for_failover();
+    util::wait_until(
+        Duration::from_secs(90),
+        "the move on the new master",
+        || in_set(&setup.replica, "FAILED", &second),
+    );
+    let err = std::fs::read_to_string(&err_path).unwrap();
+    assert!(
+        err.contains("reconnected to Redis") && err.contains("retrying in"),
+        "{err}"
+    );
+    let all = members(&setup.replica, &env.key("ALL"));
+    assert_eq!(all.len(), 2);
+    for id in &all {
+        let sets = [
+            "PENDING_AND_RUNNING",
+            "COMPLETED",
+            "FAILED",
+            "TIMEOUT",
+            "CANCELLED",
+        ]
+        .iter()
+        .filter(|s| in_set(&setup.replica, s, id))
+        .count();
+        assert_eq!(sets, 1, "job {id} in {sets} sets");
+    }
+}
