@@ -21,8 +21,9 @@ pub struct ConnArgs {
     /// ~/.config/rj/redis.json).
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Redis URL (redis://, rediss://, unix://); overrides redis.json and REDIS_URL. Prefer
-    /// REDIS_URL or redis.json for passwords: a command line is visible to every user.
+    /// Redis URL (redis://, rediss://, unix://, redis+sentinel://h:p,h:p/MASTER); overrides
+    /// redis.json and REDIS_URL. Prefer REDIS_URL or redis.json for passwords: a command line
+    /// is visible to every user.
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
     /// Print only errors.
@@ -245,7 +246,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     ("JOB_TAG", "the experiment tag when --tag is not given"),
     ("job_tag", "the tag as the original launch script exported it into jobs (after JOB_TAG)"),
     ("RJ_CONFIG", "path of redis.json (after --config)"),
-    ("REDIS_URL", "redis://, rediss:// or unix:// URL; overrides host, port, db, user, password, TLS of redis.json"),
+    ("REDIS_URL", "redis://, rediss://, unix:// or redis+sentinel://host:port,host:port/MASTER[/db] URL; overrides host, port, db, user, password, TLS, sentinels of redis.json"),
     ("REDISCLI_AUTH", "Redis password when neither redis.json nor the URL holds one"),
     ("XDG_CONFIG_HOME", "redis.json is looked for in $XDG_CONFIG_HOME/rj/ (default ~/.config/rj/)"),
     ("XDG_STATE_HOME", "the launch spool and the results spool live in $XDG_STATE_HOME/rj/ (default ~/.local/state/rj/)"),
@@ -260,7 +261,7 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
 pub const FILES: &[(&str, &str)] = &[
     (
         "./redis.json",
-        "Redis settings, looked for after --config and $RJ_CONFIG",
+        "Redis settings, looked for after --config and $RJ_CONFIG: host, port, db, username, password, url; tls, tls_ca, tls_cert, tls_key (PEM files relative to it); sentinels, master, sentinel_username, sentinel_password (Redis Sentinel); min_replicas_acked (see the README)",
     ),
     (
         "~/.config/rj/redis.json",
@@ -487,6 +488,8 @@ pub const ACL_NOTES: &[&str] = &[
     "rj-track --all-tags reads every tag's keys: give its user ~* (or one ~TAG* per tag).",
     "+info is optional: with it rj tells a Sentinel or Cluster node at connect and warns about a \
      server that evicts keys; refused, these checks are skipped.",
+    "+role is optional: with \"sentinels\" rj checks that the master a sentinel names is still \
+     one (not a replica in mid-failover); refused, its first write gets READONLY instead.",
     "+select is needed when redis.json sets a \"db\" other than 0.",
     "The jobs rj-launch submits write TAG-<id>:* keys with commands of their own (SET, HSET or \
      others): give them a user of their own, or add those commands to rj-launch's user.",

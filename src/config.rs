@@ -1,7 +1,8 @@
-//! redis.json + environment → [`Config`]: where Redis is, how to log in, and the default tag.
-//! What rj cannot use as written (data after the object, port 0, a `tls_ca` without a
-//! certificate, Sentinel or Cluster settings) is refused here as a configuration error, before
-//! any connection, so that it is never mistaken for an unreachable server.
+//! redis.json + environment → [`Config`]: where Redis is (a server, or the sentinels that know
+//! its master), how to log in, and the default tag. What rj cannot use as written (data after
+//! the object, port 0, a `tls_ca` without a certificate, a client key that does not fit its
+//! certificate, Cluster settings) is refused here as a configuration error, before any
+//! connection, so that it is never mistaken for an unreachable server.
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -13,8 +14,9 @@ use crate::exit::{fail, Kind};
 use crate::keys::Tag;
 
 /// The redis.json fields rj understands; unknown fields (`"__info__"`) are ignored, except those
-/// of a Sentinel or Cluster setup, which rj cannot follow and must not silently replace by
-/// 127.0.0.1. `Debug` hides the password and the URL (which may hold one).
+/// of a Cluster setup (and other clients' spellings of the Sentinel ones), which rj cannot
+/// follow and must not silently replace by 127.0.0.1. `Debug` hides the passwords and the URL
+/// (which may hold one).
 #[derive(Default, Deserialize)]
 pub struct RawConfig {
     /// Without brackets: `"[::1]"` is read as `::1`, the form a socket address lookup takes.
@@ -30,14 +32,26 @@ pub struct RawConfig {
     /// PEM file of the CA that signed the server's certificate, when it is not in the system's
     /// trust store (a site CA); relative to the redis.json's directory.
     pub tls_ca: Option<PathBuf>,
+    /// PEM certificate (chain) and private key rj presents to a server with
+    /// `tls-auth-clients yes`; relative to the redis.json's directory.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     pub url: Option<String>,
     pub job_tag: Option<String>,
-    #[serde(default, rename = "sentinels", deserialize_with = "sentinel")]
-    _sentinels: (),
+    /// `"host:port"` of each sentinel (or `{"host": …, "port": …}`), asked in this order.
+    #[serde(default, deserialize_with = "sentinel_nodes")]
+    pub sentinels: Option<Vec<(String, u16)>>,
+    /// The name the sentinels monitor the master by (`sentinel monitor NAME …`).
+    pub master: Option<String>,
+    pub sentinel_username: Option<String>,
+    pub sentinel_password: Option<String>,
+    /// WAIT for this many replicas after a write that must survive a failover; 0 or absent: no.
+    pub min_replicas_acked: Option<u32>,
+    /// How long that WAIT may take, in milliseconds (default [`WAIT_TIMEOUT_DEFAULT`]).
+    #[serde(default, deserialize_with = "wait_timeout")]
+    pub min_replicas_timeout_ms: Option<u64>,
     #[serde(default, rename = "sentinel", deserialize_with = "sentinel")]
     _sentinel: (),
-    #[serde(default, rename = "master", deserialize_with = "sentinel")]
-    _master: (),
     #[serde(default, rename = "master_name", deserialize_with = "sentinel")]
     _master_name: (),
     #[serde(default, rename = "cluster", deserialize_with = "cluster")]
@@ -48,9 +62,19 @@ pub struct RawConfig {
     _startup_nodes: (),
 }
 
-const SENTINEL: &str = "Redis Sentinel is not supported yet; point rj at the current master: \
-     its \"host\" and \"port\" or a redis://host:port URL (`SENTINEL get-master-addr-by-name NAME` \
-     on a sentinel shows it)";
+const SENTINEL: &str = "rj spells a Sentinel setup \"sentinels\": [\"host:port\", …] with \
+     \"master\": \"NAME\" (or a redis+sentinel://host:port,host:port/NAME URL)";
+const SENTINEL_URL: &str = "not a valid Sentinel URL (expected \
+     redis+sentinel://[user:password@]host:port[,host:port…]/MASTER[/db], or rediss+sentinel:// \
+     for TLS)";
+
+/// The port a sentinel listens on when a `"sentinels"` entry or a URL names none.
+pub const SENTINEL_PORT: u16 = 26379;
+
+/// How long a WAIT for `min_replicas_acked` replicas may take, by default and at most: well
+/// under the per-call bound of `store::IO_TIMEOUT`, so the WAIT's own answer comes back.
+pub const WAIT_TIMEOUT_DEFAULT: u64 = 1000;
+pub const WAIT_TIMEOUT_MAX: u64 = 10_000;
 const CLUSTER: &str = "Redis Cluster is not supported yet; point rj at a standalone Redis server \
      or a master with replicas: its \"host\" and \"port\" or a redis://host:port URL";
 
@@ -129,6 +153,83 @@ fn unsupported<'de, D: Deserializer<'de>>(d: D, why: &str) -> Result<(), D::Erro
     }
 }
 
+/// `host:port`, `[v6]:port`, or `host` alone (port [`SENTINEL_PORT`]) of one sentinel.
+pub fn sentinel_node(s: &str) -> Result<(String, u16), String> {
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (h, after) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("{s:?}: an IPv6 address needs its closing bracket"))?;
+        match after.strip_prefix(':') {
+            Some(p) => (h, Some(p)),
+            None if after.is_empty() => (h, None),
+            None => return Err(format!("{s:?} is not host:port")),
+        }
+    } else {
+        match s.rsplit_once(':') {
+            // Two colons and no brackets: an IPv6 address without a port.
+            Some((h, _)) if h.contains(':') => (s, None),
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        }
+    };
+    if host.is_empty()
+        || host
+            .chars()
+            .any(|c| c.is_whitespace() || c == '/' || c == ',')
+    {
+        return Err(format!("{s:?} is not host:port"));
+    }
+    let port = match port {
+        None => SENTINEL_PORT,
+        Some(p) => match p.parse::<u16>() {
+            Ok(p) if p > 0 => p,
+            _ => return Err(format!("{s:?}: {p:?} is not a port (expected 1 to 65535)")),
+        },
+    };
+    Ok((host.to_string(), port))
+}
+
+fn sentinel_nodes<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<(String, u16)>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Node {
+        Text(String),
+        Parts {
+            #[serde(deserialize_with = "host")]
+            host: Option<String>,
+            #[serde(default, deserialize_with = "port")]
+            port: Option<u16>,
+        },
+    }
+    let Some(nodes) = Option::<Vec<Node>>::deserialize(d)? else {
+        return Ok(None);
+    };
+    nodes
+        .into_iter()
+        .map(|n| match n {
+            Node::Text(s) => sentinel_node(&s).map_err(D::Error::custom),
+            Node::Parts {
+                host: Some(h),
+                port,
+            } => Ok((h, port.unwrap_or(SENTINEL_PORT))),
+            Node::Parts { host: None, .. } => Err(D::Error::custom(
+                "a sentinel is \"host:port\" or {\"host\": …, \"port\": …}",
+            )),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+fn wait_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    match Option::<u64>::deserialize(d)? {
+        Some(ms) if ms == 0 || ms > WAIT_TIMEOUT_MAX => Err(D::Error::custom(format!(
+            "{ms} ms is out of range (1 to {WAIT_TIMEOUT_MAX}: a WAIT must end well within \
+             rj's 15 s bound on each Redis call)"
+        ))),
+        v => Ok(v),
+    }
+}
+
 fn sentinel<'de, D: Deserializer<'de>>(d: D) -> Result<(), D::Error> {
     unsupported(d, SENTINEL)
 }
@@ -149,8 +250,16 @@ impl fmt::Debug for RawConfig {
             .field("db", &self.db)
             .field("tls", &self.tls)
             .field("tls_ca", &self.tls_ca)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
             .field("url", &hidden(&self.url))
             .field("job_tag", &self.job_tag)
+            .field("sentinels", &self.sentinels)
+            .field("master", &self.master)
+            .field("sentinel_username", &self.sentinel_username)
+            .field("sentinel_password", &hidden(&self.sentinel_password))
+            .field("min_replicas_acked", &self.min_replicas_acked)
+            .field("min_replicas_timeout_ms", &self.min_replicas_timeout_ms)
             .finish()
     }
 }
@@ -171,6 +280,58 @@ pub struct Target {
     pub password: Option<String>,
     /// CA certificate (PEM) to trust for TLS instead of the system's roots.
     pub tls_ca: Option<PathBuf>,
+    /// Client certificate (chain) and key (PEM) for a server that asks for one; both or none.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Ask these sentinels for the master instead of connecting to `addr` (whose `tls` still
+    /// says whether to speak TLS, to the sentinels and the master alike).
+    pub sentinel: Option<Sentinel>,
+    /// Writes that must survive a failover are followed by `WAIT n timeout` (0: not).
+    pub min_replicas_acked: u32,
+    pub min_replicas_timeout: std::time::Duration,
+}
+
+/// A master found through Redis Sentinel (ARCHITECTURE.md §3). `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sentinel {
+    /// Asked in this order; the first that names the master is believed.
+    pub nodes: Vec<(String, u16)>,
+    /// The name the sentinels monitor the master by.
+    pub master: String,
+    /// The sentinels' own login (`requirepass`/ACL of the sentinels), not the master's.
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl fmt::Debug for Sentinel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sentinel")
+            .field("nodes", &self.nodes)
+            .field("master", &self.master)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+impl Sentinel {
+    /// `s1:26379,[::1]:26380`: the sentinels, for messages.
+    pub fn list(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|(h, p)| host_port(h, *p))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// `host:port`, with brackets around an IPv6 host.
+pub fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 impl fmt::Debug for Target {
@@ -181,6 +342,11 @@ impl fmt::Debug for Target {
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "***"))
             .field("tls_ca", &self.tls_ca)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("sentinel", &self.sentinel)
+            .field("min_replicas_acked", &self.min_replicas_acked)
+            .field("min_replicas_timeout", &self.min_replicas_timeout)
             .finish()
     }
 }
@@ -197,16 +363,24 @@ impl Default for Target {
             username: None,
             password: None,
             tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
+            sentinel: None,
+            min_replicas_acked: 0,
+            min_replicas_timeout: std::time::Duration::from_millis(WAIT_TIMEOUT_DEFAULT),
         }
     }
 }
 
 impl fmt::Display for Target {
-    /// `host:port` or `unix:/path`: safe for messages, never holds the password.
+    /// `host:port`, `unix:/path` or `master NAME via sentinels h:p,h:p`: safe for messages,
+    /// never holds a password.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(s) = &self.sentinel {
+            return write!(f, "master {} via sentinels {}", s.master, s.list());
+        }
         match &self.addr {
-            Addr::Tcp { host, port, .. } if host.contains(':') => write!(f, "[{host}]:{port}"),
-            Addr::Tcp { host, port, .. } => write!(f, "{host}:{port}"),
+            Addr::Tcp { host, port, .. } => f.write_str(&host_port(host, *port)),
             Addr::Unix(p) => write!(f, "unix:{}", p.display()),
         }
     }
@@ -404,7 +578,8 @@ pub fn load(req: &Request, env: &dyn Env) -> anyhow::Result<Config> {
                 .as_deref()
                 .and_then(|u| parse_url(u).ok())
                 .is_some_and(|t| t.password.is_some());
-            if (raw.password.is_some() || url_pw) && world_readable(p) {
+            let any_pw = raw.password.is_some() || raw.sentinel_password.is_some() || url_pw;
+            if any_pw && world_readable(p) {
                 w.push(format!(
                     "{} holds a password and is readable by every user; run: chmod 600 {}",
                     p.display(),
@@ -422,6 +597,19 @@ pub fn load(req: &Request, env: &dyn Env) -> anyhow::Result<Config> {
         Some(p) => Source::File(file.clone().unwrap_or_else(|| p.clone())),
         None => Source::Default,
     };
+    let shown = file
+        .as_deref()
+        .unwrap_or(Path::new("redis.json"))
+        .to_path_buf();
+    let invalid = |field: &str, why: &str| {
+        fail(
+            Kind::Config,
+            format!(
+                "invalid config {}: field \"{field}\": {why}",
+                shown.display()
+            ),
+        )
+    };
 
     let mut target = Target::default();
     if let Addr::Tcp { host, port, tls } = &mut target.addr {
@@ -436,12 +624,49 @@ pub fn load(req: &Request, env: &dyn Env) -> anyhow::Result<Config> {
     target.db = raw.db.unwrap_or(0);
     target.username = raw.username.clone();
     target.password = raw.password.clone();
-    target.tls_ca = match (&raw.tls_ca, &abs) {
-        (Some(ca), Some(file)) if ca.is_relative() => {
-            Some(file.parent().unwrap_or(Path::new("/")).join(ca))
+    let beside = |p: &Option<PathBuf>| match (p, &abs) {
+        (Some(f), Some(file)) if f.is_relative() => {
+            Some(file.parent().unwrap_or(Path::new("/")).join(f))
         }
-        (ca, _) => ca.clone(),
+        (f, _) => f.clone(),
     };
+    target.tls_ca = beside(&raw.tls_ca);
+    target.tls_cert = beside(&raw.tls_cert);
+    target.tls_key = beside(&raw.tls_key);
+    target.min_replicas_acked = raw.min_replicas_acked.unwrap_or(0);
+    target.min_replicas_timeout = std::time::Duration::from_millis(
+        raw.min_replicas_timeout_ms.unwrap_or(WAIT_TIMEOUT_DEFAULT),
+    );
+    let nodes = raw.sentinels.clone().unwrap_or_default();
+    match (nodes.is_empty(), &raw.master) {
+        (true, None) => {}
+        (false, Some(m)) if !m.is_empty() => {
+            if raw.url.is_some() {
+                return Err(invalid(
+                    "url",
+                    "\"url\" and \"sentinels\" both say where the server is; keep one",
+                ));
+            }
+            target.sentinel = Some(Sentinel {
+                nodes,
+                master: m.clone(),
+                username: None,
+                password: None,
+            });
+        }
+        (false, _) => {
+            return Err(invalid(
+                "sentinels",
+                "the sentinels need the name of the master they monitor: \"master\": \"NAME\"",
+            ))
+        }
+        (true, Some(_)) => {
+            return Err(invalid(
+                "master",
+                "a master name needs the sentinels to ask: \"sentinels\": [\"host:port\", …]",
+            ))
+        }
+    }
 
     let url = if let Some(u) = &req.url {
         Some((u.clone(), Source::UrlOption))
@@ -455,24 +680,54 @@ pub fn load(req: &Request, env: &dyn Env) -> anyhow::Result<Config> {
             Source::File(p) => format!("invalid config {}: field \"url\"", p.display()),
             _ => format!("Redis URL ({from})"),
         })?;
-        // A URL without credentials keeps the file's, as redis-cli keeps REDISCLI_AUTH.
+        // A URL without credentials keeps the file's, as redis-cli keeps REDISCLI_AUTH; the
+        // file's certificates, durability and sentinel login stay too.
         target = Target {
             username: t.username.or(target.username),
             password: t.password.or(target.password),
             tls_ca: target.tls_ca,
+            tls_cert: target.tls_cert,
+            tls_key: target.tls_key,
+            min_replicas_acked: target.min_replicas_acked,
+            min_replicas_timeout: target.min_replicas_timeout,
             ..t
         };
         source = from;
     }
-    // Only a TLS connection reads the CA, so only then is a wrong file an error.
-    if let (Addr::Tcp { tls: true, .. }, Some(ca)) = (&target.addr, &target.tls_ca) {
-        check_ca(ca).map_err(|why| {
-            let f = file.as_deref().unwrap_or(Path::new("redis.json"));
-            fail(
-                Kind::Config,
-                format!("invalid config {}: field \"tls_ca\": {why}", f.display()),
-            )
-        })?;
+    if let Some(s) = &mut target.sentinel {
+        s.username = raw.sentinel_username.clone();
+        s.password = raw.sentinel_password.clone();
+    }
+    // Only a TLS connection reads the certificates, so only then is a wrong file an error.
+    if let Addr::Tcp { tls: true, .. } = &target.addr {
+        if let Some(ca) = &target.tls_ca {
+            check_ca(ca).map_err(|why| invalid("tls_ca", &why))?;
+        }
+        match (&target.tls_cert, &target.tls_key) {
+            (None, None) => {}
+            (Some(cert), Some(key)) => {
+                check_client_cert(cert, key).map_err(|(field, why)| invalid(field, &why))?;
+                if world_readable(key) {
+                    warnings.push(format!(
+                        "{} holds a private key and is readable by every user; run: chmod 600 {}",
+                        key.display(),
+                        key.display()
+                    ));
+                }
+            }
+            (Some(_), None) => {
+                return Err(invalid(
+                    "tls_cert",
+                    "a client certificate needs its private key: \"tls_key\"",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "tls_key",
+                    "a client key needs its certificate: \"tls_cert\"",
+                ))
+            }
+        }
     }
     if target.password.is_none() {
         if let Some(p) = env.var("REDISCLI_AUTH") {
@@ -488,6 +743,71 @@ pub fn load(req: &Request, env: &dyn Env) -> anyhow::Result<Config> {
         namespace: raw.namespace,
         warnings,
     })
+}
+
+/// Check that a client certificate and key are PEM rustls can present, and belong together, so
+/// that a wrong file is the configuration's fault before any connection rather than a TLS
+/// handshake the server cuts short. The reason names the field and file, never their bytes.
+fn check_client_cert(cert: &Path, key: &Path) -> Result<(), (&'static str, String)> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+    let read = |field, p: &Path| {
+        std::fs::read(p).map_err(|e| (field, format!("cannot read {}: {e}", p.display())))
+    };
+    let pem = read("tls_cert", cert)?;
+    let chain = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| {
+            (
+                "tls_cert",
+                format!("{} holds a malformed PEM section", cert.display()),
+            )
+        })?;
+    if chain.is_empty() {
+        return Err((
+            "tls_cert",
+            format!(
+                "{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                cert.display()
+            ),
+        ));
+    }
+    let pem = read("tls_key", key)?;
+    let der = PrivateKeyDer::from_pem_slice(&pem).map_err(|_| {
+        (
+            "tls_key",
+            format!(
+                "{} holds no PEM private key (-----BEGIN PRIVATE KEY-----, RSA or EC)",
+                key.display()
+            ),
+        )
+    })?;
+    let provider = rustls::crypto::ring::default_provider();
+    rustls::sign::CertifiedKey::from_der(chain, der, &provider).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(_) => (
+            "tls_key",
+            format!(
+                "{} is not the key of the certificate in {}",
+                key.display(),
+                cert.display()
+            ),
+        ),
+        // Certificates are public: the reason may be shown (an X.509 v1 certificate, …).
+        rustls::Error::InvalidCertificate(why) => (
+            "tls_cert",
+            format!(
+                "{} holds a certificate rustls cannot present ({why:?}; it needs X.509 v3)",
+                cert.display()
+            ),
+        ),
+        _ => (
+            "tls_key",
+            format!(
+                "{} holds a key rustls cannot use (an unsupported algorithm?)",
+                key.display()
+            ),
+        ),
+    })?;
+    Ok(())
 }
 
 fn world_readable(p: &Path) -> bool {
@@ -509,8 +829,11 @@ pub fn parse_url(url: &str) -> anyhow::Result<Target> {
         .split_once("://")
         .map(|(s, _)| s.to_ascii_lowercase())
         .unwrap_or_default();
-    if scheme.contains("sentinel") {
-        return Err(fail(Kind::Config, SENTINEL));
+    match scheme.as_str() {
+        "redis+sentinel" => return parse_sentinel_url(url, false),
+        "rediss+sentinel" => return parse_sentinel_url(url, true),
+        s if s.contains("sentinel") => return Err(fail(Kind::Config, SENTINEL_URL)),
+        _ => {}
     }
     if scheme.contains("cluster") {
         return Err(fail(Kind::Config, CLUSTER));
@@ -548,7 +871,72 @@ pub fn parse_url(url: &str) -> anyhow::Result<Target> {
         db: r.db(),
         username: r.username().map(str::to_string),
         password: r.password().map(str::to_string),
-        tls_ca: None,
+        ..Target::default()
+    })
+}
+
+/// `redis+sentinel://[user[:password]@]host:port[,host:port…]/MASTER[/db]`: the login is the
+/// master's (the sentinels' own is `"sentinel_username"`/`"sentinel_password"` in redis.json).
+/// Errors never repeat the URL.
+fn parse_sentinel_url(url: &str, tls: bool) -> anyhow::Result<Target> {
+    use redis::IntoConnectionInfo;
+    let bad = |why: &str| fail(Kind::Config, format!("{SENTINEL_URL}: {why}"));
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or_default();
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (login, hosts) = match authority.rsplit_once('@') {
+        Some((l, h)) => (Some(l), h),
+        None => (None, authority),
+    };
+    let nodes = hosts
+        .split(',')
+        .map(sentinel_node)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| bad("a sentinel is not host:port"))?;
+    let mut parts = path.split('/');
+    let master = parts.next().unwrap_or_default();
+    if master.is_empty() || master.contains(['?', '#']) {
+        return Err(bad("no master name after the sentinels"));
+    }
+    let db = match parts.next() {
+        None | Some("") => 0,
+        Some(d) => match d.parse::<i64>() {
+            Ok(n) if n >= 0 => n,
+            _ => return Err(bad("the database is not a number from 0")),
+        },
+    };
+    if parts.any(|p| !p.is_empty()) {
+        return Err(bad("more after /MASTER/db"));
+    }
+    // The login is percent-encoded as in any Redis URL: let the client library decode it.
+    let (username, password) = match login {
+        None => (None, None),
+        Some(l) => {
+            let info = format!("redis://{l}@h/")
+                .into_connection_info()
+                .map_err(|_| bad("the login is not user:password"))?;
+            let r = info.redis_settings();
+            (
+                r.username().map(str::to_string),
+                r.password().map(str::to_string),
+            )
+        }
+    };
+    Ok(Target {
+        addr: Addr::Tcp {
+            host: nodes[0].0.clone(),
+            port: nodes[0].1,
+            tls,
+        },
+        db,
+        username,
+        password,
+        sentinel: Some(Sentinel {
+            nodes,
+            master: master.to_string(),
+            username: None,
+            password: None,
+        }),
+        ..Target::default()
     })
 }
 
@@ -891,16 +1279,43 @@ Yok4qtK2yrNGmwfC+PRxLgRlGDFXZg77RNElvz4VkFJYTunE/c5VjYO3YxmkAg==\n\
     }
 
     #[test]
-    fn sentinel_and_cluster_urls_say_not_supported() {
+    fn sentinel_urls_name_the_sentinels_and_the_master() {
+        let t = parse_url("redis+sentinel://u:p%40w9@s1:26380,[::1]:26381,s3/mymaster/4").unwrap();
+        let s = t.sentinel.clone().unwrap();
+        assert_eq!(
+            s.nodes,
+            [
+                ("s1".to_string(), 26380),
+                ("::1".to_string(), 26381),
+                ("s3".to_string(), SENTINEL_PORT)
+            ]
+        );
+        assert_eq!(s.master, "mymaster");
+        assert_eq!(t.db, 4);
+        assert_eq!(t.username.as_deref(), Some("u"), "the master's login");
+        assert_eq!(t.password.as_deref(), Some("p@w9"));
+        assert_eq!(s.password, None, "the sentinels' own login is the file's");
+        assert!(matches!(t.addr, Addr::Tcp { tls: false, .. }));
+        assert_eq!(
+            t.to_string(),
+            "master mymaster via sentinels s1:26380,[::1]:26381,s3:26379"
+        );
+        let t = parse_url("rediss+sentinel://s1/m").unwrap();
+        assert!(matches!(t.addr, Addr::Tcp { tls: true, .. }));
+        assert_eq!(t.db, 0);
         for url in [
+            "redis+sentinel://:pw9@s1:26379",
+            "redis+sentinel://:pw9@s1:26379/",
+            "redis+sentinel://:pw9@s1:0/m",
+            "redis+sentinel://:pw9@s1:26379,/m",
+            "redis+sentinel://:pw9@s1:26379/m/-1",
+            "redis+sentinel://:pw9@s1:26379/m/x",
+            "redis+sentinel://:pw9@s1:26379/m/0/more",
             "redis-sentinel://:pw9@s1:26379/mymaster",
-            "redis+sentinel://s1:26379,s2:26379/mymaster",
-            "rediss+sentinel://s1:26379/mymaster",
         ] {
             let msg = config_error(parse_url(url));
-            assert!(msg.contains("Sentinel is not supported yet"), "{msg}");
-            assert!(msg.contains("master"), "{msg}");
-            assert!(!msg.contains("pw9"), "{msg}");
+            assert!(msg.contains("redis+sentinel://"), "{url}: {msg}");
+            assert!(!msg.contains("pw9"), "{url}: {msg}");
         }
         for url in ["redis-cluster://n1:7000", "redis+cluster://n1:7000"] {
             let msg = config_error(parse_url(url));
@@ -909,48 +1324,140 @@ Yok4qtK2yrNGmwfC+PRxLgRlGDFXZg77RNElvz4VkFJYTunE/c5VjYO3YxmkAg==\n\
     }
 
     #[test]
-    fn sentinel_and_cluster_fields_say_not_supported() {
-        for (text, field, what) in [
+    fn sentinel_fields_are_read_and_checked() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(
+            d.path(),
+            r#"{"sentinels": ["s1:26380", {"host": "s2"}, "[::1]"], "master": "m",
+                "sentinel_username": "su", "sentinel_password": "spw", "password": "mpw",
+                "host": "ignored", "db": 2, "min_replicas_acked": 1, "min_replicas_timeout_ms": 250}"#,
+        );
+        let req = Request {
+            config: Some(p.clone()),
+            url: None,
+        };
+        let c = load(&req, &env(&[])).unwrap();
+        let s = c.target.sentinel.clone().unwrap();
+        assert_eq!(
+            s.nodes,
+            [
+                ("s1".to_string(), 26380),
+                ("s2".to_string(), SENTINEL_PORT),
+                ("::1".to_string(), SENTINEL_PORT)
+            ]
+        );
+        assert_eq!(
+            (s.username.as_deref(), s.password.as_deref()),
+            (Some("su"), Some("spw"))
+        );
+        assert_eq!(c.target.password.as_deref(), Some("mpw"));
+        assert_eq!(c.target.db, 2);
+        assert_eq!(c.target.min_replicas_acked, 1);
+        assert_eq!(c.target.min_replicas_timeout.as_millis(), 250);
+        assert!(!format!("{:?}", c.target).contains("spw"), "Debug hides it");
+        assert!(!c.place().contains("spw") && c.place().contains("master m via sentinels"));
+        // A sentinel URL keeps the file's sentinel login; a plain URL leaves the sentinels.
+        let c = load(&req, &env(&[("REDIS_URL", "redis+sentinel://t1/other")])).unwrap();
+        let s = c.target.sentinel.unwrap();
+        assert_eq!(
+            (s.master.as_str(), s.password.as_deref()),
+            ("other", Some("spw"))
+        );
+        assert_eq!(c.target.min_replicas_acked, 1);
+        let c = load(&req, &env(&[("REDIS_URL", "redis://h:1")])).unwrap();
+        assert!(c.target.sentinel.is_none());
+        assert_eq!(c.target.to_string(), "h:1");
+
+        for (text, field) in [
+            (r#"{"sentinels": ["s1"]}"#, "sentinels"),
+            (r#"{"sentinels": ["s1"], "master": ""}"#, "sentinels"),
+            (r#"{"master": "m"}"#, "master"),
+            (r#"{"sentinels": ["s1:0"], "master": "m"}"#, "sentinels"),
+            (r#"{"sentinels": ["s1:x"], "master": "m"}"#, "sentinels"),
+            (r#"{"sentinels": "s1", "master": "m"}"#, "sentinels"),
             (
-                r#"{"sentinels": ["s1:26379", "s2:26379"], "master": "mymaster"}"#,
-                "sentinels",
-                "Sentinel",
+                r#"{"sentinels": ["s1"], "master": "m", "url": "redis://h"}"#,
+                "url",
             ),
-            (r#"{"master": "mymaster"}"#, "master", "Sentinel"),
-            (r#"{"master_name": "mymaster"}"#, "master_name", "Sentinel"),
-            (r#"{"sentinel": {"host": "s1"}}"#, "sentinel", "Sentinel"),
-            (r#"{"cluster": true}"#, "cluster", "Cluster"),
+            (r#"{"sentinel": {"host": "s1"}}"#, "sentinel"),
+            (r#"{"master_name": "m"}"#, "master_name"),
+            (
+                r#"{"min_replicas_timeout_ms": 0}"#,
+                "min_replicas_timeout_ms",
+            ),
+            (
+                r#"{"min_replicas_timeout_ms": 60000}"#,
+                "min_replicas_timeout_ms",
+            ),
+            (r#"{"min_replicas_acked": -1}"#, "min_replicas_acked"),
+        ] {
+            let msg = config_error(load_file(text));
+            assert!(msg.contains(&format!("field \"{field}\"")), "{text}: {msg}");
+            assert!(msg.contains("redis.json"), "{text}: {msg}");
+        }
+        // Settings that turn it off are harmless.
+        for text in [r#"{"sentinels": null}"#, r#"{"sentinels": []}"#] {
+            let c = load_file(text).unwrap_or_else(|e| panic!("{text}: {e:#}"));
+            assert!(c.target.sentinel.is_none());
+        }
+    }
+
+    #[test]
+    fn a_world_readable_sentinel_password_warns() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = write(
+            d.path(),
+            r#"{"sentinels": ["s1"], "master": "m", "sentinel_password": "s3cret"}"#,
+        );
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let req = Request {
+            config: Some(p),
+            url: None,
+        };
+        let c = load(&req, &env(&[])).unwrap();
+        assert_eq!(c.warnings.len(), 1);
+        assert!(!c.warnings[0].contains("s3cret"), "{}", c.warnings[0]);
+    }
+
+    #[test]
+    fn cluster_fields_say_not_supported() {
+        for (text, field) in [
+            (r#"{"cluster": true}"#, "cluster"),
             (
                 r#"{"startup_nodes": [{"host": "n1", "port": 7000}]}"#,
                 "startup_nodes",
-                "Cluster",
             ),
-            (
-                r#"{"cluster_nodes": ["n1:7000"]}"#,
-                "cluster_nodes",
-                "Cluster",
-            ),
+            (r#"{"cluster_nodes": ["n1:7000"]}"#, "cluster_nodes"),
         ] {
             let msg = config_error(parse(text, Path::new("/x/redis.json")));
             assert!(msg.contains("/x/redis.json"), "{msg}");
             assert!(msg.contains(&format!("field \"{field}\"")), "{msg}");
-            assert!(
-                msg.contains(&format!("{what} is not supported yet")),
-                "{msg}"
-            );
+            assert!(msg.contains("Cluster is not supported yet"), "{msg}");
             assert!(
                 msg.contains("\"host\"") && msg.contains("redis://"),
                 "{msg}"
             );
         }
-        // Settings that turn them off are harmless.
-        for text in [
-            r#"{"cluster": false}"#,
-            r#"{"sentinels": null}"#,
-            r#"{"sentinels": []}"#,
-        ] {
-            parse(text, Path::new("r.json")).unwrap_or_else(|e| panic!("{text}: {e:#}"));
-        }
+        parse(r#"{"cluster": false}"#, Path::new("r.json")).unwrap();
+    }
+
+    #[test]
+    fn client_certificate_paths_are_relative_to_the_config_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(
+            d.path(),
+            r#"{"tls_cert": "c/client.pem", "tls_key": "/abs/client.key"}"#,
+        );
+        let req = Request {
+            config: Some(p),
+            url: Some("redis://h:1".into()),
+        };
+        // Without TLS the files are not read, so they need not exist.
+        let c = load(&req, &env(&[])).unwrap();
+        let base = std::path::absolute(d.path()).unwrap();
+        assert_eq!(c.target.tls_cert, Some(base.join("c/client.pem")));
+        assert_eq!(c.target.tls_key, Some(PathBuf::from("/abs/client.key")));
     }
 
     #[test]

@@ -583,7 +583,20 @@ pub fn server_env(cfg: &Config, url: Option<&str>, env: &dyn Env) -> anyhow::Res
 
 /// The fields of redis.json that say where the server is and how to log in.
 const CONNECTION_FIELDS: &[&str] = &[
-    "host", "port", "db", "username", "password", "tls", "tls_ca", "url",
+    "host",
+    "port",
+    "db",
+    "username",
+    "password",
+    "tls",
+    "tls_ca",
+    "tls_cert",
+    "tls_key",
+    "url",
+    "sentinels",
+    "master",
+    "sentinel_username",
+    "sentinel_password",
 ];
 
 /// A redis.json for the settings rj-launch connected with: the fields of the redis.json it read
@@ -642,9 +655,30 @@ pub fn job_config(cfg: &Config) -> anyhow::Result<(String, String)> {
     if let Some(pw) = &t.password {
         obj.insert("password".into(), pw.clone().into());
     }
-    if let Some(ca) = &t.tls_ca {
-        let ca = std::path::absolute(ca).unwrap_or_else(|_| ca.clone());
-        obj.insert("tls_ca".into(), ca.display().to_string().into());
+    for (field, path) in [
+        ("tls_ca", &t.tls_ca),
+        ("tls_cert", &t.tls_cert),
+        ("tls_key", &t.tls_key),
+    ] {
+        if let Some(p) = path {
+            let p = std::path::absolute(p).unwrap_or_else(|_| p.clone());
+            obj.insert(field.into(), p.display().to_string().into());
+        }
+    }
+    if let Some(s) = &t.sentinel {
+        let nodes: Vec<String> = s
+            .nodes
+            .iter()
+            .map(|(h, p)| crate::config::host_port(h, *p))
+            .collect();
+        obj.insert("sentinels".into(), nodes.into());
+        obj.insert("master".into(), s.master.clone().into());
+        if let Some(u) = &s.username {
+            obj.insert("sentinel_username".into(), u.clone().into());
+        }
+        if let Some(pw) = &s.password {
+            obj.insert("sentinel_password".into(), pw.clone().into());
+        }
     }
     let mut text = serde_json::to_string_pretty(&serde_json::Value::Object(obj))?;
     text.push('\n');
@@ -962,6 +996,28 @@ mod tests {
             let again = server_env(&cfg, Some(url), &env).unwrap();
             assert_eq!(again.rj_config.unwrap(), p);
         }
+    }
+
+    #[test]
+    fn sentinels_read_back_the_same() {
+        let d = tempfile::tempdir().unwrap();
+        let st = d.path().display().to_string();
+        let env: HashMap<&str, &str> = [("XDG_STATE_HOME", st.as_str())].into();
+        let url = "redis+sentinel://:url-pw@10.0.0.7:26380,10.0.0.8/mym/3";
+        let mut cfg = config_with(None, Source::UrlOption, url);
+        let s = cfg.target.sentinel.as_mut().unwrap();
+        s.username = Some("su".into());
+        s.password = Some("spw".into());
+        let p = server_env(&cfg, Some(url), &env)
+            .unwrap()
+            .rj_config
+            .unwrap();
+        let req = crate::config::Request {
+            config: Some(p),
+            url: None,
+        };
+        let back = crate::config::load(&req, &HashMap::<&str, &str>::new()).unwrap();
+        assert_eq!(back.target, cfg.target);
     }
 
     #[test]

@@ -1,11 +1,12 @@
-//! The Redis connection (timeouts, auth, TLS) and the operations on a tag's sets and hashes.
+//! The Redis connection (timeouts, auth, TLS, the master named by Sentinel, WAIT for replicas)
+//! and the operations on a tag's sets and hashes.
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use redis::{Connection, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Value};
 
 use crate::config::{Addr, Config, Target};
-use crate::exit::{fail, redis_failure, Kind};
+use crate::exit::{fail, fail_transient, redis_failure, Kind};
 use crate::keys::{IdKey, Keys, Set};
 
 /// How long to wait for a TCP connect, and for any single reply.
@@ -22,6 +23,8 @@ pub struct Store {
     /// A call ran out of time or lost the connection half-way through its replies: the replies
     /// still to come would be read as answers to the next commands, so none is sent.
     broken: bool,
+    /// `"min_replicas_acked"` and the WAIT's timeout ([`Store::wait_replicas`]).
+    min_replicas: (u32, Duration),
 }
 
 /// A connection whose every call, pipelines and MULTI/EXEC included, ends within one
@@ -214,10 +217,274 @@ pub fn connection_info(t: &Target) -> anyhow::Result<ConnectionInfo> {
     Ok(addr.into_connection_info()?.set_redis_settings(redis))
 }
 
+/// A client for `t`, with its site CA and client certificate when it speaks TLS. A file that
+/// cannot be read (gone since the configuration was checked) is the configuration's fault,
+/// named with its field; its content is never quoted.
+fn client_for(t: &Target, source: &crate::config::Source) -> anyhow::Result<redis::Client> {
+    let info = connection_info(t)?;
+    let Addr::Tcp { tls: true, .. } = t.addr else {
+        return redis::Client::open(info).map_err(|e| redis_failure(&e, redis_message(&e)));
+    };
+    let read = |field: &str, p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| {
+            fail(
+                Kind::Config,
+                format!("cannot read {field} {} ({source}): {e}", p.display()),
+            )
+        })
+    };
+    let root_cert = t.tls_ca.as_deref().map(|p| read("tls_ca", p)).transpose()?;
+    let client_tls = match (&t.tls_cert, &t.tls_key) {
+        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+            client_cert: read("tls_cert", cert)?,
+            client_key: read("tls_key", key)?,
+        }),
+        _ => None,
+    };
+    if root_cert.is_none() && client_tls.is_none() {
+        return redis::Client::open(info).map_err(|e| redis_failure(&e, redis_message(&e)));
+    }
+    let certs = redis::TlsCertificates {
+        client_tls,
+        root_cert,
+    };
+    // The library's own words about a bad PEM may quote it: say which files instead.
+    redis::Client::build_with_tls(info, certs).map_err(|_| {
+        fail(
+            Kind::Config,
+            format!(
+                "the TLS files of the configuration ({source}: \"tls_ca\", \"tls_cert\", \
+                 \"tls_key\") are not PEM rustls can use"
+            ),
+        )
+    })
+}
+
+/// Why a TLS handshake failed, when it was over certificates (rustls's error inside the I/O
+/// error): the server's certificate not trusted, or the server asking for a client certificate
+/// rj did not send or that it does not trust. None for network trouble, which may pass.
+fn tls_refusal(e: &redis::RedisError) -> Option<String> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(c) = cause {
+        // redis-rs keeps the I/O error behind an Arc, and io::Error's source() skips the
+        // rustls error it carries: look inside both.
+        type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+        let io = c.downcast_ref::<std::io::Error>().or_else(|| {
+            c.downcast_ref::<Shared>()
+                .and_then(|a| (**a).downcast_ref::<std::io::Error>())
+        });
+        let tls = c.downcast_ref::<rustls::Error>().or_else(|| {
+            io.and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(t) = tls {
+            let hint = match t {
+                rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired) => {
+                    "; the server asks for a client certificate: set \"tls_cert\" and \"tls_key\""
+                }
+                rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure) => {
+                    "; if the server asks for a client certificate, set \"tls_cert\" and \"tls_key\""
+                }
+                rustls::Error::AlertReceived(
+                    rustls::AlertDescription::UnknownCA
+                    | rustls::AlertDescription::BadCertificate
+                    | rustls::AlertDescription::CertificateUnknown,
+                ) => "; the server does not trust rj's client certificate (\"tls_cert\")",
+                rustls::Error::InvalidCertificate(_) => {
+                    "; the server's certificate is not trusted (a site CA goes in \"tls_ca\")"
+                }
+                _ => "",
+            };
+            return Some(format!("{t}{hint}"));
+        }
+        cause = c.source();
+    }
+    None
+}
+
+/// How long a sentinel may take to accept a connection and to answer: sentinels answer from
+/// memory, and a dead one must not hold up asking the next for long.
+const SENTINEL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What one sentinel said when asked for the master.
+enum Answer {
+    Master(String, u16),
+    /// The sentinel does not monitor a master of that name.
+    Unknown,
+    /// It could not be asked: why, with the kind and transience of the cause.
+    Failed(anyhow::Error),
+}
+
+/// Ask one sentinel `SENTINEL get-master-addr-by-name`. Its login is the sentinels' own
+/// (`sentinel_username`/`sentinel_password`), its TLS settings the master's.
+fn ask_sentinel(cfg: &Config, node: &(String, u16)) -> Answer {
+    let s = cfg
+        .target
+        .sentinel
+        .as_ref()
+        .expect("asked only with sentinels");
+    let tls = matches!(cfg.target.addr, Addr::Tcp { tls: true, .. });
+    let t = Target {
+        addr: Addr::Tcp {
+            host: node.0.clone(),
+            port: node.1,
+            tls,
+        },
+        db: 0,
+        username: s.username.clone(),
+        password: s.password.clone(),
+        sentinel: None,
+        ..cfg.target.clone()
+    };
+    let reply = client_for(&t, &cfg.source).and_then(|client| {
+        let asked = || -> redis::RedisResult<Option<(String, String)>> {
+            let mut conn = client.get_connection_with_timeout(SENTINEL_TIMEOUT)?;
+            conn.set_read_timeout(Some(SENTINEL_TIMEOUT))?;
+            conn.set_write_timeout(Some(SENTINEL_TIMEOUT))?;
+            redis::cmd("SENTINEL")
+                .arg("get-master-addr-by-name")
+                .arg(&s.master)
+                .query(&mut conn)
+        };
+        asked().map_err(|e| {
+            let why = match crate::exit::server_code(&e).as_deref() {
+                // A plain server has no SENTINEL command.
+                Some("ERR") if redis_message(&e).contains("unknown command") => {
+                    "is not a Redis Sentinel (it has no SENTINEL command)".to_string()
+                }
+                _ => redis_message(&e),
+            };
+            redis_failure(&e, why)
+        })
+    });
+    match reply {
+        Ok(None) => Answer::Unknown,
+        Ok(Some((host, port))) => match port.parse::<u16>() {
+            Ok(p) if p > 0 => Answer::Master(host, p),
+            _ => Answer::Failed(fail(
+                Kind::DataErr,
+                format!("named the master at port {port:?}, which is not a port"),
+            )),
+        },
+        Err(e) => Answer::Failed(e),
+    }
+}
+
+/// The master's address from the first sentinel that knows it, and that sentinel
+/// (ARCHITECTURE.md §3). None knowing the name is a configuration error; none answering is
+/// unavailable, transient when every cause was (sentinels restarting, a network cut).
+fn find_master(cfg: &Config) -> anyhow::Result<(String, u16, String)> {
+    let s = cfg
+        .target
+        .sentinel
+        .as_ref()
+        .expect("asked only with sentinels");
+    let mut unknown = Vec::new();
+    let mut failed: Vec<(String, anyhow::Error)> = Vec::new();
+    for node in &s.nodes {
+        let at = crate::config::host_port(&node.0, node.1);
+        match ask_sentinel(cfg, node) {
+            Answer::Master(h, p) => return Ok((h, p, at)),
+            Answer::Unknown => unknown.push(at),
+            Answer::Failed(e) => failed.push((at, e)),
+        }
+    }
+    let reasons = failed
+        .iter()
+        .map(|(at, e)| format!("{at}: {e:#}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    if !unknown.is_empty() {
+        let mut msg = format!(
+            "no sentinel knows a master named {:?} ({}; asked {}); `SENTINEL masters` on a \
+             sentinel lists the names it monitors",
+            s.master,
+            cfg.source,
+            unknown.join(",")
+        );
+        if !reasons.is_empty() {
+            msg.push_str(&format!("; not answering: {reasons}"));
+        }
+        return Err(fail(Kind::Config, msg));
+    }
+    let msg = format!(
+        "cannot find master {:?}: no sentinel of {} answered ({}): {reasons}",
+        s.master,
+        s.list(),
+        cfg.source
+    );
+    // A retry can help only if it could for every sentinel; otherwise the first lasting cause
+    // (a refused login, a node that is no sentinel) chooses the status.
+    match failed
+        .iter()
+        .find(|(_, e)| !crate::exit::is_transient(e))
+        .and_then(|(_, e)| crate::exit::kind_of(e))
+    {
+        Some(kind) => Err(fail(kind, msg)),
+        None => Err(fail_transient(Kind::Unavailable, msg)),
+    }
+}
+
 impl Store {
     /// Connect and PING, so that a wrong password or a dead server fails here, with the place.
+    /// With sentinels, ask them for the master first, and make sure it still is one.
     pub fn connect(cfg: &Config) -> anyhow::Result<Store> {
-        let place = cfg.place();
+        let Some(s) = &cfg.target.sentinel else {
+            return Self::connect_to(cfg, &cfg.target, cfg.place());
+        };
+        let (host, port, via) = find_master(cfg)?;
+        let tls = matches!(cfg.target.addr, Addr::Tcp { tls: true, .. });
+        let target = Target {
+            addr: Addr::Tcp {
+                host: host.clone(),
+                port,
+                tls,
+            },
+            sentinel: None,
+            ..cfg.target.clone()
+        };
+        let place = format!(
+            "{} (master {} by sentinel {via}, {})",
+            crate::config::host_port(&host, port),
+            s.master,
+            cfg.source
+        );
+        let mut store = Self::connect_to(cfg, &target, place)?;
+        store.check_master()?;
+        Ok(store)
+    }
+
+    /// A sentinel's answer can be a moment old: during a failover it still names the demoted
+    /// master, which now refuses writes. ROLE says so at once, as a transient failure (the
+    /// next attempt asks the sentinels again). A user who may not run ROLE is not refused for
+    /// that: its first write would get READONLY, transient as well.
+    fn check_master(&mut self) -> anyhow::Result<()> {
+        let role: Value = match self.query_raw(&redis::cmd("ROLE")) {
+            Ok(v) => v,
+            Err(e) if crate::exit::server_code(&e).is_some() => return Ok(()),
+            Err(e) => return Err(self.error(e, "ROLE")),
+        };
+        let first = match &role {
+            Value::Array(a) => a
+                .first()
+                .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok()),
+            _ => None,
+        };
+        match first.as_deref() {
+            Some("master") | None => Ok(()),
+            Some(other) => Err(fail_transient(
+                Kind::Unavailable,
+                format!(
+                    "Redis {} is a {} now, not the master: a failover is in progress; retry \
+                     once the sentinels have promoted a replica",
+                    self.place,
+                    if other == "slave" { "replica" } else { other }
+                ),
+            )),
+        }
+    }
+
+    fn connect_to(cfg: &Config, target: &Target, place: String) -> anyhow::Result<Store> {
         let wrap = |e: redis::RedisError| {
             if e.to_string().contains("refused to switch database") {
                 // A "db" the server does not have is the configuration's fault, not the server's.
@@ -225,7 +492,7 @@ impl Store {
                     Kind::Config,
                     format!(
                         "cannot select database {} on Redis at {place}: {}",
-                        cfg.target.db,
+                        target.db,
                         e.detail().unwrap_or("refused")
                     ),
                 );
@@ -240,28 +507,19 @@ impl Store {
                     ),
                 );
             }
+            if let Some(why) = tls_refusal(&e) {
+                // A handshake refused over a certificate fails the same way on every retry.
+                return fail(
+                    Kind::Unavailable,
+                    format!("cannot connect to Redis at {place}: TLS: {why}"),
+                );
+            }
             redis_failure(
                 &e,
                 format!("cannot connect to Redis at {place}: {}", redis_message(&e)),
             )
         };
-        let info = connection_info(&cfg.target)?;
-        let client = match &cfg.target.tls_ca {
-            Some(ca) if matches!(cfg.target.addr, Addr::Tcp { tls: true, .. }) => {
-                let pem = std::fs::read(ca).map_err(|e| {
-                    fail(
-                        Kind::Config,
-                        format!("cannot read tls_ca {} ({}): {e}", ca.display(), cfg.source),
-                    )
-                })?;
-                let certs = redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem),
-                };
-                redis::Client::build_with_tls(info, certs).map_err(wrap)?
-            }
-            _ => redis::Client::open(info).map_err(wrap)?,
-        };
+        let client = client_for(target, &cfg.source)?;
         let mut conn = client
             .get_connection_with_timeout(CONNECT_TIMEOUT)
             .map_err(wrap)?;
@@ -280,7 +538,34 @@ impl Store {
             conn,
             place,
             broken: false,
+            min_replicas: (target.min_replicas_acked, target.min_replicas_timeout),
         })
+    }
+
+    /// After a write that must survive a failover (rj-launch's recording, rj-track's moves):
+    /// `WAIT n timeout` for the `"min_replicas_acked"` replicas of redis.json (none: nothing
+    /// is sent). Replication is asynchronous, so without it a write the master acknowledged can
+    /// die with the master before any replica has it (ARCHITECTURE.md §3). Fewer replicas in
+    /// time is a transient failure: the write stands on the master, and the caller treats it
+    /// as not yet safe (rj-launch spools the ID; recording again is idempotent).
+    pub fn wait_replicas(&mut self) -> anyhow::Result<()> {
+        let (n, timeout) = self.min_replicas;
+        if n == 0 {
+            return Ok(());
+        }
+        let ms = timeout.as_millis() as u64;
+        let acked: u64 = self.query(redis::cmd("WAIT").arg(n).arg(ms), "WAIT")?;
+        if acked < u64::from(n) {
+            return Err(fail_transient(
+                Kind::Unavailable,
+                format!(
+                    "Redis {}: {acked} of the {n} replicas asked for (\"min_replicas_acked\") \
+                     acknowledged the write within {ms} ms; a failover now could lose it",
+                    self.place
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Warn on stderr, once per process, when the server may evict keys it was not told may
@@ -495,16 +780,17 @@ impl Store {
     }
 }
 
-/// Why rj cannot work with the server whose `INFO server` reply this is: a Sentinel or a
-/// Redis Cluster node (neither is supported yet); None for a plain server.
+/// Why rj cannot work with the server whose `INFO server` reply this is: a Sentinel (named as
+/// if it were the server) or a Redis Cluster node (not supported yet); None for a plain server.
 pub fn unsupported_mode(info: &str, place: &str) -> Option<String> {
     let mode = info
         .lines()
         .find_map(|l| l.trim_end().strip_prefix("redis_mode:"))?;
     match mode {
         "sentinel" => Some(format!(
-            "{place} is a Redis Sentinel, which rj does not support yet; point rj at the \
-             current master instead (SENTINEL get-master-addr-by-name <name> tells which it is)"
+            "{place} is a Redis Sentinel, not the server: name it in \"sentinels\" with the \
+             \"master\" it monitors (or use redis+sentinel://host:port/MASTER) and rj asks it \
+             for the master"
         )),
         "cluster" => Some(format!(
             "{place} is a Redis Cluster node, which rj does not support yet; point rj at a \

@@ -10,6 +10,7 @@ mod launch;
 mod metrics;
 mod put;
 mod rbench;
+mod sentinel;
 mod status;
 mod store;
 mod tls;

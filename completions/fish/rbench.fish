@@ -31,7 +31,7 @@ complete -c rbench -n "__fish_rbench_needs_command" -f -a "run" -d 'Drive load w
 complete -c rbench -n "__fish_rbench_needs_command" -f -a "compare" -d 'Compare result files: throughput and latency with ratios against the first file'
 complete -c rbench -n "__fish_rbench_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c rbench -n "__fish_rbench_using_subcommand wrap" -l config -d 'Read Redis settings from this redis.json (default: $RJ_CONFIG, ./redis.json, ~/.config/rj/redis.json)' -r -F
-complete -c rbench -n "__fish_rbench_using_subcommand wrap" -l url -d 'Redis URL (redis://, rediss://, unix://); overrides redis.json and REDIS_URL. Prefer REDIS_URL or redis.json for passwords: a command line is visible to every user' -r
+complete -c rbench -n "__fish_rbench_using_subcommand wrap" -l url -d 'Redis URL (redis://, rediss://, unix://, redis+sentinel://h:p,h:p/MASTER); overrides redis.json and REDIS_URL. Prefer REDIS_URL or redis.json for passwords: a command line is visible to every user' -r
 complete -c rbench -n "__fish_rbench_using_subcommand wrap" -l program -d 'The benchmark program to run (default: redis-benchmark, or valkey-benchmark when only that one is on PATH)' -r -F
 complete -c rbench -n "__fish_rbench_using_subcommand wrap" -s t -l tests -d 'Tests to run, comma-separated (run: set, get, del, exists, incr; default set,get. wrap: redis-benchmark\'s names; default all of its tests)' -r
 complete -c rbench -n "__fish_rbench_using_subcommand wrap" -s n -l requests -d 'Requests per test (default 100000; run: unlimited with --duration)' -r
@@ -48,7 +48,7 @@ complete -c rbench -n "__fish_rbench_using_subcommand wrap" -s q -l quiet -d 'Pr
 complete -c rbench -n "__fish_rbench_using_subcommand wrap" -s v -l verbose -d 'Say more on stderr (where the config came from, what is done)'
 complete -c rbench -n "__fish_rbench_using_subcommand wrap" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rbench -n "__fish_rbench_using_subcommand run" -l config -d 'Read Redis settings from this redis.json (default: $RJ_CONFIG, ./redis.json, ~/.config/rj/redis.json)' -r -F
-complete -c rbench -n "__fish_rbench_using_subcommand run" -l url -d 'Redis URL (redis://, rediss://, unix://); overrides redis.json and REDIS_URL. Prefer REDIS_URL or redis.json for passwords: a command line is visible to every user' -r
+complete -c rbench -n "__fish_rbench_using_subcommand run" -l url -d 'Redis URL (redis://, rediss://, unix://, redis+sentinel://h:p,h:p/MASTER); overrides redis.json and REDIS_URL. Prefer REDIS_URL or redis.json for passwords: a command line is visible to every user' -r
 complete -c rbench -n "__fish_rbench_using_subcommand run" -s t -l tests -d 'Tests to run, comma-separated (run: set, get, del, exists, incr; default set,get. wrap: redis-benchmark\'s names; default all of its tests)' -r
 complete -c rbench -n "__fish_rbench_using_subcommand run" -s n -l requests -d 'Requests per test (default 100000; run: unlimited with --duration)' -r
 complete -c rbench -n "__fish_rbench_using_subcommand run" -s c -l clients -d 'Parallel connections' -r

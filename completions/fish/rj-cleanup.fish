@@ -1,5 +1,5 @@
 complete -c rj-cleanup -l config -d 'Read Redis settings from this redis.json (default: $RJ_CONFIG, ./redis.json, ~/.config/rj/redis.json)' -r -F
-complete -c rj-cleanup -l url -d 'Redis URL (redis://, rediss://, unix://); overrides redis.json and REDIS_URL. Prefer REDIS_URL or redis.json for passwords: a command line is visible to every user' -r
+complete -c rj-cleanup -l url -d 'Redis URL (redis://, rediss://, unix://, redis+sentinel://h:p,h:p/MASTER); overrides redis.json and REDIS_URL. Prefer REDIS_URL or redis.json for passwords: a command line is visible to every user' -r
 complete -c rj-cleanup -l tag -d 'Experiment tag (default: $JOB_TAG, $job_tag, "job_tag" in redis.json)' -r
 complete -c rj-cleanup -s q -l quiet -d 'Print only errors'
 complete -c rj-cleanup -s v -l verbose -d 'Say more on stderr (where the config came from, what is done)'

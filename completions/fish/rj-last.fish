@@ -1,5 +1,5 @@
 complete -c rj-last -l config -d 'Read Redis settings from this redis.json (default: $RJ_CONFIG, ./redis.json, ~/.config/rj/redis.json)' -r -F
-complete -c rj-last -l url -d 'Redis URL (redis://, rediss://, unix://); overrides redis.json and REDIS_URL. Prefer REDIS_URL or redis.json for passwords: a command line is visible to every user' -r
+complete -c rj-last -l url -d 'Redis URL (redis://, rediss://, unix://, redis+sentinel://h:p,h:p/MASTER); overrides redis.json and REDIS_URL. Prefer REDIS_URL or redis.json for passwords: a command line is visible to every user' -r
 complete -c rj-last -l tag -d 'Experiment tag (default: $JOB_TAG, $job_tag, "job_tag" in redis.json)' -r
 complete -c rj-last -l job -d 'This job instead of the last one: 4238610, or 4238610_3 for one array task. Repeatable: more than one makes the table of those jobs' -r
 complete -c rj-last -l state -d 'The jobs of these sets, as one table: ALL, PENDING_AND_RUNNING (or PENDING, RUNNING), COMPLETED, FAILED, TIMEOUT, CANCELLED; repeatable' -r

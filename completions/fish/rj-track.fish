@@ -1,5 +1,5 @@
 complete -c rj-track -l config -d 'Read Redis settings from this redis.json (default: $RJ_CONFIG, ./redis.json, ~/.config/rj/redis.json)' -r -F
-complete -c rj-track -l url -d 'Redis URL (redis://, rediss://, unix://); overrides redis.json and REDIS_URL. Prefer REDIS_URL or redis.json for passwords: a command line is visible to every user' -r
+complete -c rj-track -l url -d 'Redis URL (redis://, rediss://, unix://, redis+sentinel://h:p,h:p/MASTER); overrides redis.json and REDIS_URL. Prefer REDIS_URL or redis.json for passwords: a command line is visible to every user' -r
 complete -c rj-track -l tag -d 'Experiment tag to track; repeatable (default: $JOB_TAG, $job_tag, "job_tag" in redis.json)' -r
 complete -c rj-track -l interval -d 'Time between ticks' -r
 complete -c rj-track -l lost-after -d 'Move a job that Slurm no longer knows at all to FAILED (state=LOST) after this long' -r

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 pub mod check;
 pub mod proxy;
+pub mod sentinel_support;
 pub mod slurm;
 pub mod wait_support;
 
