@@ -9,6 +9,8 @@
 #   wall s     elapsed time                          (/usr/bin/time -v)
 #   cpu s      user + system CPU of rj-launch         (/usr/bin/time -v)
 #   peak MB    maximum resident set size of rj-launch (/usr/bin/time -v)
+#   server s   CPU time the redis-server spent meanwhile (INFO cpu: used_cpu_user + used_cpu_sys,
+#              before and after): what the server itself needs, whatever the client does
 #   EXECs      MULTI/EXEC transactions the server ran (INFO commandstats)
 # and checks that T_ALL and T_PENDING_AND_RUNNING hold N members afterwards. A second row,
 # "floor", sends the same writes (the two SADDs in commands of 1,000 members, one HSET of the
@@ -33,25 +35,32 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
   --daemonize yes --pidfile "$WORK/redis.pid" --logfile "$WORK/redis.log"
 cleanup() {
-  [ -s "$WORK/redis.pid" ] && kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true
+  if [ -s "$WORK/redis.pid" ]; then
+    pid=$(cat "$WORK/redis.pid")
+    kill "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+  fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 R() { redis-cli -p "$PORT" "$@"; }
+server_cpu() { R info cpu | awk -F: '/^used_cpu_(user|sys):/ { s += $2 } END { printf "%.2f", s }'; }
 until R ping >/dev/null 2>&1; do sleep 0.05; done
 
 # What the numbers came from, for the results file.
 echo "rj-launch $("$RJ_BIN/rj-launch" --version | cut -d' ' -f2-), $(redis-server --version | cut -d' ' -f3), $(nproc) CPUs"
 echo
-echo "| N | what | wall s | cpu s | peak MB | EXECs |"
-echo "|---:|---|---:|---:|---:|---:|"
+echo "| N | what | wall s | cpu s | peak MB | server s | EXECs |"
+echo "|---:|---|---:|---:|---:|---:|---:|"
 for n in "${NS[@]}"; do
   tag=bench_$n
   seq 4000001 $((4000000 + n)) >"$WORK/ids"
   R config resetstat >/dev/null
+  cpu0=$(server_cpu)
   env -i PATH="$PATH" HOME="$WORK" XDG_STATE_HOME="$WORK/state" \
     REDIS_URL="redis://127.0.0.1:$PORT" JOB_TAG="$tag" \
     /usr/bin/time -v -o "$WORK/time" "$RJ_BIN/rj-launch" --record - <"$WORK/ids" >"$WORK/out"
+  cpu1=$(server_cpu)
   printed=$(wc -l <"$WORK/out")
   all=$(R scard "${tag}_ALL")
   pending=$(R scard "${tag}_PENDING_AND_RUNNING")
@@ -60,12 +69,12 @@ for n in "${NS[@]}"; do
     exit 1
   fi
   execs=$(R info commandstats | sed -n 's/^cmdstat_exec:calls=\([0-9]*\),.*/\1/p')
-  awk -v n="$n" -v execs="${execs:-0}" -F': ' '
+  awk -v n="$n" -v execs="${execs:-0}" -v server="$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.2f", b - a }')" -F': ' '
     /Elapsed \(wall clock\)/ { split($2, t, ":"); wall = (length(t) == 3) ? t[1]*3600 + t[2]*60 + t[3] : t[1]*60 + t[2] }
     /User time/ { cpu += $2 }
     /System time/ { cpu += $2 }
     /Maximum resident set size/ { rss = $2 / 1024 }
-    END { printf "| %d | rj-launch --record - | %.2f | %.2f | %.0f | %d |\n", n, wall, cpu, rss, execs }
+    END { printf "| %d | rj-launch --record - | %.2f | %.2f | %.0f | %s | %d |\n", n, wall, cpu, rss, server, execs }
   ' "$WORK/time"
   R flushall >/dev/null # the server is this script's own
 
@@ -81,10 +90,12 @@ for n in "${NS[@]}"; do
     }
     END { if (m > 0) { flush(tag "_ALL"); flush(tag "_PENDING_AND_RUNNING") } }
   ' "$WORK/ids" >"$WORK/floor.resp"
+  cpu0=$(server_cpu)
   start=$(date +%s.%N)
   R --pipe <"$WORK/floor.resp" >/dev/null
   end=$(date +%s.%N)
+  cpu1=$(server_cpu)
   [ "$(R scard "${tag}_ALL")" = "$n" ] || { echo "record-ids.sh: floor run wrote a wrong T_ALL" >&2; exit 1; }
-  awk -v n="$n" -v a="$start" -v b="$end" 'BEGIN { printf "| %d | floor: redis-cli --pipe | %.2f | | | |\n", n, b - a }'
+  awk -v n="$n" -v a="$start" -v b="$end" -v c="$cpu0" -v d="$cpu1" 'BEGIN { printf "| %d | floor: redis-cli --pipe | %.2f | | | %.2f | |\n", n, b - a, d - c }'
   R flushall >/dev/null
 done
