@@ -306,6 +306,8 @@ pub const ACL: &[AclRow] = &[
             "sadd",
             "hset",
             "exec",
+            "type",
+            "xadd",
         ],
     },
     AclRow {
@@ -376,7 +378,15 @@ pub const ACL: &[AclRow] = &[
     AclRow {
         tool: "rj-track",
         with: "a spool to replay",
-        commands: &["watch", "smismember", "unwatch", "multi", "sadd", "exec"],
+        commands: &[
+            "watch",
+            "smismember",
+            "unwatch",
+            "multi",
+            "sadd",
+            "exec",
+            "xadd",
+        ],
     },
     AclRow {
         tool: "rj-track",

@@ -85,8 +85,10 @@ pub fn bad_path(p: &std::path::Path) -> PathBuf {
 /// `<spool>.bad` (and fsynced) before the spool is emptied. IDs are recorded as rj stores them
 /// (`00012` as `12`), in transactions of [`RECORD_BATCH`]. If Redis or the disk fails half-way
 /// the spool is kept whole (recording is idempotent, so the next replay finishes).
+/// Each job gets its `recorded` event in `T_EVENTS` (trimmed to about
+/// [`crate::store::EVENTS_MAX`] entries), as rj-launch would have written it.
 pub fn replay(store: &mut Store, keys: &Keys, p: &PathBuf) -> anyhow::Result<Replay> {
-    replay_with(store, keys, p, 0)
+    replay_with(store, keys, p, crate::store::EVENTS_MAX)
 }
 
 /// [`replay`], each job recorded with its `recorded` event in `T_EVENTS` trimmed to about

@@ -62,6 +62,12 @@ pub struct Args {
     /// (`123`, `123_4`, `123;cluster`) from stdin, separated by white space.
     #[arg(long, num_args = 1.., value_name = "ID", conflicts_with = "sbatch_args")]
     pub record: Option<Vec<String>>,
+    /// Append one `recorded` entry per newly recorded job to the stream TAG_EVENTS (fields job,
+    /// set, state, exit_code, tracked_at, tracker), in the transaction that records it, trimmed
+    /// to about N entries (XADD MAXLEN ~ N); 0 writes no event. Jobs replayed from the spool get
+    /// theirs too.
+    #[arg(long, value_name = "N", default_value_t = crate::store::EVENTS_MAX)]
+    pub events_max: u64,
     /// Arguments for sbatch (put `--` before them when the first one starts with `-`).
     #[arg(
         trailing_var_arg = true,
@@ -123,11 +129,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut replay_failed = None;
     let recorded = match store {
         Ok(mut s) => {
-            match spool::replay(&mut s, &keys, &spool_path) {
+            match spool::replay_with(&mut s, &keys, &spool_path, args.events_max) {
                 Ok(r) => r.report(keys.tag(), &spool_path),
                 Err(e) => replay_failed = Some(e),
             }
-            record(&mut s, &keys, 0, &jobs, &common)
+            record(&mut s, &keys, args.events_max, &jobs, &common)
         }
         Err(e) => Err((e, 0)),
     };
