@@ -930,6 +930,9 @@ struct Recorder {
     events_max: Option<String>,
     /// `tracked_at` of a job whose fields have no `submitted` time.
     now: String,
+    /// A job's XADD to `T_EVENTS` in RESP, but for its ID (after the head) and its time (after
+    /// the middle); None when no event is written.
+    xadd: Option<[Vec<u8>; 3]>,
 }
 
 /// One chunk of jobs, encoded before its turn so that the client builds it while the server
@@ -956,13 +959,47 @@ enum Refused {
 
 impl Recorder {
     fn new(keys: &Keys, events_max: u64) -> Recorder {
+        let events = keys.events();
+        let xadd = (events_max > 0).then(|| {
+            let words = |ws: &[&[u8]]| {
+                let mut out = Vec::new();
+                for w in ws {
+                    resp_bulk(&mut out, &[w]);
+                }
+                out
+            };
+            // The T_EVENTS contract (ARCHITECTURE.md §2): these fields, in this order.
+            let mut head = Vec::new();
+            resp_array(&mut head, 18);
+            head.extend(words(&[
+                b"XADD",
+                events.as_bytes(),
+                b"MAXLEN",
+                b"~",
+                events_max.to_string().as_bytes(),
+                b"*",
+                b"job",
+            ]));
+            let mid = words(&[
+                b"set",
+                Set::PendingAndRunning.suffix().as_bytes(),
+                b"state",
+                b"recorded",
+                b"exit_code",
+                b"",
+                b"tracked_at",
+            ]);
+            let tail = words(&[b"tracker", b"rj-launch"]);
+            [head, mid, tail]
+        });
         Recorder {
             all: keys.set(Set::All),
             pending: keys.set(Set::PendingAndRunning),
-            events: keys.events(),
+            events,
             job_prefix: keys.job_hash(""),
             events_max: (events_max > 0).then(|| events_max.to_string()),
             now: crate::cmd::now_rfc3339(),
+            xadd,
         }
     }
 
@@ -1006,57 +1043,49 @@ impl Recorder {
         }
     }
 
-    /// Encode the queued commands of each job of the chunk.
+    /// Encode the queued commands of each job of the chunk. The fields every job shares are
+    /// encoded once (for as long as consecutive jobs hand the same slice), and the XADD's
+    /// constant words were encoded by [`Recorder::new`]: a job costs its ID and its own fields.
     fn fill(&self, jobs: &(impl Recordable + ?Sized), chunk: &mut Chunk) {
         if chunk.filled {
             return;
         }
         let mut body = Vec::with_capacity(chunk.ids.len() * 320);
         let mut ends = Vec::with_capacity(chunk.ids.len());
+        let mut shared: Option<&[(String, String)]> = None;
+        let mut shared_resp = Vec::new();
+        let mut shared_at: Option<&str> = None;
         for (i, id) in (chunk.start..).zip(&chunk.ids) {
             let [common, own] = jobs.fields(i);
+            if !shared.is_some_and(|s| std::ptr::eq(s, common)) {
+                shared = Some(common);
+                shared_resp.clear();
+                for (k, v) in common {
+                    resp_bulk(&mut shared_resp, &[k.as_bytes()]);
+                    resp_bulk(&mut shared_resp, &[v.as_bytes()]);
+                }
+                shared_at = submitted(common);
+            }
             let n = common.len() + own.len();
             let mut cmds = 0;
             if n > 0 {
                 resp_array(&mut body, 2 + 2 * n);
                 resp_bulk(&mut body, &[b"HSET"]);
                 resp_bulk(&mut body, &[self.job_prefix.as_bytes(), id.as_bytes()]);
-                for (k, v) in common.iter().chain(own) {
+                body.extend_from_slice(&shared_resp);
+                for (k, v) in own {
                     resp_bulk(&mut body, &[k.as_bytes()]);
                     resp_bulk(&mut body, &[v.as_bytes()]);
                 }
                 cmds += 1;
             }
-            if let Some(max) = &self.events_max {
-                // The T_EVENTS contract (ARCHITECTURE.md §2): these fields, in this order.
-                let at = common
-                    .iter()
-                    .chain(own)
-                    .find(|(k, _)| k == "submitted")
-                    .map_or(self.now.as_str(), |(_, v)| v.as_str());
-                resp_cmd(
-                    &mut body,
-                    &[
-                        b"XADD",
-                        self.events.as_bytes(),
-                        b"MAXLEN",
-                        b"~",
-                        max.as_bytes(),
-                        b"*",
-                        b"job",
-                        id.as_bytes(),
-                        b"set",
-                        Set::PendingAndRunning.suffix().as_bytes(),
-                        b"state",
-                        b"recorded",
-                        b"exit_code",
-                        b"",
-                        b"tracked_at",
-                        at.as_bytes(),
-                        b"tracker",
-                        b"rj-launch",
-                    ],
-                );
+            if let Some([head, mid, tail]) = &self.xadd {
+                let at = shared_at.or_else(|| submitted(own)).unwrap_or(&self.now);
+                body.extend_from_slice(head);
+                resp_bulk(&mut body, &[id.as_bytes()]);
+                body.extend_from_slice(mid);
+                resp_bulk(&mut body, &[at.as_bytes()]);
+                body.extend_from_slice(tail);
                 cmds += 1;
             }
             ends.push((body.len(), cmds));
@@ -1133,6 +1162,14 @@ impl Recorder {
         }
         self.all.clone()
     }
+}
+
+/// The `submitted` time among a job's fields: the time in its record that its event carries.
+fn submitted(fields: &[(String, String)]) -> Option<&str> {
+    fields
+        .iter()
+        .find(|(k, _)| k == "submitted")
+        .map(|(_, v)| v.as_str())
 }
 
 /// How a chunk's turn ended.
