@@ -1487,3 +1487,53 @@ fn replayed_spool_entries_get_their_event() {
         ["31", "32", "33", "34", "35"]
     );
 }
+
+/// Another writer changing T_ALL while rj-launch records (another rj-launch, a spool replay)
+/// makes EXECs return nil; each such chunk is looked at again, so that every job ends up
+/// recorded once, pending, with exactly one event, and the other writer's jobs untouched.
+#[test]
+fn a_concurrent_writer_neither_loses_nor_doubles_a_job_or_its_event() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    server.cli(&["CONFIG", "RESETSTAT"]);
+    let all = env.key("ALL");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let other = {
+        let stop = stop.clone();
+        let mut c = server.client();
+        let all = all.clone();
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                redis::cmd("SADD")
+                    .arg(&all)
+                    .arg(9_000_000 + n)
+                    .query::<()>(&mut c)
+                    .unwrap();
+                n += 1;
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            n
+        })
+    };
+    let ids: Vec<String> = (100_000..105_000).map(|i| i.to_string()).collect();
+    let out = run(env
+        .cmd("rj-launch")
+        .args(["--record", "-"])
+        .write_stdin(ids.join("\n")));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let theirs = other.join().unwrap();
+    ok(&out);
+    let mut pending = server.smembers(&env.key("PENDING_AND_RUNNING"));
+    pending.sort();
+    assert_eq!(pending, ids, "every job pending, once");
+    let mut jobs = event_jobs(&server, &env);
+    jobs.sort();
+    assert_eq!(jobs, ids, "one event per job");
+    let n_all: u64 = server.cli(&["SCARD", &all]).trim().parse().unwrap();
+    assert_eq!(n_all, ids.len() as u64 + theirs);
+    // At least one EXEC per chunk of 1,000; the ones beyond found T_ALL changed.
+    assert!(check::calls(&server, "exec") >= 5);
+}
