@@ -307,6 +307,8 @@ pub const ACL: &[AclRow] = &[
             "sadd",
             "hset",
             "exec",
+            "type",
+            "xadd",
         ],
     },
     AclRow {
@@ -388,7 +390,15 @@ pub const ACL: &[AclRow] = &[
     AclRow {
         tool: "rj-track",
         with: "a spool to replay",
-        commands: &["watch", "smismember", "unwatch", "multi", "sadd", "exec"],
+        commands: &[
+            "watch",
+            "smismember",
+            "unwatch",
+            "multi",
+            "sadd",
+            "exec",
+            "xadd",
+        ],
     },
     AclRow {
         tool: "rj-track",

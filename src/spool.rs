@@ -85,7 +85,20 @@ pub fn bad_path(p: &std::path::Path) -> PathBuf {
 /// `<spool>.bad` (and fsynced) before the spool is emptied. IDs are recorded as rj stores them
 /// (`00012` as `12`), in transactions of [`RECORD_BATCH`]. If Redis or the disk fails half-way
 /// the spool is kept whole (recording is idempotent, so the next replay finishes).
+/// Each job gets its `recorded` event in `T_EVENTS` (trimmed to about
+/// [`crate::store::EVENTS_MAX`] entries), as rj-launch would have written it.
 pub fn replay(store: &mut Store, keys: &Keys, p: &PathBuf) -> anyhow::Result<Replay> {
+    replay_with(store, keys, p, crate::store::EVENTS_MAX)
+}
+
+/// [`replay`], each job recorded with its `recorded` event in `T_EVENTS` trimmed to about
+/// `events_max` entries (0: no event), as `rj-launch --events-max` records.
+pub fn replay_with(
+    store: &mut Store,
+    keys: &Keys,
+    p: &PathBuf,
+    events_max: u64,
+) -> anyhow::Result<Replay> {
     let bad = bad_path(p);
     let mut done = Replay::default();
     match std::fs::metadata(p) {
@@ -116,13 +129,13 @@ pub fn replay(store: &mut Store, keys: &Keys, p: &PathBuf) -> anyhow::Result<Rep
             }
         }
         if batch.len() == RECORD_BATCH {
-            store.record(keys, &batch)?;
+            store.record(keys, events_max, &batch)?;
             done.recorded += batch.len();
             batch.clear();
         }
     }
     if !batch.is_empty() {
-        store.record(keys, &batch)?;
+        store.record(keys, events_max, &batch)?;
         done.recorded += batch.len();
     }
     if !bad_lines.is_empty() {

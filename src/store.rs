@@ -57,6 +57,25 @@ impl<'a> Bounded<'a> {
         }
     }
 
+    /// Write commands already in RESP; a failed write leaves the connection unusable.
+    fn send(&mut self, bytes: &[u8]) -> redis::RedisResult<()> {
+        let r = self.conn.send_packed_command(bytes);
+        if r.is_err() {
+            self.lost = true;
+        }
+        r
+    }
+
+    /// The next reply that is not a RESP3 push.
+    fn reply(&mut self) -> redis::RedisResult<Value> {
+        loop {
+            let v = self.recv()?;
+            if !matches!(v, Value::Push { .. }) {
+                return Ok(v);
+            }
+        }
+    }
+
     fn recv(&mut self) -> redis::RedisResult<Value> {
         let now = std::time::Instant::now();
         let left = self.deadline.saturating_duration_since(now);
@@ -139,33 +158,9 @@ impl redis::ConnectionLike for Bounded<'_> {
             }
             idx += 1;
         }
-        // A command refused at EXEC time (an ACL user without +exec) comes back as
-        // `EXECABORT Transaction discarded because of: NOPERM …`: the inner code is the cause.
-        let refused = refused.map(|e| {
-            match e
-                .details()
-                .and_then(|d| d.strip_prefix("Transaction discarded because of: "))
-                .and_then(|d| d.split_once(' '))
-            {
-                Some((code, rest)) if e.code() == "EXECABORT" => {
-                    redis::make_extension_error(code.to_string(), Some(rest.to_string()))
-                        .try_into()
-                        .unwrap_or(e)
-                }
-                _ => e,
-            }
-        });
-        match refused {
+        match transaction_error(refused, n_refused, offset.saturating_sub(1)) {
             None => Ok(kept),
-            Some(e) if n_refused > 1 => Err(redis::make_extension_error(
-                e.code().to_string(),
-                Some(format!(
-                    "{} ({n_refused} of {} commands of the transaction refused)",
-                    e.details().unwrap_or_default(),
-                    offset.saturating_sub(1)
-                )),
-            )),
-            Some(e) => Err(e.into()),
+            Some(e) => Err(e),
         }
     }
 
@@ -180,6 +175,41 @@ impl redis::ConnectionLike for Bounded<'_> {
     fn is_open(&self) -> bool {
         !self.lost && self.conn.is_open()
     }
+}
+
+/// The error of a transaction from its first refused command (`refused`, one of `n_refused`,
+/// of `queued` commands): a command refused at EXEC time (an ACL user without +exec) comes back
+/// as `EXECABORT Transaction discarded because of: NOPERM …`, whose inner code is the cause;
+/// several refusals are one line with their count, never a list of every command.
+fn transaction_error(
+    refused: Option<redis::ServerError>,
+    n_refused: usize,
+    queued: usize,
+) -> Option<redis::RedisError> {
+    let e = refused?;
+    let e = match e
+        .details()
+        .and_then(|d| d.strip_prefix("Transaction discarded because of: "))
+        .and_then(|d| d.split_once(' '))
+    {
+        Some((code, rest)) if e.code() == "EXECABORT" => {
+            redis::make_extension_error(code.to_string(), Some(rest.to_string()))
+                .try_into()
+                .unwrap_or(e)
+        }
+        _ => e,
+    };
+    Some(if n_refused > 1 {
+        redis::make_extension_error(
+            e.code().to_string(),
+            Some(format!(
+                "{} ({n_refused} of {queued} commands of the transaction refused)",
+                e.details().unwrap_or_default()
+            )),
+        )
+    } else {
+        e.into()
+    })
 }
 
 pub fn connection_info(t: &Target) -> anyhow::Result<ConnectionInfo> {
@@ -665,55 +695,15 @@ impl Store {
         )
     }
 
-    /// Record jobs atomically (ARCHITECTURE.md §2): for IDs not yet in `T_ALL`, one MULTI/EXEC of
-    /// `SADD T_ALL` + `SADD T_PENDING_AND_RUNNING` + the job hashes. IDs already recorded are
-    /// left where they are (a finished job must not reappear as pending) and returned.
+    /// Record jobs atomically (ARCHITECTURE.md §2): [`Store::record_jobs`] of a list of
+    /// (ID, hash fields). The IDs already recorded come back.
     pub fn record(
         &mut self,
         keys: &Keys,
+        events_max: u64,
         jobs: &[(String, Vec<(String, String)>)],
     ) -> anyhow::Result<Vec<String>> {
-        let all = keys.set(Set::All);
-        let ids: Vec<&str> = jobs.iter().map(|(id, _)| id.as_str()).collect();
-        loop {
-            self.query::<()>(redis::cmd("WATCH").arg(&all), &all)?;
-            let known: Vec<bool> =
-                self.query(redis::cmd("SMISMEMBER").arg(&all).arg(&ids), &all)?;
-            let new: Vec<&(String, Vec<(String, String)>)> = jobs
-                .iter()
-                .zip(&known)
-                .filter(|(_, k)| !**k)
-                .map(|(j, _)| j)
-                .collect();
-            let old: Vec<String> = jobs
-                .iter()
-                .zip(&known)
-                .filter(|(_, k)| **k)
-                .map(|(j, _)| j.0.clone())
-                .collect();
-            if new.is_empty() {
-                self.query::<()>(&redis::cmd("UNWATCH"), &all)?;
-                return Ok(old);
-            }
-            let mut p = redis::pipe();
-            p.atomic();
-            let new_ids: Vec<&str> = new.iter().map(|(id, _)| id.as_str()).collect();
-            p.cmd("SADD").arg(&all).arg(&new_ids).ignore();
-            p.cmd("SADD")
-                .arg(keys.set(Set::PendingAndRunning))
-                .arg(&new_ids)
-                .ignore();
-            for (id, fields) in &new {
-                if !fields.is_empty() {
-                    p.cmd("HSET").arg(keys.job_hash(id)).arg(fields).ignore();
-                }
-            }
-            let done: Option<()> = self.pipe(&p, &all)?;
-            if done.is_some() {
-                return Ok(old);
-            }
-            // EXEC returned nil: T_ALL changed under us; look again.
-        }
+        self.record_jobs(keys, events_max, jobs).map_err(|(e, _)| e)
     }
 
     /// All members of a set, by SSCAN (never one huge SMEMBERS reply), sorted as job IDs.
@@ -1146,6 +1136,571 @@ impl Store {
         };
         Ok((ty.to_string(), j))
     }
+}
+
+/// Default of `--events-max`: the `T_EVENTS` stream is trimmed to about this many entries
+/// (`XADD … MAXLEN ~`); 0 writes no event.
+pub const EVENTS_MAX: u64 = 100_000;
+
+/// Jobs to record: each one's ID as stored and its hash's fields. The fields come as two
+/// slices (what every job of one invocation shares, then the job's own) so that a million jobs
+/// need no copy of the shared ones each.
+pub trait Recordable {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn id(&self, i: usize) -> String;
+    fn fields(&self, i: usize) -> [&[(String, String)]; 2];
+}
+
+impl Recordable for [(String, Vec<(String, String)>)] {
+    fn len(&self) -> usize {
+        <[_]>::len(self)
+    }
+    fn id(&self, i: usize) -> String {
+        self[i].0.clone()
+    }
+    fn fields(&self, i: usize) -> [&[(String, String)]; 2] {
+        [&self[i].1, &[]]
+    }
+}
+
+/// RESP encoding straight into one buffer: recording a million jobs builds a million HSETs and
+/// XADDs, and a `redis::Cmd` each (with its allocations) cost more than the server's work.
+fn resp_array(out: &mut Vec<u8>, n: usize) {
+    out.push(b'*');
+    resp_num(out, n);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn resp_bulk(out: &mut Vec<u8>, parts: &[&[u8]]) {
+    out.push(b'$');
+    resp_num(out, parts.iter().map(|p| p.len()).sum());
+    out.extend_from_slice(b"\r\n");
+    for p in parts {
+        out.extend_from_slice(p);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+fn resp_num(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+fn resp_cmd(out: &mut Vec<u8>, words: &[&[u8]]) {
+    resp_array(out, words.len());
+    for w in words {
+        resp_bulk(out, &[w]);
+    }
+}
+
+/// The key names and constant words of one recording call.
+struct Recorder {
+    all: String,
+    pending: String,
+    events: String,
+    /// `T_JOB:`, which the ID completes.
+    job_prefix: String,
+    /// `MAXLEN ~ N` of each XADD, as text; None when no event is written.
+    events_max: Option<String>,
+    /// `tracked_at` of a job whose fields have no `submitted` time.
+    now: String,
+    /// A job's XADD to `T_EVENTS` in RESP, but for its ID (after the head) and its time (after
+    /// the middle); None when no event is written.
+    xadd: Option<[Vec<u8>; 3]>,
+}
+
+/// One chunk of jobs, encoded before its turn so that the client builds it while the server
+/// runs the chunk before.
+struct Chunk {
+    start: usize,
+    ids: Vec<String>,
+    /// `WATCH T_ALL [T_EVENTS]`, `TYPE T_EVENTS`, `SMISMEMBER T_ALL <ids>`.
+    look: Vec<u8>,
+    /// Each job's queued commands (its HSET, its XADD), one job after the other.
+    body: Vec<u8>,
+    /// Where each job's commands end in `body`, and how many there are.
+    ends: Vec<(usize, u8)>,
+    /// `body` and `ends` are encoded.
+    filled: bool,
+}
+
+/// What went wrong in a chunk: a server or connection error and the key to name, or a key of the
+/// wrong type found before anything was written.
+enum Refused {
+    Redis(redis::RedisError, String),
+    WrongType { key: String, is: String },
+}
+
+impl Recorder {
+    fn new(keys: &Keys, events_max: u64) -> Recorder {
+        let events = keys.events();
+        let xadd = (events_max > 0).then(|| {
+            let words = |ws: &[&[u8]]| {
+                let mut out = Vec::new();
+                for w in ws {
+                    resp_bulk(&mut out, &[w]);
+                }
+                out
+            };
+            // The T_EVENTS contract (ARCHITECTURE.md §2): these fields, in this order.
+            let mut head = Vec::new();
+            resp_array(&mut head, 18);
+            head.extend(words(&[
+                b"XADD",
+                events.as_bytes(),
+                b"MAXLEN",
+                b"~",
+                events_max.to_string().as_bytes(),
+                b"*",
+                b"job",
+            ]));
+            let mid = words(&[
+                b"set",
+                Set::PendingAndRunning.suffix().as_bytes(),
+                b"state",
+                b"recorded",
+                b"exit_code",
+                b"",
+                b"tracked_at",
+            ]);
+            let tail = words(&[b"tracker", b"rj-launch"]);
+            [head, mid, tail]
+        });
+        Recorder {
+            all: keys.set(Set::All),
+            pending: keys.set(Set::PendingAndRunning),
+            events,
+            job_prefix: keys.job_hash(""),
+            events_max: (events_max > 0).then(|| events_max.to_string()),
+            now: crate::cmd::now_rfc3339(),
+            xadd,
+        }
+    }
+
+    /// Replies the look of a chunk gets: WATCH, TYPE (with events), SMISMEMBER.
+    fn look_replies(&self) -> usize {
+        if self.events_max.is_some() {
+            3
+        } else {
+            2
+        }
+    }
+
+    /// The chunk of jobs from `start`: its IDs and its look; [`Recorder::fill`] adds the rest.
+    fn chunk(&self, jobs: &(impl Recordable + ?Sized), start: usize) -> Chunk {
+        let end = (start + crate::spool::RECORD_BATCH).min(jobs.len());
+        let ids: Vec<String> = (start..end).map(|i| jobs.id(i)).collect();
+        let mut look = Vec::with_capacity(64 + ids.len() * 12);
+        match &self.events_max {
+            Some(_) => {
+                resp_cmd(
+                    &mut look,
+                    &[b"WATCH", self.all.as_bytes(), self.events.as_bytes()],
+                );
+                resp_cmd(&mut look, &[b"TYPE", self.events.as_bytes()]);
+            }
+            None => resp_cmd(&mut look, &[b"WATCH", self.all.as_bytes()]),
+        }
+        resp_array(&mut look, 2 + ids.len());
+        resp_bulk(&mut look, &[b"SMISMEMBER"]);
+        resp_bulk(&mut look, &[self.all.as_bytes()]);
+        for id in &ids {
+            resp_bulk(&mut look, &[id.as_bytes()]);
+        }
+        Chunk {
+            start,
+            ids,
+            look,
+            body: Vec::new(),
+            ends: Vec::new(),
+            filled: false,
+        }
+    }
+
+    /// Encode the queued commands of each job of the chunk. The fields every job shares are
+    /// encoded once (for as long as consecutive jobs hand the same slice), and the XADD's
+    /// constant words were encoded by [`Recorder::new`]: a job costs its ID and its own fields.
+    fn fill(&self, jobs: &(impl Recordable + ?Sized), chunk: &mut Chunk) {
+        if chunk.filled {
+            return;
+        }
+        let mut body = Vec::with_capacity(chunk.ids.len() * 320);
+        let mut ends = Vec::with_capacity(chunk.ids.len());
+        let mut shared: Option<&[(String, String)]> = None;
+        let mut shared_resp = Vec::new();
+        let mut shared_at: Option<&str> = None;
+        for (i, id) in (chunk.start..).zip(&chunk.ids) {
+            let [common, own] = jobs.fields(i);
+            if !shared.is_some_and(|s| std::ptr::eq(s, common)) {
+                shared = Some(common);
+                shared_resp.clear();
+                for (k, v) in common {
+                    resp_bulk(&mut shared_resp, &[k.as_bytes()]);
+                    resp_bulk(&mut shared_resp, &[v.as_bytes()]);
+                }
+                shared_at = submitted(common);
+            }
+            let n = common.len() + own.len();
+            let mut cmds = 0;
+            if n > 0 {
+                resp_array(&mut body, 2 + 2 * n);
+                resp_bulk(&mut body, &[b"HSET"]);
+                resp_bulk(&mut body, &[self.job_prefix.as_bytes(), id.as_bytes()]);
+                body.extend_from_slice(&shared_resp);
+                for (k, v) in own {
+                    resp_bulk(&mut body, &[k.as_bytes()]);
+                    resp_bulk(&mut body, &[v.as_bytes()]);
+                }
+                cmds += 1;
+            }
+            if let Some([head, mid, tail]) = &self.xadd {
+                let at = shared_at.or_else(|| submitted(own)).unwrap_or(&self.now);
+                body.extend_from_slice(head);
+                resp_bulk(&mut body, &[id.as_bytes()]);
+                body.extend_from_slice(mid);
+                resp_bulk(&mut body, &[at.as_bytes()]);
+                body.extend_from_slice(tail);
+                cmds += 1;
+            }
+            ends.push((body.len(), cmds));
+        }
+        chunk.body = body;
+        chunk.ends = ends;
+        chunk.filled = true;
+    }
+
+    /// Read what a chunk's look found: which of its IDs `T_ALL` has. The replies are read
+    /// whole before any is judged, so that the connection stays in step.
+    fn judge_look(&self, replies: Vec<Value>, n: usize) -> Result<Vec<bool>, Refused> {
+        let mut it = replies.into_iter();
+        let refused = |e: redis::ServerError, key: &str| Refused::Redis(e.into(), key.to_string());
+        if let Some(Value::ServerError(e)) = it.next() {
+            return Err(refused(e, &self.all));
+        }
+        if self.events_max.is_some() {
+            match it.next() {
+                Some(Value::ServerError(e)) => return Err(refused(e, &self.events)),
+                Some(Value::SimpleString(t)) if t == "none" || t == "stream" => {}
+                Some(Value::SimpleString(t)) => {
+                    return Err(Refused::WrongType {
+                        key: self.events.clone(),
+                        is: t,
+                    })
+                }
+                other => return Err(self.unreadable(&self.events, other)),
+            }
+        }
+        match it.next() {
+            Some(Value::ServerError(e)) => Err(refused(e, &self.all)),
+            Some(v) => match redis::from_redis_value::<Vec<bool>>(v) {
+                Ok(known) if known.len() == n => Ok(known),
+                Ok(known) => Err(Refused::Redis(
+                    redis::make_extension_error(
+                        "PROTOCOL".into(),
+                        Some(format!("SMISMEMBER answered {} of {n} IDs", known.len())),
+                    ),
+                    self.all.clone(),
+                )),
+                Err(e) => Err(Refused::Redis(e.into(), self.all.clone())),
+            },
+            None => Err(self.unreadable(&self.all, None)),
+        }
+    }
+
+    fn unreadable(&self, key: &str, v: Option<Value>) -> Refused {
+        Refused::Redis(
+            redis::make_extension_error("PROTOCOL".into(), Some(format!("unexpected reply {v:?}"))),
+            key.to_string(),
+        )
+    }
+
+    /// The key the `idx`-th command of a chunk's transaction writes (for naming a failure).
+    fn queued_key(&self, chunk: &Chunk, new: &[usize], idx: usize) -> String {
+        match idx {
+            0 => return self.all.clone(),
+            1 => return self.pending.clone(),
+            _ => {}
+        }
+        let mut at = 2;
+        for &j in new {
+            let cmds = chunk.ends[j].1 as usize;
+            if idx < at + cmds {
+                let hset = self.events_max.is_none() || cmds == 2;
+                return if idx == at && hset {
+                    format!("{}{}", self.job_prefix, chunk.ids[j])
+                } else {
+                    self.events.clone()
+                };
+            }
+            at += cmds;
+        }
+        self.all.clone()
+    }
+}
+
+/// The `submitted` time among a job's fields: the time in its record that its event carries.
+fn submitted(fields: &[(String, String)]) -> Option<&str> {
+    fields
+        .iter()
+        .find(|(k, _)| k == "submitted")
+        .map(|(_, v)| v.as_str())
+}
+
+/// How a chunk's turn ended.
+enum Turn {
+    /// Written (or nothing to write): the IDs that were recorded already.
+    Done(Vec<String>),
+    /// `T_ALL` (or `T_EVENTS`) changed between the look and EXEC: look again.
+    Again,
+}
+
+impl Store {
+    /// Record jobs (ARCHITECTURE.md §2): for IDs not yet in `T_ALL`, `SADD T_ALL`,
+    /// `SADD T_PENDING_AND_RUNNING`, the job hashes and (with `events_max` > 0) one `recorded`
+    /// entry per job in `T_EVENTS`, in MULTI/EXECs of [`crate::spool::RECORD_BATCH`] jobs each,
+    /// with `T_ALL` (and `T_EVENTS`) WATCHed from the look that found the IDs new: an ID already
+    /// recorded is left where it is (a finished job must not reappear as pending), gets no
+    /// event, and comes back. A `T_EVENTS` that is not a stream is found before any write.
+    ///
+    /// Two round trips per chunk: MULTI alone (a user refused MULTI would otherwise have every
+    /// queued command run at once, outside any transaction), then the queued commands, EXEC and
+    /// the next chunk's look in one write; the next chunk is encoded while the server runs
+    /// this one. On failure: the error and the index of the first job that may not be
+    /// recorded (all before it are).
+    pub fn record_jobs(
+        &mut self,
+        keys: &Keys,
+        events_max: u64,
+        jobs: &(impl Recordable + ?Sized),
+    ) -> Result<Vec<String>, (anyhow::Error, usize)> {
+        let rec = Recorder::new(keys, events_max);
+        let mut already = Vec::new();
+        if jobs.is_empty() {
+            return Ok(already);
+        }
+        let mut chunk = rec.chunk(jobs, 0);
+        let mut next: Option<Chunk> = None;
+        // The replies to the look of `chunk`, when it was sent with the last transaction.
+        let mut looked: Option<redis::RedisResult<Vec<Value>>> = None;
+        loop {
+            let start = chunk.start;
+            rec.fill(jobs, &mut chunk);
+            let turn = self.turn(&rec, jobs, &chunk, &mut next, &mut looked);
+            match turn {
+                Ok(Turn::Done(old)) => already.extend(old),
+                Ok(Turn::Again) => continue,
+                Err(Refused::Redis(e, key)) => return Err((self.error(e, &key), start)),
+                Err(Refused::WrongType { key, is }) => {
+                    return Err((
+                        fail(
+                            Kind::DataErr,
+                            format!(
+                                "Redis {} holds {key} as a {is}, not a stream (WRONGTYPE); \
+                                 nothing was written",
+                                self.place
+                            ),
+                        ),
+                        start,
+                    ))
+                }
+            }
+            let end = start + chunk.ids.len();
+            if end >= jobs.len() {
+                return Ok(already);
+            }
+            chunk = match next.take() {
+                Some(c) => c,
+                None => rec.chunk(jobs, end),
+            };
+        }
+    }
+
+    /// One chunk: its look (unless already read), then its transaction. `next` and `looked`
+    /// carry the next chunk, encoded, and the replies to its look, when they were sent
+    /// behind this chunk's EXEC.
+    fn turn(
+        &mut self,
+        rec: &Recorder,
+        jobs: &(impl Recordable + ?Sized),
+        chunk: &Chunk,
+        next: &mut Option<Chunk>,
+        looked: &mut Option<redis::RedisResult<Vec<Value>>>,
+    ) -> Result<Turn, Refused> {
+        let all = || rec.all.clone();
+        let gone = |e: redis::RedisError| Refused::Redis(e, rec.all.clone());
+        let replies = looked.take();
+        if self.broken && replies.is_none() {
+            return Err(gone(
+                std::io::Error::new(
+                    std::io::ErrorKind::NotConnected,
+                    "connection given up after a timeout or a dropped connection",
+                )
+                .into(),
+            ));
+        }
+        let mut b = Bounded::new(&mut self.conn);
+        let r = (|| {
+            let replies = match replies {
+                Some(r) => r.map_err(gone)?,
+                None => {
+                    b.send(&chunk.look).map_err(gone)?;
+                    read_n(&mut b, rec.look_replies()).map_err(gone)?
+                }
+            };
+            let known = rec.judge_look(replies, chunk.ids.len())?;
+            let new: Vec<usize> = (0..known.len()).filter(|&i| !known[i]).collect();
+            let old: Vec<String> = (0..known.len())
+                .filter(|&i| known[i])
+                .map(|i| chunk.ids[i].clone())
+                .collect();
+            let end = chunk.start + chunk.ids.len();
+            let more = end < jobs.len();
+            if new.is_empty() {
+                // Nothing to write: the next chunk's WATCH (or, after the last, UNWATCH)
+                // replaces this one's.
+                if more {
+                    let c = next.take().unwrap_or_else(|| rec.chunk(jobs, end));
+                    b.send(&c.look).map_err(gone)?;
+                    *looked = Some(read_n(&mut b, rec.look_replies()));
+                    *next = Some(c);
+                } else {
+                    b.send(&redis::cmd("UNWATCH").get_packed_command())
+                        .map_err(gone)?;
+                    if let Value::ServerError(e) = b.reply().map_err(gone)? {
+                        return Err(Refused::Redis(e.into(), all()));
+                    }
+                }
+                return Ok(Turn::Done(old));
+            }
+            b.send(&redis::cmd("MULTI").get_packed_command())
+                .map_err(gone)?;
+            if let Value::ServerError(e) = b.reply().map_err(gone)? {
+                return Err(Refused::Redis(e.into(), all()));
+            }
+            let mut tx = Vec::with_capacity(chunk.body.len() + new.len() * 24 + 128);
+            for set in [&rec.all, &rec.pending] {
+                resp_array(&mut tx, 2 + new.len());
+                resp_bulk(&mut tx, &[b"SADD"]);
+                resp_bulk(&mut tx, &[set.as_bytes()]);
+                for &i in &new {
+                    resp_bulk(&mut tx, &[chunk.ids[i].as_bytes()]);
+                }
+            }
+            let mut queued = 2;
+            for &i in &new {
+                let from = if i == 0 { 0 } else { chunk.ends[i - 1].0 };
+                tx.extend_from_slice(&chunk.body[from..chunk.ends[i].0]);
+                queued += chunk.ends[i].1 as usize;
+            }
+            resp_cmd(&mut tx, &[b"EXEC"]);
+            if more && next.is_none() {
+                *next = Some(rec.chunk(jobs, end));
+            }
+            if let Some(c) = next.as_ref() {
+                tx.extend_from_slice(&c.look);
+            }
+            b.send(&tx).map_err(gone)?;
+            drop(tx);
+            // While the server runs the transaction, the next chunk's commands are built.
+            if let Some(c) = next.as_mut() {
+                rec.fill(jobs, c);
+            }
+            let outcome = read_transaction(&mut b, queued);
+            if next.is_some() {
+                *looked = Some(read_n(&mut b, rec.look_replies()));
+            }
+            match outcome.map_err(gone)? {
+                Exec::Done(replies) => {
+                    if let Some((i, e)) = replies.into_iter().enumerate().find_map(|(i, v)| match v
+                    {
+                        Value::ServerError(e) => Some((i, e)),
+                        _ => None,
+                    }) {
+                        return Err(Refused::Redis(e.into(), rec.queued_key(chunk, &new, i)));
+                    }
+                    Ok(Turn::Done(old))
+                }
+                Exec::Aborted => {
+                    // The look behind EXEC belongs to the next chunk; this one looks again.
+                    *looked = None;
+                    Ok(Turn::Again)
+                }
+                Exec::Refused(e, i) => Err(Refused::Redis(e, rec.queued_key(chunk, &new, i))),
+            }
+        })();
+        if b.lost {
+            self.broken = true;
+        }
+        r
+    }
+}
+
+/// `n` replies (RESP3 pushes aside), whatever they are.
+fn read_n(b: &mut Bounded<'_>, n: usize) -> redis::RedisResult<Vec<Value>> {
+    (0..n).map(|_| b.reply()).collect()
+}
+
+/// How a transaction ended.
+enum Exec {
+    /// EXEC ran: the replies of its commands (a runtime error among them is a reply).
+    Done(Vec<Value>),
+    /// EXEC returned nil: a WATCHed key changed.
+    Aborted,
+    /// Refused, while queueing or at EXEC: the error and the index of the first command refused
+    /// (`queued` for EXEC itself).
+    Refused(redis::RedisError, usize),
+}
+
+/// Read the replies of `queued` commands sent after an accepted MULTI, and EXEC's.
+fn read_transaction(b: &mut Bounded<'_>, queued: usize) -> redis::RedisResult<Exec> {
+    let mut refused: Option<redis::ServerError> = None;
+    let mut first = 0;
+    let mut n_refused = 0;
+    for i in 0..queued {
+        if let Value::ServerError(e) = b.reply()? {
+            n_refused += 1;
+            if refused.is_none() {
+                first = i;
+                refused = Some(e);
+            }
+        }
+    }
+    match b.reply()? {
+        Value::Nil if refused.is_none() => return Ok(Exec::Aborted),
+        Value::Array(v) if refused.is_none() => return Ok(Exec::Done(v)),
+        // EXECABORT only repeats that something queued was refused.
+        Value::ServerError(e) if refused.is_some() && e.code() == "EXECABORT" => {}
+        Value::ServerError(e) => {
+            n_refused += 1;
+            if refused.is_none() {
+                first = queued;
+                refused = Some(e);
+            }
+        }
+        other if refused.is_none() => {
+            return Err(redis::make_extension_error(
+                "PROTOCOL".into(),
+                Some(format!("unexpected reply to EXEC: {other:?}")),
+            ))
+        }
+        _ => {}
+    }
+    Ok(match transaction_error(refused, n_refused, queued) {
+        Some(e) => Exec::Refused(e, first),
+        None => Exec::Aborted,
+    })
 }
 
 #[cfg(test)]

@@ -364,3 +364,70 @@ fn records_are_found_after_the_sets_are_gone() {
         assert_eq!(all_keys(&server), want, "{delete_sets}");
     }
 }
+
+/// The tag's event stream and rj-track's tick figures are records of the tag too: --records
+/// deletes them with TAG_TRACKER:unknown (and --dry-run lists them); a plain cleanup keeps them,
+/// and neither touches the lease TAG_TRACKER nor another tag's stream.
+#[test]
+fn records_take_the_event_stream_and_the_tick_figures() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let t = &env.tag;
+    seed(&server, &env);
+    server.cli(&[
+        "XADD",
+        &env.key("EVENTS"),
+        "*",
+        "job",
+        "5",
+        "set",
+        "PENDING_AND_RUNNING",
+    ]);
+    server.cli(&[
+        "HSET",
+        &env.key("TRACKER:tick"),
+        "at",
+        "1700000000",
+        "moved",
+        "0",
+    ]);
+    let other = format!("{t}-2");
+    server.cli(&["XADD", &format!("{other}_EVENTS"), "*", "job", "5"]);
+    server.cli(&["HSET", &format!("{other}_TRACKER:tick"), "at", "1"]);
+    let tag_keys = [
+        env.key("EVENTS"),
+        env.key("TRACKER:tick"),
+        env.key("TRACKER:unknown"),
+    ];
+
+    ok(&run(&mut env.cmd("rj-cleanup")));
+    let before = all_keys(&server);
+    assert!(tag_keys.iter().all(|k| before.contains(k)), "{before:?}");
+
+    let out = run(env.cmd("rj-cleanup").args(["--records", "--dry-run"]));
+    let listed: Vec<String> = ok(&out).lines().map(str::to_string).collect();
+    for k in &tag_keys {
+        assert!(listed.contains(k), "{k} not listed: {listed:?}");
+    }
+    assert!(
+        check::stderr(&out).contains(&env.key("EVENTS")),
+        "{}",
+        check::stderr(&out)
+    );
+    assert_eq!(all_keys(&server), before, "--dry-run deletes nothing");
+
+    ok(&run(env.cmd("rj-cleanup").args(["--records", "--yes"])));
+    let after = all_keys(&server);
+    for k in &tag_keys {
+        assert!(!after.contains(k), "{k} left: {after:?}");
+    }
+    for k in [
+        env.key("TRACKER"),
+        format!("{other}_EVENTS"),
+        format!("{other}_TRACKER:tick"),
+    ] {
+        assert!(after.contains(&k), "{k} deleted: {after:?}");
+    }
+}

@@ -113,12 +113,14 @@ fn redis_cli_sees_what_rj_writes() {
         "4238615",
     ]);
     assert_eq!(members(&env.key("COMPLETED")), ["4238610", "4238615"]);
-    // Besides the six sets, rj added only its job hash, of a name no script pattern matches.
+    // Besides the six sets, rj added only its job hash and the event stream, of names no
+    // script pattern matches.
     let t = &env.tag;
     let mut want = vec![
         env.key("ALL"),
         env.key("CANCELLED"),
         env.key("COMPLETED"),
+        env.key("EVENTS"),
         env.key("FAILED"),
         env.key("JOB:4238615"),
         env.key("PENDING_AND_RUNNING"),
@@ -135,7 +137,7 @@ fn redis_cli_sees_what_rj_writes() {
     assert!(server
         .cli(&["KEYS", &format!("{t}-*:*")])
         .lines()
-        .all(|k| !k.contains("JOB")));
+        .all(|k| !k.contains("JOB") && !k.contains("EVENTS")));
     // The original cleanup: DEL of the six sets leaves rj nothing to trip over.
     for set in [
         "ALL",

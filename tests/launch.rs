@@ -1314,3 +1314,226 @@ fn a_url_server_reaches_the_job_without_its_password() {
         assert!(!shown.contains(PW), "{shown}");
     }
 }
+
+/// The entries of the tag's event stream, each as its (field, value) pairs in order.
+fn events(server: &RedisServer, env: &TestEnv) -> Vec<Vec<(String, String)>> {
+    let raw: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg(env.key("EVENTS"))
+        .arg("-")
+        .arg("+")
+        .query(&mut server.client())
+        .unwrap();
+    raw.into_iter()
+        .map(|(_, fv)| fv.chunks(2).map(|p| (p[0].clone(), p[1].clone())).collect())
+        .collect()
+}
+
+/// The `job` of each event, in stream order.
+fn event_jobs(server: &RedisServer, env: &TestEnv) -> Vec<String> {
+    events(server, env)
+        .iter()
+        .map(|e| e.iter().find(|(k, _)| k == "job").unwrap().1.clone())
+        .collect()
+}
+
+#[test]
+fn each_recorded_job_gets_one_event_and_one_recorded_before_none() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    server.cli(&["CONFIG", "RESETSTAT"]);
+    ok(&run(env.cmd("rj-launch").args(["--record", "5", "6;cl"])));
+    let got = events(&server, &env);
+    assert_eq!(got.len(), 2, "{got:?}");
+    for (e, id) in got.iter().zip(["5", "6"]) {
+        let at = server.hgetall(&env.job(id))["submitted"].clone();
+        let want: Vec<(String, String)> = [
+            ("job", id),
+            ("set", "PENDING_AND_RUNNING"),
+            ("state", "recorded"),
+            ("exit_code", ""),
+            ("tracked_at", at.as_str()),
+            ("tracker", "rj-launch"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(e, &want, "the T_EVENTS contract, fields in order");
+    }
+    // In the one transaction that recorded them.
+    assert_eq!(check::calls(&server, "exec"), 1);
+    assert_eq!(check::calls(&server, "xadd"), 2);
+
+    // Job 5 finished meanwhile: recorded again it stays where it is, and gets no event.
+    server.cli(&[
+        "SMOVE",
+        &env.key("PENDING_AND_RUNNING"),
+        &env.key("COMPLETED"),
+        "5",
+    ]);
+    ok(&run(env.cmd("rj-launch").args(["--record", "5", "7"])));
+    assert_eq!(event_jobs(&server, &env), ["5", "6", "7"]);
+    ok(&run(env.cmd("rj-launch").args(["--record", "6", "7"])));
+    assert_eq!(event_jobs(&server, &env), ["5", "6", "7"]);
+    assert_eq!(server.smembers(&env.key("COMPLETED")), ["5"]);
+}
+
+#[test]
+fn events_max_trims_the_stream_and_0_writes_none() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    server.cli(&["CONFIG", "RESETSTAT"]);
+    ok(&run(env.cmd("rj-launch").args([
+        "--events-max",
+        "0",
+        "--record",
+        "8",
+        "9",
+    ])));
+    assert_eq!(server.smembers(&env.key("ALL")), ["8", "9"]);
+    assert!(!all_keys(&server).contains(&env.key("EVENTS")));
+    assert_eq!(check::calls(&server, "xadd"), 0);
+    assert_eq!(
+        check::calls(&server, "type"),
+        0,
+        "no stream, nothing to check"
+    );
+
+    // MAXLEN ~ 10: trimmed by whole stream nodes, so to about 10 entries, never below.
+    let ids: String = (1000..3000).map(|i| format!("{i}\n")).collect();
+    ok(&run(env
+        .cmd("rj-launch")
+        .args(["--events-max", "10", "--record", "-"])
+        .write_stdin(ids)));
+    let len: u64 = server
+        .cli(&["XLEN", &env.key("EVENTS")])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!((10..2000).contains(&len), "XLEN {len}");
+    assert_eq!(event_jobs(&server, &env).last().unwrap(), "2999");
+}
+
+#[test]
+fn a_stream_of_the_wrong_type_fails_the_recording_whole() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    server.cli(&["SET", &env.key("EVENTS"), "not a stream"]);
+    let out = run(env.cmd("rj-launch").args(["--record", "21", "22"]));
+    assert_eq!(check::stdout(&out), "21\n22\n", "the IDs are not lost");
+    let line = fails(&out, 65, "rj-launch");
+    assert!(
+        line.contains(&env.key("EVENTS")) && line.contains("not a stream"),
+        "{line}"
+    );
+    assert!(line.contains("will not drain until it is fixed"), "{line}");
+    assert_eq!(all_keys(&server), [env.key("EVENTS")], "nothing written");
+    assert_eq!(spooled(&env), ["21", "22"]);
+
+    // Once the key is a stream (or gone), the replay records the spooled jobs with their
+    // events, each at the time in its spooled record.
+    server.cli(&["DEL", &env.key("EVENTS")]);
+    let out = run(env.cmd("rj-launch").args(["--record", "23"]));
+    assert_eq!(ok(&out), "23\n");
+    assert!(check::stderr(&out).contains("recorded 2 spooled job(s)"));
+    assert_eq!(event_jobs(&server, &env), ["21", "22", "23"]);
+    for (e, id) in events(&server, &env).iter().zip(["21", "22"]) {
+        let at = &e.iter().find(|(k, _)| k == "tracked_at").unwrap().1;
+        assert_eq!(at, &server.hgetall(&env.job(id))["submitted"]);
+    }
+}
+
+#[test]
+fn replayed_spool_entries_get_their_event() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    let spool = env.spool();
+    std::fs::create_dir_all(spool.parent().unwrap()).unwrap();
+    // Spooled by an rj-launch that could not reach Redis; 32 is recorded already.
+    std::fs::write(
+        &spool,
+        "{\"id\":\"31\",\"fields\":[[\"submitted\",\"2026-01-02T03:04:05Z\"]]}\n\
+         {\"id\":\"32\",\"fields\":[]}\n",
+    )
+    .unwrap();
+    check::sadd(&server, &env.key("ALL"), &["32"]);
+    check::sadd(&server, &env.key("COMPLETED"), &["32"]);
+    ok(&run(env.cmd("rj-launch").args(["--record", "33"])));
+    assert_eq!(event_jobs(&server, &env), ["31", "33"]);
+    let e = &events(&server, &env)[0];
+    assert_eq!(
+        e.iter().find(|(k, _)| k == "tracked_at").unwrap().1,
+        "2026-01-02T03:04:05Z"
+    );
+    assert_eq!(server.smembers(&env.key("COMPLETED")), ["32"]);
+    // --events-max 0 holds for the replay too.
+    std::fs::write(&spool, "{\"id\":\"34\",\"fields\":[]}\n").unwrap();
+    ok(&run(env.cmd("rj-launch").args([
+        "--events-max",
+        "0",
+        "--record",
+        "35",
+    ])));
+    assert_eq!(event_jobs(&server, &env), ["31", "33"]);
+    assert_eq!(
+        server.smembers(&env.key("ALL")),
+        ["31", "32", "33", "34", "35"]
+    );
+}
+
+/// Another writer changing T_ALL while rj-launch records (another rj-launch, a spool replay)
+/// makes EXECs return nil; each such chunk is looked at again, so that every job ends up
+/// recorded once, pending, with exactly one event, and the other writer's jobs untouched.
+#[test]
+fn a_concurrent_writer_neither_loses_nor_doubles_a_job_or_its_event() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    server.cli(&["CONFIG", "RESETSTAT"]);
+    let all = env.key("ALL");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let other = {
+        let stop = stop.clone();
+        let mut c = server.client();
+        let all = all.clone();
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                redis::cmd("SADD")
+                    .arg(&all)
+                    .arg(9_000_000 + n)
+                    .query::<()>(&mut c)
+                    .unwrap();
+                n += 1;
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            n
+        })
+    };
+    let ids: Vec<String> = (100_000..105_000).map(|i| i.to_string()).collect();
+    let out = run(env
+        .cmd("rj-launch")
+        .args(["--record", "-"])
+        .write_stdin(ids.join("\n")));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let theirs = other.join().unwrap();
+    ok(&out);
+    let mut pending = server.smembers(&env.key("PENDING_AND_RUNNING"));
+    pending.sort();
+    assert_eq!(pending, ids, "every job pending, once");
+    let mut jobs = event_jobs(&server, &env);
+    jobs.sort();
+    assert_eq!(jobs, ids, "one event per job");
+    let n_all: u64 = server.cli(&["SCARD", &all]).trim().parse().unwrap();
+    assert_eq!(n_all, ids.len() as u64 + theirs);
+    // At least one EXEC per chunk of 1,000; the ones beyond found T_ALL changed.
+    assert!(check::calls(&server, "exec") >= 5);
+}

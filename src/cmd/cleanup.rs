@@ -18,14 +18,16 @@ pub const EXAMPLES: &str = "\
 ";
 
 /// Delete the six job sets of a tag (the original cleanup), and with --keys the data keys of the
-/// jobs in TAG_ALL, with --records every job hash of the tag.
+/// jobs in TAG_ALL, with --records every job hash of the tag and the tag's event stream.
 ///
 /// Keys are found with SCAN and deleted with UNLINK in batches, by their exact bytes (a key name
 /// that is not UTF-8 is listed with U+FFFD but deleted as it is). Only data keys whose job ID is
 /// in TAG_ALL go, so tag `exp` never touches `exp-2-…` keys of tag `exp-2`. Job hashes
 /// TAG_JOB:<jobid> are found by their own prefix, which no other tag's keys share (tags cannot
-/// hold `:`), so they go even after the sets were deleted. Deleting job data asks for
-/// confirmation on a terminal and needs --yes otherwise.
+/// hold `:`), so they go even after the sets were deleted; so do TAG_EVENTS, the stream of the
+/// jobs recorded and moved, and rj-track's TAG_TRACKER:unknown and TAG_TRACKER:tick (not its
+/// lease TAG_TRACKER, which a running rj-track holds). Deleting job data asks for confirmation
+/// on a terminal and needs --yes otherwise.
 #[derive(Debug, Parser)]
 #[command(name = "rj-cleanup", version = cli::VERSION, after_long_help = cli::footer(EXAMPLES))]
 pub struct Args {
@@ -36,8 +38,8 @@ pub struct Args {
     /// Also delete the jobs' data keys TAG-<jobid>:*.
     #[arg(long)]
     pub keys: bool,
-    /// Also delete rj's job records TAG_JOB:<jobid>, of jobs in TAG_ALL or not (and rj-track's
-    /// TAG_TRACKER:unknown).
+    /// Also delete rj's job records TAG_JOB:<jobid>, of jobs in TAG_ALL or not, the event stream
+    /// TAG_EVENTS and rj-track's TAG_TRACKER:unknown and TAG_TRACKER:tick.
     #[arg(long)]
     pub records: bool,
     /// List what would be deleted, one key per line, and delete nothing.
@@ -56,7 +58,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         for k in plan.data.iter().chain(&plan.records) {
             writeln!(out, "{}", output::lossy(k))?;
         }
-        for k in &plan.sets {
+        for k in plan.tag_keys.iter().chain(&plan.sets) {
             writeln!(out, "{k}")?;
         }
         cli::note(&plan.summary(&keys, "would delete"));
@@ -68,6 +70,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Data first and the sets last: interrupted half-way, a rerun still knows the job IDs.
     let mut n = store.unlink_bytes(&plan.data)?;
     n += store.unlink_bytes(&plan.records)?;
+    if !plan.tag_keys.is_empty() {
+        n += store.unlink(&plan.tag_keys)?;
+    }
     n += store.unlink(&plan.sets)?;
     cli::note(&format!(
         "{} ({n} keys existed)",
@@ -81,6 +86,9 @@ struct Plan {
     /// Data keys and records as the server's bytes, so that UNLINK names exactly them.
     data: Vec<Vec<u8>>,
     records: Vec<Vec<u8>>,
+    /// rj's keys of the whole tag that exist (with --records): the event stream, rj-track's
+    /// memory of unknown jobs and its tick figures.
+    tag_keys: Vec<String>,
     jobs: usize,
 }
 
@@ -97,6 +105,7 @@ impl Plan {
         if !self.records.is_empty() {
             parts.push(plural(self.records.len(), "job record"));
         }
+        parts.extend(self.tag_keys.iter().cloned());
         format!("{verb} {}", parts.join(", "))
     }
 }
@@ -112,6 +121,7 @@ fn plan(store: &mut Store, keys: &Keys, data: bool, records: bool) -> anyhow::Re
         sets,
         data: Vec::new(),
         records: Vec::new(),
+        tag_keys: Vec::new(),
         jobs: 0,
     };
     if !(data || records) {
@@ -135,10 +145,12 @@ fn plan(store: &mut Store, keys: &Keys, data: bool, records: bool) -> anyhow::Re
         // `X-<id>:`, and tags cannot hold `:`, so X_JOB = T_JOB means X = T. That is why no
         // T_ALL is needed here, and why records left behind by a deletion of the sets still go.
         plan.records = store.scan_bytes(&keys.job_hash_pattern())?;
-        // rj-track's memory of jobs Slurm did not know is a record of the tag's jobs too.
-        let unknown = keys.tracker_unknown();
-        if store.query::<bool>(redis::cmd("EXISTS").arg(&unknown), &unknown)? {
-            plan.records.push(unknown.into_bytes());
+        // The stream of the tag's jobs, rj-track's memory of jobs Slurm did not know and its
+        // tick figures are records of the tag's jobs too (ARCHITECTURE.md §2).
+        for key in [keys.events(), keys.tracker_unknown(), keys.tracker_tick()] {
+            if store.query::<bool>(redis::cmd("EXISTS").arg(&key), &key)? {
+                plan.tag_keys.push(key);
+            }
         }
     }
     Ok(plan)

@@ -11,7 +11,7 @@ use crate::jobenv::{self, ExportFrom, UrlEnv};
 use crate::keys::{JobId, Keys};
 use crate::slurm;
 use crate::spool;
-use crate::store::Store;
+use crate::store::{Recordable, Store};
 
 pub const EXAMPLES: &str = "\
   jid=$(rj-launch --tag exp1 -- --time=10 job.sbatch)
@@ -62,6 +62,12 @@ pub struct Args {
     /// (`123`, `123_4`, `123;cluster`) from stdin, separated by white space.
     #[arg(long, num_args = 1.., value_name = "ID", conflicts_with = "sbatch_args")]
     pub record: Option<Vec<String>>,
+    /// Append one `recorded` entry per newly recorded job to the stream TAG_EVENTS (fields job,
+    /// set, state, exit_code, tracked_at, tracker), in the transaction that records it, trimmed
+    /// to about N entries (XADD MAXLEN ~ N); 0 writes no event. Jobs replayed from the spool get
+    /// theirs too.
+    #[arg(long, value_name = "N", default_value_t = crate::store::EVENTS_MAX)]
+    pub events_max: u64,
     /// Arguments for sbatch (put `--` before them when the first one starts with `-`).
     #[arg(
         trailing_var_arg = true,
@@ -123,11 +129,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut replay_failed = None;
     let recorded = match store {
         Ok(mut s) => {
-            match spool::replay(&mut s, &keys, &spool_path) {
+            match spool::replay_with(&mut s, &keys, &spool_path, args.events_max) {
                 Ok(r) => r.report(keys.tag(), &spool_path),
                 Err(e) => replay_failed = Some(e),
             }
-            record(&mut s, &keys, &jobs, &common)
+            record(&mut s, &keys, args.events_max, &jobs, &common)
         }
         Err(e) => Err((e, 0)),
     };
@@ -293,24 +299,48 @@ fn split_is_nil(spec: &str) -> bool {
 fn record(
     store: &mut Store,
     keys: &Keys,
+    events_max: u64,
     jobs: &Jobs,
     common: &[(String, String)],
 ) -> Result<Vec<String>, (anyhow::Error, usize)> {
-    let mut already = Vec::new();
-    let mut batch = Vec::with_capacity(spool::RECORD_BATCH);
-    for start in (0..jobs.len()).step_by(spool::RECORD_BATCH) {
-        let end = (start + spool::RECORD_BATCH).min(jobs.len());
-        batch.clear();
-        batch.extend((start..end).map(|i| {
-            let e = jobs.entry(i, common);
-            (e.id, e.fields)
-        }));
-        match store.record(keys, &batch) {
-            Ok(old) => already.extend(old),
-            Err(e) => return Err((e, start)),
-        }
+    let clusters: Vec<(String, String)> = jobs
+        .clusters
+        .iter()
+        .map(|c| ("cluster".to_string(), c.clone()))
+        .collect();
+    store.record_jobs(
+        keys,
+        events_max,
+        &ToRecord {
+            jobs,
+            common,
+            clusters: &clusters,
+        },
+    )
+}
+
+/// The jobs of one invocation as [`Store::record_jobs`] takes them: the fields every job shares,
+/// then its cluster.
+struct ToRecord<'a> {
+    jobs: &'a Jobs,
+    common: &'a [(String, String)],
+    clusters: &'a [(String, String)],
+}
+
+impl Recordable for ToRecord<'_> {
+    fn len(&self) -> usize {
+        self.jobs.len()
     }
-    Ok(already)
+    fn id(&self, i: usize) -> String {
+        self.jobs.id(i).to_string()
+    }
+    fn fields(&self, i: usize) -> [&[(String, String)]; 2] {
+        let own = match self.jobs.ids[i].1 {
+            0 => &[][..],
+            c => std::slice::from_ref(&self.clusters[c as usize - 1]),
+        };
+        [self.common, own]
+    }
 }
 
 /// The jobs of one invocation, in the order given, each once. Compact, because `--record -`
