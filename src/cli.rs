@@ -312,6 +312,11 @@ pub const ACL: &[AclRow] = &[
         ],
     },
     AclRow {
+        tool: "rj-launch",
+        with: "\"min_replicas_acked\"",
+        commands: &["wait"],
+    },
+    AclRow {
         tool: "rj-status",
         with: "",
         commands: &["ping", "sscan", "scard"],
@@ -414,6 +419,11 @@ pub const ACL: &[AclRow] = &[
         tool: "rj-track",
         with: "--all-tags",
         commands: &["scan"],
+    },
+    AclRow {
+        tool: "rj-track",
+        with: "\"min_replicas_acked\"",
+        commands: &["wait"],
     },
     AclRow {
         tool: "rj-put",

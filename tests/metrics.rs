@@ -182,3 +182,50 @@ fn several_tags_or_all_of_them() {
         .args(["--format", "openmetrics", "--long"]));
     check::code(&out, 2);
 }
+
+/// `rj-track --metrics-file`: after a tick the file holds the same text rj-status prints for the
+/// tag, with this tracker's own tick figures, and no temporary file is left beside it.
+#[test]
+fn rj_track_writes_the_metrics_file_each_tick() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let env = TestEnv::new(&server);
+    // Jobs already final: a tick has nothing to ask Slurm, so none is needed on PATH.
+    sadd(&server, &env.key("ALL"), &["9", "10", "77"]);
+    sadd(&server, &env.key("COMPLETED"), &["10", "9"]);
+    sadd(&server, &env.key("CANCELLED"), &["77"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rj.prom");
+    ok(&run(env
+        .cmd("rj-track")
+        .args(["--once", "--metrics-file"])
+        .arg(&file)));
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    let got = samples(&text);
+    let value = |name: &str, set: Option<&str>| {
+        got.iter()
+            .find(|(n, l, _)| n == name && set.is_none_or(|s| l.contains(&format!("set=\"{s}\""))))
+            .map(|(_, _, v)| *v)
+    };
+    assert_eq!(value("rj_jobs", Some("ALL")), Some(3.0), "{text}");
+    assert_eq!(value("rj_jobs", Some("COMPLETED")), Some(2.0), "{text}");
+    assert_eq!(value("rj_jobs", Some("CANCELLED")), Some(1.0), "{text}");
+    assert_eq!(
+        value("rj_jobs", Some("PENDING_AND_RUNNING")),
+        Some(0.0),
+        "{text}"
+    );
+    // The tick this rj-track just made: its own figures, written before the file.
+    assert_eq!(
+        value("rj_tracker_last_tick_tracked_jobs", None),
+        Some(0.0),
+        "{text}"
+    );
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["rj.prom"], "nothing but the file is left");
+}

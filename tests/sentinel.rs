@@ -365,6 +365,50 @@ fn wait_replicas_counts_real_replicas() {
     assert!(format!("{e:#}").contains("0 of the 1"), "{e:#}");
 }
 
+/// rj-launch waits for the replicas "min_replicas_acked" asks for after its transaction: with
+/// a replica it reports the job recorded (0); with none it spools the job and exits 75, and
+/// the spool's replay, idempotent, leaves the job recorded once.
+#[test]
+fn rj_launch_spools_what_the_replicas_did_not_acknowledge() {
+    let Some(master) = RedisServer::start() else {
+        return;
+    };
+    let replica = RedisServer::with(RedisOptions::args(&[
+        "--replicaof",
+        "127.0.0.1",
+        &master.port.to_string(),
+    ]))
+    .unwrap();
+    util::wait_until(Duration::from_secs(30), "the replica to sync", || {
+        replica
+            .cli(&["INFO", "replication"])
+            .contains("master_link_status:up")
+    });
+    let mut env = env_with(serde_json::json!({
+        "host": "127.0.0.1",
+        "port": master.port,
+        "min_replicas_acked": 1,
+        "min_replicas_timeout_ms": 300,
+    }));
+    env.port = master.port;
+    ok(&run(env.cmd("rj-launch").args(["--record", "41"])));
+    assert_eq!(members(&master, &env.key("ALL")), ["41"]);
+    assert!(!env.spool().exists() || std::fs::read_to_string(env.spool()).unwrap().is_empty());
+
+    drop(replica);
+    let out = run(env.cmd("rj-launch").args(["--record", "42"]));
+    fails(&out, 75, "rj-launch");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("min_replicas_acked") && err.contains("42"),
+        "{err}"
+    );
+    let spooled = std::fs::read_to_string(env.spool()).unwrap();
+    assert!(spooled.contains("42"), "{spooled}");
+    // The write reached the master, which alone cannot promise it survives a failover.
+    assert_eq!(members(&master, &env.key("ALL")), ["41", "42"]);
+}
+
 /// rj-track as a daemon on the real Slurm testbed, through the sentinels: the master is killed
 /// (-9) while a job runs; rj-track reconnects with backoff, asks the sentinels again, and moves
 /// the job on the promoted replica, with every job in exactly one set.

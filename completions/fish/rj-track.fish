@@ -7,6 +7,7 @@ complete -c rj-track -l record-ttl -d 'Expire the job hash TAG_JOB:<id> this lon
 complete -c rj-track -l events-max -d 'Append one entry per move to the event stream TAG_EVENTS (XADD, in the same script as the move), keeping about this many (MAXLEN ~ N); 0 writes none' -r
 complete -c rj-track -l format -d 'Form of the move lines on stdout' -r -f -a "text\t'`TAG ID SET EXIT_CODE STATE`, space-separated; STATE last, as it may hold spaces'
 json\t'One JSON object per line (JSON Lines) with the whole record'"
+complete -c rj-track -l metrics-file -d 'After each tick, write the tags\' figures as OpenMetrics text (what `rj-status --format openmetrics` prints) to this file, replaced atomically: point it into node_exporter\'s --collector.textfile.directory, as a file ending in .prom' -r -F
 complete -c rj-track -s q -l quiet -d 'Print only errors'
 complete -c rj-track -s v -l verbose -d 'Say more on stderr (where the config came from, what is done)'
 complete -c rj-track -l all-tags -d 'Track every tag that has a TAG_PENDING_AND_RUNNING set (found by SCAN each tick). On a Redis shared with colleagues this takes over their tags too: list yours with --tag'

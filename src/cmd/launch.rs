@@ -293,8 +293,8 @@ fn split_is_nil(spec: &str) -> bool {
     spec.trim().eq_ignore_ascii_case("NIL")
 }
 
-/// Record the jobs in transactions of [`spool::RECORD_BATCH`]; the IDs already recorded come
-/// back. On failure: the error and the index of the first job that may not be recorded (all
+/// Record the jobs in transactions of [`spool::RECORD_BATCH`], then wait for the replicas the
+/// configuration asks for; the IDs already recorded come back. On failure: the error and the index of the first job that may not be recorded (all
 /// before it are).
 fn record(
     store: &mut Store,
@@ -308,7 +308,7 @@ fn record(
         .iter()
         .map(|c| ("cluster".to_string(), c.clone()))
         .collect();
-    store.record_jobs(
+    let already = store.record_jobs(
         keys,
         events_max,
         &ToRecord {
@@ -316,7 +316,12 @@ fn record(
             common,
             clusters: &clusters,
         },
-    )
+    )?;
+    // With "min_replicas_acked", a write the replicas did not acknowledge could vanish in a
+    // failover: spool every job (replay is idempotent, a job the new master has stays where
+    // it is) rather than report it recorded.
+    store.wait_replicas().map_err(|e| (e, 0))?;
+    Ok(already)
 }
 
 /// The jobs of one invocation as [`Store::record_jobs`] takes them: the fields every job shares,

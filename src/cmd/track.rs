@@ -123,6 +123,11 @@ pub struct Args {
     /// Form of the move lines on stdout.
     #[arg(long, value_enum, default_value_t = MoveFormat::Text)]
     pub format: MoveFormat,
+    /// After each tick, write the tags' figures as OpenMetrics text (what `rj-status --format
+    /// openmetrics` prints) to this file, replaced atomically: point it into node_exporter's
+    /// --collector.textfile.directory, as a file ending in .prom.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -153,6 +158,7 @@ impl Args {
             record_ttl: self.record_ttl,
             events_max: self.events_max,
             format: self.format.line_format(),
+            metrics_file: self.metrics_file.clone(),
         }
     }
 }

@@ -34,6 +34,8 @@ pub struct Settings {
     /// About how many entries the tag's event stream keeps (`XADD MAXLEN ~`); 0 writes none.
     pub events_max: u64,
     pub format: LineFormat,
+    /// Where to write the tick's OpenMetrics text (node_exporter's textfile collector).
+    pub metrics_file: Option<std::path::PathBuf>,
 }
 
 /// What a tick did, for the summary line under -v.
@@ -260,7 +262,8 @@ impl Tracker {
     ) -> anyhow::Result<TickSummary> {
         self.report_lost_replies(store, out)?;
         let mut active = Vec::new();
-        for tag in self.tags_of_tick(store)? {
+        let tags = self.tags_of_tick(store)?;
+        for tag in tags.iter().cloned() {
             let keys = Keys::new(tag);
             self.replay_spools(store, &keys)?;
             if self.take_lease(store, &keys)? {
@@ -274,7 +277,27 @@ impl Tracker {
             summarise(&summary);
         }
         self.write_figures(store, &active, &summary, start)?;
+        self.write_metrics(store, &tags)?;
         Ok(summary)
+    }
+
+    /// Step 8c, with `--metrics-file`: the figures of every tag of the tick (also those another
+    /// tracker holds: they are the ledger's, not this tracker's) as OpenMetrics text, replacing
+    /// the file atomically. A file that cannot be written is warned about, not a reason to stop
+    /// tracking; a Redis error is the tick's.
+    fn write_metrics(&self, store: &mut Store, tags: &[Tag]) -> anyhow::Result<()> {
+        let Some(path) = &self.settings.metrics_file else {
+            return Ok(());
+        };
+        let mut figures = Vec::with_capacity(tags.len());
+        for tag in tags {
+            figures.push(crate::metrics::collect(store, &Keys::new(tag.clone()))?);
+        }
+        let text = crate::metrics::render(&figures, now_secs());
+        if let Err(e) = crate::metrics::write_file(path, &text) {
+            warn(&format!("{e:#}"));
+        }
+        Ok(())
     }
 
     /// Steps 5 to 7 for the tags whose lease the tick holds.
@@ -444,7 +467,7 @@ impl Tracker {
     fn replay_spools(&mut self, store: &mut Store, keys: &Keys) -> anyhow::Result<()> {
         let tag = keys.tag();
         let spool_path = spool::path(tag, &ProcessEnv);
-        match spool::replay(store, keys, &spool_path) {
+        match spool::replay_with(store, keys, &spool_path, self.settings.events_max) {
             Ok(r) => r.report(tag, &spool_path),
             // Redis refused or failed the replay: like any Redis error of the tick (the
             // daemon retries a transient one, exits on a permanent one). A spool file rj
@@ -583,6 +606,12 @@ impl Tracker {
                 summary.moved += 1;
             }
             out.flush()?;
+            // The moves happened on this server and are printed; with "min_replicas_acked" a
+            // shortfall is a transient error, and a move a failover lost is made again by a
+            // later tick, as the job is pending again on the new master.
+            if !reply.moved.is_empty() {
+                store.wait_replicas()?;
+            }
             for (id, found) in &reply.refused {
                 let set = batch
                     .iter()
