@@ -521,6 +521,66 @@ impl Ran {
     }
 }
 
+/// Prefixes of the variables through which squeue, sacct and scontrol take options from the
+/// environment (`SQUEUE_FORMAT`, `SQUEUE_STATES`, `SACCT_FORMAT`, `SCONTROL_FUTURE`, …): a
+/// user's setting would change the fields, rows or order of a query (ARCHITECTURE.md §7).
+pub const QUERY_ENV_PREFIXES: [&str; 3] = ["SQUEUE_", "SACCT_", "SCONTROL_"];
+
+/// Other variables the query clients read that change what they print or which cluster they
+/// ask: removed. `SLURM_CLUSTERS` would send every query to another cluster; a job's cluster is
+/// passed as `-M` where rj knows it. `SLURM_DEBUG_FLAGS` adds debug lines to stderr.
+pub const QUERY_ENV_REMOVED: [&str; 4] = [
+    "SLURM_CLUSTERS",
+    "SLURM_DEBUG_FLAGS",
+    "SLURM_TOPO_LEN",
+    "SLURM_CONF_OUT",
+];
+
+/// Variables pinned for the queries: times as `2026-01-01T00:00:00` whatever the user's
+/// `SLURM_TIME_FORMAT` (`relative`, a strftime format) says, and array task expressions printed
+/// whole (`0` = no limit; the default cuts `1,3,5,…` at 64 bytes, which would hide tasks).
+pub const QUERY_ENV_PINNED: [(&str, &str); 2] =
+    [("SLURM_TIME_FORMAT", "standard"), ("SLURM_BITSTR_LEN", "0")];
+
+/// What a query must not inherit from `vars` (the caller's environment): the names to remove.
+/// `SLURM_CONF` and everything else (PATH, munge's socket, a site's module settings) stays, and
+/// so do `SBATCH_*`: sbatch is not a query, and rj-launch keeps the user's settings for it.
+pub fn query_env_removed<K: AsRef<OsStr>>(vars: impl IntoIterator<Item = K>) -> Vec<String> {
+    let mut out: Vec<String> = vars
+        .into_iter()
+        .filter_map(|k| k.as_ref().to_str().map(str::to_string))
+        .filter(|k| {
+            QUERY_ENV_PREFIXES.iter().any(|p| k.starts_with(p))
+                || QUERY_ENV_REMOVED.contains(&k.as_str())
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The one place a Slurm query's command is built: `prog` with the caller's environment less
+/// what [`query_env_removed`] names, plus [`QUERY_ENV_PINNED`]. Every squeue/sacct/scontrol rj
+/// runs goes through here, so the user's environment cannot change what rj reads.
+pub fn query_command(prog: &std::path::Path) -> Command {
+    query_command_from(prog, std::env::vars_os().map(|(k, _)| k))
+}
+
+/// [`query_command`] for a given list of the caller's variable names (unit-testable).
+pub fn query_command_from<K: AsRef<OsStr>>(
+    prog: &std::path::Path,
+    vars: impl IntoIterator<Item = K>,
+) -> Command {
+    let mut cmd = Command::new(prog);
+    for k in query_env_removed(vars) {
+        cmd.env_remove(k);
+    }
+    for (k, v) in QUERY_ENV_PINNED {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
 /// Slurm commands this process has spawned (rj-track reports it under -v).
 pub static SPAWNED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -531,7 +591,7 @@ pub fn run_query(prog: &str, args: &[String], timeout: Duration) -> anyhow::Resu
     let path = find(prog)?;
     let shown = display_cmd(prog, &abbreviate(args));
     SPAWNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut cmd = Command::new(&path);
+    let mut cmd = query_command(&path);
     cmd.args(args).process_group(0);
     let done = crate::process::run(&mut cmd, timeout)
         .map_err(|e| fail(Kind::Unavailable, format!("cannot run {shown}: {e}")))?;
@@ -979,6 +1039,77 @@ mod tests {
         assert_eq!(parse_squeue(one).unwrap()[0].task_count(), u64::MAX);
         let two = "5_[1-18446744073709551615,1-18446744073709551615]|5|1-18446744073709551615,1-18446744073709551615|PENDING|0|N/A|N/A|0:00||debug|wrap|\n";
         assert_eq!(parse_squeue(two).unwrap()[0].task_count(), u64::MAX);
+    }
+
+    #[test]
+    fn queries_drop_the_users_slurm_output_settings_and_keep_the_rest() {
+        let user = [
+            "SLURM_TIME_FORMAT",
+            "SLURM_BITSTR_LEN",
+            "SQUEUE_FORMAT",
+            "SQUEUE_FORMAT2",
+            "SQUEUE_SORT",
+            "SQUEUE_STATES",
+            "SQUEUE_ARRAY_UNIQUE",
+            "SQUEUE_USERS",
+            "SACCT_FORMAT",
+            "SACCT_FEDERATION",
+            "SCONTROL_FUTURE",
+            "SLURM_CLUSTERS",
+            "SLURM_DEBUG_FLAGS",
+            "SLURM_CONF",
+            "SBATCH_PARTITION",
+            "SLURM_JOB_ID",
+            "PATH",
+            "HOME",
+        ];
+        let cmd = query_command_from(std::path::Path::new("squeue"), user);
+        let envs: std::collections::BTreeMap<String, Option<String>> = cmd
+            .get_envs()
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.map(|v| v.to_string_lossy().into_owned()),
+                )
+            })
+            .collect();
+        let removed: Vec<&str> = envs
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k.as_str())
+            .collect();
+        assert_eq!(
+            removed,
+            [
+                "SACCT_FEDERATION",
+                "SACCT_FORMAT",
+                "SCONTROL_FUTURE",
+                "SLURM_CLUSTERS",
+                "SLURM_DEBUG_FLAGS",
+                "SQUEUE_ARRAY_UNIQUE",
+                "SQUEUE_FORMAT",
+                "SQUEUE_FORMAT2",
+                "SQUEUE_SORT",
+                "SQUEUE_STATES",
+                "SQUEUE_USERS",
+            ]
+        );
+        assert_eq!(envs["SLURM_TIME_FORMAT"].as_deref(), Some("standard"));
+        assert_eq!(envs["SLURM_BITSTR_LEN"].as_deref(), Some("0"));
+        // SLURM_CONF, sbatch's settings and the rest are inherited untouched.
+        for kept in [
+            "SLURM_CONF",
+            "SBATCH_PARTITION",
+            "SLURM_JOB_ID",
+            "PATH",
+            "HOME",
+        ] {
+            assert!(!envs.contains_key(kept), "{kept}: {envs:?}");
+        }
+        // A name that is not UTF-8 is no Slurm variable: kept.
+        use std::os::unix::ffi::OsStrExt;
+        let odd = OsStr::from_bytes(b"SQUEUE_\xff");
+        assert!(query_env_removed([odd]).is_empty());
     }
 
     #[test]

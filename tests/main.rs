@@ -9,6 +9,7 @@ mod last;
 mod launch;
 mod put;
 mod rbench;
+mod slurm_env;
 mod status;
 mod store;
 mod tls;
