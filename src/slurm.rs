@@ -300,6 +300,48 @@ fn value(s: &str) -> String {
     }
 }
 
+/// The ID and state fields every squeue line of rj starts with: JobArrayID, ArrayJobID,
+/// ArrayTaskID, State.
+fn squeue_row(f: &[&str], line: &str) -> Result<JobRow, String> {
+    let mut r = JobRow::default();
+    let array_job = f[1].trim();
+    let task = f[2].trim();
+    if !task.is_empty() && task != "N/A" {
+        r.id = f[0].trim().to_string();
+        r.base = array_job.to_string();
+        r.tasks = Some(
+            task.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+        );
+    } else {
+        r.set_id(f[0].trim());
+    }
+    if r.base.is_empty() || !r.base.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("unexpected job ID in squeue line {line:?}"));
+    }
+    r.state = f[3].trim().to_string();
+    if r.state.is_empty() {
+        return Err(format!("no state in squeue line {line:?}"));
+    }
+    Ok(r)
+}
+
+/// Parse `squeue --only-job-state -h -O SQUEUE_STATE_FORMAT` output: IDs and states only.
+pub fn parse_squeue_states(stdout: &str) -> Result<Vec<JobRow>, String> {
+    let mut rows = Vec::new();
+    for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
+        let f: Vec<&str> = line.split('|').collect();
+        if f.len() != 5 || !f[4].trim().is_empty() {
+            return Err(format!(
+                "unexpected squeue line {line:?} (expected 4 |-terminated fields)"
+            ));
+        }
+        rows.push(squeue_row(&f, line)?);
+    }
+    Ok(rows)
+}
+
 /// Parse `squeue -h -O SQUEUE_FORMAT` output.
 pub fn parse_squeue(stdout: &str) -> Result<Vec<JobRow>, String> {
     let mut rows = Vec::new();
@@ -310,27 +352,7 @@ pub fn parse_squeue(stdout: &str) -> Result<Vec<JobRow>, String> {
                 "unexpected squeue line {line:?} (expected 11 |-separated fields)"
             ));
         }
-        let mut r = JobRow::default();
-        let array_job = f[1].trim();
-        let task = f[2].trim();
-        if !task.is_empty() && task != "N/A" {
-            r.id = f[0].trim().to_string();
-            r.base = array_job.to_string();
-            r.tasks = Some(
-                task.trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_string(),
-            );
-        } else {
-            r.set_id(f[0].trim());
-        }
-        if r.base.is_empty() || !r.base.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("unexpected job ID in squeue line {line:?}"));
-        }
-        r.state = f[3].trim().to_string();
-        if r.state.is_empty() {
-            return Err(format!("no state in squeue line {line:?}"));
-        }
+        let mut r = squeue_row(&f, line)?;
         r.exit_code = wait_status_to_exit_code(f[4]);
         r.start = value(f[5]);
         r.end = value(f[6]);
@@ -669,12 +691,90 @@ fn query_error(ran: &Ran, kind: QueryFailure) -> QueryError {
 
 /// `squeue -h -t all -r -j IDS -O …`: every listed job, array task and recently finished job
 /// (until MinJobAge) the controller knows. One call per [`MAX_ID_ARG`] bytes of IDs.
+///
+/// Where squeue has `--only-job-state` ([`only_job_state`]), the IDs are first asked with it:
+/// that answer comes from the controller's job-state cache and holds only IDs and states, which
+/// is all a job still pending or running needs. The jobs it shows finished are then asked again
+/// with the full fields, so a tick runs one squeue more when something finished, never one per
+/// job. A job the second call no longer lists is left out, as squeue leaves out any job it no
+/// longer knows: the tracker then asks accounting (ARCHITECTURE.md §7).
 pub fn squeue(ids: &[String]) -> Result<Vec<JobRow>, QueryError> {
+    if !only_job_state() {
+        return squeue_with(ids, &[], SQUEUE_FORMAT, parse_squeue);
+    }
+    let states = squeue_with(
+        ids,
+        &["--only-job-state"],
+        SQUEUE_STATE_FORMAT,
+        parse_squeue_states,
+    )?;
+    let (mut rows, finished): (Vec<JobRow>, Vec<JobRow>) = states
+        .into_iter()
+        .partition(|r| crate::state::classify(&r.state) == crate::state::Verdict::Active);
+    if !finished.is_empty() {
+        let again: Vec<String> = finished.into_iter().map(|r| r.id).collect();
+        rows.extend(squeue_with(&again, &[], SQUEUE_FORMAT, parse_squeue)?);
+    }
+    Ok(rows)
+}
+
+/// The `squeue --only-job-state -O` fields: what that RPC keeps (job and array IDs, the state).
+pub const SQUEUE_STATE_FORMAT: &str = "JobArrayID:|,ArrayJobID:|,ArrayTaskID:|,State:|";
+
+/// The first Slurm release whose squeue has `--only-job-state`.
+pub const ONLY_JOB_STATE_SINCE: (u32, u32, u32) = (23, 11, 5);
+
+/// Does squeue here have `--only-job-state`? Asked once per process (`squeue --version`); a
+/// version that cannot be read means no. `RJ_ONLY_JOB_STATE=0` keeps the full query (bench/track.sh
+/// measures both).
+pub fn only_job_state() -> bool {
+    static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ANSWER.get_or_init(|| {
+        if std::env::var_os("RJ_ONLY_JOB_STATE").is_some_and(|v| v == "0") {
+            return false;
+        }
+        run_query("squeue", &["--version".to_string()], QUERY_TIMEOUT)
+            .ok()
+            .filter(Ran::ok)
+            .is_some_and(|ran| has_only_job_state(&ran.stdout))
+    })
+}
+
+/// Is this `squeue --version` output (`slurm 23.11.5`, `slurm-wlm 24.11.5`) of a release with
+/// `--only-job-state`?
+pub fn has_only_job_state(version: &str) -> bool {
+    slurm_version(version).is_some_and(|v| v >= ONLY_JOB_STATE_SINCE)
+}
+
+/// `slurm-wlm 22.05.8` → (22, 5, 8); a pre-release or package suffix (`24.11.0-0rc1`) ends the
+/// number where it starts.
+pub fn slurm_version(version: &str) -> Option<(u32, u32, u32)> {
+    let word = version.split_whitespace().nth(1)?;
+    let mut parts = word.split('.').map(|p| {
+        let digits: String = p.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse::<u32>().ok()
+    });
+    Some((
+        parts.next()??,
+        parts.next()??,
+        parts.next().flatten().unwrap_or(0),
+    ))
+}
+
+/// One squeue per chunk of IDs, with `extra` flags, `-O format`, its output read by `parse`.
+fn squeue_with(
+    ids: &[String],
+    extra: &[&str],
+    format: &str,
+    parse: fn(&str) -> Result<Vec<JobRow>, String>,
+) -> Result<Vec<JobRow>, QueryError> {
     let mut rows = Vec::new();
     for chunk in id_chunks(ids, MAX_ID_ARG) {
-        let args: Vec<String> = ["-h", "-t", "all", "-r", "-j", &chunk, "-O", SQUEUE_FORMAT]
+        let args: Vec<String> = extra
             .iter()
-            .map(|s| s.to_string())
+            .copied()
+            .chain(["-h", "-t", "all", "-r", "-j", &chunk, "-O", format])
+            .map(str::to_string)
             .collect();
         let ran = run_query("squeue", &args, QUERY_TIMEOUT).map_err(|e| QueryError {
             kind: QueryFailure::Unreachable,
@@ -686,7 +786,7 @@ pub fn squeue(ids: &[String]) -> Result<Vec<JobRow>, QueryError> {
                 k => return Err(query_error(&ran, k)),
             }
         }
-        rows.extend(parse_squeue(&ran.stdout).map_err(|e| QueryError {
+        rows.extend(parse(&ran.stdout).map_err(|e| QueryError {
             kind: QueryFailure::BadOutput,
             msg: format!("{}: {e}", ran.shown),
         })?);
@@ -1110,6 +1210,128 @@ mod tests {
         use std::os::unix::ffi::OsStrExt;
         let odd = OsStr::from_bytes(b"SQUEUE_\xff");
         assert!(query_env_removed([odd]).is_empty());
+    }
+
+    /// The same cases on both testbeds: Slurm 22.05 (`squeue-all-finished.txt`, `scontrol-all.txt`,
+    /// `sacct-slurmdbd.txt`) and Slurm 24.11 (`*-24.11-*`). 22.05's squeue prints the raw wait
+    /// status (`768`, `9`, NODE_FAIL `15`), 24.11's prints `exit:signal`; both come out alike.
+    /// Where the two versions' squeue and sacct disagree about a job it is Slurm's own view, kept
+    /// as is: NODE_FAIL is `0:1` in 24.11's squeue and scontrol but `1:0` in its sacct, TIMEOUT and
+    /// a cancelled running job `0:15` in squeue but `0:0` in sacct.
+    #[test]
+    fn squeue_of_both_versions_reads_alike() {
+        let old = parse_squeue(&fixture("squeue-all-finished.txt")).unwrap();
+        let new = parse_squeue(&fixture("squeue-24.11-all-finished.txt")).unwrap();
+        let by_state = |rows: &[JobRow], state: &str, exit: &str| {
+            rows.iter()
+                .any(|r| r.state == state && r.exit_code == exit && r.nodes == "vm")
+        };
+        for rows in [&old, &new] {
+            assert!(by_state(rows, "FAILED", "3:0"), "{rows:?}");
+            assert!(by_state(rows, "COMPLETED", "0:0"), "{rows:?}");
+            assert!(rows
+                .iter()
+                .all(|r| r.start.len() == 19 || r.start.is_empty()));
+        }
+        assert_eq!(find(&old, "8").exit_code, "0:15");
+        let n = parse_squeue(&fixture("squeue-24.11-all-finished.txt")).unwrap();
+        assert_eq!(find(&n, "61").state, "FAILED");
+        assert_eq!(find(&n, "61").exit_code, "0:9");
+        assert_eq!(find(&n, "66").state, "NODE_FAIL");
+        assert_eq!(find(&n, "66").exit_code, "0:1");
+        assert_eq!(find(&n, "65").state, "TIMEOUT");
+        assert_eq!(find(&n, "65").exit_code, "0:15");
+        assert_eq!(find(&n, "65").elapsed, "1:05");
+        // Cancelled while held: never ran, no nodes.
+        assert_eq!(find(&n, "62").state, "CANCELLED");
+        assert_eq!(find(&n, "62").nodes, "");
+        let t = find(&n, "64_2");
+        assert_eq!((t.base.as_str(), t.tasks.as_deref()), ("64", Some("2")));
+        assert_eq!(t.exit_code, "1:0");
+        assert_eq!(n.iter().filter(|r| r.covers("64")).count(), 3);
+    }
+
+    #[test]
+    fn scontrol_24_11_without_power_and_tres() {
+        let text = fixture("scontrol-24.11-all.txt");
+        assert!(!text.contains(" Power=") && text.contains(" AllocTRES="));
+        let rows = parse_scontrol(&text).unwrap();
+        assert_eq!(find(&rows, "60").exit_code, "3:0");
+        assert_eq!(find(&rows, "61").exit_code, "0:9");
+        let nf = find(&rows, "66");
+        assert_eq!(
+            (nf.state.as_str(), nf.exit_code.as_str()),
+            ("NODE_FAIL", "0:1")
+        );
+        assert_eq!(nf.elapsed, "00:02:07");
+        assert_eq!(find(&rows, "65").state, "TIMEOUT");
+        // Cancelled while held: scontrol gives the cancel time as StartTime, and no nodes.
+        assert_eq!(find(&rows, "62").nodes, "");
+        assert_eq!(find(&rows, "64_2").state, "FAILED");
+        assert!(rows
+            .iter()
+            .all(|r| r.name == "wrap" && r.partition == "debug"));
+    }
+
+    #[test]
+    fn sacct_24_11_captured() {
+        let rows = parse_sacct(&fixture("sacct-24.11-slurmdbd.txt")).unwrap();
+        assert_eq!(rows.len(), 10);
+        let nf = find(&rows, "66");
+        assert_eq!(
+            (nf.state.as_str(), nf.exit_code.as_str()),
+            ("NODE_FAIL", "1:0")
+        );
+        assert_eq!(find(&rows, "65").exit_code, "0:0");
+        assert_eq!(find(&rows, "62").state, "CANCELLED by 0");
+        assert_eq!(find(&rows, "62").nodes, "");
+        assert_eq!(find(&rows, "62").start, "");
+        assert_eq!(find(&rows, "63").elapsed, "00:00:04");
+        assert_eq!(find(&rows, "64_2").exit_code, "1:0");
+    }
+
+    #[test]
+    fn only_job_state_from_slurm_23_11_5_on() {
+        // What `squeue --version` prints on the two testbeds.
+        assert!(!has_only_job_state("slurm-wlm 22.05.8\n"));
+        assert!(has_only_job_state("slurm-wlm 24.11.5\n"));
+        assert!(!has_only_job_state("slurm 23.11.4"));
+        assert!(has_only_job_state("slurm 23.11.5"));
+        assert!(has_only_job_state("slurm 25.05.0-0rc1"));
+        assert!(has_only_job_state("slurm 24.05"));
+        assert_eq!(slurm_version("slurm 22.05.8"), Some((22, 5, 8)));
+        for odd in ["", "slurm", "squeue: error: x", "slurm x.y.z", "slurm 23"] {
+            assert!(!has_only_job_state(odd), "{odd:?}");
+        }
+    }
+
+    #[test]
+    fn squeue_only_job_state_captured() {
+        // Slurm 24.11: `squeue --only-job-state -h -t all -r -O SQUEUE_STATE_FORMAT`.
+        let rows = parse_squeue_states(&fixture("squeue-24.11-only-job-state.txt")).unwrap();
+        assert!(rows.len() >= 4, "{rows:?}");
+        assert!(rows
+            .iter()
+            .all(|r| r.exit_code.is_empty() && r.start.is_empty()));
+        let task = rows
+            .iter()
+            .find(|r| r.tasks.is_some())
+            .expect("an array task");
+        assert!(task.covers(&task.base.clone()));
+        assert_eq!(find(&rows, "72").state, "RUNNING");
+        assert_eq!(find(&rows, "66").state, "NODE_FAIL");
+        assert_eq!(find(&rows, "73_2").state, "PENDING");
+        // What goes on to the full query: the finished ones only.
+        let finished: Vec<&str> = rows
+            .iter()
+            .filter(|r| crate::state::classify(&r.state) != crate::state::Verdict::Active)
+            .map(|r| r.id.as_str())
+            .collect();
+        assert_eq!(finished.len(), 9, "{finished:?}");
+        assert!(!finished.contains(&"72") && !finished.contains(&"73_1"));
+        for bad in ["1|1|N/A|", "1|1|N/A|RUNNING|0:0|", "x|x|N/A|RUNNING|"] {
+            assert!(parse_squeue_states(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
