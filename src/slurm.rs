@@ -702,12 +702,21 @@ pub fn squeue(ids: &[String]) -> Result<Vec<JobRow>, QueryError> {
     if !only_job_state() {
         return squeue_with(ids, &[], SQUEUE_FORMAT, parse_squeue);
     }
-    let states = squeue_with(
+    let states = match squeue_with(
         ids,
         &["--only-job-state"],
         SQUEUE_STATE_FORMAT,
         parse_squeue_states,
-    )?;
+    ) {
+        Ok(rows) => rows,
+        // With slurmctld down the state RPC says only `Unable to query jobs state: Unspecified
+        // error`; the full query then says what is wrong in the words rj-track knows
+        // (`Unable to contact slurm controller`), or answers.
+        Err(e) if e.kind == QueryFailure::Other => {
+            return squeue_with(ids, &[], SQUEUE_FORMAT, parse_squeue)
+        }
+        Err(e) => return Err(e),
+    };
     let (mut rows, finished): (Vec<JobRow>, Vec<JobRow>) = states
         .into_iter()
         .partition(|r| crate::state::classify(&r.state) == crate::state::Verdict::Active);
@@ -1329,6 +1338,11 @@ mod tests {
             .collect();
         assert_eq!(finished.len(), 9, "{finished:?}");
         assert!(!finished.contains(&"72") && !finished.contains(&"73_1"));
+        // slurmctld down: not a failure rj-track knows, so squeue() asks again the full way.
+        assert_eq!(
+            classify_failure(&fixture("squeue-24.11-only-job-state-ctld-down.err")),
+            QueryFailure::Other
+        );
         for bad in ["1|1|N/A|", "1|1|N/A|RUNNING|0:0|", "x|x|N/A|RUNNING|"] {
             assert!(parse_squeue_states(bad).is_err(), "{bad}");
         }
