@@ -703,7 +703,7 @@ pub fn squeue(ids: &[String]) -> Result<Vec<JobRow>, QueryError> {
         return squeue_with(ids, &[], SQUEUE_FORMAT, parse_squeue);
     }
     let states = match squeue_with(
-        ids,
+        &state_query_ids(ids),
         &["--only-job-state"],
         SQUEUE_STATE_FORMAT,
         parse_squeue_states,
@@ -717,7 +717,7 @@ pub fn squeue(ids: &[String]) -> Result<Vec<JobRow>, QueryError> {
         }
         Err(e) => return Err(e),
     };
-    let (mut rows, finished): (Vec<JobRow>, Vec<JobRow>) = states
+    let (mut rows, finished): (Vec<JobRow>, Vec<JobRow>) = asked_rows(states, ids)
         .into_iter()
         .partition(|r| crate::state::classify(&r.state) == crate::state::Verdict::Active);
     if !finished.is_empty() {
@@ -725,6 +725,30 @@ pub fn squeue(ids: &[String]) -> Result<Vec<JobRow>, QueryError> {
         rows.extend(squeue_with(&again, &[], SQUEUE_FORMAT, parse_squeue)?);
     }
     Ok(rows)
+}
+
+/// The IDs to give `squeue --only-job-state`: each array by its job ID, once. Slurm 24.11.5
+/// answers `-r -j 7_1,7_2,…` with every asked task once per asked task of the array (k² lines
+/// for k tasks: a million for a thousand), so tasks are asked through their array, whose
+/// answer is one line per task.
+pub fn state_query_ids(ids: &[String]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    ids.iter()
+        .map(|id| id.split('_').next().unwrap_or(id))
+        .filter(|base| seen.insert(*base))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The rows of an answer to [`state_query_ids`] that report on an asked ID (the job, or the
+/// task itself when only a task was asked), each once.
+pub fn asked_rows(rows: Vec<JobRow>, ids: &[String]) -> Vec<JobRow> {
+    let asked: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+    let mut seen = std::collections::HashSet::new();
+    rows.into_iter()
+        .filter(|r| asked.contains(r.id.as_str()) || asked.contains(r.base.as_str()))
+        .filter(|r| seen.insert(r.id.clone()))
+        .collect()
 }
 
 /// The `squeue --only-job-state -O` fields: what that RPC keeps (job and array IDs, the state).
@@ -1297,6 +1321,20 @@ mod tests {
         assert_eq!(find(&rows, "62").start, "");
         assert_eq!(find(&rows, "63").elapsed, "00:00:04");
         assert_eq!(find(&rows, "64_2").exit_code, "1:0");
+    }
+
+    #[test]
+    fn only_job_state_asks_arrays_whole_and_keeps_what_was_asked() {
+        let ids: Vec<String> = ["64_1", "64_2", "59", "73", "64_1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(state_query_ids(&ids), ["64", "59", "73"]);
+        let rows = parse_squeue_states(&fixture("squeue-24.11-only-job-state.txt")).unwrap();
+        let mut twice = rows.clone();
+        twice.extend(rows);
+        let kept: Vec<String> = asked_rows(twice, &ids).into_iter().map(|r| r.id).collect();
+        assert_eq!(kept, ["64_1", "59", "64_2", "73_1", "73_2", "73_3"]);
     }
 
     #[test]
