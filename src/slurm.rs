@@ -300,6 +300,48 @@ fn value(s: &str) -> String {
     }
 }
 
+/// The ID and state fields every squeue line of rj starts with: JobArrayID, ArrayJobID,
+/// ArrayTaskID, State.
+fn squeue_row(f: &[&str], line: &str) -> Result<JobRow, String> {
+    let mut r = JobRow::default();
+    let array_job = f[1].trim();
+    let task = f[2].trim();
+    if !task.is_empty() && task != "N/A" {
+        r.id = f[0].trim().to_string();
+        r.base = array_job.to_string();
+        r.tasks = Some(
+            task.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+        );
+    } else {
+        r.set_id(f[0].trim());
+    }
+    if r.base.is_empty() || !r.base.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("unexpected job ID in squeue line {line:?}"));
+    }
+    r.state = f[3].trim().to_string();
+    if r.state.is_empty() {
+        return Err(format!("no state in squeue line {line:?}"));
+    }
+    Ok(r)
+}
+
+/// Parse `squeue --only-job-state -h -O SQUEUE_STATE_FORMAT` output: IDs and states only.
+pub fn parse_squeue_states(stdout: &str) -> Result<Vec<JobRow>, String> {
+    let mut rows = Vec::new();
+    for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
+        let f: Vec<&str> = line.split('|').collect();
+        if f.len() != 5 || !f[4].trim().is_empty() {
+            return Err(format!(
+                "unexpected squeue line {line:?} (expected 4 |-terminated fields)"
+            ));
+        }
+        rows.push(squeue_row(&f, line)?);
+    }
+    Ok(rows)
+}
+
 /// Parse `squeue -h -O SQUEUE_FORMAT` output.
 pub fn parse_squeue(stdout: &str) -> Result<Vec<JobRow>, String> {
     let mut rows = Vec::new();
@@ -310,27 +352,7 @@ pub fn parse_squeue(stdout: &str) -> Result<Vec<JobRow>, String> {
                 "unexpected squeue line {line:?} (expected 11 |-separated fields)"
             ));
         }
-        let mut r = JobRow::default();
-        let array_job = f[1].trim();
-        let task = f[2].trim();
-        if !task.is_empty() && task != "N/A" {
-            r.id = f[0].trim().to_string();
-            r.base = array_job.to_string();
-            r.tasks = Some(
-                task.trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_string(),
-            );
-        } else {
-            r.set_id(f[0].trim());
-        }
-        if r.base.is_empty() || !r.base.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("unexpected job ID in squeue line {line:?}"));
-        }
-        r.state = f[3].trim().to_string();
-        if r.state.is_empty() {
-            return Err(format!("no state in squeue line {line:?}"));
-        }
+        let mut r = squeue_row(&f, line)?;
         r.exit_code = wait_status_to_exit_code(f[4]);
         r.start = value(f[5]);
         r.end = value(f[6]);
@@ -521,6 +543,66 @@ impl Ran {
     }
 }
 
+/// Prefixes of the variables through which squeue, sacct and scontrol take options from the
+/// environment (`SQUEUE_FORMAT`, `SQUEUE_STATES`, `SACCT_FORMAT`, `SCONTROL_FUTURE`, …): a
+/// user's setting would change the fields, rows or order of a query (ARCHITECTURE.md §7).
+pub const QUERY_ENV_PREFIXES: [&str; 3] = ["SQUEUE_", "SACCT_", "SCONTROL_"];
+
+/// Other variables the query clients read that change what they print or which cluster they
+/// ask: removed. `SLURM_CLUSTERS` would send every query to another cluster; a job's cluster is
+/// passed as `-M` where rj knows it. `SLURM_DEBUG_FLAGS` adds debug lines to stderr.
+pub const QUERY_ENV_REMOVED: [&str; 4] = [
+    "SLURM_CLUSTERS",
+    "SLURM_DEBUG_FLAGS",
+    "SLURM_TOPO_LEN",
+    "SLURM_CONF_OUT",
+];
+
+/// Variables pinned for the queries: times as `2026-01-01T00:00:00` whatever the user's
+/// `SLURM_TIME_FORMAT` (`relative`, a strftime format) says, and array task expressions printed
+/// whole (`0` = no limit; the default cuts `1,3,5,…` at 64 bytes, which would hide tasks).
+pub const QUERY_ENV_PINNED: [(&str, &str); 2] =
+    [("SLURM_TIME_FORMAT", "standard"), ("SLURM_BITSTR_LEN", "0")];
+
+/// What a query must not inherit from `vars` (the caller's environment): the names to remove.
+/// `SLURM_CONF` and everything else (PATH, munge's socket, a site's module settings) stays, and
+/// so do `SBATCH_*`: sbatch is not a query, and rj-launch keeps the user's settings for it.
+pub fn query_env_removed<K: AsRef<OsStr>>(vars: impl IntoIterator<Item = K>) -> Vec<String> {
+    let mut out: Vec<String> = vars
+        .into_iter()
+        .filter_map(|k| k.as_ref().to_str().map(str::to_string))
+        .filter(|k| {
+            QUERY_ENV_PREFIXES.iter().any(|p| k.starts_with(p))
+                || QUERY_ENV_REMOVED.contains(&k.as_str())
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The one place a Slurm query's command is built: `prog` with the caller's environment less
+/// what [`query_env_removed`] names, plus [`QUERY_ENV_PINNED`]. Every squeue/sacct/scontrol rj
+/// runs goes through here, so the user's environment cannot change what rj reads.
+pub fn query_command(prog: &std::path::Path) -> Command {
+    query_command_from(prog, std::env::vars_os().map(|(k, _)| k))
+}
+
+/// [`query_command`] for a given list of the caller's variable names (unit-testable).
+pub fn query_command_from<K: AsRef<OsStr>>(
+    prog: &std::path::Path,
+    vars: impl IntoIterator<Item = K>,
+) -> Command {
+    let mut cmd = Command::new(prog);
+    for k in query_env_removed(vars) {
+        cmd.env_remove(k);
+    }
+    for (k, v) in QUERY_ENV_PINNED {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
 /// Slurm commands this process has spawned (rj-track reports it under -v).
 pub static SPAWNED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -531,7 +613,7 @@ pub fn run_query(prog: &str, args: &[String], timeout: Duration) -> anyhow::Resu
     let path = find(prog)?;
     let shown = display_cmd(prog, &abbreviate(args));
     SPAWNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let mut cmd = Command::new(&path);
+    let mut cmd = query_command(&path);
     cmd.args(args).process_group(0);
     let done = crate::process::run(&mut cmd, timeout)
         .map_err(|e| fail(Kind::Unavailable, format!("cannot run {shown}: {e}")))?;
@@ -609,12 +691,123 @@ fn query_error(ran: &Ran, kind: QueryFailure) -> QueryError {
 
 /// `squeue -h -t all -r -j IDS -O …`: every listed job, array task and recently finished job
 /// (until MinJobAge) the controller knows. One call per [`MAX_ID_ARG`] bytes of IDs.
+///
+/// Where squeue has `--only-job-state` ([`only_job_state`]), the IDs are first asked with it:
+/// that answer comes from the controller's job-state cache and holds only IDs and states, which
+/// is all a job still pending or running needs. The jobs it shows finished are then asked again
+/// with the full fields, so a tick runs one squeue more when something finished, never one per
+/// job. A job the second call no longer lists is left out, as squeue leaves out any job it no
+/// longer knows: the tracker then asks accounting (ARCHITECTURE.md §7).
 pub fn squeue(ids: &[String]) -> Result<Vec<JobRow>, QueryError> {
+    if !only_job_state() {
+        return squeue_with(ids, &[], SQUEUE_FORMAT, parse_squeue);
+    }
+    let states = match squeue_with(
+        &state_query_ids(ids),
+        &["--only-job-state"],
+        SQUEUE_STATE_FORMAT,
+        parse_squeue_states,
+    ) {
+        Ok(rows) => rows,
+        // With slurmctld down the state RPC says only `Unable to query jobs state: Unspecified
+        // error`; the full query then says what is wrong in the words rj-track knows
+        // (`Unable to contact slurm controller`), or answers.
+        Err(e) if e.kind == QueryFailure::Other => {
+            return squeue_with(ids, &[], SQUEUE_FORMAT, parse_squeue)
+        }
+        Err(e) => return Err(e),
+    };
+    let (mut rows, finished): (Vec<JobRow>, Vec<JobRow>) = asked_rows(states, ids)
+        .into_iter()
+        .partition(|r| crate::state::classify(&r.state) == crate::state::Verdict::Active);
+    if !finished.is_empty() {
+        let again: Vec<String> = finished.into_iter().map(|r| r.id).collect();
+        rows.extend(squeue_with(&again, &[], SQUEUE_FORMAT, parse_squeue)?);
+    }
+    Ok(rows)
+}
+
+/// The IDs to give `squeue --only-job-state`: each array by its job ID, once. Slurm 24.11.5
+/// answers `-r -j 7_1,7_2,…` with every asked task once per asked task of the array (k² lines
+/// for k tasks: a million for a thousand), so tasks are asked through their array, whose
+/// answer is one line per task.
+pub fn state_query_ids(ids: &[String]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    ids.iter()
+        .map(|id| id.split('_').next().unwrap_or(id))
+        .filter(|base| seen.insert(*base))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The rows of an answer to [`state_query_ids`] that report on an asked ID (the job, or the
+/// task itself when only a task was asked), each once.
+pub fn asked_rows(rows: Vec<JobRow>, ids: &[String]) -> Vec<JobRow> {
+    let asked: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+    let mut seen = std::collections::HashSet::new();
+    rows.into_iter()
+        .filter(|r| asked.contains(r.id.as_str()) || asked.contains(r.base.as_str()))
+        .filter(|r| seen.insert(r.id.clone()))
+        .collect()
+}
+
+/// The `squeue --only-job-state -O` fields: what that RPC keeps (job and array IDs, the state).
+pub const SQUEUE_STATE_FORMAT: &str = "JobArrayID:|,ArrayJobID:|,ArrayTaskID:|,State:|";
+
+/// The first Slurm release whose squeue has `--only-job-state`.
+pub const ONLY_JOB_STATE_SINCE: (u32, u32, u32) = (23, 11, 5);
+
+/// Does squeue here have `--only-job-state`? Asked once per process (`squeue --version`); a
+/// version that cannot be read means no. `RJ_ONLY_JOB_STATE=0` keeps the full query (bench/track.sh
+/// measures both).
+pub fn only_job_state() -> bool {
+    static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ANSWER.get_or_init(|| {
+        if std::env::var_os("RJ_ONLY_JOB_STATE").is_some_and(|v| v == "0") {
+            return false;
+        }
+        run_query("squeue", &["--version".to_string()], QUERY_TIMEOUT)
+            .ok()
+            .filter(Ran::ok)
+            .is_some_and(|ran| has_only_job_state(&ran.stdout))
+    })
+}
+
+/// Is this `squeue --version` output (`slurm 23.11.5`, `slurm-wlm 24.11.5`) of a release with
+/// `--only-job-state`?
+pub fn has_only_job_state(version: &str) -> bool {
+    slurm_version(version).is_some_and(|v| v >= ONLY_JOB_STATE_SINCE)
+}
+
+/// `slurm-wlm 22.05.8` → (22, 5, 8); a pre-release or package suffix (`24.11.0-0rc1`) ends the
+/// number where it starts.
+pub fn slurm_version(version: &str) -> Option<(u32, u32, u32)> {
+    let word = version.split_whitespace().nth(1)?;
+    let mut parts = word.split('.').map(|p| {
+        let digits: String = p.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse::<u32>().ok()
+    });
+    Some((
+        parts.next()??,
+        parts.next()??,
+        parts.next().flatten().unwrap_or(0),
+    ))
+}
+
+/// One squeue per chunk of IDs, with `extra` flags, `-O format`, its output read by `parse`.
+fn squeue_with(
+    ids: &[String],
+    extra: &[&str],
+    format: &str,
+    parse: fn(&str) -> Result<Vec<JobRow>, String>,
+) -> Result<Vec<JobRow>, QueryError> {
     let mut rows = Vec::new();
     for chunk in id_chunks(ids, MAX_ID_ARG) {
-        let args: Vec<String> = ["-h", "-t", "all", "-r", "-j", &chunk, "-O", SQUEUE_FORMAT]
+        let args: Vec<String> = extra
             .iter()
-            .map(|s| s.to_string())
+            .copied()
+            .chain(["-h", "-t", "all", "-r", "-j", &chunk, "-O", format])
+            .map(str::to_string)
             .collect();
         let ran = run_query("squeue", &args, QUERY_TIMEOUT).map_err(|e| QueryError {
             kind: QueryFailure::Unreachable,
@@ -626,7 +819,7 @@ pub fn squeue(ids: &[String]) -> Result<Vec<JobRow>, QueryError> {
                 k => return Err(query_error(&ran, k)),
             }
         }
-        rows.extend(parse_squeue(&ran.stdout).map_err(|e| QueryError {
+        rows.extend(parse(&ran.stdout).map_err(|e| QueryError {
             kind: QueryFailure::BadOutput,
             msg: format!("{}: {e}", ran.shown),
         })?);
@@ -979,6 +1172,218 @@ mod tests {
         assert_eq!(parse_squeue(one).unwrap()[0].task_count(), u64::MAX);
         let two = "5_[1-18446744073709551615,1-18446744073709551615]|5|1-18446744073709551615,1-18446744073709551615|PENDING|0|N/A|N/A|0:00||debug|wrap|\n";
         assert_eq!(parse_squeue(two).unwrap()[0].task_count(), u64::MAX);
+    }
+
+    #[test]
+    fn queries_drop_the_users_slurm_output_settings_and_keep_the_rest() {
+        let user = [
+            "SLURM_TIME_FORMAT",
+            "SLURM_BITSTR_LEN",
+            "SQUEUE_FORMAT",
+            "SQUEUE_FORMAT2",
+            "SQUEUE_SORT",
+            "SQUEUE_STATES",
+            "SQUEUE_ARRAY_UNIQUE",
+            "SQUEUE_USERS",
+            "SACCT_FORMAT",
+            "SACCT_FEDERATION",
+            "SCONTROL_FUTURE",
+            "SLURM_CLUSTERS",
+            "SLURM_DEBUG_FLAGS",
+            "SLURM_CONF",
+            "SBATCH_PARTITION",
+            "SLURM_JOB_ID",
+            "PATH",
+            "HOME",
+        ];
+        let cmd = query_command_from(std::path::Path::new("squeue"), user);
+        let envs: std::collections::BTreeMap<String, Option<String>> = cmd
+            .get_envs()
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.map(|v| v.to_string_lossy().into_owned()),
+                )
+            })
+            .collect();
+        let removed: Vec<&str> = envs
+            .iter()
+            .filter(|(_, v)| v.is_none())
+            .map(|(k, _)| k.as_str())
+            .collect();
+        assert_eq!(
+            removed,
+            [
+                "SACCT_FEDERATION",
+                "SACCT_FORMAT",
+                "SCONTROL_FUTURE",
+                "SLURM_CLUSTERS",
+                "SLURM_DEBUG_FLAGS",
+                "SQUEUE_ARRAY_UNIQUE",
+                "SQUEUE_FORMAT",
+                "SQUEUE_FORMAT2",
+                "SQUEUE_SORT",
+                "SQUEUE_STATES",
+                "SQUEUE_USERS",
+            ]
+        );
+        assert_eq!(envs["SLURM_TIME_FORMAT"].as_deref(), Some("standard"));
+        assert_eq!(envs["SLURM_BITSTR_LEN"].as_deref(), Some("0"));
+        // SLURM_CONF, sbatch's settings and the rest are inherited untouched.
+        for kept in [
+            "SLURM_CONF",
+            "SBATCH_PARTITION",
+            "SLURM_JOB_ID",
+            "PATH",
+            "HOME",
+        ] {
+            assert!(!envs.contains_key(kept), "{kept}: {envs:?}");
+        }
+        // A name that is not UTF-8 is no Slurm variable: kept.
+        use std::os::unix::ffi::OsStrExt;
+        let odd = OsStr::from_bytes(b"SQUEUE_\xff");
+        assert!(query_env_removed([odd]).is_empty());
+    }
+
+    /// The same cases on both testbeds: Slurm 22.05 (`squeue-all-finished.txt`, `scontrol-all.txt`,
+    /// `sacct-slurmdbd.txt`) and Slurm 24.11 (`*-24.11-*`). 22.05's squeue prints the raw wait
+    /// status (`768`, `9`, NODE_FAIL `15`), 24.11's prints `exit:signal`; both come out alike.
+    /// Where the two versions' squeue and sacct disagree about a job it is Slurm's own view, kept
+    /// as is: NODE_FAIL is `0:1` in 24.11's squeue and scontrol but `1:0` in its sacct, TIMEOUT and
+    /// a cancelled running job `0:15` in squeue but `0:0` in sacct.
+    #[test]
+    fn squeue_of_both_versions_reads_alike() {
+        let old = parse_squeue(&fixture("squeue-all-finished.txt")).unwrap();
+        let new = parse_squeue(&fixture("squeue-24.11-all-finished.txt")).unwrap();
+        let by_state = |rows: &[JobRow], state: &str, exit: &str| {
+            rows.iter()
+                .any(|r| r.state == state && r.exit_code == exit && r.nodes == "vm")
+        };
+        for rows in [&old, &new] {
+            assert!(by_state(rows, "FAILED", "3:0"), "{rows:?}");
+            assert!(by_state(rows, "COMPLETED", "0:0"), "{rows:?}");
+            assert!(rows
+                .iter()
+                .all(|r| r.start.len() == 19 || r.start.is_empty()));
+        }
+        assert_eq!(find(&old, "8").exit_code, "0:15");
+        let n = parse_squeue(&fixture("squeue-24.11-all-finished.txt")).unwrap();
+        assert_eq!(find(&n, "61").state, "FAILED");
+        assert_eq!(find(&n, "61").exit_code, "0:9");
+        assert_eq!(find(&n, "66").state, "NODE_FAIL");
+        assert_eq!(find(&n, "66").exit_code, "0:1");
+        assert_eq!(find(&n, "65").state, "TIMEOUT");
+        assert_eq!(find(&n, "65").exit_code, "0:15");
+        assert_eq!(find(&n, "65").elapsed, "1:05");
+        // Cancelled while held: never ran, no nodes.
+        assert_eq!(find(&n, "62").state, "CANCELLED");
+        assert_eq!(find(&n, "62").nodes, "");
+        let t = find(&n, "64_2");
+        assert_eq!((t.base.as_str(), t.tasks.as_deref()), ("64", Some("2")));
+        assert_eq!(t.exit_code, "1:0");
+        assert_eq!(n.iter().filter(|r| r.covers("64")).count(), 3);
+    }
+
+    #[test]
+    fn scontrol_24_11_without_power_and_tres() {
+        let text = fixture("scontrol-24.11-all.txt");
+        assert!(!text.contains(" Power=") && text.contains(" AllocTRES="));
+        let rows = parse_scontrol(&text).unwrap();
+        assert_eq!(find(&rows, "60").exit_code, "3:0");
+        assert_eq!(find(&rows, "61").exit_code, "0:9");
+        let nf = find(&rows, "66");
+        assert_eq!(
+            (nf.state.as_str(), nf.exit_code.as_str()),
+            ("NODE_FAIL", "0:1")
+        );
+        assert_eq!(nf.elapsed, "00:02:07");
+        assert_eq!(find(&rows, "65").state, "TIMEOUT");
+        // Cancelled while held: scontrol gives the cancel time as StartTime, and no nodes.
+        assert_eq!(find(&rows, "62").nodes, "");
+        assert_eq!(find(&rows, "64_2").state, "FAILED");
+        assert!(rows
+            .iter()
+            .all(|r| r.name == "wrap" && r.partition == "debug"));
+    }
+
+    #[test]
+    fn sacct_24_11_captured() {
+        let rows = parse_sacct(&fixture("sacct-24.11-slurmdbd.txt")).unwrap();
+        assert_eq!(rows.len(), 10);
+        let nf = find(&rows, "66");
+        assert_eq!(
+            (nf.state.as_str(), nf.exit_code.as_str()),
+            ("NODE_FAIL", "1:0")
+        );
+        assert_eq!(find(&rows, "65").exit_code, "0:0");
+        assert_eq!(find(&rows, "62").state, "CANCELLED by 0");
+        assert_eq!(find(&rows, "62").nodes, "");
+        assert_eq!(find(&rows, "62").start, "");
+        assert_eq!(find(&rows, "63").elapsed, "00:00:04");
+        assert_eq!(find(&rows, "64_2").exit_code, "1:0");
+    }
+
+    #[test]
+    fn only_job_state_asks_arrays_whole_and_keeps_what_was_asked() {
+        let ids: Vec<String> = ["64_1", "64_2", "59", "73", "64_1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(state_query_ids(&ids), ["64", "59", "73"]);
+        let rows = parse_squeue_states(&fixture("squeue-24.11-only-job-state.txt")).unwrap();
+        let mut twice = rows.clone();
+        twice.extend(rows);
+        let kept: Vec<String> = asked_rows(twice, &ids).into_iter().map(|r| r.id).collect();
+        assert_eq!(kept, ["64_1", "59", "64_2", "73_1", "73_2", "73_3"]);
+    }
+
+    #[test]
+    fn only_job_state_from_slurm_23_11_5_on() {
+        // What `squeue --version` prints on the two testbeds.
+        assert!(!has_only_job_state("slurm-wlm 22.05.8\n"));
+        assert!(has_only_job_state("slurm-wlm 24.11.5\n"));
+        assert!(!has_only_job_state("slurm 23.11.4"));
+        assert!(has_only_job_state("slurm 23.11.5"));
+        assert!(has_only_job_state("slurm 25.05.0-0rc1"));
+        assert!(has_only_job_state("slurm 24.05"));
+        assert_eq!(slurm_version("slurm 22.05.8"), Some((22, 5, 8)));
+        for odd in ["", "slurm", "squeue: error: x", "slurm x.y.z", "slurm 23"] {
+            assert!(!has_only_job_state(odd), "{odd:?}");
+        }
+    }
+
+    #[test]
+    fn squeue_only_job_state_captured() {
+        // Slurm 24.11: `squeue --only-job-state -h -t all -r -O SQUEUE_STATE_FORMAT`.
+        let rows = parse_squeue_states(&fixture("squeue-24.11-only-job-state.txt")).unwrap();
+        assert!(rows.len() >= 4, "{rows:?}");
+        assert!(rows
+            .iter()
+            .all(|r| r.exit_code.is_empty() && r.start.is_empty()));
+        let task = rows
+            .iter()
+            .find(|r| r.tasks.is_some())
+            .expect("an array task");
+        assert!(task.covers(&task.base.clone()));
+        assert_eq!(find(&rows, "72").state, "RUNNING");
+        assert_eq!(find(&rows, "66").state, "NODE_FAIL");
+        assert_eq!(find(&rows, "73_2").state, "PENDING");
+        // What goes on to the full query: the finished ones only.
+        let finished: Vec<&str> = rows
+            .iter()
+            .filter(|r| crate::state::classify(&r.state) != crate::state::Verdict::Active)
+            .map(|r| r.id.as_str())
+            .collect();
+        assert_eq!(finished.len(), 9, "{finished:?}");
+        assert!(!finished.contains(&"72") && !finished.contains(&"73_1"));
+        // slurmctld down: not a failure rj-track knows, so squeue() asks again the full way.
+        assert_eq!(
+            classify_failure(&fixture("squeue-24.11-only-job-state-ctld-down.err")),
+            QueryFailure::Other
+        );
+        for bad in ["1|1|N/A|", "1|1|N/A|RUNNING|0:0|", "x|x|N/A|RUNNING|"] {
+            assert!(parse_squeue_states(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod metrics;
 mod put;
 mod rbench;
 mod sentinel;
+mod slurm_env;
 mod status;
 mod store;
 mod tls;
