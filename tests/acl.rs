@@ -3,13 +3,13 @@
 //! away the tool exits 77 with one line naming the command. The same table is what `--help`,
 //! the man pages and the README print, so the documentation cannot drift from what the tools run.
 use std::collections::BTreeMap;
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use rj::cli::{AclRow, ACL, ACL_LINE_MAX, ACL_NOTES};
 
-use crate::util::check::{self, run};
+use crate::util::check::{self, run, Ran};
 use crate::util::proxy::CutProxy;
 use crate::util::{self, slurm, RedisServer, TestEnv};
 
@@ -89,7 +89,7 @@ struct Refusal {
 }
 
 /// The tool's stdout when it exited 0, else the refusal.
-fn step(out: Output) -> Result<String, Refusal> {
+fn step(out: Ran) -> Result<String, Refusal> {
     if out.status.success() {
         return Ok(check::stdout(&out));
     }
@@ -192,7 +192,7 @@ fn assert_documented(problems: Vec<String>) {
     );
 }
 
-fn rj(env: &TestEnv, bin: &str, args: &[&str]) -> Output {
+fn rj(env: &TestEnv, bin: &str, args: &[&str]) -> Ran {
     run(env.cmd(bin).arg("-q").args(args))
 }
 
