@@ -1,7 +1,7 @@
 //! The shared configuration (ARCHITECTURE.md §3) and the errors of §5, in every tool.
 use std::path::Path;
 
-use crate::util::check::{self, all_keys, fails, ok, run, TOOLS};
+use crate::util::check::{self, all_keys, fails, run, TOOLS};
 use crate::util::{self, RedisOptions, RedisServer, TestEnv};
 
 /// A redis.json pointing at a port where nothing listens.
@@ -41,10 +41,9 @@ fn source_line(out: &std::process::Output) -> String {
 
 #[test]
 fn malformed_missing_and_mistyped_config_is_78_naming_the_file() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let broken = env.path().join("broken.json");
     std::fs::write(&broken, "{\"host\": \"127.0.0.1\",\n  \"port\": ").unwrap();
     let mistyped = env.path().join("mistyped.json");
@@ -100,10 +99,9 @@ fn malformed_missing_and_mistyped_config_is_78_naming_the_file() {
 
 #[test]
 fn bad_or_missing_tag_is_78_in_every_tool() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     for (bin, args) in TOOLS {
         let line = fails(
             &run(env.cmd(bin).args(*args).args(["--tag", "a b"])),
@@ -116,7 +114,7 @@ fn bad_or_missing_tag_is_78_in_every_tool() {
             "says where the tag came from: {line}"
         );
 
-        let line = fails(&run(env.cmd(bin).args(*args).env("JOB_TAG", "x*")), 78, bin);
+        let line = run(env.cmd(bin).args(*args).env("JOB_TAG", "x*")).fails(78);
         assert!(line.contains("JOB_TAG"), "{line}");
 
         let line = fails(
@@ -135,10 +133,9 @@ fn bad_or_missing_tag_is_78_in_every_tool() {
 
 #[test]
 fn redis_down_is_69_naming_host_and_file() {
-    let Some(server) = RedisServer::start() else {
+    let Some((_server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let (dead, port) = dead_config(env.path(), "dead.json");
     for (bin, args) in TOOLS {
         if *bin == "rj-launch" {
@@ -159,10 +156,9 @@ fn redis_down_is_69_naming_host_and_file() {
 
 #[test]
 fn a_database_the_server_lacks_is_78_naming_the_file() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let cfg = env.path().join("db99.json");
     std::fs::write(
         &cfg,
@@ -208,13 +204,12 @@ fn assert_only_the_recorded_job_is_spooled(env: &TestEnv) {
 
 #[test]
 fn wrong_or_missing_password_is_77_and_never_shown() {
-    let Some(server) = RedisServer::with(RedisOptions {
+    let Some((server, env)) = util::redis_with(RedisOptions {
         password: Some("right-pw-1".into()),
         ..Default::default()
     }) else {
         return;
     };
-    let env = TestEnv::new(&server);
     let wrong = env.path().join("wrong.json");
     std::fs::write(
         &wrong,
@@ -241,8 +236,8 @@ fn wrong_or_missing_password_is_77_and_never_shown() {
 
         let url = format!("redis://:wrong-secret-9@127.0.0.1:{}", server.port);
         let out = run(env.cmd(bin).args(*args).env("REDIS_URL", &url).arg("-v"));
-        check::code(&out, 77);
-        assert!(!check::stderr(&out).contains("wrong-secret-9"));
+        out.code(77);
+        assert!(!out.stderr().contains("wrong-secret-9"));
 
         let line = fails(
             &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &nopw)),
@@ -252,25 +247,24 @@ fn wrong_or_missing_password_is_77_and_never_shown() {
         assert!(!line.contains("right-pw-1"), "{line}");
     }
     // The right password works, and even -v never prints it.
-    let out = run(env.cmd("rj-status").arg("-vv"));
-    ok(&out);
-    assert!(!check::stderr(&out).contains("right-pw-1"));
+    let out = env.run("rj-status", &["-vv"]);
+    out.ok();
+    assert!(!out.stderr().contains("right-pw-1"));
     assert!(check::all_keys(&server).is_empty(), "nothing written");
     assert_only_the_recorded_job_is_spooled(&env);
 }
 
 #[test]
 fn bad_url_is_78_without_the_password() {
-    let Some(server) = RedisServer::start() else {
+    let Some((_server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     for (bin, args) in TOOLS {
         let out = run(env
             .cmd(bin)
             .args(*args)
             .env("REDIS_URL", "http://u:url-secret-3@host:1"));
-        let line = fails(&out, 78, bin);
+        let line = out.fails(78);
         assert!(line.contains("REDIS_URL"), "{line}");
         assert!(!line.contains("url-secret-3"), "{line}");
         let line = fails(
@@ -302,10 +296,9 @@ fn bad_url_is_78_without_the_password() {
 
 #[test]
 fn config_lookup_order() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let here = env.path();
     let opt = here.join("opt.json");
     let rj_config = here.join("rjconfig.json");
@@ -327,25 +320,25 @@ fn config_lookup_order() {
         .arg("--config")
         .arg(&opt)
         .env("RJ_CONFIG", &rj_config));
-    ok(&out);
+    out.ok();
     assert!(source_line(&out).contains(opt.to_str().unwrap()));
 
     dead_config(here, "opt.json");
     live_config(&server, &rj_config);
     let out = run(status().env("RJ_CONFIG", &rj_config));
-    ok(&out);
+    out.ok();
     assert!(source_line(&out).contains(rj_config.to_str().unwrap()));
 
     dead_config(here, "rjconfig.json");
     live_config(&server, &local);
     let out = run(status().env_remove("RJ_CONFIG"));
-    ok(&out);
+    out.ok();
     assert!(source_line(&out).contains("redis.json"));
 
     std::fs::remove_file(&local).unwrap();
     live_config(&server, &xdg);
     let out = run(status().env_remove("RJ_CONFIG"));
-    ok(&out);
+    out.ok();
     assert!(source_line(&out).contains(xdg.to_str().unwrap()));
 
     // Without XDG_CONFIG_HOME: ~/.config/rj/redis.json.
@@ -353,7 +346,7 @@ fn config_lookup_order() {
     let out = run(status()
         .env_remove("RJ_CONFIG")
         .env_remove("XDG_CONFIG_HOME"));
-    ok(&out);
+    out.ok();
     assert!(source_line(&out).contains(home_cfg.to_str().unwrap()));
 
     // None at all: the Redis default, said under -v (whether or not a server runs there).
@@ -363,19 +356,18 @@ fn config_lookup_order() {
     assert!(
         source_line(&out).contains("127.0.0.1:6379 (the default; no redis.json found)"),
         "{}",
-        check::stderr(&out)
+        out.stderr()
     );
 }
 
 #[test]
 fn url_overrides_file_incl_db_and_unix_socket() {
-    let Some(server) = RedisServer::with(RedisOptions {
+    let Some((server, env)) = util::redis_with(RedisOptions {
         unix_socket: true,
         ..Default::default()
     }) else {
         return;
     };
-    let env = TestEnv::new(&server);
     let (dead, _) = dead_config(env.path(), "dead.json");
     // REDIS_URL beats the file; --url beats REDIS_URL; the db of the URL is used.
     let out = run(env
@@ -383,7 +375,7 @@ fn url_overrides_file_incl_db_and_unix_socket() {
         .args(["--record", "11"])
         .env("RJ_CONFIG", &dead)
         .env("REDIS_URL", format!("redis://127.0.0.1:{}/3", server.port)));
-    assert_eq!(ok(&out), "11\n");
+    assert_eq!(out.ok(), "11\n");
     assert_eq!(
         server.cli(&["-n", "3", "SMEMBERS", &env.key("ALL")]).trim(),
         "11"
@@ -396,7 +388,7 @@ fn url_overrides_file_incl_db_and_unix_socket() {
         .cmd("rj-launch")
         .args(["--record", "12", "--url", &sock, "-v"])
         .env("REDIS_URL", &dead_url));
-    assert_eq!(ok(&out), "12\n");
+    assert_eq!(out.ok(), "12\n");
     assert!(source_line(&out).contains("from --url"));
     assert_eq!(
         server.cli(&["-n", "2", "SMEMBERS", &env.key("ALL")]).trim(),
@@ -406,15 +398,14 @@ fn url_overrides_file_incl_db_and_unix_socket() {
         .cmd("rj-status")
         .args(["--format", "plain"])
         .env("REDIS_URL", &sock));
-    assert_eq!(ok(&out), "12\n");
+    assert_eq!(out.ok(), "12\n");
 }
 
 #[test]
 fn username_password_and_db_from_redis_json() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     server.cli(&[
         "ACL",
         "SETUSER",
@@ -441,8 +432,8 @@ fn username_password_and_db_from_redis_json() {
         .cmd("rj-launch")
         .args(["--record", "21"])
         .env("RJ_CONFIG", &cfg));
-    assert_eq!(ok(&out), "21\n");
-    assert!(check::stderr(&out).is_empty(), "{}", check::stderr(&out));
+    assert_eq!(out.ok(), "21\n");
+    assert!(out.stderr().is_empty(), "{}", out.stderr());
     assert_eq!(
         server.cli(&["-n", "4", "SMEMBERS", &env.key("ALL")]).trim(),
         "21"
@@ -458,30 +449,29 @@ fn username_password_and_db_from_redis_json() {
 
 #[test]
 fn world_readable_config_with_password_warns() {
-    let Some(server) = RedisServer::with(RedisOptions {
+    let Some((server, env)) = util::redis_with(RedisOptions {
         password: Some("ww-pw-5".into()),
         ..Default::default()
     }) else {
         return;
     };
-    let env = TestEnv::new(&server);
     // A tag with a job (in T_ALL and a state set, as recorded): an empty tag, or one whose sets
     // break the one-set-per-job rule, would add its own line to stderr.
     server.cli(&["SADD", &env.key("ALL"), "1"]);
     server.cli(&["SADD", &env.key("PENDING_AND_RUNNING"), "1"]);
     util::set_mode(&env.config, 0o644);
-    let out = run(&mut env.cmd("rj-status"));
-    ok(&out);
-    let err = check::stderr(&out);
+    let out = env.run("rj-status", &[]);
+    out.ok();
+    let err = out.stderr();
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.starts_with("rj-status: warning: "), "{err}");
     assert!(err.contains(env.config.to_str().unwrap()), "{err}");
     assert!(err.contains("chmod 600"), "{err}");
     assert!(!err.contains("ww-pw-5"), "{err}");
     // -q silences warnings; 0600 has nothing to warn about.
-    assert!(check::stderr(&run(env.cmd("rj-status").arg("-q"))).is_empty());
+    assert!(env.run("rj-status", &["-q"]).stderr().is_empty());
     util::set_mode(&env.config, 0o600);
-    assert!(check::stderr(&run(&mut env.cmd("rj-status"))).is_empty());
+    assert!(env.run("rj-status", &[]).stderr().is_empty());
     // Without a password a readable file is fine.
     let plain = env.path().join("plain.json");
     live_config(&server, &plain);
@@ -490,16 +480,15 @@ fn world_readable_config_with_password_warns() {
         .cmd("rj-status")
         .env("RJ_CONFIG", &plain)
         .env("REDISCLI_AUTH", "ww-pw-5"));
-    ok(&out);
-    assert!(check::stderr(&out).is_empty(), "{}", check::stderr(&out));
+    out.ok();
+    assert!(out.stderr().is_empty(), "{}", out.stderr());
 }
 
 #[test]
 fn tag_resolution_order() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let with_tag = env.path().join("tagged.json");
     std::fs::write(
         &with_tag,
@@ -511,7 +500,7 @@ fn tag_resolution_order() {
     .unwrap();
     let tag_of = |cmd: &mut assert_cmd::Command| -> String {
         let out = run(cmd.args(["--format", "json", "--count"]));
-        let v: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+        let v = out.json();
         v["tag"].as_str().unwrap().to_string()
     };
     let base = || {
@@ -530,16 +519,17 @@ fn tag_resolution_order() {
         "from_file"
     );
     // And rj-launch writes to the resolved tag's sets.
-    ok(&run(base()
+    run(base()
         .env_remove("JOB_TAG")
         .env_remove("job_tag")
-        .args(["--format", "plain"])));
+        .args(["--format", "plain"]))
+    .ok();
     let out = run(env
         .cmd("rj-launch")
         .args(["--record", "31"])
         .env("RJ_CONFIG", &with_tag)
         .env_remove("JOB_TAG"));
-    ok(&out);
+    out.ok();
     assert_eq!(server.smembers("from_file_ALL"), ["31"]);
 }
 
@@ -559,7 +549,7 @@ fn help_and_version_never_read_config_redis_or_slurm() {
                 .env("REDIS_URL", "http://broken")
                 .env("JOB_TAG", "bad tag")
                 .current_dir(dir.path());
-            let out = ok(&run(cmd.arg(flag)));
+            let out = run(cmd.arg(flag)).ok();
             assert!(out.contains(bin), "{bin} {flag}: {out}");
         }
     }
@@ -569,13 +559,12 @@ fn help_and_version_never_read_config_redis_or_slurm() {
 /// password in it counts for the world-readable warning.
 #[test]
 fn url_field_of_redis_json() {
-    let Some(server) = RedisServer::with(RedisOptions {
+    let Some((server, env)) = util::redis_with(RedisOptions {
         password: Some("in-url-pw-8".into()),
         ..Default::default()
     }) else {
         return;
     };
-    let env = TestEnv::new(&server);
     let cfg = env.path().join("url.json");
     std::fs::write(
         &cfg,
@@ -591,8 +580,8 @@ fn url_field_of_redis_json() {
         .cmd("rj-launch")
         .env("RJ_CONFIG", &cfg)
         .args(["--record", "71"]));
-    assert_eq!(ok(&out), "71\n");
-    let err = check::stderr(&out);
+    assert_eq!(out.ok(), "71\n");
+    let err = out.stderr();
     assert!(err.starts_with("rj-launch: warning: "), "{err}");
     assert!(err.contains(cfg.to_str().unwrap()), "{err}");
     assert!(!err.contains("in-url-pw-8"), "{err}");
@@ -624,10 +613,9 @@ fn config_file(env: &TestEnv, name: &str, bytes: impl AsRef<[u8]>) -> std::path:
 
 #[test]
 fn trailing_data_after_the_object_is_78_naming_file_and_position() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let object = format!(r#"{{"host": "127.0.0.1", "port": {}}}"#, server.port);
     let two = config_file(&env, "two.json", format!("{object}\n{{\"port\": 1}}\n"));
     let garbage = config_file(&env, "garbage.json", format!("{object} garbage"));
@@ -658,10 +646,9 @@ fn trailing_data_after_the_object_is_78_naming_file_and_position() {
 /// Windows editors (Notepad) save UTF-8 with a byte-order mark: such a redis.json works.
 #[test]
 fn a_byte_order_mark_at_the_start_is_skipped() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let json = format!(
         "{{\r\n  \"host\": \"127.0.0.1\",\r\n  \"port\": {}\r\n}}\r\n",
         server.port
@@ -675,21 +662,20 @@ fn a_byte_order_mark_at_the_start_is_skipped() {
         .cmd("rj-launch")
         .env("RJ_CONFIG", &bom)
         .args(["--record", "4243"]));
-    assert_eq!(ok(&out), "4243\n");
+    assert_eq!(out.ok(), "4243\n");
     assert_eq!(server.smembers(&env.key("ALL")), ["4243"]);
     let out = run(env
         .cmd("rj-status")
         .env("RJ_CONFIG", &bom)
         .args(["--state", "ALL", "--format", "plain"]));
-    assert_eq!(ok(&out), "4243\n");
+    assert_eq!(out.ok(), "4243\n");
 }
 
 #[test]
 fn port_zero_is_78_naming_the_field_or_the_url() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let zero = config_file(
         &env,
         "zero.json",
@@ -755,10 +741,9 @@ fn port_zero_is_78_naming_the_field_or_the_url() {
 /// connection: a text file, an empty file, a private key, a CERTIFICATE block of junk.
 #[test]
 fn tls_ca_that_is_not_a_certificate_is_78_naming_file_and_field() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     std::fs::write(env.path().join("notes.txt"), "ask the admins for the CA\n").unwrap();
     std::fs::write(env.path().join("empty.pem"), "").unwrap();
     std::fs::write(
@@ -876,10 +861,9 @@ impl DualStackRedis {
 /// connects.
 #[test]
 fn ipv6_host_is_shown_in_brackets_once_and_connects() {
-    let Some(server) = RedisServer::start() else {
+    let Some((_server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     // Where nothing listens the message alone shows the address.
     let dead = util::free_port();
     for host in ["[::1]", "::1"] {
@@ -900,9 +884,7 @@ fn ipv6_host_is_shown_in_brackets_once_and_connects() {
         assert!(!line.contains("[["), "{line}");
     }
     let line = fails(
-        &run(env
-            .cmd("rj-status")
-            .args(["--url", &format!("redis://[::1]:{dead}")])),
+        &env.run("rj-status", &["--url", &format!("redis://[::1]:{dead}")]),
         69,
         "rj-status",
     );
@@ -932,7 +914,7 @@ fn ipv6_host_is_shown_in_brackets_once_and_connects() {
             .cmd("rj-launch")
             .env("RJ_CONFIG", cfg)
             .args(["-v", "--record", &id]));
-        assert_eq!(ok(&out), format!("{id}\n"));
+        assert_eq!(out.ok(), format!("{id}\n"));
         assert!(
             source_line(&out).contains(&format!("Redis at [::1]:{port} (from {})", cfg.display())),
             "{}",
@@ -944,7 +926,7 @@ fn ipv6_host_is_shown_in_brackets_once_and_connects() {
         .cmd("rj-status")
         .env("REDIS_URL", format!("redis://[::1]:{port}"))
         .args(["-v", "--state", "ALL", "--format", "plain"]));
-    assert_eq!(ok(&out), format!("{}\n", want.join("\n")));
+    assert_eq!(out.ok(), format!("{}\n", want.join("\n")));
     assert!(
         source_line(&out).contains(&format!("Redis at [::1]:{port} (from REDIS_URL)")),
         "{}",
@@ -956,10 +938,9 @@ fn ipv6_host_is_shown_in_brackets_once_and_connects() {
 /// what to point rj at, instead of a generic error or a silent fallback to 127.0.0.1.
 #[test]
 fn sentinel_and_cluster_settings_are_78_saying_not_supported() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let sentinels = config_file(
         &env,
         "sentinel.json",
@@ -986,7 +967,7 @@ fn sentinel_and_cluster_settings_are_78_saying_not_supported() {
             } else {
                 cmd.env(how, value);
             }
-            let line = fails(&run(&mut cmd), 78, bin);
+            let line = run(&mut cmd).fails(78);
             assert!(line.contains(how), "{line}");
             assert!(line.contains("Sentinel is not supported yet"), "{line}");
             assert!(
