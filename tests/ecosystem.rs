@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::util::{self, RedisServer, TestEnv};
+use crate::util::{self, TestEnv};
 
 #[path = "../examples/gen-docs/docs.rs"]
 mod docs;
@@ -606,10 +606,9 @@ fn closed_early(env: &TestEnv, name: &str, args: &[&str]) {
 /// `| head` is not an error: exit 0 and nothing on stderr, whatever the output form.
 #[test]
 fn closed_stdout_is_success() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     // Far more output than a pipe buffer (64 KiB) holds, so the tool is still writing.
     let mut con = server.client();
     let ids: Vec<u64> = (4_000_000..4_030_000).collect();
@@ -638,10 +637,9 @@ fn closed_stdout_is_success() {
 /// ("nothing found") or a bare OS message.
 #[test]
 fn a_full_stdout_is_74_naming_stdout() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let ids: Vec<String> = (1..=5000).map(|i| i.to_string()).collect();
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     crate::util::check::sadd(&server, &env.key("ALL"), &ids);
