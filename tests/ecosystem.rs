@@ -65,6 +65,17 @@ fn every_binary_is_in_the_registry() {
     }
 }
 
+/// The README's exit-status table is the one the man pages show: rj::exit::TABLE.
+#[test]
+fn readme_shows_the_exit_status_table() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let table = docs::exit_status_markdown();
+    assert!(
+        readme.contains(&format!("{}{table}\n", docs::README_EXIT_HEADING)),
+        "README.md's \"Exit status\" section should hold the rows of rj::exit::TABLE:\n{table}"
+    );
+}
+
 /// `--help` and the man page say the same: both come from cli::ENVIRONMENT, cli::FILES,
 /// exit::TABLE and the tool's EXAMPLES.
 #[test]
