@@ -93,8 +93,7 @@ fn malformed_missing_and_mistyped_config_is_78_naming_the_file() {
         );
         assert!(line.contains(missing.to_str().unwrap()), "{line}");
     }
-    assert!(all_keys(&server).is_empty(), "nothing written");
-    assert!(!env.path().join("state").exists(), "nothing spooled");
+    check::nothing_written(&server, &env);
 }
 
 #[test]
@@ -639,8 +638,7 @@ fn trailing_data_after_the_object_is_78_naming_file_and_position() {
         assert!(line.contains(garbage.to_str().unwrap()), "{line}");
         assert!(line.contains(&garbage_at), "{garbage_at}: {line}");
     }
-    assert!(all_keys(&server).is_empty(), "nothing written");
-    assert!(!env.path().join("state").exists(), "nothing spooled");
+    check::nothing_written(&server, &env);
 }
 
 /// Windows editors (Notepad) save UTF-8 with a byte-order mark: such a redis.json works.
@@ -733,8 +731,7 @@ fn port_zero_is_78_naming_the_field_or_the_url() {
         );
         assert!(!line.contains("pw-zero-1"), "{line}");
     }
-    assert!(all_keys(&server).is_empty(), "nothing written");
-    assert!(!env.path().join("state").exists(), "nothing spooled");
+    check::nothing_written(&server, &env);
 }
 
 /// A "tls_ca" that holds no certificate is the configuration's fault (78), found before any
@@ -797,8 +794,7 @@ fn tls_ca_that_is_not_a_certificate_is_78_naming_file_and_field() {
         );
         assert!(line.contains("field \"tls_ca\""), "{line}");
     }
-    assert!(all_keys(&server).is_empty(), "nothing written");
-    assert!(!env.path().join("state").exists(), "nothing spooled");
+    check::nothing_written(&server, &env);
 }
 
 /// A redis-server listening on 127.0.0.1 and ::1, or None (with a printed note) when this
@@ -999,6 +995,5 @@ fn sentinel_and_cluster_settings_are_78_saying_not_supported() {
         assert!(line.contains("field \"cluster\""), "{line}");
         assert!(line.contains("Cluster is not supported yet"), "{line}");
     }
-    assert!(all_keys(&server).is_empty(), "nothing written");
-    assert!(!env.path().join("state").exists(), "nothing spooled");
+    check::nothing_written(&server, &env);
 }

@@ -180,16 +180,11 @@ pub fn fails(out: &impl Outcome, want: i32, bin: &str) -> String {
     lines[0].to_string()
 }
 
-/// A refused command changed nothing: nothing on stdout, no key in Redis, no spool written
-/// (the state directory `TestEnv` points XDG_STATE_HOME at was never made).
-pub fn nothing_written(server: &RedisServer, env: &TestEnv, out: &impl Outcome) {
-    let line = out.command_line();
-    assert!(out.output().stdout.is_empty(), "stdout of {line}");
-    assert!(all_keys(server).is_empty(), "nothing written: {line}");
-    assert!(
-        !env.path().join("state").exists(),
-        "nothing spooled: {line}"
-    );
+/// A refused command changed nothing: no key in Redis, and no spool written (the state
+/// directory `TestEnv` points XDG_STATE_HOME at was never made).
+pub fn nothing_written(server: &RedisServer, env: &TestEnv) {
+    assert!(all_keys(server).is_empty(), "nothing written");
+    assert!(!env.path().join("state").exists(), "nothing spooled");
 }
 
 /// Every key in the server's db 0, sorted (KEYS is fine in a test on a private server).
