@@ -147,8 +147,7 @@ fn wrap_exit_codes_missing_tool_and_bad_output() {
     let Some((_server, env)) = util::redis() else {
         return;
     };
-    let empty = env.path().join("empty");
-    std::fs::create_dir_all(&empty).unwrap();
+    let empty = env.only_tools("empty", &[]);
     let out = env
         .cmd("rbench")
         .env("PATH", &empty)
