@@ -56,11 +56,7 @@ fn malformed_missing_and_mistyped_config_is_78_naming_the_file() {
     std::fs::write(&doubled, "{\"host\": \"127.0.0.1\",\n  \"port\": 6379,,\n}").unwrap();
     let missing = env.path().join("nope/redis.json");
     for (bin, args) in TOOLS {
-        let line = fails(
-            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &doubled)),
-            78,
-            bin,
-        );
+        let line = run(env.cmd(bin).args(*args).env("RJ_CONFIG", &doubled)).fails(78);
         assert!(
             line.contains(doubled.to_str().unwrap()) && line.contains("line 2 column 16"),
             "{line}"
@@ -70,27 +66,15 @@ fn malformed_missing_and_mistyped_config_is_78_naming_the_file() {
             "a syntax error names no field: {line}"
         );
 
-        let line = fails(
-            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &broken)),
-            78,
-            bin,
-        );
+        let line = run(env.cmd(bin).args(*args).env("RJ_CONFIG", &broken)).fails(78);
         assert!(line.contains(broken.to_str().unwrap()), "{line}");
 
-        let line = fails(
-            &run(env.cmd(bin).args(*args).arg("--config").arg(&mistyped)),
-            78,
-            bin,
-        );
+        let line = run(env.cmd(bin).args(*args).arg("--config").arg(&mistyped)).fails(78);
         assert!(line.contains(mistyped.to_str().unwrap()), "{line}");
         assert!(line.contains("\"port\""), "names the field: {line}");
         assert!(line.contains("line 3"), "names the line: {line}");
 
-        let line = fails(
-            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &missing)),
-            78,
-            bin,
-        );
+        let line = run(env.cmd(bin).args(*args).env("RJ_CONFIG", &missing)).fails(78);
         assert!(line.contains(missing.to_str().unwrap()), "{line}");
     }
     check::nothing_written(&server, &env);
@@ -102,11 +86,7 @@ fn bad_or_missing_tag_is_78_in_every_tool() {
         return;
     };
     for (bin, args) in TOOLS {
-        let line = fails(
-            &run(env.cmd(bin).args(*args).args(["--tag", "a b"])),
-            78,
-            bin,
-        );
+        let line = run(env.cmd(bin).args(*args).args(["--tag", "a b"])).fails(78);
         assert!(line.contains("invalid tag \"a b\""), "{line}");
         assert!(
             line.contains("--tag"),
@@ -116,11 +96,7 @@ fn bad_or_missing_tag_is_78_in_every_tool() {
         let line = run(env.cmd(bin).args(*args).env("JOB_TAG", "x*")).fails(78);
         assert!(line.contains("JOB_TAG"), "{line}");
 
-        let line = fails(
-            &run(env.cmd(bin).args(*args).env_remove("JOB_TAG")),
-            78,
-            bin,
-        );
+        let line = run(env.cmd(bin).args(*args).env_remove("JOB_TAG")).fails(78);
         assert!(line.contains("no job tag"), "{line}");
         assert!(
             line.contains("--tag") && line.contains("JOB_TAG") && line.contains("job_tag"),
@@ -140,11 +116,7 @@ fn redis_down_is_69_naming_host_and_file() {
         if *bin == "rj-launch" {
             continue; // rj-launch spools instead (tests/launch.rs)
         }
-        let line = fails(
-            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &dead)),
-            69,
-            bin,
-        );
+        let line = run(env.cmd(bin).args(*args).env("RJ_CONFIG", &dead)).fails(69);
         assert!(
             line.contains(&format!("cannot connect to Redis at 127.0.0.1:{port}")),
             "{line}"
@@ -168,11 +140,7 @@ fn a_database_the_server_lacks_is_78_naming_the_file() {
     )
     .unwrap();
     for (bin, args) in TOOLS {
-        let line = fails(
-            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &cfg)),
-            78,
-            bin,
-        );
+        let line = run(env.cmd(bin).args(*args).env("RJ_CONFIG", &cfg)).fails(78);
         assert!(
             line.contains("cannot select database 99")
                 && line.contains(cfg.to_str().unwrap())
@@ -222,11 +190,7 @@ fn wrong_or_missing_password_is_77_and_never_shown() {
     let nopw = env.path().join("nopw.json");
     live_config(&server, &nopw);
     for (bin, args) in TOOLS {
-        let line = fails(
-            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &wrong)),
-            77,
-            bin,
-        );
+        let line = run(env.cmd(bin).args(*args).env("RJ_CONFIG", &wrong)).fails(77);
         assert!(!line.contains("wrong-secret-9"), "{line}");
         assert!(
             line.contains(&format!("127.0.0.1:{}", server.port)),
@@ -238,11 +202,7 @@ fn wrong_or_missing_password_is_77_and_never_shown() {
         out.code(77);
         assert!(!out.stderr().contains("wrong-secret-9"));
 
-        let line = fails(
-            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &nopw)),
-            77,
-            bin,
-        );
+        let line = run(env.cmd(bin).args(*args).env("RJ_CONFIG", &nopw)).fails(77);
         assert!(!line.contains("right-pw-1"), "{line}");
     }
     // The right password works, and even -v never prints it.
@@ -266,14 +226,11 @@ fn bad_url_is_78_without_the_password() {
         let line = out.fails(78);
         assert!(line.contains("REDIS_URL"), "{line}");
         assert!(!line.contains("url-secret-3"), "{line}");
-        let line = fails(
-            &run(env
-                .cmd(bin)
-                .args(*args)
-                .args(["--url", "redis://:url-secret-3@[::1"])),
-            78,
-            bin,
-        );
+        let line = run(env
+            .cmd(bin)
+            .args(*args)
+            .args(["--url", "redis://:url-secret-3@[::1"]))
+        .fails(78);
         assert!(!line.contains("url-secret-3"), "{line}");
     }
     // A dead host in a URL with a password: the message names host:port, not the password.
@@ -620,21 +577,13 @@ fn trailing_data_after_the_object_is_78_naming_file_and_position() {
     let garbage = config_file(&env, "garbage.json", format!("{object} garbage"));
     let garbage_at = format!("line 1 column {}", object.len() + 2);
     for (bin, args) in TOOLS {
-        let line = fails(
-            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &two)),
-            78,
-            bin,
-        );
+        let line = run(env.cmd(bin).args(*args).env("RJ_CONFIG", &two)).fails(78);
         assert!(line.contains(two.to_str().unwrap()), "{line}");
         assert!(
             line.contains("trailing") && line.contains("line 2 column 1"),
             "{line}"
         );
-        let line = fails(
-            &run(env.cmd(bin).args(*args).arg("--config").arg(&garbage)),
-            78,
-            bin,
-        );
+        let line = run(env.cmd(bin).args(*args).arg("--config").arg(&garbage)).fails(78);
         assert!(line.contains(garbage.to_str().unwrap()), "{line}");
         assert!(line.contains(&garbage_at), "{garbage_at}: {line}");
     }
@@ -685,46 +634,32 @@ fn port_zero_is_78_naming_the_field_or_the_url() {
         r#"{"url": "redis://:pw-zero-1@127.0.0.1:0"}"#,
     );
     for (bin, args) in TOOLS {
-        let line = fails(
-            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &zero)),
-            78,
-            bin,
-        );
+        let line = run(env.cmd(bin).args(*args).env("RJ_CONFIG", &zero)).fails(78);
         assert!(line.contains(zero.to_str().unwrap()), "{line}");
         assert!(
             line.contains("field \"port\"") && line.contains("line 3"),
             "{line}"
         );
 
-        let line = fails(
-            &run(env
-                .cmd(bin)
-                .args(*args)
-                .args(["--url", "redis://127.0.0.1:0"])),
-            78,
-            bin,
-        );
+        let line = run(env
+            .cmd(bin)
+            .args(*args)
+            .args(["--url", "redis://127.0.0.1:0"]))
+        .fails(78);
         assert!(line.contains("--url") && line.contains("port 0"), "{line}");
 
-        let line = fails(
-            &run(env
-                .cmd(bin)
-                .args(*args)
-                .env("REDIS_URL", "redis://:pw-zero-1@127.0.0.1:0/2")),
-            78,
-            bin,
-        );
+        let line = run(env
+            .cmd(bin)
+            .args(*args)
+            .env("REDIS_URL", "redis://:pw-zero-1@127.0.0.1:0/2"))
+        .fails(78);
         assert!(
             line.contains("REDIS_URL") && line.contains("port 0"),
             "{line}"
         );
         assert!(!line.contains("pw-zero-1"), "{line}");
 
-        let line = fails(
-            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &url_zero)),
-            78,
-            bin,
-        );
+        let line = run(env.cmd(bin).args(*args).env("RJ_CONFIG", &url_zero)).fails(78);
         assert!(
             line.contains(url_zero.to_str().unwrap()) && line.contains("\"url\""),
             "{line}"
@@ -770,11 +705,7 @@ fn tls_ca_that_is_not_a_certificate_is_78_naming_file_and_field() {
             ),
         );
         for (bin, args) in TOOLS {
-            let line = fails(
-                &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &cfg)),
-                78,
-                bin,
-            );
+            let line = run(env.cmd(bin).args(*args).env("RJ_CONFIG", &cfg)).fails(78);
             assert!(
                 line.contains(cfg.to_str().unwrap()),
                 "names the file: {line}"
@@ -972,11 +903,7 @@ fn sentinel_and_cluster_settings_are_78_saying_not_supported() {
             );
             assert!(!line.contains("sentinel-pw-2"), "{line}");
         }
-        let line = fails(
-            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &sentinels)),
-            78,
-            bin,
-        );
+        let line = run(env.cmd(bin).args(*args).env("RJ_CONFIG", &sentinels)).fails(78);
         assert!(line.contains(sentinels.to_str().unwrap()), "{line}");
         assert!(line.contains("field \"sentinels\""), "{line}");
         assert!(line.contains("Sentinel is not supported yet"), "{line}");
@@ -986,11 +913,7 @@ fn sentinel_and_cluster_settings_are_78_saying_not_supported() {
         );
         assert!(!line.contains("sentinel-pw-2"), "{line}");
 
-        let line = fails(
-            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &cluster)),
-            78,
-            bin,
-        );
+        let line = run(env.cmd(bin).args(*args).env("RJ_CONFIG", &cluster)).fails(78);
         assert!(line.contains(cluster.to_str().unwrap()), "{line}");
         assert!(line.contains("field \"cluster\""), "{line}");
         assert!(line.contains("Cluster is not supported yet"), "{line}");
