@@ -578,7 +578,7 @@ fn track_once(s: &RedisServer, env: &TestEnv, id: &str, args: &[&str]) -> Result
     let mut a = vec!["--once"];
     a.extend_from_slice(args);
     let out = run(env.cmd("rj-track").arg("-q").args(&a));
-    let err = check::stderr(&out);
+    let err = out.stderr();
     let stdout = step(out)?;
     let line = format!("{} {id} COMPLETED 0:0 COMPLETED\n", env.tag);
     if stdout != line {
@@ -726,8 +726,8 @@ fn rj_track_moves_and_records_with_exactly_its_commands() {
             // First a job not recorded yet, then one recorded already (WATCH, then UNWATCH).
             for round in 0..2 {
                 std::fs::write(&spool, &line).unwrap();
-                let out = run(env.cmd("rj-track").args(["-q", "--once"]));
-                let err = check::stderr(&out);
+                let out = env.run("rj-track", &["-q", "--once"]);
+                let err = out.stderr();
                 step(out)?;
                 if std::fs::metadata(&spool).unwrap().len() != 0 {
                     return Err(missing_effect(
