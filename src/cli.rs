@@ -93,7 +93,7 @@ fn emit(level: i8, msg: &str) {
         return;
     }
     if TIMESTAMPS.load(Ordering::Relaxed) {
-        eprintln!("{} {}: {msg}", crate::cmd::now_rfc3339(), program());
+        eprintln!("{} {}: {msg}", crate::clock::now_rfc3339(), program());
     } else {
         eprintln!("{}: {msg}", program());
     }

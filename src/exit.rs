@@ -3,48 +3,22 @@ use std::fmt;
 use std::io;
 use std::process::ExitCode;
 
-/// The documented exit statuses (ARCHITECTURE.md §5), in the order of the man pages' EXIT STATUS table.
-pub const TABLE: &[(u8, &str)] = &[
-    (
-        0,
-        "success (a closed stdout pipe, as in `| head`, also counts as success)",
-    ),
-    (
-        1,
-        "nothing found (no jobs under the tag, no such job, no keys)",
-    ),
-    (2, "usage error (bad option or argument)"),
-    (
-        3,
-        "rj-wait: every awaited job ended, but not all in COMPLETED (FAILED, TIMEOUT or CANCELLED)",
-    ),
-    (
-        65,
-        "bad input data (unparseable output of sbatch, squeue, sacct, scontrol or redis-benchmark; a Redis key of the wrong type)",
-    ),
-    (
-        69,
-        "a service is unavailable (Redis, Slurm, redis-benchmark missing or unreachable)",
-    ),
-    (
-        74,
-        "cannot write the output (stdout on a full disk or a file system gone)",
-    ),
-    (
-        75,
-        "temporary failure: the job ID (rj-launch) or the write (rj-put) was spooled locally and will be replayed",
-    ),
-    (
-        77,
-        "permission or authentication refused (wrong Redis password, NOPERM)",
-    ),
-    (78, "configuration error (redis.json, REDIS_URL, tag)"),
-    (
-        124,
-        "rj-wait: --timeout was reached before every awaited job ended",
-    ),
-    (130, "interrupted"),
-];
+/// The documented exit statuses (ARCHITECTURE.md §5): success, then one row per [`Kind`] in the
+/// order of [`Kind::ALL`]. The `--help` text, the man pages' EXIT STATUS table and the README's
+/// table are all printed from it.
+pub const TABLE: &[(u8, &str)] = &table();
+
+const SUCCESS: &str = "success; a closed stdout pipe (`| head`) is not an error";
+
+const fn table() -> [(u8, &'static str); Kind::ALL.len() + 1] {
+    let mut rows = [(0, SUCCESS); Kind::ALL.len() + 1];
+    let mut i = 0;
+    while i < Kind::ALL.len() {
+        rows[i + 1] = (Kind::ALL[i].code(), Kind::ALL[i].meaning());
+        i += 1;
+    }
+    rows
+}
 
 /// What kind of failure an error is; each kind has one exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +37,70 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn code(self) -> u8 {
+    /// Every kind, in the order of the exit-status table (ascending status).
+    pub const ALL: [Kind; 11] = [
+        Kind::NotFound,
+        Kind::Usage,
+        Kind::NotCompleted,
+        Kind::DataErr,
+        Kind::Unavailable,
+        Kind::Output,
+        Kind::TempFail,
+        Kind::NoPerm,
+        Kind::Config,
+        Kind::TimedOut,
+        Kind::Interrupted,
+    ];
+
+    /// What the status means to a user, as the table of [`TABLE`] shows it.
+    pub const fn meaning(self) -> &'static str {
+        match self {
+            Kind::NotFound => {
+                "nothing found (rj-last: no jobs under the tag, no such job, no keys; rj-wait: an \
+                 ID not recorded under the tag; rj-status lists an empty tag as zero counts and \
+                 exits 0)"
+            }
+            Kind::Usage => "usage error: a bad option or option value, such as `rj-last --job abc`",
+            Kind::NotCompleted => {
+                "rj-wait: every awaited job ended, but not all in COMPLETED (FAILED, TIMEOUT or \
+                 CANCELLED)"
+            }
+            Kind::DataErr => {
+                "bad input data (unparseable output of sbatch, squeue, sacct, scontrol or \
+                 redis-benchmark; a bad job ID given to `rj-launch --record`, which may come from \
+                 a pipe; a Redis key of the wrong type, named in the message; `rj-status \
+                 --check`: the tag's sets break the one-set-per-job rule)"
+            }
+            Kind::Unavailable => {
+                "a service is unavailable or unusable (Redis, Slurm, `redis-benchmark` missing or \
+                 unreachable; sbatch failed; a Sentinel named as the server, a Cluster node; a port that is not Redis; \
+                 a server without Lua scripting for rj-track; an rbench run whose every request \
+                 was refused)"
+            }
+            Kind::Output => {
+                "the output could not be written (stdout on a full disk or a file system gone)"
+            }
+            Kind::TempFail => {
+                "temporary failure: the job ID (rj-launch) or the write (rj-put) was spooled \
+                 locally and will be replayed by the next rj-launch, rj-put or rj-track \
+                 (`rj-status --check`: the sets kept changing under it)"
+            }
+            Kind::NoPerm => {
+                "permission or authentication refused (wrong Redis password; NOPERM, naming the \
+                 command)"
+            }
+            Kind::Config => {
+                "configuration error (redis.json, REDIS_URL, tag, a \"db\" the server does not \
+                 have)"
+            }
+            Kind::TimedOut => {
+                "rj-wait: `--timeout` was reached before every awaited job ended (as timeout(1))"
+            }
+            Kind::Interrupted => "interrupted",
+        }
+    }
+
+    pub const fn code(self) -> u8 {
         match self {
             Kind::NotFound => 1,
             Kind::Usage => 2,
@@ -238,15 +275,28 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
     kind_of(err).map_or(1, Kind::code)
 }
 
-/// The kind of the outermost typed cause (a [`Failure`] or a Redis error); None for an error
-/// without one.
+/// The kind of the outermost typed cause (a [`Failure`], a Redis error or a Slurm query's
+/// error); None for an error without one.
 pub fn kind_of(err: &anyhow::Error) -> Option<Kind> {
     err.chain().find_map(|cause| {
         if let Some(f) = cause.downcast_ref::<Failure>() {
             return Some(f.kind);
         }
+        if let Some(q) = cause.downcast_ref::<crate::slurm::QueryError>() {
+            return Some(query_kind(q.kind));
+        }
         cause.downcast_ref::<redis::RedisError>().map(redis_kind)
     })
+}
+
+/// A squeue/sacct/scontrol that answered in a form rj cannot read is bad data, 65; any other
+/// failure (a controller out of reach, accounting off, jobs it does not know) leaves Slurm
+/// unusable for the call, 69.
+pub fn query_kind(q: crate::slurm::QueryFailure) -> Kind {
+    match q {
+        crate::slurm::QueryFailure::BadOutput => Kind::DataErr,
+        _ => Kind::Unavailable,
+    }
 }
 
 pub fn exit_code(err: &anyhow::Error) -> ExitCode {
@@ -321,21 +371,54 @@ mod tests {
     }
 
     #[test]
-    fn table_matches_kinds() {
+    fn the_table_is_success_then_every_kind_in_ascending_order() {
+        assert_eq!(TABLE[0], (0, SUCCESS));
+        let codes: Vec<u8> = TABLE.iter().map(|(c, _)| *c).collect();
+        assert!(codes.windows(2).all(|w| w[0] < w[1]), "{codes:?}");
+        for (k, row) in Kind::ALL.iter().zip(&TABLE[1..]) {
+            assert_eq!(*row, (k.code(), k.meaning()), "{k:?}");
+        }
+        // No `_` arm: a new Kind does not compile here until it has its place in Kind::ALL.
+        for k in Kind::ALL {
+            let place = match k {
+                Kind::NotFound => 0,
+                Kind::Usage => 1,
+                Kind::NotCompleted => 2,
+                Kind::DataErr => 3,
+                Kind::Unavailable => 4,
+                Kind::Output => 5,
+                Kind::TempFail => 6,
+                Kind::NoPerm => 7,
+                Kind::Config => 8,
+                Kind::TimedOut => 9,
+                Kind::Interrupted => 10,
+            };
+            assert_eq!(Kind::ALL[place], k);
+        }
+    }
+
+    #[test]
+    fn slurm_query_errors_have_their_kind() {
+        use crate::slurm::{QueryError, QueryFailure};
+        let query = |kind| {
+            anyhow::Error::new(QueryError {
+                kind,
+                msg: "squeue failed".into(),
+            })
+            .context("tick")
+        };
+        assert_eq!(
+            kind_of(&query(QueryFailure::BadOutput)),
+            Some(Kind::DataErr)
+        );
+        assert_eq!(code_for(&query(QueryFailure::BadOutput)), 65);
         for k in [
-            Kind::NotFound,
-            Kind::Usage,
-            Kind::NotCompleted,
-            Kind::DataErr,
-            Kind::Unavailable,
-            Kind::Output,
-            Kind::TempFail,
-            Kind::NoPerm,
-            Kind::Config,
-            Kind::TimedOut,
-            Kind::Interrupted,
+            QueryFailure::Unreachable,
+            QueryFailure::AccountingDisabled,
+            QueryFailure::NoSuchJobs,
+            QueryFailure::Other,
         ] {
-            assert!(TABLE.iter().any(|(c, _)| *c == k.code()), "{k:?}");
+            assert_eq!(kind_of(&query(k)), Some(Kind::Unavailable), "{k:?}");
         }
     }
 }

@@ -3,6 +3,7 @@
 //! Every binary is a thin `main` over [`cli::main_with`] and one module of [`cmd`].
 pub mod bench;
 pub mod cli;
+pub mod clock;
 pub mod cmd;
 pub mod config;
 pub mod exit;

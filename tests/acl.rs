@@ -3,13 +3,13 @@
 //! away the tool exits 77 with one line naming the command. The same table is what `--help`,
 //! the man pages and the README print, so the documentation cannot drift from what the tools run.
 use std::collections::BTreeMap;
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use rj::cli::{AclRow, ACL, ACL_LINE_MAX, ACL_NOTES};
 
-use crate::util::check::{self, run};
+use crate::util::check::{self, run, Ran};
 use crate::util::proxy::CutProxy;
 use crate::util::{self, slurm, RedisServer, TestEnv};
 
@@ -89,7 +89,7 @@ struct Refusal {
 }
 
 /// The tool's stdout when it exited 0, else the refusal.
-fn step(out: Output) -> Result<String, Refusal> {
+fn step(out: Ran) -> Result<String, Refusal> {
     if out.status.success() {
         return Ok(check::stdout(&out));
     }
@@ -192,7 +192,7 @@ fn assert_documented(problems: Vec<String>) {
     );
 }
 
-fn rj(env: &TestEnv, bin: &str, args: &[&str]) -> Output {
+fn rj(env: &TestEnv, bin: &str, args: &[&str]) -> Ran {
     run(env.cmd(bin).arg("-q").args(args))
 }
 
@@ -631,7 +631,7 @@ fn track_once(s: &RedisServer, env: &TestEnv, id: &str, args: &[&str]) -> Result
     let mut a = vec!["--once"];
     a.extend_from_slice(args);
     let out = run(env.cmd("rj-track").arg("-q").args(&a));
-    let err = check::stderr(&out);
+    let err = out.stderr();
     let stdout = step(out)?;
     let line = format!("{} {id} COMPLETED 0:0 COMPLETED\n", env.tag);
     if stdout != line {
@@ -779,8 +779,8 @@ fn rj_track_moves_and_records_with_exactly_its_commands() {
             // First a job not recorded yet, then one recorded already (WATCH, then UNWATCH).
             for round in 0..2 {
                 std::fs::write(&spool, &line).unwrap();
-                let out = run(env.cmd("rj-track").args(["-q", "--once"]));
-                let err = check::stderr(&out);
+                let out = env.run("rj-track", &["-q", "--once"]);
+                let err = out.stderr();
                 step(out)?;
                 if std::fs::metadata(&spool).unwrap().len() != 0 {
                     return Err(missing_effect(

@@ -1,7 +1,7 @@
 //! rj-cleanup (ARCHITECTURE.md §4): the six sets; --keys only for jobs in T_ALL, --records every job hash of
 //! the tag, never another tag's; key names as bytes; --dry-run; confirmation or --yes.
-use crate::util::check::{self, all_keys, fails, ok, run, sadd};
-use crate::util::{RedisServer, TestEnv};
+use crate::util::check::{self, all_keys, ok, run, sadd};
+use crate::util::{self, RedisServer, TestEnv};
 
 /// Tag T with jobs 2 and 5 (and their keys and records), plus everything that must survive:
 /// tag `T-2` whose keys `T-2-5:x` look like T's job 2 or 5 to a careless prefix match, a job of
@@ -55,29 +55,18 @@ fn seed(server: &RedisServer, env: &TestEnv) -> Vec<String> {
 }
 
 fn sets(env: &TestEnv) -> Vec<String> {
-    [
-        "ALL",
-        "PENDING_AND_RUNNING",
-        "COMPLETED",
-        "FAILED",
-        "TIMEOUT",
-        "CANCELLED",
-    ]
-    .iter()
-    .map(|s| env.key(s))
-    .collect()
+    util::SETS.iter().map(|s| env.key(s)).collect()
 }
 
 #[test]
 fn default_deletes_the_six_sets_only() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let survivors = seed(&server, &env);
     let before = all_keys(&server);
-    let out = run(&mut env.cmd("rj-cleanup"));
-    ok(&out);
+    let out = env.run("rj-cleanup", &[]);
+    out.ok();
     let mut want: Vec<String> = before
         .into_iter()
         .filter(|k| !sets(&env).contains(k))
@@ -86,18 +75,17 @@ fn default_deletes_the_six_sets_only() {
     assert_eq!(all_keys(&server), want);
     assert!(survivors.iter().all(|k| want.contains(k)));
     // The summary is one note on stderr; stdout carries no data here.
-    assert_eq!(check::stderr(&out).lines().count(), 1);
+    assert_eq!(out.stderr().lines().count(), 1);
     assert!(out.stdout.is_empty());
 }
 
 #[test]
 fn keys_and_records_delete_only_jobs_in_all_never_another_tags() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let survivors = seed(&server, &env);
-    ok(&run(env.cmd("rj-cleanup").args(["--keys", "--yes"])));
+    env.run("rj-cleanup", &["--keys", "--yes"]).ok();
     let t = &env.tag;
     let mut want = survivors.clone();
     want.push(format!("{t}_JOB:2"));
@@ -110,7 +98,7 @@ fn keys_and_records_delete_only_jobs_in_all_never_another_tags() {
     // --records alone, on a fresh seed: data keys stay, records of T_ALL's jobs go.
     server.cli(&["FLUSHALL"]);
     seed(&server, &env);
-    ok(&run(env.cmd("rj-cleanup").args(["--records", "--yes"])));
+    env.run("rj-cleanup", &["--records", "--yes"]).ok();
     let mut want = survivors.clone();
     for k in [
         "-2:a",
@@ -128,20 +116,15 @@ fn keys_and_records_delete_only_jobs_in_all_never_another_tags() {
 
     server.cli(&["FLUSHALL"]);
     seed(&server, &env);
-    ok(&run(env.cmd("rj-cleanup").args([
-        "--keys",
-        "--records",
-        "-y",
-    ])));
+    env.run("rj-cleanup", &["--keys", "--records", "-y"]).ok();
     assert_eq!(all_keys(&server), survivors);
 }
 
 #[test]
 fn keys_are_found_by_scan_and_unlinked_in_batches() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let mut c = server.client();
     let mut p = redis::pipe();
     let ids: Vec<String> = (1..=1500).map(|i| i.to_string()).collect();
@@ -155,7 +138,7 @@ fn keys_are_found_by_scan_and_unlinked_in_batches() {
     p.query::<()>(&mut c).unwrap();
     server.cli(&["SET", "unrelated", "keep"]);
     server.cli(&["CONFIG", "RESETSTAT"]);
-    ok(&run(env.cmd("rj-cleanup").args(["--keys", "--yes"])));
+    env.run("rj-cleanup", &["--keys", "--yes"]).ok();
     assert_eq!(check::calls(&server, "keys"), 0);
     assert!(check::calls(&server, "unlink") >= 2, "batches of UNLINK");
     assert_eq!(all_keys(&server), ["unrelated"]);
@@ -163,17 +146,14 @@ fn keys_are_found_by_scan_and_unlinked_in_batches() {
 
 #[test]
 fn dry_run_lists_and_deletes_nothing() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     seed(&server, &env);
     let before = all_keys(&server);
     let t = &env.tag;
-    let out = run(env
-        .cmd("rj-cleanup")
-        .args(["--keys", "--records", "--dry-run"]));
-    let mut listed: Vec<String> = ok(&out).lines().map(str::to_string).collect();
+    let out = env.run("rj-cleanup", &["--keys", "--records", "--dry-run"]);
+    let mut listed: Vec<String> = out.ok().lines().map(str::to_string).collect();
     listed.sort();
     let mut want: Vec<String> = sets(&env);
     for k in [
@@ -193,10 +173,10 @@ fn dry_run_lists_and_deletes_nothing() {
     }
     want.sort();
     assert_eq!(listed, want);
-    assert!(check::stderr(&out).contains("would delete"));
+    assert!(out.stderr().contains("would delete"));
     assert_eq!(all_keys(&server), before);
 
-    let out = ok(&run(env.cmd("rj-cleanup").arg("-n")));
+    let out = env.run("rj-cleanup", &["-n"]).ok();
     let mut listed: Vec<String> = out.lines().map(str::to_string).collect();
     listed.sort();
     let mut six = sets(&env);
@@ -207,15 +187,14 @@ fn dry_run_lists_and_deletes_nothing() {
 
 #[test]
 fn without_terminal_and_yes_refuses_and_deletes_nothing() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     seed(&server, &env);
     let before = all_keys(&server);
     for flags in [&["--keys"][..], &["--records"], &["--keys", "--records"]] {
         let out = run(env.cmd("rj-cleanup").args(flags).write_stdin("y\n"));
-        let line = fails(&out, 2, "rj-cleanup");
+        let line = out.fails(2);
         assert!(line.contains("--yes"), "{line}");
         assert_eq!(all_keys(&server), before, "{flags:?}");
     }
@@ -236,10 +215,9 @@ fn all_raw_keys(server: &RedisServer) -> Vec<Vec<u8>> {
 /// same name under a job that is not in T_ALL, or under another tag, stays.
 #[test]
 fn key_names_that_are_not_utf8_are_deleted_exactly() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let t = &env.tag;
     sadd(&server, &env.key("ALL"), &["7", "30"]);
     let raw = |s: &str, tail: &[u8]| [s.as_bytes(), tail].concat();
@@ -263,10 +241,8 @@ fn key_names_that_are_not_utf8_are_deleted_exactly() {
     }
     p.query::<()>(&mut c).unwrap();
 
-    let out = run(env
-        .cmd("rj-cleanup")
-        .args(["--keys", "--records", "--dry-run"]));
-    let mut listed: Vec<String> = ok(&out).lines().map(str::to_string).collect();
+    let out = env.run("rj-cleanup", &["--keys", "--records", "--dry-run"]);
+    let mut listed: Vec<String> = out.ok().lines().map(str::to_string).collect();
     listed.sort();
     let mut want: Vec<String> = sets(&env);
     want.extend([
@@ -278,17 +254,17 @@ fn key_names_that_are_not_utf8_are_deleted_exactly() {
     want.sort();
     assert_eq!(listed, want);
     assert!(
-        check::stderr(&out).contains("3 data keys of 2 jobs, 1 job record"),
+        out.stderr().contains("3 data keys of 2 jobs, 1 job record"),
         "{}",
-        check::stderr(&out)
+        out.stderr()
     );
 
-    let out = run(env.cmd("rj-cleanup").args(["--keys", "--records", "--yes"]));
-    ok(&out);
+    let out = env.run("rj-cleanup", &["--keys", "--records", "--yes"]);
+    out.ok();
     assert!(
-        check::stderr(&out).contains("(5 keys existed)"),
+        out.stderr().contains("(5 keys existed)"),
         "{}",
-        check::stderr(&out)
+        out.stderr()
     );
     let mut want: Vec<Vec<u8>> = kept.to_vec();
     want.sort();
@@ -301,10 +277,9 @@ fn key_names_that_are_not_utf8_are_deleted_exactly() {
 /// stay.
 #[test]
 fn records_are_found_after_the_sets_are_gone() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let t = &env.tag;
     for delete_sets in ["rj-cleanup", "redis-cli DEL"] {
         server.cli(&["FLUSHALL"]);
@@ -325,7 +300,7 @@ fn records_are_found_after_the_sets_are_gone() {
             server.cli(&["HSET", k, "state", "COMPLETED"]);
         }
         if delete_sets == "rj-cleanup" {
-            ok(&run(&mut env.cmd("rj-cleanup")));
+            env.run("rj-cleanup", &[]).ok();
         } else {
             let mut args = vec!["DEL".to_string()];
             args.extend(sets(&env));
@@ -335,8 +310,8 @@ fn records_are_found_after_the_sets_are_gone() {
         let before = all_keys(&server);
         assert!(!before.contains(&env.key("ALL")), "{delete_sets}");
 
-        let out = run(env.cmd("rj-cleanup").args(["--records", "--dry-run"]));
-        let mut listed: Vec<String> = ok(&out).lines().map(str::to_string).collect();
+        let out = env.run("rj-cleanup", &["--records", "--dry-run"]);
+        let mut listed: Vec<String> = out.ok().lines().map(str::to_string).collect();
         listed.sort();
         let records: Vec<String> = ["_JOB:2", "_JOB:5", "_JOB:9", "_TRACKER:unknown"]
             .iter()
@@ -348,7 +323,7 @@ fn records_are_found_after_the_sets_are_gone() {
         assert_eq!(listed, want, "{delete_sets}");
         assert_eq!(all_keys(&server), before, "--dry-run deletes nothing");
 
-        ok(&run(env.cmd("rj-cleanup").args(["--records", "--yes"])));
+        env.run("rj-cleanup", &["--records", "--yes"]).ok();
         let mut want: Vec<String> = before
             .iter()
             .filter(|k| !records.contains(k))
@@ -360,7 +335,7 @@ fn records_are_found_after_the_sets_are_gone() {
         assert!(near.iter().all(|k| want.contains(k)));
 
         // Without T_ALL no data key can be told from another tag's: --keys leaves them all.
-        ok(&run(env.cmd("rj-cleanup").args(["--keys", "--yes"])));
+        env.run("rj-cleanup", &["--keys", "--yes"]).ok();
         assert_eq!(all_keys(&server), want, "{delete_sets}");
     }
 }

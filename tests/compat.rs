@@ -1,7 +1,7 @@
 //! Cross-compatibility with the original shell scripts (ARCHITECTURE.md §2): what plain redis-cli wrote, rj
 //! reads; what rj writes, redis-cli sees under the same names.
-use crate::util::check::{self, all_keys, ok, run};
-use crate::util::{RedisServer, TestEnv};
+use crate::util::check::{self, all_keys, run};
+use crate::util::{self, RedisServer, TestEnv};
 
 /// The original scripts' life cycle of one tag, through redis-cli only.
 fn original_scripts(server: &RedisServer, env: &TestEnv) {
@@ -29,13 +29,11 @@ fn original_scripts(server: &RedisServer, env: &TestEnv) {
 
 #[test]
 fn rj_reads_what_the_original_scripts_wrote() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     original_scripts(&server, &env);
-    let v: serde_json::Value =
-        serde_json::from_str(&ok(&run(env.cmd("rj-status").args(["--format", "json"])))).unwrap();
+    let v = env.run("rj-status", &["--format", "json"]).json();
     let ids: Vec<(String, Vec<String>)> = v["sets"]
         .as_array()
         .unwrap()
@@ -67,7 +65,7 @@ fn rj_reads_what_the_original_scripts_wrote() {
             s("CANCELLED", &["4238613"]),
         ]
     );
-    let out = ok(&run(&mut env.cmd("rj-last")));
+    let out = env.run("rj-last", &[]).ok();
     assert_eq!(
         out,
         format!(
@@ -75,19 +73,18 @@ fn rj_reads_what_the_original_scripts_wrote() {
             env.tag
         )
     );
-    ok(&run(env.cmd("rj-cleanup").args(["--keys", "--yes"])));
+    env.run("rj-cleanup", &["--keys", "--yes"]).ok();
     assert!(all_keys(&server).is_empty());
 }
 
 #[test]
 fn redis_cli_sees_what_rj_writes() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     original_scripts(&server, &env);
     // rj records a job next to the scripts' jobs; the scripts' view is plain SMEMBERS.
-    ok(&run(env.cmd("rj-launch").args(["--record", "4238615"])));
+    env.run("rj-launch", &["--record", "4238615"]).ok();
     let members = |key: &str| -> Vec<String> {
         let mut v: Vec<String> = server
             .cli(&["SMEMBERS", key])
@@ -139,21 +136,12 @@ fn redis_cli_sees_what_rj_writes() {
         .lines()
         .all(|k| !k.contains("JOB") && !k.contains("EVENTS")));
     // The original cleanup: DEL of the six sets leaves rj nothing to trip over.
-    for set in [
-        "ALL",
-        "PENDING_AND_RUNNING",
-        "COMPLETED",
-        "FAILED",
-        "TIMEOUT",
-        "CANCELLED",
-    ] {
+    for set in util::SETS {
         server.cli(&["DEL", &env.key(set)]);
     }
-    let out = run(&mut env.cmd("rj-last"));
-    check::code(&out, 1);
-    let out = ok(&run(env
-        .cmd("rj-status")
-        .args(["--count", "--format", "plain"])));
+    let out = env.run("rj-last", &[]);
+    out.code(1);
+    let out = env.run("rj-status", &["--count", "--format", "plain"]).ok();
     assert_eq!(out, "0\n0\n0\n0\n0\n0\n");
 }
 

@@ -1,7 +1,7 @@
 //! The shared configuration (ARCHITECTURE.md §3) and the errors of §5, in every tool.
 use std::path::Path;
 
-use crate::util::check::{self, all_keys, fails, ok, run, TOOLS};
+use crate::util::check::{self, all_keys, fails, run, TOOLS};
 use crate::util::{self, RedisOptions, RedisServer, TestEnv};
 
 /// A redis.json pointing at a port where nothing listens.
@@ -41,10 +41,9 @@ fn source_line(out: &std::process::Output) -> String {
 
 #[test]
 fn malformed_missing_and_mistyped_config_is_78_naming_the_file() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let broken = env.path().join("broken.json");
     std::fs::write(&broken, "{\"host\": \"127.0.0.1\",\n  \"port\": ").unwrap();
     let mistyped = env.path().join("mistyped.json");
@@ -57,11 +56,7 @@ fn malformed_missing_and_mistyped_config_is_78_naming_the_file() {
     std::fs::write(&doubled, "{\"host\": \"127.0.0.1\",\n  \"port\": 6379,,\n}").unwrap();
     let missing = env.path().join("nope/redis.json");
     for (bin, args) in TOOLS {
-        let line = fails(
-            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &doubled)),
-            78,
-            bin,
-        );
+        let line = run(env.cmd(bin).args(*args).env("RJ_CONFIG", &doubled)).fails(78);
         assert!(
             line.contains(doubled.to_str().unwrap()) && line.contains("line 2 column 16"),
             "{line}"
@@ -71,59 +66,37 @@ fn malformed_missing_and_mistyped_config_is_78_naming_the_file() {
             "a syntax error names no field: {line}"
         );
 
-        let line = fails(
-            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &broken)),
-            78,
-            bin,
-        );
+        let line = run(env.cmd(bin).args(*args).env("RJ_CONFIG", &broken)).fails(78);
         assert!(line.contains(broken.to_str().unwrap()), "{line}");
 
-        let line = fails(
-            &run(env.cmd(bin).args(*args).arg("--config").arg(&mistyped)),
-            78,
-            bin,
-        );
+        let line = run(env.cmd(bin).args(*args).arg("--config").arg(&mistyped)).fails(78);
         assert!(line.contains(mistyped.to_str().unwrap()), "{line}");
         assert!(line.contains("\"port\""), "names the field: {line}");
         assert!(line.contains("line 3"), "names the line: {line}");
 
-        let line = fails(
-            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &missing)),
-            78,
-            bin,
-        );
+        let line = run(env.cmd(bin).args(*args).env("RJ_CONFIG", &missing)).fails(78);
         assert!(line.contains(missing.to_str().unwrap()), "{line}");
     }
-    assert!(all_keys(&server).is_empty(), "nothing written");
-    assert!(!env.path().join("state").exists(), "nothing spooled");
+    check::nothing_written(&server, &env);
 }
 
 #[test]
 fn bad_or_missing_tag_is_78_in_every_tool() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     for (bin, args) in TOOLS {
-        let line = fails(
-            &run(env.cmd(bin).args(*args).args(["--tag", "a b"])),
-            78,
-            bin,
-        );
+        let line = run(env.cmd(bin).args(*args).args(["--tag", "a b"])).fails(78);
         assert!(line.contains("invalid tag \"a b\""), "{line}");
         assert!(
             line.contains("--tag"),
             "says where the tag came from: {line}"
         );
 
-        let line = fails(&run(env.cmd(bin).args(*args).env("JOB_TAG", "x*")), 78, bin);
+        let line = run(env.cmd(bin).args(*args).env("JOB_TAG", "x*")).fails(78);
         assert!(line.contains("JOB_TAG"), "{line}");
 
-        let line = fails(
-            &run(env.cmd(bin).args(*args).env_remove("JOB_TAG")),
-            78,
-            bin,
-        );
+        let line = run(env.cmd(bin).args(*args).env_remove("JOB_TAG")).fails(78);
         assert!(line.contains("no job tag"), "{line}");
         assert!(
             line.contains("--tag") && line.contains("JOB_TAG") && line.contains("job_tag"),
@@ -135,20 +108,15 @@ fn bad_or_missing_tag_is_78_in_every_tool() {
 
 #[test]
 fn redis_down_is_69_naming_host_and_file() {
-    let Some(server) = RedisServer::start() else {
+    let Some((_server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let (dead, port) = dead_config(env.path(), "dead.json");
     for (bin, args) in TOOLS {
         if *bin == "rj-launch" {
             continue; // rj-launch spools instead (tests/launch.rs)
         }
-        let line = fails(
-            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &dead)),
-            69,
-            bin,
-        );
+        let line = run(env.cmd(bin).args(*args).env("RJ_CONFIG", &dead)).fails(69);
         assert!(
             line.contains(&format!("cannot connect to Redis at 127.0.0.1:{port}")),
             "{line}"
@@ -159,10 +127,9 @@ fn redis_down_is_69_naming_host_and_file() {
 
 #[test]
 fn a_database_the_server_lacks_is_78_naming_the_file() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let cfg = env.path().join("db99.json");
     std::fs::write(
         &cfg,
@@ -173,11 +140,7 @@ fn a_database_the_server_lacks_is_78_naming_the_file() {
     )
     .unwrap();
     for (bin, args) in TOOLS {
-        let line = fails(
-            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &cfg)),
-            78,
-            bin,
-        );
+        let line = run(env.cmd(bin).args(*args).env("RJ_CONFIG", &cfg)).fails(78);
         assert!(
             line.contains("cannot select database 99")
                 && line.contains(cfg.to_str().unwrap())
@@ -208,13 +171,12 @@ fn assert_only_the_recorded_job_is_spooled(env: &TestEnv) {
 
 #[test]
 fn wrong_or_missing_password_is_77_and_never_shown() {
-    let Some(server) = RedisServer::with(RedisOptions {
+    let Some((server, env)) = util::redis_with(RedisOptions {
         password: Some("right-pw-1".into()),
         ..Default::default()
     }) else {
         return;
     };
-    let env = TestEnv::new(&server);
     let wrong = env.path().join("wrong.json");
     std::fs::write(
         &wrong,
@@ -228,11 +190,7 @@ fn wrong_or_missing_password_is_77_and_never_shown() {
     let nopw = env.path().join("nopw.json");
     live_config(&server, &nopw);
     for (bin, args) in TOOLS {
-        let line = fails(
-            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &wrong)),
-            77,
-            bin,
-        );
+        let line = run(env.cmd(bin).args(*args).env("RJ_CONFIG", &wrong)).fails(77);
         assert!(!line.contains("wrong-secret-9"), "{line}");
         assert!(
             line.contains(&format!("127.0.0.1:{}", server.port)),
@@ -241,46 +199,38 @@ fn wrong_or_missing_password_is_77_and_never_shown() {
 
         let url = format!("redis://:wrong-secret-9@127.0.0.1:{}", server.port);
         let out = run(env.cmd(bin).args(*args).env("REDIS_URL", &url).arg("-v"));
-        check::code(&out, 77);
-        assert!(!check::stderr(&out).contains("wrong-secret-9"));
+        out.code(77);
+        assert!(!out.stderr().contains("wrong-secret-9"));
 
-        let line = fails(
-            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &nopw)),
-            77,
-            bin,
-        );
+        let line = run(env.cmd(bin).args(*args).env("RJ_CONFIG", &nopw)).fails(77);
         assert!(!line.contains("right-pw-1"), "{line}");
     }
     // The right password works, and even -v never prints it.
-    let out = run(env.cmd("rj-status").arg("-vv"));
-    ok(&out);
-    assert!(!check::stderr(&out).contains("right-pw-1"));
+    let out = env.run("rj-status", &["-vv"]);
+    out.ok();
+    assert!(!out.stderr().contains("right-pw-1"));
     assert!(check::all_keys(&server).is_empty(), "nothing written");
     assert_only_the_recorded_job_is_spooled(&env);
 }
 
 #[test]
 fn bad_url_is_78_without_the_password() {
-    let Some(server) = RedisServer::start() else {
+    let Some((_server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     for (bin, args) in TOOLS {
         let out = run(env
             .cmd(bin)
             .args(*args)
             .env("REDIS_URL", "http://u:url-secret-3@host:1"));
-        let line = fails(&out, 78, bin);
+        let line = out.fails(78);
         assert!(line.contains("REDIS_URL"), "{line}");
         assert!(!line.contains("url-secret-3"), "{line}");
-        let line = fails(
-            &run(env
-                .cmd(bin)
-                .args(*args)
-                .args(["--url", "redis://:url-secret-3@[::1"])),
-            78,
-            bin,
-        );
+        let line = run(env
+            .cmd(bin)
+            .args(*args)
+            .args(["--url", "redis://:url-secret-3@[::1"]))
+        .fails(78);
         assert!(!line.contains("url-secret-3"), "{line}");
     }
     // A dead host in a URL with a password: the message names host:port, not the password.
@@ -302,10 +252,9 @@ fn bad_url_is_78_without_the_password() {
 
 #[test]
 fn config_lookup_order() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let here = env.path();
     let opt = here.join("opt.json");
     let rj_config = here.join("rjconfig.json");
@@ -327,25 +276,25 @@ fn config_lookup_order() {
         .arg("--config")
         .arg(&opt)
         .env("RJ_CONFIG", &rj_config));
-    ok(&out);
+    out.ok();
     assert!(source_line(&out).contains(opt.to_str().unwrap()));
 
     dead_config(here, "opt.json");
     live_config(&server, &rj_config);
     let out = run(status().env("RJ_CONFIG", &rj_config));
-    ok(&out);
+    out.ok();
     assert!(source_line(&out).contains(rj_config.to_str().unwrap()));
 
     dead_config(here, "rjconfig.json");
     live_config(&server, &local);
     let out = run(status().env_remove("RJ_CONFIG"));
-    ok(&out);
+    out.ok();
     assert!(source_line(&out).contains("redis.json"));
 
     std::fs::remove_file(&local).unwrap();
     live_config(&server, &xdg);
     let out = run(status().env_remove("RJ_CONFIG"));
-    ok(&out);
+    out.ok();
     assert!(source_line(&out).contains(xdg.to_str().unwrap()));
 
     // Without XDG_CONFIG_HOME: ~/.config/rj/redis.json.
@@ -353,7 +302,7 @@ fn config_lookup_order() {
     let out = run(status()
         .env_remove("RJ_CONFIG")
         .env_remove("XDG_CONFIG_HOME"));
-    ok(&out);
+    out.ok();
     assert!(source_line(&out).contains(home_cfg.to_str().unwrap()));
 
     // None at all: the Redis default, said under -v (whether or not a server runs there).
@@ -363,19 +312,18 @@ fn config_lookup_order() {
     assert!(
         source_line(&out).contains("127.0.0.1:6379 (the default; no redis.json found)"),
         "{}",
-        check::stderr(&out)
+        out.stderr()
     );
 }
 
 #[test]
 fn url_overrides_file_incl_db_and_unix_socket() {
-    let Some(server) = RedisServer::with(RedisOptions {
+    let Some((server, env)) = util::redis_with(RedisOptions {
         unix_socket: true,
         ..Default::default()
     }) else {
         return;
     };
-    let env = TestEnv::new(&server);
     let (dead, _) = dead_config(env.path(), "dead.json");
     // REDIS_URL beats the file; --url beats REDIS_URL; the db of the URL is used.
     let out = run(env
@@ -383,7 +331,7 @@ fn url_overrides_file_incl_db_and_unix_socket() {
         .args(["--record", "11"])
         .env("RJ_CONFIG", &dead)
         .env("REDIS_URL", format!("redis://127.0.0.1:{}/3", server.port)));
-    assert_eq!(ok(&out), "11\n");
+    assert_eq!(out.ok(), "11\n");
     assert_eq!(
         server.cli(&["-n", "3", "SMEMBERS", &env.key("ALL")]).trim(),
         "11"
@@ -396,7 +344,7 @@ fn url_overrides_file_incl_db_and_unix_socket() {
         .cmd("rj-launch")
         .args(["--record", "12", "--url", &sock, "-v"])
         .env("REDIS_URL", &dead_url));
-    assert_eq!(ok(&out), "12\n");
+    assert_eq!(out.ok(), "12\n");
     assert!(source_line(&out).contains("from --url"));
     assert_eq!(
         server.cli(&["-n", "2", "SMEMBERS", &env.key("ALL")]).trim(),
@@ -406,15 +354,14 @@ fn url_overrides_file_incl_db_and_unix_socket() {
         .cmd("rj-status")
         .args(["--format", "plain"])
         .env("REDIS_URL", &sock));
-    assert_eq!(ok(&out), "12\n");
+    assert_eq!(out.ok(), "12\n");
 }
 
 #[test]
 fn username_password_and_db_from_redis_json() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     server.cli(&[
         "ACL",
         "SETUSER",
@@ -441,8 +388,8 @@ fn username_password_and_db_from_redis_json() {
         .cmd("rj-launch")
         .args(["--record", "21"])
         .env("RJ_CONFIG", &cfg));
-    assert_eq!(ok(&out), "21\n");
-    assert!(check::stderr(&out).is_empty(), "{}", check::stderr(&out));
+    assert_eq!(out.ok(), "21\n");
+    assert!(out.stderr().is_empty(), "{}", out.stderr());
     assert_eq!(
         server.cli(&["-n", "4", "SMEMBERS", &env.key("ALL")]).trim(),
         "21"
@@ -458,30 +405,29 @@ fn username_password_and_db_from_redis_json() {
 
 #[test]
 fn world_readable_config_with_password_warns() {
-    let Some(server) = RedisServer::with(RedisOptions {
+    let Some((server, env)) = util::redis_with(RedisOptions {
         password: Some("ww-pw-5".into()),
         ..Default::default()
     }) else {
         return;
     };
-    let env = TestEnv::new(&server);
     // A tag with a job (in T_ALL and a state set, as recorded): an empty tag, or one whose sets
     // break the one-set-per-job rule, would add its own line to stderr.
     server.cli(&["SADD", &env.key("ALL"), "1"]);
     server.cli(&["SADD", &env.key("PENDING_AND_RUNNING"), "1"]);
     util::set_mode(&env.config, 0o644);
-    let out = run(&mut env.cmd("rj-status"));
-    ok(&out);
-    let err = check::stderr(&out);
+    let out = env.run("rj-status", &[]);
+    out.ok();
+    let err = out.stderr();
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.starts_with("rj-status: warning: "), "{err}");
     assert!(err.contains(env.config.to_str().unwrap()), "{err}");
     assert!(err.contains("chmod 600"), "{err}");
     assert!(!err.contains("ww-pw-5"), "{err}");
     // -q silences warnings; 0600 has nothing to warn about.
-    assert!(check::stderr(&run(env.cmd("rj-status").arg("-q"))).is_empty());
+    assert!(env.run("rj-status", &["-q"]).stderr().is_empty());
     util::set_mode(&env.config, 0o600);
-    assert!(check::stderr(&run(&mut env.cmd("rj-status"))).is_empty());
+    assert!(env.run("rj-status", &[]).stderr().is_empty());
     // Without a password a readable file is fine.
     let plain = env.path().join("plain.json");
     live_config(&server, &plain);
@@ -490,16 +436,15 @@ fn world_readable_config_with_password_warns() {
         .cmd("rj-status")
         .env("RJ_CONFIG", &plain)
         .env("REDISCLI_AUTH", "ww-pw-5"));
-    ok(&out);
-    assert!(check::stderr(&out).is_empty(), "{}", check::stderr(&out));
+    out.ok();
+    assert!(out.stderr().is_empty(), "{}", out.stderr());
 }
 
 #[test]
 fn tag_resolution_order() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let with_tag = env.path().join("tagged.json");
     std::fs::write(
         &with_tag,
@@ -511,7 +456,7 @@ fn tag_resolution_order() {
     .unwrap();
     let tag_of = |cmd: &mut assert_cmd::Command| -> String {
         let out = run(cmd.args(["--format", "json", "--count"]));
-        let v: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+        let v = out.json();
         v["tag"].as_str().unwrap().to_string()
     };
     let base = || {
@@ -530,16 +475,17 @@ fn tag_resolution_order() {
         "from_file"
     );
     // And rj-launch writes to the resolved tag's sets.
-    ok(&run(base()
+    run(base()
         .env_remove("JOB_TAG")
         .env_remove("job_tag")
-        .args(["--format", "plain"])));
+        .args(["--format", "plain"]))
+    .ok();
     let out = run(env
         .cmd("rj-launch")
         .args(["--record", "31"])
         .env("RJ_CONFIG", &with_tag)
         .env_remove("JOB_TAG"));
-    ok(&out);
+    out.ok();
     assert_eq!(server.smembers("from_file_ALL"), ["31"]);
 }
 
@@ -559,7 +505,7 @@ fn help_and_version_never_read_config_redis_or_slurm() {
                 .env("REDIS_URL", "http://broken")
                 .env("JOB_TAG", "bad tag")
                 .current_dir(dir.path());
-            let out = ok(&run(cmd.arg(flag)));
+            let out = run(cmd.arg(flag)).ok();
             assert!(out.contains(bin), "{bin} {flag}: {out}");
         }
     }
@@ -569,13 +515,12 @@ fn help_and_version_never_read_config_redis_or_slurm() {
 /// password in it counts for the world-readable warning.
 #[test]
 fn url_field_of_redis_json() {
-    let Some(server) = RedisServer::with(RedisOptions {
+    let Some((server, env)) = util::redis_with(RedisOptions {
         password: Some("in-url-pw-8".into()),
         ..Default::default()
     }) else {
         return;
     };
-    let env = TestEnv::new(&server);
     let cfg = env.path().join("url.json");
     std::fs::write(
         &cfg,
@@ -591,8 +536,8 @@ fn url_field_of_redis_json() {
         .cmd("rj-launch")
         .env("RJ_CONFIG", &cfg)
         .args(["--record", "71"]));
-    assert_eq!(ok(&out), "71\n");
-    let err = check::stderr(&out);
+    assert_eq!(out.ok(), "71\n");
+    let err = out.stderr();
     assert!(err.starts_with("rj-launch: warning: "), "{err}");
     assert!(err.contains(cfg.to_str().unwrap()), "{err}");
     assert!(!err.contains("in-url-pw-8"), "{err}");
@@ -624,44 +569,33 @@ fn config_file(env: &TestEnv, name: &str, bytes: impl AsRef<[u8]>) -> std::path:
 
 #[test]
 fn trailing_data_after_the_object_is_78_naming_file_and_position() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let object = format!(r#"{{"host": "127.0.0.1", "port": {}}}"#, server.port);
     let two = config_file(&env, "two.json", format!("{object}\n{{\"port\": 1}}\n"));
     let garbage = config_file(&env, "garbage.json", format!("{object} garbage"));
     let garbage_at = format!("line 1 column {}", object.len() + 2);
     for (bin, args) in TOOLS {
-        let line = fails(
-            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &two)),
-            78,
-            bin,
-        );
+        let line = run(env.cmd(bin).args(*args).env("RJ_CONFIG", &two)).fails(78);
         assert!(line.contains(two.to_str().unwrap()), "{line}");
         assert!(
             line.contains("trailing") && line.contains("line 2 column 1"),
             "{line}"
         );
-        let line = fails(
-            &run(env.cmd(bin).args(*args).arg("--config").arg(&garbage)),
-            78,
-            bin,
-        );
+        let line = run(env.cmd(bin).args(*args).arg("--config").arg(&garbage)).fails(78);
         assert!(line.contains(garbage.to_str().unwrap()), "{line}");
         assert!(line.contains(&garbage_at), "{garbage_at}: {line}");
     }
-    assert!(all_keys(&server).is_empty(), "nothing written");
-    assert!(!env.path().join("state").exists(), "nothing spooled");
+    check::nothing_written(&server, &env);
 }
 
 /// Windows editors (Notepad) save UTF-8 with a byte-order mark: such a redis.json works.
 #[test]
 fn a_byte_order_mark_at_the_start_is_skipped() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let json = format!(
         "{{\r\n  \"host\": \"127.0.0.1\",\r\n  \"port\": {}\r\n}}\r\n",
         server.port
@@ -675,21 +609,20 @@ fn a_byte_order_mark_at_the_start_is_skipped() {
         .cmd("rj-launch")
         .env("RJ_CONFIG", &bom)
         .args(["--record", "4243"]));
-    assert_eq!(ok(&out), "4243\n");
+    assert_eq!(out.ok(), "4243\n");
     assert_eq!(server.smembers(&env.key("ALL")), ["4243"]);
     let out = run(env
         .cmd("rj-status")
         .env("RJ_CONFIG", &bom)
         .args(["--state", "ALL", "--format", "plain"]));
-    assert_eq!(ok(&out), "4243\n");
+    assert_eq!(out.ok(), "4243\n");
 }
 
 #[test]
 fn port_zero_is_78_naming_the_field_or_the_url() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let zero = config_file(
         &env,
         "zero.json",
@@ -701,64 +634,48 @@ fn port_zero_is_78_naming_the_field_or_the_url() {
         r#"{"url": "redis://:pw-zero-1@127.0.0.1:0"}"#,
     );
     for (bin, args) in TOOLS {
-        let line = fails(
-            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &zero)),
-            78,
-            bin,
-        );
+        let line = run(env.cmd(bin).args(*args).env("RJ_CONFIG", &zero)).fails(78);
         assert!(line.contains(zero.to_str().unwrap()), "{line}");
         assert!(
             line.contains("field \"port\"") && line.contains("line 3"),
             "{line}"
         );
 
-        let line = fails(
-            &run(env
-                .cmd(bin)
-                .args(*args)
-                .args(["--url", "redis://127.0.0.1:0"])),
-            78,
-            bin,
-        );
+        let line = run(env
+            .cmd(bin)
+            .args(*args)
+            .args(["--url", "redis://127.0.0.1:0"]))
+        .fails(78);
         assert!(line.contains("--url") && line.contains("port 0"), "{line}");
 
-        let line = fails(
-            &run(env
-                .cmd(bin)
-                .args(*args)
-                .env("REDIS_URL", "redis://:pw-zero-1@127.0.0.1:0/2")),
-            78,
-            bin,
-        );
+        let line = run(env
+            .cmd(bin)
+            .args(*args)
+            .env("REDIS_URL", "redis://:pw-zero-1@127.0.0.1:0/2"))
+        .fails(78);
         assert!(
             line.contains("REDIS_URL") && line.contains("port 0"),
             "{line}"
         );
         assert!(!line.contains("pw-zero-1"), "{line}");
 
-        let line = fails(
-            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &url_zero)),
-            78,
-            bin,
-        );
+        let line = run(env.cmd(bin).args(*args).env("RJ_CONFIG", &url_zero)).fails(78);
         assert!(
             line.contains(url_zero.to_str().unwrap()) && line.contains("\"url\""),
             "{line}"
         );
         assert!(!line.contains("pw-zero-1"), "{line}");
     }
-    assert!(all_keys(&server).is_empty(), "nothing written");
-    assert!(!env.path().join("state").exists(), "nothing spooled");
+    check::nothing_written(&server, &env);
 }
 
 /// A "tls_ca" that holds no certificate is the configuration's fault (78), found before any
 /// connection: a text file, an empty file, a private key, a CERTIFICATE block of junk.
 #[test]
 fn tls_ca_that_is_not_a_certificate_is_78_naming_file_and_field() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     std::fs::write(env.path().join("notes.txt"), "ask the admins for the CA\n").unwrap();
     std::fs::write(env.path().join("empty.pem"), "").unwrap();
     std::fs::write(
@@ -788,11 +705,7 @@ fn tls_ca_that_is_not_a_certificate_is_78_naming_file_and_field() {
             ),
         );
         for (bin, args) in TOOLS {
-            let line = fails(
-                &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &cfg)),
-                78,
-                bin,
-            );
+            let line = run(env.cmd(bin).args(*args).env("RJ_CONFIG", &cfg)).fails(78);
             assert!(
                 line.contains(cfg.to_str().unwrap()),
                 "names the file: {line}"
@@ -812,8 +725,7 @@ fn tls_ca_that_is_not_a_certificate_is_78_naming_file_and_field() {
         );
         assert!(line.contains("field \"tls_ca\""), "{line}");
     }
-    assert!(all_keys(&server).is_empty(), "nothing written");
-    assert!(!env.path().join("state").exists(), "nothing spooled");
+    check::nothing_written(&server, &env);
 }
 
 /// A redis-server listening on 127.0.0.1 and ::1, or None (with a printed note) when this
@@ -876,10 +788,9 @@ impl DualStackRedis {
 /// connects.
 #[test]
 fn ipv6_host_is_shown_in_brackets_once_and_connects() {
-    let Some(server) = RedisServer::start() else {
+    let Some((_server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     // Where nothing listens the message alone shows the address.
     let dead = util::free_port();
     for host in ["[::1]", "::1"] {
@@ -900,9 +811,7 @@ fn ipv6_host_is_shown_in_brackets_once_and_connects() {
         assert!(!line.contains("[["), "{line}");
     }
     let line = fails(
-        &run(env
-            .cmd("rj-status")
-            .args(["--url", &format!("redis://[::1]:{dead}")])),
+        &env.run("rj-status", &["--url", &format!("redis://[::1]:{dead}")]),
         69,
         "rj-status",
     );
@@ -932,7 +841,7 @@ fn ipv6_host_is_shown_in_brackets_once_and_connects() {
             .cmd("rj-launch")
             .env("RJ_CONFIG", cfg)
             .args(["-v", "--record", &id]));
-        assert_eq!(ok(&out), format!("{id}\n"));
+        assert_eq!(out.ok(), format!("{id}\n"));
         assert!(
             source_line(&out).contains(&format!("Redis at [::1]:{port} (from {})", cfg.display())),
             "{}",
@@ -944,7 +853,7 @@ fn ipv6_host_is_shown_in_brackets_once_and_connects() {
         .cmd("rj-status")
         .env("REDIS_URL", format!("redis://[::1]:{port}"))
         .args(["-v", "--state", "ALL", "--format", "plain"]));
-    assert_eq!(ok(&out), format!("{}\n", want.join("\n")));
+    assert_eq!(out.ok(), format!("{}\n", want.join("\n")));
     assert!(
         source_line(&out).contains(&format!("Redis at [::1]:{port} (from REDIS_URL)")),
         "{}",
@@ -957,10 +866,9 @@ fn ipv6_host_is_shown_in_brackets_once_and_connects() {
 /// spellings of a Sentinel setup, with the one rj reads (tests/sentinel.rs follows that one).
 #[test]
 fn cluster_and_foreign_sentinel_settings_are_78_saying_what_rj_reads() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let sentinels = config_file(
         &env,
         "sentinel.json",
@@ -987,16 +895,12 @@ fn cluster_and_foreign_sentinel_settings_are_78_saying_what_rj_reads() {
             } else {
                 cmd.env(how, value);
             }
-            let line = fails(&run(&mut cmd), 78, bin);
+            let line = run(&mut cmd).fails(78);
             assert!(line.contains(how), "{line}");
             assert!(line.contains("redis+sentinel://"), "{line}");
             assert!(!line.contains("sentinel-pw-2"), "{line}");
         }
-        let line = fails(
-            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &sentinels)),
-            78,
-            bin,
-        );
+        let line = run(env.cmd(bin).args(*args).env("RJ_CONFIG", &sentinels)).fails(78);
         assert!(line.contains(sentinels.to_str().unwrap()), "{line}");
         assert!(line.contains("field \"sentinel\""), "{line}");
         assert!(
@@ -1005,15 +909,10 @@ fn cluster_and_foreign_sentinel_settings_are_78_saying_what_rj_reads() {
         );
         assert!(!line.contains("sentinel-pw-2"), "{line}");
 
-        let line = fails(
-            &run(env.cmd(bin).args(*args).env("RJ_CONFIG", &cluster)),
-            78,
-            bin,
-        );
+        let line = run(env.cmd(bin).args(*args).env("RJ_CONFIG", &cluster)).fails(78);
         assert!(line.contains(cluster.to_str().unwrap()), "{line}");
         assert!(line.contains("field \"cluster\""), "{line}");
         assert!(line.contains("Cluster is not supported yet"), "{line}");
     }
-    assert!(all_keys(&server).is_empty(), "nothing written");
-    assert!(!env.path().join("state").exists(), "nothing spooled");
+    check::nothing_written(&server, &env);
 }

@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::util::{self, RedisServer, TestEnv};
+use crate::util::{self, TestEnv};
 
 #[path = "../examples/gen-docs/docs.rs"]
 mod docs;
@@ -63,6 +63,17 @@ fn every_binary_is_in_the_registry() {
             "rj::cmd::all() lists {t}, but there is no src/bin/{t}.rs"
         );
     }
+}
+
+/// The README's exit-status table is the one the man pages show: rj::exit::TABLE.
+#[test]
+fn readme_shows_the_exit_status_table() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let table = docs::exit_status_markdown();
+    assert!(
+        readme.contains(&format!("{}{table}\n", docs::README_EXIT_HEADING)),
+        "README.md's \"Exit status\" section should hold the rows of rj::exit::TABLE:\n{table}"
+    );
 }
 
 /// `--help` and the man page say the same: both come from cli::ENVIRONMENT, cli::FILES,
@@ -606,10 +617,9 @@ fn closed_early(env: &TestEnv, name: &str, args: &[&str]) {
 /// `| head` is not an error: exit 0 and nothing on stderr, whatever the output form.
 #[test]
 fn closed_stdout_is_success() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     // Far more output than a pipe buffer (64 KiB) holds, so the tool is still writing.
     let mut con = server.client();
     let ids: Vec<u64> = (4_000_000..4_030_000).collect();
@@ -638,10 +648,9 @@ fn closed_stdout_is_success() {
 /// ("nothing found") or a bare OS message.
 #[test]
 fn a_full_stdout_is_74_naming_stdout() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let ids: Vec<String> = (1..=5000).map(|i| i.to_string()).collect();
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     crate::util::check::sadd(&server, &env.key("ALL"), &ids);

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::util::check::{self, ok, run};
-use crate::util::{self, slurm, RedisOptions, RedisServer, TestEnv};
+use crate::util::check::{self, run};
+use crate::util::{self, slurm, RedisOptions, TestEnv};
 
 const JOB_DONE: Duration = Duration::from_secs(120);
 
@@ -36,8 +36,8 @@ fn launch(env: &TestEnv, cmd: &mut assert_cmd::Command, script: &str, extra: &[&
     args.extend(extra.iter().map(|a| a.to_string()));
     args.push(example(script).display().to_string());
     let out = run(cmd.env("PATH", util::path_with_rj()).args(&args));
-    check::code(&out, 0);
-    let id = check::stdout(&out).trim().to_string();
+    out.code(0);
+    let id = out.stdout().trim().to_string();
     assert!(
         !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()),
         "rj-launch printed a job ID: {id:?}"
@@ -52,7 +52,7 @@ fn output_of(env: &TestEnv, name: &str) -> String {
 
 /// `rj-last --job ID --format json` (with `cmd`'s environment): key suffix → (type, value).
 fn keys_of(cmd: &mut assert_cmd::Command, job: &str) -> Vec<(String, String, serde_json::Value)> {
-    let out = ok(&run(cmd.args(["--job", job, "--format", "json"])));
+    let out = run(cmd.args(["--job", job, "--format", "json"])).ok();
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
     doc["keys"]
         .as_array()
@@ -241,12 +241,12 @@ fn job_example_with_redis_unreachable_spools_and_is_replayed_whole() {
         6,
         "{output}"
     );
-    let out = run(env.cmd("rj-put").args(["--job", &id, "replayed", "yes"]));
-    check::code(&out, 0);
+    let out = env.run("rj-put", &["--job", &id, "replayed", "yes"]);
+    out.code(0);
     assert!(
-        check::stderr(&out).contains("replayed 6 spooled write(s)"),
+        out.stderr().contains("replayed 6 spooled write(s)"),
         "{}",
-        check::stderr(&out)
+        out.stderr()
     );
     let keys: Vec<_> = keys_of(&mut env.cmd("rj-last"), &id)
         .into_iter()
@@ -282,9 +282,7 @@ fn array_example_tasks_write_their_keys_with_plain_config() {
         assert_eq!(result["task"], task.to_string(), "{what}");
         assert_eq!(result["loss"], (100 / task).to_string(), "{what}");
     }
-    let out = ok(&run(env
-        .cmd("rj-last")
-        .args(["--job", &id, "--format", "json"])));
+    let out = env.run("rj-last", &["--job", &id, "--format", "json"]).ok();
     for task in 1..=3 {
         let key = format!("\"{}-{id}_{task}:result\"", env.tag);
         assert!(out.contains(&key), "parent shows task {task}: {out}");
@@ -296,25 +294,22 @@ fn array_example_tasks_write_their_keys_with_plain_config() {
 /// with a PATH that has everything the script needs but python3.
 #[test]
 fn redis_cli_example_without_python3_refuses_a_url() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
-    let bin = env.path().join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    for tool in [
-        "redis-cli",
-        "sed",
-        "head",
-        "grep",
-        "dirname",
-        "hostname",
-        "date",
-        "cat",
-    ] {
-        let real = which::which(tool).unwrap_or_else(|_| panic!("{tool} not on PATH"));
-        std::os::unix::fs::symlink(real, bin.join(tool)).unwrap();
-    }
+    let bin = env.only_tools(
+        "bin",
+        &[
+            "redis-cli",
+            "sed",
+            "head",
+            "grep",
+            "dirname",
+            "hostname",
+            "date",
+            "cat",
+        ],
+    );
     let bash = which::which("bash").unwrap();
     // A flat one-field-per-line file (the sed fallback reads it) with a url on top.
     let text = format!(

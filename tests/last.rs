@@ -1,8 +1,8 @@
 //! rj-last (ARCHITECTURE.md §4): the last job by numeric order, --job, SCAN never KEYS, every value type.
 use serde_json::json;
 
-use crate::util::check::{self, calls, fails, ok, run, sadd};
-use crate::util::{RedisServer, TestEnv};
+use crate::util::check::{self, calls, fails, run, sadd};
+use crate::util::{self, RedisServer, TestEnv};
 
 /// Keys of every Redis type for job `id`, written with plain redis-cli.
 fn write_all_types(server: &RedisServer, tag: &str, id: &str) {
@@ -17,10 +17,9 @@ fn write_all_types(server: &RedisServer, tag: &str, id: &str) {
 
 #[test]
 fn last_is_largest_numeric_id_with_task_tie_break() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     // By string order "99" and "10_2" would win; numerically 100_10 is the last.
     sadd(
         &server,
@@ -30,31 +29,30 @@ fn last_is_largest_numeric_id_with_task_tie_break() {
     for id in ["99", "100", "100_2", "100_10", "9"] {
         server.cli(&["SET", &format!("{}-{id}:name", env.tag), &format!("v{id}")]);
     }
-    let out = ok(&run(&mut env.cmd("rj-last")));
+    let out = env.run("rj-last", &[]).ok();
     assert_eq!(
         out,
         format!("Key:  {}-100_10:name\nValue: v100_10\n---\n", env.tag)
     );
     // --job picks another; a task ID shows that task only, not its parent nor siblings.
-    let out = ok(&run(env.cmd("rj-last").args(["--job", "100_2"])));
+    let out = env.run("rj-last", &["--job", "100_2"]).ok();
     assert_eq!(
         out,
         format!("Key:  {}-100_2:name\nValue: v100_2\n---\n", env.tag)
     );
-    let out = ok(&run(env.cmd("rj-last").args(["--job", "99"])));
+    let out = env.run("rj-last", &["--job", "99"]).ok();
     assert_eq!(out, format!("Key:  {}-99:name\nValue: v99\n---\n", env.tag));
 }
 
 #[test]
 fn original_text_format_sorted_by_key_with_every_type() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     sadd(&server, &env.key("ALL"), &["5"]);
     write_all_types(&server, &env.tag, "5");
     let t = &env.tag;
-    let out = ok(&run(&mut env.cmd("rj-last")));
+    let out = env.run("rj-last", &[]).ok();
     let want = format!(
         "Key:  {t}-5:a_string\nValue: hello world\n---\n\
          Key:  {t}-5:b_hash\nValue: {{\"epoch\":\"3\",\"loss\":\"0.25\"}}\n---\n\
@@ -68,16 +66,14 @@ fn original_text_format_sorted_by_key_with_every_type() {
 
 #[test]
 fn json_has_structures_and_csv_tsv_parse() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     sadd(&server, &env.key("ALL"), &["5"]);
     write_all_types(&server, &env.tag, "5");
     server.cli(&["SET", &format!("{}-5:g_multi", env.tag), "a\tb\nc"]);
     let t = &env.tag;
-    let v: serde_json::Value =
-        serde_json::from_str(&ok(&run(env.cmd("rj-last").args(["--format", "json"])))).unwrap();
+    let v = env.run("rj-last", &["--format", "json"]).json();
     assert_eq!(v["tag"], t.as_str());
     assert_eq!(v["job_id"], "5");
     let keys = v["keys"].as_array().unwrap();
@@ -107,7 +103,7 @@ fn json_has_structures_and_csv_tsv_parse() {
     sorted.sort();
     assert_eq!(names, sorted);
 
-    let out = ok(&run(env.cmd("rj-last").args(["--format", "csv"])));
+    let out = env.run("rj-last", &["--format", "csv"]).ok();
     let mut r = csv::Reader::from_reader(out.as_bytes());
     assert_eq!(r.headers().unwrap(), vec!["key", "type", "value"]);
     let rows: Vec<(String, String, String)> = r.deserialize().map(Result::unwrap).collect();
@@ -122,7 +118,7 @@ fn json_has_structures_and_csv_tsv_parse() {
     );
     assert_eq!(rows[6].2, "a\tb\nc", "CSV quotes what it must");
 
-    let out = ok(&run(env.cmd("rj-last").args(["--format", "tsv"])));
+    let out = env.run("rj-last", &["--format", "tsv"]).ok();
     assert_eq!(
         out.lines().count(),
         8,
@@ -140,10 +136,9 @@ fn json_has_structures_and_csv_tsv_parse() {
 
 #[test]
 fn uses_scan_never_keys_and_only_this_jobs_keys() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let t = &env.tag;
     sadd(&server, &env.key("ALL"), &["1", "2"]);
     server.cli(&["SET", &format!("{t}-2:mine"), "yes"]);
@@ -167,7 +162,7 @@ fn uses_scan_never_keys_and_only_this_jobs_keys() {
     }
     p.query::<()>(&mut c).unwrap();
     server.cli(&["CONFIG", "RESETSTAT"]);
-    let out = ok(&run(&mut env.cmd("rj-last")));
+    let out = env.run("rj-last", &[]).ok();
     assert_eq!(
         out,
         format!("Key:  {t}-2:mine\nValue: yes\n---\nKey:  {t}-2_1:task\nValue: yes too\n---\n")
@@ -178,22 +173,21 @@ fn uses_scan_never_keys_and_only_this_jobs_keys() {
 
 #[test]
 fn no_jobs_or_no_keys_is_exit_1_with_one_line() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
-    let out = run(&mut env.cmd("rj-last"));
-    let line = fails(&out, 1, "rj-last");
+    let out = env.run("rj-last", &[]);
+    let line = out.fails(1);
     assert!(line.contains(&env.key("ALL")), "{line}");
     assert!(out.stdout.is_empty());
 
     sadd(&server, &env.key("ALL"), &["3"]);
-    let out = run(&mut env.cmd("rj-last"));
-    let line = fails(&out, 1, "rj-last");
+    let out = env.run("rj-last", &[]);
+    let line = out.fails(1);
     assert!(line.contains("job 3"), "{line}");
     assert!(out.stdout.is_empty());
 
-    let line = fails(&run(env.cmd("rj-last").args(["--job", "3*"])), 2, "rj-last");
+    let line = env.run("rj-last", &["--job", "3*"]).fails(2);
     assert!(line.contains("\"3*\""), "{line}");
     assert!(check::all_keys(&server).len() == 1, "read-only");
 }
@@ -201,10 +195,9 @@ fn no_jobs_or_no_keys_is_exit_1_with_one_line() {
 /// Jobs store bytes that are not UTF-8 (pickles, packed floats): shown, never a failure.
 #[test]
 fn binary_values_of_every_type_are_shown_lossily() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     sadd(&server, &env.key("ALL"), &["8"]);
     let bin: &[u8] = b"ab\xff\xfecd";
     let k = |n: &str| format!("{}-8:{n}", env.tag);
@@ -234,8 +227,7 @@ fn binary_values_of_every_type_are_shown_lossily() {
         .ignore()
         .query::<()>(&mut c)
         .unwrap();
-    let v: serde_json::Value =
-        serde_json::from_str(&ok(&run(env.cmd("rj-last").args(["--format", "json"])))).unwrap();
+    let v = env.run("rj-last", &["--format", "json"]).json();
     let shown = "ab\u{fffd}\u{fffd}cd";
     let values: Vec<&serde_json::Value> = v["keys"]
         .as_array()
@@ -253,7 +245,7 @@ fn binary_values_of_every_type_are_shown_lossily() {
             &json!([[shown, 1.0]]),
         ]
     );
-    let text = ok(&run(&mut env.cmd("rj-last")));
+    let text = env.run("rj-last", &[]).ok();
     assert_eq!(text.matches(shown).count(), 5, "{text}");
 }
 
@@ -261,10 +253,9 @@ fn binary_values_of_every_type_are_shown_lossily() {
 /// text, JSON and CSV writers alike.
 #[test]
 fn closed_stdout_is_success_in_every_format() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     sadd(&server, &env.key("ALL"), &["1"]);
     let mut c = server.client();
     let mut p = redis::pipe();
@@ -324,14 +315,13 @@ fn json_keys(doc: &str, tag: &str, job: &str) -> Vec<String> {
 /// them, task 2 before task 10.
 #[test]
 fn array_parent_with_only_task_keys_shows_them_in_task_order() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let t = &env.tag;
     sadd(&server, &env.key("ALL"), &["4238610"]);
     write_tasks(&server, t, "4238610", &["10", "2", "3"]);
-    let out = ok(&run(&mut env.cmd("rj-last")));
+    let out = env.run("rj-last", &[]).ok();
     let want: String = ["2", "3", "10"]
         .iter()
         .map(|n| {
@@ -343,7 +333,7 @@ fn array_parent_with_only_task_keys_shows_them_in_task_order() {
         .collect();
     assert_eq!(out, want);
 
-    let doc = ok(&run(env.cmd("rj-last").args(["--format", "json"])));
+    let doc = env.run("rj-last", &["--format", "json"]).ok();
     let names = json_keys(&doc, t, "4238610");
     let want: Vec<String> = want
         .lines()
@@ -352,60 +342,54 @@ fn array_parent_with_only_task_keys_shows_them_in_task_order() {
         .collect();
     assert_eq!(names, want);
 
-    let out = ok(&run(env.cmd("rj-last").args(["--format", "csv"])));
+    let out = env.run("rj-last", &["--format", "csv"]).ok();
     assert_eq!(out.lines().count(), 7, "header and six keys:\n{out}");
 }
 
 #[test]
 fn array_parent_shows_its_own_keys_then_its_tasks() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let t = &env.tag;
     sadd(&server, &env.key("ALL"), &["7", "12"]);
     server.cli(&["SET", &format!("{t}-12:z_config"), "lr=0.1"]);
     server.cli(&["SET", &format!("{t}-12:a_started"), "now"]);
     write_tasks(&server, t, "12", &["1", "10", "9"]);
     server.cli(&["SET", &format!("{t}-7:other"), "no"]);
-    let doc = ok(&run(env.cmd("rj-last").args(["--format", "json"])));
+    let doc = env.run("rj-last", &["--format", "json"]).ok();
     let mut want = vec![format!("{t}-12:a_started"), format!("{t}-12:z_config")];
     for n in ["1", "9", "10"] {
         want.push(format!("{t}-12_{n}:host"));
         want.push(format!("{t}-12_{n}:result"));
     }
     assert_eq!(json_keys(&doc, t, "12"), want);
-    let out = ok(&run(env.cmd("rj-last").args(["--job", "7"])));
+    let out = env.run("rj-last", &["--job", "7"]).ok();
     assert_eq!(out, format!("Key:  {t}-7:other\nValue: no\n---\n"));
 }
 
 #[test]
 fn job_with_task_id_shows_only_that_task() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let t = &env.tag;
     sadd(&server, &env.key("ALL"), &["12"]);
     server.cli(&["SET", &format!("{t}-12:own"), "parent"]);
     write_tasks(&server, t, "12", &["1", "3", "30"]);
-    let doc = ok(&run(env
-        .cmd("rj-last")
-        .args(["--job", "12_3", "--format", "json"])));
+    let doc = env
+        .run("rj-last", &["--job", "12_3", "--format", "json"])
+        .ok();
     assert_eq!(
         json_keys(&doc, t, "12_3"),
         [format!("{t}-12_3:host"), format!("{t}-12_3:result")]
     );
     // The parent still shows every task (and a task ID never catches its parent's keys).
-    let doc = ok(&run(env.cmd("rj-last").args(["--format", "json"])));
+    let doc = env.run("rj-last", &["--format", "json"]).ok();
     assert_eq!(json_keys(&doc, t, "12").len(), 7);
 
     // A task with no keys is "no keys", naming only its own pattern.
-    let line = fails(
-        &run(env.cmd("rj-last").args(["--job", "12_2"])),
-        1,
-        "rj-last",
-    );
+    let line = env.run("rj-last", &["--job", "12_2"]).fails(1);
     assert!(
         line.contains(&format!("({t}-12_2:* matched nothing)")),
         "{line}"
@@ -436,15 +420,15 @@ fn array_task_keys_of_other_jobs_and_tags_are_not_shown() {
     ] {
         server.cli(&["SET", other, "no"]);
     }
-    let out = ok(&run(&mut env.cmd("rj-last")));
+    let out = env.run("rj-last", &[]).ok();
     assert_eq!(out, "Key:  arr-12_2:mine\nValue: yes\n---\n");
     // The neighbours are where they belong.
-    let out = ok(&run(env.cmd("rj-last").args(["--job", "123"])));
+    let out = env.run("rj-last", &["--job", "123"]).ok();
     assert_eq!(
         out,
         "Key:  arr-123:x\nValue: no\n---\nKey:  arr-123_1:x\nValue: no\n---\n"
     );
-    let out = ok(&run(env.cmd("rj-last").args(["--tag", "arr-2"])));
+    let out = env.run("rj-last", &["--tag", "arr-2"]).ok();
     assert_eq!(
         out,
         "Key:  arr-2-12:x\nValue: no\n---\nKey:  arr-2-12_1:x\nValue: no\n---\n"
@@ -453,15 +437,14 @@ fn array_task_keys_of_other_jobs_and_tags_are_not_shown() {
 
 #[test]
 fn no_keys_for_an_array_parent_names_both_patterns() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let t = &env.tag;
     sadd(&server, &env.key("ALL"), &["4238610"]);
     server.cli(&["SET", &format!("{t}-42386100_1:x"), "another job"]);
-    let out = run(&mut env.cmd("rj-last"));
-    let line = fails(&out, 1, "rj-last");
+    let out = env.run("rj-last", &[]);
+    let line = out.fails(1);
     assert!(
         line.contains(&format!(
             "({t}-4238610:* and {t}-4238610_*:* matched nothing)"
@@ -476,10 +459,9 @@ fn no_keys_for_an_array_parent_names_both_patterns() {
 /// job (--job), for the last job when it is an array parent (its tasks' keys), and for one task.
 #[test]
 fn key_names_that_are_not_utf8_are_shown_lossily_in_every_format() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let t = &env.tag;
     sadd(&server, &env.key("ALL"), &["7", "12"]);
     let raw = |s: &str, tail: &[u8]| [format!("{t}-{s}").as_bytes(), tail].concat();
@@ -512,7 +494,7 @@ fn key_names_that_are_not_utf8_are_shown_lossily_in_every_format() {
     let h = format!("{t}-7:h\u{fffd}");
     let good = format!("{t}-7:good");
 
-    let out = ok(&run(env.cmd("rj-last").args(["--job", "7"])));
+    let out = env.run("rj-last", &["--job", "7"]).ok();
     assert_eq!(
         out,
         format!(
@@ -520,16 +502,12 @@ fn key_names_that_are_not_utf8_are_shown_lossily_in_every_format() {
              Key:  {h}\nValue: {{\"f\":\"v2\"}}\n---\n"
         )
     );
-    let doc = ok(&run(env
-        .cmd("rj-last")
-        .args(["--job", "7", "--format", "json"])));
+    let doc = env.run("rj-last", &["--job", "7", "--format", "json"]).ok();
     assert_eq!(json_keys(&doc, t, "7"), [bad.as_str(), &good, &h]);
     let v: serde_json::Value = serde_json::from_str(&doc).unwrap();
     assert_eq!(v["keys"][2]["value"], json!({"f": "v2"}));
     for (format, delim) in [("csv", b','), ("tsv", b'\t')] {
-        let out = ok(&run(env
-            .cmd("rj-last")
-            .args(["--job", "7", "--format", format])));
+        let out = env.run("rj-last", &["--job", "7", "--format", format]).ok();
         let mut r = csv::ReaderBuilder::new()
             .delimiter(delim)
             .from_reader(out.as_bytes());
@@ -546,14 +524,14 @@ fn key_names_that_are_not_utf8_are_shown_lossily_in_every_format() {
     }
 
     // The last job, 12, is an array parent: its tasks' keys, task 2 before task 10.
-    let out = ok(&run(&mut env.cmd("rj-last")));
+    let out = env.run("rj-last", &[]).ok();
     assert_eq!(
         out,
         format!(
             "Key:  {t}-12_2:task\u{fffd}\nValue: t2\n---\nKey:  {t}-12_10:task\nValue: t10\n---\n"
         )
     );
-    let out = ok(&run(env.cmd("rj-last").args(["--job", "12_2"])));
+    let out = env.run("rj-last", &["--job", "12_2"]).ok();
     assert_eq!(
         out,
         format!("Key:  {t}-12_2:task\u{fffd}\nValue: t2\n---\n")
@@ -564,16 +542,15 @@ fn key_names_that_are_not_utf8_are_shown_lossily_in_every_format() {
 /// in values; CSV quotes it and keeps it.
 #[test]
 fn tsv_cleans_tabs_and_newlines_in_key_names() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let t = &env.tag;
     sadd(&server, &env.key("ALL"), &["3"]);
     server.cli(&["SET", &format!("{t}-3:a\tb"), "tab"]);
     server.cli(&["SET", &format!("{t}-3:c\nd"), "newline"]);
     server.cli(&["SET", &format!("{t}-3:e\r\nf"), "crlf"]);
-    let out = ok(&run(env.cmd("rj-last").args(["--format", "tsv"])));
+    let out = env.run("rj-last", &["--format", "tsv"]).ok();
     assert_eq!(
         out,
         format!(
@@ -581,7 +558,7 @@ fn tsv_cleans_tabs_and_newlines_in_key_names() {
              {t}-3:e  f\tstring\tcrlf\n"
         )
     );
-    let out = ok(&run(env.cmd("rj-last").args(["--format", "csv"])));
+    let out = env.run("rj-last", &["--format", "csv"]).ok();
     let mut r = csv::Reader::from_reader(out.as_bytes());
     let keys: Vec<String> = r.records().map(|r| r.unwrap()[0].to_string()).collect();
     assert_eq!(
@@ -684,16 +661,15 @@ fn long_json_jobs(out: &str) -> Vec<(String, Option<String>)> {
 
 #[test]
 fn all_state_and_several_jobs_choose_the_jobs() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let t = &env.tag;
     experiment(&server, t);
     let jobs = |args: &[&str]| -> Vec<String> {
         let mut a = args.to_vec();
         a.extend(["--format", "json"]);
-        let mut v: Vec<String> = long_json_jobs(&ok(&run(env.cmd("rj-last").args(&a))))
+        let mut v: Vec<String> = long_json_jobs(&run(env.cmd("rj-last").args(&a)).ok())
             .into_iter()
             .map(|(j, task)| task.map_or(j.clone(), |task| format!("{j}_{task}")))
             .collect();
@@ -712,13 +688,12 @@ fn all_state_and_several_jobs_choose_the_jobs() {
     assert_eq!(jobs(&["--job", "12", "--job", "5"]), ["5", "12_1", "12_2"]);
     assert_eq!(jobs(&["--job", "7", "--job", "7"]), ["7"]);
     // The other tag is a table of its own.
-    let out = ok(&run(env.cmd("rj-last").args([
-        "--tag",
-        &format!("{t}-2"),
-        "--all",
-        "--format",
-        "csv",
-    ])));
+    let out = env
+        .run(
+            "rj-last",
+            &["--tag", &format!("{t}-2"), "--all", "--format", "csv"],
+        )
+        .ok();
     assert_eq!(
         out,
         "job,task,set,state,exit_code,name,type,value\n\
@@ -727,7 +702,7 @@ fn all_state_and_several_jobs_choose_the_jobs() {
     );
 
     // Without these options rj-last is what it was: the last job, in its own forms.
-    let out = ok(&run(env.cmd("rj-last").args(["--format", "csv"])));
+    let out = env.run("rj-last", &["--format", "csv"]).ok();
     assert_eq!(
         out,
         format!(
@@ -741,19 +716,18 @@ fn all_state_and_several_jobs_choose_the_jobs() {
 
 #[test]
 fn long_form_in_every_format() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let t = &env.tag;
     experiment(&server, t);
     let text = experiment_text(t);
     for format in ["human", "plain"] {
-        let out = ok(&run(env.cmd("rj-last").args(["--all", "--format", format])));
+        let out = env.run("rj-last", &["--all", "--format", format]).ok();
         assert_eq!(out, text, "{format}");
     }
 
-    let out = ok(&run(env.cmd("rj-last").args(["--all", "--format", "json"])));
+    let out = env.run("rj-last", &["--all", "--format", "json"]).ok();
     let c = r#""set":"COMPLETED","state":"COMPLETED","exit_code":"0:0""#;
     let f = r#""set":"FAILED","state":"FAILED","exit_code":"1:0""#;
     let want = [
@@ -804,13 +778,13 @@ fn long_form_in_every_format() {
 12,2,COMPLETED,COMPLETED,0:0,a_string,string,task two
 12,2,COMPLETED,COMPLETED,0:0,b_hash,hash,\"{\"\"epoch\"\":\"\"9\"\",\"\"loss\"\":\"\"0.4\"\"}\"
 ";
-    let out = ok(&run(env.cmd("rj-last").args(["--all", "--format", "csv"])));
+    let out = env.run("rj-last", &["--all", "--format", "csv"]).ok();
     assert_eq!(
         out,
         format!("job,task,set,state,exit_code,name,type,value\n{rows}")
     );
 
-    let out = ok(&run(env.cmd("rj-last").args(["--all", "--format", "tsv"])));
+    let out = env.run("rj-last", &["--all", "--format", "tsv"]).ok();
     let tsv = "\
 job\ttask\tset\tstate\texit_code\tname\ttype\tvalue
 5\t\tCOMPLETED\tCOMPLETED\t0:0\ta_string\tstring\thello world
@@ -830,15 +804,14 @@ job\ttask\tset\tstate\texit_code\tname\ttype\tvalue
 
 #[test]
 fn wide_form_has_hash_field_columns_and_empty_cells() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let t = &env.tag;
     experiment(&server, t);
-    let out = ok(&run(env
-        .cmd("rj-last")
-        .args(["--all", "--wide", "--format", "csv"])));
+    let out = env
+        .run("rj-last", &["--all", "--wide", "--format", "csv"])
+        .ok();
     let want = "\
 job,task,set,state,exit_code,elapsed,a_string,b_hash.epoch,b_hash.loss,c_list,d_set,e_zset,f_stream
 5,,COMPLETED,COMPLETED,0:0,00:00:05,hello world,3,0.25,\"[\"\"x\"\",\"\"y\"\",\"\"x\"\"]\",\"[\"\"alpha\"\",\"\"beta\"\"]\",\"[[\"\"one\"\",1.5],[\"\"two\"\",2.0]]\",\"[[\"\"1-1\"\",{\"\"loss\"\":\"\"0.9\"\",\"\"step\"\":\"\"1\"\"}]]\"
@@ -848,9 +821,9 @@ job,task,set,state,exit_code,elapsed,a_string,b_hash.epoch,b_hash.loss,c_list,d_
 12,2,COMPLETED,COMPLETED,0:0,00:01:00,task two,9,0.4,,,,
 ";
     assert_eq!(out, want);
-    let tsv = ok(&run(env
-        .cmd("rj-last")
-        .args(["--all", "--wide", "--format", "tsv"])));
+    let tsv = env
+        .run("rj-last", &["--all", "--wide", "--format", "tsv"])
+        .ok();
     let want_tsv = "\
 job\ttask\tset\tstate\texit_code\telapsed\ta_string\tb_hash.epoch\tb_hash.loss\tc_list\td_set\te_zset\tf_stream
 5\t\tCOMPLETED\tCOMPLETED\t0:0\t00:00:05\thello world\t3\t0.25\t[\"x\",\"y\",\"x\"]\t[\"alpha\",\"beta\"]\t[[\"one\",1.5],[\"two\",2.0]]\t[[\"1-1\",{\"loss\":\"0.9\",\"step\":\"1\"}]]
@@ -861,13 +834,12 @@ job\ttask\tset\tstate\texit_code\telapsed\ta_string\tb_hash.epoch\tb_hash.loss\t
 ";
     assert_eq!(tsv, want_tsv);
 
-    let out = ok(&run(env.cmd("rj-last").args([
-        "--state",
-        "COMPLETED",
-        "--wide",
-        "--format",
-        "json",
-    ])));
+    let out = env
+        .run(
+            "rj-last",
+            &["--state", "COMPLETED", "--wide", "--format", "json"],
+        )
+        .ok();
     let rows: Vec<serde_json::Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -884,7 +856,7 @@ job\ttask\tset\tstate\texit_code\telapsed\ta_string\tb_hash.epoch\tb_hash.loss\t
     assert_eq!(rows[0]["e_zset"], json!([["one", 1.5], ["two", 2.0]]));
 
     // A bare --wide is the last job's table; human is an aligned table with `-` for nothing.
-    let out = ok(&run(env.cmd("rj-last").args(["--wide"])));
+    let out = env.run("rj-last", &["--wide"]).ok();
     assert_eq!(
         out,
         "job  task  set        state      exit_code  elapsed   a_string  b_hash.epoch  b_hash.loss\n\
@@ -992,9 +964,9 @@ fn wide_csv_round_trips_through_python_csv() {
     }
     p.query::<()>(&mut c).unwrap();
 
-    let csv_text = ok(&run(env
-        .cmd("rj-last")
-        .args(["--all", "--wide", "--format", "csv"])));
+    let csv_text = env
+        .run("rj-last", &["--all", "--wide", "--format", "csv"])
+        .ok();
     let script = "import csv, io, json, sys\n\
                   r = csv.DictReader(io.TextIOWrapper(sys.stdin.buffer, encoding='utf-8', newline=''))\n\
                   print(json.dumps({'header': r.fieldnames, 'rows': list(r)}))\n";
@@ -1067,10 +1039,9 @@ fn wide_csv_round_trips_through_python_csv() {
 /// are pipelined: far fewer socket reads on the server than keys.
 #[test]
 fn table_is_one_scan_pass_and_pipelined_reads() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let t = &env.tag;
     let mut c = server.client();
     let mut p = redis::pipe();
@@ -1095,7 +1066,7 @@ fn table_is_one_scan_pass_and_pipelined_reads() {
         (&["--all", "--wide", "--format", "csv"][..], 41),
     ] {
         server.cli(&["CONFIG", "RESETSTAT"]);
-        let out = ok(&run(env.cmd("rj-last").args(args)));
+        let out = run(env.cmd("rj-last").args(args)).ok();
         assert_eq!(out.lines().count(), lines, "{args:?}");
         assert!(!out.contains("no"), "another tag's key: {out}");
         assert_eq!(calls(&server, "keys"), 0, "KEYS blocks the server");
@@ -1129,10 +1100,9 @@ fn table_is_one_scan_pass_and_pipelined_reads() {
 /// and the other keys of its job and of the other jobs are all there.
 #[test]
 fn key_names_that_are_not_utf8_in_a_table() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let t = &env.tag;
     sadd(&server, &env.key("ALL"), &["7", "12"]);
     sadd(&server, &env.key("COMPLETED"), &["7", "12"]);
@@ -1158,7 +1128,7 @@ fn key_names_that_are_not_utf8_in_a_table() {
         .ignore()
         .query::<()>(&mut c)
         .unwrap();
-    let out = ok(&run(env.cmd("rj-last").args(["--all"])));
+    let out = env.run("rj-last", &["--all"]).ok();
     assert_eq!(
         out,
         format!(
@@ -1167,7 +1137,7 @@ fn key_names_that_are_not_utf8_in_a_table() {
              Key:  {t}-12_2:task\u{fffd}\nValue: t2\n---\n"
         )
     );
-    let out = ok(&run(env.cmd("rj-last").args(["--all", "--format", "csv"])));
+    let out = env.run("rj-last", &["--all", "--format", "csv"]).ok();
     assert_eq!(
         out,
         "job,task,set,state,exit_code,name,type,value\n\
@@ -1176,7 +1146,7 @@ fn key_names_that_are_not_utf8_in_a_table() {
          7,,COMPLETED,,,h\u{fffd},hash,\"{\"\"f\"\":\"\"v2\"\"}\"\n\
          12,2,COMPLETED,,,task\u{fffd},string,t2\n"
     );
-    let out = ok(&run(env.cmd("rj-last").args(["--all", "--format", "json"])));
+    let out = env.run("rj-last", &["--all", "--format", "json"]).ok();
     let names: Vec<String> = out
         .lines()
         .map(|l| {
@@ -1188,9 +1158,9 @@ fn key_names_that_are_not_utf8_in_a_table() {
         names,
         ["bad\u{fffd}name", "good", "h\u{fffd}", "task\u{fffd}"]
     );
-    let out = ok(&run(env
-        .cmd("rj-last")
-        .args(["--all", "--wide", "--format", "csv"])));
+    let out = env
+        .run("rj-last", &["--all", "--wide", "--format", "csv"])
+        .ok();
     assert_eq!(
         out,
         "job,task,set,state,exit_code,elapsed,bad\u{fffd}name,good,h\u{fffd}.f,task\u{fffd}\n\
@@ -1201,19 +1171,16 @@ fn key_names_that_are_not_utf8_in_a_table() {
 
 #[test]
 fn table_exit_statuses_and_usage_errors() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let t = &env.tag;
-    let out = run(env.cmd("rj-last").args(["--all"]));
-    let line = fails(&out, 1, "rj-last");
+    let out = env.run("rj-last", &["--all"]);
+    let line = out.fails(1);
     assert!(line.contains(&format!("({t}_ALL is empty)")), "{line}");
     assert!(out.stdout.is_empty());
     let line = fails(
-        &run(env
-            .cmd("rj-last")
-            .args(["--state", "FAILED", "--state", "TIMEOUT"])),
+        &env.run("rj-last", &["--state", "FAILED", "--state", "TIMEOUT"]),
         1,
         "rj-last",
     );
@@ -1226,20 +1193,18 @@ fn table_exit_statuses_and_usage_errors() {
     sadd(&server, &env.key("ALL"), &["3", "4"]);
     sadd(&server, &env.key("COMPLETED"), &["3", "4"]);
     server.cli(&["SET", &format!("{t}-2-3:x"), "another tag's"]);
-    let out = run(env.cmd("rj-last").args(["--all", "--format", "csv"]));
-    let line = fails(&out, 1, "rj-last");
+    let out = env.run("rj-last", &["--all", "--format", "csv"]);
+    let line = out.fails(1);
     assert!(line.contains("none of the 2 jobs"), "{line}");
     assert_eq!(
-        check::stdout(&out),
+        out.stdout(),
         "job,task,set,state,exit_code,name,type,value\n"
     );
-    let out = run(env
-        .cmd("rj-last")
-        .args(["--wide", "--job", "3", "--format", "csv"]));
-    let line = fails(&out, 1, "rj-last");
+    let out = env.run("rj-last", &["--wide", "--job", "3", "--format", "csv"]);
+    let line = out.fails(1);
     assert!(line.contains("job 3 of tag"), "{line}");
     assert_eq!(
-        check::stdout(&out),
+        out.stdout(),
         "job,task,set,state,exit_code,elapsed\n3,,COMPLETED,,,\n"
     );
 
@@ -1251,7 +1216,7 @@ fn table_exit_statuses_and_usage_errors() {
         (&["--job", "3", "--job", "x"][..], "\"x\""),
     ] {
         let out = run(env.cmd("rj-last").args(args));
-        let line = fails(&out, 2, "rj-last");
+        let line = out.fails(2);
         assert!(line.contains(what), "{args:?}: {line}");
         assert!(out.stdout.is_empty());
     }
@@ -1265,10 +1230,9 @@ fn table_exit_statuses_and_usage_errors() {
 /// `rj-last --all … | head -1`: exit 0 and nothing on stderr in the long and wide forms.
 #[test]
 fn table_closed_stdout_is_success() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let mut c = server.client();
     let mut p = redis::pipe();
     let big = "x".repeat(1000);
@@ -1325,10 +1289,11 @@ fn real_jobs_and_array_tasks_make_one_table() {
         let mut args = vec!["--", "--output=/dev/null", "--time=5"];
         args.extend_from_slice(extra);
         args.push("job.sbatch");
-        ok(&run(env
+        run(env
             .cmd("rj-launch")
             .env("PATH", crate::util::path_with_rj())
-            .args(&args)))
+            .args(&args))
+        .ok()
         .trim()
         .to_string()
     };
@@ -1339,12 +1304,12 @@ fn real_jobs_and_array_tasks_make_one_table() {
     for task in 1..=3 {
         crate::util::slurm::wait_finished(&format!("{array}_{task}"), done);
     }
-    let moved = ok(&run(env.cmd("rj-track").args(["--once"])));
+    let moved = env.run("rj-track", &["--once"]).ok();
     assert_eq!(moved.lines().count(), 2, "both jobs moved: {moved}");
 
-    let out = ok(&run(env
-        .cmd("rj-last")
-        .args(["--all", "--wide", "--format", "csv"])));
+    let out = env
+        .run("rj-last", &["--all", "--wide", "--format", "csv"])
+        .ok();
     let mut r = csv::Reader::from_reader(out.as_bytes());
     assert_eq!(
         r.headers().unwrap(),
@@ -1387,10 +1352,9 @@ fn real_jobs_and_array_tasks_make_one_table() {
 /// per set, in an SVG whose points and labels can be counted; nothing on stdout.
 #[test]
 fn plot_a_numeric_key_by_job() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let t = &env.tag;
     sadd(&server, &env.key("ALL"), &["5", "7", "9", "12"]);
     sadd(&server, &env.key("COMPLETED"), &["5", "9", "12"]);
@@ -1405,12 +1369,10 @@ fn plot_a_numeric_key_by_job() {
         server.cli(&["SET", &format!("{t}-{id}:loss"), v]);
         server.cli(&["SET", &format!("{t}-{id}:other"), "7"]);
     }
-    let out = run(env
-        .cmd("rj-last")
-        .args(["--all", "--plot", "loss", "loss.svg"]));
-    assert_eq!(ok(&out), "", "the plot is the output");
+    let out = env.run("rj-last", &["--all", "--plot", "loss", "loss.svg"]);
+    assert_eq!(out.ok(), "", "the plot is the output");
     assert_eq!(
-        check::stderr(&out),
+        out.stderr(),
         "rj-last: plotted 4 values of loss into loss.svg (1 that are not numbers left out)\n"
     );
     let svg = std::fs::read_to_string(env.path().join("loss.svg")).unwrap();
@@ -1424,21 +1386,17 @@ fn plot_a_numeric_key_by_job() {
     assert!(svg.contains(&format!("loss by job, tag {t}")), "{svg}");
     // Only the keys named loss were read.
     server.cli(&["CONFIG", "RESETSTAT"]);
-    ok(&run(env.cmd("rj-last").args([
-        "--state",
-        "FAILED",
-        "--plot",
-        "loss",
-        "failed.png",
-    ])));
+    env.run(
+        "rj-last",
+        &["--state", "FAILED", "--plot", "loss", "failed.png"],
+    )
+    .ok();
     assert_eq!(calls(&server, "get"), 1);
     let png = std::fs::read(env.path().join("failed.png")).unwrap();
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
 
     let line = fails(
-        &run(env
-            .cmd("rj-last")
-            .args(["--all", "--plot", "other2", "x.svg"])),
+        &env.run("rj-last", &["--all", "--plot", "other2", "x.svg"]),
         1,
         "rj-last",
     );
@@ -1448,7 +1406,7 @@ fn plot_a_numeric_key_by_job() {
         &["--all", "--plot", "loss"],
         &["--all", "--wide", "--plot", "loss", "x.svg"],
     ] {
-        fails(&run(env.cmd("rj-last").args(args)), 2, "rj-last");
+        run(env.cmd("rj-last").args(args)).fails(2);
     }
     assert!(!env.path().join("x.svg").exists() && !env.path().join("x.pdf").exists());
 }

@@ -39,9 +39,9 @@ fn real_job_runs_is_recorded_and_its_keys_are_read_back() {
         return;
     };
     std::fs::write(env.path().join("job.sbatch"), JOB_SCRIPT).unwrap();
-    let out = run(env.cmd("rj-launch").args(["--", "--time=5", "job.sbatch"]));
-    check::code(&out, 0);
-    assert!(out.stderr.is_empty(), "{}", check::stderr(&out));
+    let out = env.run("rj-launch", &["--", "--time=5", "job.sbatch"]);
+    out.code(0);
+    assert!(out.stderr.is_empty(), "{}", out.stderr());
     let id = printed_id(&out);
     assert_eq!(server.smembers(&env.key("ALL")), [id.as_str()]);
     assert_eq!(
@@ -61,7 +61,7 @@ fn real_job_runs_is_recorded_and_its_keys_are_read_back() {
     assert_eq!(slurm::state(&id).as_deref(), Some("COMPLETED"));
 
     let t = &env.tag;
-    let out = ok(&run(&mut env.cmd("rj-last")));
+    let out = env.run("rj-last", &[]).ok();
     let want = format!(
         "Key:  {t}-{id}:job_tag\nValue: {t}\n---\n\
          Key:  {t}-{id}:result\nValue: {{\"epoch\":\"3\",\"loss\":\"0.5\"}}\n---\n\
@@ -79,14 +79,11 @@ fn array_job_records_the_parent_id() {
     let Some((server, env, _node)) = slurm::setup() else {
         return;
     };
-    let out = run(env.cmd("rj-launch").args([
-        "--",
-        "--array=1-3",
-        "--output=/dev/null",
-        "--wrap",
-        "true",
-    ]));
-    check::code(&out, 0);
+    let out = env.run(
+        "rj-launch",
+        &["--", "--array=1-3", "--output=/dev/null", "--wrap", "true"],
+    );
+    out.code(0);
     let id = printed_id(&out);
     assert_eq!(server.smembers(&env.key("ALL")), [id.as_str()]);
     assert_eq!(
@@ -143,7 +140,7 @@ fn redis_down_after_sbatch_spools_and_next_launch_replays() {
     let wrap = ["--", "--output=/dev/null", "--wrap", "true"];
     let out = run(env.cmd("rj-launch").env("RJ_CONFIG", &dead).args(wrap));
     let first = printed_id(&out);
-    let line = fails(&out, 75, "rj-launch");
+    let line = out.fails(75);
     assert!(
         line.contains(spool.to_str().unwrap()),
         "names the spool: {line}"
@@ -154,9 +151,9 @@ fn redis_down_after_sbatch_spools_and_next_launch_replays() {
     assert!(all_keys(&server).is_empty());
 
     let out = run(env.cmd("rj-launch").args(wrap));
-    check::code(&out, 0);
+    out.code(0);
     let second = printed_id(&out);
-    let err = check::stderr(&out);
+    let err = out.stderr();
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("recorded 1 spooled job(s)"), "{err}");
     let mut want = vec![first.clone(), second.clone()];
@@ -178,9 +175,9 @@ fn real_sbatch_failure_shows_its_message_and_writes_nothing() {
     let Some((server, env, _node)) = slurm::setup() else {
         return;
     };
-    let out = run(env.cmd("rj-launch").args(["--", "no-such-script.sbatch"]));
-    check::code(&out, 69);
-    let err = check::stderr(&out);
+    let out = env.run("rj-launch", &["--", "no-such-script.sbatch"]);
+    out.code(69);
+    let err = out.stderr();
     let lines: Vec<&str> = err.lines().collect();
     assert!(lines.len() >= 2, "sbatch's own message first: {err}");
     assert!(lines[0].starts_with("sbatch: error"), "{err}");
@@ -191,8 +188,7 @@ fn real_sbatch_failure_shows_its_message_and_writes_nothing() {
         "{err}"
     );
     assert!(out.stdout.is_empty());
-    assert!(all_keys(&server).is_empty());
-    assert!(!env.path().join("state").exists(), "nothing spooled");
+    check::nothing_written(&server, &env);
 }
 
 /// sbatch is wrapped (the real one still runs) to see the command line and environment rj builds.
@@ -205,24 +201,22 @@ fn password_is_never_on_sbatch_argv_or_in_the_job_env() {
         return;
     };
     let real = which::which("sbatch").unwrap();
-    let bin = env.path().join("bin");
-    util::write_script(
-        &bin,
+    let path = env.fake_tools(&[(
         "sbatch",
         &format!(
             "printf '%s\\n' \"$@\" > '{d}/argv'\nenv > '{d}/env'\nexec '{}' \"$@\"",
             real.display(),
             d = env.path().display()
         ),
-    );
+    )]);
     // A relative --config reaches the job as an absolute RJ_CONFIG.
     let out = run(env
         .cmd("rj-launch")
-        .env("PATH", util::path_with(&bin))
+        .env("PATH", &path)
         .env_remove("RJ_CONFIG")
         .args(["--config", "redis.json"])
         .args(["--", "--output=/dev/null", "--wrap", "true"]));
-    check::code(&out, 0);
+    out.code(0);
     let id = printed_id(&out);
     let argv = std::fs::read_to_string(env.path().join("argv")).unwrap();
     assert_eq!(argv, "--parsable\n--output=/dev/null\n--wrap\ntrue\n");
@@ -239,7 +233,7 @@ fn password_is_never_on_sbatch_argv_or_in_the_job_env() {
         std::fs::canonicalize(rj_config).unwrap(),
         std::fs::canonicalize(&env.config).unwrap()
     );
-    assert!(!check::stderr(&out).contains("job-secret-4"));
+    assert!(!out.stderr().contains("job-secret-4"));
     assert_eq!(server.smembers(&env.key("ALL")), [id.as_str()]);
     slurm::wait_finished(&id, JOB_DONE);
 }
@@ -248,30 +242,24 @@ fn password_is_never_on_sbatch_argv_or_in_the_job_env() {
 
 /// A fake sbatch that logs its arguments and prints `body`'s output.
 fn fake_sbatch(env: &TestEnv, body: &str) -> String {
-    let bin = env.path().join("fake-bin");
-    util::write_script(
-        &bin,
+    env.fake_tools(&[(
         "sbatch",
         &format!(
             "printf '%s\\n' \"$@\" > '{}/fake-argv'\n{body}",
             env.path().display()
         ),
-    );
-    util::path_with(&bin)
+    )])
 }
 
 #[test]
 fn record_ids_from_arguments_and_stdin() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     server.cli(&["CONFIG", "RESETSTAT"]);
-    let out = run(env
-        .cmd("rj-launch")
-        .args(["--record", "12", "9", "12", "7_3"]));
-    assert_eq!(ok(&out), "12\n9\n7_3\n");
-    assert!(out.stderr.is_empty(), "{}", check::stderr(&out));
+    let out = env.run("rj-launch", &["--record", "12", "9", "12", "7_3"]);
+    assert_eq!(out.ok(), "12\n9\n7_3\n");
+    assert!(out.stderr.is_empty(), "{}", out.stderr());
     assert_eq!(server.smembers(&env.key("ALL")), ["12", "7_3", "9"]);
     assert_eq!(
         server.smembers(&env.key("PENDING_AND_RUNNING")),
@@ -291,7 +279,7 @@ fn record_ids_from_arguments_and_stdin() {
         .cmd("rj-launch")
         .args(["--record", "-"])
         .write_stdin("  100\n101;clusterB\t102_4\n\n"));
-    assert_eq!(ok(&out), "100\n101\n102_4\n");
+    assert_eq!(out.ok(), "100\n101\n102_4\n");
     assert_eq!(
         server.smembers(&env.key("ALL")),
         ["100", "101", "102_4", "12", "7_3", "9"]
@@ -302,10 +290,9 @@ fn record_ids_from_arguments_and_stdin() {
 
 #[test]
 fn record_rejects_bad_ids_before_writing_anything() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     for (args, stdin) in [
         (&["--record", "12", "12x"][..], ""),
         (&["--record", "-"], "12\n1_[2-3]\n"),
@@ -313,21 +300,20 @@ fn record_rejects_bad_ids_before_writing_anything() {
         (&["--record", "12;c", "*"], ""),
     ] {
         let out = run(env.cmd("rj-launch").args(args).write_stdin(stdin));
-        fails(&out, 65, "rj-launch");
+        out.fails(65);
         assert!(out.stdout.is_empty());
     }
     assert!(all_keys(&server).is_empty());
-    let line = fails(&run(&mut env.cmd("rj-launch")), 2, "rj-launch");
+    let line = env.run("rj-launch", &[]).fails(2);
     assert!(line.contains("--record"), "{line}");
 }
 
 #[test]
 fn already_recorded_ids_stay_in_their_final_set() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
-    ok(&run(env.cmd("rj-launch").args(["--record", "5", "6"])));
+    env.run("rj-launch", &["--record", "5", "6"]).ok();
     server.cli(&[
         "SMOVE",
         &env.key("PENDING_AND_RUNNING"),
@@ -335,9 +321,9 @@ fn already_recorded_ids_stay_in_their_final_set() {
         "5",
     ]);
     server.cli(&["HSET", &env.key("JOB:5"), "state", "COMPLETED"]);
-    let out = run(env.cmd("rj-launch").args(["--record", "5", "8"]));
-    assert_eq!(ok(&out), "5\n8\n");
-    let err = check::stderr(&out);
+    let out = env.run("rj-launch", &["--record", "5", "8"]);
+    assert_eq!(out.ok(), "5\n8\n");
+    let err = out.stderr();
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("job 5 was already recorded"), "{err}");
     assert_eq!(server.smembers(&env.key("ALL")), ["5", "6", "8"]);
@@ -348,17 +334,16 @@ fn already_recorded_ids_stay_in_their_final_set() {
 
 #[test]
 fn record_with_redis_down_spools_and_next_record_replays() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let dead = format!("redis://127.0.0.1:{}", util::free_port());
     let out = run(env
         .cmd("rj-launch")
         .env("REDIS_URL", &dead)
         .args(["--record", "41", "42;cl"]));
-    assert_eq!(check::stdout(&out), "41\n42\n", "IDs printed all the same");
-    let line = fails(&out, 75, "rj-launch");
+    assert_eq!(out.stdout(), "41\n42\n", "IDs printed all the same");
+    let line = out.fails(75);
     let spool = env.spool();
     assert!(line.contains(spool.to_str().unwrap()), "{line}");
     // A job spooled twice (two failed attempts) is still one job.
@@ -366,12 +351,12 @@ fn record_with_redis_down_spools_and_next_record_replays() {
         .cmd("rj-launch")
         .env("REDIS_URL", &dead)
         .args(["--record", "41", "43"]));
-    fails(&out, 75, "rj-launch");
+    out.fails(75);
     assert!(all_keys(&server).is_empty());
 
-    let out = run(env.cmd("rj-launch").args(["--record", "44"]));
-    assert_eq!(ok(&out), "44\n");
-    let err = check::stderr(&out);
+    let out = env.run("rj-launch", &["--record", "44"]);
+    assert_eq!(out.ok(), "44\n");
+    let err = out.stderr();
     assert!(err.contains("recorded 3 spooled job(s)"), "{err}");
     assert_eq!(server.smembers(&env.key("ALL")), ["41", "42", "43", "44"]);
     assert_eq!(
@@ -384,10 +369,9 @@ fn record_with_redis_down_spools_and_next_record_replays() {
 
 #[test]
 fn unreadable_spool_lines_are_set_aside_and_the_rest_replayed() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let spool = env.spool();
     std::fs::create_dir_all(spool.parent().unwrap()).unwrap();
     // A good entry, a write torn by a crash, an entry whose ID is not a job ID, a good entry.
@@ -400,9 +384,9 @@ fn unreadable_spool_lines_are_set_aside_and_the_rest_replayed() {
         ),
     )
     .unwrap();
-    let out = run(env.cmd("rj-launch").args(["--record", "54"]));
-    assert_eq!(ok(&out), "54\n");
-    let err = check::stderr(&out);
+    let out = env.run("rj-launch", &["--record", "54"]);
+    assert_eq!(out.ok(), "54\n");
+    let err = out.stderr();
     assert!(err.contains("recorded 2 spooled job(s)"), "{err}");
     let bad = format!("{}.bad", spool.display());
     let warning = err
@@ -426,23 +410,21 @@ fn unreadable_spool_lines_are_set_aside_and_the_rest_replayed() {
         "the bad lines are kept as they were"
     );
     // The next replay has nothing left to say.
-    let out = run(env.cmd("rj-launch").args(["--record", "55"]));
-    assert_eq!(check::stderr(&out), "");
+    let out = env.run("rj-launch", &["--record", "55"]);
+    assert_eq!(out.stderr(), "");
 }
 
 #[test]
 fn sbatch_missing_is_69_and_nothing_written() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
-    let empty = env.path().join("empty-bin");
-    std::fs::create_dir(&empty).unwrap();
+    let empty = env.only_tools("empty-bin", &[]);
     let out = run(env
         .cmd("rj-launch")
         .env("PATH", &empty)
         .args(["--", "job.sbatch"]));
-    let line = fails(&out, 69, "rj-launch");
+    let line = out.fails(69);
     assert!(line.contains("sbatch not found on PATH"), "{line}");
     assert!(out.stdout.is_empty());
     assert!(all_keys(&server).is_empty());
@@ -450,10 +432,9 @@ fn sbatch_missing_is_69_and_nothing_written() {
 
 #[test]
 fn sbatch_cluster_output_keeps_cluster_in_job_hash() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let path = fake_sbatch(&env, "echo '123;clusterA'");
     let out = run(env.cmd("rj-launch").env("PATH", &path).args([
         "--tag",
@@ -462,7 +443,7 @@ fn sbatch_cluster_output_keeps_cluster_in_job_hash() {
         "--time=1",
         "job.sbatch",
     ]));
-    assert_eq!(ok(&out), "123\n");
+    assert_eq!(out.ok(), "123\n");
     let argv = std::fs::read_to_string(env.path().join("fake-argv")).unwrap();
     assert_eq!(argv, "--parsable\n--time=1\njob.sbatch\n");
     assert_eq!(server.smembers(&env.key("ALL")), ["123"]);
@@ -474,13 +455,12 @@ fn sbatch_cluster_output_keeps_cluster_in_job_hash() {
 
 #[test]
 fn sbatch_garbage_or_crash_writes_nothing() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let path = fake_sbatch(&env, "echo 'Submitted batch job 12'");
     let out = run(env.cmd("rj-launch").env("PATH", &path).arg("job.sbatch"));
-    let line = fails(&out, 65, "rj-launch");
+    let line = out.fails(65);
     assert!(
         line.contains("sbatch output \"Submitted batch job 12\""),
         "{line}"
@@ -489,7 +469,7 @@ fn sbatch_garbage_or_crash_writes_nothing() {
 
     let path = fake_sbatch(&env, "kill -9 $$");
     let out = run(env.cmd("rj-launch").env("PATH", &path).arg("job.sbatch"));
-    let line = fails(&out, 69, "rj-launch");
+    let line = out.fails(69);
     assert!(
         line.contains("sbatch --parsable job.sbatch failed (killed by a signal)"),
         "{line}"
@@ -500,26 +480,24 @@ fn sbatch_garbage_or_crash_writes_nothing() {
         "echo 'sbatch: error: Batch job submission failed' >&2; exit 1",
     );
     let out = run(env.cmd("rj-launch").env("PATH", &path).arg("job.sbatch"));
-    check::code(&out, 69);
-    let err = check::stderr(&out);
+    out.code(69);
+    let err = out.stderr();
     assert!(
         err.starts_with("sbatch: error: Batch job submission failed\n"),
         "{err}"
     );
     assert!(out.stdout.is_empty());
-    assert!(all_keys(&server).is_empty());
-    assert!(!env.path().join("state").exists(), "nothing spooled");
+    check::nothing_written(&server, &env);
 }
 
 #[test]
 fn refused_password_stops_before_sbatch() {
-    let Some(server) = RedisServer::with(RedisOptions {
+    let Some((server, env)) = util::redis_with(RedisOptions {
         password: Some("pw-launch-2".into()),
         ..Default::default()
     }) else {
         return;
     };
-    let env = TestEnv::new(&server);
     let path = fake_sbatch(&env, "echo 55");
     let line = fails(
         &run(env
@@ -540,10 +518,9 @@ fn refused_password_stops_before_sbatch() {
 
 #[test]
 fn redis_down_and_spool_unwritable_is_69_naming_both() {
-    let Some(server) = RedisServer::start() else {
+    let Some((_server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let not_a_dir = env.path().join("state-file");
     std::fs::write(&not_a_dir, "").unwrap();
     let out = run(env
@@ -554,8 +531,8 @@ fn redis_down_and_spool_unwritable_is_69_naming_both() {
             format!("redis://127.0.0.1:{}", util::free_port()),
         )
         .args(["--record", "61"]));
-    assert_eq!(check::stdout(&out), "61\n", "the ID is still printed");
-    let line = fails(&out, 69, "rj-launch");
+    assert_eq!(out.stdout(), "61\n", "the ID is still printed");
+    let line = out.fails(69);
     assert!(line.contains("job(s) 61 NOT recorded"), "{line}");
     assert!(line.contains("cannot connect to Redis"), "{line}");
     assert!(line.contains(not_a_dir.to_str().unwrap()), "{line}");
@@ -589,9 +566,9 @@ fn share_example_job_scripts_run_on_slurm() {
     }
 
     let keys_of = |job_id: &str| -> Vec<(String, String)> {
-        let out = ok(&run(env
-            .cmd("rj-last")
-            .args(["--job", job_id, "--format", "json"])));
+        let out = env
+            .run("rj-last", &["--job", job_id, "--format", "json"])
+            .ok();
         let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
         doc["keys"]
             .as_array()
@@ -661,10 +638,9 @@ fn spooled(env: &TestEnv) -> Vec<String> {
 
 #[test]
 fn permanent_redis_refusals_spool_but_exit_with_their_cause() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     server.cli(&[
         "ACL", "SETUSER", "nosadd", "on", ">pw-7", "~*", "+@all", "-sadd",
     ]);
@@ -675,8 +651,8 @@ fn permanent_redis_refusals_spool_but_exit_with_their_cause() {
         .cmd("rj-launch")
         .env("RJ_CONFIG", &nosadd)
         .args(["--record", "21"]));
-    assert_eq!(check::stdout(&out), "21\n");
-    let line = fails(&out, 77, "rj-launch");
+    assert_eq!(out.stdout(), "21\n");
+    let line = out.fails(77);
     assert!(line.to_ascii_uppercase().contains("NOPERM"), "{line}");
     assert!(
         line.contains(env.spool().to_str().unwrap()),
@@ -694,15 +670,15 @@ fn permanent_redis_refusals_spool_but_exit_with_their_cause() {
         .env("RJ_CONFIG", &nosadd)
         .env("PATH", &path)
         .arg("job.sbatch"));
-    assert_eq!(check::stdout(&out), "22\n");
-    fails(&out, 77, "rj-launch");
+    assert_eq!(out.stdout(), "22\n");
+    out.fails(77);
     assert_eq!(spooled(&env), ["21", "22"]);
 
     // WRONGTYPE: T_ALL is a string. 65.
     server.cli(&["SET", &env.key("ALL"), "x"]);
-    let out = run(env.cmd("rj-launch").args(["--record", "23"]));
-    assert_eq!(check::stdout(&out), "23\n");
-    let line = fails(&out, 65, "rj-launch");
+    let out = env.run("rj-launch", &["--record", "23"]);
+    assert_eq!(out.stdout(), "23\n");
+    let line = out.fails(65);
     assert!(
         line.contains("WRONGTYPE") && line.contains(&env.key("ALL")),
         "{line}"
@@ -712,48 +688,46 @@ fn permanent_redis_refusals_spool_but_exit_with_their_cause() {
 
     // Once the causes are fixed, the next launch records everything.
     server.cli(&["DEL", &env.key("ALL")]);
-    let out = run(env.cmd("rj-launch").args(["--record", "24"]));
-    assert_eq!(ok(&out), "24\n");
-    assert!(check::stderr(&out).contains("recorded 3 spooled job(s)"));
+    let out = env.run("rj-launch", &["--record", "24"]);
+    assert_eq!(out.ok(), "24\n");
+    assert!(out.stderr().contains("recorded 3 spooled job(s)"));
     assert_eq!(server.smembers(&env.key("ALL")), ["21", "22", "23", "24"]);
     assert_eq!(spooled(&env), Vec::<String>::new());
 }
 
 #[test]
 fn a_refused_login_still_spools_the_ids_to_record() {
-    let Some(server) = RedisServer::with(RedisOptions {
+    let Some((server, env)) = util::redis_with(RedisOptions {
         password: Some("pw-right-8".into()),
         ..Default::default()
     }) else {
         return;
     };
-    let env = TestEnv::new(&server);
     let wrong = format!("redis://:pw-wrong-8@127.0.0.1:{}", server.port);
     let out = run(env
         .cmd("rj-launch")
         .env("REDIS_URL", &wrong)
         .args(["--record", "-"])
         .write_stdin("31\n32\n"));
-    assert_eq!(check::stdout(&out), "31\n32\n", "the IDs are not lost");
-    let line = fails(&out, 77, "rj-launch");
+    assert_eq!(out.stdout(), "31\n32\n", "the IDs are not lost");
+    let line = out.fails(77);
     assert!(line.contains("will not drain until it is fixed"), "{line}");
     assert!(!line.contains("pw-wrong-8"), "{line}");
     assert_eq!(spooled(&env), ["31", "32"]);
     // With the right password the spool drains.
-    ok(&run(env.cmd("rj-launch").args(["--record", "33"])));
+    env.run("rj-launch", &["--record", "33"]).ok();
     assert_eq!(server.smembers(&env.key("ALL")), ["31", "32", "33"]);
 }
 
 #[test]
 fn a_server_that_is_down_stays_a_temporary_failure() {
-    let Some(mut server) = RedisServer::start() else {
+    let Some((mut server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     server.kill();
-    let out = run(env.cmd("rj-launch").args(["--record", "41"]));
-    assert_eq!(check::stdout(&out), "41\n");
-    let line = fails(&out, 75, "rj-launch");
+    let out = env.run("rj-launch", &["--record", "41"]);
+    assert_eq!(out.stdout(), "41\n");
+    let line = out.fails(75);
     assert!(
         line.contains("will be recorded by the next rj-launch or rj-track"),
         "{line}"
@@ -800,8 +774,8 @@ fn a_cluster_redirection_is_not_temporary() {
             .current_dir(dir.path());
         c
     }));
-    assert_eq!(check::stdout(&out), "51\n");
-    let line = fails(&out, 69, "rj-launch");
+    assert_eq!(out.stdout(), "51\n");
+    let line = out.fails(69);
     // MOVED, or (where rj detects a cluster node at connect) a word saying it is a cluster.
     assert!(
         line.to_ascii_uppercase().contains("MOVED") || line.contains("Cluster"),
@@ -875,24 +849,24 @@ impl Drop for ClusterNode {
 
 #[test]
 fn ids_are_recorded_without_leading_zeros_and_job_0_is_refused() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
-    let out = run(env
-        .cmd("rj-launch")
-        .args(["--record", "12", "00012", "7_03", "7_3;c", "5_0"]));
-    assert_eq!(ok(&out), "12\n7_3\n5_0\n");
+    let out = env.run(
+        "rj-launch",
+        &["--record", "12", "00012", "7_03", "7_3;c", "5_0"],
+    );
+    assert_eq!(out.ok(), "12\n7_3\n5_0\n");
     assert_eq!(server.smembers(&env.key("ALL")), ["12", "5_0", "7_3"]);
     assert!(server.hgetall(&env.job("00012")).is_empty());
     // rj-last finds the job however its ID is typed.
     server.cli(&["SET", &format!("{}-12:x", env.tag), "1"]);
-    let out = ok(&run(env.cmd("rj-last").args(["--job", "0012"])));
+    let out = env.run("rj-last", &["--job", "0012"]).ok();
     assert!(out.contains(&format!("{}-12:x", env.tag)), "{out}");
 
     for bad in ["0", "0_1", "000"] {
         let line = fails(
-            &run(env.cmd("rj-launch").args(["--record", "13", bad])),
+            &env.run("rj-launch", &["--record", "13", bad]),
             65,
             "rj-launch",
         );
@@ -901,10 +875,7 @@ fn ids_are_recorded_without_leading_zeros_and_job_0_is_refused() {
     // sbatch's own output and the spool are read the same way.
     let path = fake_sbatch(&env, "echo 0014");
     assert_eq!(
-        ok(&run(env
-            .cmd("rj-launch")
-            .env("PATH", &path)
-            .arg("job.sbatch"))),
+        run(env.cmd("rj-launch").env("PATH", &path).arg("job.sbatch")).ok(),
         "14\n"
     );
     std::fs::create_dir_all(env.spool().parent().unwrap()).unwrap();
@@ -913,9 +884,9 @@ fn ids_are_recorded_without_leading_zeros_and_job_0_is_refused() {
         "{\"id\":\"0015\",\"fields\":[]}\n{\"id\":\"15\",\"fields\":[]}\n{\"id\":\"12\",\"fields\":[]}\n",
     )
     .unwrap();
-    let out = run(env.cmd("rj-launch").args(["--record", "016"]));
-    assert_eq!(ok(&out), "16\n");
-    assert!(check::stderr(&out).contains("recorded 2 spooled job(s)"));
+    let out = env.run("rj-launch", &["--record", "016"]);
+    assert_eq!(out.ok(), "16\n");
+    assert!(out.stderr().contains("recorded 2 spooled job(s)"));
     assert_eq!(
         server.smembers(&env.key("ALL")),
         ["12", "14", "15", "16", "5_0", "7_3"]
@@ -927,10 +898,9 @@ fn ids_are_recorded_without_leading_zeros_and_job_0_is_refused() {
 /// IDs are printed once each, in order, and recorded in transactions of 1,000.
 #[test]
 fn many_ids_on_stdin_are_recorded_in_linear_time() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let n = 50_000u64;
     let mut input: String = (1..=n).map(|i| format!("{} ", 1_000_000 + i)).collect();
     input.push_str("1000001\n");
@@ -941,7 +911,7 @@ fn many_ids_on_stdin_are_recorded_in_linear_time() {
         .args(["--record", "-"])
         .write_stdin(input));
     let took = start.elapsed();
-    let printed = ok(&out);
+    let printed = out.ok();
     assert_eq!(printed.lines().count(), n as usize);
     assert_eq!(printed.lines().next(), Some("1000001"));
     assert_eq!(printed.lines().last(), Some("1050000"));
@@ -956,14 +926,13 @@ fn many_ids_on_stdin_are_recorded_in_linear_time() {
 
 #[test]
 fn an_evicting_server_is_warned_about_once() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     server.cli(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
-    let out = run(env.cmd("rj-launch").args(["--record", "1", "2"]));
-    assert_eq!(ok(&out), "1\n2\n");
-    let err = check::stderr(&out);
+    let out = env.run("rj-launch", &["--record", "1", "2"]);
+    assert_eq!(out.ok(), "1\n2\n");
+    let err = out.stderr();
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         err.starts_with("rj-launch: warning: ") && err.contains("allkeys-lru"),
@@ -972,9 +941,9 @@ fn an_evicting_server_is_warned_about_once() {
     assert_eq!(server.smembers(&env.key("ALL")), ["1", "2"]);
 
     server.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
-    let out = run(env.cmd("rj-launch").args(["--record", "3"]));
-    assert_eq!(ok(&out), "3\n");
-    assert_eq!(check::stderr(&out), "");
+    let out = env.run("rj-launch", &["--record", "3"]);
+    assert_eq!(out.ok(), "3\n");
+    assert_eq!(out.stderr(), "");
 }
 
 // --- sbatch's stdout with more than the job ID. ---
@@ -1004,9 +973,9 @@ fn a_wrapper_line_around_the_job_id_does_not_lose_the_job() {
             .cmd("rj-launch")
             .env("PATH", util::path_with(&bin))
             .args(["--", "--output=/dev/null", "--wrap", "true"]));
-        check::code(&out, 0);
+        out.code(0);
         let id = printed_id(&out);
-        let err = check::stderr(&out);
+        let err = out.stderr();
         let said = if n == 0 {
             "rj-launch: sbatch said: warning: project rjtest is at 91% of its quota\n"
         } else {
@@ -1021,13 +990,12 @@ fn a_wrapper_line_around_the_job_id_does_not_lose_the_job() {
 
 #[test]
 fn sbatch_exit_0_without_one_job_id_says_the_job_may_exist() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let path = fake_sbatch(&env, "echo 'warning: a'; echo 'warning: b'");
     let out = run(env.cmd("rj-launch").env("PATH", &path).arg("job.sbatch"));
-    let line = fails(&out, 65, "rj-launch");
+    let line = out.fails(65);
     assert!(
         line.contains(r#"cannot find a job ID in sbatch output "warning: a\nwarning: b""#),
         "the whole output, on one line: {line}"
@@ -1039,7 +1007,7 @@ fn sbatch_exit_0_without_one_job_id_says_the_job_may_exist() {
     // Two numbers: rj-launch does not guess which one is the job.
     let path = fake_sbatch(&env, "echo 102; echo 'jobs in queue:'; echo 3");
     let out = run(env.cmd("rj-launch").env("PATH", &path).arg("job.sbatch"));
-    let line = fails(&out, 65, "rj-launch");
+    let line = out.fails(65);
     assert!(line.contains("two job IDs, 102 and 3"), "{line}");
     assert!(line.contains("may have been submitted"), "{line}");
     assert!(out.stdout.is_empty());
@@ -1055,26 +1023,24 @@ fn sbatch_exit_0_without_one_job_id_says_the_job_may_exist() {
         line.contains("no job ID") && line.contains("may have been submitted"),
         "{line}"
     );
-    assert!(all_keys(&server).is_empty());
-    assert!(!env.path().join("state").exists(), "nothing spooled");
+    check::nothing_written(&server, &env);
 }
 
 /// `sbatch --wait` prints the ID at submission and exits with the job's status when it ends:
 /// a failed job is still a job Slurm accepted, and must be recorded.
 #[test]
 fn sbatch_wait_with_a_failed_job_still_records_it() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let path = fake_sbatch(&env, "echo 555; exit 3");
     let out = run(env
         .cmd("rj-launch")
         .env("PATH", &path)
         .args(["--", "--wait", "job.sbatch"]));
-    check::code(&out, 3);
-    assert_eq!(check::stdout(&out), "555\n");
-    let err = check::stderr(&out);
+    out.code(3);
+    assert_eq!(out.stdout(), "555\n");
+    let err = out.stderr();
     assert!(err.contains("exited 3 after accepting job 555"), "{err}");
     assert_eq!(server.smembers(&env.key("ALL")), ["555"]);
     assert_eq!(server.smembers(&env.key("PENDING_AND_RUNNING")), ["555"]);
@@ -1082,8 +1048,8 @@ fn sbatch_wait_with_a_failed_job_still_records_it() {
     // Without an ID on stdout a failing sbatch submitted nothing: nothing is recorded.
     let path = fake_sbatch(&env, "echo 'sbatch: error: invalid partition' >&2; exit 1");
     let out = run(env.cmd("rj-launch").env("PATH", &path).arg("job.sbatch"));
-    check::code(&out, 69);
-    let err = check::stderr(&out);
+    out.code(69);
+    let err = out.stderr();
     assert!(
         err.contains("invalid partition"),
         "sbatch's own message: {err}"
@@ -1187,7 +1153,7 @@ fn every_export_form_lets_the_tag_through_and_nothing_else() {
             cmd.write_stdin(std::fs::read(d.join(s)).unwrap());
         }
         let out = run(&mut cmd);
-        check::code(&out, 0);
+        out.code(0);
         jobs.push((c.what, printed_id(&out), c.secret));
     }
     for (what, id, secret) in jobs {
@@ -1241,8 +1207,8 @@ fn a_url_server_reaches_the_job_without_its_password() {
             .env("PATH", util::path_with(&bin))
             .arg("--")
             .args(args));
-        check::code(&out, 0);
-        assert!(!check::stderr(&out).contains(PW));
+        out.code(0);
+        assert!(!out.stderr().contains(PW));
         printed_id(&out)
     };
     let url = |db: u32| format!("redis://:{PW}@127.0.0.1:{}/{db}", server.port);
@@ -1297,10 +1263,11 @@ fn a_url_server_reaches_the_job_without_its_password() {
     assert_eq!(mode & 0o777, 0o600);
     // The tools read that file as a redis.json: db 3 of the server, with the password.
     server.cli(&["-n", "3", "SET", &format!("{}-{from_env}:x", env.tag), "1"]);
-    let out = ok(&run(env
+    let out = run(env
         .cmd("rj-last")
         .env("RJ_CONFIG", &private)
-        .args(["--job", &from_env])));
+        .args(["--job", &from_env]))
+    .ok();
     assert!(out.contains(&format!("{}-{from_env}:x", env.tag)), "{out}");
 
     let got = job_env(d, &beaten);

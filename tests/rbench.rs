@@ -15,14 +15,7 @@ fn fixture(name: &str) -> PathBuf {
 
 /// Run rbench, expect success, and parse its JSON stdout.
 fn json(env: &TestEnv, args: &[&str]) -> Value {
-    let out = env.cmd("rbench").args(args).assert().success();
-    let stdout = &out.get_output().stdout;
-    serde_json::from_slice(stdout).unwrap_or_else(|e| {
-        panic!(
-            "rbench {args:?}: not JSON ({e}): {}",
-            String::from_utf8_lossy(stdout)
-        )
-    })
+    env.run("rbench", args).json()
 }
 
 fn f(v: &Value) -> f64 {
@@ -106,19 +99,16 @@ fn wrap_runs_redis_benchmark_and_writes_the_json_shape() {
 #[test]
 fn wrap_gives_the_password_only_through_the_environment() {
     let pw = "wrap-s3cret-pw";
-    let Some(server) = RedisServer::with(RedisOptions {
+    let Some((server, env)) = util::redis_with(RedisOptions {
         password: Some(pw.into()),
         ..Default::default()
     }) else {
         return;
     };
-    let env = TestEnv::new(&server);
     // A stand-in redis-benchmark that records what it was given and prints real 7.0 CSV.
-    let bin = env.path().join("bin");
     let seen = env.path().join("seen");
     let csv = fixture("redis7.csv");
-    util::write_script(
-        &bin,
+    let path = env.fake_tools(&[(
         "redis-benchmark",
         &format!(
             "[ \"$1\" = --version ] && {{ echo 'redis-benchmark 7.0.15'; exit 0; }}\n\
@@ -126,11 +116,11 @@ fn wrap_gives_the_password_only_through_the_environment() {
             seen = seen.display(),
             csv = csv.display()
         ),
-    );
+    )]);
     let doc = {
         let out = env
             .cmd("rbench")
-            .env("PATH", util::path_with(&bin))
+            .env("PATH", &path)
             .args(["wrap", "-t", "set", "--format", "json"])
             .assert()
             .success();
@@ -154,12 +144,10 @@ fn wrap_gives_the_password_only_through_the_environment() {
 
 #[test]
 fn wrap_exit_codes_missing_tool_and_bad_output() {
-    let Some(server) = RedisServer::start() else {
+    let Some((_server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
-    let empty = env.path().join("empty");
-    std::fs::create_dir_all(&empty).unwrap();
+    let empty = env.only_tools("empty", &[]);
     let out = env
         .cmd("rbench")
         .env("PATH", &empty)
@@ -168,15 +156,10 @@ fn wrap_exit_codes_missing_tool_and_bad_output() {
         .code(69);
     assert!(String::from_utf8_lossy(&out.get_output().stderr).contains("redis-benchmark not found"));
 
-    let bin = env.path().join("bin");
-    util::write_script(
-        &bin,
-        "redis-benchmark",
-        "echo 'Segmentation fault? no: garbage'",
-    );
+    let path = env.fake_tools(&[("redis-benchmark", "echo 'Segmentation fault? no: garbage'")]);
     let out = env
         .cmd("rbench")
-        .env("PATH", util::path_with(&bin))
+        .env("PATH", &path)
         .args(["wrap", "-t", "set"])
         .assert()
         .code(65);
@@ -230,10 +213,9 @@ impl Background {
 
 #[test]
 fn run_fails_with_69_when_the_server_stops_answering() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     // --duration cannot end a closed loop whose requests never come back.
     let (mut rbench, stderr) = Background::start(
         &env,
@@ -266,20 +248,17 @@ fn run_fails_with_69_when_the_server_stops_answering() {
 
 #[test]
 fn wrap_kills_a_redis_benchmark_that_never_finishes() {
-    let Some(server) = RedisServer::start() else {
+    let Some((_server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
-    let bin = env.path().join("bin");
-    util::write_script(
-        &bin,
+    let path = env.fake_tools(&[(
         "redis-benchmark",
         "case \"$1\" in --version) echo 'redis-benchmark 7.0.15' ;; *) exec sleep 60 ;; esac",
-    );
+    )]);
     let start = Instant::now();
     let out = env
         .cmd("rbench")
-        .env("PATH", util::path_with(&bin))
+        .env("PATH", &path)
         .args(["wrap", "-t", "set", "--timeout", "1s"])
         .timeout(Duration::from_secs(30))
         .assert()
@@ -298,10 +277,9 @@ fn wrap_kills_a_redis_benchmark_that_never_finishes() {
 
 #[test]
 fn run_records_every_request_it_issues() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let doc = json(
         &env,
         &[
@@ -374,10 +352,9 @@ fn run_records_every_request_it_issues() {
 
 #[test]
 fn batched_mode_counts_operations_not_commands() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let doc = json(
         &env,
         &[
@@ -446,36 +423,38 @@ fn batched_mode_counts_operations_not_commands() {
 
 #[test]
 fn server_errors_are_counted_and_a_run_of_nothing_but_errors_fails() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     server.cli(&["RPUSH", "err:000000000000", "a"]);
     server.cli(&["SET", "err:counter:000000000000", "not-a-number"]);
     // Every request failed: nothing was measured, so no figure and a non-zero status chosen
     // by the error (a key of the wrong type is bad data, 65; other refusals 69).
     for (test, want, status) in [("get", "WRONGTYPE", 65), ("incr", "not an integer", 69)] {
-        let out = run(env.cmd("rbench").args([
-            "run",
-            "-t",
-            test,
-            "-n",
-            "500",
-            "-c",
-            "5",
-            "--keyspace",
-            "1",
-            "--key-prefix",
-            "err:",
-            "--format",
-            "json",
-        ]));
-        let line = fails(&out, status, "rbench");
+        let out = env.run(
+            "rbench",
+            &[
+                "run",
+                "-t",
+                test,
+                "-n",
+                "500",
+                "-c",
+                "5",
+                "--keyspace",
+                "1",
+                "--key-prefix",
+                "err:",
+                "--format",
+                "json",
+            ],
+        );
+        let line = out.fails(status);
         assert!(
             line.contains(&format!("every {} request", test.to_uppercase())) && line.contains(want),
             "{test}: {line}"
         );
-        assert_eq!(check::stdout(&out), "", "{test}");
+        assert_eq!(out.stdout(), "", "{test}");
     }
     // Two keys, one a list: some GETs fail, the rest succeed, all are counted.
     server.cli(&["SET", "err:000000000001", "v"]);
@@ -505,10 +484,9 @@ fn server_errors_are_counted_and_a_run_of_nothing_but_errors_fails() {
 
 #[test]
 fn rate_holds_in_open_loop() {
-    let Some(server) = RedisServer::start() else {
+    let Some((_server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let doc = json(
         &env,
         &[
@@ -537,10 +515,9 @@ fn rate_holds_in_open_loop() {
 
 #[test]
 fn duration_bounds_a_closed_loop_run() {
-    let Some(server) = RedisServer::start() else {
+    let Some((_server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let doc = json(
         &env,
         &[
@@ -563,10 +540,9 @@ fn duration_bounds_a_closed_loop_run() {
 
 #[test]
 fn run_formats_csv_and_output_file() {
-    let Some(server) = RedisServer::start() else {
+    let Some((_server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let out = env
         .cmd("rbench")
         .args([
@@ -602,13 +578,12 @@ fn run_formats_csv_and_output_file() {
 
 #[test]
 fn run_authenticates_and_classifies_failures() {
-    let Some(server) = RedisServer::with(RedisOptions {
+    let Some((server, env)) = util::redis_with(RedisOptions {
         password: Some("run-pw".into()),
         ..Default::default()
     }) else {
         return;
     };
-    let env = TestEnv::new(&server);
     let doc = json(
         &env,
         &[
@@ -648,10 +623,9 @@ fn run_authenticates_and_classifies_failures() {
 
 #[test]
 fn compare_tables_ratios_from_wrap_and_run_results() {
-    let Some(server) = RedisServer::start() else {
+    let Some((_server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let (a, b, old) = (
         fixture("wrap-set-get.json"),
         fixture("run-set-get.json"),
@@ -748,10 +722,9 @@ fn compare_tables_ratios_from_wrap_and_run_results() {
 
 #[test]
 fn compare_plots_svg_with_labels_and_png() {
-    let Some(server) = RedisServer::start() else {
+    let Some((_server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let (a, b) = (fixture("wrap-set-get.json"), fixture("run-set-get.json"));
     let svg = env.path().join("lat.svg");
     let png = env.path().join("lat.png");
@@ -794,13 +767,12 @@ fn compare_plots_svg_with_labels_and_png() {
 
 #[test]
 fn run_over_a_unix_socket_with_several_threads() {
-    let Some(server) = RedisServer::with(RedisOptions {
+    let Some((server, env)) = util::redis_with(RedisOptions {
         unix_socket: true,
         ..Default::default()
     }) else {
         return;
     };
-    let env = TestEnv::new(&server);
     let url = format!("unix://{}", server.socket_path().display());
     let doc = json(
         &env,
@@ -925,24 +897,27 @@ fn run_where_every_request_fails_exits_non_zero_without_a_figure() {
         .cmd("rbench")
         .args(["run", "-t", "set", "-n", "300", "-c", "2", "--output"])
         .arg(&file));
-    let line = fails(&out, 69, "rbench");
+    let line = out.fails(69);
     assert!(
         line.contains("every SET request")
             && line.contains(&place)
             && line.contains("READONLY You can't write against a read only replica"),
         "{line}"
     );
-    assert_eq!(check::stdout(&out), "", "a figure was printed");
+    assert_eq!(out.stdout(), "", "a figure was printed");
     assert!(
         !file.exists(),
         "a result was written for a run that measured nothing"
     );
 
     // GET is served, SET is not: the run still fails, at the test that measured nothing.
-    let out = run(env.cmd("rbench").args([
-        "run", "-t", "get,set", "-n", "200", "-c", "2", "--format", "json",
-    ]));
-    assert!(fails(&out, 69, "rbench").contains("every SET request"));
+    let out = env.run(
+        "rbench",
+        &[
+            "run", "-t", "get,set", "-n", "200", "-c", "2", "--format", "json",
+        ],
+    );
+    assert!(out.fails(69).contains("every SET request"));
 
     // A user whose ACL lacks the command: every request gets NOPERM, 77.
     master.cli(&[
@@ -959,7 +934,7 @@ fn run_where_every_request_fails_exits_non_zero_without_a_figure() {
         .cmd("rbench")
         .args(["run", "-t", "set", "-n", "100", "-c", "1", "--url"])
         .arg(format!("redis://bench:bench-pw@127.0.0.1:{}", master.port)));
-    let line = fails(&out, 77, "rbench");
+    let line = out.fails(77);
     assert!(
         line.contains("NOPERM") && !line.contains("bench-pw"),
         "{line}"
@@ -989,7 +964,7 @@ fn run_with_some_errors_reports_them_beside_the_rate() {
     ];
     let file = env.path().join("mixed.json");
     let out = run(env.cmd("rbench").args(args).arg("--output").arg(&file));
-    let human = check::ok(&out);
+    let human = out.ok();
     let doc: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     let r = &doc["results"]["tests"]["MIXED"];
     let (requests, ok, bad) = (u(&r["requests"]), u(&r["successes"]), u(&r["errors"]));
@@ -1029,7 +1004,7 @@ fn run_with_some_errors_reports_them_beside_the_rate() {
             && human.contains("READONLY"),
         "{human}"
     );
-    let err = check::stderr(&out);
+    let err = out.stderr();
     assert!(
         err.contains("requests failed") && err.contains("READONLY"),
         "{err}"
@@ -1037,7 +1012,7 @@ fn run_with_some_errors_reports_them_beside_the_rate() {
 
     // CSV carries the error columns.
     let out = run(env.cmd("rbench").args(args).args(["--format", "csv"]));
-    let text = check::ok(&out);
+    let text = out.ok();
     let mut rdr = csv::Reader::from_reader(text.as_bytes());
     let h = rdr.headers().unwrap().clone();
     let row = rdr.records().next().unwrap().unwrap();
@@ -1061,7 +1036,7 @@ fn run_with_some_errors_reports_them_beside_the_rate() {
         .arg(fixture("run-set-get.json"))
         .arg(&file)
         .args(["--format", "json"]));
-    let rows: Vec<Value> = serde_json::from_str(&check::ok(&out)).unwrap();
+    let rows: Vec<Value> = serde_json::from_str(&out.ok()).unwrap();
     let mixed = rows.iter().find(|r| r["test"] == "MIXED").unwrap();
     assert_eq!(u(&mixed["errors"]), u(&r["errors"]));
     let set = rows.iter().find(|r| r["test"] == "SET").unwrap();
@@ -1071,7 +1046,7 @@ fn run_with_some_errors_reports_them_beside_the_rate() {
         .arg("compare")
         .arg(fixture("wrap-set-get.json"))
         .arg(&file));
-    let table = check::ok(&out);
+    let table = out.ok();
     assert!(
         table.lines().next().unwrap().contains("ERRORS")
             && table
@@ -1094,23 +1069,19 @@ fn wrap_says_which_server_refused_redis_benchmark() {
         return;
     };
     let env = TestEnv::new(&replica);
-    let out = run(env
-        .cmd("rbench")
-        .args(["wrap", "-t", "set", "-n", "200", "-c", "2"]));
-    let line = fails(&out, 69, "rbench");
+    let out = env.run("rbench", &["wrap", "-t", "set", "-n", "200", "-c", "2"]);
+    let line = out.fails(69);
     assert!(
         line.contains(&format!("127.0.0.1:{}", replica.port)) && line.contains("READONLY"),
         "{line}"
     );
-    assert_eq!(check::stdout(&out), "");
+    assert_eq!(out.stdout(), "");
 
     // A refused command is a permission problem, not a password one.
     master.cli(&["ACL", "SETUSER", "default", "-set"]);
     let env = TestEnv::new(&master);
-    let out = run(env
-        .cmd("rbench")
-        .args(["wrap", "-t", "set", "-n", "100", "-c", "1"]));
-    let line = fails(&out, 77, "rbench");
+    let out = env.run("rbench", &["wrap", "-t", "set", "-n", "100", "-c", "1"]);
+    let line = out.fails(77);
     assert!(
         line.contains("NOPERM") && !line.contains("REDISCLI_AUTH"),
         "{line}"
@@ -1119,40 +1090,34 @@ fn wrap_says_which_server_refused_redis_benchmark() {
 
 #[test]
 fn wrap_refuses_figures_an_older_redis_benchmark_counted_errors_into() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     // Before Redis 7, redis-benchmark counted error replies as served requests and printed them
     // (with -e, at most one a second) among its CSV lines; this stand-in prints what 6.0 did.
-    let bin = env.path().join("bin");
     let seen = env.path().join("seen.args");
-    util::write_script(
-        &bin,
-        "redis-benchmark",
-        &format!(
+    let path = env.fake_tools(&[("redis-benchmark", &format!(
             "[ \"$1\" = --version ] && {{ echo 'redis-benchmark 6.0.16'; exit 0; }}\n\
              echo \"$@\" > {seen}\n\
              echo '\"PING_INLINE\",\"90909.09\"'\n\
              case \" $* \" in *' -e '*) echo \"Error from server: READONLY You can't write against a read only replica.\" ;; esac\n\
              echo '\"SET\",\"95238.10\"'",
             seen = seen.display()
-        ),
-    );
+        ))]);
     let out = run(env
         .cmd("rbench")
-        .env("PATH", util::path_with(&bin))
+        .env("PATH", &path)
         .args(["wrap", "-t", "ping,set", "--format", "json"]));
     let args = std::fs::read_to_string(&seen).unwrap();
     assert!(args.split_whitespace().any(|a| a == "-e"), "{args}");
-    let line = fails(&out, 69, "rbench");
+    let line = out.fails(69);
     assert!(
         line.contains("SET")
             && line.contains("READONLY")
             && line.contains(&format!("127.0.0.1:{}", server.port)),
         "{line}"
     );
-    assert_eq!(check::stdout(&out), "");
+    assert_eq!(out.stdout(), "");
 }
 
 #[test]

@@ -28,7 +28,7 @@ fn members(server: &RedisServer, key: &str) -> Vec<String> {
     server.smembers(key)
 }
 
-fn plain(env: &TestEnv, args: &[&str]) -> std::process::Output {
+fn plain(env: &TestEnv, args: &[&str]) -> check::Ran {
     run(env.cmd("rj-status").args(["--format", "plain"]).args(args))
 }
 

@@ -1,6 +1,6 @@
 //! rj-status (ARCHITECTURE.md §4): numeric order, --state, --count, --long, every --format, SSCAN.
-use crate::util::check::{self, calls, ok, run, sadd};
-use crate::util::{RedisServer, TestEnv};
+use crate::util::check::{self, calls, run, sadd};
+use crate::util::{self, RedisServer, TestEnv};
 
 /// The six sets of a small tag, as the original scripts would have left them.
 fn seed(server: &RedisServer, env: &TestEnv) {
@@ -15,18 +15,13 @@ fn seed(server: &RedisServer, env: &TestEnv) {
     sadd(server, &env.key("CANCELLED"), &["77"]);
 }
 
-fn json(out: &std::process::Output) -> serde_json::Value {
-    serde_json::from_str(&ok(out)).expect("stdout is one JSON document")
-}
-
 #[test]
 fn human_lists_every_set_in_numeric_order() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     seed(&server, &env);
-    let out = ok(&run(&mut env.cmd("rj-status")));
+    let out = env.run("rj-status", &[]).ok();
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 6, "{out}");
     let words = |i: usize| -> Vec<&str> { lines[i].split_whitespace().collect() };
@@ -55,39 +50,42 @@ fn human_lists_every_set_in_numeric_order() {
 
 #[test]
 fn plain_is_one_id_per_line_numeric_order() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     seed(&server, &env);
-    let out = ok(&run(env.cmd("rj-status").args(["--format", "plain"])));
+    let out = env.run("rj-status", &["--format", "plain"]).ok();
     assert_eq!(out, "9\n10\n10_1\n10_2\n77\n100\n");
-    let out = ok(&run(env.cmd("rj-status").args([
-        "--format",
-        "plain",
-        "--state",
-        "PENDING_AND_RUNNING",
-    ])));
+    let out = env
+        .run(
+            "rj-status",
+            &["--format", "plain", "--state", "PENDING_AND_RUNNING"],
+        )
+        .ok();
     assert_eq!(out, "10_2\n100\n");
 }
 
 #[test]
 fn json_with_repeated_state_and_aliases() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     seed(&server, &env);
-    let v = json(&run(env.cmd("rj-status").args([
-        "--format",
-        "json",
-        "--state",
-        "cancelled",
-        "--state",
-        "COMPLETED",
-        "--state",
-        "COMPLETED",
-    ])));
+    let v = env
+        .run(
+            "rj-status",
+            &[
+                "--format",
+                "json",
+                "--state",
+                "cancelled",
+                "--state",
+                "COMPLETED",
+                "--state",
+                "COMPLETED",
+            ],
+        )
+        .json();
     assert_eq!(v["tag"], env.tag.as_str());
     let sets = v["sets"].as_array().unwrap();
     assert_eq!(sets.len(), 2, "{v}");
@@ -98,13 +96,13 @@ fn json_with_repeated_state_and_aliases() {
     assert_eq!(sets[1]["set"], "CANCELLED");
     assert_eq!(sets[1]["ids"], serde_json::json!(["77"]));
     // RUNNING / PENDING name the one live set.
-    let v = json(&run(env
-        .cmd("rj-status")
-        .args(["--format", "json", "--state", "running"])));
+    let v = env
+        .run("rj-status", &["--format", "json", "--state", "running"])
+        .json();
     assert_eq!(v["sets"][0]["key"], env.key("PENDING_AND_RUNNING").as_str());
     assert_eq!(v["sets"][0]["ids"], serde_json::json!(["10_2", "100"]));
     // All six by default, in the documented order.
-    let v = json(&run(env.cmd("rj-status").args(["--format", "json"])));
+    let v = env.run("rj-status", &["--format", "json"]).json();
     let names: Vec<&str> = v["sets"]
         .as_array()
         .unwrap()
@@ -126,27 +124,25 @@ fn json_with_repeated_state_and_aliases() {
 
 #[test]
 fn unknown_state_is_usage_error() {
-    let Some(server) = RedisServer::start() else {
+    let Some((_server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
-    let out = run(env.cmd("rj-status").args(["--state", "DONE"]));
-    check::code(&out, 2);
-    assert!(check::stderr(&out).contains("unknown state \"DONE\""));
+    let out = env.run("rj-status", &["--state", "DONE"]);
+    out.code(2);
+    assert!(out.stderr().contains("unknown state \"DONE\""));
     assert!(out.stdout.is_empty());
 }
 
 #[test]
 fn count_reads_no_ids() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     seed(&server, &env);
     server.cli(&["CONFIG", "RESETSTAT"]);
-    let v = json(&run(env
-        .cmd("rj-status")
-        .args(["--count", "--format", "json"])));
+    let v = env
+        .run("rj-status", &["--count", "--format", "json"])
+        .json();
     let counts: Vec<u64> = v["sets"]
         .as_array()
         .unwrap()
@@ -161,13 +157,16 @@ fn count_reads_no_ids() {
     assert_eq!(calls(&server, "smembers"), 0);
     assert_eq!(calls(&server, "scard"), 6);
 
-    let out = ok(&run(env.cmd("rj-status").args([
-        "--count", "--format", "plain", "--state", "FAILED", "--state", "ALL",
-    ])));
+    let out = env
+        .run(
+            "rj-status",
+            &[
+                "--count", "--format", "plain", "--state", "FAILED", "--state", "ALL",
+            ],
+        )
+        .ok();
     assert_eq!(out, "6\n1\n");
-    let out = ok(&run(env
-        .cmd("rj-status")
-        .args(["--count", "--format", "csv"])));
+    let out = env.run("rj-status", &["--count", "--format", "csv"]).ok();
     let mut r = csv::Reader::from_reader(out.as_bytes());
     assert_eq!(r.headers().unwrap(), vec!["set", "key", "count"]);
     let rows: Vec<(String, String, u64)> = r.deserialize().map(Result::unwrap).collect();
@@ -184,15 +183,17 @@ fn count_reads_no_ids() {
 
 #[test]
 fn csv_and_tsv_are_set_job_id_rows() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     seed(&server, &env);
     for (format, delim) in [("csv", b','), ("tsv", b'\t')] {
-        let out = ok(&run(env
-            .cmd("rj-status")
-            .args(["--format", format, "--state", "ALL", "--state", "FAILED"])));
+        let out = env
+            .run(
+                "rj-status",
+                &["--format", format, "--state", "ALL", "--state", "FAILED"],
+            )
+            .ok();
         let mut r = csv::ReaderBuilder::new()
             .delimiter(delim)
             .from_reader(out.as_bytes());
@@ -206,18 +207,17 @@ fn csv_and_tsv_are_set_job_id_rows() {
         assert_eq!(rows, want, "{format}");
     }
     // An empty selection still has its header.
-    let out = ok(&run(env
-        .cmd("rj-status")
-        .args(["--format", "csv", "--state", "TIMEOUT"])));
+    let out = env
+        .run("rj-status", &["--format", "csv", "--state", "TIMEOUT"])
+        .ok();
     assert_eq!(out, "set,job_id\n");
 }
 
 #[test]
 fn long_joins_the_job_hash() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     seed(&server, &env);
     server.cli(&[
         "HSET",
@@ -245,9 +245,7 @@ fn long_joins_the_job_hash() {
         "cluster",
         "clusterA",
     ]);
-    let v = json(&run(env
-        .cmd("rj-status")
-        .args(["--long", "--format", "json"])));
+    let v = env.run("rj-status", &["--long", "--format", "json"]).json();
     let rows = v.as_array().unwrap();
     let ids: Vec<&str> = rows.iter().map(|r| r["job_id"].as_str().unwrap()).collect();
     assert_eq!(
@@ -278,9 +276,12 @@ fn long_joins_the_job_hash() {
     assert_eq!(rows[0]["cluster"], "clusterA");
     assert_eq!(rows[1]["state"], "", "no record: empty fields");
 
-    let out = ok(&run(env
-        .cmd("rj-status")
-        .args(["--long", "--format", "csv", "--state", "FAILED"])));
+    let out = env
+        .run(
+            "rj-status",
+            &["--long", "--format", "csv", "--state", "FAILED"],
+        )
+        .ok();
     let mut r = csv::Reader::from_reader(out.as_bytes());
     let h = r.headers().unwrap().clone();
     let rec = r.records().next().unwrap().unwrap();
@@ -289,9 +290,7 @@ fn long_joins_the_job_hash() {
     assert_eq!(get("name"), "train, big");
     assert_eq!(get("nodes"), "node[01-02]");
 
-    let out = ok(&run(env
-        .cmd("rj-status")
-        .args(["--long", "--state", "FAILED"])));
+    let out = env.run("rj-status", &["--long", "--state", "FAILED"]).ok();
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2, "{out}");
     assert!(lines[0].starts_with("JOBID"), "{out}");
@@ -307,19 +306,21 @@ fn long_joins_the_job_hash() {
             "node[01-02]"
         ]
     );
-    let out = ok(&run(env
-        .cmd("rj-status")
-        .args(["--long", "--format", "plain", "--state", "ALL"])));
+    let out = env
+        .run(
+            "rj-status",
+            &["--long", "--format", "plain", "--state", "ALL"],
+        )
+        .ok();
     assert_eq!(out, "9\n10\n10_1\n10_2\n77\n100\n");
 }
 
 /// 20 000 IDs written with one pipeline; rj-status reads them with SSCAN, in order.
 #[test]
 fn many_ids_stream_via_sscan() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let n = 20_000u64;
     let mut c = server.client();
     let mut p = redis::pipe();
@@ -332,9 +333,9 @@ fn many_ids_stream_via_sscan() {
     }
     p.query::<()>(&mut c).unwrap();
     server.cli(&["CONFIG", "RESETSTAT"]);
-    let out = ok(&run(env
-        .cmd("rj-status")
-        .args(["--format", "plain", "--state", "ALL"])));
+    let out = env
+        .run("rj-status", &["--format", "plain", "--state", "ALL"])
+        .ok();
     let ids: Vec<u64> = out.lines().map(|l| l.parse().unwrap()).collect();
     assert_eq!(ids, (1..=n).collect::<Vec<_>>());
     assert!(calls(&server, "sscan") > 1, "read in SSCAN steps");
@@ -350,44 +351,39 @@ fn many_ids_stream_via_sscan() {
 
 #[test]
 fn empty_tag_shows_zero_counts() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
-    let res = run(&mut env.cmd("rj-status"));
-    let out = ok(&res);
+    let res = env.run("rj-status", &[]);
+    let out = res.ok();
     assert_eq!(out.lines().count(), 6);
     assert!(
         out.lines()
             .all(|l| l.split_whitespace().nth(1) == Some("0")),
         "{out}"
     );
-    let err = check::stderr(&res);
+    let err = res.stderr();
     assert!(
         err.lines().count() == 1
             && err.contains(&format!("no jobs under tag {}", env.tag))
             && err.contains("is the tag right?"),
         "{err}"
     );
-    assert_eq!(check::stderr(&run(env.cmd("rj-status").arg("-q"))), "");
-    assert_eq!(
-        ok(&run(env.cmd("rj-status").args(["--format", "plain"]))),
-        ""
-    );
+    assert_eq!(env.run("rj-status", &["-q"]).stderr(), "");
+    assert_eq!(env.run("rj-status", &["--format", "plain"]).ok(), "");
     // A tag with jobs, none of them in the sets asked for, is not worth a note.
     sadd(&server, &env.key("ALL"), &["7"]);
     sadd(&server, &env.key("PENDING_AND_RUNNING"), &["7"]);
-    let res = run(env.cmd("rj-status").args(["--state", "FAILED"]));
-    ok(&res);
-    assert_eq!(check::stderr(&res), "");
+    let res = env.run("rj-status", &["--state", "FAILED"]);
+    res.ok();
+    assert_eq!(res.stderr(), "");
 }
 
 #[test]
 fn long_tsv_keeps_columns_when_a_field_holds_a_tab() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     sadd(&server, &env.key("ALL"), &["3"]);
     sadd(&server, &env.key("COMPLETED"), &["3"]);
     server.cli(&[
@@ -398,9 +394,7 @@ fn long_tsv_keeps_columns_when_a_field_holds_a_tab() {
         "state",
         "COMPLETED",
     ]);
-    let out = ok(&run(env
-        .cmd("rj-status")
-        .args(["--long", "--format", "tsv"])));
+    let out = env.run("rj-status", &["--long", "--format", "tsv"]).ok();
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2, "{out}");
     let header: Vec<&str> = lines[0].split('\t').collect();
@@ -432,7 +426,7 @@ fn colour_only_on_a_terminal_without_no_color() {
         if no_color {
             cmd.env("NO_COLOR", "1");
         }
-        check::stdout(&run(&mut cmd)).to_string()
+        run(&mut cmd).stdout().to_string()
     };
     let green = "\x1b[32m";
     let tty = in_pty("", false);
@@ -441,21 +435,20 @@ fn colour_only_on_a_terminal_without_no_color() {
     for plain in [in_pty("", true), in_pty("--format csv", false)] {
         assert!(!plain.contains('\x1b'), "{plain:?}");
     }
-    let piped = ok(&run(&mut env.cmd("rj-status")));
+    let piped = env.run("rj-status", &[]).ok();
     assert!(!piped.contains('\x1b'), "{piped:?}");
 }
 
 #[test]
 fn a_set_of_the_wrong_type_is_bad_data_naming_the_key() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     // A script wrote the tag's FAILED set as a string.
     server.cli(&["SET", &env.key("FAILED"), "oops"]);
     sadd(&server, &env.key("ALL"), &["5"]);
-    let out = run(&mut env.cmd("rj-status"));
-    let line = check::fails(&out, 65, "rj-status");
+    let out = env.run("rj-status", &[]);
+    let line = out.fails(65);
     assert!(
         line.contains(&env.key("FAILED")) && line.contains("WRONGTYPE"),
         "{line}"
@@ -465,15 +458,14 @@ fn a_set_of_the_wrong_type_is_bad_data_naming_the_key() {
 
 #[test]
 fn a_job_record_of_the_wrong_type_is_bad_data_naming_that_key() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     sadd(&server, &env.key("ALL"), &["1", "2"]);
     sadd(&server, &env.key("PENDING_AND_RUNNING"), &["1", "2"]);
     server.cli(&["SET", &env.job("2"), "str"]);
-    let out = run(env.cmd("rj-status").arg("--long"));
-    let line = check::fails(&out, 65, "rj-status");
+    let out = env.run("rj-status", &["--long"]);
+    let line = out.fails(65);
     assert!(
         line.contains(&format!("at {}:", env.job("2"))) && line.contains("WRONGTYPE"),
         "{line}"
@@ -485,17 +477,10 @@ fn a_job_record_of_the_wrong_type_is_bad_data_naming_that_key() {
 
 /// The six sets as they are in Redis, each sorted as strings (for exact comparisons).
 fn six(server: &RedisServer, env: &TestEnv) -> Vec<Vec<String>> {
-    [
-        "ALL",
-        "PENDING_AND_RUNNING",
-        "COMPLETED",
-        "FAILED",
-        "TIMEOUT",
-        "CANCELLED",
-    ]
-    .iter()
-    .map(|s| server.smembers(&env.key(s)))
-    .collect()
+    util::SETS
+        .iter()
+        .map(|s| server.smembers(&env.key(s)))
+        .collect()
 }
 
 fn strings(v: &[&str]) -> Vec<String> {
@@ -532,14 +517,13 @@ fn broken_lines(env: &TestEnv) -> String {
 
 #[test]
 fn check_prints_one_line_per_violation_and_exits_65() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     seed_broken(&server, &env);
-    let out = run(env.cmd("rj-status").arg("--check"));
-    let line = check::fails(&out, 65, "rj-status");
-    assert_eq!(check::stdout(&out), broken_lines(&env));
+    let out = env.run("rj-status", &["--check"]);
+    let line = out.fails(65);
+    assert_eq!(out.stdout(), broken_lines(&env));
     for part in [
         "2 IDs in a state set but not in",
         "(e.g. 4, 6)",
@@ -551,8 +535,8 @@ fn check_prints_one_line_per_violation_and_exits_65() {
         assert!(line.contains(part), "{part:?} missing in {line}");
     }
 
-    let out = run(env.cmd("rj-status").args(["--check", "--format", "json"]));
-    check::code(&out, 65);
+    let out = env.run("rj-status", &["--check", "--format", "json"]);
+    out.code(65);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["tag"], env.tag.as_str());
     assert_eq!(v["consistent"], false);
@@ -584,8 +568,8 @@ fn check_prints_one_line_per_violation_and_exits_65() {
     );
 
     for (format, delim) in [("csv", b','), ("tsv", b'\t')] {
-        let out = run(env.cmd("rj-status").args(["--check", "--format", format]));
-        check::code(&out, 65);
+        let out = env.run("rj-status", &["--check", "--format", format]);
+        out.code(65);
         let mut r = csv::ReaderBuilder::new()
             .delimiter(delim)
             .from_reader(&out.stdout[..]);
@@ -602,24 +586,23 @@ fn check_prints_one_line_per_violation_and_exits_65() {
             "{format}"
         );
     }
-    let out = run(env.cmd("rj-status").args(["--check", "--format", "plain"]));
-    check::code(&out, 65);
-    assert_eq!(check::stdout(&out), "2\n3\n4\n5\n6\n", "each ID once");
+    let out = env.run("rj-status", &["--check", "--format", "plain"]);
+    out.code(65);
+    assert_eq!(out.stdout(), "2\n3\n4\n5\n6\n", "each ID once");
 }
 
 #[test]
 fn check_of_consistent_sets_exits_0_and_says_so() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     // An empty tag keeps the rule too.
-    let out = run(env.cmd("rj-status").arg("--check"));
-    assert_eq!(ok(&out), "");
+    let out = env.run("rj-status", &["--check"]);
+    assert_eq!(out.ok(), "");
     seed(&server, &env);
-    let out = run(env.cmd("rj-status").arg("--check"));
-    assert_eq!(ok(&out), "");
-    let err = check::stderr(&out);
+    let out = env.run("rj-status", &["--check"]);
+    assert_eq!(out.ok(), "");
+    let err = out.stderr();
     assert_eq!(
         err,
         format!(
@@ -628,16 +611,13 @@ fn check_of_consistent_sets_exits_0_and_says_so() {
             env.key("ALL")
         )
     );
-    assert_eq!(
-        check::stderr(&run(env.cmd("rj-status").args(["--check", "-q"]))),
-        ""
-    );
-    let out = run(env.cmd("rj-status").args(["--check", "--format", "json"]));
-    let v: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    assert_eq!(env.run("rj-status", &["--check", "-q"]).stderr(), "");
+    let out = env.run("rj-status", &["--check", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out.ok()).unwrap();
     assert_eq!(v["consistent"], true);
     assert_eq!(v["violations"], serde_json::json!([]));
-    let out = run(env.cmd("rj-status").args(["--check", "--format", "csv"]));
-    assert_eq!(ok(&out), "job_id,kind,sets,message\n");
+    let out = env.run("rj-status", &["--check", "--format", "csv"]);
+    assert_eq!(out.ok(), "job_id,kind,sets,message\n");
     // --check reads and writes nothing else: the sets are as they were.
     assert_eq!(
         six(&server, &env),
@@ -654,10 +634,9 @@ fn check_of_consistent_sets_exits_0_and_says_so() {
 
 #[test]
 fn check_options_are_usage_errors_where_they_make_no_sense() {
-    let Some(server) = RedisServer::start() else {
+    let Some((_server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     for args in [
         &["--repair"][..],
         &["--check", "--count"],
@@ -665,7 +644,7 @@ fn check_options_are_usage_errors_where_they_make_no_sense() {
         &["--check", "--state", "FAILED"],
     ] {
         let out = run(env.cmd("rj-status").args(args));
-        check::fails(&out, 2, "rj-status");
+        out.fails(2);
         assert!(out.stdout.is_empty(), "{args:?}");
     }
 }
@@ -673,10 +652,9 @@ fn check_options_are_usage_errors_where_they_make_no_sense() {
 /// Every listing form still prints the sets as they are, and warns once on stderr.
 #[test]
 fn a_listing_of_broken_sets_warns_in_every_format() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     seed_broken(&server, &env);
     let warned = |out: &std::process::Output| {
         let err = check::stderr(out);
@@ -700,7 +678,7 @@ fn a_listing_of_broken_sets_warns_in_every_format() {
                 cmd.arg("--long");
             }
             let out = run(&mut cmd);
-            ok(&out);
+            out.ok();
             let line = warned(&out);
             assert!(
                 line.contains("2 IDs in a state set but not in")
@@ -712,9 +690,9 @@ fn a_listing_of_broken_sets_warns_in_every_format() {
         }
     }
     // The data stays the sets as they are.
-    let out = ok(&run(env.cmd("rj-status").args(["--format", "plain"])));
+    let out = env.run("rj-status", &["--format", "plain"]).ok();
     assert_eq!(out, "1\n2\n3\n4\n5\n6\n100\n");
-    let v = json(&run(env.cmd("rj-status").args(["--format", "json"])));
+    let v = env.run("rj-status", &["--format", "json"]).json();
     assert_eq!(
         v["sets"][0]["ids"],
         serde_json::json!(["1", "2", "3", "5", "100"])
@@ -729,7 +707,7 @@ fn a_listing_of_broken_sets_warns_in_every_format() {
         &["--state", "FAILED", "--long", "--format", "csv"],
     ] {
         let out = run(env.cmd("rj-status").args(args));
-        ok(&out);
+        out.ok();
         let line = warned(&out);
         assert!(
             line.contains(&format!(
@@ -740,15 +718,14 @@ fn a_listing_of_broken_sets_warns_in_every_format() {
         );
     }
     // -q: only errors.
-    assert_eq!(check::stderr(&run(env.cmd("rj-status").arg("-q"))), "");
+    assert_eq!(env.run("rj-status", &["-q"]).stderr(), "");
 }
 
 #[test]
 fn consistent_sets_raise_no_warning() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     seed(&server, &env);
     for args in [
         &[][..],
@@ -758,8 +735,8 @@ fn consistent_sets_raise_no_warning() {
         &["--format", "json"],
     ] {
         let out = run(env.cmd("rj-status").args(args));
-        ok(&out);
-        assert_eq!(check::stderr(&out), "", "{args:?}");
+        out.ok();
+        assert_eq!(out.stderr(), "", "{args:?}");
     }
 }
 
@@ -767,29 +744,27 @@ fn consistent_sets_raise_no_warning() {
 /// --check does not (a job in two sets and another in none cancel out).
 #[test]
 fn equal_counts_are_not_a_proof() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     sadd(&server, &env.key("ALL"), &["1", "2"]);
     sadd(&server, &env.key("COMPLETED"), &["1"]);
     sadd(&server, &env.key("FAILED"), &["1"]);
-    let out = run(env.cmd("rj-status").arg("--count"));
-    ok(&out);
-    assert_eq!(check::stderr(&out), "");
-    let out = run(&mut env.cmd("rj-status"));
-    ok(&out);
-    assert!(check::stderr(&out).contains("break the one-set-per-job rule"));
-    check::code(&run(env.cmd("rj-status").arg("--check")), 65);
+    let out = env.run("rj-status", &["--count"]);
+    out.ok();
+    assert_eq!(out.stderr(), "");
+    let out = env.run("rj-status", &[]);
+    out.ok();
+    assert!(out.stderr().contains("break the one-set-per-job rule"));
+    env.run("rj-status", &["--check"]).code(65);
 }
 
 /// T_ALL gone while the state sets survive (what an evicting Redis does): not "no jobs".
 #[test]
 fn no_jobs_note_does_not_fire_when_state_sets_hold_ids() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     sadd(&server, &env.key("PENDING_AND_RUNNING"), &["7", "8"]);
     for args in [
         &[][..],
@@ -798,31 +773,30 @@ fn no_jobs_note_does_not_fire_when_state_sets_hold_ids() {
         &["--state", "ALL"],
     ] {
         let out = run(env.cmd("rj-status").args(args));
-        ok(&out);
-        let err = check::stderr(&out);
+        out.ok();
+        let err = out.stderr();
         assert!(!err.contains("is the tag right?"), "{args:?}: {err}");
         assert!(
             err.contains("break the one-set-per-job rule"),
             "{args:?}: {err}"
         );
     }
-    let out = run(&mut env.cmd("rj-status"));
+    let out = env.run("rj-status", &[]);
     assert!(
-        check::stderr(&out).contains(&format!(
+        out.stderr().contains(&format!(
             "2 IDs in a state set but not in {} (e.g. 7, 8)",
             env.key("ALL")
         )),
         "{}",
-        check::stderr(&out)
+        out.stderr()
     );
 }
 
 #[test]
 fn repair_fixes_what_can_be_derived_and_reports_the_rest() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     seed_broken(&server, &env);
     // 5's state set was lost, but rj-track's record of its move survived.
     server.cli(&[
@@ -835,11 +809,11 @@ fn repair_fixes_what_can_be_derived_and_reports_the_rest() {
     ]);
     // 2 has only rj-launch's record: back to pending, where rj-track judges it from Slurm.
     server.cli(&["HSET", &env.job("2"), "submitted", "2024-01-01T00:00:00Z"]);
-    let out = run(env.cmd("rj-status").args(["--check", "--repair"]));
-    let line = check::fails(&out, 65, "rj-status");
+    let out = env.run("rj-status", &["--check", "--repair"]);
+    let line = out.fails(65);
     let k = |s: &str| env.key(s);
     assert_eq!(
-        check::stdout(&out),
+        out.stdout(),
         format!(
             "2: added to {p} (it was in no state set and has no final record; rj-track will judge it from Slurm)\n\
              3: removed from {p} (a finished job: it stays in {c})\n\
@@ -873,42 +847,37 @@ fn repair_fixes_what_can_be_derived_and_reports_the_rest() {
         ]
     );
     // What is left is what --check reports; a second repair changes nothing.
-    let out = run(env.cmd("rj-status").arg("--check"));
-    check::code(&out, 65);
+    let out = env.run("rj-status", &["--check"]);
+    out.code(65);
     assert_eq!(
-        check::stdout(&out),
+        out.stdout(),
         format!("6: in {} and {}\n", k("COMPLETED"), k("FAILED"))
     );
-    let out = run(env
-        .cmd("rj-status")
-        .args(["--check", "--repair", "--format", "json"]));
-    check::code(&out, 65);
+    let out = env.run("rj-status", &["--check", "--repair", "--format", "json"]);
+    out.code(65);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["changes"], serde_json::json!([]));
     assert_eq!(v["violations"].as_array().unwrap().len(), 1);
     // The human decides; then the sets are consistent and a repair says so with 0.
     server.cli(&["SREM", &k("FAILED"), "6"]);
-    let out = run(env.cmd("rj-status").args(["--check", "--repair"]));
-    assert_eq!(ok(&out), "");
+    let out = env.run("rj-status", &["--check", "--repair"]);
+    assert_eq!(out.ok(), "");
     assert!(
-        check::stderr(&out).contains("are consistent: 7 jobs"),
+        out.stderr().contains("are consistent: 7 jobs"),
         "{}",
-        check::stderr(&out)
+        out.stderr()
     );
 }
 
 #[test]
 fn repair_that_leaves_nothing_exits_0_with_json_changes() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     sadd(&server, &env.key("PENDING_AND_RUNNING"), &["10", "9"]);
     sadd(&server, &env.key("TIMEOUT"), &["11"]);
-    let out = run(env
-        .cmd("rj-status")
-        .args(["--check", "--repair", "--format", "json"]));
-    let v: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    let out = env.run("rj-status", &["--check", "--repair", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out.ok()).unwrap();
     assert_eq!(v["consistent"], true);
     let ids: Vec<(&str, &str, &str)> = v["changes"]
         .as_array()
@@ -930,7 +899,7 @@ fn repair_that_leaves_nothing_exits_0_with_json_changes() {
             ("11", "added", "ALL")
         ]
     );
-    let err = check::stderr(&out);
+    let err = out.stderr();
     assert!(
         err == format!("rj-status: 3 changes made in one transaction; the sets of tag {} are now consistent: 3 jobs in {}, each in exactly one state set\n", env.tag, env.key("ALL")),
         "{err}"
@@ -988,10 +957,9 @@ fn when_read(
 /// (or none); the one MULTI/EXEC re-read of the suspects shows it is not a broken rule.
 #[test]
 fn a_job_moving_during_a_listing_raises_no_alarm() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let n = 100_000u64;
     let mut c = server.client();
     let mut p = redis::pipe();
@@ -1012,10 +980,10 @@ fn a_job_moving_during_a_listing_raises_no_alarm() {
             .query(c)
             .unwrap();
     });
-    let out = run(env.cmd("rj-status").args(["--format", "json"]));
+    let out = env.run("rj-status", &["--format", "json"]);
     drop(monitor);
     assert!(writer.join().unwrap(), "the move never happened");
-    let v = json(&out);
+    let v = out.json();
     assert_eq!(
         v["sets"][1]["ids"],
         serde_json::json!(["7"]),
@@ -1026,7 +994,7 @@ fn a_job_moving_during_a_listing_raises_no_alarm() {
         serde_json::json!(["7"]),
         "read after the move"
     );
-    assert_eq!(check::stderr(&out), "", "no false alarm");
+    assert_eq!(out.stderr(), "", "no false alarm");
 }
 
 /// A write between the repair's read and its EXEC must not be overwritten by a plan made from
@@ -1036,10 +1004,9 @@ fn a_job_moving_during_a_listing_raises_no_alarm() {
 /// from what is there now.
 #[test]
 fn repair_reads_again_when_the_sets_change_under_it() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     // Enough IDs in the last set read that reading it takes many SSCAN round trips: the window.
     let n = 100_000u64;
     let mut c = server.client();
@@ -1061,14 +1028,14 @@ fn repair_reads_again_when_the_sets_change_under_it() {
             .query(c)
             .unwrap();
     });
-    let out = run(env.cmd("rj-status").args(["--check", "--repair"]));
+    let out = env.run("rj-status", &["--check", "--repair"]);
     drop(monitor);
     assert!(
         writer.join().unwrap(),
         "the writer never saw the repair read"
     );
     assert_eq!(
-        ok(&out),
+        out.ok(),
         format!(
             "60: added to {} (it was in {})\n",
             env.key("ALL"),
@@ -1088,17 +1055,16 @@ fn repair_reads_again_when_the_sets_change_under_it() {
         server.cli(&["SCARD", &env.key("ALL")]).trim(),
         (n + 2).to_string()
     );
-    ok(&run(env.cmd("rj-status").arg("--check")));
+    env.run("rj-status", &["--check"]).ok();
 }
 
 /// T_ALL of 100k pending jobs evicted: --check lists every one in numeric order, --repair puts
 /// them all back in one transaction.
 #[test]
 fn check_and_repair_100k_ids() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let n = 100_000u64;
     let mut c = server.client();
     let mut p = redis::pipe();
@@ -1110,19 +1076,16 @@ fn check_and_repair_100k_ids() {
     }
     p.query::<()>(&mut c).unwrap();
     let t = std::time::Instant::now();
-    let out = run(env.cmd("rj-status").args(["--check", "--format", "plain"]));
+    let out = env.run("rj-status", &["--check", "--format", "plain"]);
     let checked = t.elapsed();
-    check::code(&out, 65);
-    let ids: Vec<u64> = check::stdout(&out)
-        .lines()
-        .map(|l| l.parse().unwrap())
-        .collect();
+    out.code(65);
+    let ids: Vec<u64> = out.stdout().lines().map(|l| l.parse().unwrap()).collect();
     assert_eq!(ids, (1..=n).collect::<Vec<_>>());
     server.cli(&["CONFIG", "RESETSTAT"]);
     let t = std::time::Instant::now();
-    let out = run(env.cmd("rj-status").args(["--check", "--repair"]));
+    let out = env.run("rj-status", &["--check", "--repair"]);
     let repaired = t.elapsed();
-    assert_eq!(ok(&out).lines().count(), n as usize);
+    assert_eq!(out.ok().lines().count(), n as usize);
     assert_eq!(calls(&server, "smembers"), 0, "read by SSCAN");
     assert_eq!(calls(&server, "exec"), 1);
     assert_eq!(
@@ -1136,10 +1099,9 @@ fn check_and_repair_100k_ids() {
 /// the transaction and says which command is refused (77), never a client panic or parser noise.
 #[test]
 fn restricted_users_get_the_warning_and_a_clear_refusal() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     seed_broken(&server, &env);
     let pattern = format!("~{}*", env.tag);
     let user = |cmds: &[&str]| {
@@ -1149,30 +1111,28 @@ fn restricted_users_get_the_warning_and_a_clear_refusal() {
     };
     let url = format!("redis://ro:pw@127.0.0.1:{}", server.port);
     user(&["+ping", "+sscan", "+scard"]);
-    let out = run(env.cmd("rj-status").args(["--url", &url]));
-    ok(&out);
-    let err = check::stderr(&out);
+    let out = env.run("rj-status", &["--url", &url]);
+    out.ok();
+    let err = out.stderr();
     assert!(
         err.contains("break the one-set-per-job rule")
             && err.contains("not confirmed")
             && err.contains("'multi'"),
         "{err}"
     );
-    let out = run(env.cmd("rj-status").args(["--url", &url, "--check"]));
-    let line = check::fails(&out, 77, "rj-status");
+    let out = env.run("rj-status", &["--url", &url, "--check"]);
+    let line = out.fails(77);
     assert!(line.contains("'watch'"), "{line}");
     user(&["+ping", "+sscan", "+watch", "+multi"]);
-    let out = run(env.cmd("rj-status").args(["--url", &url, "--check"]));
-    let line = check::fails(&out, 77, "rj-status");
+    let out = env.run("rj-status", &["--url", &url, "--check"]);
+    let line = out.fails(77);
     assert!(line.contains("NOPERM") && line.contains("'exec'"), "{line}");
     let before = six(&server, &env);
     user(&[
         "+ping", "+sscan", "+watch", "+multi", "+exec", "+sadd", "+hmget",
     ]);
-    let out = run(env
-        .cmd("rj-status")
-        .args(["--url", &url, "--check", "--repair"]));
-    let line = check::fails(&out, 77, "rj-status");
+    let out = env.run("rj-status", &["--url", &url, "--check", "--repair"]);
+    let line = out.fails(77);
     assert!(line.contains("'srem'"), "{line}");
     assert_eq!(
         six(&server, &env),
@@ -1186,10 +1146,9 @@ fn restricted_users_get_the_warning_and_a_clear_refusal() {
 /// what is left, a listing must warn, and --repair must restore the rule.
 #[test]
 fn an_evicting_redis_breaks_the_rule_and_check_says_so() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let ids: Vec<String> = (1..=200).map(|i| i.to_string()).collect();
     // Eviction may take all three sets in one step (nothing left, no rule broken): then again.
     let mut round = 0;
@@ -1223,8 +1182,8 @@ fn an_evicting_redis_breaks_the_rule_and_check_says_so() {
         !want.is_empty(),
         "one set of three lost always breaks the rule: {left:?}"
     );
-    let out = run(env.cmd("rj-status").args(["--check", "--format", "json"]));
-    check::code(&out, 65);
+    let out = env.run("rj-status", &["--check", "--format", "json"]);
+    out.code(65);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let got: Vec<(u64, &str)> = v["violations"]
         .as_array()
@@ -1238,16 +1197,16 @@ fn an_evicting_redis_breaks_the_rule_and_check_says_so() {
         })
         .collect();
     assert_eq!(got, want);
-    let out = run(&mut env.cmd("rj-status"));
-    ok(&out);
-    let err = check::stderr(&out);
+    let out = env.run("rj-status", &[]);
+    out.ok();
+    let err = out.stderr();
     assert!(
         err.contains("break the one-set-per-job rule") && !err.contains("is the tag right?"),
         "{err}"
     );
     // Every kind an eviction of whole sets leaves is derivable.
-    ok(&run(env.cmd("rj-status").args(["--check", "--repair"])));
-    ok(&run(env.cmd("rj-status").arg("--check")));
+    env.run("rj-status", &["--check", "--repair"]).ok();
+    env.run("rj-status", &["--check"]).ok();
 }
 
 /// Record `ids` with rj-launch, finish half of them as rj-track would, then fill an allkeys-lru
@@ -1262,7 +1221,7 @@ fn evict_some_of_the_tag(
     server.cli(&["CONFIG", "SET", "maxmemory", "0"]);
     server.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
     server.cli(&["FLUSHALL"]);
-    ok(&run(env.cmd("rj-launch").arg("--record").args(ids)));
+    run(env.cmd("rj-launch").arg("--record").args(ids)).ok();
     for id in &ids[..ids.len() / 2] {
         server.cli(&[
             "SMOVE",
@@ -1271,7 +1230,7 @@ fn evict_some_of_the_tag(
             id,
         ]);
     }
-    ok(&run(env.cmd("rj-status").arg("--check")));
+    env.run("rj-status", &["--check"]).ok();
     // LRU idle times have a resolution of one second: let the tag's keys be the older ones.
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let mut c = server.client();

@@ -4,8 +4,8 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use crate::util::check::{fails, run};
-use crate::util::{RedisOptions, RedisServer, TestEnv};
+use crate::util::check::run;
+use crate::util::{self, RedisOptions, RedisServer, TestEnv};
 
 /// A `redis.json` for `env` that logs in as `user` with password `pw`.
 fn login_as(env: &TestEnv, user: &str, pw: &str) {
@@ -17,18 +17,17 @@ fn login_as(env: &TestEnv, user: &str, pw: &str) {
 
 #[test]
 fn a_transaction_against_a_paused_server_ends_within_the_timeout() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     // What a failover does for its duration; redis-rs read the rest of the transaction's
     // replies after the first timeout, each with the full 15 s again.
     server.cli(&["CLIENT", "PAUSE", "60000", "WRITE"]);
     let start = Instant::now();
-    let out = run(env.cmd("rj-launch").args(["--record", "41"]));
+    let out = env.run("rj-launch", &["--record", "41"]);
     let took = start.elapsed();
     server.cli(&["CLIENT", "UNPAUSE"]);
-    let line = fails(&out, 75, "rj-launch");
+    let line = out.fails(75);
     assert!(line.contains("timed out"), "{line}");
     assert!(
         took < Duration::from_secs(40),
@@ -52,7 +51,7 @@ fn a_read_only_replica_is_one_short_line_for_any_number_of_ids() {
         .cmd("rj-launch")
         .args(["--record", "-"])
         .write_stdin(ids));
-    let line = fails(&out, 75, "rj-launch");
+    let line = out.fails(75);
     assert!(
         line.contains("READONLY You can't write against a read only replica"),
         "{line}"
@@ -71,16 +70,15 @@ fn a_read_only_replica_is_one_short_line_for_any_number_of_ids() {
 
 #[test]
 fn a_user_without_exec_is_refused_by_name_not_by_a_parser() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     server.cli(&[
         "ACL", "SETUSER", "noexec", "on", ">pw", "~*", "+@all", "-exec",
     ]);
     login_as(&env, "noexec", "pw");
-    let out = run(env.cmd("rj-launch").args(["--record", "42"]));
-    let line = fails(&out, 77, "rj-launch");
+    let out = env.run("rj-launch", &["--record", "42"]);
+    let line = out.fails(77);
     assert!(
         line.contains("NOPERM") && line.contains("'exec'"),
         "names the refused command: {line}"
@@ -90,10 +88,9 @@ fn a_user_without_exec_is_refused_by_name_not_by_a_parser() {
 
 #[test]
 fn a_port_that_is_not_redis_is_named_so() {
-    let Some(server) = RedisServer::start() else {
+    let Some((_server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let web = std::thread::spawn(move || {
@@ -105,7 +102,7 @@ fn a_port_that_is_not_redis_is_named_so() {
     let out = run(env
         .cmd("rj-status")
         .env("REDIS_URL", format!("redis://127.0.0.1:{port}")));
-    let line = fails(&out, 69, "rj-status");
+    let line = out.fails(69);
     assert!(line.contains("is not a Redis server"), "{line}");
     assert!(line.contains(&format!("127.0.0.1:{port}")), "{line}");
     web.join().unwrap();
@@ -124,7 +121,7 @@ fn sentinel_and_cluster_are_said_to_be_unsupported() {
     ]))
     .unwrap();
     let env = TestEnv::new(&cluster);
-    let line = fails(&run(&mut env.cmd("rj-status")), 69, "rj-status");
+    let line = env.run("rj-status", &[]).fails(69);
     assert!(
         line.contains("is a Redis Cluster node") && line.contains("not support"),
         "{line}"
@@ -158,7 +155,7 @@ fn sentinel_and_cluster_are_said_to_be_unsupported() {
             .is_ok()
     });
     let out = run(env.cmd("rj-status").env("REDIS_URL", &url));
-    let line = fails(&out, 69, "rj-status");
+    let line = out.fails(69);
     assert!(
         line.contains("is a Redis Sentinel") && line.contains("master"),
         "{line}"
@@ -167,10 +164,9 @@ fn sentinel_and_cluster_are_said_to_be_unsupported() {
 
 #[test]
 fn a_user_without_multi_writes_nothing_outside_a_transaction() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     server.cli(&[
         "ACL", "SETUSER", "nomulti", "on", ">pw", "~*", "+@all", "-multi",
     ]);
@@ -178,7 +174,7 @@ fn a_user_without_multi_writes_nothing_outside_a_transaction() {
         "host": "127.0.0.1", "port": env.port, "username": "nomulti", "password": "pw",
     });
     std::fs::write(&env.config, json.to_string()).unwrap();
-    let out = run(env.cmd("rj-launch").args(["--record", "43"]));
+    let out = env.run("rj-launch", &["--record", "43"]);
     let err = crate::util::check::stderr(&out);
     assert!(err.contains("NOPERM") && err.contains("'multi'"), "{err}");
     assert_ne!(out.status.code(), Some(0));

@@ -234,16 +234,15 @@ fn rediss_with_a_site_ca_records_and_reads() {
     );
     std::fs::copy(certs.path().join("ca.pem"), env.path().join("ca.pem")).unwrap();
     assert_eq!(
-        ok(&run(env.cmd("rj-launch").args(["--record", "41", "42"]))),
+        env.run("rj-launch", &["--record", "41", "42"]).ok(),
         "41\n42\n"
     );
     assert_eq!(
-        ok(&run(env.cmd("rj-status").args([
-            "--state",
-            "PENDING_AND_RUNNING",
-            "--format",
-            "plain"
-        ]))),
+        env.run(
+            "rj-status",
+            &["--state", "PENDING_AND_RUNNING", "--format", "plain"]
+        )
+        .ok(),
         "41\n42\n"
     );
     // The same server through REDIS_URL=rediss://…, keeping the file's CA.
@@ -251,14 +250,14 @@ fn rediss_with_a_site_ca_records_and_reads() {
         .cmd("rj-status")
         .env("REDIS_URL", format!("rediss://127.0.0.1:{port}"))
         .args(["--count", "--state", "ALL", "--format", "plain"]));
-    assert_eq!(ok(&out), "2\n");
+    assert_eq!(out.ok(), "2\n");
 
     // Without the CA the system's roots do not know the server: 69, naming the server.
     let untrusted = env_for(
         port,
         &format!(r#"{{"host": "localhost", "port": {port}, "tls": true}}"#),
     );
-    let line = fails(&run(&mut untrusted.cmd("rj-status")), 69, "rj-status");
+    let line = untrusted.run("rj-status", &[]).fails(69);
     assert!(line.contains(&format!("localhost:{port}")), "{line}");
 
     // A CA file that is not there is a configuration error naming it.
@@ -268,7 +267,7 @@ fn rediss_with_a_site_ca_records_and_reads() {
             r#"{{"host": "localhost", "port": {port}, "tls": true, "tls_ca": "/nonexistent/ca.pem"}}"#
         ),
     );
-    let line = fails(&run(&mut missing.cmd("rj-status")), 78, "rj-status");
+    let line = missing.run("rj-status", &[]).fails(78);
     assert!(line.contains("/nonexistent/ca.pem"), "{line}");
 }
 

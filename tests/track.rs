@@ -9,13 +9,11 @@ use crate::util::check::{self, ok, run};
 use crate::util::proxy::CutProxy;
 use crate::util::{self, slurm, RedisOptions, RedisServer, TestEnv};
 
-const FIVE: [&str; 5] = [
-    "PENDING_AND_RUNNING",
-    "COMPLETED",
-    "FAILED",
-    "TIMEOUT",
-    "CANCELLED",
-];
+/// The five sets an ID of T_ALL is in exactly one of: all but T_ALL.
+const FIVE: [&str; 5] = {
+    let [_all, five @ ..] = util::SETS;
+    five
+};
 
 /// Each ID of T_ALL in exactly one of the five sets, and no ID in them outside T_ALL.
 fn assert_invariant(server: &RedisServer, env: &TestEnv) {
@@ -47,7 +45,8 @@ fn set_of(server: &RedisServer, env: &TestEnv, id: &str) -> Option<&'static str>
 fn launch(env: &TestEnv, sbatch: &[&str]) -> String {
     let mut args = vec!["--", "-o", "/dev/null"];
     args.extend_from_slice(sbatch);
-    ok(&run(env.cmd("rj-launch").args(&args)))
+    run(env.cmd("rj-launch").args(&args))
+        .ok()
         .trim()
         .to_string()
 }
@@ -210,19 +209,17 @@ fn wait_drained(server: &RedisServer, env: &TestEnv, d: &Daemon, timeout: Durati
 /// squeue: a tick that is slow on purpose (as when slurmctld is unwell). Returns the PATH and
 /// the mark, which exists once a tick is inside squeue.
 fn slow_squeue(env: &TestEnv, secs: u32) -> (String, PathBuf) {
-    let bin = env.path().join("slowbin");
     let mark = env.path().join("in-squeue");
     let real = which::which("squeue").unwrap();
-    util::write_script(
-        &bin,
+    let path = env.fake_tools(&[(
         "squeue",
         &format!(
             "touch '{}'; sleep {secs}; exec '{}' \"$@\"",
             mark.display(),
             real.display()
         ),
-    );
-    (util::path_with(&bin), mark)
+    )]);
+    (path, mark)
 }
 
 /// The entries of T_EVENTS that report moves (rj-launch's `recorded` entries left out), each
@@ -378,9 +375,7 @@ fn exit_codes_cancels_and_arrays_end_in_their_sets() {
     );
 
     // rj-status --long shows the records.
-    let long_out = ok(&run(env
-        .cmd("rj-status")
-        .args(["--long", "--format", "json"])));
+    let long_out = env.run("rj-status", &["--long", "--format", "json"]).ok();
     let rows: Vec<serde_json::Value> = serde_json::from_str(&long_out).unwrap();
     let row = rows.iter().find(|r| r["job_id"] == bad.as_str()).unwrap();
     assert_eq!(row["exit_code"], "3:0");
@@ -422,7 +417,7 @@ fn node_failure_without_requeue_is_failed() {
     });
     testbed(&["node-resume"]);
     result.unwrap();
-    let out = ok(&run(env.cmd("rj-track").args(["--once"])));
+    let out = env.run("rj-track", &["--once"]).ok();
     assert!(out.contains(&format!("{id} FAILED")), "{out}");
     assert_eq!(set_of(&server, &env, &id), Some("FAILED"));
     assert_eq!(server.hgetall(&env.job(&id))["state"], "NODE_FAIL");
@@ -434,23 +429,16 @@ fn unknown_jobs_stay_until_lost_after() {
     let Some((server, env, _node)) = slurm::setup() else {
         return;
     };
-    ok(&run(env.cmd("rj-launch").args(["--record", "999999991"])));
-    let first = run(env.cmd("rj-track").args(["--once", "--lost-after", "2s"]));
-    assert_eq!(check::stdout(&first), "");
-    assert!(
-        check::stderr(&first).contains("unknown to Slurm"),
-        "{first:?}"
-    );
+    env.run("rj-launch", &["--record", "999999991"]).ok();
+    let first = env.run("rj-track", &["--once", "--lost-after", "2s"]);
+    assert_eq!(first.stdout(), "");
+    assert!(first.stderr().contains("unknown to Slurm"), "{first:?}");
     assert_eq!(
         set_of(&server, &env, "999999991"),
         Some("PENDING_AND_RUNNING")
     );
     std::thread::sleep(Duration::from_millis(2500));
-    let out = ok(&run(env.cmd("rj-track").args([
-        "--once",
-        "--lost-after",
-        "2s",
-    ])));
+    let out = env.run("rj-track", &["--once", "--lost-after", "2s"]).ok();
     assert_eq!(out, format!("{} 999999991 FAILED - LOST\n", env.tag));
     assert_eq!(server.hgetall(&env.job("999999991"))["state"], "LOST");
     assert_one_event_per_move(&server, &env);
@@ -473,7 +461,7 @@ fn several_tags_and_all_tags() {
         .arg("1")
         .query(&mut server.client())
         .unwrap();
-    let out = ok(&run(env.cmd("rj-track").args(["--once", "--all-tags"])));
+    let out = env.run("rj-track", &["--once", "--all-tags"]).ok();
     assert!(out.contains(&format!("{} {a} COMPLETED", env.tag)), "{out}");
     assert!(out.contains(&format!("{} {b} FAILED", env2.tag)), "{out}");
     // Nothing left to move: a second run prints nothing.
@@ -509,15 +497,11 @@ fn unreadable_squeue_output_is_exit_65() {
     let Some((_server, env, _node)) = slurm::setup() else {
         return;
     };
-    ok(&run(env.cmd("rj-launch").args(["--record", "12345"])));
+    env.run("rj-launch", &["--record", "12345"]).ok();
     // Real Slurm never prints this; a broken wrapper or a future format might.
-    let bin = env.path().join("fakebin");
-    util::write_script(&bin, "squeue", "echo 'this is not squeue output'");
-    let out = run(env
-        .cmd("rj-track")
-        .env("PATH", util::path_with(&bin))
-        .args(["--once"]));
-    let line = check::fails(&out, 65, "rj-track");
+    let path = env.fake_tools(&[("squeue", "echo 'this is not squeue output'")]);
+    let out = run(env.cmd("rj-track").env("PATH", &path).args(["--once"]));
+    let line = out.fails(65);
     assert!(line.contains("squeue"), "{line}");
 }
 
@@ -831,8 +815,8 @@ fn spool_is_replayed_each_tick() {
         "{\"id\":\"999999992\",\"fields\":[[\"host\",\"x\"]]}\n",
     )
     .unwrap();
-    let out = run(env.cmd("rj-track").args(["--once"]));
-    check::code(&out, 0);
+    let out = env.run("rj-track", &["--once"]);
+    out.code(0);
     assert_eq!(
         set_of(&server, &env, "999999992"),
         Some("PENDING_AND_RUNNING")
@@ -848,25 +832,23 @@ fn failing_accounting_never_makes_a_job_lost() {
     let Some((server, env, _node)) = slurm::setup() else {
         return;
     };
-    ok(&run(env.cmd("rj-launch").args(["--record", "999999993"])));
-    let bin = env.path().join("failbin");
-    util::write_script(
-        &bin,
-        "sacct",
-        "echo 'sacct: error: Problem talking to the database: Connection refused' >&2; exit 1",
-    );
-    util::write_script(
-        &bin,
-        "scontrol",
-        "echo 'slurm_load_jobs error: Socket timed out on send/recv operation' >&2; exit 1",
-    );
-    let path = util::path_with(&bin);
+    env.run("rj-launch", &["--record", "999999993"]).ok();
+    let path = env.fake_tools(&[
+        (
+            "sacct",
+            "echo 'sacct: error: Problem talking to the database: Connection refused' >&2; exit 1",
+        ),
+        (
+            "scontrol",
+            "echo 'slurm_load_jobs error: Socket timed out on send/recv operation' >&2; exit 1",
+        ),
+    ]);
     let lost_after = ["--once", "--lost-after", "1s"];
     for _ in 0..2 {
         let out = run(env.cmd("rj-track").env("PATH", &path).args(lost_after));
-        check::code(&out, 0);
-        assert_eq!(check::stdout(&out), "");
-        let err = check::stderr(&out);
+        out.code(0);
+        assert_eq!(out.stdout(), "");
+        let err = out.stderr();
         assert!(err.contains("sacct") && err.contains("this tick"), "{err}");
         assert!(!err.contains("unknown to Slurm"), "{err}");
         std::thread::sleep(Duration::from_millis(1500));
@@ -877,8 +859,8 @@ fn failing_accounting_never_makes_a_job_lost() {
     );
     // Slurm answers again: the clock starts now, not at the first failed tick.
     let out = run(env.cmd("rj-track").args(lost_after));
-    assert_eq!(check::stdout(&out), "", "{}", check::stderr(&out));
-    assert!(check::stderr(&out).contains("unknown to Slurm"), "{out:?}");
+    assert_eq!(out.stdout(), "", "{}", out.stderr());
+    assert!(out.stderr().contains("unknown to Slurm"), "{out:?}");
     assert_eq!(
         set_of(&server, &env, "999999993"),
         Some("PENDING_AND_RUNNING")
@@ -1049,11 +1031,11 @@ fn a_job_hash_of_the_wrong_type_is_refused_and_the_others_move() {
     server.cli(&["DEL", &hash]);
     server.cli(&["SET", &hash, "not a hash"]);
 
-    let out = run(env.cmd("rj-track").args(["--once"]));
-    let line = check::fails(&out, 65, "rj-track");
+    let out = env.run("rj-track", &["--once"]);
+    let line = out.fails(65);
     assert!(line.contains(&hash) && line.contains("string"), "{line}");
     assert_eq!(
-        check::stdout(&out),
+        out.stdout(),
         format!("{} {good} COMPLETED 0:0 COMPLETED\n", env.tag)
     );
     assert_eq!(set_of(&server, &env, &bad), Some("PENDING_AND_RUNNING"));
@@ -1097,16 +1079,16 @@ fn a_move_the_user_may_not_make_moves_nothing_and_is_77() {
     ] {
         let url = acl_user_with(&server, &env, &["+expire"], &[missing]);
         let out = run(env.cmd("rj-track").env("REDIS_URL", url).args(args));
-        let line = check::fails(&out, 77, "rj-track");
+        let line = out.fails(77);
         let cmd = missing[1..].to_ascii_uppercase();
         assert!(line.contains(&format!("run {cmd} on {key} ")), "{line}");
         assert!(line.contains("nothing moved"), "{line}");
-        assert_eq!(check::stdout(&out), "");
+        assert_eq!(out.stdout(), "");
         assert_eq!(set_of(&server, &env, &id), Some("PENDING_AND_RUNNING"));
         assert!(!server.hgetall(&env.job(&id)).contains_key("state"));
     }
     let url = acl_user_with(&server, &env, &["+expire"], &[]);
-    let out = ok(&run(env.cmd("rj-track").env("REDIS_URL", url).args(ttl)));
+    let out = run(env.cmd("rj-track").env("REDIS_URL", url).args(ttl)).ok();
     assert_eq!(out, format!("{} {id} COMPLETED 0:0 COMPLETED\n", env.tag));
     let left: i64 = server.cli(&["TTL", &env.job(&id)]).trim().parse().unwrap();
     assert!(left > 0 && left <= 86400, "TTL {left}");
@@ -1121,13 +1103,13 @@ fn the_unknown_jobs_script_changes_nothing_it_may_not_finish() {
     let Some((server, env, _node)) = slurm::setup() else {
         return;
     };
-    ok(&run(env.cmd("rj-launch").args(["--record", "999999994"])));
+    env.run("rj-launch", &["--record", "999999994"]).ok();
     let unknown = env.key("TRACKER:unknown");
     // An ID that Slurm knew again since: the script would forget it first.
     server.cli(&["HSET", &unknown, "999999995", "1"]);
     let url = acl_user_with(&server, &env, UNKNOWN_ACL, &["+hsetnx"]);
     let out = run(env.cmd("rj-track").env("REDIS_URL", &url).args(["--once"]));
-    let line = check::fails(&out, 77, "rj-track");
+    let line = out.fails(77);
     assert!(line.contains("HSETNX") && line.contains(&unknown), "{line}");
     assert_eq!(
         server.hgetall(&unknown).keys().collect::<Vec<_>>(),
@@ -1136,8 +1118,8 @@ fn the_unknown_jobs_script_changes_nothing_it_may_not_finish() {
 
     let url = acl_user_with(&server, &env, UNKNOWN_ACL, &[]);
     let out = run(env.cmd("rj-track").env("REDIS_URL", &url).args(["--once"]));
-    check::code(&out, 0);
-    assert!(check::stderr(&out).contains("unknown to Slurm"), "{out:?}");
+    out.code(0);
+    assert!(out.stderr().contains("unknown to Slurm"), "{out:?}");
     assert_eq!(
         server.hgetall(&unknown).keys().collect::<Vec<_>>(),
         ["999999994"]
@@ -1149,10 +1131,9 @@ fn the_unknown_jobs_script_changes_nothing_it_may_not_finish() {
 /// failed, instead of retrying for ever.
 #[test]
 fn a_daemon_that_may_not_eval_exits_77() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let url = acl_user(&server, &env, &["+eval"]);
     let mut cmd = track_command(&env, None);
     cmd.env("REDIS_URL", url);
@@ -1169,10 +1150,9 @@ fn a_daemon_that_may_not_eval_exits_77() {
 
 #[test]
 fn a_daemon_with_a_wrong_password_exits_77() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     acl_user(&server, &env, &[]);
     let mut cmd = track_command(&env, None);
     cmd.env(
@@ -1256,10 +1236,9 @@ fn a_daemon_pointed_at_a_cluster_node_exits_69() {
 /// A tag's pending set that some script overwrote as a string can never be read: 65.
 #[test]
 fn a_daemon_whose_pending_set_is_a_string_exits_65() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let pending = env.key("PENDING_AND_RUNNING");
     server.cli(&["SET", &pending, "oops"]);
     let mut d = Daemon::start(&env, "track", &[]);
@@ -1280,10 +1259,9 @@ fn a_daemon_whose_pending_set_is_a_string_exits_65() {
 /// failover), then killed and restarted; it comes back to work each time.
 #[test]
 fn a_daemon_outlives_read_only_and_dead_redis() {
-    let Some(mut server) = RedisServer::start() else {
+    let Some((mut server, env)) = util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let tracker = env.key("TRACKER");
     let mut d = Daemon::start(&env, "track", &[]);
     util::wait_until(Duration::from_secs(10), "the lease", || {
@@ -1331,8 +1309,8 @@ fn an_evicting_server_is_warned_about_once() {
         .cmd("rj-track")
         .env("REDIS_URL", server.url())
         .args(["--once"]));
-    check::code(&out, 0);
-    let err = check::stderr(&out);
+    out.code(0);
+    let err = out.stderr();
     assert_eq!(
         err.matches("maxmemory-policy allkeys-lru").count(),
         1,

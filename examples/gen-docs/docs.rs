@@ -24,6 +24,18 @@ pub const GENERATED_DIRS: &[&str] = &[
     "completions/fish",
 ];
 
+/// The heading of the README's exit-status table; the table follows it, up to a blank line.
+pub const README_EXIT_HEADING: &str = "## Exit status (every tool)\n\n";
+
+/// The README's exit-status table, row for row from `rj::exit::TABLE` (as the man pages').
+pub fn exit_status_markdown() -> String {
+    let mut s = String::from("| status | meaning |\n|---|---|\n");
+    for (code, what) in rj::exit::TABLE {
+        s.push_str(&format!("| {code} | {} |\n", what.replace('|', "\\|")));
+    }
+    s
+}
+
 /// Every generated file: its path relative to the repository root, and its content.
 pub fn generate() -> BTreeMap<PathBuf, Vec<u8>> {
     let tools = rj::cmd::all();
@@ -40,7 +52,30 @@ pub fn generate() -> BTreeMap<PathBuf, Vec<u8>> {
             files.insert(completion_path(shell, &tool.name), buf);
         }
     }
+    files.insert(PathBuf::from("README.md"), readme());
     files
+}
+
+/// README.md as committed, with its exit-status table printed again from `rj::exit::TABLE`;
+/// the rest of the README is written by hand.
+fn readme() -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let start = text
+        .find(README_EXIT_HEADING)
+        .unwrap_or_else(|| panic!("README.md lacks the heading {README_EXIT_HEADING:?}"))
+        + README_EXIT_HEADING.len();
+    let end = text[start..]
+        .find("\n\n")
+        .map_or(text.len(), |i| start + i + 1);
+    format!(
+        "{}{}{}",
+        &text[..start],
+        exit_status_markdown(),
+        &text[end..]
+    )
+    .into_bytes()
 }
 
 /// Where a completion script goes: the file name each shell looks up by command name.

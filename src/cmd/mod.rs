@@ -9,6 +9,9 @@ pub mod track;
 pub mod wait;
 
 use crate::cli::{ConnArgs, TagArg};
+/// Kept here for the tools that call `super::now_rfc3339()` (launch, track, rbench); new code
+/// uses `crate::clock`.
+pub use crate::clock::now_rfc3339;
 use crate::config::Config;
 use crate::keys::Keys;
 use crate::store::Store;
@@ -62,9 +65,4 @@ pub fn hostname() -> String {
     nix::unistd::gethostname()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_default()
-}
-
-/// Seconds since the epoch as RFC 3339 UTC, the form every timestamp in a job hash takes.
-pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }

@@ -487,20 +487,10 @@ impl Sink<'_> {
     }
 }
 
-/// The exit kind an error's status stands for (the outermost typed cause), for a new message
-/// about the same failure.
+/// The exit kind of an error's outermost typed cause, for a new message about the same
+/// failure; `default` for an error without one.
 fn kind_of(e: &anyhow::Error, default: Kind) -> Kind {
-    let code = exit::code_for(e);
-    [
-        Kind::DataErr,
-        Kind::Unavailable,
-        Kind::TempFail,
-        Kind::NoPerm,
-        Kind::Config,
-    ]
-    .into_iter()
-    .find(|k| k.code() == code)
-    .unwrap_or(default)
+    exit::kind_of(e).unwrap_or(default)
 }
 
 /// Lines read from stdin and not written yet.

@@ -15,6 +15,31 @@ pub mod sentinel_support;
 pub mod slurm;
 pub mod wait_support;
 
+/// The six sets of a tag (ARCHITECTURE.md §2), in the order the tools list them: `T_ALL`, then
+/// the pending set, then the four final ones.
+pub const SETS: [&str; 6] = [
+    "ALL",
+    "PENDING_AND_RUNNING",
+    "COMPLETED",
+    "FAILED",
+    "TIMEOUT",
+    "CANCELLED",
+];
+
+/// A plain private redis-server and a [`TestEnv`] on it; None (after [`missing`], which fails
+/// under CI=true) when redis-server is absent. The test keeps both alive to its end: bind the
+/// server as `_server` when the test does not use it, never `_`, which would stop it at once.
+pub fn redis() -> Option<(RedisServer, TestEnv)> {
+    redis_with(RedisOptions::default())
+}
+
+/// [`redis`] with a server started with `opts` (a password, persistence, more arguments).
+pub fn redis_with(opts: RedisOptions) -> Option<(RedisServer, TestEnv)> {
+    let server = RedisServer::with(opts)?;
+    let env = TestEnv::new(&server);
+    Some((server, env))
+}
+
 /// Under CI a missing dependency is a failure; on a developer's machine a loud skip.
 pub fn missing(what: &str) {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
@@ -322,6 +347,35 @@ impl TestEnv {
     /// A binary of this package with the clean environment of [`TestEnv::std_command`].
     pub fn cmd(&self, bin: &str) -> assert_cmd::Command {
         assert_cmd::Command::from_std(self.std_command(bin_path(bin)))
+    }
+
+    /// Run a binary of this package with `args` and the clean environment; see
+    /// [`check::Ran`] for the checks on what it left. A command that needs more (another
+    /// variable, stdin) is built with [`TestEnv::cmd`] and run with [`check::run`].
+    pub fn run(&self, bin: &str, args: &[&str]) -> check::Ran {
+        check::run(self.cmd(bin).args(args))
+    }
+
+    /// Fake tools (`(name, shell body)`) in the folder `fake-bin` of the temp dir; returns a
+    /// PATH with that folder first. Only for failures real tools cannot produce on demand.
+    pub fn fake_tools(&self, tools: &[(&str, &str)]) -> String {
+        let dir = self.path().join("fake-bin");
+        for (name, body) in tools {
+            write_script(&dir, name, body);
+        }
+        path_with(&dir)
+    }
+
+    /// A folder in the temp dir holding links to the named real tools only (none: an empty
+    /// folder), to be a whole PATH on which everything else is missing.
+    pub fn only_tools(&self, name: &str, tools: &[&str]) -> PathBuf {
+        let dir = self.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for tool in tools {
+            let real = which::which(tool).unwrap_or_else(|_| panic!("{tool} not on PATH"));
+            std::os::unix::fs::symlink(real, dir.join(tool)).unwrap();
+        }
+        dir
     }
 
     pub fn key(&self, suffix: &str) -> String {

@@ -52,8 +52,7 @@ fn ready(node: NodeGuard, opts: RedisOptions) -> Option<(RedisServer, TestEnv, N
     if !available() {
         return None;
     }
-    let server = RedisServer::with(opts)?;
-    let env = TestEnv::new(&server);
+    let (server, env) = super::redis_with(opts)?;
     Some((server, env, node))
 }
 
