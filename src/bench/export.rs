@@ -321,6 +321,186 @@ mod tests {
         }
     }
 
+    /// Two tests of every kind of cell: a native one with errors, hits and several runs, and a
+    /// wrapped one without counts whose name needs quoting.
+    fn golden_doc() -> BenchDoc {
+        let mut d = doc();
+        d.config.mode = Some("mixed".into());
+        d.config.batch = Some(10);
+        d.config.rate = Some(5000.0);
+        d.results.tests.0 = vec![
+            (
+                "SET".into(),
+                TestResult {
+                    requests_per_second: 98765.4,
+                    avg_latency_ms: Some(0.5),
+                    min_latency_ms: Some(0.01),
+                    p50_latency_ms: Some(0.25),
+                    p90_latency_ms: Some(0.75),
+                    p95_latency_ms: Some(1.0),
+                    p99_latency_ms: Some(2.5),
+                    p999_latency_ms: Some(9.125),
+                    max_latency_ms: Some(12.0),
+                    requests: Some(1000),
+                    successes: Some(990),
+                    errors: Some(10),
+                    error_rate: Some(0.01),
+                    first_error: Some("ERR \"x\", y".into()),
+                    hits: Some(3),
+                    misses: Some(1),
+                    bytes_per_second: Some(12345.0),
+                    requests_per_second_min: Some(90000.0),
+                    requests_per_second_max: Some(99999.0),
+                    runs: vec![TestResult::default(); 3],
+                    ..Default::default()
+                },
+            ),
+            (
+                "GET \"a,b\"".into(),
+                TestResult {
+                    requests_per_second: 20.5,
+                    p50_latency_ms: Some(0.1),
+                    ..Default::default()
+                },
+            ),
+        ];
+        d
+    }
+
+    fn golden(write: &dyn Exporter, d: &BenchDoc) -> String {
+        let mut out = Vec::new();
+        write.write(d, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// Every byte of every form, as rbench has written them (kept when the writers move).
+    #[test]
+    fn golden_forms() {
+        let d = golden_doc();
+        assert_eq!(
+            golden(&Csv, &d),
+            r#"test,requests_per_second,avg_latency_ms,min_latency_ms,p50_latency_ms,p90_latency_ms,p95_latency_ms,p99_latency_ms,p999_latency_ms,max_latency_ms,requests,successes,errors,error_rate,first_error
+SET,98765.4,0.5,0.01,0.25,0.75,1.0,2.5,9.125,12.0,1000,990,10,0.01,"ERR ""x"", y"
+"GET ""a,b""",20.5,,,0.1,,,,,,,,,,
+"#
+        );
+        assert_eq!(
+            golden(&Human, &d),
+            r#"rbench → 127.0.0.1:6379: 50 clients, pipeline 1, 256-byte values, mixed 10, open loop at 5000 req/s
+TEST       REQ/S  AVG    MIN    P50    P90    P95    P99    P99.9  MAX(ms)  REQUESTS  ERRORS
+SET        98765  0.500  0.010  0.250  0.750  1.000  2.500  9.125  12.000   1000      10 (1.0%)
+GET "a,b"  20     -      -      0.100  -      -      -      -      -        -         -
+SET: 10 of 1000 requests failed (1.0%); REQ/S and latencies count only the 990 that succeeded; the first error: ERR "x", y
+SET: GET 3 hits, 1 misses (25.0% missed); 12.3 kB/s sent and received
+SET: median of 3 runs, 98765 req/s (min 90000, max 99999)
+"#
+        );
+        assert_eq!(
+            golden(&Json, &d),
+            r#"{
+  "timestamp": "2026-01-01T00:00:00Z",
+  "config": {
+    "tool": "rbench",
+    "tool_version": "",
+    "server": "127.0.0.1:6379",
+    "tests": [],
+    "clients": 50,
+    "value_size": 256,
+    "pipeline": 1,
+    "mode": "mixed",
+    "batch": 10,
+    "rate": 5000.0
+  },
+  "results": {
+    "tests": {
+      "SET": {
+        "requests_per_second": 98765.4,
+        "avg_latency_ms": 0.5,
+        "min_latency_ms": 0.01,
+        "p50_latency_ms": 0.25,
+        "p95_latency_ms": 1.0,
+        "p99_latency_ms": 2.5,
+        "max_latency_ms": 12.0,
+        "p90_latency_ms": 0.75,
+        "p999_latency_ms": 9.125,
+        "requests": 1000,
+        "successes": 990,
+        "errors": 10,
+        "error_rate": 0.01,
+        "first_error": "ERR \"x\", y",
+        "hits": 3,
+        "misses": 1,
+        "bytes_per_second": 12345.0,
+        "requests_per_second_min": 90000.0,
+        "requests_per_second_max": 99999.0,
+        "runs": [
+          {
+            "requests_per_second": 0.0,
+            "avg_latency_ms": null,
+            "min_latency_ms": null,
+            "p50_latency_ms": null,
+            "p95_latency_ms": null,
+            "p99_latency_ms": null,
+            "max_latency_ms": null
+          },
+          {
+            "requests_per_second": 0.0,
+            "avg_latency_ms": null,
+            "min_latency_ms": null,
+            "p50_latency_ms": null,
+            "p95_latency_ms": null,
+            "p99_latency_ms": null,
+            "max_latency_ms": null
+          },
+          {
+            "requests_per_second": 0.0,
+            "avg_latency_ms": null,
+            "min_latency_ms": null,
+            "p50_latency_ms": null,
+            "p95_latency_ms": null,
+            "p99_latency_ms": null,
+            "max_latency_ms": null
+          }
+        ]
+      },
+      "GET \"a,b\"": {
+        "requests_per_second": 20.5,
+        "avg_latency_ms": null,
+        "min_latency_ms": null,
+        "p50_latency_ms": 0.1,
+        "p95_latency_ms": null,
+        "p99_latency_ms": null,
+        "max_latency_ms": null
+      }
+    }
+  },
+  "raw_output": ""
+}
+"#
+        );
+        let mut plain = doc();
+        plain.results.tests.0[0].1.requests = None;
+        assert_eq!(
+            golden(&Human, &plain),
+            r#"rbench → 127.0.0.1:6379: 50 clients, pipeline 1, 256-byte values
+TEST            REQ/S  AVG  MIN  P50    P95  P99  MAX(ms)
+MSET (10 keys)  1234   -    -    0.250  -    -    -
+"#
+        );
+        plain.results.tests.0.clear();
+        assert_eq!(
+            golden(&Csv, &plain),
+            r#"test,requests_per_second,avg_latency_ms,min_latency_ms,p50_latency_ms,p90_latency_ms,p95_latency_ms,p99_latency_ms,p999_latency_ms,max_latency_ms,requests,successes,errors,error_rate,first_error
+"#
+        );
+        assert_eq!(
+            golden(&Human, &plain),
+            r#"rbench → 127.0.0.1:6379: 50 clients, pipeline 1, 256-byte values
+TEST  REQ/S  AVG  MIN  P50  P95  P99  MAX(ms)
+"#
+        );
+    }
+
     #[test]
     fn csv_quotes_names_and_leaves_missing_cells_empty() {
         let mut out = Vec::new();

@@ -255,8 +255,35 @@ fn one_job(args: &Args, keys: &Keys, store: &mut Store, job: &str) -> anyhow::Re
         }
     }
     let empty = kvs.is_empty();
-    let mut out = cli::stdout();
-    match args.format {
+    write_one(
+        &mut cli::stdout(),
+        args.format,
+        keys.tag().as_str(),
+        job,
+        kvs,
+    )?;
+    if empty {
+        return Err(fail(
+            Kind::NotFound,
+            format!(
+                "job {job} of tag {} has no keys ({} matched nothing)",
+                keys.tag(),
+                patterns(keys, job).join(" and ")
+            ),
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One job's keys in `format`.
+fn write_one(
+    out: &mut dyn Write,
+    format: Format,
+    tag: &str,
+    job: &str,
+    kvs: Vec<KeyValue>,
+) -> anyhow::Result<()> {
+    match format {
         Format::Human | Format::Plain => {
             for kv in &kvs {
                 writeln!(out, "Key:  {}", kv.key)?;
@@ -265,9 +292,9 @@ fn one_job(args: &Args, keys: &Keys, store: &mut Store, job: &str) -> anyhow::Re
             }
         }
         Format::Json => output::write_json(
-            &mut out,
+            out,
             &LastDoc {
-                tag: keys.tag().as_str(),
+                tag,
                 job_id: job,
                 keys: kvs,
             },
@@ -275,7 +302,7 @@ fn one_job(args: &Args, keys: &Keys, store: &mut Store, job: &str) -> anyhow::Re
         Format::Csv | Format::Tsv => {
             // TSV cannot quote, so a tab or newline in a key name is cleaned like one in a value.
             let field = |s: String| {
-                if args.format == Format::Tsv {
+                if format == Format::Tsv {
                     output::tsv_clean(&s)
                 } else {
                     s
@@ -289,20 +316,10 @@ fn one_job(args: &Args, keys: &Keys, store: &mut Store, job: &str) -> anyhow::Re
                     value: field(flat(&kv.value)),
                 })
                 .collect();
-            output::write_delimited(&mut out, &rows, args.format, &["key", "type", "value"])?
+            output::write_delimited(out, &rows, format, &["key", "type", "value"])?
         }
     }
-    if empty {
-        return Err(fail(
-            Kind::NotFound,
-            format!(
-                "job {job} of tag {} has no keys ({} matched nothing)",
-                keys.tag(),
-                patterns(keys, job).join(" and ")
-            ),
-        ));
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// A chosen job with what its set and record say (None where they say nothing).
@@ -1216,6 +1233,247 @@ mod tests {
             "job\ttask\tset\tstate\texit_code\telapsed\ta.b\n\
              5\t\tCOMPLETED\tCOMPLETED\t0:0\t\tfrom hash\n"
         );
+    }
+
+    const FORMATS: [Format; 5] = [
+        Format::Human,
+        Format::Plain,
+        Format::Json,
+        Format::Csv,
+        Format::Tsv,
+    ];
+
+    fn kvs() -> Vec<KeyValue> {
+        vec![
+            KeyValue {
+                key: "exp-12:a\tb".into(),
+                kind: "string".into(),
+                value: json!("x, \"y\"\nz"),
+            },
+            KeyValue {
+                key: "exp-12:h".into(),
+                kind: "hash".into(),
+                value: json!({"f": "1", "g": "2"}),
+            },
+            KeyValue {
+                key: "exp-12_3:l".into(),
+                kind: "list".into(),
+                value: json!(["a", "b"]),
+            },
+        ]
+    }
+
+    /// Every byte of every form of one job, as rj-last has written them.
+    #[test]
+    fn golden_one_job() {
+        let text = |format: Format, kvs: Vec<KeyValue>| {
+            let mut out = Vec::new();
+            write_one(&mut out, format, "exp", "12", kvs).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let got: Vec<String> = FORMATS.iter().map(|f| text(*f, kvs())).collect();
+        let empty: Vec<String> = FORMATS.iter().map(|f| text(*f, Vec::new())).collect();
+        assert_eq!(
+            got[0],
+            "Key:  exp-12:a\tb\n\
+             Value: x, \"y\"\n\
+             z\n\
+             ---\n\
+             Key:  exp-12:h\n\
+             Value: {\"f\":\"1\",\"g\":\"2\"}\n\
+             ---\n\
+             Key:  exp-12_3:l\n\
+             Value: [\"a\",\"b\"]\n\
+             ---\n\
+             "
+        );
+        assert_eq!(got[1], got[0]);
+        assert_eq!(
+            got[2],
+            r#"{
+  "tag": "exp",
+  "job_id": "12",
+  "keys": [
+    {
+      "key": "exp-12:a\tb",
+      "type": "string",
+      "value": "x, \"y\"\nz"
+    },
+    {
+      "key": "exp-12:h",
+      "type": "hash",
+      "value": {
+        "f": "1",
+        "g": "2"
+      }
+    },
+    {
+      "key": "exp-12_3:l",
+      "type": "list",
+      "value": [
+        "a",
+        "b"
+      ]
+    }
+  ]
+}
+"#
+        );
+        assert_eq!(
+            got[3],
+            "key,type,value\n\
+             exp-12:a\tb,string,\"x, \"\"y\"\"\n\
+             z\"\n\
+             exp-12:h,hash,\"{\"\"f\"\":\"\"1\"\",\"\"g\"\":\"\"2\"\"}\"\n\
+             exp-12_3:l,list,\"[\"\"a\"\",\"\"b\"\"]\"\n\
+             "
+        );
+        assert_eq!(
+            got[4],
+            "key\ttype\tvalue\n\
+             exp-12:a b\tstring\tx, \"y\" z\n\
+             exp-12:h\thash\t{\"f\":\"1\",\"g\":\"2\"}\n\
+             exp-12_3:l\tlist\t[\"a\",\"b\"]\n\
+             "
+        );
+        assert_eq!(empty[0], "");
+        assert_eq!(empty[1], "");
+        assert_eq!(
+            empty[2],
+            "{\n  \"tag\": \"exp\",\n  \"job_id\": \"12\",\n  \"keys\": []\n}\n"
+        );
+        assert_eq!(empty[3], "key,type,value\n");
+        assert_eq!(empty[4], "key\ttype\tvalue\n");
+    }
+
+    /// Every byte of every form of the long table, as rj-last has written them.
+    #[test]
+    fn golden_long() {
+        let jobs = [
+            job("12", Set::Completed, "COMPLETED"),
+            Job::new("13".into(), None),
+        ];
+        let found = [
+            found("12", 0, "a\tb"),
+            found("12_3", 0, "h"),
+            found("13", 1, "l"),
+        ];
+        let values = kvs();
+        let text = |format: Format, n: usize| {
+            let mut out = Vec::new();
+            let mut sink = Long::new(&mut out, format).unwrap();
+            for (f, kv) in found.iter().zip(&values).take(n) {
+                sink.row(&jobs[f.job], f, &kv.kind, &kv.value).unwrap();
+            }
+            sink.finish().unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let got: Vec<String> = FORMATS.iter().map(|f| text(*f, 3)).collect();
+        let empty: Vec<String> = FORMATS.iter().map(|f| text(*f, 0)).collect();
+        assert_eq!(
+            got[0],
+            "Key:  exp-12:a\tb\n\
+             Value: x, \"y\"\n\
+             z\n\
+             ---\n\
+             Key:  exp-12_3:h\n\
+             Value: {\"f\":\"1\",\"g\":\"2\"}\n\
+             ---\n\
+             Key:  exp-13:l\n\
+             Value: [\"a\",\"b\"]\n\
+             ---\n\
+             "
+        );
+        assert_eq!(got[1], got[0]);
+        assert_eq!(
+            got[2],
+            r#"{"job":"12","task":null,"set":"COMPLETED","state":"COMPLETED","exit_code":"0:0","name":"a\tb","type":"string","value":"x, \"y\"\nz"}
+{"job":"12","task":"3","set":"COMPLETED","state":"COMPLETED","exit_code":"0:0","name":"h","type":"hash","value":{"f":"1","g":"2"}}
+{"job":"13","task":null,"set":null,"state":null,"exit_code":null,"name":"l","type":"list","value":["a","b"]}
+"#
+        );
+        assert_eq!(
+            got[3],
+            "job,task,set,state,exit_code,name,type,value\n\
+             12,,COMPLETED,COMPLETED,0:0,a\tb,string,\"x, \"\"y\"\"\n\
+             z\"\n\
+             12,3,COMPLETED,COMPLETED,0:0,h,hash,\"{\"\"f\"\":\"\"1\"\",\"\"g\"\":\"\"2\"\"}\"\n\
+             13,,,,,l,list,\"[\"\"a\"\",\"\"b\"\"]\"\n\
+             "
+        );
+        assert_eq!(
+            got[4],
+            "job\ttask\tset\tstate\texit_code\tname\ttype\tvalue\n\
+             12\t\tCOMPLETED\tCOMPLETED\t0:0\ta b\tstring\tx, \"y\" z\n\
+             12\t3\tCOMPLETED\tCOMPLETED\t0:0\th\thash\t{\"f\":\"1\",\"g\":\"2\"}\n\
+             13\t\t\t\t\tl\tlist\t[\"a\",\"b\"]\n\
+             "
+        );
+        assert_eq!(empty[0], "");
+        assert_eq!(empty[1], "");
+        assert_eq!(empty[2], "");
+        assert_eq!(empty[3], "job,task,set,state,exit_code,name,type,value\n");
+        assert_eq!(
+            empty[4],
+            "job\ttask\tset\tstate\texit_code\tname\ttype\tvalue\n"
+        );
+    }
+
+    /// Every byte of every form of the wide table, as rj-last has written them.
+    #[test]
+    fn golden_wide() {
+        let jobs = [
+            job("5", Set::Completed, "COMPLETED"),
+            Job {
+                elapsed: Some("00:01:02".into()),
+                ..Job::new("7".into(), None)
+            },
+        ];
+        let mut t = Wide::default();
+        t.add(&found("5", 0, "a\tb"), "string", json!("x, \"y\"\nz"));
+        t.add(&found("5", 0, "h"), "hash", json!({"f": "1", "g": "2"}));
+        t.add(&found("5", 0, "job"), "list", json!(["a", "b"]));
+        t.add(&found("7_1", 1, "h"), "hash", json!({"f": "long value"}));
+        t.finish(&jobs);
+        let got: Vec<String> = FORMATS.iter().map(|f| wide_text(&t, &jobs, *f)).collect();
+        assert_eq!(
+            got[0],
+            "job  task  set        state      exit_code  elapsed   :job       a\tb       h.f         h.g\n\
+             5    -     COMPLETED  COMPLETED  0:0        -         [\"a\",\"b\"]  x, \"y\"\n\
+             z  1           2\n\
+             7    1     -          -          -          00:01:02  -          -         long value  -\n\
+             "
+        );
+        assert_eq!(got[1], got[0]);
+        assert_eq!(
+            got[2],
+            r#"{"job":"5","task":null,"set":"COMPLETED","state":"COMPLETED","exit_code":"0:0","elapsed":null,":job":["a","b"],"a\tb":"x, \"y\"\nz","h.f":"1","h.g":"2"}
+{"job":"7","task":"1","set":null,"state":null,"exit_code":null,"elapsed":"00:01:02",":job":null,"a\tb":null,"h.f":"long value","h.g":null}
+"#
+        );
+        assert_eq!(
+            got[3],
+            "job,task,set,state,exit_code,elapsed,:job,a\tb,h.f,h.g\n\
+             5,,COMPLETED,COMPLETED,0:0,,\"[\"\"a\"\",\"\"b\"\"]\",\"x, \"\"y\"\"\n\
+             z\",1,2\n\
+             7,1,,,,00:01:02,,,long value,\n\
+             "
+        );
+        assert_eq!(
+            got[4],
+            "job\ttask\tset\tstate\texit_code\telapsed\t:job\ta b\th.f\th.g\n\
+             5\t\tCOMPLETED\tCOMPLETED\t0:0\t\t[\"a\",\"b\"]\tx, \"y\" z\t1\t2\n\
+             7\t1\t\t\t\t00:01:02\t\t\tlong value\t\n\
+             "
+        );
+        let mut none = Wide::default();
+        none.finish(&[]);
+        let empty: Vec<String> = FORMATS.iter().map(|f| wide_text(&none, &[], *f)).collect();
+        assert_eq!(empty[0], "job  task  set  state  exit_code  elapsed\n");
+        assert_eq!(empty[1], "job  task  set  state  exit_code  elapsed\n");
+        assert_eq!(empty[2], "");
+        assert_eq!(empty[3], "job,task,set,state,exit_code,elapsed\n");
+        assert_eq!(empty[4], "job\ttask\tset\tstate\texit_code\telapsed\n");
     }
 
     #[test]
