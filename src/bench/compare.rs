@@ -80,7 +80,7 @@ fn file_name(p: &Path) -> String {
 }
 
 /// One test of one file, against the same test of the first file.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
 pub struct Row {
     pub test: String,
     pub file: String,
@@ -150,72 +150,53 @@ fn x(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |r| format!("{r:.2}x"))
 }
 
-const HEADER: &[&str] = &[
-    "TEST", "FILE", "REQ/S", "VS FIRST", "AVG", "P50", "P95", "P99", "MAX(ms)", "P50 VS", "P99 VS",
-    "ERRORS",
-];
+/// The comparison in rbench's own units; CSV and JSON keep the numbers as they are.
+impl output::Row for Row {
+    fn headings() -> anyhow::Result<Vec<String>> {
+        Ok([
+            "TEST", "FILE", "REQ/S", "VS FIRST", "AVG", "P50", "P95", "P99", "MAX(ms)", "P50 VS",
+            "P99 VS", "ERRORS",
+        ]
+        .map(String::from)
+        .to_vec())
+    }
 
-fn cells(r: &Row) -> Vec<String> {
-    vec![
-        r.test.clone(),
-        r.file.clone(),
-        rps(r.requests_per_second),
-        x(r.rps_ratio),
-        ms(r.avg_latency_ms),
-        ms(r.p50_latency_ms),
-        ms(r.p95_latency_ms),
-        ms(r.p99_latency_ms),
-        ms(r.max_latency_ms),
-        x(r.p50_ratio),
-        x(r.p99_ratio),
-        errors_cell(r.errors, r.requests),
-    ]
+    fn cells(&self) -> anyhow::Result<Vec<String>> {
+        Ok(vec![
+            self.test.clone(),
+            self.file.clone(),
+            rps(self.requests_per_second),
+            x(self.rps_ratio),
+            ms(self.avg_latency_ms),
+            ms(self.p50_latency_ms),
+            ms(self.p95_latency_ms),
+            ms(self.p99_latency_ms),
+            ms(self.max_latency_ms),
+            x(self.p50_ratio),
+            x(self.p99_ratio),
+            errors_cell(self.errors, self.requests),
+        ])
+    }
+
+    /// Test and file on the left, the figures on the right.
+    fn right_aligned(column: usize) -> bool {
+        column >= 2
+    }
+}
+
+impl From<CompareFormat> for output::Form {
+    fn from(f: CompareFormat) -> output::Form {
+        match f {
+            CompareFormat::Human => output::Form::Human,
+            CompareFormat::Markdown => output::Form::Markdown,
+            CompareFormat::Csv => output::Form::Csv,
+            CompareFormat::Json => output::Form::Json,
+        }
+    }
 }
 
 pub fn write(rows: &[Row], format: CompareFormat, out: &mut dyn Write) -> anyhow::Result<()> {
-    match format {
-        CompareFormat::Json => output::write_json(out, rows),
-        CompareFormat::Csv => output::write_delimited(
-            out,
-            rows,
-            output::Format::Csv,
-            &[
-                "test",
-                "file",
-                "requests_per_second",
-                "rps_ratio",
-                "avg_latency_ms",
-                "p50_latency_ms",
-                "p95_latency_ms",
-                "p99_latency_ms",
-                "max_latency_ms",
-                "p50_ratio",
-                "p99_ratio",
-                "requests",
-                "errors",
-                "error_rate",
-            ],
-        ),
-        CompareFormat::Human => {
-            let table: Vec<Vec<String>> = rows.iter().map(cells).collect();
-            output::write_table(out, HEADER, &table)
-        }
-        CompareFormat::Markdown => {
-            let esc = |s: &str| s.replace('|', "\\|");
-            writeln!(out, "| {} |", HEADER.join(" | "))?;
-            let align: Vec<&str> = HEADER
-                .iter()
-                .enumerate()
-                .map(|(i, _)| if i < 2 { "---" } else { "---:" })
-                .collect();
-            writeln!(out, "| {} |", align.join(" | "))?;
-            for r in rows {
-                let c: Vec<String> = cells(r).iter().map(|c| esc(c)).collect();
-                writeln!(out, "| {} |", c.join(" | "))?;
-            }
-            Ok(())
-        }
-    }
+    output::write_rows(format.into(), out, rows)
 }
 
 #[cfg(test)]
@@ -426,6 +407,12 @@ GET,a|b.json,200.0,1.0,,,,,,,,,,
     }
 
     #[test]
+    fn csv_header_is_the_row_types_field_names() {
+        let files = [loaded("a.json", &[("SET", 100.0, Some(0.5))])];
+        output::assert_headers_are_field_names(&rows(&files, &[])[0]);
+    }
+
+    #[test]
     fn markdown_escapes_pipes() {
         let files = [loaded("a|b.json", &[("SET", 100.0, None)])];
         let mut out = Vec::new();
@@ -434,7 +421,7 @@ GET,a|b.json,200.0,1.0,,,,,,,,,,
         assert!(s.contains("| SET | a\\|b.json | 100 | 1.00x |"), "{s}");
         assert_eq!(
             s.lines().nth(1).unwrap().matches("---").count(),
-            HEADER.len()
+            <Row as output::Row>::headings().unwrap().len()
         );
     }
 }

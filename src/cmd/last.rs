@@ -84,7 +84,9 @@ pub struct Args {
     pub format: Format,
 }
 
-#[derive(Debug, Serialize)]
+/// A key of one job: an element of the JSON document's `keys`, and a row of the other forms,
+/// with its value [`output::flat`] there.
+#[derive(Debug, Default, Serialize)]
 struct KeyValue {
     key: String,
     #[serde(rename = "type")]
@@ -92,12 +94,15 @@ struct KeyValue {
     value: serde_json::Value,
 }
 
-#[derive(Debug, Serialize)]
-struct FlatRow<'a> {
-    key: String,
-    #[serde(rename = "type")]
-    kind: &'a str,
-    value: String,
+/// rj-last's plain and human forms are the `Key:`/`Value:`/`---` lines it has always written.
+impl output::Row for KeyValue {
+    fn plain(&self) -> anyhow::Result<String> {
+        Ok(format!(
+            "Key:  {}\nValue: {}\n---",
+            self.key,
+            output::flat(&self.value)
+        ))
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -116,24 +121,15 @@ const SCAN_COUNT: usize = 2_000;
 /// Keys read per pipelined batch: the values held at once in the long form.
 const READ_BATCH: usize = 500;
 
-/// The first columns of the wide table, and of the long one before name, type and value.
+/// The first columns of the wide table.
 const WIDE_FIXED: [&str; 6] = ["job", "task", "set", "state", "exit_code", "elapsed"];
-const LONG_HEADER: [&str; 8] = [
-    "job",
-    "task",
-    "set",
-    "state",
-    "exit_code",
-    "name",
-    "type",
-    "value",
-];
 
-/// Strings as themselves, everything else as compact JSON.
-fn flat(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
+/// The form of the rows for `format`: human is the plain form, except in the wide table.
+fn form(format: Format) -> output::Form {
+    match format {
+        Format::Human => output::Form::Plain,
+        Format::Json => output::Form::JsonLines,
+        f => f.into(),
     }
 }
 
@@ -275,7 +271,7 @@ fn one_job(args: &Args, keys: &Keys, store: &mut Store, job: &str) -> anyhow::Re
     Ok(ExitCode::SUCCESS)
 }
 
-/// One job's keys in `format`.
+/// One job's keys in `format`: JSON is one document `{tag, job_id, keys}`.
 fn write_one(
     out: &mut dyn Write,
     format: Format,
@@ -283,43 +279,22 @@ fn write_one(
     job: &str,
     kvs: Vec<KeyValue>,
 ) -> anyhow::Result<()> {
-    match format {
-        Format::Human | Format::Plain => {
-            for kv in &kvs {
-                writeln!(out, "Key:  {}", kv.key)?;
-                writeln!(out, "Value: {}", flat(&kv.value))?;
-                writeln!(out, "---")?;
-            }
-        }
-        Format::Json => output::write_json(
-            out,
-            &LastDoc {
-                tag,
-                job_id: job,
-                keys: kvs,
-            },
-        )?,
-        Format::Csv | Format::Tsv => {
-            // TSV cannot quote, so a tab or newline in a key name is cleaned like one in a value.
-            let field = |s: String| {
-                if format == Format::Tsv {
-                    output::tsv_clean(&s)
-                } else {
-                    s
-                }
-            };
-            let rows: Vec<FlatRow> = kvs
-                .iter()
-                .map(|kv| FlatRow {
-                    key: field(kv.key.clone()),
-                    kind: &kv.kind,
-                    value: field(flat(&kv.value)),
-                })
-                .collect();
-            output::write_delimited(out, &rows, format, &["key", "type", "value"])?
-        }
+    if format == Format::Json {
+        let doc = LastDoc {
+            tag,
+            job_id: job,
+            keys: kvs,
+        };
+        return output::write_json(out, &doc);
     }
-    Ok(())
+    let mut e = output::exporter::<KeyValue>(form(format), out)?;
+    for kv in kvs {
+        e.row(&KeyValue {
+            value: serde_json::Value::String(output::flat(&kv.value)),
+            ..kv
+        })?;
+    }
+    e.finish()
 }
 
 /// A chosen job with what its set and record say (None where they say nothing).
@@ -489,7 +464,7 @@ fn table(args: &Args, keys: &Keys, store: &mut Store) -> anyhow::Result<ExitCode
         keys.tag(),
         keys.data_pattern()
     ));
-    let out = std::io::BufWriter::with_capacity(1 << 16, cli::stdout());
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, cli::stdout());
     let shown = if args.wide {
         let mut t = Wide::default();
         read_each(store, &found, |f, kind, value| {
@@ -497,14 +472,14 @@ fn table(args: &Args, keys: &Keys, store: &mut Store) -> anyhow::Result<ExitCode
             Ok(())
         })?;
         t.finish(&jobs);
-        t.write(out, &jobs, args.format)?;
+        t.write(&mut out, &jobs, args.format)?;
         t.cells > 0
     } else {
-        let mut sink = Long::new(out, args.format)?;
+        let mut sink = Long::new(&mut out, args.format)?;
         let mut n = 0u64;
         read_each(store, &found, |f, kind, value| {
             n += 1;
-            sink.row(&jobs[f.job], f, &kind, &value)
+            sink.row(&jobs[f.job], f, kind, value)
         })?;
         sink.finish()?;
         n > 0
@@ -549,103 +524,80 @@ fn job_task(id: &JobId) -> (String, Option<String>) {
     (id.job.to_string(), id.task.map(|t| t.to_string()))
 }
 
-/// One key of the long form in JSON Lines.
-#[derive(Serialize)]
-struct LongRow<'a> {
+/// One key of the long form: a JSON line, a CSV or TSV row with its value
+/// [`output::flat`], or the `Key:`/`Value:`/`---` lines of its whole name.
+#[derive(Default, Serialize)]
+struct LongRow<'t> {
     job: String,
     task: Option<String>,
     set: Option<&'static str>,
-    state: Option<&'a str>,
-    exit_code: Option<&'a str>,
+    state: Option<&'t str>,
+    exit_code: Option<&'t str>,
     name: String,
     #[serde(rename = "type")]
-    kind: &'a str,
-    value: &'a serde_json::Value,
+    kind: String,
+    value: serde_json::Value,
+    /// The key's whole name, for the plain form only.
+    #[serde(skip)]
+    key: String,
+}
+
+impl output::Row for LongRow<'_> {
+    fn plain(&self) -> anyhow::Result<String> {
+        Ok(format!(
+            "Key:  {}\nValue: {}\n---",
+            self.key,
+            output::flat(&self.value)
+        ))
+    }
 }
 
 /// The long form, written key after key as the reads come.
-enum Long<W: Write> {
-    Text(W),
-    Json(W),
-    Delimited(Box<csv::Writer<W>>, Format),
+struct Long<'a, 't> {
+    rows: Box<dyn output::Exporter<LongRow<'t>> + 'a>,
+    form: output::Form,
 }
 
-impl<W: Write> Long<W> {
-    fn new(out: W, format: Format) -> anyhow::Result<Long<W>> {
-        Ok(match format {
-            Format::Human | Format::Plain => Long::Text(out),
-            Format::Json => Long::Json(out),
-            Format::Csv | Format::Tsv => {
-                let mut w = output::delimited_writer(out, format);
-                w.write_record(LONG_HEADER)?;
-                Long::Delimited(Box::new(w), format)
-            }
+impl<'a, 't: 'a> Long<'a, 't> {
+    fn new(out: &'a mut dyn Write, format: Format) -> anyhow::Result<Long<'a, 't>> {
+        Ok(Long {
+            rows: output::exporter(form(format), out)?,
+            form: form(format),
         })
     }
 
     fn row(
         &mut self,
-        job: &Job,
+        job: &'t Job,
         f: &Found,
-        kind: &str,
-        value: &serde_json::Value,
+        kind: String,
+        value: serde_json::Value,
     ) -> anyhow::Result<()> {
-        match self {
-            Long::Text(out) => {
-                writeln!(out, "Key:  {}", output::lossy(&f.key))?;
-                writeln!(out, "Value: {}", flat(value))?;
-                writeln!(out, "---")?;
-            }
-            Long::Json(out) => {
-                let (j, task) = job_task(&f.id);
-                serde_json::to_writer(
-                    &mut *out,
-                    &LongRow {
-                        job: j,
-                        task,
-                        set: job.set.map(Set::suffix),
-                        state: job.state.as_deref(),
-                        exit_code: job.exit_code.as_deref(),
-                        name: f.name(),
-                        kind,
-                        value,
-                    },
-                )?;
-                out.write_all(b"\n")?;
-            }
-            Long::Delimited(w, format) => {
-                let (j, task) = job_task(&f.id);
-                let record = [
-                    j,
-                    task.unwrap_or_default(),
-                    job.set.map(Set::suffix).unwrap_or_default().to_string(),
-                    job.state.clone().unwrap_or_default(),
-                    job.exit_code.clone().unwrap_or_default(),
-                    f.name(),
-                    kind.to_string(),
-                    flat(value),
-                ];
-                w.write_record(record.iter().map(|c| cell(c, *format)))?;
-            }
-        }
-        Ok(())
+        let (j, task) = job_task(&f.id);
+        let json = self.form == output::Form::JsonLines;
+        self.rows.row(&LongRow {
+            job: j,
+            task,
+            set: job.set.map(Set::suffix),
+            state: job.state.as_deref(),
+            exit_code: job.exit_code.as_deref(),
+            name: f.name(),
+            kind,
+            value: if json {
+                value
+            } else {
+                serde_json::Value::String(output::flat(&value))
+            },
+            key: if self.form == output::Form::Plain {
+                output::lossy(&f.key)
+            } else {
+                String::new()
+            },
+        })
     }
 
     fn finish(self) -> anyhow::Result<()> {
-        match self {
-            Long::Text(mut out) | Long::Json(mut out) => out.flush()?,
-            Long::Delimited(mut w, _) => w.flush()?,
-        }
-        Ok(())
-    }
-}
-
-/// A field as written: TSV cannot quote, so tabs and newlines become spaces there.
-fn cell(s: &str, format: Format) -> String {
-    if format == Format::Tsv {
-        output::tsv_clean(s)
-    } else {
-        s.to_string()
+        self.rows.finish()
     }
 }
 
@@ -753,7 +705,9 @@ impl Wide {
         cells
     }
 
-    fn write<W: Write>(&self, mut out: W, jobs: &[Job], format: Format) -> anyhow::Result<()> {
+    /// The table in `format`: JSON Lines, CSV, TSV, or aligned for people (also for plain,
+    /// which `run` refuses with --wide).
+    fn write(&self, out: &mut dyn Write, jobs: &[Job], format: Format) -> anyhow::Result<()> {
         // order[column number] = its place among the data columns, sorted by name.
         let mut by_name: Vec<usize> = (0..self.names.len()).collect();
         by_name.sort_by(|a, b| self.names[*a].cmp(&self.names[*b]));
@@ -761,16 +715,21 @@ impl Wide {
         for (place, c) in by_name.iter().enumerate() {
             order[*c] = place;
         }
-        let header: Vec<&str> = WIDE_FIXED
+        let headings: Vec<String> = WIDE_FIXED
             .iter()
-            .copied()
-            .chain(by_name.iter().map(|c| self.names[*c].as_str()))
+            .map(|h| h.to_string())
+            .chain(by_name.iter().map(|c| self.names[*c].clone()))
             .collect();
+        let form = match format {
+            Format::Human | Format::Plain => output::Form::Human,
+            f => form(f),
+        };
+        let mut rows = output::records(form, out, headings)?;
         let mut warned = HashSet::new();
-        let fixed = |row: &WideRow| -> [Option<String>; 6] {
+        for row in &self.rows {
             let job = &jobs[row.job];
             let (j, task) = job_task(&row.id);
-            [
+            let fixed = [
                 Some(j),
                 task,
                 job.set.map(|s| s.suffix().to_string()),
@@ -778,69 +737,15 @@ impl Wide {
                 job.exit_code.clone(),
                 job.elapsed.clone(),
             ]
-        };
-        match format {
-            Format::Csv | Format::Tsv => {
-                let mut w = output::delimited_writer(out, format);
-                w.write_record(header.iter().map(|h| cell(h, format)))?;
-                for row in &self.rows {
-                    let record: Vec<String> = fixed(row)
-                        .into_iter()
-                        .map(Option::unwrap_or_default)
-                        .chain(
-                            self.ordered(&order, row, &mut warned)
-                                .into_iter()
-                                .map(|v| v.map(flat).unwrap_or_default()),
-                        )
-                        .collect();
-                    w.write_record(record.iter().map(|c| cell(c, format)))?;
-                }
-                w.flush()?;
-            }
-            Format::Json => {
-                for row in &self.rows {
-                    let values = fixed(row)
-                        .map(|v| v.map_or(serde_json::Value::Null, serde_json::Value::String));
-                    let cells = self.ordered(&order, row, &mut warned);
-                    out.write_all(b"{")?;
-                    for (i, name) in header.iter().enumerate() {
-                        if i > 0 {
-                            out.write_all(b",")?;
-                        }
-                        serde_json::to_writer(&mut out, name)?;
-                        out.write_all(b":")?;
-                        let v = match values.get(i) {
-                            Some(v) => v,
-                            None => cells[i - values.len()].unwrap_or(&serde_json::Value::Null),
-                        };
-                        serde_json::to_writer(&mut out, v)?;
-                    }
-                    out.write_all(b"}\n")?;
-                }
-                out.flush()?;
-            }
-            Format::Human | Format::Plain => {
-                let dash = |s: String| if s.is_empty() { "-".to_string() } else { s };
-                let table: Vec<Vec<String>> = self
-                    .rows
-                    .iter()
-                    .map(|row| {
-                        fixed(row)
-                            .into_iter()
-                            .map(|v| dash(v.unwrap_or_default()))
-                            .chain(
-                                self.ordered(&order, row, &mut warned)
-                                    .into_iter()
-                                    .map(|v| dash(v.map(flat).unwrap_or_default())),
-                            )
-                            .collect()
-                    })
-                    .collect();
-                output::write_table(&mut out, &header, &table)?;
-                out.flush()?;
-            }
+            .map(|v| v.map(serde_json::Value::String));
+            let cells: Vec<Option<&serde_json::Value>> = fixed
+                .iter()
+                .map(Option::as_ref)
+                .chain(self.ordered(&order, row, &mut warned))
+                .collect();
+            rows.row(&cells)?;
         }
-        Ok(())
+        rows.finish()
     }
 }
 
@@ -1052,9 +957,12 @@ mod tests {
 
     #[test]
     fn flat_shows_strings_as_text_and_structures_as_compact_json() {
-        assert_eq!(flat(&serde_json::json!("a \"b\"")), "a \"b\"");
-        assert_eq!(flat(&serde_json::json!({"k": "v"})), r#"{"k":"v"}"#);
-        assert_eq!(flat(&serde_json::json!([["m", 1.5]])), r#"[["m",1.5]]"#);
+        assert_eq!(output::flat(&serde_json::json!("a \"b\"")), "a \"b\"");
+        assert_eq!(output::flat(&serde_json::json!({"k": "v"})), r#"{"k":"v"}"#);
+        assert_eq!(
+            output::flat(&serde_json::json!([["m", 1.5]])),
+            r#"[["m",1.5]]"#
+        );
     }
 
     fn keys(tag: &str) -> Keys {
@@ -1363,7 +1271,8 @@ mod tests {
             let mut out = Vec::new();
             let mut sink = Long::new(&mut out, format).unwrap();
             for (f, kv) in found.iter().zip(&values).take(n) {
-                sink.row(&jobs[f.job], f, &kv.kind, &kv.value).unwrap();
+                sink.row(&jobs[f.job], f, kv.kind.clone(), kv.value.clone())
+                    .unwrap();
             }
             sink.finish().unwrap();
             String::from_utf8(out).unwrap()
@@ -1474,6 +1383,26 @@ mod tests {
         assert_eq!(empty[2], "");
         assert_eq!(empty[3], "job,task,set,state,exit_code,elapsed\n");
         assert_eq!(empty[4], "job\ttask\tset\tstate\texit_code\telapsed\n");
+    }
+
+    #[test]
+    fn csv_headers_are_the_row_types_field_names() {
+        output::assert_headers_are_field_names(&KeyValue {
+            key: "exp-12:a".into(),
+            kind: "string".into(),
+            value: json!("1"),
+        });
+        let j = job("12", Set::Completed, "COMPLETED");
+        output::assert_headers_are_field_names(&LongRow {
+            job: "12".into(),
+            set: Some("COMPLETED"),
+            state: j.state.as_deref(),
+            name: "a".into(),
+            kind: "string".into(),
+            value: json!("1"),
+            key: "exp-12:a".into(),
+            ..Default::default()
+        });
     }
 
     #[test]
