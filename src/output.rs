@@ -97,7 +97,7 @@ impl From<Format> for Form {
 /// and TSV columns, in field order), and what it shows people in a table is derived from that
 /// unless the type says otherwise. `Default` stands for "no row", from which the header of an
 /// empty CSV is taken. A row for CSV and TSV must be flat (no lists or maps) and must not skip
-/// fields, or its lines would not match the header.
+/// a field in some rows only (`skip_serializing_if`), or its lines would not match the header.
 pub trait Row: Serialize + Default {
     /// The headings of the human and Markdown tables; the serialized field names by default.
     fn headings() -> anyhow::Result<Vec<String>> {

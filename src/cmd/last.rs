@@ -94,15 +94,15 @@ struct KeyValue {
     value: serde_json::Value,
 }
 
-/// rj-last's plain and human forms are the `Key:`/`Value:`/`---` lines it has always written.
 impl output::Row for KeyValue {
     fn plain(&self) -> anyhow::Result<String> {
-        Ok(format!(
-            "Key:  {}\nValue: {}\n---",
-            self.key,
-            output::flat(&self.value)
-        ))
+        Ok(key_value_lines(&self.key, &self.value))
     }
+}
+
+/// rj-last's plain and human forms: the `Key:`/`Value:`/`---` lines it has always written.
+fn key_value_lines(key: &str, value: &serde_json::Value) -> String {
+    format!("Key:  {key}\nValue: {}\n---", output::flat(value))
 }
 
 #[derive(Debug, Serialize)]
@@ -544,11 +544,7 @@ struct LongRow<'t> {
 
 impl output::Row for LongRow<'_> {
     fn plain(&self) -> anyhow::Result<String> {
-        Ok(format!(
-            "Key:  {}\nValue: {}\n---",
-            self.key,
-            output::flat(&self.value)
-        ))
+        Ok(key_value_lines(&self.key, &self.value))
     }
 }
 
