@@ -26,37 +26,26 @@ pub fn write_json<T: Serialize + ?Sized>(out: &mut dyn Write, value: &T) -> anyh
     Ok(())
 }
 
-/// CSV or TSV rows with a header taken from the row type's field names.
-pub fn write_delimited<T: Serialize>(
-    out: &mut dyn Write,
-    rows: &[T],
-    format: Format,
-    header_if_empty: &[&str],
-) -> anyhow::Result<()> {
-    let mut w = delimited_writer(out, format);
-    if rows.is_empty() {
-        w.write_record(header_if_empty)?;
-    }
-    for r in rows {
-        w.serialize(r)?;
-    }
-    w.flush()?;
-    Ok(())
-}
-
 /// A CSV or TSV writer: `serialize` writes a header from the first row's field names, while
 /// rows given to `write_record` carry their own;
 /// CSV quotes what it must, TSV never does (see [`tsv_clean`]).
-pub fn delimited_writer<W: Write>(out: W, format: Format) -> csv::Writer<W> {
-    let delim = if format == Format::Tsv { b'\t' } else { b',' };
+fn delimited_writer<W: Write>(out: W, tsv: bool) -> csv::Writer<W> {
     csv::WriterBuilder::new()
-        .delimiter(delim)
-        .quote_style(if format == Format::Tsv {
+        .delimiter(if tsv { b'\t' } else { b',' })
+        .quote_style(if tsv {
             csv::QuoteStyle::Never
         } else {
             csv::QuoteStyle::Necessary
         })
         .from_writer(out)
+}
+
+/// Strings as themselves, everything else as compact JSON: a Redis value in one cell.
+pub fn flat(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// TSV cannot quote: tabs and newlines inside a field become spaces.
@@ -79,44 +68,15 @@ pub fn utf8_prefix(b: &[u8]) -> &str {
     }
 }
 
-/// An aligned text table; the last column is not padded.
-pub fn write_table(
-    out: &mut dyn Write,
-    header: &[&str],
-    rows: &[Vec<String>],
-) -> anyhow::Result<()> {
-    let mut width: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            width[i] = width[i].max(c.chars().count());
-        }
-    }
-    let line = |out: &mut dyn Write, cells: &[&str]| -> std::io::Result<()> {
-        let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(c);
-            } else {
-                s.push_str(&format!("{c:<w$}  ", w = width[i]));
-            }
-        }
-        writeln!(out, "{}", s.trim_end())
-    };
-    line(out, header)?;
-    for r in rows {
-        let cells: Vec<&str> = r.iter().map(String::as_str).collect();
-        line(out, &cells)?;
-    }
-    Ok(())
-}
-
-/// The forms a list of rows can take: rj's `--format`, and Markdown (for READMEs and issues).
+/// The forms a list of rows can take: rj's `--format`, Markdown (for READMEs and issues), and
+/// JSON Lines (one compact object per row, for a listing too long for one document).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Form {
     Human,
     Markdown,
     Plain,
     Json,
+    JsonLines,
     Csv,
     Tsv,
 }
@@ -137,7 +97,7 @@ impl From<Format> for Form {
 /// and TSV columns, in field order), and what it shows people in a table is derived from that
 /// unless the type says otherwise. `Default` stands for "no row", from which the header of an
 /// empty CSV is taken. A row for CSV and TSV must be flat (no lists or maps) and must not skip
-/// fields, or its lines would not match the header.
+/// a field in some rows only (`skip_serializing_if`), or its lines would not match the header.
 pub trait Row: Serialize + Default {
     /// The headings of the human and Markdown tables; the serialized field names by default.
     fn headings() -> anyhow::Result<Vec<String>> {
@@ -190,7 +150,7 @@ pub fn fields<R: Serialize>(row: &R) -> anyhow::Result<Vec<String>> {
 
 /// Writes rows in one form as they come (hyperfine's `Exporter`, row by row): nothing waits
 /// for the last row except the aligned human table, whose widths depend on every row.
-pub trait Exporter<R> {
+pub trait Exporter<R: ?Sized> {
     fn row(&mut self, row: &R) -> anyhow::Result<()>;
     /// After the last row: the closing bracket, the header of an empty table, the human table.
     fn finish(self: Box<Self>) -> anyhow::Result<()>;
@@ -213,15 +173,9 @@ pub fn exporter<'a, R: Row + 'a>(
         }),
         Form::Plain => Box::new(PlainRows { out }),
         Form::Json => Box::new(JsonRows { out, rows: 0 }),
+        Form::JsonLines => Box::new(JsonLines { out }),
         Form::Csv | Form::Tsv => Box::new(DelimitedRows {
-            w: delimited_writer(
-                out,
-                if form == Form::Tsv {
-                    Format::Tsv
-                } else {
-                    Format::Csv
-                },
-            ),
+            w: delimited_writer(out, form == Form::Tsv),
             tsv: form == Form::Tsv,
             rows: 0,
             _row: std::marker::PhantomData,
@@ -248,7 +202,7 @@ struct JsonRows<'a> {
     rows: u64,
 }
 
-impl<R: Row> Exporter<R> for JsonRows<'_> {
+impl<R: Serialize + ?Sized> Exporter<R> for JsonRows<'_> {
     fn row(&mut self, row: &R) -> anyhow::Result<()> {
         let one = serde_json::to_vec_pretty(row)?;
         self.out
@@ -268,6 +222,24 @@ impl<R: Row> Exporter<R> for JsonRows<'_> {
     fn finish(self: Box<Self>) -> anyhow::Result<()> {
         self.out
             .write_all(if self.rows == 0 { b"[]\n" } else { b"\n]\n" })?;
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
+/// One compact JSON object per line.
+struct JsonLines<'a> {
+    out: &'a mut dyn Write,
+}
+
+impl<R: Serialize + ?Sized> Exporter<R> for JsonLines<'_> {
+    fn row(&mut self, row: &R) -> anyhow::Result<()> {
+        serde_json::to_writer(&mut *self.out, row)?;
+        self.out.write_all(b"\n")?;
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> anyhow::Result<()> {
         self.out.flush()?;
         Ok(())
     }
@@ -368,6 +340,162 @@ impl<'a> HumanTable<'a> {
     }
 }
 
+/// An aligned text table; the last column is not padded.
+fn write_table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
+    let mut width: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            width[i] = width[i].max(c.chars().count());
+        }
+    }
+    let line = |out: &mut dyn Write, cells: &[&str]| -> std::io::Result<()> {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  ", w = width[i]));
+            }
+        }
+        writeln!(out, "{}", s.trim_end())
+    };
+    line(out, header)?;
+    for r in rows {
+        let cells: Vec<&str> = r.iter().map(String::as_str).collect();
+        line(out, &cells)?;
+    }
+    Ok(())
+}
+
+/// One row of a table whose columns are known only once every row is (a column per key name):
+/// a value or nothing under each heading.
+pub type Cells<'v> = [Option<&'v serde_json::Value>];
+
+/// The exporter of `form` for rows of [`Cells`] under `headings`: the same forms as
+/// [`exporter`]'s. A JSON row is an object of the headings, a missing cell `null` and a value
+/// as it is; the other forms show a value [`flat`], a missing cell empty (`-` for people).
+pub fn records<'a>(
+    form: Form,
+    out: &'a mut dyn Write,
+    headings: Vec<String>,
+) -> anyhow::Result<Box<dyn for<'v> Exporter<Cells<'v>> + 'a>> {
+    Ok(match form {
+        Form::Json | Form::JsonLines => Box::new(RecordObjects {
+            json: if form == Form::Json {
+                Box::new(JsonRows { out, rows: 0 })
+            } else {
+                Box::new(JsonLines { out })
+            },
+            headings,
+        }),
+        _ => Box::new(RecordTexts::new(form, out, &headings)?),
+    })
+}
+
+/// A [`Cells`] row as a JSON object of its headings.
+struct Object<'r, 'v> {
+    headings: &'r [String],
+    cells: &'r Cells<'v>,
+}
+
+impl Serialize for Object<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.headings.len()))?;
+        for (h, c) in self.headings.iter().zip(self.cells) {
+            m.serialize_entry(h, c)?;
+        }
+        m.end()
+    }
+}
+
+struct RecordObjects<'a> {
+    json: Box<dyn for<'r, 'v> Exporter<Object<'r, 'v>> + 'a>,
+    headings: Vec<String>,
+}
+
+impl<'v> Exporter<Cells<'v>> for RecordObjects<'_> {
+    fn row(&mut self, cells: &Cells<'v>) -> anyhow::Result<()> {
+        self.json.row(&Object {
+            headings: &self.headings,
+            cells,
+        })
+    }
+
+    fn finish(self: Box<Self>) -> anyhow::Result<()> {
+        self.json.finish()
+    }
+}
+
+/// The text forms of [`Cells`] rows: the same tables as the [`Row`] exporters', over headings
+/// given at run time.
+enum RecordTexts<'a> {
+    Human(HumanTable<'a>),
+    Markdown(&'a mut dyn Write),
+    Plain(&'a mut dyn Write),
+    Delimited(Box<csv::Writer<&'a mut dyn Write>>, bool),
+}
+
+impl<'a> RecordTexts<'a> {
+    fn new(form: Form, out: &'a mut dyn Write, headings: &[String]) -> anyhow::Result<Self> {
+        Ok(match form {
+            Form::Human => RecordTexts::Human(HumanTable::new(out, headings.to_vec())),
+            Form::Markdown => {
+                let right = vec![false; headings.len()];
+                out.write_all(Markdown.header(headings, &right).as_bytes())?;
+                RecordTexts::Markdown(out)
+            }
+            Form::Csv | Form::Tsv => {
+                let tsv = form == Form::Tsv;
+                let mut w = delimited_writer(out, tsv);
+                w.write_record(headings.iter().map(|h| cell(h, tsv)))?;
+                RecordTexts::Delimited(Box::new(w), tsv)
+            }
+            Form::Plain | Form::Json | Form::JsonLines => RecordTexts::Plain(out),
+        })
+    }
+}
+
+/// A field as written: TSV cannot quote, so tabs and newlines become spaces there.
+fn cell(s: &str, tsv: bool) -> String {
+    if tsv {
+        tsv_clean(s)
+    } else {
+        s.to_string()
+    }
+}
+
+impl<'v> Exporter<Cells<'v>> for RecordTexts<'_> {
+    fn row(&mut self, cells: &Cells<'v>) -> anyhow::Result<()> {
+        let text = cells.iter().map(|c| c.map(flat).unwrap_or_default());
+        match self {
+            RecordTexts::Human(t) => {
+                // People see `-` for a cell with nothing in it.
+                let dash = |s: String| if s.is_empty() { "-".to_string() } else { s };
+                t.push(text.map(dash).collect());
+            }
+            RecordTexts::Markdown(out) => {
+                let c: Vec<String> = text.collect();
+                out.write_all(Markdown.row(&c).as_bytes())?;
+            }
+            RecordTexts::Plain(out) => writeln!(out, "{}", text.take(1).collect::<String>())?,
+            RecordTexts::Delimited(w, tsv) => {
+                let tsv = *tsv;
+                w.write_record(text.map(|c| cell(&c, tsv)))?
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> anyhow::Result<()> {
+        match *self {
+            RecordTexts::Human(t) => t.finish(),
+            RecordTexts::Markdown(out) | RecordTexts::Plain(out) => Ok(out.flush()?),
+            RecordTexts::Delimited(mut w, _) => Ok(w.flush()?),
+        }
+    }
+}
+
 /// The syntax of a markup table (hyperfine's `MarkupExporter`): a table is a header, a divider
 /// that also says how each column is aligned, and one line per row, each written as it comes.
 pub trait Markup {
@@ -438,6 +566,61 @@ impl<R: Row, M: Markup> Exporter<R> for MarkupRows<'_, R, M> {
         self.out.write_all(self.markup.footer().as_bytes())?;
         self.out.flush()?;
         Ok(())
+    }
+}
+
+/// The top-level field names of `value` as serde writes them, in their order (serde_json's
+/// map sorts its keys, so they are read from the JSON text).
+#[cfg(test)]
+pub fn serialized_field_names<T: Serialize>(value: &T) -> Vec<String> {
+    struct Names(Vec<String>);
+    impl<'de> serde::Deserialize<'de> for Names {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Names, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Names;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("an object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut m: A,
+                ) -> Result<Names, A::Error> {
+                    let mut names = Vec::new();
+                    while let Some(k) = m.next_key::<String>()? {
+                        m.next_value::<serde::de::IgnoredAny>()?;
+                        names.push(k);
+                    }
+                    Ok(Names(names))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+    let text = serde_json::to_string(value).expect("a row serializes");
+    serde_json::from_str::<Names>(&text)
+        .expect("a row is an object")
+        .0
+}
+
+/// That the CSV and TSV headers of a row type (with rows and without) are its serialized field
+/// names, in order: the test every row type gets.
+#[cfg(test)]
+pub fn assert_headers_are_field_names<R: Row>(sample: &R) {
+    let names = serialized_field_names(&R::default());
+    assert_eq!(serialized_field_names(sample), names);
+    assert_eq!(columns::<R>().unwrap(), names);
+    for (form, sep) in [(Form::Csv, ","), (Form::Tsv, "\t")] {
+        for rows in [&[][..], std::slice::from_ref(sample)] {
+            let mut out = Vec::new();
+            write_rows(form, &mut out, rows).unwrap();
+            let text = String::from_utf8(out).unwrap();
+            assert_eq!(
+                text.lines().next(),
+                Some(names.join(sep).as_str()),
+                "{form:?}"
+            );
+        }
     }
 }
 
@@ -514,6 +697,8 @@ mod tests {
         );
         cols.sort();
         assert_eq!(cols, names(serde_json::to_value(Mixed::default()).unwrap()));
+        assert_headers_are_field_names(&mixed()[0]);
+        assert_headers_are_field_names(&Row2::default());
         assert_eq!(columns::<Row2>().unwrap(), ["set", "job_id"]);
         // An empty table has the same header.
         assert_eq!(
@@ -616,10 +801,10 @@ mod tests {
             job_id: "1".into(),
         }];
         let mut out = Vec::new();
-        write_delimited(&mut out, &rows, Format::Csv, &[]).unwrap();
+        write_rows(Form::Csv, &mut out, &rows).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "set,job_id\n\"A,B\",1\n");
         let mut out = Vec::new();
-        write_delimited(&mut out, &rows, Format::Tsv, &[]).unwrap();
+        write_rows(Form::Tsv, &mut out, &rows).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "set\tjob_id\nA,B\t1\n");
     }
 
@@ -642,22 +827,17 @@ mod tests {
     #[test]
     fn empty_rows_still_have_header() {
         let mut out = Vec::new();
-        write_delimited::<Row2>(&mut out, &[], Format::Csv, &["set", "job_id"]).unwrap();
+        write_rows::<Row2>(Form::Csv, &mut out, &[]).unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "set,job_id\n");
     }
 
     #[test]
     fn table_aligns() {
         let mut out = Vec::new();
-        write_table(
-            &mut out,
-            &["A", "B"],
-            &[
-                vec!["long".into(), "x".into()],
-                vec!["s".into(), "y".into()],
-            ],
-        )
-        .unwrap();
+        let mut t = HumanTable::new(&mut out, vec!["A".into(), "B".into()]);
+        t.push(vec!["long".into(), "x".into()]);
+        t.push(vec!["s".into(), "y".into()]);
+        t.finish().unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "A     B\nlong  x\ns     y\n"

@@ -80,7 +80,7 @@ fn file_name(p: &Path) -> String {
 }
 
 /// One test of one file, against the same test of the first file.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
 pub struct Row {
     pub test: String,
     pub file: String,
@@ -150,72 +150,53 @@ fn x(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |r| format!("{r:.2}x"))
 }
 
-const HEADER: &[&str] = &[
-    "TEST", "FILE", "REQ/S", "VS FIRST", "AVG", "P50", "P95", "P99", "MAX(ms)", "P50 VS", "P99 VS",
-    "ERRORS",
-];
+/// The comparison in rbench's own units; CSV and JSON keep the numbers as they are.
+impl output::Row for Row {
+    fn headings() -> anyhow::Result<Vec<String>> {
+        Ok([
+            "TEST", "FILE", "REQ/S", "VS FIRST", "AVG", "P50", "P95", "P99", "MAX(ms)", "P50 VS",
+            "P99 VS", "ERRORS",
+        ]
+        .map(String::from)
+        .to_vec())
+    }
 
-fn cells(r: &Row) -> Vec<String> {
-    vec![
-        r.test.clone(),
-        r.file.clone(),
-        rps(r.requests_per_second),
-        x(r.rps_ratio),
-        ms(r.avg_latency_ms),
-        ms(r.p50_latency_ms),
-        ms(r.p95_latency_ms),
-        ms(r.p99_latency_ms),
-        ms(r.max_latency_ms),
-        x(r.p50_ratio),
-        x(r.p99_ratio),
-        errors_cell(r.errors, r.requests),
-    ]
+    fn cells(&self) -> anyhow::Result<Vec<String>> {
+        Ok(vec![
+            self.test.clone(),
+            self.file.clone(),
+            rps(self.requests_per_second),
+            x(self.rps_ratio),
+            ms(self.avg_latency_ms),
+            ms(self.p50_latency_ms),
+            ms(self.p95_latency_ms),
+            ms(self.p99_latency_ms),
+            ms(self.max_latency_ms),
+            x(self.p50_ratio),
+            x(self.p99_ratio),
+            errors_cell(self.errors, self.requests),
+        ])
+    }
+
+    /// Test and file on the left, the figures on the right.
+    fn right_aligned(column: usize) -> bool {
+        column >= 2
+    }
+}
+
+impl From<CompareFormat> for output::Form {
+    fn from(f: CompareFormat) -> output::Form {
+        match f {
+            CompareFormat::Human => output::Form::Human,
+            CompareFormat::Markdown => output::Form::Markdown,
+            CompareFormat::Csv => output::Form::Csv,
+            CompareFormat::Json => output::Form::Json,
+        }
+    }
 }
 
 pub fn write(rows: &[Row], format: CompareFormat, out: &mut dyn Write) -> anyhow::Result<()> {
-    match format {
-        CompareFormat::Json => output::write_json(out, rows),
-        CompareFormat::Csv => output::write_delimited(
-            out,
-            rows,
-            output::Format::Csv,
-            &[
-                "test",
-                "file",
-                "requests_per_second",
-                "rps_ratio",
-                "avg_latency_ms",
-                "p50_latency_ms",
-                "p95_latency_ms",
-                "p99_latency_ms",
-                "max_latency_ms",
-                "p50_ratio",
-                "p99_ratio",
-                "requests",
-                "errors",
-                "error_rate",
-            ],
-        ),
-        CompareFormat::Human => {
-            let table: Vec<Vec<String>> = rows.iter().map(cells).collect();
-            output::write_table(out, HEADER, &table)
-        }
-        CompareFormat::Markdown => {
-            let esc = |s: &str| s.replace('|', "\\|");
-            writeln!(out, "| {} |", HEADER.join(" | "))?;
-            let align: Vec<&str> = HEADER
-                .iter()
-                .enumerate()
-                .map(|(i, _)| if i < 2 { "---" } else { "---:" })
-                .collect();
-            writeln!(out, "| {} |", align.join(" | "))?;
-            for r in rows {
-                let c: Vec<String> = cells(r).iter().map(|c| esc(c)).collect();
-                writeln!(out, "| {} |", c.join(" | "))?;
-            }
-            Ok(())
-        }
-    }
+    output::write_rows(format.into(), out, rows)
 }
 
 #[cfg(test)]
@@ -279,6 +260,158 @@ mod tests {
         assert_eq!(only.len(), 1);
     }
 
+    fn golden(rows: &[Row], format: CompareFormat) -> String {
+        let mut out = Vec::new();
+        write(rows, format, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// Every byte of every form, as rbench compare has written them (kept when the writers move).
+    #[test]
+    fn golden_forms() {
+        let mut files = [
+            loaded(
+                "a|b.json",
+                &[("SET", 100.0, Some(0.5)), ("GET", 200.0, None)],
+            ),
+            loaded(
+                "b.json",
+                &[("set", 150.5, Some(0.25)), ("I,N\"CR", 1.0, None)],
+            ),
+        ];
+        let r = &mut files[1].doc.results.tests.0[0].1;
+        r.avg_latency_ms = Some(1.0);
+        r.p95_latency_ms = Some(2.0);
+        r.p99_latency_ms = Some(3.0);
+        r.max_latency_ms = Some(4.5);
+        r.requests = Some(1000);
+        r.errors = Some(5);
+        r.error_rate = Some(0.005);
+        files[0].doc.results.tests.0[0].1.p99_latency_ms = Some(6.0);
+        files[0].doc.results.tests.0[0].1.errors = Some(0);
+        let rows = rows(&files, &[]);
+        assert_eq!(
+            golden(&rows, CompareFormat::Human),
+            r#"TEST    FILE      REQ/S  VS FIRST  AVG    P50    P95    P99    MAX(ms)  P50 VS  P99 VS  ERRORS
+SET     a|b.json  100    1.00x     -      0.500  -      6.000  -        1.00x   1.00x   0
+SET     b.json    150    1.50x     1.000  0.250  2.000  3.000  4.500    0.50x   0.50x   5 (0.5%)
+GET     a|b.json  200    1.00x     -      -      -      -      -        -       -       -
+I,N"CR  b.json    1      -         -      -      -      -      -        -       -       -
+"#
+        );
+        assert_eq!(
+            golden(&rows, CompareFormat::Markdown),
+            r#"| TEST | FILE | REQ/S | VS FIRST | AVG | P50 | P95 | P99 | MAX(ms) | P50 VS | P99 VS | ERRORS |
+| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+| SET | a\|b.json | 100 | 1.00x | - | 0.500 | - | 6.000 | - | 1.00x | 1.00x | 0 |
+| SET | b.json | 150 | 1.50x | 1.000 | 0.250 | 2.000 | 3.000 | 4.500 | 0.50x | 0.50x | 5 (0.5%) |
+| GET | a\|b.json | 200 | 1.00x | - | - | - | - | - | - | - | - |
+| I,N"CR | b.json | 1 | - | - | - | - | - | - | - | - | - |
+"#
+        );
+        assert_eq!(
+            golden(&rows, CompareFormat::Csv),
+            r#"test,file,requests_per_second,rps_ratio,avg_latency_ms,p50_latency_ms,p95_latency_ms,p99_latency_ms,max_latency_ms,p50_ratio,p99_ratio,requests,errors,error_rate
+SET,a|b.json,100.0,1.0,,0.5,,6.0,,1.0,1.0,,0,
+SET,b.json,150.5,1.505,1.0,0.25,2.0,3.0,4.5,0.5,0.5,1000,5,0.005
+GET,a|b.json,200.0,1.0,,,,,,,,,,
+"I,N""CR",b.json,1.0,,,,,,,,,,,
+"#
+        );
+        assert_eq!(
+            golden(&rows, CompareFormat::Json),
+            r#"[
+  {
+    "test": "SET",
+    "file": "a|b.json",
+    "requests_per_second": 100.0,
+    "rps_ratio": 1.0,
+    "avg_latency_ms": null,
+    "p50_latency_ms": 0.5,
+    "p95_latency_ms": null,
+    "p99_latency_ms": 6.0,
+    "max_latency_ms": null,
+    "p50_ratio": 1.0,
+    "p99_ratio": 1.0,
+    "requests": null,
+    "errors": 0,
+    "error_rate": null
+  },
+  {
+    "test": "SET",
+    "file": "b.json",
+    "requests_per_second": 150.5,
+    "rps_ratio": 1.505,
+    "avg_latency_ms": 1.0,
+    "p50_latency_ms": 0.25,
+    "p95_latency_ms": 2.0,
+    "p99_latency_ms": 3.0,
+    "max_latency_ms": 4.5,
+    "p50_ratio": 0.5,
+    "p99_ratio": 0.5,
+    "requests": 1000,
+    "errors": 5,
+    "error_rate": 0.005
+  },
+  {
+    "test": "GET",
+    "file": "a|b.json",
+    "requests_per_second": 200.0,
+    "rps_ratio": 1.0,
+    "avg_latency_ms": null,
+    "p50_latency_ms": null,
+    "p95_latency_ms": null,
+    "p99_latency_ms": null,
+    "max_latency_ms": null,
+    "p50_ratio": null,
+    "p99_ratio": null,
+    "requests": null,
+    "errors": null,
+    "error_rate": null
+  },
+  {
+    "test": "I,N\"CR",
+    "file": "b.json",
+    "requests_per_second": 1.0,
+    "rps_ratio": null,
+    "avg_latency_ms": null,
+    "p50_latency_ms": null,
+    "p95_latency_ms": null,
+    "p99_latency_ms": null,
+    "max_latency_ms": null,
+    "p50_ratio": null,
+    "p99_ratio": null,
+    "requests": null,
+    "errors": null,
+    "error_rate": null
+  }
+]
+"#
+        );
+        assert_eq!(
+            golden(&[], CompareFormat::Csv),
+            r#"test,file,requests_per_second,rps_ratio,avg_latency_ms,p50_latency_ms,p95_latency_ms,p99_latency_ms,max_latency_ms,p50_ratio,p99_ratio,requests,errors,error_rate
+"#
+        );
+        assert_eq!(
+            golden(&[], CompareFormat::Markdown),
+            r#"| TEST | FILE | REQ/S | VS FIRST | AVG | P50 | P95 | P99 | MAX(ms) | P50 VS | P99 VS | ERRORS |
+| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+"#
+        );
+        assert_eq!(
+            golden(&[], CompareFormat::Human),
+            "TEST  FILE  REQ/S  VS FIRST  AVG  P50  P95  P99  MAX(ms)  P50 VS  P99 VS  ERRORS\n"
+        );
+        assert_eq!(golden(&[], CompareFormat::Json), "[]\n");
+    }
+
+    #[test]
+    fn csv_header_is_the_row_types_field_names() {
+        let files = [loaded("a.json", &[("SET", 100.0, Some(0.5))])];
+        output::assert_headers_are_field_names(&rows(&files, &[])[0]);
+    }
+
     #[test]
     fn markdown_escapes_pipes() {
         let files = [loaded("a|b.json", &[("SET", 100.0, None)])];
@@ -288,7 +421,7 @@ mod tests {
         assert!(s.contains("| SET | a\\|b.json | 100 | 1.00x |"), "{s}");
         assert_eq!(
             s.lines().nth(1).unwrap().matches("---").count(),
-            HEADER.len()
+            <Row as output::Row>::headings().unwrap().len()
         );
     }
 }

@@ -1,4 +1,5 @@
-//! Exporters: one [`BenchDoc`] rendered as JSON, CSV or a human table (hyperfine's pattern).
+//! One [`BenchDoc`] as JSON, CSV or a human table; the CSV rows go through output.rs's
+//! exporters, like every table rj writes.
 use std::io::Write;
 
 use serde::Serialize;
@@ -6,32 +7,26 @@ use serde::Serialize;
 use super::{percent, BenchDoc, RunFormat, TestResult};
 use crate::output;
 
-/// Renders a benchmark result in one form.
-pub trait Exporter {
-    fn write(&self, doc: &BenchDoc, out: &mut dyn Write) -> anyhow::Result<()>;
-}
-
-pub struct Json;
-pub struct Csv;
-pub struct Human;
-
-pub fn for_format(f: RunFormat) -> &'static dyn Exporter {
-    match f {
-        RunFormat::Json => &Json,
-        RunFormat::Csv => &Csv,
-        RunFormat::Human => &Human,
+/// One benchmark result in `format`: the result document itself as JSON, one [`BenchRow`] per
+/// test as CSV, and for people the configuration, the table and what the table cannot say.
+pub fn write(doc: &BenchDoc, format: RunFormat, out: &mut dyn Write) -> anyhow::Result<()> {
+    match format {
+        RunFormat::Json => output::write_json(out, doc),
+        RunFormat::Csv => {
+            let mut e = output::exporter::<BenchRow>(output::Form::Csv, out)?;
+            for (n, r) in &doc.results.tests.0 {
+                e.row(&BenchRow::new(n, r))?;
+            }
+            e.finish()
+        }
+        RunFormat::Human => human(doc, out),
     }
 }
 
-impl Exporter for Json {
-    fn write(&self, doc: &BenchDoc, out: &mut dyn Write) -> anyhow::Result<()> {
-        output::write_json(out, doc)
-    }
-}
-
-/// One CSV line per test; empty cells where the engine had no number.
-#[derive(Serialize)]
-struct CsvRow<'a> {
+/// One test: a CSV line, and its figures in the human table; empty cells where the engine had
+/// no number.
+#[derive(Serialize, Default)]
+pub struct BenchRow<'a> {
     test: &'a str,
     requests_per_second: f64,
     avg_latency_ms: Option<f64>,
@@ -49,50 +44,69 @@ struct CsvRow<'a> {
     first_error: Option<&'a str>,
 }
 
-pub const CSV_HEADER: &[&str] = &[
-    "test",
-    "requests_per_second",
-    "avg_latency_ms",
-    "min_latency_ms",
-    "p50_latency_ms",
-    "p90_latency_ms",
-    "p95_latency_ms",
-    "p99_latency_ms",
-    "p999_latency_ms",
-    "max_latency_ms",
-    "requests",
-    "successes",
-    "errors",
-    "error_rate",
-    "first_error",
-];
+impl output::Row for BenchRow<'_> {}
 
-impl Exporter for Csv {
-    fn write(&self, doc: &BenchDoc, out: &mut dyn Write) -> anyhow::Result<()> {
-        let rows: Vec<CsvRow> = doc
-            .results
-            .tests
-            .0
-            .iter()
-            .map(|(n, r)| CsvRow {
-                test: n,
-                requests_per_second: r.requests_per_second,
-                avg_latency_ms: r.avg_latency_ms,
-                min_latency_ms: r.min_latency_ms,
-                p50_latency_ms: r.p50_latency_ms,
-                p90_latency_ms: r.p90_latency_ms,
-                p95_latency_ms: r.p95_latency_ms,
-                p99_latency_ms: r.p99_latency_ms,
-                p999_latency_ms: r.p999_latency_ms,
-                max_latency_ms: r.max_latency_ms,
-                requests: r.requests,
-                successes: r.successes,
-                errors: r.errors,
-                error_rate: r.error_rate,
-                first_error: r.first_error.as_deref(),
-            })
-            .collect();
-        output::write_delimited(out, &rows, output::Format::Csv, CSV_HEADER)
+impl<'a> BenchRow<'a> {
+    fn new(test: &'a str, r: &'a TestResult) -> BenchRow<'a> {
+        BenchRow {
+            test,
+            requests_per_second: r.requests_per_second,
+            avg_latency_ms: r.avg_latency_ms,
+            min_latency_ms: r.min_latency_ms,
+            p50_latency_ms: r.p50_latency_ms,
+            p90_latency_ms: r.p90_latency_ms,
+            p95_latency_ms: r.p95_latency_ms,
+            p99_latency_ms: r.p99_latency_ms,
+            p999_latency_ms: r.p999_latency_ms,
+            max_latency_ms: r.max_latency_ms,
+            requests: r.requests,
+            successes: r.successes,
+            errors: r.errors,
+            error_rate: r.error_rate,
+            first_error: r.first_error.as_deref(),
+        }
+    }
+
+    /// The human table's headings: the native engine's columns (P90, P99.9, REQUESTS,
+    /// ERRORS) only when a test has them, since redis-benchmark reports none of them.
+    fn headings(native: bool) -> Vec<String> {
+        let mut h = vec!["TEST", "REQ/S", "AVG", "MIN", "P50"];
+        if native {
+            h.push("P90");
+        }
+        h.extend(["P95", "P99"]);
+        if native {
+            h.push("P99.9");
+        }
+        h.push("MAX(ms)");
+        if native {
+            h.extend(["REQUESTS", "ERRORS"]);
+        }
+        h.into_iter().map(String::from).collect()
+    }
+
+    /// The cells under [`BenchRow::headings`].
+    fn cells(&self, native: bool) -> Vec<String> {
+        let mut v = vec![
+            self.test.to_string(),
+            rps(self.requests_per_second),
+            ms(self.avg_latency_ms),
+            ms(self.min_latency_ms),
+            ms(self.p50_latency_ms),
+        ];
+        if native {
+            v.push(ms(self.p90_latency_ms));
+        }
+        v.extend([ms(self.p95_latency_ms), ms(self.p99_latency_ms)]);
+        if native {
+            v.push(ms(self.p999_latency_ms));
+        }
+        v.push(ms(self.max_latency_ms));
+        if native {
+            v.push(self.requests.map_or("-".into(), |x| x.to_string()));
+            v.push(errors_cell(self.errors, self.requests));
+        }
+        v
     }
 }
 
@@ -105,59 +119,43 @@ pub fn rps(v: f64) -> String {
     format!("{v:.0}")
 }
 
-impl Exporter for Human {
-    fn write(&self, doc: &BenchDoc, out: &mut dyn Write) -> anyhow::Result<()> {
-        let c = &doc.config;
-        let mut what = format!(
-            "{} → {}: {} clients, pipeline {}, {}-byte values",
-            c.tool, c.server, c.clients, c.pipeline, c.value_size
-        );
-        if let Some(m) = &c.mode {
-            what.push_str(&format!(", {m}"));
-            if let Some(b) = c.batch {
-                what.push_str(&format!(" {b}"));
-            }
+/// The human form: what was run, the table, then a line for each thing the table cannot say.
+fn human(doc: &BenchDoc, out: &mut dyn Write) -> anyhow::Result<()> {
+    let c = &doc.config;
+    let mut what = format!(
+        "{} → {}: {} clients, pipeline {}, {}-byte values",
+        c.tool, c.server, c.clients, c.pipeline, c.value_size
+    );
+    if let Some(m) = &c.mode {
+        what.push_str(&format!(", {m}"));
+        if let Some(b) = c.batch {
+            what.push_str(&format!(" {b}"));
         }
-        if let Some(r) = c.rate {
-            what.push_str(&format!(", open loop at {r:.0} req/s"));
-        }
-        writeln!(out, "{what}")?;
-        let native = doc
-            .results
-            .tests
-            .0
-            .iter()
-            .any(|(_, r)| r.requests.is_some());
-        let mut header = vec!["TEST", "REQ/S", "AVG", "MIN", "P50"];
-        if native {
-            header.push("P90");
-        }
-        header.extend(["P95", "P99"]);
-        if native {
-            header.push("P99.9");
-        }
-        header.push("MAX(ms)");
-        if native {
-            header.extend(["REQUESTS", "ERRORS"]);
-        }
-        let rows: Vec<Vec<String>> = doc
-            .results
-            .tests
-            .0
-            .iter()
-            .map(|(n, r)| human_row(n, r, native))
-            .collect();
-        output::write_table(out, &header, &rows)?;
-        for (n, r) in &doc.results.tests.0 {
-            if let Some(line) = error_line(n, r) {
-                writeln!(out, "{line}")?;
-            }
-            for line in extra_lines(n, r, c) {
-                writeln!(out, "{line}")?;
-            }
-        }
-        Ok(())
     }
+    if let Some(r) = c.rate {
+        what.push_str(&format!(", open loop at {r:.0} req/s"));
+    }
+    writeln!(out, "{what}")?;
+    let native = doc
+        .results
+        .tests
+        .0
+        .iter()
+        .any(|(_, r)| r.requests.is_some());
+    let mut table = output::HumanTable::new(&mut *out, BenchRow::headings(native));
+    for (n, r) in &doc.results.tests.0 {
+        table.push(BenchRow::new(n, r).cells(native));
+    }
+    table.finish()?;
+    for (n, r) in &doc.results.tests.0 {
+        if let Some(line) = error_line(n, r) {
+            writeln!(out, "{line}")?;
+        }
+        for line in extra_lines(n, r, c) {
+            writeln!(out, "{line}")?;
+        }
+    }
+    Ok(())
 }
 
 /// Beside the table: GET hits and misses, bytes/s, the spread of --runs, and a Little's-law
@@ -266,29 +264,6 @@ pub fn errors_cell(errors: Option<u64>, requests: Option<u64>) -> String {
     }
 }
 
-fn human_row(name: &str, r: &TestResult, native: bool) -> Vec<String> {
-    let mut v = vec![
-        name.to_string(),
-        rps(r.requests_per_second),
-        ms(r.avg_latency_ms),
-        ms(r.min_latency_ms),
-        ms(r.p50_latency_ms),
-    ];
-    if native {
-        v.push(ms(r.p90_latency_ms));
-    }
-    v.extend([ms(r.p95_latency_ms), ms(r.p99_latency_ms)]);
-    if native {
-        v.push(ms(r.p999_latency_ms));
-    }
-    v.push(ms(r.max_latency_ms));
-    if native {
-        v.push(r.requests.map_or("-".into(), |x| x.to_string()));
-        v.push(errors_cell(r.errors, r.requests));
-    }
-    v
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,13 +296,203 @@ mod tests {
         }
     }
 
+    /// Two tests of every kind of cell: a native one with errors, hits and several runs, and a
+    /// wrapped one without counts whose name needs quoting.
+    fn golden_doc() -> BenchDoc {
+        let mut d = doc();
+        d.config.mode = Some("mixed".into());
+        d.config.batch = Some(10);
+        d.config.rate = Some(5000.0);
+        d.results.tests.0 = vec![
+            (
+                "SET".into(),
+                TestResult {
+                    requests_per_second: 98765.4,
+                    avg_latency_ms: Some(0.5),
+                    min_latency_ms: Some(0.01),
+                    p50_latency_ms: Some(0.25),
+                    p90_latency_ms: Some(0.75),
+                    p95_latency_ms: Some(1.0),
+                    p99_latency_ms: Some(2.5),
+                    p999_latency_ms: Some(9.125),
+                    max_latency_ms: Some(12.0),
+                    requests: Some(1000),
+                    successes: Some(990),
+                    errors: Some(10),
+                    error_rate: Some(0.01),
+                    first_error: Some("ERR \"x\", y".into()),
+                    hits: Some(3),
+                    misses: Some(1),
+                    bytes_per_second: Some(12345.0),
+                    requests_per_second_min: Some(90000.0),
+                    requests_per_second_max: Some(99999.0),
+                    runs: vec![TestResult::default(); 3],
+                    ..Default::default()
+                },
+            ),
+            (
+                "GET \"a,b\"".into(),
+                TestResult {
+                    requests_per_second: 20.5,
+                    p50_latency_ms: Some(0.1),
+                    ..Default::default()
+                },
+            ),
+        ];
+        d
+    }
+
+    fn golden(format: RunFormat, d: &BenchDoc) -> String {
+        let mut out = Vec::new();
+        write(d, format, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// Every byte of every form, as rbench has written them (kept when the writers move).
+    #[test]
+    fn golden_forms() {
+        let d = golden_doc();
+        assert_eq!(
+            golden(RunFormat::Csv, &d),
+            r#"test,requests_per_second,avg_latency_ms,min_latency_ms,p50_latency_ms,p90_latency_ms,p95_latency_ms,p99_latency_ms,p999_latency_ms,max_latency_ms,requests,successes,errors,error_rate,first_error
+SET,98765.4,0.5,0.01,0.25,0.75,1.0,2.5,9.125,12.0,1000,990,10,0.01,"ERR ""x"", y"
+"GET ""a,b""",20.5,,,0.1,,,,,,,,,,
+"#
+        );
+        assert_eq!(
+            golden(RunFormat::Human, &d),
+            r#"rbench → 127.0.0.1:6379: 50 clients, pipeline 1, 256-byte values, mixed 10, open loop at 5000 req/s
+TEST       REQ/S  AVG    MIN    P50    P90    P95    P99    P99.9  MAX(ms)  REQUESTS  ERRORS
+SET        98765  0.500  0.010  0.250  0.750  1.000  2.500  9.125  12.000   1000      10 (1.0%)
+GET "a,b"  20     -      -      0.100  -      -      -      -      -        -         -
+SET: 10 of 1000 requests failed (1.0%); REQ/S and latencies count only the 990 that succeeded; the first error: ERR "x", y
+SET: GET 3 hits, 1 misses (25.0% missed); 12.3 kB/s sent and received
+SET: median of 3 runs, 98765 req/s (min 90000, max 99999)
+"#
+        );
+        assert_eq!(
+            golden(RunFormat::Json, &d),
+            r#"{
+  "timestamp": "2026-01-01T00:00:00Z",
+  "config": {
+    "tool": "rbench",
+    "tool_version": "",
+    "server": "127.0.0.1:6379",
+    "tests": [],
+    "clients": 50,
+    "value_size": 256,
+    "pipeline": 1,
+    "mode": "mixed",
+    "batch": 10,
+    "rate": 5000.0
+  },
+  "results": {
+    "tests": {
+      "SET": {
+        "requests_per_second": 98765.4,
+        "avg_latency_ms": 0.5,
+        "min_latency_ms": 0.01,
+        "p50_latency_ms": 0.25,
+        "p95_latency_ms": 1.0,
+        "p99_latency_ms": 2.5,
+        "max_latency_ms": 12.0,
+        "p90_latency_ms": 0.75,
+        "p999_latency_ms": 9.125,
+        "requests": 1000,
+        "successes": 990,
+        "errors": 10,
+        "error_rate": 0.01,
+        "first_error": "ERR \"x\", y",
+        "hits": 3,
+        "misses": 1,
+        "bytes_per_second": 12345.0,
+        "requests_per_second_min": 90000.0,
+        "requests_per_second_max": 99999.0,
+        "runs": [
+          {
+            "requests_per_second": 0.0,
+            "avg_latency_ms": null,
+            "min_latency_ms": null,
+            "p50_latency_ms": null,
+            "p95_latency_ms": null,
+            "p99_latency_ms": null,
+            "max_latency_ms": null
+          },
+          {
+            "requests_per_second": 0.0,
+            "avg_latency_ms": null,
+            "min_latency_ms": null,
+            "p50_latency_ms": null,
+            "p95_latency_ms": null,
+            "p99_latency_ms": null,
+            "max_latency_ms": null
+          },
+          {
+            "requests_per_second": 0.0,
+            "avg_latency_ms": null,
+            "min_latency_ms": null,
+            "p50_latency_ms": null,
+            "p95_latency_ms": null,
+            "p99_latency_ms": null,
+            "max_latency_ms": null
+          }
+        ]
+      },
+      "GET \"a,b\"": {
+        "requests_per_second": 20.5,
+        "avg_latency_ms": null,
+        "min_latency_ms": null,
+        "p50_latency_ms": 0.1,
+        "p95_latency_ms": null,
+        "p99_latency_ms": null,
+        "max_latency_ms": null
+      }
+    }
+  },
+  "raw_output": ""
+}
+"#
+        );
+        let mut plain = doc();
+        plain.results.tests.0[0].1.requests = None;
+        assert_eq!(
+            golden(RunFormat::Human, &plain),
+            r#"rbench → 127.0.0.1:6379: 50 clients, pipeline 1, 256-byte values
+TEST            REQ/S  AVG  MIN  P50    P95  P99  MAX(ms)
+MSET (10 keys)  1234   -    -    0.250  -    -    -
+"#
+        );
+        plain.results.tests.0.clear();
+        assert_eq!(
+            golden(RunFormat::Csv, &plain),
+            r#"test,requests_per_second,avg_latency_ms,min_latency_ms,p50_latency_ms,p90_latency_ms,p95_latency_ms,p99_latency_ms,p999_latency_ms,max_latency_ms,requests,successes,errors,error_rate,first_error
+"#
+        );
+        assert_eq!(
+            golden(RunFormat::Human, &plain),
+            r#"rbench → 127.0.0.1:6379: 50 clients, pipeline 1, 256-byte values
+TEST  REQ/S  AVG  MIN  P50  P95  P99  MAX(ms)
+"#
+        );
+    }
+
+    #[test]
+    fn csv_header_is_the_row_types_field_names() {
+        let d = golden_doc();
+        let (n, r) = &d.results.tests.0[0];
+        output::assert_headers_are_field_names(&BenchRow::new(n, r));
+    }
+
     #[test]
     fn csv_quotes_names_and_leaves_missing_cells_empty() {
         let mut out = Vec::new();
-        Csv.write(&doc(), &mut out).unwrap();
+        write(&doc(), RunFormat::Csv, &mut out).unwrap();
         let s = String::from_utf8(out).unwrap();
         let mut lines = s.lines();
-        assert_eq!(lines.next().unwrap(), CSV_HEADER.join(","));
+        assert_eq!(
+            lines.next().unwrap(),
+            output::columns::<BenchRow>().unwrap().join(",")
+        );
         assert_eq!(
             lines.next().unwrap(),
             "MSET (10 keys),1234.5,,,0.25,,,,,,10,,0,,"
@@ -337,7 +502,7 @@ mod tests {
     #[test]
     fn human_table_has_a_row_per_test() {
         let mut out = Vec::new();
-        Human.write(&doc(), &mut out).unwrap();
+        write(&doc(), RunFormat::Human, &mut out).unwrap();
         let s = String::from_utf8(out).unwrap();
         assert!(s.contains("MSET (10 keys)  1234"), "{s}");
         assert!(s.contains("0.250"), "{s}");
@@ -364,7 +529,7 @@ mod tests {
             },
         ];
         let mut out = Vec::new();
-        Human.write(&d, &mut out).unwrap();
+        write(&d, RunFormat::Human, &mut out).unwrap();
         let s = String::from_utf8(out).unwrap();
         assert!(s.contains("10        4 (40.0%)"), "{s}");
         assert!(
@@ -375,7 +540,7 @@ mod tests {
             "{s}"
         );
         let mut out = Vec::new();
-        Csv.write(&d, &mut out).unwrap();
+        write(&d, RunFormat::Csv, &mut out).unwrap();
         let s = String::from_utf8(out).unwrap();
         assert!(
             s.ends_with(",10,6,4,0.4,READONLY You can't write against a read only replica.\n"),
@@ -386,7 +551,7 @@ mod tests {
     #[test]
     fn json_round_trips() {
         let mut out = Vec::new();
-        Json.write(&doc(), &mut out).unwrap();
+        write(&doc(), RunFormat::Json, &mut out).unwrap();
         let back: BenchDoc = serde_json::from_slice(&out).unwrap();
         assert_eq!(back.results.tests, doc().results.tests);
     }
@@ -419,7 +584,7 @@ mod tests {
         let mut d = doc();
         d.config = c;
         d.results.tests.0[0].1 = r;
-        Human.write(&d, &mut out).unwrap();
+        write(&d, RunFormat::Human, &mut out).unwrap();
         assert!(String::from_utf8(out).unwrap().contains("Little's law"));
     }
 

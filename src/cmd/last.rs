@@ -84,7 +84,9 @@ pub struct Args {
     pub format: Format,
 }
 
-#[derive(Debug, Serialize)]
+/// A key of one job: an element of the JSON document's `keys`, and a row of the other forms,
+/// with its value [`output::flat`] there.
+#[derive(Debug, Default, Serialize)]
 struct KeyValue {
     key: String,
     #[serde(rename = "type")]
@@ -92,12 +94,15 @@ struct KeyValue {
     value: serde_json::Value,
 }
 
-#[derive(Debug, Serialize)]
-struct FlatRow<'a> {
-    key: String,
-    #[serde(rename = "type")]
-    kind: &'a str,
-    value: String,
+impl output::Row for KeyValue {
+    fn plain(&self) -> anyhow::Result<String> {
+        Ok(key_value_lines(&self.key, &self.value))
+    }
+}
+
+/// rj-last's plain and human forms: the `Key:`/`Value:`/`---` lines it has always written.
+fn key_value_lines(key: &str, value: &serde_json::Value) -> String {
+    format!("Key:  {key}\nValue: {}\n---", output::flat(value))
 }
 
 #[derive(Debug, Serialize)]
@@ -116,24 +121,15 @@ const SCAN_COUNT: usize = 2_000;
 /// Keys read per pipelined batch: the values held at once in the long form.
 const READ_BATCH: usize = 500;
 
-/// The first columns of the wide table, and of the long one before name, type and value.
+/// The first columns of the wide table.
 const WIDE_FIXED: [&str; 6] = ["job", "task", "set", "state", "exit_code", "elapsed"];
-const LONG_HEADER: [&str; 8] = [
-    "job",
-    "task",
-    "set",
-    "state",
-    "exit_code",
-    "name",
-    "type",
-    "value",
-];
 
-/// Strings as themselves, everything else as compact JSON.
-fn flat(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
+/// The form of the rows for `format`: human is the plain form, except in the wide table.
+fn form(format: Format) -> output::Form {
+    match format {
+        Format::Human => output::Form::Plain,
+        Format::Json => output::Form::JsonLines,
+        f => f.into(),
     }
 }
 
@@ -255,43 +251,13 @@ fn one_job(args: &Args, keys: &Keys, store: &mut Store, job: &str) -> anyhow::Re
         }
     }
     let empty = kvs.is_empty();
-    let mut out = cli::stdout();
-    match args.format {
-        Format::Human | Format::Plain => {
-            for kv in &kvs {
-                writeln!(out, "Key:  {}", kv.key)?;
-                writeln!(out, "Value: {}", flat(&kv.value))?;
-                writeln!(out, "---")?;
-            }
-        }
-        Format::Json => output::write_json(
-            &mut out,
-            &LastDoc {
-                tag: keys.tag().as_str(),
-                job_id: job,
-                keys: kvs,
-            },
-        )?,
-        Format::Csv | Format::Tsv => {
-            // TSV cannot quote, so a tab or newline in a key name is cleaned like one in a value.
-            let field = |s: String| {
-                if args.format == Format::Tsv {
-                    output::tsv_clean(&s)
-                } else {
-                    s
-                }
-            };
-            let rows: Vec<FlatRow> = kvs
-                .iter()
-                .map(|kv| FlatRow {
-                    key: field(kv.key.clone()),
-                    kind: &kv.kind,
-                    value: field(flat(&kv.value)),
-                })
-                .collect();
-            output::write_delimited(&mut out, &rows, args.format, &["key", "type", "value"])?
-        }
-    }
+    write_one(
+        &mut cli::stdout(),
+        args.format,
+        keys.tag().as_str(),
+        job,
+        kvs,
+    )?;
     if empty {
         return Err(fail(
             Kind::NotFound,
@@ -303,6 +269,32 @@ fn one_job(args: &Args, keys: &Keys, store: &mut Store, job: &str) -> anyhow::Re
         ));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One job's keys in `format`: JSON is one document `{tag, job_id, keys}`.
+fn write_one(
+    out: &mut dyn Write,
+    format: Format,
+    tag: &str,
+    job: &str,
+    kvs: Vec<KeyValue>,
+) -> anyhow::Result<()> {
+    if format == Format::Json {
+        let doc = LastDoc {
+            tag,
+            job_id: job,
+            keys: kvs,
+        };
+        return output::write_json(out, &doc);
+    }
+    let mut e = output::exporter::<KeyValue>(form(format), out)?;
+    for kv in kvs {
+        e.row(&KeyValue {
+            value: serde_json::Value::String(output::flat(&kv.value)),
+            ..kv
+        })?;
+    }
+    e.finish()
 }
 
 /// A chosen job with what its set and record say (None where they say nothing).
@@ -472,7 +464,7 @@ fn table(args: &Args, keys: &Keys, store: &mut Store) -> anyhow::Result<ExitCode
         keys.tag(),
         keys.data_pattern()
     ));
-    let out = std::io::BufWriter::with_capacity(1 << 16, cli::stdout());
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, cli::stdout());
     let shown = if args.wide {
         let mut t = Wide::default();
         read_each(store, &found, |f, kind, value| {
@@ -480,14 +472,14 @@ fn table(args: &Args, keys: &Keys, store: &mut Store) -> anyhow::Result<ExitCode
             Ok(())
         })?;
         t.finish(&jobs);
-        t.write(out, &jobs, args.format)?;
+        t.write(&mut out, &jobs, args.format)?;
         t.cells > 0
     } else {
-        let mut sink = Long::new(out, args.format)?;
+        let mut sink = Long::new(&mut out, args.format)?;
         let mut n = 0u64;
         read_each(store, &found, |f, kind, value| {
             n += 1;
-            sink.row(&jobs[f.job], f, &kind, &value)
+            sink.row(&jobs[f.job], f, kind, value)
         })?;
         sink.finish()?;
         n > 0
@@ -532,103 +524,76 @@ fn job_task(id: &JobId) -> (String, Option<String>) {
     (id.job.to_string(), id.task.map(|t| t.to_string()))
 }
 
-/// One key of the long form in JSON Lines.
-#[derive(Serialize)]
-struct LongRow<'a> {
+/// One key of the long form: a JSON line, a CSV or TSV row with its value
+/// [`output::flat`], or the `Key:`/`Value:`/`---` lines of its whole name.
+#[derive(Default, Serialize)]
+struct LongRow<'t> {
     job: String,
     task: Option<String>,
     set: Option<&'static str>,
-    state: Option<&'a str>,
-    exit_code: Option<&'a str>,
+    state: Option<&'t str>,
+    exit_code: Option<&'t str>,
     name: String,
     #[serde(rename = "type")]
-    kind: &'a str,
-    value: &'a serde_json::Value,
+    kind: String,
+    value: serde_json::Value,
+    /// The key's whole name, for the plain form only.
+    #[serde(skip)]
+    key: String,
+}
+
+impl output::Row for LongRow<'_> {
+    fn plain(&self) -> anyhow::Result<String> {
+        Ok(key_value_lines(&self.key, &self.value))
+    }
 }
 
 /// The long form, written key after key as the reads come.
-enum Long<W: Write> {
-    Text(W),
-    Json(W),
-    Delimited(Box<csv::Writer<W>>, Format),
+struct Long<'a, 't> {
+    rows: Box<dyn output::Exporter<LongRow<'t>> + 'a>,
+    form: output::Form,
 }
 
-impl<W: Write> Long<W> {
-    fn new(out: W, format: Format) -> anyhow::Result<Long<W>> {
-        Ok(match format {
-            Format::Human | Format::Plain => Long::Text(out),
-            Format::Json => Long::Json(out),
-            Format::Csv | Format::Tsv => {
-                let mut w = output::delimited_writer(out, format);
-                w.write_record(LONG_HEADER)?;
-                Long::Delimited(Box::new(w), format)
-            }
+impl<'a, 't: 'a> Long<'a, 't> {
+    fn new(out: &'a mut dyn Write, format: Format) -> anyhow::Result<Long<'a, 't>> {
+        Ok(Long {
+            rows: output::exporter(form(format), out)?,
+            form: form(format),
         })
     }
 
     fn row(
         &mut self,
-        job: &Job,
+        job: &'t Job,
         f: &Found,
-        kind: &str,
-        value: &serde_json::Value,
+        kind: String,
+        value: serde_json::Value,
     ) -> anyhow::Result<()> {
-        match self {
-            Long::Text(out) => {
-                writeln!(out, "Key:  {}", output::lossy(&f.key))?;
-                writeln!(out, "Value: {}", flat(value))?;
-                writeln!(out, "---")?;
-            }
-            Long::Json(out) => {
-                let (j, task) = job_task(&f.id);
-                serde_json::to_writer(
-                    &mut *out,
-                    &LongRow {
-                        job: j,
-                        task,
-                        set: job.set.map(Set::suffix),
-                        state: job.state.as_deref(),
-                        exit_code: job.exit_code.as_deref(),
-                        name: f.name(),
-                        kind,
-                        value,
-                    },
-                )?;
-                out.write_all(b"\n")?;
-            }
-            Long::Delimited(w, format) => {
-                let (j, task) = job_task(&f.id);
-                let record = [
-                    j,
-                    task.unwrap_or_default(),
-                    job.set.map(Set::suffix).unwrap_or_default().to_string(),
-                    job.state.clone().unwrap_or_default(),
-                    job.exit_code.clone().unwrap_or_default(),
-                    f.name(),
-                    kind.to_string(),
-                    flat(value),
-                ];
-                w.write_record(record.iter().map(|c| cell(c, *format)))?;
-            }
-        }
-        Ok(())
+        let (j, task) = job_task(&f.id);
+        let json = self.form == output::Form::JsonLines;
+        self.rows.row(&LongRow {
+            job: j,
+            task,
+            set: job.set.map(Set::suffix),
+            state: job.state.as_deref(),
+            exit_code: job.exit_code.as_deref(),
+            name: f.name(),
+            kind,
+            value: if json {
+                value
+            } else {
+                serde_json::Value::String(output::flat(&value))
+            },
+            key: if self.form == output::Form::Plain {
+                output::lossy(&f.key)
+            } else {
+                String::new()
+            },
+        })
     }
 
     fn finish(self) -> anyhow::Result<()> {
-        match self {
-            Long::Text(mut out) | Long::Json(mut out) => out.flush()?,
-            Long::Delimited(mut w, _) => w.flush()?,
-        }
-        Ok(())
-    }
-}
-
-/// A field as written: TSV cannot quote, so tabs and newlines become spaces there.
-fn cell(s: &str, format: Format) -> String {
-    if format == Format::Tsv {
-        output::tsv_clean(s)
-    } else {
-        s.to_string()
+        self.rows.finish()
     }
 }
 
@@ -736,7 +701,9 @@ impl Wide {
         cells
     }
 
-    fn write<W: Write>(&self, mut out: W, jobs: &[Job], format: Format) -> anyhow::Result<()> {
+    /// The table in `format`: JSON Lines, CSV, TSV, or aligned for people (also for plain,
+    /// which `run` refuses with --wide).
+    fn write(&self, out: &mut dyn Write, jobs: &[Job], format: Format) -> anyhow::Result<()> {
         // order[column number] = its place among the data columns, sorted by name.
         let mut by_name: Vec<usize> = (0..self.names.len()).collect();
         by_name.sort_by(|a, b| self.names[*a].cmp(&self.names[*b]));
@@ -744,16 +711,21 @@ impl Wide {
         for (place, c) in by_name.iter().enumerate() {
             order[*c] = place;
         }
-        let header: Vec<&str> = WIDE_FIXED
+        let headings: Vec<String> = WIDE_FIXED
             .iter()
-            .copied()
-            .chain(by_name.iter().map(|c| self.names[*c].as_str()))
+            .map(|h| h.to_string())
+            .chain(by_name.iter().map(|c| self.names[*c].clone()))
             .collect();
+        let form = match format {
+            Format::Human | Format::Plain => output::Form::Human,
+            f => form(f),
+        };
+        let mut rows = output::records(form, out, headings)?;
         let mut warned = HashSet::new();
-        let fixed = |row: &WideRow| -> [Option<String>; 6] {
+        for row in &self.rows {
             let job = &jobs[row.job];
             let (j, task) = job_task(&row.id);
-            [
+            let fixed = [
                 Some(j),
                 task,
                 job.set.map(|s| s.suffix().to_string()),
@@ -761,69 +733,15 @@ impl Wide {
                 job.exit_code.clone(),
                 job.elapsed.clone(),
             ]
-        };
-        match format {
-            Format::Csv | Format::Tsv => {
-                let mut w = output::delimited_writer(out, format);
-                w.write_record(header.iter().map(|h| cell(h, format)))?;
-                for row in &self.rows {
-                    let record: Vec<String> = fixed(row)
-                        .into_iter()
-                        .map(Option::unwrap_or_default)
-                        .chain(
-                            self.ordered(&order, row, &mut warned)
-                                .into_iter()
-                                .map(|v| v.map(flat).unwrap_or_default()),
-                        )
-                        .collect();
-                    w.write_record(record.iter().map(|c| cell(c, format)))?;
-                }
-                w.flush()?;
-            }
-            Format::Json => {
-                for row in &self.rows {
-                    let values = fixed(row)
-                        .map(|v| v.map_or(serde_json::Value::Null, serde_json::Value::String));
-                    let cells = self.ordered(&order, row, &mut warned);
-                    out.write_all(b"{")?;
-                    for (i, name) in header.iter().enumerate() {
-                        if i > 0 {
-                            out.write_all(b",")?;
-                        }
-                        serde_json::to_writer(&mut out, name)?;
-                        out.write_all(b":")?;
-                        let v = match values.get(i) {
-                            Some(v) => v,
-                            None => cells[i - values.len()].unwrap_or(&serde_json::Value::Null),
-                        };
-                        serde_json::to_writer(&mut out, v)?;
-                    }
-                    out.write_all(b"}\n")?;
-                }
-                out.flush()?;
-            }
-            Format::Human | Format::Plain => {
-                let dash = |s: String| if s.is_empty() { "-".to_string() } else { s };
-                let table: Vec<Vec<String>> = self
-                    .rows
-                    .iter()
-                    .map(|row| {
-                        fixed(row)
-                            .into_iter()
-                            .map(|v| dash(v.unwrap_or_default()))
-                            .chain(
-                                self.ordered(&order, row, &mut warned)
-                                    .into_iter()
-                                    .map(|v| dash(v.map(flat).unwrap_or_default())),
-                            )
-                            .collect()
-                    })
-                    .collect();
-                output::write_table(&mut out, &header, &table)?;
-                out.flush()?;
-            }
+            .map(|v| v.map(serde_json::Value::String));
+            let cells: Vec<Option<&serde_json::Value>> = fixed
+                .iter()
+                .map(Option::as_ref)
+                .chain(self.ordered(&order, row, &mut warned))
+                .collect();
+            rows.row(&cells)?;
         }
-        Ok(())
+        rows.finish()
     }
 }
 
@@ -1035,9 +953,12 @@ mod tests {
 
     #[test]
     fn flat_shows_strings_as_text_and_structures_as_compact_json() {
-        assert_eq!(flat(&serde_json::json!("a \"b\"")), "a \"b\"");
-        assert_eq!(flat(&serde_json::json!({"k": "v"})), r#"{"k":"v"}"#);
-        assert_eq!(flat(&serde_json::json!([["m", 1.5]])), r#"[["m",1.5]]"#);
+        assert_eq!(output::flat(&serde_json::json!("a \"b\"")), "a \"b\"");
+        assert_eq!(output::flat(&serde_json::json!({"k": "v"})), r#"{"k":"v"}"#);
+        assert_eq!(
+            output::flat(&serde_json::json!([["m", 1.5]])),
+            r#"[["m",1.5]]"#
+        );
     }
 
     fn keys(tag: &str) -> Keys {
@@ -1216,6 +1137,268 @@ mod tests {
             "job\ttask\tset\tstate\texit_code\telapsed\ta.b\n\
              5\t\tCOMPLETED\tCOMPLETED\t0:0\t\tfrom hash\n"
         );
+    }
+
+    const FORMATS: [Format; 5] = [
+        Format::Human,
+        Format::Plain,
+        Format::Json,
+        Format::Csv,
+        Format::Tsv,
+    ];
+
+    fn kvs() -> Vec<KeyValue> {
+        vec![
+            KeyValue {
+                key: "exp-12:a\tb".into(),
+                kind: "string".into(),
+                value: json!("x, \"y\"\nz"),
+            },
+            KeyValue {
+                key: "exp-12:h".into(),
+                kind: "hash".into(),
+                value: json!({"f": "1", "g": "2"}),
+            },
+            KeyValue {
+                key: "exp-12_3:l".into(),
+                kind: "list".into(),
+                value: json!(["a", "b"]),
+            },
+        ]
+    }
+
+    /// Every byte of every form of one job, as rj-last has written them.
+    #[test]
+    fn golden_one_job() {
+        let text = |format: Format, kvs: Vec<KeyValue>| {
+            let mut out = Vec::new();
+            write_one(&mut out, format, "exp", "12", kvs).unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let got: Vec<String> = FORMATS.iter().map(|f| text(*f, kvs())).collect();
+        let empty: Vec<String> = FORMATS.iter().map(|f| text(*f, Vec::new())).collect();
+        assert_eq!(
+            got[0],
+            "Key:  exp-12:a\tb\n\
+             Value: x, \"y\"\n\
+             z\n\
+             ---\n\
+             Key:  exp-12:h\n\
+             Value: {\"f\":\"1\",\"g\":\"2\"}\n\
+             ---\n\
+             Key:  exp-12_3:l\n\
+             Value: [\"a\",\"b\"]\n\
+             ---\n\
+             "
+        );
+        assert_eq!(got[1], got[0]);
+        assert_eq!(
+            got[2],
+            r#"{
+  "tag": "exp",
+  "job_id": "12",
+  "keys": [
+    {
+      "key": "exp-12:a\tb",
+      "type": "string",
+      "value": "x, \"y\"\nz"
+    },
+    {
+      "key": "exp-12:h",
+      "type": "hash",
+      "value": {
+        "f": "1",
+        "g": "2"
+      }
+    },
+    {
+      "key": "exp-12_3:l",
+      "type": "list",
+      "value": [
+        "a",
+        "b"
+      ]
+    }
+  ]
+}
+"#
+        );
+        assert_eq!(
+            got[3],
+            "key,type,value\n\
+             exp-12:a\tb,string,\"x, \"\"y\"\"\n\
+             z\"\n\
+             exp-12:h,hash,\"{\"\"f\"\":\"\"1\"\",\"\"g\"\":\"\"2\"\"}\"\n\
+             exp-12_3:l,list,\"[\"\"a\"\",\"\"b\"\"]\"\n\
+             "
+        );
+        assert_eq!(
+            got[4],
+            "key\ttype\tvalue\n\
+             exp-12:a b\tstring\tx, \"y\" z\n\
+             exp-12:h\thash\t{\"f\":\"1\",\"g\":\"2\"}\n\
+             exp-12_3:l\tlist\t[\"a\",\"b\"]\n\
+             "
+        );
+        assert_eq!(empty[0], "");
+        assert_eq!(empty[1], "");
+        assert_eq!(
+            empty[2],
+            "{\n  \"tag\": \"exp\",\n  \"job_id\": \"12\",\n  \"keys\": []\n}\n"
+        );
+        assert_eq!(empty[3], "key,type,value\n");
+        assert_eq!(empty[4], "key\ttype\tvalue\n");
+    }
+
+    /// Every byte of every form of the long table, as rj-last has written them.
+    #[test]
+    fn golden_long() {
+        let jobs = [
+            job("12", Set::Completed, "COMPLETED"),
+            Job::new("13".into(), None),
+        ];
+        let found = [
+            found("12", 0, "a\tb"),
+            found("12_3", 0, "h"),
+            found("13", 1, "l"),
+        ];
+        let values = kvs();
+        let text = |format: Format, n: usize| {
+            let mut out = Vec::new();
+            let mut sink = Long::new(&mut out, format).unwrap();
+            for (f, kv) in found.iter().zip(&values).take(n) {
+                sink.row(&jobs[f.job], f, kv.kind.clone(), kv.value.clone())
+                    .unwrap();
+            }
+            sink.finish().unwrap();
+            String::from_utf8(out).unwrap()
+        };
+        let got: Vec<String> = FORMATS.iter().map(|f| text(*f, 3)).collect();
+        let empty: Vec<String> = FORMATS.iter().map(|f| text(*f, 0)).collect();
+        assert_eq!(
+            got[0],
+            "Key:  exp-12:a\tb\n\
+             Value: x, \"y\"\n\
+             z\n\
+             ---\n\
+             Key:  exp-12_3:h\n\
+             Value: {\"f\":\"1\",\"g\":\"2\"}\n\
+             ---\n\
+             Key:  exp-13:l\n\
+             Value: [\"a\",\"b\"]\n\
+             ---\n\
+             "
+        );
+        assert_eq!(got[1], got[0]);
+        assert_eq!(
+            got[2],
+            r#"{"job":"12","task":null,"set":"COMPLETED","state":"COMPLETED","exit_code":"0:0","name":"a\tb","type":"string","value":"x, \"y\"\nz"}
+{"job":"12","task":"3","set":"COMPLETED","state":"COMPLETED","exit_code":"0:0","name":"h","type":"hash","value":{"f":"1","g":"2"}}
+{"job":"13","task":null,"set":null,"state":null,"exit_code":null,"name":"l","type":"list","value":["a","b"]}
+"#
+        );
+        assert_eq!(
+            got[3],
+            "job,task,set,state,exit_code,name,type,value\n\
+             12,,COMPLETED,COMPLETED,0:0,a\tb,string,\"x, \"\"y\"\"\n\
+             z\"\n\
+             12,3,COMPLETED,COMPLETED,0:0,h,hash,\"{\"\"f\"\":\"\"1\"\",\"\"g\"\":\"\"2\"\"}\"\n\
+             13,,,,,l,list,\"[\"\"a\"\",\"\"b\"\"]\"\n\
+             "
+        );
+        assert_eq!(
+            got[4],
+            "job\ttask\tset\tstate\texit_code\tname\ttype\tvalue\n\
+             12\t\tCOMPLETED\tCOMPLETED\t0:0\ta b\tstring\tx, \"y\" z\n\
+             12\t3\tCOMPLETED\tCOMPLETED\t0:0\th\thash\t{\"f\":\"1\",\"g\":\"2\"}\n\
+             13\t\t\t\t\tl\tlist\t[\"a\",\"b\"]\n\
+             "
+        );
+        assert_eq!(empty[0], "");
+        assert_eq!(empty[1], "");
+        assert_eq!(empty[2], "");
+        assert_eq!(empty[3], "job,task,set,state,exit_code,name,type,value\n");
+        assert_eq!(
+            empty[4],
+            "job\ttask\tset\tstate\texit_code\tname\ttype\tvalue\n"
+        );
+    }
+
+    /// Every byte of every form of the wide table, as rj-last has written them.
+    #[test]
+    fn golden_wide() {
+        let jobs = [
+            job("5", Set::Completed, "COMPLETED"),
+            Job {
+                elapsed: Some("00:01:02".into()),
+                ..Job::new("7".into(), None)
+            },
+        ];
+        let mut t = Wide::default();
+        t.add(&found("5", 0, "a\tb"), "string", json!("x, \"y\"\nz"));
+        t.add(&found("5", 0, "h"), "hash", json!({"f": "1", "g": "2"}));
+        t.add(&found("5", 0, "job"), "list", json!(["a", "b"]));
+        t.add(&found("7_1", 1, "h"), "hash", json!({"f": "long value"}));
+        t.finish(&jobs);
+        let got: Vec<String> = FORMATS.iter().map(|f| wide_text(&t, &jobs, *f)).collect();
+        assert_eq!(
+            got[0],
+            "job  task  set        state      exit_code  elapsed   :job       a\tb       h.f         h.g\n\
+             5    -     COMPLETED  COMPLETED  0:0        -         [\"a\",\"b\"]  x, \"y\"\n\
+             z  1           2\n\
+             7    1     -          -          -          00:01:02  -          -         long value  -\n\
+             "
+        );
+        assert_eq!(got[1], got[0]);
+        assert_eq!(
+            got[2],
+            r#"{"job":"5","task":null,"set":"COMPLETED","state":"COMPLETED","exit_code":"0:0","elapsed":null,":job":["a","b"],"a\tb":"x, \"y\"\nz","h.f":"1","h.g":"2"}
+{"job":"7","task":"1","set":null,"state":null,"exit_code":null,"elapsed":"00:01:02",":job":null,"a\tb":null,"h.f":"long value","h.g":null}
+"#
+        );
+        assert_eq!(
+            got[3],
+            "job,task,set,state,exit_code,elapsed,:job,a\tb,h.f,h.g\n\
+             5,,COMPLETED,COMPLETED,0:0,,\"[\"\"a\"\",\"\"b\"\"]\",\"x, \"\"y\"\"\n\
+             z\",1,2\n\
+             7,1,,,,00:01:02,,,long value,\n\
+             "
+        );
+        assert_eq!(
+            got[4],
+            "job\ttask\tset\tstate\texit_code\telapsed\t:job\ta b\th.f\th.g\n\
+             5\t\tCOMPLETED\tCOMPLETED\t0:0\t\t[\"a\",\"b\"]\tx, \"y\" z\t1\t2\n\
+             7\t1\t\t\t\t00:01:02\t\t\tlong value\t\n\
+             "
+        );
+        let mut none = Wide::default();
+        none.finish(&[]);
+        let empty: Vec<String> = FORMATS.iter().map(|f| wide_text(&none, &[], *f)).collect();
+        assert_eq!(empty[0], "job  task  set  state  exit_code  elapsed\n");
+        assert_eq!(empty[1], "job  task  set  state  exit_code  elapsed\n");
+        assert_eq!(empty[2], "");
+        assert_eq!(empty[3], "job,task,set,state,exit_code,elapsed\n");
+        assert_eq!(empty[4], "job\ttask\tset\tstate\texit_code\telapsed\n");
+    }
+
+    #[test]
+    fn csv_headers_are_the_row_types_field_names() {
+        output::assert_headers_are_field_names(&KeyValue {
+            key: "exp-12:a".into(),
+            kind: "string".into(),
+            value: json!("1"),
+        });
+        let j = job("12", Set::Completed, "COMPLETED");
+        output::assert_headers_are_field_names(&LongRow {
+            job: "12".into(),
+            set: Some("COMPLETED"),
+            state: j.state.as_deref(),
+            name: "a".into(),
+            kind: "string".into(),
+            value: json!("1"),
+            key: "exp-12:a".into(),
+            ..Default::default()
+        });
     }
 
     #[test]

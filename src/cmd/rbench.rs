@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 
 use crate::bench::compare::{self, CompareFormat};
 use crate::bench::engine::{self, Mode, Op, Outcome, Workload};
-use crate::bench::export::{self, Exporter};
+use crate::bench::export;
 use crate::bench::gen::{self, KeyDist, Sizes, Template};
 use crate::bench::{self, conn, hdr, plot, stats, wrap};
 use crate::bench::{BenchConfig, BenchDoc, OpCount, Results, RunFormat, Sample, TestResult, Tests};
@@ -545,7 +545,7 @@ fn run_native(a: RunArgs) -> anyhow::Result<ExitCode> {
     };
     // The native engine's own text is its human table, so raw_output is never empty.
     let mut human = Vec::new();
-    export::Human.write(&doc, &mut human)?;
+    export::write(&doc, RunFormat::Human, &mut human)?;
     doc.raw_output = String::from_utf8_lossy(&human).into_owned();
     emit(&doc, s)?;
     Ok(ExitCode::SUCCESS)
@@ -661,15 +661,15 @@ fn emit(doc: &BenchDoc, s: &Shared) -> anyhow::Result<()> {
         Some(path) => {
             let f = s.format.unwrap_or(RunFormat::Json);
             let mut buf = Vec::new();
-            export::for_format(f).write(doc, &mut buf)?;
+            export::write(doc, f, &mut buf)?;
             std::fs::write(path, buf)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             if cli::verbosity() >= 0 {
-                export::Human.write(doc, &mut stdout)?;
+                export::write(doc, RunFormat::Human, &mut stdout)?;
             }
             cli::info(&format!("wrote {}", path.display()));
         }
-        None => export::for_format(s.format.unwrap_or(RunFormat::Human)).write(doc, &mut stdout)?,
+        None => export::write(doc, s.format.unwrap_or(RunFormat::Human), &mut stdout)?,
     }
     stdout.flush()?;
     Ok(())
