@@ -8,6 +8,7 @@ mod examples;
 mod last;
 mod launch;
 mod metrics;
+mod netns;
 mod put;
 mod rbench;
 mod sentinel;
