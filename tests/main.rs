@@ -10,6 +10,7 @@ mod launch;
 mod metrics;
 mod put;
 mod rbench;
+mod rbench_tls;
 mod sentinel;
 mod status;
 mod store;

@@ -344,7 +344,8 @@ fn run_wrap(a: WrapArgs) -> anyhow::Result<ExitCode> {
 
 fn run_native(a: RunArgs) -> anyhow::Result<ExitCode> {
     let cfg = a.conn.load()?;
-    conn::check_supported(&cfg)?;
+    // The TLS files are read once, before any connection, for every client of every run.
+    let dialer = conn::Dialer::new(&cfg)?;
     let s = &a.shared;
     if let Some(r) = a.rate {
         if !(r.is_finite() && r > 0.0) {
@@ -478,7 +479,7 @@ fn run_native(a: RunArgs) -> anyhow::Result<ExitCode> {
             } else {
                 name.clone()
             };
-            let o = run_once(&cfg, &w, &label, requests, a.duration)?;
+            let o = run_once(&cfg, &dialer, &w, &label, requests, a.duration)?;
             if o.requests > 0 && o.successes == 0 {
                 // Nothing was measured: a rate of refusals is no figure for the server.
                 let first = o.first_error.as_deref().unwrap_or("no reply text");
@@ -554,6 +555,7 @@ fn run_native(a: RunArgs) -> anyhow::Result<ExitCode> {
 /// Connect the clients and run the workload once.
 fn run_once(
     cfg: &Config,
+    dialer: &conn::Dialer,
     w: &Workload,
     label: &str,
     requests: Option<u64>,
@@ -562,7 +564,7 @@ fn run_once(
     let place = cfg.place();
     let mut streams = Vec::with_capacity(w.clients as usize);
     for _ in 0..w.clients {
-        let raw = conn::connect(cfg)?;
+        let raw = dialer.connect(cfg)?;
         streams.push(conn::into_mio(raw).with_context(|| format!("Redis at {place}"))?);
     }
     let progress = Progress::start(label, requests, duration);
