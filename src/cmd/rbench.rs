@@ -58,9 +58,18 @@ pub enum Sub {
     /// SET): wrap exits 69, or 77 for NOPERM, and records nothing. Older versions count error
     /// replies as served requests; wrap passes them -e to see the errors, and records no figure
     /// for a test that got any, as it cannot tell how many failed.
+    ///
+    /// With TLS wrap passes --tls only: redis-benchmark trusts OpenSSL's roots, not tls_ca,
+    /// and sends no client certificate (give it --cacert, --cert, --key after --), or use
+    /// `rbench run`, which reads them from redis.json.
     #[command(after_long_help = cli::footer(EXAMPLES))]
     Wrap(WrapArgs),
     /// Drive load with the native engine: raw sockets, HdrHistogram latencies.
+    ///
+    /// A TLS server (rediss://, "tls": true) is spoken to with rustls: trusted by redis.json's
+    /// tls_ca (else the system's roots), with the client certificate tls_cert and tls_key for a
+    /// server with tls-auth-clients yes. A certificate refused either way is exit 69 with what
+    /// to set, at the first connection.
     ///
     /// REQ/S and the latencies count only the replies that succeeded. Error replies are counted
     /// apart (errors, error_rate and first_error in JSON and CSV, per operation in a --ratio
