@@ -110,6 +110,42 @@ fn rbench_run_speaks_tls_and_counts_right() {
         "20000"
     );
 
+    // 64 SETs of 200 kB in flight per connection: writes outrun the socket, and the records
+    // rustls holds when it is full must still leave.
+    let doc = json(
+        &env,
+        &[
+            "run",
+            "-t",
+            "set",
+            "-n",
+            "512",
+            "-c",
+            "2",
+            "-P",
+            "64",
+            "-d",
+            "200000",
+            "--key-dist",
+            "sequential",
+            "--keyspace",
+            "64",
+            "--key-prefix",
+            "big:",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(
+        u(&doc["results"]["tests"]["SET"]["successes"]),
+        512,
+        "{doc}"
+    );
+    assert_eq!(
+        cli(certs.path(), port, &["STRLEN", "big:000000000063"]),
+        "200000"
+    );
+
     for mode in [
         &["--mode", "direct"][..],
         &["--mode", "batched", "--batch", "10"],
