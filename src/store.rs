@@ -247,14 +247,27 @@ pub fn connection_info(t: &Target) -> anyhow::Result<ConnectionInfo> {
     Ok(addr.into_connection_info()?.set_redis_settings(redis))
 }
 
-/// A client for `t`, with its site CA and client certificate when it speaks TLS. A file that
-/// cannot be read (gone since the configuration was checked) is the configuration's fault,
-/// named with its field; its content is never quoted.
+/// A client for `t`, with its site CA and client certificate when it speaks TLS.
 fn client_for(t: &Target, source: &crate::config::Source) -> anyhow::Result<redis::Client> {
     let info = connection_info(t)?;
     let Addr::Tcp { tls: true, .. } = t.addr else {
         return redis::Client::open(info).map_err(|e| redis_failure(&e, redis_message(&e)));
     };
+    let certs = tls_files(t, source)?;
+    if certs.root_cert.is_none() && certs.client_tls.is_none() {
+        return redis::Client::open(info).map_err(|e| redis_failure(&e, redis_message(&e)));
+    }
+    // The library's own words about a bad PEM may quote it: say which files instead.
+    redis::Client::build_with_tls(info, certs).map_err(|_| tls_files_unusable(source))
+}
+
+/// The PEM bytes of `t`'s `tls_ca` and `tls_cert`/`tls_key`, for rj's connections and rbench's
+/// engine alike. A file that cannot be read (gone since the configuration was checked) is the
+/// configuration's fault, named with its field; its content is never quoted.
+pub fn tls_files(
+    t: &Target,
+    source: &crate::config::Source,
+) -> anyhow::Result<redis::TlsCertificates> {
     let read = |field: &str, p: &std::path::Path| {
         std::fs::read(p).map_err(|e| {
             fail(
@@ -271,23 +284,21 @@ fn client_for(t: &Target, source: &crate::config::Source) -> anyhow::Result<redi
         }),
         _ => None,
     };
-    if root_cert.is_none() && client_tls.is_none() {
-        return redis::Client::open(info).map_err(|e| redis_failure(&e, redis_message(&e)));
-    }
-    let certs = redis::TlsCertificates {
+    Ok(redis::TlsCertificates {
         client_tls,
         root_cert,
-    };
-    // The library's own words about a bad PEM may quote it: say which files instead.
-    redis::Client::build_with_tls(info, certs).map_err(|_| {
-        fail(
-            Kind::Config,
-            format!(
-                "the TLS files of the configuration ({source}: \"tls_ca\", \"tls_cert\", \
-                 \"tls_key\") are not PEM rustls can use"
-            ),
-        )
     })
+}
+
+/// The TLS files are there but rustls cannot use them.
+pub fn tls_files_unusable(source: &crate::config::Source) -> anyhow::Error {
+    fail(
+        Kind::Config,
+        format!(
+            "the TLS files of the configuration ({source}: \"tls_ca\", \"tls_cert\", \
+             \"tls_key\") are not PEM rustls can use"
+        ),
+    )
 }
 
 /// Why a TLS handshake failed, when it was over certificates (rustls's error inside the I/O
@@ -308,28 +319,34 @@ fn tls_refusal(e: &redis::RedisError) -> Option<String> {
                 .and_then(|inner| inner.downcast_ref::<rustls::Error>())
         });
         if let Some(t) = tls {
-            let hint = match t {
-                rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired) => {
-                    "; the server asks for a client certificate: set \"tls_cert\" and \"tls_key\""
-                }
-                rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure) => {
-                    "; if the server asks for a client certificate, set \"tls_cert\" and \"tls_key\""
-                }
-                rustls::Error::AlertReceived(
-                    rustls::AlertDescription::UnknownCA
-                    | rustls::AlertDescription::BadCertificate
-                    | rustls::AlertDescription::CertificateUnknown,
-                ) => "; the server does not trust rj's client certificate (\"tls_cert\")",
-                rustls::Error::InvalidCertificate(_) => {
-                    "; the server's certificate is not trusted (a site CA goes in \"tls_ca\")"
-                }
-                _ => "",
-            };
-            return Some(format!("{t}{hint}"));
+            return Some(tls_why(t));
         }
         cause = c.source();
     }
     None
+}
+
+/// A handshake's rustls error with what to do about it: a `tls_ca`, a client certificate, or
+/// one the server trusts. rbench's engine says it the same way.
+pub fn tls_why(t: &rustls::Error) -> String {
+    let hint = match t {
+        rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired) => {
+            "; the server asks for a client certificate: set \"tls_cert\" and \"tls_key\""
+        }
+        rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure) => {
+            "; if the server asks for a client certificate, set \"tls_cert\" and \"tls_key\""
+        }
+        rustls::Error::AlertReceived(
+            rustls::AlertDescription::UnknownCA
+            | rustls::AlertDescription::BadCertificate
+            | rustls::AlertDescription::CertificateUnknown,
+        ) => "; the server does not trust rj's client certificate (\"tls_cert\")",
+        rustls::Error::InvalidCertificate(_) => {
+            "; the server's certificate is not trusted (a site CA goes in \"tls_ca\")"
+        }
+        _ => "",
+    };
+    format!("{t}{hint}")
 }
 
 /// How long a sentinel may take to accept a connection and to answer: sentinels answer from

@@ -11,6 +11,7 @@ mod metrics;
 mod netns;
 mod put;
 mod rbench;
+mod rbench_tls;
 mod sentinel;
 mod slurm_env;
 mod status;

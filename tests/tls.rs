@@ -9,9 +9,9 @@ use crate::util::check::{self, fails, ok, run};
 use crate::util::{self, TestEnv};
 
 /// A redis-server with TLS only, on a free port; Drop kills and waits.
-struct TlsRedis {
+pub(crate) struct TlsRedis {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl Drop for TlsRedis {
@@ -21,7 +21,7 @@ impl Drop for TlsRedis {
     }
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
+pub(crate) fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)
@@ -32,7 +32,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 
 /// A CA and a server certificate for localhost/127.0.0.1 signed by it, in `dir`; and a client
 /// certificate signed by it (`client.pem`, `client.key`).
-fn make_certs(dir: &Path) {
+pub(crate) fn make_certs(dir: &Path) {
     openssl(
         dir,
         &[
@@ -150,7 +150,7 @@ fn make_certs(dir: &Path) {
 
 /// A TLS-only redis-server; with `auth_clients` it refuses clients without a certificate the
 /// CA signed (`tls-auth-clients yes`).
-fn start(dir: &Path, auth_clients: bool) -> TlsRedis {
+pub(crate) fn start(dir: &Path, auth_clients: bool) -> TlsRedis {
     for _ in 0..5 {
         let port = util::free_port();
         let child = Command::new("redis-server")
@@ -202,7 +202,7 @@ fn start(dir: &Path, auth_clients: bool) -> TlsRedis {
     panic!("could not start a TLS redis-server");
 }
 
-fn env_for(port: u16, json: &str) -> TestEnv {
+pub(crate) fn env_for(port: u16, json: &str) -> TestEnv {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("redis.json");
     std::fs::write(&config, json).unwrap();

@@ -58,9 +58,18 @@ pub enum Sub {
     /// SET): wrap exits 69, or 77 for NOPERM, and records nothing. Older versions count error
     /// replies as served requests; wrap passes them -e to see the errors, and records no figure
     /// for a test that got any, as it cannot tell how many failed.
+    ///
+    /// With TLS wrap passes --tls only: redis-benchmark trusts OpenSSL's roots, not tls_ca,
+    /// and sends no client certificate (give it --cacert, --cert, --key after --), or use
+    /// `rbench run`, which reads them from redis.json.
     #[command(after_long_help = cli::footer(EXAMPLES))]
     Wrap(WrapArgs),
     /// Drive load with the native engine: raw sockets, HdrHistogram latencies.
+    ///
+    /// A TLS server (rediss://, "tls": true) is spoken to with rustls: trusted by redis.json's
+    /// tls_ca (else the system's roots), with the client certificate tls_cert and tls_key for a
+    /// server with tls-auth-clients yes. A certificate refused either way is exit 69 with what
+    /// to set, at the first connection.
     ///
     /// REQ/S and the latencies count only the replies that succeeded. Error replies are counted
     /// apart (errors, error_rate and first_error in JSON and CSV, per operation in a --ratio
@@ -344,7 +353,8 @@ fn run_wrap(a: WrapArgs) -> anyhow::Result<ExitCode> {
 
 fn run_native(a: RunArgs) -> anyhow::Result<ExitCode> {
     let cfg = a.conn.load()?;
-    conn::check_supported(&cfg)?;
+    // The TLS files are read once, before any connection, for every client of every run.
+    let dialer = conn::Dialer::new(&cfg)?;
     let s = &a.shared;
     if let Some(r) = a.rate {
         if !(r.is_finite() && r > 0.0) {
@@ -478,7 +488,7 @@ fn run_native(a: RunArgs) -> anyhow::Result<ExitCode> {
             } else {
                 name.clone()
             };
-            let o = run_once(&cfg, &w, &label, requests, a.duration)?;
+            let o = run_once(&cfg, &dialer, &w, &label, requests, a.duration)?;
             if o.requests > 0 && o.successes == 0 {
                 // Nothing was measured: a rate of refusals is no figure for the server.
                 let first = o.first_error.as_deref().unwrap_or("no reply text");
@@ -554,6 +564,7 @@ fn run_native(a: RunArgs) -> anyhow::Result<ExitCode> {
 /// Connect the clients and run the workload once.
 fn run_once(
     cfg: &Config,
+    dialer: &conn::Dialer,
     w: &Workload,
     label: &str,
     requests: Option<u64>,
@@ -562,7 +573,7 @@ fn run_once(
     let place = cfg.place();
     let mut streams = Vec::with_capacity(w.clients as usize);
     for _ in 0..w.clients {
-        let raw = conn::connect(cfg)?;
+        let raw = dialer.connect(cfg)?;
         streams.push(conn::into_mio(raw).with_context(|| format!("Redis at {place}"))?);
     }
     let progress = Progress::start(label, requests, duration);

@@ -1,0 +1,281 @@
+//! `rbench run` over TLS against a real TLS redis-server (certificates and server from
+//! tests/tls.rs): the counts of a run, client certificates, and the refusals a wrong CA or a
+//! missing certificate give.
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::tls::{env_for, make_certs, openssl, start};
+use crate::util::check::{self, fails, run};
+use crate::util::{self, TestEnv};
+
+fn tools_present() -> bool {
+    for tool in ["redis-server", "redis-cli", "openssl"] {
+        if which::which(tool).is_err() {
+            util::missing(tool);
+            return false;
+        }
+    }
+    true
+}
+
+/// redis-cli over TLS with the test CA and client certificate.
+fn cli(certs: &Path, port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["--tls", "--cacert"])
+        .arg(certs.join("ca.pem"))
+        .arg("--cert")
+        .arg(certs.join("client.pem"))
+        .arg("--key")
+        .arg(certs.join("client.key"))
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("run redis-cli");
+    assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A redis.json for the TLS server with `extra` fields, and the certificate files beside it.
+fn env_with(certs: &Path, port: u16, extra: &str) -> TestEnv {
+    let env = env_for(
+        port,
+        &format!(
+            r#"{{"host": "localhost", "port": {port}, "tls": true, "tls_ca": "ca.pem"{extra}}}"#
+        ),
+    );
+    for f in ["ca.pem", "client.pem", "client.key"] {
+        std::fs::copy(certs.join(f), env.path().join(f)).unwrap();
+    }
+    util::set_mode(&env.path().join("client.key"), 0o600);
+    env
+}
+
+fn json(env: &TestEnv, args: &[&str]) -> Value {
+    let out = run(env.cmd("rbench").args(args));
+    let text = check::ok(&out);
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("rbench {args:?}: not JSON ({e}): {text}"))
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
+/// SETs over a key range then GETs over twice that range: every key written is there, and
+/// GET hits exactly those, in direct and batched mode, closed and open loop. Values of 20 kB
+/// span TLS records, and 16 in flight per connection fill the sockets.
+#[test]
+fn rbench_run_speaks_tls_and_counts_right() {
+    if !tools_present() {
+        return;
+    }
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
+    let server = start(certs.path(), false);
+    let port = server.port;
+    let env = env_with(certs.path(), port, "");
+
+    let doc = json(
+        &env,
+        &[
+            "run",
+            "-t",
+            "set",
+            "-n",
+            "600",
+            "-c",
+            "4",
+            "-P",
+            "16",
+            "-d",
+            "20000",
+            "--key-dist",
+            "sequential",
+            "--keyspace",
+            "600",
+            "--key-prefix",
+            "tl:",
+            "--format",
+            "json",
+        ],
+    );
+    let r = &doc["results"]["tests"]["SET"];
+    assert_eq!(u(&r["successes"]), 600, "{r}");
+    assert_eq!(u(&r["errors"]), 0, "{r}");
+    assert_eq!(cli(certs.path(), port, &["DBSIZE"]), "600");
+    assert_eq!(
+        cli(certs.path(), port, &["STRLEN", "tl:000000000599"]),
+        "20000"
+    );
+
+    // 64 SETs of 200 kB in flight per connection: writes outrun the socket, and the records
+    // rustls holds when it is full must still leave.
+    let doc = json(
+        &env,
+        &[
+            "run",
+            "-t",
+            "set",
+            "-n",
+            "512",
+            "-c",
+            "2",
+            "-P",
+            "64",
+            "-d",
+            "200000",
+            "--key-dist",
+            "sequential",
+            "--keyspace",
+            "64",
+            "--key-prefix",
+            "big:",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(
+        u(&doc["results"]["tests"]["SET"]["successes"]),
+        512,
+        "{doc}"
+    );
+    assert_eq!(
+        cli(certs.path(), port, &["STRLEN", "big:000000000063"]),
+        "200000"
+    );
+
+    for mode in [
+        &["--mode", "direct"][..],
+        &["--mode", "batched", "--batch", "10"],
+        &["--rate", "4000"],
+    ] {
+        let mut args = vec![
+            "run",
+            "-t",
+            "get",
+            "-n",
+            "2400",
+            "-c",
+            "3",
+            "-P",
+            "16",
+            "--key-dist",
+            "sequential",
+            "--keyspace",
+            "1200",
+            "--key-prefix",
+            "tl:",
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(mode);
+        let doc = json(&env, &args);
+        let r = &doc["results"]["tests"]["GET"];
+        assert_eq!(u(&r["hits"]), 1200, "{mode:?}: {r}");
+        assert_eq!(u(&r["misses"]), 1200, "{mode:?}: {r}");
+        // Half the replies carry 20 kB: the bytes came through, not only the counts.
+        let (bps, rps) = (
+            r["bytes_per_second"].as_f64(),
+            r["requests_per_second"].as_f64(),
+        );
+        assert!(bps.unwrap() > rps.unwrap() * 5000.0, "{mode:?}: {r}");
+    }
+}
+
+/// A server with `tls-auth-clients yes`: `tls_cert`/`tls_key` let rbench in; without them, or
+/// with a CA that did not sign the server's certificate, one permanent line (69) naming the
+/// server and what to set.
+#[test]
+fn rbench_run_presents_a_client_certificate_and_refuses_a_wrong_ca() {
+    if !tools_present() {
+        return;
+    }
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
+    let server = start(certs.path(), true);
+    let port = server.port;
+
+    let env = env_with(
+        certs.path(),
+        port,
+        r#", "tls_cert": "client.pem", "tls_key": "client.key""#,
+    );
+    let doc = json(
+        &env,
+        &[
+            "run",
+            "-t",
+            "set,get",
+            "-n",
+            "500",
+            "-c",
+            "2",
+            "--key-dist",
+            "sequential",
+            "--keyspace",
+            "500",
+            "--key-prefix",
+            "cc:",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(
+        u(&doc["results"]["tests"]["SET"]["successes"]),
+        500,
+        "{doc}"
+    );
+    assert_eq!(u(&doc["results"]["tests"]["GET"]["hits"]), 500, "{doc}");
+    assert_eq!(cli(certs.path(), port, &["DBSIZE"]), "500");
+
+    // No certificate: the server ends the connection, and the line says what to set.
+    let bare = env_with(certs.path(), port, "");
+    let line = fails(
+        &run(bare
+            .cmd("rbench")
+            .args(["run", "-t", "get", "-n", "10", "-c", "1"])),
+        69,
+        "rbench",
+    );
+    assert!(line.contains(&format!("localhost:{port}")), "{line}");
+    assert!(line.contains("\"tls_cert\""), "{line}");
+
+    // Another CA: the server's certificate is not trusted.
+    let other = tempfile::tempdir().unwrap();
+    openssl(
+        other.path(),
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=another-ca",
+        ],
+    );
+    let wrong = env_with(
+        certs.path(),
+        port,
+        r#", "tls_cert": "client.pem", "tls_key": "client.key""#,
+    );
+    std::fs::copy(other.path().join("ca.pem"), wrong.path().join("ca.pem")).unwrap();
+    let line = fails(
+        &run(wrong
+            .cmd("rbench")
+            .args(["run", "-t", "get", "-n", "10", "-c", "1"])),
+        69,
+        "rbench",
+    );
+    assert!(line.contains(&format!("localhost:{port}")), "{line}");
+    assert!(line.contains("\"tls_ca\""), "{line}");
+    assert_eq!(cli(certs.path(), port, &["DBSIZE"]), "500");
+}
