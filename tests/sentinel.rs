@@ -292,13 +292,9 @@ fn sentinel_and_master_passwords_are_separate() {
     }
 }
 
-/// `Store::wait_replicas`: nothing sent without "min_replicas_acked"; with it, WAIT for that
-/// many replicas, and fewer in time a temporary failure naming the setting.
-#[test]
-fn wait_replicas_counts_real_replicas() {
-    let Some(master) = RedisServer::start() else {
-        return;
-    };
+/// A master and one replica in sync with it.
+fn master_with_replica() -> Option<(RedisServer, RedisServer)> {
+    let master = RedisServer::start()?;
     let replica = RedisServer::with(RedisOptions::args(&[
         "--replicaof",
         "127.0.0.1",
@@ -310,6 +306,16 @@ fn wait_replicas_counts_real_replicas() {
             .cli(&["INFO", "replication"])
             .contains("master_link_status:up")
     });
+    Some((master, replica))
+}
+
+/// `Store::wait_replicas`: nothing sent without "min_replicas_acked"; with it, WAIT for that
+/// many replicas, and fewer in time a temporary failure naming the setting.
+#[test]
+fn wait_replicas_counts_real_replicas() {
+    let Some((master, replica)) = master_with_replica() else {
+        return;
+    };
     let store = |extra: serde_json::Value| {
         let mut json = serde_json::json!({"host": "127.0.0.1", "port": master.port});
         json.as_object_mut()
@@ -370,20 +376,9 @@ fn wait_replicas_counts_real_replicas() {
 /// the spool's replay, idempotent, leaves the job recorded once.
 #[test]
 fn rj_launch_spools_what_the_replicas_did_not_acknowledge() {
-    let Some(master) = RedisServer::start() else {
+    let Some((master, replica)) = master_with_replica() else {
         return;
     };
-    let replica = RedisServer::with(RedisOptions::args(&[
-        "--replicaof",
-        "127.0.0.1",
-        &master.port.to_string(),
-    ]))
-    .unwrap();
-    util::wait_until(Duration::from_secs(30), "the replica to sync", || {
-        replica
-            .cli(&["INFO", "replication"])
-            .contains("master_link_status:up")
-    });
     let mut env = env_with(serde_json::json!({
         "host": "127.0.0.1",
         "port": master.port,
