@@ -279,11 +279,15 @@ pub struct Sorted {
     pub unanswered: usize,
 }
 
-/// Sort the decisions about `ids` (one tag's tracked jobs). An ID without a decision stays.
-pub fn sort_decisions(ids: &[String], decided: &HashMap<&str, Decision>) -> Sorted {
+/// Sort the decisions about `ids` (one tag's tracked jobs); `decided(i)` is the decision about
+/// `ids[i]` (looked up in its cluster's answers). An ID without a decision stays.
+pub fn sort_decisions<'d>(
+    ids: &[String],
+    decided: impl Fn(usize) -> Option<&'d Decision>,
+) -> Sorted {
     let mut s = Sorted::default();
-    for id in ids {
-        match decided.get(id.as_str()) {
+    for (i, id) in ids.iter().enumerate() {
+        match decided(i) {
             None | Some(Decision::Stay) => {}
             Some(Decision::Unrecognized(state)) => s.unrecognized.push((id.clone(), state.clone())),
             Some(Decision::Move(set, fields)) => s.plan.push(Planned {
@@ -358,6 +362,7 @@ pub(crate) mod tests {
             nodes: "n1".into(),
             partition: "debug".into(),
             name: "job".into(),
+            restarts: "0".into(),
         }
     }
 
@@ -648,7 +653,8 @@ pub(crate) mod tests {
         ]
         .into_iter()
         .collect();
-        let s = sort_decisions(&ids(&["6", "5", "4", "3", "2", "1", "7"]), &decided);
+        let tracked = ids(&["6", "5", "4", "3", "2", "1", "7"]);
+        let s = sort_decisions(&tracked, |i| decided.get(tracked[i].as_str()));
         let Decision::Move(_, fields) = done else {
             unreachable!()
         };
