@@ -113,6 +113,12 @@ pub struct Args {
     /// Move a job that Slurm no longer knows at all to FAILED (state=LOST) after this long.
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = cli::parse_duration)]
     pub lost_after: Duration,
+    /// A job Slurm reports PREEMPTED is final (FAILED, state=PREEMPTED) only when squeue no
+    /// longer lists it as pending or running, accounting agrees, and it has stayed so this
+    /// long: with PreemptMode=REQUEUE Slurm brings it back as PENDING with the same ID, and
+    /// rj-track then keeps tracking it and writes restarts and requeued_at into its record.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = cli::parse_duration)]
+    pub preempt_grace: Duration,
     /// Expire the job hash TAG_JOB:<id> this long after the job is moved (e.g. 7d).
     #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration)]
     pub record_ttl: Option<Duration>,
@@ -150,6 +156,7 @@ impl Args {
             interval: self.interval,
             once: self.once,
             lost_after: self.lost_after,
+            preempt_grace: self.preempt_grace,
             record_ttl: self.record_ttl,
             events_max: self.events_max,
             format: self.format.line_format(),

@@ -30,6 +30,8 @@ pub struct Settings {
     pub interval: Duration,
     pub once: bool,
     pub lost_after: Duration,
+    /// How long a job must have been PREEMPTED (and not requeued) before it is final.
+    pub preempt_grace: Duration,
     pub record_ttl: Option<Duration>,
     /// About how many entries the tag's event stream keeps (`XADD MAXLEN ~`); 0 writes none.
     pub events_max: u64,
@@ -169,6 +171,9 @@ pub struct Tracker {
     /// Per tag, the cluster of each tracked job (a job never changes cluster): each job hash
     /// is read once, when its ID first shows up.
     clusters: HashMap<Tag, HashMap<String, Option<String>>>,
+    /// Per tag, the restart count last noted in each requeued job's hash, so a requeue is
+    /// written once, not every tick.
+    requeues: HashMap<Tag, HashMap<String, String>>,
 }
 
 impl Tracker {
@@ -194,6 +199,7 @@ impl Tracker {
             unreported: Vec::new(),
             results_stuck: HashMap::new(),
             clusters: HashMap::new(),
+            requeues: HashMap::new(),
         }
     }
 
@@ -392,7 +398,15 @@ impl Tracker {
             }
             summary.unanswered += sorted.unanswered;
             let mut plan = sorted.plan;
-            plan.extend(self.age_unknown(store, &a.keys, &sorted.unknown, now, &tracked_at)?);
+            plan.extend(self.age_unknown(
+                store,
+                &a.keys,
+                &sorted.unknown,
+                sorted.preempted,
+                now,
+                &tracked_at,
+            )?);
+            self.note_requeues(store, &a.keys, &a.ids, &sorted.requeued, &tracked_at)?;
             a.unknown = sorted.unknown.len();
             summary.unknown += a.unknown;
             let before = summary.moved;
@@ -547,27 +561,44 @@ impl Tracker {
         Ok(true)
     }
 
-    /// Step 7a: record which jobs Slurm does not know (and forget the ones it knows again);
-    /// returns the LOST moves of those unknown for `--lost-after`, and names the others.
+    /// Step 7a: record which jobs Slurm does not know, and which are PREEMPTED (as
+    /// `preempted:ID` in the same hash of first times), and forget the others; returns the LOST
+    /// moves of those unknown for `--lost-after` and the moves of those PREEMPTED for
+    /// `--preempt-grace`, and names the others.
     fn age_unknown(
         &mut self,
         store: &mut Store,
         keys: &Keys,
         unknown: &[String],
+        preempted: Vec<Planned>,
         now: u64,
         tracked_at: &str,
     ) -> anyhow::Result<Vec<Planned>> {
-        if unknown.is_empty() && !self.unknown_dirty.contains(keys.tag()) {
+        if unknown.is_empty() && preempted.is_empty() && !self.unknown_dirty.contains(keys.tag()) {
             return Ok(Vec::new());
         }
-        let since = store.unknown_since(keys, unknown, now)?;
-        if unknown.is_empty() {
+        let mut names = unknown.to_vec();
+        names.extend(preempted.iter().map(|p| format!("preempted:{}", p.id)));
+        let since = store.unknown_since(keys, &names, now)?;
+        if names.is_empty() {
             self.unknown_dirty.remove(keys.tag());
         } else {
             self.unknown_dirty.insert(keys.tag().clone());
         }
+        let (since, preempted_since) = since.split_at(unknown.len());
+        let grace = self.settings.preempt_grace;
+        let (mut ready, waiting) = judge::confirm_preempted(preempted, preempted_since, now, grace);
+        if !waiting.is_empty() {
+            info(&format!(
+                "{} job(s) of {} PREEMPTED, final after {} unless Slurm requeues them: {}",
+                waiting.len(),
+                keys.tag(),
+                humantime::format_duration(grace),
+                some_ids(&waiting, 10)
+            ));
+        }
         let lost_after = self.settings.lost_after;
-        let (lost, still) = judge::lost_moves(unknown, &since, now, lost_after, tracked_at);
+        let (lost, still) = judge::lost_moves(unknown, since, now, lost_after, tracked_at);
         if !still.is_empty() {
             note(&format!(
                 "{} job(s) of {} unknown to Slurm (moved to FAILED as LOST after {}): {}",
@@ -577,10 +608,54 @@ impl Tracker {
                 some_ids(&still, 10)
             ));
         }
-        Ok(lost)
+        ready.extend(lost);
+        Ok(ready)
     }
 
-    /// Step 7b: move the planned jobs in batches of the move script, each printed as soon as
+    /// Step 7b: write `restarts` and `requeued_at` into the hashes of the jobs Slurm requeued
+    /// since the last note (fenced by the lease), and say so once per requeue.
+    fn note_requeues(
+        &mut self,
+        store: &mut Store,
+        keys: &Keys,
+        ids: &[String],
+        requeued: &[(String, String)],
+        tracked_at: &str,
+    ) -> anyhow::Result<()> {
+        let noted = self.requeues.entry(keys.tag().clone()).or_default();
+        if requeued.is_empty() {
+            if !noted.is_empty() {
+                let keep: HashSet<&str> = ids.iter().map(String::as_str).collect();
+                noted.retain(|id, _| keep.contains(id.as_str()));
+            }
+            return Ok(());
+        }
+        let new: Vec<(String, String)> = requeued
+            .iter()
+            .filter(|(id, n)| noted.get(id) != Some(n))
+            .cloned()
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        if store
+            .note_requeues(keys, &self.owner, &new, tracked_at)?
+            .is_none()
+        {
+            return Ok(()); // the move step says so, and stands by
+        }
+        let noted = self.requeues.entry(keys.tag().clone()).or_default();
+        for (id, n) in new {
+            info(&format!(
+                "job {id} of {} was requeued by Slurm (restarts {n}); still tracked",
+                keys.tag()
+            ));
+            noted.insert(id, n);
+        }
+        Ok(())
+    }
+
+    /// Step 7c: move the planned jobs in batches of the move script, each printed as soon as
     /// its reply is in, so a later batch's failure never hides the lines of moves already made.
     fn move_and_print(
         &mut self,
