@@ -9,6 +9,7 @@ mod examples;
 mod last;
 mod launch;
 mod metrics;
+mod preempt;
 mod put;
 mod rbench;
 mod status;
