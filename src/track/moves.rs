@@ -1,6 +1,7 @@
 //! Moving finished jobs (ARCHITECTURE.md §2, §7 step 7): the move script (SMOVE and record,
-//! all or nothing, fenced by the lease), the script that times jobs Slurm does not know, moves
-//! whose reply a dropped connection lost, and the line each move prints.
+//! all or nothing, fenced by the lease), the script that times jobs Slurm does not know (and
+//! preempted ones), the script that notes requeues in the job hashes, moves whose reply a
+//! dropped connection lost, and the line each move prints.
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
