@@ -186,7 +186,7 @@ pub const MAX_ID_ARG: usize = 100_000;
 
 /// The `squeue -O` fields rj-track reads, `|`-terminated; the name is last because it may hold `|`.
 pub const SQUEUE_FORMAT: &str = "JobArrayID:|,ArrayJobID:|,ArrayTaskID:|,State:|,exit_code:|,\
-StartTime:|,EndTime:|,TimeUsed:|,NodeList:|,Partition:|,Name:|";
+StartTime:|,EndTime:|,TimeUsed:|,NodeList:|,Partition:|,RestartCnt:|,Name:|";
 
 /// The `sacct -o` fields rj-track reads (with `--parsable2`); the name is last.
 pub const SACCT_FORMAT: &str = "JobID,State,ExitCode,Start,End,Elapsed,NodeList,Partition,JobName";
@@ -210,6 +210,9 @@ pub struct JobRow {
     pub nodes: String,
     pub partition: String,
     pub name: String,
+    /// How often Slurm requeued the job (squeue's RestartCnt, scontrol's Restarts); empty where
+    /// the query does not say (sacct has no such field).
+    pub restarts: String,
 }
 
 impl JobRow {
@@ -346,10 +349,10 @@ pub fn parse_squeue_states(stdout: &str) -> Result<Vec<JobRow>, String> {
 pub fn parse_squeue(stdout: &str) -> Result<Vec<JobRow>, String> {
     let mut rows = Vec::new();
     for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
-        let f: Vec<&str> = line.splitn(11, '|').collect();
-        if f.len() != 11 {
+        let f: Vec<&str> = line.splitn(12, '|').collect();
+        if f.len() != 12 {
             return Err(format!(
-                "unexpected squeue line {line:?} (expected 11 |-separated fields)"
+                "unexpected squeue line {line:?} (expected 12 |-separated fields)"
             ));
         }
         let mut r = squeue_row(&f, line)?;
@@ -359,9 +362,10 @@ pub fn parse_squeue(stdout: &str) -> Result<Vec<JobRow>, String> {
         r.elapsed = value(f[7]);
         r.nodes = value(f[8]);
         r.partition = value(f[9]);
-        r.name = f[10]
+        r.restarts = value(f[10]);
+        r.name = f[11]
             .strip_suffix('|')
-            .unwrap_or(f[10])
+            .unwrap_or(f[11])
             .trim_end()
             .to_string();
         rows.push(r);
@@ -475,6 +479,7 @@ pub fn parse_scontrol(stdout: &str) -> Result<Vec<JobRow>, String> {
         r.nodes = value(get("NodeList"));
         r.partition = value(get("Partition"));
         r.name = get("JobName").to_string();
+        r.restarts = value(get("Restarts"));
         rows.push(r);
     }
     Ok(rows)
@@ -689,8 +694,19 @@ fn query_error(ran: &Ran, kind: QueryFailure) -> QueryError {
     }
 }
 
-/// `squeue -h -t all -r -j IDS -O …`: every listed job, array task and recently finished job
-/// (until MinJobAge) the controller knows. One call per [`MAX_ID_ARG`] bytes of IDs.
+/// `-M CLUSTER` first, for a job of another cluster than the default (`sbatch -M`); nothing for
+/// the default one.
+fn on_cluster(cluster: Option<&str>, args: &[&str]) -> Vec<String> {
+    let m = cluster.map(|c| ["-M", c]);
+    m.iter()
+        .flatten()
+        .chain(args)
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// `squeue [-M C] -h -t all -r -j IDS -O …`: every listed job, array task and recently finished
+/// job (until MinJobAge) the controller knows. One call per [`MAX_ID_ARG`] bytes of IDs.
 ///
 /// Where squeue has `--only-job-state` ([`only_job_state`]), the IDs are first asked with it:
 /// that answer comes from the controller's job-state cache and holds only IDs and states, which
@@ -698,11 +714,12 @@ fn query_error(ran: &Ran, kind: QueryFailure) -> QueryError {
 /// with the full fields, so a tick runs one squeue more when something finished, never one per
 /// job. A job the second call no longer lists is left out, as squeue leaves out any job it no
 /// longer knows: the tracker then asks accounting (ARCHITECTURE.md §7).
-pub fn squeue(ids: &[String]) -> Result<Vec<JobRow>, QueryError> {
+pub fn squeue(cluster: Option<&str>, ids: &[String]) -> Result<Vec<JobRow>, QueryError> {
     if !only_job_state() {
-        return squeue_with(ids, &[], SQUEUE_FORMAT, parse_squeue);
+        return squeue_with(cluster, ids, &[], SQUEUE_FORMAT, parse_squeue);
     }
     let states = match squeue_with(
+        cluster,
         &state_query_ids(ids),
         &["--only-job-state"],
         SQUEUE_STATE_FORMAT,
@@ -713,7 +730,7 @@ pub fn squeue(ids: &[String]) -> Result<Vec<JobRow>, QueryError> {
         // error`; the full query then says what is wrong in the words rj-track knows
         // (`Unable to contact slurm controller`), or answers.
         Err(e) if e.kind == QueryFailure::Other => {
-            return squeue_with(ids, &[], SQUEUE_FORMAT, parse_squeue)
+            return squeue_with(cluster, ids, &[], SQUEUE_FORMAT, parse_squeue)
         }
         Err(e) => return Err(e),
     };
@@ -722,7 +739,13 @@ pub fn squeue(ids: &[String]) -> Result<Vec<JobRow>, QueryError> {
         .partition(|r| crate::state::classify(&r.state) == crate::state::Verdict::Active);
     if !finished.is_empty() {
         let again: Vec<String> = finished.into_iter().map(|r| r.id).collect();
-        rows.extend(squeue_with(&again, &[], SQUEUE_FORMAT, parse_squeue)?);
+        rows.extend(squeue_with(
+            cluster,
+            &again,
+            &[],
+            SQUEUE_FORMAT,
+            parse_squeue,
+        )?);
     }
     Ok(rows)
 }
@@ -794,8 +817,10 @@ pub fn slurm_version(version: &str) -> Option<(u32, u32, u32)> {
     ))
 }
 
-/// One squeue per chunk of IDs, with `extra` flags, `-O format`, its output read by `parse`.
+/// One squeue per chunk of IDs, on `cluster`, with `extra` flags, `-O format`, its output read
+/// by `parse`.
 fn squeue_with(
+    cluster: Option<&str>,
     ids: &[String],
     extra: &[&str],
     format: &str,
@@ -803,12 +828,12 @@ fn squeue_with(
 ) -> Result<Vec<JobRow>, QueryError> {
     let mut rows = Vec::new();
     for chunk in id_chunks(ids, MAX_ID_ARG) {
-        let args: Vec<String> = extra
+        let flags: Vec<&str> = extra
             .iter()
             .copied()
             .chain(["-h", "-t", "all", "-r", "-j", &chunk, "-O", format])
-            .map(str::to_string)
             .collect();
+        let args = on_cluster(cluster, &flags);
         let ran = run_query("squeue", &args, QUERY_TIMEOUT).map_err(|e| QueryError {
             kind: QueryFailure::Unreachable,
             msg: format!("{e:#}"),
@@ -831,22 +856,22 @@ fn squeue_with(
 /// `--allusers`: a tag's jobs may have been submitted by a colleague (a shared Redis, a group
 /// account); without it sacct shows a non-root user only their own jobs, and the others would
 /// look unknown and end as LOST. Where PrivateData hides them anyway, Slurm still decides.
-pub fn sacct(ids: &[String]) -> Result<Vec<JobRow>, QueryError> {
+pub fn sacct(cluster: Option<&str>, ids: &[String]) -> Result<Vec<JobRow>, QueryError> {
     let mut rows = Vec::new();
     for chunk in id_chunks(ids, MAX_ID_ARG) {
-        let args: Vec<String> = [
-            "-n",
-            "-X",
-            "--allusers",
-            "--parsable2",
-            "-j",
-            &chunk,
-            "-o",
-            SACCT_FORMAT,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let args = on_cluster(
+            cluster,
+            &[
+                "-n",
+                "-X",
+                "--allusers",
+                "--parsable2",
+                "-j",
+                &chunk,
+                "-o",
+                SACCT_FORMAT,
+            ],
+        );
         let ran = run_query("sacct", &args, QUERY_TIMEOUT).map_err(|e| QueryError {
             kind: QueryFailure::Unreachable,
             msg: format!("{e:#}"),
@@ -864,11 +889,8 @@ pub fn sacct(ids: &[String]) -> Result<Vec<JobRow>, QueryError> {
 
 /// `scontrol show job -o`: every job the controller holds, in one call (scontrol takes one ID
 /// at a time, so asking for all is the batched form).
-pub fn scontrol_all() -> Result<Vec<JobRow>, QueryError> {
-    let args: Vec<String> = ["show", "job", "-o"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+pub fn scontrol_all(cluster: Option<&str>) -> Result<Vec<JobRow>, QueryError> {
+    let args = on_cluster(cluster, &["show", "job", "-o"]);
     let ran = run_query("scontrol", &args, QUERY_TIMEOUT).map_err(|e| QueryError {
         kind: QueryFailure::Unreachable,
         msg: format!("{e:#}"),
@@ -1001,6 +1023,17 @@ mod tests {
         assert!(!find(&rows, "2").covers("3"));
         // A job cancelled while pending never ran: no nodes.
         assert_eq!(find(&rows, "14_1").nodes, "");
+    }
+
+    /// Captured on scripts/slurm-clusters' cluster a: job 4 preempted in a CANCEL partition,
+    /// job 2 requeued once from a REQUEUE partition and then completed.
+    #[test]
+    fn squeue_restart_count_captured() {
+        let rows = parse_squeue(&fixture("squeue-preempted.txt")).unwrap();
+        assert_eq!(find(&rows, "4").state, "PREEMPTED");
+        assert_eq!(find(&rows, "4").restarts, "0");
+        assert_eq!(find(&rows, "2").restarts, "1");
+        assert_eq!(find(&rows, "2").name, "wrap");
     }
 
     #[test]
@@ -1168,9 +1201,9 @@ mod tests {
     #[test]
     fn task_count_of_huge_ranges_saturates() {
         // Bounds up to u64::MAX are what a broken squeue could print; no overflow panic.
-        let one = "5_[0-18446744073709551615]|5|0-18446744073709551615|PENDING|0|N/A|N/A|0:00||debug|wrap|\n";
+        let one = "5_[0-18446744073709551615]|5|0-18446744073709551615|PENDING|0|N/A|N/A|0:00||debug|0|wrap|\n";
         assert_eq!(parse_squeue(one).unwrap()[0].task_count(), u64::MAX);
-        let two = "5_[1-18446744073709551615,1-18446744073709551615]|5|1-18446744073709551615,1-18446744073709551615|PENDING|0|N/A|N/A|0:00||debug|wrap|\n";
+        let two = "5_[1-18446744073709551615,1-18446744073709551615]|5|1-18446744073709551615,1-18446744073709551615|PENDING|0|N/A|N/A|0:00||debug|0|wrap|\n";
         assert_eq!(parse_squeue(two).unwrap()[0].task_count(), u64::MAX);
     }
 
@@ -1260,6 +1293,8 @@ mod tests {
                 .any(|r| r.state == state && r.exit_code == exit && r.nodes == "vm")
         };
         for rows in [&old, &new] {
+            // Every field in its place: the name last, after RestartCnt.
+            assert!(rows.iter().all(|r| r.name == "wrap"), "{rows:?}");
             assert!(by_state(rows, "FAILED", "3:0"), "{rows:?}");
             assert!(by_state(rows, "COMPLETED", "0:0"), "{rows:?}");
             assert!(rows

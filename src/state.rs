@@ -23,8 +23,9 @@ pub fn classify(state: &str) -> Verdict {
         .to_ascii_uppercase();
     match word.as_str() {
         "COMPLETED" | "CD" => Verdict::Final(Set::Completed),
-        // PREEMPTED is printed only when the job was not requeued (a requeued job shows
-        // REQUEUED/PENDING instead), so it is final.
+        // PREEMPTED (not requeued: a requeued job is PENDING again with the same ID) ends in
+        // FAILED, like a job killed by the system; rj-track waits for accounting and a grace
+        // period before it believes it (ARCHITECTURE.md §4, `is_preempted`).
         "FAILED" | "F" | "OUT_OF_MEMORY" | "OOM" | "NODE_FAIL" | "NF" | "BOOT_FAIL" | "BF"
         | "DEADLINE" | "DL" | "PREEMPTED" | "PR" => Verdict::Final(Set::Failed),
         "TIMEOUT" | "TO" => Verdict::Final(Set::Timeout),
@@ -36,6 +37,13 @@ pub fn classify(state: &str) -> Verdict {
         | "SPECIAL_EXIT" | "SE" | "RESV_DEL_HOLD" | "RD" => Verdict::Active,
         _ => Verdict::Unrecognized,
     }
+}
+
+/// Is this state PREEMPTED (`PREEMPTED`, `PR`), final only once Slurm will not requeue it?
+pub fn is_preempted(state: &str) -> bool {
+    let word = state.split_whitespace().next().unwrap_or("");
+    let word = word.trim_end_matches('+');
+    word.eq_ignore_ascii_case("PREEMPTED") || word.eq_ignore_ascii_case("PR")
 }
 
 /// How bad an outcome is, for arrays: FAILED > TIMEOUT > CANCELLED > COMPLETED.

@@ -1,6 +1,7 @@
 //! The one integration-test crate: real redis-server per test, real Slurm testbed.
 mod acl;
 mod cleanup;
+mod clusters;
 mod compat;
 mod config;
 mod ecosystem;
@@ -9,6 +10,7 @@ mod last;
 mod launch;
 mod metrics;
 mod netns;
+mod preempt;
 mod put;
 mod rbench;
 mod rbench_tls;

@@ -414,3 +414,58 @@ fn the_one_liner_and_the_driver_script_work_with_real_slurm() {
     assert_eq!(done, 2, "{text}\n{}", check::stderr(&out));
     assert!(text.contains("finished"), "no rj-last --all table:\n{text}");
 }
+
+/// With a real rj-track on the Slurm testbed: rj-wait on a job that fails (exit 3) and one that
+/// is cancelled while held exits 3 naming both; on a job that completes it exits 0; on a held
+/// job nobody releases it gives up at --timeout with 124. Each line is the one rj-track prints.
+#[test]
+fn real_jobs_that_fail_are_cancelled_or_never_end() {
+    let Some((_server, env, _node)) = crate::util::slurm::setup() else {
+        return;
+    };
+    let launch = |sbatch: &[&str]| {
+        let mut args = vec!["--", "-o", "/dev/null"];
+        args.extend_from_slice(sbatch);
+        env.run("rj-launch", &args).ok().trim().to_string()
+    };
+    let track = env
+        .std_command(crate::util::bin_path("rj-track"))
+        .env("PATH", crate::util::path_with_rj())
+        .args(["-q", "--interval", "1s"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _track = crate::util::Guard(track);
+
+    let good = launch(&["--wrap", "exit 0"]);
+    let bad = launch(&["--wrap", "exit 3"]);
+    let held = launch(&["--hold", "--wrap", "exit 0"]);
+    crate::util::slurm::run("scancel", &[&held]);
+    let out = run(env
+        .cmd("rj-wait")
+        .args(["--timeout", "4m", &bad, &held])
+        .timeout(Duration::from_secs(300)));
+    let err = check::fails(&out, 3, "rj-wait");
+    assert!(err.contains(&bad) && err.contains(&held), "{err}");
+    let text = check::stdout(&out);
+    assert!(
+        text.contains(&format!("{} {bad} FAILED 3:0", env.tag)),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{} {held} CANCELLED", env.tag)),
+        "{text}"
+    );
+
+    let out = env.run("rj-wait", &["--timeout", "4m", &good]).ok();
+    assert!(
+        out.contains(&format!("{} {good} COMPLETED 0:0", env.tag)),
+        "{out}"
+    );
+
+    let never = launch(&["--hold", "--wrap", "exit 0"]);
+    let out = run(env.cmd("rj-wait").args(["--timeout", "3s", &never]));
+    let err = check::fails(&out, 124, "rj-wait");
+    assert!(err.contains(&never), "{err}");
+    crate::util::slurm::run("scancel", &[&never]);
+}

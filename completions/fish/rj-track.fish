@@ -3,6 +3,7 @@ complete -c rj-track -l url -d 'Redis URL (redis://, rediss://, unix://, redis+s
 complete -c rj-track -l tag -d 'Experiment tag to track; repeatable (default: $JOB_TAG, $job_tag, "job_tag" in redis.json)' -r
 complete -c rj-track -l interval -d 'Time between ticks' -r
 complete -c rj-track -l lost-after -d 'Move a job that Slurm no longer knows at all to FAILED (state=LOST) after this long' -r
+complete -c rj-track -l preempt-grace -d 'A job Slurm reports PREEMPTED is final (FAILED, state=PREEMPTED) only when squeue no longer lists it as pending or running, accounting agrees, and it has stayed so this long: with PreemptMode=REQUEUE Slurm brings it back as PENDING with the same ID, and rj-track then keeps tracking it and writes restarts and requeued_at into its record' -r
 complete -c rj-track -l record-ttl -d 'Expire the job hash TAG_JOB:<id> this long after the job is moved (e.g. 7d)' -r
 complete -c rj-track -l events-max -d 'Append one entry per move to the event stream TAG_EVENTS (XADD, in the same script as the move), keeping about this many (MAXLEN ~ N); 0 writes none' -r
 complete -c rj-track -l format -d 'Form of the move lines on stdout' -r -f -a "text\t'`TAG ID SET EXIT_CODE STATE`, space-separated; STATE last, as it may hold spaces'

@@ -30,28 +30,44 @@ pub const EXAMPLES: &str = "\
 /// login node (`rj-track &`, or the systemd user unit in share/), or as `rj-track --once` from
 /// cron.
 ///
-/// Gentle with Slurm: per tick, one squeue call for all tracked jobs, one sacct call for the jobs
-/// squeue no longer lists, and one `scontrol show job` when accounting is disabled or sacct
-/// fails. Never one command per job.
+/// Gentle with Slurm: per tick and cluster, one squeue call for all tracked jobs, one sacct call
+/// for the jobs squeue no longer lists, and one `scontrol show job` when accounting is disabled
+/// or sacct fails. Never one command per job.
+///
+/// Several clusters: a job submitted with `sbatch -M c` (or SLURM_CLUSTERS=c) is recorded with
+/// its cluster, and rj-track asks that cluster about it (`squeue -M c`, `sacct -M c`,
+/// `scontrol -M c`); jobs without a cluster are asked of the default one. One tag holds each job
+/// ID once, so jobs of clusters whose job IDs overlap need separate tags.
 ///
 /// Final states: COMPLETED goes to COMPLETED; FAILED, OUT_OF_MEMORY, NODE_FAIL, BOOT_FAIL,
 /// DEADLINE and PREEMPTED (not requeued) to FAILED; TIMEOUT to TIMEOUT; CANCELLED and
 /// "CANCELLED by <uid>" to CANCELLED. PENDING, RUNNING, SUSPENDED, COMPLETING, CONFIGURING,
 /// REQUEUED, RESIZING and states rj does not know stay where they are.
 ///
+/// Preemption: a job preempted with PreemptMode=REQUEUE comes back PENDING with the same ID and
+/// stays tracked; its job hash gets restarts (Slurm's restart count) and requeued_at (when
+/// rj-track saw the requeue), and it moves when its rerun ends. A job preempted for good
+/// (PreemptMode=CANCEL) goes to FAILED with state=PREEMPTED, not to CANCELLED: nobody
+/// cancelled it, it did not finish, and a workflow should run it again. rj-track believes
+/// PREEMPTED only when squeue no longer lists the job as pending or running, accounting agrees
+/// (sacct; the controller alone without accounting), and --preempt-grace has passed since it
+/// first saw it so (kept in Redis, so a --once from cron counts too).
+///
 /// Array jobs: a parent ID finishes when all its tasks have; its set is the worst outcome
 /// (FAILED, then TIMEOUT, then CANCELLED, then COMPLETED) and the per-task counts go into its
 /// job hash.
 ///
-/// Lost jobs: a job Slurm no longer knows at all (purged, another cluster) is reported each tick
+/// Lost jobs: a job Slurm no longer knows at all (purged, a cluster it was not recorded with) is
+/// reported each tick
 /// and, after --lost-after, moved to FAILED with state=LOST. Ticks in which Slurm could not
 /// answer do not count. Without slurmdbd accounting only the controller knows finished jobs,
 /// and only for MinJobAge (300 s by default, see `scontrol show config`): there, keep
 /// --interval (or the cron period of --once) well below it.
 ///
 /// Records: on each move the job hash TAG_JOB:<id> gets state, exit_code, start, end, elapsed,
-/// nodes, partition and name (shown by rj-status --long), and tracked_at and tracked_by (the
-/// tick's time and the tracker, host:pid:nonce); --record-ttl expires it.
+/// nodes, partition and name (shown by rj-status --long), restarts when Slurm requeued the job,
+/// and tracked_at and tracked_by (the tick's time and the tracker, host:pid:nonce);
+/// --record-ttl expires it.
 ///
 /// Events: each move also appends one entry to the Redis stream TAG_EVENTS, in the same script,
 /// with the fields job, set, state, exit_code, tracked_at and tracker; follow it with
@@ -78,7 +94,8 @@ pub const EXAMPLES: &str = "\
 /// Job IDs that rj-launch spooled while Redis was unreachable are recorded every tick.
 ///
 /// Redis ACL: a restricted user needs +ping +eval +smembers +get +set +del +pexpire +smove
-/// +hset +type +xadd (unless --events-max 0) on the tag's keys; +hkeys +hdel +hsetnx +hget once a job is unknown to Slurm,
+/// +hset +type +hget +xadd (unless --events-max 0) on the tag's keys; +hkeys +hdel +hsetnx once a
+/// job is unknown to Slurm or preempted,
 /// +expire with --record-ttl, +scan with --all-tags, +sismember +hmget to report a move whose
 /// reply was lost, and rj-launch's commands to replay its spool. +info lets it warn about an
 /// evicting maxmemory-policy.
@@ -113,6 +130,12 @@ pub struct Args {
     /// Move a job that Slurm no longer knows at all to FAILED (state=LOST) after this long.
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = cli::parse_duration)]
     pub lost_after: Duration,
+    /// A job Slurm reports PREEMPTED is final (FAILED, state=PREEMPTED) only when squeue no
+    /// longer lists it as pending or running, accounting agrees, and it has stayed so this
+    /// long: with PreemptMode=REQUEUE Slurm brings it back as PENDING with the same ID, and
+    /// rj-track then keeps tracking it and writes restarts and requeued_at into its record.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = cli::parse_duration)]
+    pub preempt_grace: Duration,
     /// Expire the job hash TAG_JOB:<id> this long after the job is moved (e.g. 7d).
     #[arg(long, value_name = "DURATION", value_parser = cli::parse_duration)]
     pub record_ttl: Option<Duration>,
@@ -155,6 +178,7 @@ impl Args {
             interval: self.interval,
             once: self.once,
             lost_after: self.lost_after,
+            preempt_grace: self.preempt_grace,
             record_ttl: self.record_ttl,
             events_max: self.events_max,
             format: self.format.line_format(),

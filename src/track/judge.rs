@@ -19,6 +19,12 @@ pub enum Decision {
     Unrecognized(String),
     /// Finished: move to this set with this record.
     Move(Set, Vec<(String, String)>),
+    /// PREEMPTED and not requeued (squeue no longer lists it as live, and accounting agrees):
+    /// moved like [`Decision::Move`] once it has been so for the grace period
+    /// ([`confirm_preempted`]), since a requeue may still bring it back with the same ID.
+    Preempted(Set, Vec<(String, String)>),
+    /// Still pending or running, after Slurm requeued it this many times (RestartCnt > 0).
+    Requeued(String),
     /// No Slurm command knows the job.
     Unknown,
     /// Only sacct could have judged the job (gone from the controller, or an array whose
@@ -56,6 +62,7 @@ fn is_array_parent(id: &str, rows: &[&JobRow]) -> bool {
 /// counts and from the worst outcome. Accounting lists every task.
 pub fn needs_accounting(id: &str, rows: &[&JobRow]) -> bool {
     rows.is_empty()
+        || rows.iter().any(|r| state::is_preempted(&r.state))
         || (is_array_parent(id, rows)
             && rows
                 .iter()
@@ -133,7 +140,17 @@ impl Answers<'_> {
             }
             return match self.accounting {
                 Accounting::Disabled => judge_rows(id, &rows, source, tracked_at),
-                _ if !is_array_parent(id, &rows) => judge_rows(id, &rows, source, tracked_at),
+                _ if !is_array_parent(id, &rows) => {
+                    match judge_rows(id, &rows, source, tracked_at) {
+                        // PREEMPTED is final only when accounting agrees (a requeued job is
+                        // PENDING there): wait for it, or for sacct to answer again.
+                        Decision::Preempted(..) if self.accounting == Accounting::Answered => {
+                            Decision::Stay
+                        }
+                        Decision::Preempted(..) => Decision::Unanswered,
+                        d => d,
+                    }
+                }
                 // Accounting answered without this array (it has not caught up yet): wait.
                 Accounting::Answered => Decision::Stay,
                 Accounting::Failed => Decision::Unanswered,
@@ -177,6 +194,11 @@ pub fn judge_rows(id: &str, rows: &[&JobRow], source: &str, tracked_at: &str) ->
     let mut worst: Option<(Set, &JobRow)> = None;
     for r in rows {
         match state::classify(&r.state) {
+            // A plain job that Slurm requeued (preempted with PreemptMode=REQUEUE, a node
+            // failure, `scontrol requeue`) keeps its ID and counts its restarts.
+            Verdict::Active if r.tasks.is_none() && restarted(r) => {
+                return Decision::Requeued(r.restarts.clone())
+            }
             Verdict::Active => return Decision::Stay,
             Verdict::Unrecognized => return Decision::Unrecognized(r.state.clone()),
             Verdict::Final(set) => {
@@ -224,10 +246,42 @@ pub fn judge_rows(id: &str, rows: &[&JobRow], source: &str, tracked_at: &str) ->
         set_field(&mut fields, "nodes", &nodes.join(","));
         fields.extend(counts.fields());
     }
+    if restarted(row) {
+        fields.push(("restarts".to_string(), row.restarts.clone()));
+    }
     fields.retain(|(k, v)| !v.is_empty() || k == "state");
     fields.push(("source".to_string(), source.to_string()));
     fields.push(("tracked_at".to_string(), tracked_at.to_string()));
+    if rows.iter().any(|r| state::is_preempted(&r.state)) {
+        return Decision::Preempted(set, fields);
+    }
     Decision::Move(set, fields)
+}
+
+/// Has Slurm restarted the job (a RestartCnt above 0)?
+fn restarted(r: &JobRow) -> bool {
+    r.restarts.parse::<u64>().is_ok_and(|n| n > 0)
+}
+
+/// The preempted jobs of a tag after their clocks: `since[i]` is when `preempted[i]` was first
+/// judged PREEMPTED (seconds since the epoch). Those so for `grace` or longer are final; the
+/// others wait (a requeue may still bring them back) and are returned by ID.
+pub fn confirm_preempted(
+    preempted: Vec<Planned>,
+    since: &[u64],
+    now: u64,
+    grace: Duration,
+) -> (Vec<Planned>, Vec<String>) {
+    let mut ready = Vec::new();
+    let mut waiting = Vec::new();
+    for (p, t) in preempted.into_iter().zip(since) {
+        if now.saturating_sub(*t) >= grace.as_secs() {
+            ready.push(p);
+        } else {
+            waiting.push(p.id);
+        }
+    }
+    (ready, waiting)
 }
 
 fn set_field(fields: &mut [(String, String)], key: &str, value: &str) {
@@ -277,13 +331,21 @@ pub struct Sorted {
     /// Jobs only sacct could judge, while sacct failed: they stay, and their unknown clock is
     /// reset (they are not in `unknown`), so a long slurmdbd outage never makes a job LOST.
     pub unanswered: usize,
+    /// PREEMPTED and not requeued: moves once the grace period has passed.
+    pub preempted: Vec<Planned>,
+    /// (ID, restarts) of live jobs Slurm has requeued.
+    pub requeued: Vec<(String, String)>,
 }
 
-/// Sort the decisions about `ids` (one tag's tracked jobs). An ID without a decision stays.
-pub fn sort_decisions(ids: &[String], decided: &HashMap<&str, Decision>) -> Sorted {
+/// Sort the decisions about `ids` (one tag's tracked jobs); `decided(i)` is the decision about
+/// `ids[i]` (looked up in its cluster's answers). An ID without a decision stays.
+pub fn sort_decisions<'d>(
+    ids: &[String],
+    decided: impl Fn(usize) -> Option<&'d Decision>,
+) -> Sorted {
     let mut s = Sorted::default();
-    for id in ids {
-        match decided.get(id.as_str()) {
+    for (i, id) in ids.iter().enumerate() {
+        match decided(i) {
             None | Some(Decision::Stay) => {}
             Some(Decision::Unrecognized(state)) => s.unrecognized.push((id.clone(), state.clone())),
             Some(Decision::Move(set, fields)) => s.plan.push(Planned {
@@ -293,6 +355,12 @@ pub fn sort_decisions(ids: &[String], decided: &HashMap<&str, Decision>) -> Sort
             }),
             Some(Decision::Unknown) => s.unknown.push(id.clone()),
             Some(Decision::Unanswered) => s.unanswered += 1,
+            Some(Decision::Preempted(set, fields)) => s.preempted.push(Planned {
+                id: id.clone(),
+                set: *set,
+                fields: fields.clone(),
+            }),
+            Some(Decision::Requeued(n)) => s.requeued.push((id.clone(), n.clone())),
         }
     }
     s
@@ -358,6 +426,7 @@ pub(crate) mod tests {
             nodes: "n1".into(),
             partition: "debug".into(),
             name: "job".into(),
+            restarts: "0".into(),
         }
     }
 
@@ -648,7 +717,8 @@ pub(crate) mod tests {
         ]
         .into_iter()
         .collect();
-        let s = sort_decisions(&ids(&["6", "5", "4", "3", "2", "1", "7"]), &decided);
+        let tracked = ids(&["6", "5", "4", "3", "2", "1", "7"]);
+        let s = sort_decisions(&tracked, |i| decided.get(tracked[i].as_str()));
         let Decision::Move(_, fields) = done else {
             unreachable!()
         };
@@ -663,10 +733,115 @@ pub(crate) mod tests {
                 unknown: ids(&["3"]),
                 unrecognized: vec![("4".into(), "ODD".into())],
                 unanswered: 2,
+                ..Sorted::default()
             }
         );
         assert_eq!(s.plan[0].get("state"), "COMPLETED");
         assert_eq!(s.plan[0].get("nothing"), "");
+    }
+
+    fn with_restarts(id: &str, state: &str, n: &str) -> JobRow {
+        let mut r = row(id, state);
+        r.restarts = n.into();
+        r
+    }
+
+    /// A PREEMPTED row is never a move by itself: a candidate, confirmed after the grace
+    /// period; squeue showing it sends it to accounting, to agree.
+    #[test]
+    fn preempted_is_a_candidate_that_accounting_must_confirm() {
+        let pr = row("4", "PREEMPTED");
+        let d = judge_rows("4", &[&pr], "squeue", T);
+        let Decision::Preempted(set, fields) = &d else {
+            panic!("{d:?}")
+        };
+        assert_eq!(*set, Set::Failed);
+        assert!(fields.contains(&("state".into(), "PREEMPTED".into())));
+        assert!(needs_accounting("4", &[&pr]));
+        assert!(!needs_accounting("4", &[&row("4", "PENDING")]));
+
+        let squeue = vec![pr.clone()];
+        let sq = Index::new(&squeue);
+        // Accounting agrees: a candidate, from sacct.
+        let d = answers(&sq, Some(&[row("4", "PREEMPTED")]), Accounting::Answered).decide("4", T);
+        assert!(matches!(&d, Decision::Preempted(Set::Failed, _)), "{d:?}");
+        assert_eq!(field_of(&d, "source"), "sacct");
+        // Accounting has it pending again (requeued): it stays.
+        let d = answers(&sq, Some(&[row("4", "PENDING")]), Accounting::Answered).decide("4", T);
+        assert_eq!(d, Decision::Stay);
+        // Accounting does not have it yet, or failed: no verdict from the controller alone.
+        let d = answers(&sq, Some(&[]), Accounting::Answered).decide("4", T);
+        assert_eq!(d, Decision::Stay);
+        let d = answers(&sq, None, Accounting::Failed).decide("4", T);
+        assert_eq!(d, Decision::Unanswered);
+        // No accounting at all: the controller's word, still after the grace period.
+        let d = answers(&sq, None, Accounting::Disabled).decide("4", T);
+        assert!(matches!(d, Decision::Preempted(Set::Failed, _)), "{d:?}");
+    }
+
+    fn field_of<'a>(d: &'a Decision, k: &str) -> &'a str {
+        match d {
+            Decision::Preempted(_, f) | Decision::Move(_, f) => f
+                .iter()
+                .find(|(x, _)| x == k)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or(""),
+            _ => panic!("no record: {d:?}"),
+        }
+    }
+
+    /// A live job with a restart count above 0 was requeued: it stays, and says how often; the
+    /// final record keeps the count (and none when Slurm never restarted the job).
+    #[test]
+    fn a_requeued_job_stays_and_its_record_counts_restarts() {
+        let pending = with_restarts("2", "PENDING", "1");
+        assert_eq!(
+            judge_rows("2", &[&pending], "squeue", T),
+            Decision::Requeued("1".into())
+        );
+        let rerun = with_restarts("2", "RUNNING", "2");
+        assert_eq!(
+            judge_rows("2", &[&rerun], "squeue", T),
+            Decision::Requeued("2".into())
+        );
+        let fresh = with_restarts("2", "PENDING", "0");
+        assert_eq!(judge_rows("2", &[&fresh], "squeue", T), Decision::Stay);
+        let task = with_restarts("6_1", "PENDING", "1");
+        assert_eq!(judge_rows("6", &[&task], "squeue", T), Decision::Stay);
+
+        let done = with_restarts("2", "COMPLETED", "1");
+        let d = judge_rows("2", &[&done], "squeue", T);
+        assert!(matches!(d, Decision::Move(Set::Completed, _)), "{d:?}");
+        assert_eq!(field(&d, "restarts"), "1");
+        let d = judge_rows("2", &[&row("2", "COMPLETED")], "squeue", T);
+        assert_eq!(field(&d, "restarts"), "");
+    }
+
+    /// PREEMPTED for exactly the grace period is final, one second less waits.
+    #[test]
+    fn preempted_jobs_are_final_after_the_grace_period() {
+        let grace = Duration::from_secs(60);
+        let now = 1_767_225_600;
+        let p = |id: &str| Planned {
+            id: id.into(),
+            set: Set::Failed,
+            fields: vec![("state".into(), "PREEMPTED".into())],
+        };
+        let (ready, waiting) =
+            confirm_preempted(vec![p("1"), p("2")], &[now - 60, now - 59], now, grace);
+        assert_eq!(ready, [p("1")]);
+        assert_eq!(waiting, ids(&["2"]));
+        let decided: HashMap<&str, Decision> = [
+            ("1", Decision::Preempted(Set::Failed, p("1").fields)),
+            ("2", Decision::Requeued("3".into())),
+        ]
+        .into_iter()
+        .collect();
+        let tracked = ids(&["1", "2"]);
+        let s = sort_decisions(&tracked, |i| decided.get(tracked[i].as_str()));
+        assert_eq!(s.preempted, [p("1")]);
+        assert_eq!(s.requeued, [("2".to_string(), "3".to_string())]);
+        assert!(s.plan.is_empty());
     }
 
     /// A job unknown for exactly --lost-after is LOST, one second less is not; the record says

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::cli::{error, info, note, warn};
 use crate::config::{Config, ProcessEnv};
-use crate::keys::{IdKey, JobId, Keys, Set, Tag};
+use crate::keys::{JobId, Keys, Set, Tag};
 use crate::store::Store;
 use crate::{results_spool, spool};
 
@@ -30,6 +30,8 @@ pub struct Settings {
     pub interval: Duration,
     pub once: bool,
     pub lost_after: Duration,
+    /// How long a job must have been PREEMPTED (and not requeued) before it is final.
+    pub preempt_grace: Duration,
     pub record_ttl: Option<Duration>,
     /// About how many entries the tag's event stream keeps (`XADD MAXLEN ~`); 0 writes none.
     pub events_max: u64,
@@ -92,19 +94,22 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// A tag whose lease this tick holds, with the job IDs it tracks and what the tick did to them.
+/// A tag whose lease this tick holds, with the job IDs it tracks (and the cluster of each, from
+/// its job hash: `None` for the default cluster) and what the tick did to them.
 struct Active {
     keys: Keys,
     ids: Vec<String>,
+    clusters: Vec<Option<String>>,
     moved: usize,
     unknown: usize,
 }
 
 impl Active {
-    fn new(keys: Keys, ids: Vec<String>) -> Active {
+    fn new(keys: Keys, ids: Vec<String>, clusters: Vec<Option<String>>) -> Active {
         Active {
             keys,
             ids,
+            clusters,
             moved: 0,
             unknown: 0,
         }
@@ -165,6 +170,12 @@ pub struct Tracker {
     /// Per tag, how many rj-put spool files Redis refuses for good, as last reported: said again
     /// only when it changes, not every tick.
     results_stuck: HashMap<Tag, usize>,
+    /// Per tag, the cluster of each tracked job (a job never changes cluster): each job hash
+    /// is read once, when its ID first shows up.
+    clusters: HashMap<Tag, HashMap<String, Option<String>>>,
+    /// Per tag, the restart count last noted in each requeued job's hash, so a requeue is
+    /// written once, not every tick.
+    requeues: HashMap<Tag, HashMap<String, String>>,
 }
 
 impl Tracker {
@@ -189,6 +200,8 @@ impl Tracker {
             redis_failures: 0,
             unreported: Vec::new(),
             results_stuck: HashMap::new(),
+            clusters: HashMap::new(),
+            requeues: HashMap::new(),
         }
     }
 
@@ -268,7 +281,8 @@ impl Tracker {
             self.replay_spools(store, &keys)?;
             if self.take_lease(store, &keys)? {
                 let ids = read_tracked(store, &keys)?;
-                active.push(Active::new(keys, ids));
+                let clusters = self.clusters_of(store, &keys, &ids)?;
+                active.push(Active::new(keys, ids, clusters));
             }
         }
         let mut summary = self.judge_and_move(store, &mut active, out)?;
@@ -320,39 +334,84 @@ impl Tracker {
             }
             return Ok(summary);
         }
-        let all = all_ids(active);
+        let groups = cluster_groups(active);
         let _keeper = LeaseKeeper::start(
             self.cfg.clone(),
             active.iter().map(|a| a.keys.clone()).collect(),
             self.owner.clone(),
             self.lease_ttl,
         );
-        let replies = match self.query.ask(&all) {
-            Ok(r) => r,
-            Err(e) => {
-                let e = query::no_answer(&e);
-                if self.settings.once {
-                    return Err(e);
+        let mut replies = Vec::new();
+        let mut failed = Vec::new();
+        for ((cluster, _), r) in groups.iter().zip(self.query.ask_all(&groups)) {
+            match r {
+                Ok(r) => replies.push(Some(r)),
+                Err(e) => {
+                    replies.push(None);
+                    failed.push((cluster.clone(), query::no_answer(&e)));
                 }
-                error(&format!("{e}"));
-                return Ok(summary);
             }
-        };
+        }
+        // squeue failing on every cluster (the usual case: one cluster) ends the tick; on some,
+        // their jobs stay while the others are judged. --once reports any failure.
+        if let Some((_, e)) = failed
+            .pop()
+            .filter(|_| self.settings.once || replies.iter().all(Option::is_none))
+        {
+            if self.settings.once {
+                return Err(e);
+            }
+            error(&format!("{e}"));
+            return Ok(summary);
+        }
+        for (cluster, e) in &failed {
+            error(&format!(
+                "cluster {}: {e}",
+                cluster.as_deref().unwrap_or("(default)")
+            ));
+        }
         // The tick's time, formatted once for every record.
-        let tracked_at = humantime::format_rfc3339_seconds(replies.squeue_at).to_string();
-        let squeue = Index::new(&replies.squeue);
-        let answers = Answers {
-            squeue: &squeue,
-            sacct: replies.sacct.as_deref().map(Index::new),
-            scontrol: replies.scontrol.as_deref().map(Index::new),
-            accounting: replies.accounting,
-        };
-        let decided = judge::judge_all(&all, &replies.asked, &answers, &tracked_at);
+        let squeue_at = replies
+            .iter()
+            .flatten()
+            .map(|r| r.squeue_at)
+            .next()
+            .unwrap_or_else(SystemTime::now);
+        let tracked_at = humantime::format_rfc3339_seconds(squeue_at).to_string();
+        let indexes: Vec<Option<Index>> = replies
+            .iter()
+            .map(|r| r.as_ref().map(|r| Index::new(&r.squeue)))
+            .collect();
+        let decided: Vec<HashMap<&str, judge::Decision>> = groups
+            .iter()
+            .zip(&replies)
+            .zip(&indexes)
+            .map(|(((_, ids), r), squeue)| match (r, squeue) {
+                (Some(r), Some(squeue)) => {
+                    let answers = Answers {
+                        squeue,
+                        sacct: r.sacct.as_deref().map(Index::new),
+                        scontrol: r.scontrol.as_deref().map(Index::new),
+                        accounting: r.accounting,
+                    };
+                    judge::judge_all(ids, &r.asked, &answers, &tracked_at)
+                }
+                _ => HashMap::new(),
+            })
+            .collect();
+        let group_of: HashMap<Option<&str>, usize> = groups
+            .iter()
+            .enumerate()
+            .map(|(i, (c, _))| (c.as_deref(), i))
+            .collect();
 
         summary.judged = true;
         let now = now_secs();
         for a in active.iter_mut() {
-            let sorted = judge::sort_decisions(&a.ids, &decided);
+            let sorted = judge::sort_decisions(&a.ids, |i| {
+                let g = group_of.get(&a.clusters[i].as_deref())?;
+                decided[*g].get(a.ids[i].as_str())
+            });
             for (id, state) in &sorted.unrecognized {
                 warn(&format!(
                     "job {id} of {} is in Slurm state {state:?}, which rj does not know; left in {}",
@@ -362,7 +421,15 @@ impl Tracker {
             }
             summary.unanswered += sorted.unanswered;
             let mut plan = sorted.plan;
-            plan.extend(self.age_unknown(store, &a.keys, &sorted.unknown, now, &tracked_at)?);
+            plan.extend(self.age_unknown(
+                store,
+                &a.keys,
+                &sorted.unknown,
+                sorted.preempted,
+                now,
+                &tracked_at,
+            )?);
+            self.note_requeues(store, &a.keys, &a.ids, &sorted.requeued, &tracked_at)?;
             a.unknown = sorted.unknown.len();
             summary.unknown += a.unknown;
             let before = summary.moved;
@@ -517,27 +584,44 @@ impl Tracker {
         Ok(true)
     }
 
-    /// Step 7a: record which jobs Slurm does not know (and forget the ones it knows again);
-    /// returns the LOST moves of those unknown for `--lost-after`, and names the others.
+    /// Step 7a: record which jobs Slurm does not know, and which are PREEMPTED (as
+    /// `preempted:ID` in the same hash of first times), and forget the others; returns the LOST
+    /// moves of those unknown for `--lost-after` and the moves of those PREEMPTED for
+    /// `--preempt-grace`, and names the others.
     fn age_unknown(
         &mut self,
         store: &mut Store,
         keys: &Keys,
         unknown: &[String],
+        preempted: Vec<Planned>,
         now: u64,
         tracked_at: &str,
     ) -> anyhow::Result<Vec<Planned>> {
-        if unknown.is_empty() && !self.unknown_dirty.contains(keys.tag()) {
+        if unknown.is_empty() && preempted.is_empty() && !self.unknown_dirty.contains(keys.tag()) {
             return Ok(Vec::new());
         }
-        let since = store.unknown_since(keys, unknown, now)?;
-        if unknown.is_empty() {
+        let mut names = unknown.to_vec();
+        names.extend(preempted.iter().map(|p| format!("preempted:{}", p.id)));
+        let since = store.unknown_since(keys, &names, now)?;
+        if names.is_empty() {
             self.unknown_dirty.remove(keys.tag());
         } else {
             self.unknown_dirty.insert(keys.tag().clone());
         }
+        let (since, preempted_since) = since.split_at(unknown.len());
+        let grace = self.settings.preempt_grace;
+        let (mut ready, waiting) = judge::confirm_preempted(preempted, preempted_since, now, grace);
+        if !waiting.is_empty() {
+            info(&format!(
+                "{} job(s) of {} PREEMPTED, final after {} unless Slurm requeues them: {}",
+                waiting.len(),
+                keys.tag(),
+                humantime::format_duration(grace),
+                some_ids(&waiting, 10)
+            ));
+        }
         let lost_after = self.settings.lost_after;
-        let (lost, still) = judge::lost_moves(unknown, &since, now, lost_after, tracked_at);
+        let (lost, still) = judge::lost_moves(unknown, since, now, lost_after, tracked_at);
         if !still.is_empty() {
             note(&format!(
                 "{} job(s) of {} unknown to Slurm (moved to FAILED as LOST after {}): {}",
@@ -547,10 +631,54 @@ impl Tracker {
                 some_ids(&still, 10)
             ));
         }
-        Ok(lost)
+        ready.extend(lost);
+        Ok(ready)
     }
 
-    /// Step 7b: move the planned jobs in batches of the move script, each printed as soon as
+    /// Step 7b: write `restarts` and `requeued_at` into the hashes of the jobs Slurm requeued
+    /// since the last note (fenced by the lease), and say so once per requeue.
+    fn note_requeues(
+        &mut self,
+        store: &mut Store,
+        keys: &Keys,
+        ids: &[String],
+        requeued: &[(String, String)],
+        tracked_at: &str,
+    ) -> anyhow::Result<()> {
+        let noted = self.requeues.entry(keys.tag().clone()).or_default();
+        if requeued.is_empty() {
+            if !noted.is_empty() {
+                let keep: HashSet<&str> = ids.iter().map(String::as_str).collect();
+                noted.retain(|id, _| keep.contains(id.as_str()));
+            }
+            return Ok(());
+        }
+        let new: Vec<(String, String)> = requeued
+            .iter()
+            .filter(|(id, n)| noted.get(id) != Some(n))
+            .cloned()
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        if store
+            .note_requeues(keys, &self.owner, &new, tracked_at)?
+            .is_none()
+        {
+            return Ok(()); // the move step says so, and stands by
+        }
+        let noted = self.requeues.entry(keys.tag().clone()).or_default();
+        for (id, n) in new {
+            info(&format!(
+                "job {id} of {} was requeued by Slurm (restarts {n}); still tracked",
+                keys.tag()
+            ));
+            noted.insert(id, n);
+        }
+        Ok(())
+    }
+
+    /// Step 7c: move the planned jobs in batches of the move script, each printed as soon as
     /// its reply is in, so a later batch's failure never hides the lines of moves already made.
     fn move_and_print(
         &mut self,
@@ -636,6 +764,34 @@ impl Tracker {
     }
 }
 
+impl Tracker {
+    /// Step 4d: the cluster of each tracked ID, from the cache, reading the `cluster` field of
+    /// the job hashes of IDs not seen before (pipelined HGETs, once per job); the cache keeps
+    /// only the tag's current IDs.
+    fn clusters_of(
+        &mut self,
+        store: &mut Store,
+        keys: &Keys,
+        ids: &[String],
+    ) -> anyhow::Result<Vec<Option<String>>> {
+        let mut known = self.clusters.remove(keys.tag()).unwrap_or_default();
+        let new: Vec<&String> = ids.iter().filter(|id| !known.contains_key(*id)).collect();
+        if !new.is_empty() {
+            let read = store.job_clusters(keys, &new)?;
+            for (id, c) in new.into_iter().zip(read) {
+                known.insert(id.clone(), c);
+            }
+        }
+        let clusters: Vec<Option<String>> = ids.iter().map(|id| known[id].clone()).collect();
+        if known.len() > ids.len() {
+            let keep: HashSet<&str> = ids.iter().map(String::as_str).collect();
+            known.retain(|id, _| keep.contains(id.as_str()));
+        }
+        self.clusters.insert(keys.tag().clone(), known);
+        Ok(clusters)
+    }
+}
+
 /// Step 4c: the tag's tracked IDs; entries that are not Slurm job IDs are left alone, with a
 /// warning.
 fn read_tracked(store: &mut Store, keys: &Keys) -> anyhow::Result<Vec<String>> {
@@ -654,12 +810,14 @@ fn read_tracked(store: &mut Store, keys: &Keys) -> anyhow::Result<Vec<String>> {
     Ok(good)
 }
 
-/// Step 5's input: every tag's IDs once, in job order, for one squeue.
-fn all_ids(active: &[Active]) -> Vec<String> {
-    let mut all: Vec<String> = active.iter().flat_map(|a| a.ids.iter().cloned()).collect();
-    all.sort_by_cached_key(|s| IdKey::of(s));
-    all.dedup();
-    all
+/// Step 5's input: every tag's IDs once per cluster, in job order, for one squeue per cluster.
+fn cluster_groups(active: &[Active]) -> Vec<(Option<String>, Vec<String>)> {
+    query::group_by_cluster(active.iter().flat_map(|a| {
+        a.clusters
+            .iter()
+            .map(Option::as_deref)
+            .zip(a.ids.iter().map(String::as_str))
+    }))
 }
 
 /// Step 8: one line under -v.
@@ -699,6 +857,34 @@ impl Store {
         Ok(())
     }
 
+    /// The `cluster` field of the jobs' hashes (`None`: no such field, or not a hash, which
+    /// the move script refuses later), by pipelined HGETs in batches; any other error names
+    /// the key.
+    pub fn job_clusters(
+        &mut self,
+        keys: &Keys,
+        ids: &[&String],
+    ) -> anyhow::Result<Vec<Option<String>>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for batch in ids.chunks(10_000) {
+            let mut p = redis::pipe();
+            p.ignore_errors();
+            for id in batch {
+                p.cmd("HGET").arg(keys.job_hash(id)).arg("cluster");
+            }
+            let replies: Vec<redis::RedisResult<Option<String>>> =
+                self.pipe(&p, "the clusters of the job hashes")?;
+            for (r, id) in replies.into_iter().zip(batch) {
+                match r {
+                    Ok(c) => out.push(c.filter(|c| !c.is_empty())),
+                    Err(e) if e.code() == Some("WRONGTYPE") => out.push(None),
+                    Err(e) => return Err(self.error(e, &keys.job_hash(id))),
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// All tracked IDs of a tag in one round trip.
     pub fn pending(&mut self, keys: &Keys) -> anyhow::Result<Vec<String>> {
         let key = keys.set(Set::PendingAndRunning);
@@ -733,16 +919,48 @@ mod tests {
         assert!(two.starts_with("a (1 more"), "{two}");
     }
 
+    fn active(tag: &str, ids: &[&str], clusters: &[Option<&str>]) -> Active {
+        Active::new(
+            Keys::new(Tag::new(tag).unwrap()),
+            ids.iter().map(|s| s.to_string()).collect(),
+            clusters.iter().map(|c| c.map(str::to_string)).collect(),
+        )
+    }
+
     #[test]
     fn ids_are_asked_once_in_job_order() {
-        let a = |tag: &str, ids: &[&str]| {
-            Active::new(
-                Keys::new(Tag::new(tag).unwrap()),
-                ids.iter().map(|s| s.to_string()).collect(),
-            )
-        };
-        let all = all_ids(&[a("t1", &["10", "9", "9_2"]), a("t2", &["9", "100"])]);
-        assert_eq!(all, ["9", "9_2", "10", "100"]);
+        let all = cluster_groups(&[
+            active("t1", &["10", "9", "9_2"], &[None, None, None]),
+            active("t2", &["9", "100"], &[None, None]),
+        ]);
+        assert_eq!(
+            all,
+            [(
+                None,
+                vec!["9".into(), "9_2".into(), "10".into(), "100".into()]
+            )]
+        );
+    }
+
+    /// The same ID in two tags is two jobs when their clusters differ: asked of each cluster.
+    #[test]
+    fn ids_are_asked_of_their_own_cluster() {
+        let g = cluster_groups(&[
+            active("t1", &["5", "6"], &[Some("b"), None]),
+            active("t2", &["5", "7"], &[Some("a"), Some("b")]),
+        ]);
+        let names: Vec<(Option<&str>, Vec<&str>)> = g
+            .iter()
+            .map(|(c, ids)| (c.as_deref(), ids.iter().map(String::as_str).collect()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                (None, vec!["6"]),
+                (Some("a"), vec!["5"]),
+                (Some("b"), vec!["5", "7"])
+            ]
+        );
     }
 
     #[test]

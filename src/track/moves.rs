@@ -1,6 +1,7 @@
 //! Moving finished jobs (ARCHITECTURE.md §2, §7 step 7): the move script (SMOVE and record,
-//! all or nothing, fenced by the lease), the script that times jobs Slurm does not know, moves
-//! whose reply a dropped connection lost, and the line each move prints.
+//! all or nothing, fenced by the lease), the script that times jobs Slurm does not know (and
+//! preempted ones), the script that notes requeues in the job hashes, moves whose reply a
+//! dropped connection lost, and the line each move prints.
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
@@ -133,6 +134,31 @@ for i = 2, #ARGV do
   out[#out + 1] = redis.call('HGET', KEYS[1], ARGV[i])
 end
 return out
+";
+
+/// KEYS: lease, then one job hash per job. ARGV: owner, then per job: restarts, requeued_at.
+/// Fenced by the lease (-1 when another tracker holds it: nothing written); writes `restarts`
+/// and `requeued_at` into each job hash whose `restarts` differs, skipping keys that are not
+/// hashes (the move script refuses those later); returns how many it wrote. Every permission is
+/// checked before the first write.
+const REQUEUE_LUA: &str = r"
+local e = denied('GET', KEYS[1])
+if e then return redis.error_reply(e) end
+for k = 2, #KEYS do
+  e = denied('TYPE', KEYS[k]) or denied('HGET', KEYS[k], 'restarts')
+    or denied('HSET', KEYS[k], 'restarts', ARGV[2 * k - 2], 'requeued_at', ARGV[2 * k - 1])
+  if e then return redis.error_reply(e) end
+end
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+local n = 0
+for k = 2, #KEYS do
+  if redis.call('TYPE', KEYS[k]).ok == 'hash'
+    and redis.call('HGET', KEYS[k], 'restarts') ~= ARGV[2 * k - 2] then
+    redis.call('HSET', KEYS[k], 'restarts', ARGV[2 * k - 2], 'requeued_at', ARGV[2 * k - 1])
+    n = n + 1
+  end
+end
+return n
 ";
 
 /// Where a final set's key sits among the move script's KEYS, after the lease and the pending
@@ -272,6 +298,29 @@ impl Store {
             );
         }
         Ok(made)
+    }
+
+    /// Note in the job hashes of `requeued` (ID, restarts) that Slurm requeued them, at `at`
+    /// (ARCHITECTURE.md §4): how many hashes changed, or None when the lease is another
+    /// tracker's.
+    pub fn note_requeues(
+        &mut self,
+        keys: &Keys,
+        owner: &str,
+        requeued: &[(String, String)],
+        at: &str,
+    ) -> anyhow::Result<Option<u64>> {
+        let lease = keys.tracker();
+        let hashes: Vec<String> = requeued.iter().map(|(id, _)| keys.job_hash(id)).collect();
+        let mut names: Vec<&str> = vec![&lease];
+        names.extend(hashes.iter().map(String::as_str));
+        let mut cmd = eval(REQUEUE_LUA, &names);
+        cmd.arg(owner);
+        for (_, n) in requeued {
+            cmd.arg(n).arg(at);
+        }
+        let n: i64 = self.script(&cmd, &format!("the requeue notes of {}", keys.tag()))?;
+        Ok(u64::try_from(n).ok())
     }
 
     /// Record which jobs Slurm does not know this tick; returns when each was first missed

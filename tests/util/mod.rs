@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub mod check;
+pub mod clusters;
 pub mod netns;
 pub mod proxy;
 pub mod sentinel_support;
