@@ -118,7 +118,9 @@ impl Answers<'_> {
                     rows.iter().copied().filter(|r| r.tasks.is_some()).collect();
                 if !all.is_empty() {
                     for r in controller.iter() {
-                        if r.tasks.is_some() && !all.iter().any(|s| s.id == r.id) {
+                        // sacct may hold the task in a range row (`71_[1,3,5]`, tasks
+                        // that never started): covered there, it is not counted again.
+                        if r.tasks.is_some() && !all.iter().any(|s| s.covers(&r.id)) {
                             all.push(r);
                         }
                     }
@@ -612,6 +614,24 @@ pub(crate) mod tests {
     /// slurmdbd lags the controller (seen on the testbed): squeue shows all three tasks
     /// finished, 2 of them failed, while sacct has only tasks 1 and 3 so far. The task sacct
     /// lacks is counted from squeue, so the array is FAILED, not COMPLETED.
+    /// Seen on the testbed with slurmdbd: a held array of 3 tasks cancelled before any started is
+    /// one range row in sacct (`71_[1-3]`) and three task rows in squeue; that is 3 tasks, not 6.
+    #[test]
+    fn tasks_in_an_accounting_range_row_are_not_counted_again_from_squeue() {
+        let squeue = vec![
+            row("71_1", "CANCELLED"),
+            row("71_2", "CANCELLED"),
+            row("71_3", "CANCELLED"),
+        ];
+        let sq = Index::new(&squeue);
+        let mut range = row("71_[1-3]", "CANCELLED by 0");
+        range.id = "71_[1-3]".into();
+        let sacct = vec![range];
+        let d = answers(&sq, Some(&sacct), Accounting::Answered).decide("71", T);
+        assert!(matches!(d, Decision::Move(Set::Cancelled, _)), "{d:?}");
+        assert_eq!(field(&d, "tasks"), "3");
+    }
+
     #[test]
     fn array_task_missing_from_lagging_accounting_is_counted_from_squeue() {
         let mut failed = row("6_2", "FAILED");
