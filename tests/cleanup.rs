@@ -345,10 +345,9 @@ fn records_are_found_after_the_sets_are_gone() {
 /// and neither touches the lease TAG_TRACKER nor another tag's stream.
 #[test]
 fn records_take_the_event_stream_and_the_tick_figures() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = crate::util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let t = &env.tag;
     seed(&server, &env);
     server.cli(&[

@@ -400,10 +400,9 @@ fn job_with_task_id_shows_only_that_task() {
 /// that starts like its task pattern (`arr-12_9`).
 #[test]
 fn array_task_keys_of_other_jobs_and_tags_are_not_shown() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, mut env)) = crate::util::redis() else {
         return;
     };
-    let mut env = TestEnv::new(&server);
     env.tag = "arr".into();
     sadd(&server, "arr_ALL", &["12"]);
     sadd(&server, "arr-2_ALL", &["12"]);

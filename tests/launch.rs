@@ -1305,10 +1305,9 @@ fn event_jobs(server: &RedisServer, env: &TestEnv) -> Vec<String> {
 
 #[test]
 fn each_recorded_job_gets_one_event_and_one_recorded_before_none() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = crate::util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     server.cli(&["CONFIG", "RESETSTAT"]);
     ok(&run(env.cmd("rj-launch").args(["--record", "5", "6;cl"])));
     let got = events(&server, &env);
@@ -1348,10 +1347,9 @@ fn each_recorded_job_gets_one_event_and_one_recorded_before_none() {
 
 #[test]
 fn events_max_trims_the_stream_and_0_writes_none() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = crate::util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     server.cli(&["CONFIG", "RESETSTAT"]);
     ok(&run(env.cmd("rj-launch").args([
         "--events-max",
@@ -1386,10 +1384,9 @@ fn events_max_trims_the_stream_and_0_writes_none() {
 
 #[test]
 fn a_stream_of_the_wrong_type_fails_the_recording_whole() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = crate::util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     server.cli(&["SET", &env.key("EVENTS"), "not a stream"]);
     let out = run(env.cmd("rj-launch").args(["--record", "21", "22"]));
     assert_eq!(check::stdout(&out), "21\n22\n", "the IDs are not lost");
@@ -1417,10 +1414,9 @@ fn a_stream_of_the_wrong_type_fails_the_recording_whole() {
 
 #[test]
 fn replayed_spool_entries_get_their_event() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = crate::util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let spool = env.spool();
     std::fs::create_dir_all(spool.parent().unwrap()).unwrap();
     // Spooled by an rj-launch that could not reach Redis; 32 is recorded already.
@@ -1460,10 +1456,9 @@ fn replayed_spool_entries_get_their_event() {
 /// recorded once, pending, with exactly one event, and the other writer's jobs untouched.
 #[test]
 fn a_concurrent_writer_neither_loses_nor_doubles_a_job_or_its_event() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = crate::util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     server.cli(&["CONFIG", "RESETSTAT"]);
     let all = env.key("ALL");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

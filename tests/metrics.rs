@@ -89,10 +89,9 @@ fn promtool_accepts_the_text() {
 
 #[test]
 fn the_numbers_are_rj_status_counts_and_the_tick() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = crate::util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     seed(&server, &env);
     let text = ok(&run(env.cmd("rj-status").args(["--format", "openmetrics"])));
     let got = samples(&text);
@@ -137,10 +136,9 @@ fn the_numbers_are_rj_status_counts_and_the_tick() {
 
 #[test]
 fn several_tags_or_all_of_them() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = crate::util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     seed(&server, &env);
     let other = format!("{}-b", env.tag);
     sadd(&server, &format!("{other}_ALL"), &["1"]);
@@ -187,10 +185,9 @@ fn several_tags_or_all_of_them() {
 /// tag, with this tracker's own tick figures, and no temporary file is left beside it.
 #[test]
 fn rj_track_writes_the_metrics_file_each_tick() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = crate::util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     // Jobs already final: a tick has nothing to ask Slurm, so none is needed on PATH.
     sadd(&server, &env.key("ALL"), &["9", "10", "77"]);
     sadd(&server, &env.key("COMPLETED"), &["10", "9"]);

@@ -1122,10 +1122,9 @@ fn wrap_refuses_figures_an_older_redis_benchmark_counted_errors_into() {
 
 #[test]
 fn key_range_sequential_sizes_and_ttl_reach_the_server() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = crate::util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let doc = json(
         &env,
         &[
@@ -1172,10 +1171,9 @@ fn key_range_sequential_sizes_and_ttl_reach_the_server() {
 
 #[test]
 fn get_counts_hits_and_misses_and_bytes() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = crate::util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     // Keys 0..29 exist, 30..99 do not; a sequential GET over 0..99 hits 30 of every 100.
     for i in 0..30 {
         server.cli(&["SET", &format!("hm:{i:012}"), "v"]);
@@ -1232,10 +1230,9 @@ fn get_counts_hits_and_misses_and_bytes() {
 
 #[test]
 fn commands_with_placeholders_run_alone_and_in_a_mix() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = crate::util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let doc = json(
         &env,
         &[
@@ -1305,10 +1302,9 @@ fn commands_with_placeholders_run_alone_and_in_a_mix() {
 
 #[test]
 fn runs_report_the_median_and_every_run_with_per_second_samples() {
-    let Some(server) = RedisServer::start() else {
+    let Some((_server, env)) = crate::util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let doc = json(
         &env,
         &[
@@ -1356,10 +1352,9 @@ fn runs_report_the_median_and_every_run_with_per_second_samples() {
 fn hdr_out_writes_files_hdrhistogram_reads() {
     use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
     use hdrhistogram::serialization::Deserializer;
-    let Some(server) = RedisServer::start() else {
+    let Some((_server, env)) = crate::util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     let prefix = env.path().join("lat");
     json(
         &env,

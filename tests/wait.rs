@@ -22,10 +22,9 @@ fn line(env: &TestEnv, id: &str, set: &str, exit: &str, state: &str) -> String {
 
 #[test]
 fn exits_0_when_every_job_completes() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = crate::util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     lease(&server, &env);
     ws::record(&server, &env, &["11", "12", "13"]);
     let mut w = Waiting::start(&server, &env, &["--timeout", LIMIT, "11", "12", "13"]);
@@ -51,10 +50,9 @@ fn exits_0_when_every_job_completes() {
 
 #[test]
 fn exits_3_naming_the_jobs_that_failed_or_were_cancelled() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = crate::util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     lease(&server, &env);
     ws::record(&server, &env, &["21", "22", "23"]);
     let w = Waiting::start(&server, &env, &["--timeout", LIMIT, "21", "22", "23"]);
@@ -83,10 +81,9 @@ fn exits_3_naming_the_jobs_that_failed_or_were_cancelled() {
 
 #[test]
 fn jobs_final_before_the_start_count_at_once() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = crate::util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     lease(&server, &env);
     ws::record(&server, &env, &["31", "32", "33"]);
     ws::moves(&server, &env, &[failed("32"), completed("31")], None);
@@ -129,10 +126,9 @@ fn jobs_final_before_the_start_count_at_once() {
 
 #[test]
 fn an_id_not_recorded_is_an_error_naming_it() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = crate::util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     lease(&server, &env);
     ws::record(&server, &env, &["41"]);
     let out = run(env.cmd("rj-wait").args(["41", "49"]).timeout(EXIT_WITHIN));
@@ -152,10 +148,9 @@ fn an_id_not_recorded_is_an_error_naming_it() {
 
 #[test]
 fn without_ids_it_waits_for_every_job_pending_at_its_start() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = crate::util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     // No job at all under the tag: a mistyped tag, not success.
     let out = run(env.cmd("rj-wait").timeout(EXIT_WITHIN));
     let err = check::fails(&out, 1, "rj-wait");
@@ -192,10 +187,9 @@ fn without_ids_it_waits_for_every_job_pending_at_its_start() {
 
 #[test]
 fn timeout_is_124_saying_what_is_still_pending() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = crate::util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     lease(&server, &env);
     ws::record(&server, &env, &["61", "62", "63"]);
     ws::moves(&server, &env, &[cancelled("62")], None);
@@ -217,10 +211,9 @@ fn timeout_is_124_saying_what_is_still_pending() {
 
 #[test]
 fn without_a_tracker_it_says_nothing_will_move() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = crate::util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     ws::record(&server, &env, &["71"]);
     let out = run(env
         .cmd("rj-wait")
@@ -312,10 +305,9 @@ fn survives_a_redis_kill_and_restart() {
 /// that lagged): it notices from the stream's deleted IDs and counts the jobs from the sets.
 #[test]
 fn a_stream_trimmed_below_its_position_falls_back_to_the_sets() {
-    let Some(server) = RedisServer::start() else {
+    let Some((server, env)) = crate::util::redis() else {
         return;
     };
-    let env = TestEnv::new(&server);
     lease(&server, &env);
     ws::record(&server, &env, &["91", "92", "93", "94"]);
     let mut w = Waiting::start(
