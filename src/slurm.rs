@@ -614,10 +614,16 @@ pub static SPAWNED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64:
 /// Run a Slurm client with captured output, in its own process group (a Ctrl-C meant for
 /// rj-track must not kill the query it is finishing), killed after `timeout`.
 pub fn run_query(prog: &str, args: &[String], timeout: Duration) -> anyhow::Result<Ran> {
+    SPAWNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    run_uncounted(prog, args, timeout)
+}
+
+/// [`run_query`] for a command that never reaches the controller (`squeue --version`), so it
+/// is not counted among the Slurm commands a tick costs the controller.
+fn run_uncounted(prog: &str, args: &[String], timeout: Duration) -> anyhow::Result<Ran> {
     use std::os::unix::process::CommandExt;
     let path = find(prog)?;
     let shown = display_cmd(prog, &abbreviate(args));
-    SPAWNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut cmd = query_command(&path);
     cmd.args(args).process_group(0);
     let done = crate::process::run(&mut cmd, timeout)
@@ -789,7 +795,7 @@ pub fn only_job_state() -> bool {
         if std::env::var_os("RJ_ONLY_JOB_STATE").is_some_and(|v| v == "0") {
             return false;
         }
-        run_query("squeue", &["--version".to_string()], QUERY_TIMEOUT)
+        run_uncounted("squeue", &["--version".to_string()], QUERY_TIMEOUT)
             .ok()
             .filter(Ran::ok)
             .is_some_and(|ran| has_only_job_state(&ran.stdout))
