@@ -897,12 +897,14 @@ fn a_tick_slower_than_the_lease_keeps_it() {
 
 // ------------------------------------------------- all-or-nothing moves, permanent errors
 
-/// What rj-track needs for a tick that moves jobs (lease, pending set, move script, release);
-/// `-` entries are left out, to show which permission a test takes away.
+/// What rj-track needs for a tick that moves jobs (lease, pending set, the cluster of each new
+/// job from its hash, move script, release); `-` entries are left out, to show which
+/// permission a test takes away.
 const TRACK_ACL: &[&str] = &[
     "+ping",
     "+eval",
     "+smembers",
+    "+hget",
     "+get",
     "+set",
     "+del",
