@@ -27,17 +27,9 @@ if [ -z "${RJ_BIN:-}" ]; then
 fi
 PUT=$RJ_BIN/rj-put
 
-WORK=$(mktemp -d /tmp/rj-bench-put.XXXXXX)
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
-  --daemonize yes --pidfile "$WORK/redis.pid" --logfile "$WORK/redis.log"
-cleanup() {
-  [ -s "$WORK/redis.pid" ] && kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-R() { redis-cli -p "$PORT" "$@"; }
-until R ping >/dev/null 2>&1; do sleep 0.05; done
+# shellcheck source=bench/redis.sh
+. "$ROOT/bench/redis.sh"
+bench_redis put
 
 # The environment of a job that rj-launch started.
 printf '{"host": "127.0.0.1", "port": %s}\n' "$PORT" > "$WORK/redis.json"

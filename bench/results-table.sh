@@ -42,18 +42,9 @@ if ! "$VENV/bin/python" -c 'import redis' 2>/dev/null; then
 fi
 PY=$VENV/bin/python
 
-WORK=$(mktemp -d /tmp/rj-bench-table.XXXXXX)
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
-  --enable-debug-command local --daemonize yes --pidfile "$WORK/redis.pid" \
-  --logfile "$WORK/redis.log"
-cleanup() {
-  [ -s "$WORK/redis.pid" ] && kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-R() { redis-cli -p "$PORT" "$@"; }
-until R ping >/dev/null 2>&1; do sleep 0.05; done
+# shellcheck source=bench/redis.sh
+. "$ROOT/bench/redis.sh"
+bench_redis table
 
 # The data: unrelated keys first, then the experiment through redis-cli --pipe.
 R DEBUG POPULATE "$OTHER" other >/dev/null

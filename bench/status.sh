@@ -28,17 +28,9 @@ if [ -z "${RJ_BIN:-}" ]; then
 fi
 STATUS=$RJ_BIN/rj-status
 
-WORK=$(mktemp -d /tmp/rj-bench-status.XXXXXX)
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
-  --daemonize yes --pidfile "$WORK/redis.pid" --logfile "$WORK/redis.log"
-cleanup() {
-  [ -s "$WORK/redis.pid" ] && kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-R() { redis-cli -p "$PORT" "$@"; }
-until R ping >/dev/null 2>&1; do sleep 0.05; done
+# shellcheck source=bench/redis.sh
+. "$ROOT/bench/redis.sh"
+bench_redis status
 
 T=bench
 # The tag, as RESP for `redis-cli --pipe`: SADDs of 1000 IDs, one HSET per record.
