@@ -13,6 +13,7 @@ pub mod check;
 pub mod clusters;
 pub mod netns;
 pub mod proxy;
+pub mod redis_cluster;
 pub mod sentinel_support;
 pub mod slurm;
 pub mod wait_support;

@@ -1,0 +1,248 @@
+//! A real Redis Cluster for the tests: N masters (and R replicas each) as private
+//! `redis-server --cluster-enabled yes` processes on loopback, joined with
+//! `redis-cli --cluster create`, plus the operations a test needs to disturb it: move one slot to
+//! another master (a resharding, with its MIGRATING/IMPORTING phase and MIGRATE of the keys) and
+//! a failover of a master to its replica.
+use std::process::Command;
+use std::time::Duration;
+
+use super::{free_port, missing, wait_until, RedisOptions, RedisServer};
+
+/// The cluster; Drop stops every node (each [`RedisServer`] kills its process).
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+/// The hash slot of `key` (CRC16/XMODEM of the hash tag, or of the whole key), as the server
+/// computes it; tests compare it with `CLUSTER KEYSLOT`.
+pub fn key_slot(key: &str) -> u16 {
+    let b = key.as_bytes();
+    let mut k = b;
+    if let Some(open) = b.iter().position(|&c| c == b'{') {
+        if let Some(len) = b[open + 1..].iter().position(|&c| c == b'}') {
+            if len > 0 {
+                k = &b[open + 1..open + 1 + len];
+            }
+        }
+    }
+    let mut crc: u16 = 0;
+    for &byte in k {
+        crc ^= (byte as u16) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16384
+}
+
+impl RedisCluster {
+    /// `masters` masters with `replicas` replicas each; None (after [`missing`], a failure under
+    /// CI=true) when redis-server or redis-cli is absent.
+    pub fn start(masters: usize, replicas: usize) -> Option<RedisCluster> {
+        if which::which("redis-cli").is_err() {
+            missing("redis-cli (apt-get install redis-tools)");
+            return None;
+        }
+        let mut nodes = Vec::new();
+        for _ in 0..masters * (1 + replicas) {
+            let bus = free_port().to_string();
+            let opts = RedisOptions::args(&[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "1000",
+                "--cluster-port",
+                &bus,
+                // a replica takes over at once, however long it was cut off
+                "--cluster-replica-validity-factor",
+                "0",
+            ]);
+            nodes.push(RedisServer::with(opts)?);
+        }
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
+            .output()
+            .expect("run redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create {addrs:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let c = RedisCluster { nodes };
+        c.wait_ok();
+        Some(c)
+    }
+
+    /// Wait until every node says `cluster_state:ok` and agrees on the owner of every slot.
+    pub fn wait_ok(&self) {
+        wait_until(
+            Duration::from_secs(30),
+            "cluster_state:ok on every node",
+            || {
+                self.nodes
+                    .iter()
+                    .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+                    && {
+                        let views: Vec<Vec<(u16, u16, u16)>> =
+                            self.nodes.iter().map(|n| slot_ranges(n)).collect();
+                        views.windows(2).all(|w| w[0] == w[1])
+                    }
+            },
+        );
+    }
+
+    /// `redis://127.0.0.1:<port>` of the first node: any node of a cluster will do for rj.
+    pub fn url(&self) -> String {
+        self.nodes[0].url()
+    }
+
+    /// The node (by index) whose port is `port`.
+    pub fn node(&self, port: u16) -> &RedisServer {
+        self.nodes
+            .iter()
+            .find(|n| n.port == port)
+            .expect("a node on that port")
+    }
+
+    /// Ports of the masters that own slots, by the first node's view.
+    pub fn masters(&self) -> Vec<u16> {
+        let mut ports: Vec<u16> = slot_ranges(&self.nodes[0]).iter().map(|r| r.2).collect();
+        ports.sort();
+        ports.dedup();
+        ports
+    }
+
+    /// The port of the master that owns `slot`.
+    pub fn owner(&self, slot: u16) -> u16 {
+        slot_ranges(&self.nodes[0])
+            .iter()
+            .find(|r| r.0 <= slot && slot <= r.1)
+            .map(|r| r.2)
+            .expect("every slot is served")
+    }
+
+    /// Move `slot` (and its keys) to the master on `to`, the way `redis-cli --cluster reshard`
+    /// does: IMPORTING on the target, MIGRATING on the source, MIGRATE the keys in batches, then
+    /// SETSLOT NODE everywhere.
+    pub fn move_slot(&self, slot: u16, to: u16) {
+        let from = self.owner(slot);
+        if from == to {
+            return;
+        }
+        let src = self.node(from);
+        let dst = self.node(to);
+        let id = |n: &RedisServer| n.cli(&["CLUSTER", "MYID"]).trim().to_string();
+        let (src_id, dst_id) = (id(src), id(dst));
+        let s = slot.to_string();
+        dst.cli(&["CLUSTER", "SETSLOT", &s, "IMPORTING", &src_id]);
+        src.cli(&["CLUSTER", "SETSLOT", &s, "MIGRATING", &dst_id]);
+        loop {
+            let keys = src.cli(&["CLUSTER", "GETKEYSINSLOT", &s, "100"]);
+            let keys: Vec<&str> = keys.lines().filter(|l| !l.is_empty()).collect();
+            if keys.is_empty() {
+                break;
+            }
+            let port = to.to_string();
+            let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+            args.extend(keys.iter());
+            let r = src.cli(&args);
+            assert!(r.trim() == "OK" || r.trim() == "NOKEY", "MIGRATE: {r}");
+        }
+        for n in &self.nodes {
+            n.cli(&["CLUSTER", "SETSLOT", &s, "NODE", &dst_id]);
+        }
+        self.wait_ok();
+    }
+
+    /// The replica of the master on `master` takes over (`CLUSTER FAILOVER` on the replica,
+    /// a planned failover that loses no write); returns the new master's port.
+    pub fn failover(&self, master: u16) -> u16 {
+        let mid = self
+            .node(master)
+            .cli(&["CLUSTER", "MYID"])
+            .trim()
+            .to_string();
+        let replica = self
+            .nodes
+            .iter()
+            .find(|n| {
+                n.cli(&["INFO", "replication"]).contains("role:slave") && {
+                    n.cli(&["CLUSTER", "NODES"])
+                        .lines()
+                        .any(|l| l.contains("myself") && l.contains(&mid))
+                }
+            })
+            .expect("a replica of that master");
+        assert_eq!(replica.cli(&["CLUSTER", "FAILOVER"]).trim(), "OK");
+        wait_until(
+            Duration::from_secs(30),
+            "the replica to become master",
+            || {
+                replica
+                    .cli(&["INFO", "replication"])
+                    .contains("role:master")
+            },
+        );
+        self.wait_ok();
+        replica.port
+    }
+}
+
+/// `CLUSTER SLOTS` of `n` as (first, last, master port), sorted.
+fn slot_ranges(n: &RedisServer) -> Vec<(u16, u16, u16)> {
+    let v: Vec<redis::Value> = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query(&mut n.client())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for r in v {
+        let redis::Value::Array(r) = r else { continue };
+        let num = |v: &redis::Value| match v {
+            redis::Value::Int(i) => *i as u16,
+            _ => 0,
+        };
+        let port = match r.get(2) {
+            Some(redis::Value::Array(m)) => m.get(1).map(num).unwrap_or(0),
+            _ => 0,
+        };
+        out.push((num(&r[0]), num(&r[1]), port));
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_three_master_cluster_serves_every_slot_and_survives_a_move_and_a_failover() {
+    let Some(c) = RedisCluster::start(3, 1) else {
+        return;
+    };
+    assert_eq!(c.masters().len(), 3);
+    let slot = key_slot("{exp}_ALL");
+    let n = &c.nodes[0];
+    assert_eq!(
+        n.cli(&["CLUSTER", "KEYSLOT", "{exp}_ALL"]).trim(),
+        slot.to_string()
+    );
+    let owner = c.owner(slot);
+    c.node(owner).cli(&["SADD", "{exp}_ALL", "1", "2"]);
+    let other = *c.masters().iter().find(|&&p| p != owner).unwrap();
+    c.move_slot(slot, other);
+    assert_eq!(c.owner(slot), other);
+    assert_eq!(c.node(other).smembers("{exp}_ALL"), ["1", "2"]);
+    let new = c.failover(other);
+    assert_eq!(c.owner(slot), new);
+    assert_eq!(c.node(new).smembers("{exp}_ALL"), ["1", "2"]);
+}
