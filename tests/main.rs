@@ -8,6 +8,7 @@ mod ecosystem;
 mod examples;
 mod last;
 mod launch;
+mod launch_slurm;
 mod metrics;
 mod netns;
 mod preempt;
