@@ -477,3 +477,65 @@ fn rj_track_rides_through_a_failover() {
         assert_eq!(sets, 1, "job {id} in {sets} sets");
     }
 }
+
+/// TLS all the way: a TLS-only master and a TLS-only sentinel (`tls-replication yes`, so it
+/// reaches the master over TLS too). rj speaks TLS to the sentinel and to the master it names,
+/// with the same "tls_ca", and records and reads back through it.
+#[test]
+fn tls_sentinels_lead_to_a_tls_master() {
+    for tool in ["redis-server", "redis-cli", "openssl"] {
+        if which::which(tool).is_err() {
+            util::missing(tool);
+            return;
+        }
+    }
+    let certs = tempfile::tempdir().unwrap();
+    crate::tls::make_certs(certs.path());
+    let master = crate::tls::start(certs.path(), false);
+    let c = certs.path().display();
+    let sentinel = SentinelProc::start(
+        "rjtls",
+        master.port,
+        1,
+        &format!(
+            "port 0\ntls-port {{port}}\ntls-cert-file {c}/srv.pem\ntls-key-file {c}/srv.key\n\
+             tls-ca-cert-file {c}/ca.pem\ntls-auth-clients no\ntls-replication yes"
+        ),
+    );
+    let env = env_with(serde_json::json!({
+        "sentinels": [sentinel.addr()],
+        "master": "rjtls",
+        "tls": true,
+        "tls_ca": "ca.pem",
+    }));
+    std::fs::copy(certs.path().join("ca.pem"), env.path().join("ca.pem")).unwrap();
+    // The sentinel learns of the master over TLS before it can name it.
+    util::wait_until(
+        Duration::from_secs(20),
+        "the sentinel to see the master",
+        || {
+            let out = env.run("rj-status", &["--count", "--format", "plain"]);
+            out.status.success()
+        },
+    );
+    assert_eq!(
+        env.run("rj-launch", &["--record", "61", "62"]).ok(),
+        "61\n62\n"
+    );
+    assert_eq!(plain(&env, &["--count", "--state", "ALL"]).ok(), "2\n");
+    assert_eq!(
+        plain(&env, &["--state", "PENDING_AND_RUNNING"]).ok(),
+        "61\n62\n"
+    );
+
+    // Without TLS the sentinel's port does not answer in plain RESP: one line, no retry loop.
+    let plain_env = env_with(serde_json::json!({
+        "sentinels": [sentinel.addr()],
+        "master": "rjtls",
+    }));
+    let out = plain_env.run("rj-status", &["--count"]);
+    assert!(!out.status.success(), "{}", out.line);
+    let err = out.stderr();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(&sentinel.addr()), "{err}");
+}

@@ -20,7 +20,8 @@ pub struct SentinelProc {
 
 impl SentinelProc {
     /// A sentinel monitoring `name` at 127.0.0.1:`master_port`; `extra` are more lines of its
-    /// configuration (`requirepass …`, `sentinel auth-pass …`).
+    /// configuration (`requirepass …`, `sentinel auth-pass …`), where `{port}` stands for the
+    /// port chosen (`port 0` + `tls-port {port}` make a TLS-only sentinel).
     pub fn start(name: &str, master_port: u16, quorum: u32, extra: &str) -> SentinelProc {
         for _ in 0..5 {
             let dir = tempfile::tempdir().unwrap();
@@ -36,7 +37,8 @@ impl SentinelProc {
                      sentinel down-after-milliseconds {name} {DOWN_AFTER_MS}\n\
                      sentinel failover-timeout {name} {FAILOVER_TIMEOUT_MS}\n\
                      sentinel parallel-syncs {name} 1\n{extra}\n",
-                    dir = dir.path().display()
+                    dir = dir.path().display(),
+                    extra = extra.replace("{port}", &port.to_string()),
                 ),
             )
             .unwrap();
