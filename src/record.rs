@@ -44,6 +44,8 @@ pub struct JobRecord {
     pub tasks_failed: Option<u64>,
     pub tasks_timeout: Option<u64>,
     pub tasks_cancelled: Option<u64>,
+    /// How often Slurm requeued the job (RestartCnt), when it did.
+    pub restarts: Option<u64>,
     /// The tick's time of the move (RFC 3339 UTC).
     pub tracked_at: Option<String>,
     /// The lease owner of the rj-track that moved the job; by it a tracker that lost a reply
@@ -77,12 +79,13 @@ const TEXT: [&str; 18] = [
 ];
 
 /// The count fields, written after the text fields, then `tracked_by`, then the others.
-const COUNTS: [&str; 5] = [
+const COUNTS: [&str; 6] = [
     "tasks",
     "tasks_completed",
     "tasks_failed",
     "tasks_timeout",
     "tasks_cancelled",
+    "restarts",
 ];
 
 impl JobRecord {
@@ -162,8 +165,9 @@ impl JobRecord {
     }
 
     /// The hash's fields (HSET's arguments): the known ones in a fixed order, then the others
-    /// in name order. [`JobRecord::from_fields`] of them is this record again.
-    pub fn fields(&self) -> Vec<(String, String)> {
+    /// in name order. [`JobRecord::from_fields`] of them is this record again; rj-track's move
+    /// script writes exactly these (ARCHITECTURE.md §7).
+    pub fn to_fields(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for name in TEXT {
             if let Some(v) = self.text(name) {
@@ -187,13 +191,14 @@ impl JobRecord {
         self.tracked_by.is_some()
     }
 
-    fn counts(&self) -> [Option<u64>; 5] {
+    fn counts(&self) -> [Option<u64>; 6] {
         [
             self.tasks,
             self.tasks_completed,
             self.tasks_failed,
             self.tasks_timeout,
             self.tasks_cancelled,
+            self.restarts,
         ]
     }
 
@@ -204,6 +209,7 @@ impl JobRecord {
             "tasks_failed" => &mut self.tasks_failed,
             "tasks_timeout" => &mut self.tasks_timeout,
             "tasks_cancelled" => &mut self.tasks_cancelled,
+            "restarts" => &mut self.restarts,
             _ => return None,
         })
     }
@@ -260,6 +266,7 @@ mod tests {
             ("tasks_failed", "1"),
             ("tasks_timeout", "0"),
             ("tasks_cancelled", "2"),
+            ("restarts", "1"),
             ("source", "sacct"),
             ("tracked_at", "2026-01-01T00:03:00Z"),
             ("tracked_by", "login1:4242:ab12"),
@@ -272,6 +279,7 @@ mod tests {
         assert!(r.other.is_empty(), "{:?}", r.other);
         assert_eq!(r.state.as_deref(), Some("FAILED"));
         assert_eq!(r.tasks_cancelled, Some(2));
+        assert_eq!(r.restarts, Some(1));
         assert_eq!(r.tracked_by.as_deref(), Some("login1:4242:ab12"));
         assert!(r.is_final());
         assert_eq!(r.get("tasks").as_deref(), Some("4"));
@@ -290,13 +298,13 @@ mod tests {
         let r = JobRecord::from_fields(fields.clone());
         assert_eq!(r.text("user_note"), Some("rerun with more memory"));
         assert_eq!(r.tasks_timeout, None, "not a canonical number");
-        let mut back = r.fields();
+        let mut back = r.to_fields();
         let mut want = fields;
         want.retain(|(k, v)| !(k == "tasks_timeout" && v == "0"));
         back.sort();
         want.sort();
         assert_eq!(back, want);
-        assert_eq!(JobRecord::from_fields(r.fields()), r);
+        assert_eq!(JobRecord::from_fields(r.to_fields()), r);
     }
 
     #[test]
@@ -305,6 +313,6 @@ mod tests {
         assert!(!r.is_final());
         assert_eq!(r.state, None);
         assert_eq!(r.get("state"), None);
-        assert_eq!(JobRecord::default().fields(), Vec::new());
+        assert_eq!(JobRecord::default().to_fields(), Vec::new());
     }
 }

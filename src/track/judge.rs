@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::keys::Set;
+use crate::record::JobRecord;
 use crate::slurm::JobRow;
 use crate::state::{self, Counts, Verdict};
 
@@ -18,11 +19,11 @@ pub enum Decision {
     /// A state this version does not know; stays, with a warning.
     Unrecognized(String),
     /// Finished: move to this set with this record.
-    Move(Set, Vec<(String, String)>),
+    Move(Set, JobRecord),
     /// PREEMPTED and not requeued (squeue no longer lists it as live, and accounting agrees):
     /// moved like [`Decision::Move`] once it has been so for the grace period
     /// ([`confirm_preempted`]), since a requeue may still bring it back with the same ID.
-    Preempted(Set, Vec<(String, String)>),
+    Preempted(Set, JobRecord),
     /// Still pending or running, after Slurm requeued it this many times (RestartCnt > 0).
     Requeued(String),
     /// No Slurm command knows the job.
@@ -33,21 +34,19 @@ pub enum Decision {
     Unanswered,
 }
 
-/// A job to move: its ID, the final set, and its record.
+/// A job to move: its ID, the final set, and its record (what the move script writes, through
+/// [`JobRecord::to_fields`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Planned {
     pub id: String,
     pub set: Set,
-    pub fields: Vec<(String, String)>,
+    pub record: JobRecord,
 }
 
 impl Planned {
-    /// A field of the record, "" when absent.
+    /// A text field of the record, "" when absent.
     pub fn get(&self, key: &str) -> &str {
-        self.fields
-            .iter()
-            .find(|(f, _)| f == key)
-            .map_or("", |(_, v)| v.as_str())
+        self.record.text(key).unwrap_or("")
     }
 }
 
@@ -217,16 +216,19 @@ pub fn judge_rows(id: &str, rows: &[&JobRow], source: &str, tracked_at: &str) ->
     let Some((set, row)) = worst else {
         return Decision::Unknown;
     };
-    let mut fields = vec![
-        ("state".to_string(), row.state.clone()),
-        ("exit_code".to_string(), row.exit_code.clone()),
-        ("start".to_string(), row.start.clone()),
-        ("end".to_string(), row.end.clone()),
-        ("elapsed".to_string(), row.elapsed.clone()),
-        ("nodes".to_string(), row.nodes.clone()),
-        ("partition".to_string(), row.partition.clone()),
-        ("name".to_string(), row.name.clone()),
-    ];
+    let mut rec = JobRecord {
+        state: Some(row.state.clone()),
+        exit_code: text(&row.exit_code),
+        start: text(&row.start),
+        end: text(&row.end),
+        elapsed: text(&row.elapsed),
+        nodes: text(&row.nodes),
+        partition: text(&row.partition),
+        name: text(&row.name),
+        source: Some(source.to_string()),
+        tracked_at: Some(tracked_at.to_string()),
+        ..JobRecord::default()
+    };
     if is_array_parent(id, rows) {
         // The array as a whole: its worst task's state and exit code, the first start, the
         // last end, every node once.
@@ -243,21 +245,27 @@ pub fn judge_rows(id: &str, rows: &[&JobRow], source: &str, tracked_at: &str) ->
             .collect();
         nodes.sort();
         nodes.dedup();
-        set_field(&mut fields, "start", start.unwrap_or(""));
-        set_field(&mut fields, "end", end.unwrap_or(""));
-        set_field(&mut fields, "nodes", &nodes.join(","));
-        fields.extend(counts.fields());
+        rec.start = start.and_then(text);
+        rec.end = end.and_then(text);
+        rec.nodes = text(&nodes.join(","));
+        rec.tasks = Some(counts.total());
+        rec.tasks_completed = Some(counts.completed);
+        rec.tasks_failed = Some(counts.failed);
+        rec.tasks_timeout = Some(counts.timeout);
+        rec.tasks_cancelled = Some(counts.cancelled);
     }
     if restarted(row) {
-        fields.push(("restarts".to_string(), row.restarts.clone()));
+        rec.restarts = row.restarts.parse().ok();
     }
-    fields.retain(|(k, v)| !v.is_empty() || k == "state");
-    fields.push(("source".to_string(), source.to_string()));
-    fields.push(("tracked_at".to_string(), tracked_at.to_string()));
     if rows.iter().any(|r| state::is_preempted(&r.state)) {
-        return Decision::Preempted(set, fields);
+        return Decision::Preempted(set, rec);
     }
-    Decision::Move(set, fields)
+    Decision::Move(set, rec)
+}
+
+/// A record's text field: None for what Slurm left empty.
+fn text(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
 }
 
 /// Has Slurm restarted the job (a RestartCnt above 0)?
@@ -284,12 +292,6 @@ pub fn confirm_preempted(
         }
     }
     (ready, waiting)
-}
-
-fn set_field(fields: &mut [(String, String)], key: &str, value: &str) {
-    if let Some(f) = fields.iter_mut().find(|(k, _)| k == key) {
-        f.1 = value.to_string();
-    }
 }
 
 /// Rows indexed by their base job ID, so that matching 10,000 IDs stays linear.
@@ -350,17 +352,17 @@ pub fn sort_decisions<'d>(
         match decided(i) {
             None | Some(Decision::Stay) => {}
             Some(Decision::Unrecognized(state)) => s.unrecognized.push((id.clone(), state.clone())),
-            Some(Decision::Move(set, fields)) => s.plan.push(Planned {
+            Some(Decision::Move(set, record)) => s.plan.push(Planned {
                 id: id.clone(),
                 set: *set,
-                fields: fields.clone(),
+                record: record.clone(),
             }),
             Some(Decision::Unknown) => s.unknown.push(id.clone()),
             Some(Decision::Unanswered) => s.unanswered += 1,
-            Some(Decision::Preempted(set, fields)) => s.preempted.push(Planned {
+            Some(Decision::Preempted(set, record)) => s.preempted.push(Planned {
                 id: id.clone(),
                 set: *set,
-                fields: fields.clone(),
+                record: record.clone(),
             }),
             Some(Decision::Requeued(n)) => s.requeued.push((id.clone(), n.clone())),
         }
@@ -389,16 +391,16 @@ pub fn lost_moves(
         lost.push(Planned {
             id: id.clone(),
             set: Set::Failed,
-            fields: vec![
-                ("state".into(), "LOST".into()),
-                (
-                    "lost_since".into(),
+            record: JobRecord {
+                state: Some("LOST".into()),
+                lost_since: Some(
                     humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(*t))
                         .to_string(),
                 ),
-                ("source".into(), "rj-track".into()),
-                ("tracked_at".into(), tracked_at.to_string()),
-            ],
+                source: Some("rj-track".into()),
+                tracked_at: Some(tracked_at.to_string()),
+                ..JobRecord::default()
+            },
         });
     }
     (lost, still)
@@ -432,13 +434,10 @@ pub(crate) mod tests {
         }
     }
 
-    fn field<'a>(d: &'a Decision, k: &str) -> &'a str {
+    /// A field of a move's record (counts too), "" when absent.
+    fn field(d: &Decision, k: &str) -> String {
         match d {
-            Decision::Move(_, f) => f
-                .iter()
-                .find(|(x, _)| x == k)
-                .map(|(_, v)| v.as_str())
-                .unwrap_or(""),
+            Decision::Move(_, r) => r.get(k).unwrap_or_default(),
             _ => panic!("not a move: {d:?}"),
         }
     }
@@ -739,7 +738,7 @@ pub(crate) mod tests {
         .collect();
         let tracked = ids(&["6", "5", "4", "3", "2", "1", "7"]);
         let s = sort_decisions(&tracked, |i| decided.get(tracked[i].as_str()));
-        let Decision::Move(_, fields) = done else {
+        let Decision::Move(_, record) = done else {
             unreachable!()
         };
         assert_eq!(
@@ -748,7 +747,7 @@ pub(crate) mod tests {
                 plan: vec![Planned {
                     id: "1".into(),
                     set: Set::Completed,
-                    fields,
+                    record,
                 }],
                 unknown: ids(&["3"]),
                 unrecognized: vec![("4".into(), "ODD".into())],
@@ -772,11 +771,11 @@ pub(crate) mod tests {
     fn preempted_is_a_candidate_that_accounting_must_confirm() {
         let pr = row("4", "PREEMPTED");
         let d = judge_rows("4", &[&pr], "squeue", T);
-        let Decision::Preempted(set, fields) = &d else {
+        let Decision::Preempted(set, record) = &d else {
             panic!("{d:?}")
         };
         assert_eq!(*set, Set::Failed);
-        assert!(fields.contains(&("state".into(), "PREEMPTED".into())));
+        assert_eq!(record.state.as_deref(), Some("PREEMPTED"));
         assert!(needs_accounting("4", &[&pr]));
         assert!(!needs_accounting("4", &[&row("4", "PENDING")]));
 
@@ -799,13 +798,9 @@ pub(crate) mod tests {
         assert!(matches!(d, Decision::Preempted(Set::Failed, _)), "{d:?}");
     }
 
-    fn field_of<'a>(d: &'a Decision, k: &str) -> &'a str {
+    fn field_of(d: &Decision, k: &str) -> String {
         match d {
-            Decision::Preempted(_, f) | Decision::Move(_, f) => f
-                .iter()
-                .find(|(x, _)| x == k)
-                .map(|(_, v)| v.as_str())
-                .unwrap_or(""),
+            Decision::Preempted(_, r) | Decision::Move(_, r) => r.get(k).unwrap_or_default(),
             _ => panic!("no record: {d:?}"),
         }
     }
@@ -845,14 +840,17 @@ pub(crate) mod tests {
         let p = |id: &str| Planned {
             id: id.into(),
             set: Set::Failed,
-            fields: vec![("state".into(), "PREEMPTED".into())],
+            record: JobRecord {
+                state: Some("PREEMPTED".into()),
+                ..JobRecord::default()
+            },
         };
         let (ready, waiting) =
             confirm_preempted(vec![p("1"), p("2")], &[now - 60, now - 59], now, grace);
         assert_eq!(ready, [p("1")]);
         assert_eq!(waiting, ids(&["2"]));
         let decided: HashMap<&str, Decision> = [
-            ("1", Decision::Preempted(Set::Failed, p("1").fields)),
+            ("1", Decision::Preempted(Set::Failed, p("1").record)),
             ("2", Decision::Requeued("3".into())),
         ]
         .into_iter()

@@ -220,14 +220,15 @@ impl Store {
             .arg(record_ttl.map_or(0, |d| d.as_secs().max(1)))
             .arg(events_max);
         for j in jobs {
+            let fields = j.record.to_fields();
             cmd.arg(&j.id)
                 .arg(final_slot(j.set)?)
                 .arg(j.set.suffix())
                 .arg(j.get("state"))
                 .arg(j.get("exit_code"))
                 .arg(j.get("tracked_at"))
-                .arg(j.fields.len());
-            for (f, v) in &j.fields {
+                .arg(fields.len());
+            for (f, v) in &fields {
                 cmd.arg(f).arg(v);
             }
         }
@@ -380,13 +381,13 @@ pub fn print_move(
             )?;
         }
         LineFormat::Json => {
+            let fields = p.record.to_fields();
             let line = MoveLine {
                 time: time.to_string(),
                 tag,
                 job_id: &p.id,
                 set: p.set.suffix(),
-                record: p
-                    .fields
+                record: fields
                     .iter()
                     .filter(|(k, _)| k != "tracked_at")
                     .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -417,10 +418,7 @@ mod tests {
         Planned {
             id: "42_3".into(),
             set: Set::Cancelled,
-            fields: fields
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            record: crate::record::JobRecord::from_fields(fields.iter().copied()),
         }
     }
 
