@@ -1,8 +1,9 @@
 //! redis.json + environment → [`Config`]: where Redis is (a server, or the sentinels that know
 //! its master), how to log in, and the default tag. What rj cannot use as written (data after
 //! the object, port 0, a `tls_ca` without a certificate, a client key that does not fit its
-//! certificate, Cluster settings) is refused here as a configuration error, before any
-//! connection, so that it is never mistaken for an unreachable server.
+//! certificate, other clients' lists of Cluster nodes) is refused here as a configuration error,
+//! before any connection, so that it is never mistaken for an unreachable server. A Redis
+//! Cluster needs no setting: `store.rs` finds it from the server.
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -13,10 +14,9 @@ use serde::{Deserialize, Deserializer};
 use crate::exit::{fail, Kind};
 use crate::keys::Tag;
 
-/// The redis.json fields rj understands; unknown fields (`"__info__"`) are ignored, except those
-/// of a Cluster setup (and other clients' spellings of the Sentinel ones), which rj cannot
-/// follow and must not silently replace by 127.0.0.1. `Debug` hides the passwords and the URL
-/// (which may hold one).
+/// The redis.json fields rj understands; unknown fields (`"__info__"`) are ignored, except other
+/// clients' spellings of a Cluster's nodes or of a Sentinel setup, which must not silently
+/// become 127.0.0.1. `Debug` hides the passwords and the URL (which may hold one).
 #[derive(Default, Deserialize)]
 pub struct RawConfig {
     /// Without brackets: `"[::1]"` is read as `::1`, the form a socket address lookup takes.
@@ -54,7 +54,8 @@ pub struct RawConfig {
     _sentinel: (),
     #[serde(default, rename = "master_name", deserialize_with = "sentinel")]
     _master_name: (),
-    #[serde(default, rename = "cluster", deserialize_with = "cluster")]
+    /// `"cluster": true` (or false) changes nothing: a Cluster is detected from the server.
+    #[serde(default, rename = "cluster", deserialize_with = "cluster_flag")]
     _cluster: (),
     #[serde(default, rename = "cluster_nodes", deserialize_with = "cluster")]
     _cluster_nodes: (),
@@ -75,8 +76,9 @@ pub const SENTINEL_PORT: u16 = 26379;
 /// under the per-call bound of `store::IO_TIMEOUT`, so the WAIT's own answer comes back.
 pub const WAIT_TIMEOUT_DEFAULT: u64 = 1000;
 pub const WAIT_TIMEOUT_MAX: u64 = 10_000;
-const CLUSTER: &str = "Redis Cluster is not supported yet; point rj at a standalone Redis server \
-     or a master with replicas: its \"host\" and \"port\" or a redis://host:port URL";
+const CLUSTER: &str = "rj finds the nodes of a Redis Cluster itself, from any one of them: name \
+     one node with \"host\" and \"port\" or a redis://host:port URL (the cluster is detected \
+     from the server)";
 
 fn host<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let Some(h) = Option::<String>::deserialize(d)? else {
@@ -236,6 +238,15 @@ fn sentinel<'de, D: Deserializer<'de>>(d: D) -> Result<(), D::Error> {
 
 fn cluster<'de, D: Deserializer<'de>>(d: D) -> Result<(), D::Error> {
     unsupported(d, CLUSTER)
+}
+
+/// `"cluster"`: a boolean is harmless (the server says whether it is a cluster node); a list or
+/// an object of nodes is another client's setting.
+fn cluster_flag<'de, D: Deserializer<'de>>(d: D) -> Result<(), D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Bool(_) | serde_json::Value::Null => Ok(()),
+        _ => Err(D::Error::custom(CLUSTER)),
+    }
 }
 
 impl fmt::Debug for RawConfig {
@@ -1319,7 +1330,8 @@ Yok4qtK2yrNGmwfC+PRxLgRlGDFXZg77RNElvz4VkFJYTunE/c5VjYO3YxmkAg==\n\
         }
         for url in ["redis-cluster://n1:7000", "redis+cluster://n1:7000"] {
             let msg = config_error(parse_url(url));
-            assert!(msg.contains("Cluster is not supported yet"), "{msg}");
+            assert!(msg.contains("finds the nodes of a Redis Cluster"), "{msg}");
+            assert!(msg.contains("redis://host:port"), "{msg}");
         }
     }
 
@@ -1421,9 +1433,9 @@ Yok4qtK2yrNGmwfC+PRxLgRlGDFXZg77RNElvz4VkFJYTunE/c5VjYO3YxmkAg==\n\
     }
 
     #[test]
-    fn cluster_fields_say_not_supported() {
+    fn other_clients_cluster_nodes_say_what_rj_reads() {
         for (text, field) in [
-            (r#"{"cluster": true}"#, "cluster"),
+            (r#"{"cluster": {"nodes": ["n1:7000"]}}"#, "cluster"),
             (
                 r#"{"startup_nodes": [{"host": "n1", "port": 7000}]}"#,
                 "startup_nodes",
@@ -1433,13 +1445,16 @@ Yok4qtK2yrNGmwfC+PRxLgRlGDFXZg77RNElvz4VkFJYTunE/c5VjYO3YxmkAg==\n\
             let msg = config_error(parse(text, Path::new("/x/redis.json")));
             assert!(msg.contains("/x/redis.json"), "{msg}");
             assert!(msg.contains(&format!("field \"{field}\"")), "{msg}");
-            assert!(msg.contains("Cluster is not supported yet"), "{msg}");
+            assert!(msg.contains("finds the nodes of a Redis Cluster"), "{msg}");
             assert!(
                 msg.contains("\"host\"") && msg.contains("redis://"),
                 "{msg}"
             );
         }
-        parse(r#"{"cluster": false}"#, Path::new("r.json")).unwrap();
+        // A flag changes nothing: the server says whether it is a cluster node.
+        for flag in [r#"{"cluster": false}"#, r#"{"cluster": true}"#, r#"{"cluster": null}"#] {
+            parse(flag, Path::new("r.json")).unwrap();
+        }
     }
 
     #[test]

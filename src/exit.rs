@@ -165,7 +165,10 @@ pub fn redis_failure(e: &redis::RedisError, msg: impl Into<String>) -> anyhow::E
 
 /// Server error codes that a retry can outlive: a server loading its data, a replica not yet
 /// promoted (READONLY, MASTERDOWN), memory full (OOM: a job ending frees it), a script or
-/// module busy, a cluster resharding (TRYAGAIN, CLUSTERDOWN), too few replicas for a write.
+/// module busy, a cluster resharding or failing over (a slot MOVED or being moved, ASK and
+/// TRYAGAIN, CLUSTERDOWN: the next connection reads the slot map again), a blocking read ended
+/// because its master became a replica (UNBLOCKED, in any failover), too few replicas for a
+/// write.
 pub const TRANSIENT_CODES: &[&str] = &[
     "LOADING",
     "READONLY",
@@ -174,13 +177,15 @@ pub const TRANSIENT_CODES: &[&str] = &[
     "BUSY",
     "TRYAGAIN",
     "CLUSTERDOWN",
+    "MOVED",
+    "ASK",
+    "UNBLOCKED",
     "NOREPLICAS",
 ];
 
 /// Can a retry fix this Redis error? Network trouble (refused, reset, timed out: a server down,
 /// restarting or paused) and the codes of [`TRANSIENT_CODES`] can; a refused permission, a key of
-/// the wrong type, a command the server does not have, a cluster's MOVED, a reply rj cannot
-/// parse cannot.
+/// the wrong type, a command the server does not have, a reply rj cannot parse cannot.
 pub fn redis_transient(e: &redis::RedisError) -> bool {
     if let Some(code) = server_code(e) {
         return TRANSIENT_CODES.contains(&code.as_str());
@@ -352,13 +357,18 @@ mod tests {
             "READONLY You can't write",
             "OOM command not allowed",
             "BUSY Redis is busy",
+            "MOVED 3999 127.0.0.1:6381",
+            "ASK 3999 127.0.0.1:6381",
+            "TRYAGAIN Multiple keys request during rehashing of slot",
+            "CLUSTERDOWN The cluster is down",
+            "UNBLOCKED force unblock from blocking operation, instance state changed",
         ] {
             assert!(redis_transient(&reply(t)), "{t}");
         }
         for t in [
             "NOPERM User u has no permissions",
             "WRONGTYPE Operation against a key",
-            "MOVED 3999 127.0.0.1:6381",
+            "CROSSSLOT Keys in request don't hash to the same slot",
             "ERR unknown command 'EVAL'",
         ] {
             assert!(!redis_transient(&reply(t)), "{t}");

@@ -5,27 +5,77 @@ use std::str::FromStr;
 
 use crate::exit::{fail, Kind};
 
-/// A validated experiment tag: `[A-Za-z0-9_.-]+`.
+/// A validated experiment tag: `[A-Za-z0-9_.-]+`, which may start with one Redis Cluster hash
+/// tag `{name}` (`{exp}`, `{exp}.v2`; the name itself of those characters). On a Redis Cluster
+/// only the hash tag is hashed, so every key of the tag (`{exp}_ALL`, `{exp}-<id>:*`, …) is in
+/// one slot, which SMOVE, the recording transaction and the scripts need (ARCHITECTURE.md §2).
+/// Braces anywhere else, empty or nested, are refused with every other character: tags become
+/// parts of key names and SCAN patterns.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Tag(String);
+
+/// The characters of a tag, and of the name inside its hash tag.
+fn tag_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
+}
 
 impl Tag {
     pub fn new(s: &str) -> anyhow::Result<Tag> {
         if s.is_empty() {
             return Err(fail(Kind::Config, "the tag is empty; set --tag or JOB_TAG"));
         }
-        if let Some(bad) = s
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
-        {
+        let rule = "tags are [A-Za-z0-9_.-]+, optionally starting with one Redis Cluster hash \
+                    tag such as {exp}";
+        let rest = match s.strip_prefix('{') {
+            Some(inner) => {
+                let Some((name, rest)) = inner.split_once('}') else {
+                    return Err(fail(
+                        Kind::Config,
+                        format!("invalid tag {s:?}: the hash tag has no closing '}}' ({rule})"),
+                    ));
+                };
+                if name.is_empty() {
+                    return Err(fail(
+                        Kind::Config,
+                        format!("invalid tag {s:?}: the hash tag {{}} is empty ({rule})"),
+                    ));
+                }
+                if let Some(bad) = name.chars().find(|c| !tag_char(*c)) {
+                    return Err(fail(
+                        Kind::Config,
+                        format!(
+                            "invalid tag {s:?}: character {bad:?} is not allowed in its hash \
+                             tag ({rule})"
+                        ),
+                    ));
+                }
+                rest
+            }
+            None => s,
+        };
+        if let Some(bad) = rest.chars().find(|c| !tag_char(*c)) {
+            let why = if matches!(bad, '{' | '}') {
+                "a hash tag {…} only opens the tag, once"
+            } else {
+                "it is not allowed"
+            };
             return Err(fail(
                 Kind::Config,
-                format!(
-                    "invalid tag {s:?}: character {bad:?} is not allowed (tags are [A-Za-z0-9_.-]+)"
-                ),
+                format!("invalid tag {s:?}: character {bad:?}: {why} ({rule})"),
             ));
         }
         Ok(Tag(s.to_string()))
+    }
+
+    /// The name inside the tag's Redis Cluster hash tag (`exp` of `{exp}.v2`), if it has one:
+    /// what a cluster hashes for every key of the tag.
+    pub fn hash_tag(&self) -> Option<&str> {
+        self.0.strip_prefix('{')?.split_once('}').map(|(name, _)| name)
+    }
+
+    /// The Redis Cluster hash slot of every key of the tag, when it has a hash tag.
+    pub fn slot(&self) -> Option<u16> {
+        self.hash_tag().map(|h| key_slot(h.as_bytes()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -216,6 +266,32 @@ pub fn escape_glob(s: &str) -> String {
     out
 }
 
+/// The Redis Cluster hash slot of a key: CRC16 (XMODEM) of its hash tag (the text between the
+/// first `{` and the next `}`, when not empty) or of the whole key, modulo 16384, as the server
+/// computes it (`CLUSTER KEYSLOT`).
+pub fn key_slot(key: &[u8]) -> u16 {
+    let mut k = key;
+    if let Some(open) = key.iter().position(|&c| c == b'{') {
+        if let Some(len) = key[open + 1..].iter().position(|&c| c == b'}') {
+            if len > 0 {
+                k = &key[open + 1..open + 1 + len];
+            }
+        }
+    }
+    let mut crc: u16 = 0;
+    for &byte in k {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16384
+}
+
 /// A Slurm job ID: `123`, or an array task `123_7`. Ordered numerically, task after parent.
 ///
 /// Parsing accepts leading zeros (`00012`, `7_03`) and [`fmt::Display`] never prints them, so
@@ -356,13 +432,57 @@ mod tests {
 
     #[test]
     fn tag_rules() {
-        for ok in ["a", "rlmol_exp", "A.b-c_9"] {
+        for ok in ["a", "rlmol_exp", "A.b-c_9", "{exp}", "{exp}.v2", "{a.b-c_9}x"] {
             assert!(Tag::new(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "a b", "a*", "a:b", "x[1]", "é", "a/b"] {
+        for bad in [
+            "", "a b", "a*", "a:b", "x[1]", "é", "a/b", "{}", "{}x", "{exp", "exp}", "a{exp}",
+            "{exp}}", "{{exp}}", "{exp}{v2}", "{e x}", "{e:x}", "{exp}.v}2", "{é}",
+        ] {
             let e = Tag::new(bad).unwrap_err();
             assert_eq!(crate::exit::code_for(&e), 78, "{bad}");
+            assert!(!format!("{e:#}").contains('\n'), "{bad}: one line");
         }
+    }
+
+    #[test]
+    fn a_hash_tag_puts_every_key_of_the_tag_in_one_slot() {
+        assert_eq!(Tag::new("exp").unwrap().hash_tag(), None);
+        assert_eq!(Tag::new("exp").unwrap().slot(), None);
+        let t = Tag::new("{exp}.v2").unwrap();
+        assert_eq!(t.hash_tag(), Some("exp"));
+        let k = Keys::new(t.clone());
+        let slot = t.slot().unwrap();
+        assert_eq!(slot, key_slot(b"exp"));
+        for key in Set::ALL
+            .iter()
+            .map(|s| k.set(*s))
+            .chain([
+                k.job_hash("42"),
+                k.tracker(),
+                k.tracker_unknown(),
+                k.tracker_tick(),
+                k.events(),
+                k.replayed("f.put"),
+                k.data_key("42_1", "loss"),
+            ])
+        {
+            assert_eq!(key_slot(key.as_bytes()), slot, "{key}");
+        }
+    }
+
+    /// Slots `CLUSTER KEYSLOT` gives for these keys (Redis 7.0), and the rules for braces.
+    #[test]
+    fn key_slots_are_the_servers() {
+        assert_eq!(key_slot(b"foo"), 12182);
+        assert_eq!(key_slot(b"bar"), 5061);
+        assert_eq!(key_slot(b"123456789"), 0x31c3 % 16384);
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+        // An empty hash tag is no hash tag: the whole key is hashed.
+        assert_eq!(key_slot(b"foo{}{bar}"), key_slot(b"foo{}{bar}"));
+        assert_ne!(key_slot(b"foo{}{bar}"), key_slot(b"bar"));
+        assert_eq!(key_slot(b"foo{{bar}}zap"), key_slot(b"{bar"));
+        assert_eq!(key_slot(b"foo{bar}{zap}"), key_slot(b"bar"));
     }
 
     #[test]

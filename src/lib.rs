@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod output;
 pub mod process;
 pub mod record;
+pub mod redis_cluster;
 pub mod results_spool;
 pub mod slurm;
 pub mod spool;

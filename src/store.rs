@@ -1,13 +1,14 @@
-//! The Redis connection (timeouts, auth, TLS, the master named by Sentinel, WAIT for replicas)
-//! and the operations on a tag's sets and hashes.
-use std::collections::{BTreeMap, HashSet};
+//! The Redis connection (timeouts, auth, TLS, the master named by Sentinel, the master of each
+//! slot of a Redis Cluster, WAIT for replicas) and the operations on a tag's sets and hashes.
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use redis::{Connection, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Value};
+use redis::{Connection, ConnectionAddr, ConnectionInfo, ConnectionLike, IntoConnectionInfo, Value};
 
 use crate::config::{Addr, Config, Target};
 use crate::exit::{fail, fail_transient, redis_failure, Kind};
-use crate::keys::{IdKey, Keys, Set};
+use crate::keys::{IdKey, Keys, Set, Tag};
+use crate::redis_cluster::{self as rc, Redirect, SlotMap};
 
 /// How long to wait for a TCP connect, and for any single reply.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -25,7 +26,31 @@ pub struct Store {
     broken: bool,
     /// `"min_replicas_acked"` and the WAIT's timeout ([`Store::wait_replicas`]).
     min_replicas: (u32, Duration),
+    /// On a Redis Cluster: the slot map and the connections to its other nodes; `conn` is then
+    /// the connection to the node of the last call (ARCHITECTURE.md §3).
+    cluster: Option<Box<Cluster>>,
 }
+
+/// A Redis Cluster as a [`Store`] sees it: where each slot is, and a connection per node used so
+/// far. Each command goes to the master of its key's slot; a MOVED corrects the map and the
+/// command is sent again there, an ASK is followed for that one command (ASKING first).
+struct Cluster {
+    /// To open connections to other nodes: the same login, TLS files and durability.
+    cfg: Config,
+    map: SlotMap,
+    /// The node of `Store::conn`.
+    current: usize,
+    /// Connections not in use, by node, each with its `broken` flag.
+    idle: HashMap<usize, (Connection, bool)>,
+    /// The node where a WATCH waits for its transaction: MULTI/EXEC, DISCARD and UNWATCH go
+    /// there whatever their keys, so that a transaction never runs without its WATCH.
+    watching: Option<usize>,
+    /// The place of a node the last call could not reach, for its error message.
+    unreached: Option<String>,
+}
+
+/// How many times one command follows a MOVED or an ASK before its reply stands.
+const REDIRECTS: usize = 3;
 
 /// A connection whose every call, pipelines and MULTI/EXEC included, ends within one
 /// [`IO_TIMEOUT`] from the moment it was sent (a read may overrun it by at most [`REARM`]). redis-rs bounds each socket read, but reads the
@@ -210,6 +235,74 @@ fn transaction_error(
     } else {
         e.into()
     })
+}
+
+/// The connection a [`Store`] on a Redis Cluster hands to redis-rs: `Cmd::query` and
+/// `Pipeline::query` come through here with the command (or the pipeline, in `pipe`), which
+/// the store routes to the master of its slot ([`Store::cluster_command`]).
+struct Routed<'s, 'p> {
+    store: &'s mut Store,
+    pipe: Option<&'p redis::Pipeline>,
+}
+
+impl redis::ConnectionLike for Routed<'_, '_> {
+    /// Bytes without their command: the node in use.
+    fn req_packed_command(&mut self, cmd: &[u8]) -> redis::RedisResult<Value> {
+        self.store.bounded(|b| b.req_packed_command(cmd))
+    }
+
+    fn req_command(&mut self, cmd: &redis::Cmd) -> redis::RedisResult<Value> {
+        self.store.cluster_command(cmd)
+    }
+
+    fn req_packed_commands(
+        &mut self,
+        cmd: &[u8],
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisResult<Vec<Value>> {
+        match self.pipe {
+            Some(p) => self.store.cluster_pipeline(p, cmd, offset, count),
+            None => self
+                .store
+                .bounded(|b| b.req_packed_commands(cmd, offset, count)),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        0
+    }
+
+    fn check_connection(&mut self) -> bool {
+        self.store.conn.check_connection()
+    }
+
+    fn is_open(&self) -> bool {
+        !self.store.broken && self.store.conn.is_open()
+    }
+}
+
+/// A connection to another node of the cluster of `cfg`: the same login and TLS files, the
+/// same timeouts, PING answered. Its errors are redis-rs's, for [`Store::error`] to name.
+fn open_node(cfg: &Config, host: &str, port: u16) -> redis::RedisResult<Connection> {
+    let tls = matches!(cfg.target.addr, Addr::Tcp { tls: true, .. });
+    let target = Target {
+        addr: Addr::Tcp {
+            host: host.to_string(),
+            port,
+            tls,
+        },
+        db: 0,
+        sentinel: None,
+        ..cfg.target.clone()
+    };
+    let client = client_for(&target, &cfg.source)
+        .map_err(|e| redis::RedisError::from(std::io::Error::other(format!("{e:#}"))))?;
+    let mut conn = client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+    conn.set_read_timeout(Some(IO_TIMEOUT))?;
+    conn.set_write_timeout(Some(IO_TIMEOUT))?;
+    redis::cmd("PING").query::<()>(&mut conn)?;
+    Ok(conn)
 }
 
 pub fn connection_info(t: &Target) -> anyhow::Result<ConnectionInfo> {
@@ -477,7 +570,11 @@ impl Store {
     /// With sentinels, ask them for the master first, and make sure it still is one.
     pub fn connect(cfg: &Config) -> anyhow::Result<Store> {
         let Some(s) = &cfg.target.sentinel else {
-            return Self::connect_to(cfg, &cfg.target, cfg.place());
+            let (mut store, cluster) = Self::connect_to(cfg, &cfg.target, cfg.place())?;
+            if cluster {
+                store.join_cluster(cfg)?;
+            }
+            return Ok(store);
         };
         let (host, port, via) = find_master(cfg)?;
         let tls = matches!(cfg.target.addr, Addr::Tcp { tls: true, .. });
@@ -496,9 +593,334 @@ impl Store {
             s.master,
             cfg.source
         );
-        let mut store = Self::connect_to(cfg, &target, place)?;
+        let (mut store, cluster) = Self::connect_to(cfg, &target, place)?;
+        if cluster {
+            return Err(fail(
+                Kind::Config,
+                format!(
+                    "the sentinels ({}) name {} as master {:?}, which is a Redis Cluster node: a \
+                     cluster fails over by itself; drop \"sentinels\" and name any node of the \
+                     cluster in \"host\"/\"port\" or a redis:// URL",
+                    cfg.source,
+                    crate::config::host_port(&host, port),
+                    s.master
+                ),
+            ));
+        }
         store.check_master()?;
         Ok(store)
+    }
+
+    /// [`Store::connect`] for the tools that work on one tag: on a Redis Cluster, refuse a tag
+    /// without a hash tag and connect to the master of the tag's slot at once, so that
+    /// [`Store::conn`] and [`Store::record_jobs`], which write on the connection as it is,
+    /// reach it.
+    pub fn connect_tag(cfg: &Config, keys: &Keys) -> anyhow::Result<Store> {
+        let mut store = Self::connect(cfg)?;
+        store.route(keys)?;
+        Ok(store)
+    }
+
+    /// Is the server a Redis Cluster?
+    pub fn is_cluster(&self) -> bool {
+        self.cluster.is_some()
+    }
+
+    /// On a Redis Cluster a tag must hold a hash tag, so that its six sets share one slot: SMOVE,
+    /// the recording transaction and the scripts work on several of them at once
+    /// (ARCHITECTURE.md §2). One line saying so otherwise; Ok on a plain server.
+    pub fn check_tag(&self, tag: &Tag) -> anyhow::Result<()> {
+        let Some(c) = &self.cluster else {
+            return Ok(());
+        };
+        if tag.hash_tag().is_some() {
+            return Ok(());
+        }
+        Err(fail(
+            Kind::Config,
+            format!(
+                "tag {tag} has no hash tag, and Redis {} is a Redis Cluster: a tag's six sets \
+                 must share one hash slot for SMOVE and the recording transaction; use the tag \
+                 {{{tag}}} ({{{tag}}}_ALL, {{{tag}}}_PENDING_AND_RUNNING, {{{tag}}}-<id>:* are \
+                 all in one slot)",
+                c.cfg.place()
+            ),
+        ))
+    }
+
+    /// A tag found by SCAN (`--all-tags`) that rj can work on here: on a Redis Cluster, only one
+    /// with a hash tag; the others are skipped, with one warning per process each.
+    pub fn fits(&self, tag: &Tag) -> bool {
+        static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+        let Err(e) = self.check_tag(tag) else {
+            return true;
+        };
+        let mut warned = WARNED.lock().unwrap_or_else(|p| p.into_inner());
+        if !warned.iter().any(|t| t == tag.as_str()) {
+            warned.push(tag.to_string());
+            crate::cli::warn(&format!("skipping tag {tag}: {e:#}"));
+        }
+        false
+    }
+
+    /// On a Redis Cluster, make the connection to the master of the tag's slot the one in use
+    /// (after checking the tag, [`Store::check_tag`]); nothing on a plain server. A transaction
+    /// that writes on the connection as it is ([`Store::record_jobs`]) is sent after this.
+    pub fn route(&mut self, keys: &Keys) -> anyhow::Result<()> {
+        if self.cluster.is_none() {
+            return Ok(());
+        }
+        self.check_tag(keys.tag())?;
+        let slot = keys.tag().slot().expect("checked: the tag has a hash tag");
+        let c = self.cluster.as_ref().expect("a cluster");
+        let to = c.map.owner(slot).unwrap_or(c.current);
+        self.switch(to)
+            .map_err(|e| self.error(e, &keys.set(Set::All)))?;
+        crate::cli::info(&format!(
+            "tag {} is in hash slot {slot}, served by Redis {}",
+            keys.tag(),
+            self.place
+        ));
+        Ok(())
+    }
+
+    /// The server is a cluster node: read where each slot is (`CLUSTER SLOTS`).
+    fn join_cluster(&mut self, cfg: &Config) -> anyhow::Result<()> {
+        let (host, port) = match &cfg.target.addr {
+            Addr::Tcp { host, port, .. } => (host.clone(), *port),
+            Addr::Unix(_) => ("127.0.0.1".to_string(), 0),
+        };
+        let mut map = SlotMap::empty();
+        let current = map.index_of(&host, port);
+        self.cluster = Some(Box::new(Cluster {
+            cfg: cfg.clone(),
+            map,
+            current,
+            idle: HashMap::new(),
+            watching: None,
+            unreached: None,
+        }));
+        self.refresh_slots()?;
+        let c = self.cluster.as_ref().expect("a cluster");
+        crate::cli::info(&format!(
+            "Redis {} is a Redis Cluster node: {} masters serve its slots",
+            self.place,
+            c.map.masters().len()
+        ));
+        Ok(())
+    }
+
+    /// Read `CLUSTER SLOTS` again from the node in use.
+    fn refresh_slots(&mut self) -> anyhow::Result<()> {
+        let reply: Value = match self.bounded(|b| redis::cmd("CLUSTER").arg("SLOTS").query(b)) {
+            Ok(v) => v,
+            Err(e) if crate::exit::redis_kind(&e) == Kind::NoPerm => {
+                return Err(fail(
+                    Kind::NoPerm,
+                    format!(
+                        "Redis {} is a Redis Cluster node and refused CLUSTER SLOTS ({}), which \
+                         rj needs to find the master of each slot; grant the user +cluster|slots",
+                        self.place,
+                        redis_message(&e)
+                    ),
+                ))
+            }
+            Err(e) => return Err(self.error(e, "CLUSTER SLOTS")),
+        };
+        let place = self.place.clone();
+        let c = self.cluster.as_mut().expect("a cluster");
+        let host = c.map.node(c.current).0.to_string();
+        c.map.update(&reply, &host).map_err(|why| {
+            fail(
+                Kind::DataErr,
+                format!("Redis {place} sent a CLUSTER SLOTS reply rj cannot read: {why}"),
+            )
+        })
+    }
+
+    /// Make the connection to node `i` of the cluster the one in use, opening it when there is
+    /// none (or the one there was given up). On failure the connection in use stays, and
+    /// [`Store::error`] names the node that could not be reached.
+    fn switch(&mut self, i: usize) -> redis::RedisResult<()> {
+        let c = self.cluster.as_mut().expect("a cluster");
+        if c.current == i {
+            return Ok(());
+        }
+        let (host, port) = c.map.node(i);
+        let place = format!(
+            "{} (a node of the Redis Cluster at {}, {})",
+            crate::config::host_port(host, port),
+            c.cfg.target,
+            c.cfg.source
+        );
+        let conn = match c.idle.remove(&i) {
+            Some((conn, false)) => conn,
+            _ => match open_node(&c.cfg, host, port) {
+                Ok(conn) => conn,
+                Err(e) => {
+                    c.unreached = Some(place);
+                    return Err(e);
+                }
+            },
+        };
+        let old = std::mem::replace(&mut self.conn, conn);
+        let old_broken = std::mem::replace(&mut self.broken, false);
+        if !old_broken {
+            c.idle.insert(c.current, (old, false));
+        }
+        c.current = i;
+        self.place = place;
+        Ok(())
+    }
+
+    /// One command on a cluster: to the master of its key's slot (a command without keys to the
+    /// node in use, a transaction's end to the node of its WATCH), following MOVED and ASK.
+    fn cluster_command(&mut self, cmd: &redis::Cmd) -> redis::RedisResult<Value> {
+        let name = rc::command_name(cmd);
+        let ends_watch = matches!(name.as_slice(), b"EXEC" | b"DISCARD" | b"UNWATCH");
+        let c = self.cluster.as_ref().expect("a cluster");
+        let to = match (c.watching, name.as_slice()) {
+            (Some(w), b"MULTI" | b"EXEC" | b"DISCARD" | b"UNWATCH") => w,
+            _ => rc::command_slot(cmd)
+                .and_then(|slot| c.map.owner(slot))
+                .unwrap_or(c.current),
+        };
+        self.switch(to)?;
+        let packed = cmd.get_packed_command();
+        let mut v = self.bounded(|b| b.req_packed_command(&packed))?;
+        for _ in 0..REDIRECTS {
+            let Some(r) = self.redirect(&v) else { break };
+            v = self.follow(&r, &packed, v)?;
+        }
+        let c = self.cluster.as_mut().expect("a cluster");
+        if ends_watch {
+            c.watching = None;
+        } else if name == b"WATCH" && !matches!(v, Value::ServerError(_)) {
+            c.watching = Some(c.current);
+        }
+        Ok(v)
+    }
+
+    /// The redirection in a reply, read against the node in use.
+    fn redirect(&self, v: &Value) -> Option<Redirect> {
+        let c = self.cluster.as_ref()?;
+        rc::redirect_of(v, c.map.node(c.current).0)
+    }
+
+    /// Send one command (`packed`) again where a redirection says: after a MOVED to the slot's
+    /// new master, which the map learns; after an ASK to the importing node, behind an ASKING.
+    /// An ASKING refused (an ACL without `+asking`) leaves the ASK as the reply, which a retry
+    /// outlives.
+    fn follow(&mut self, r: &Redirect, packed: &[u8], asked: Value) -> redis::RedisResult<Value> {
+        let c = self.cluster.as_mut().expect("a cluster");
+        if !r.ask {
+            let i = c.map.learn(r.slot, &r.host, r.port);
+            self.switch(i)?;
+            return self.bounded(|b| b.req_packed_command(packed));
+        }
+        let i = c.map.index_of(&r.host, r.port);
+        self.switch(i)?;
+        let mut bytes = redis::cmd("ASKING").get_packed_command();
+        bytes.extend_from_slice(packed);
+        let mut replies = self.bounded(|b| b.req_packed_commands(&bytes, 0, 2))?;
+        match (replies.pop(), replies.pop()) {
+            (Some(v), Some(ok)) if !matches!(ok, Value::ServerError(_)) => Ok(v),
+            _ => Ok(asked),
+        }
+    }
+
+    /// A pipeline on a cluster. A transaction goes whole to one node (that of its WATCH, or its
+    /// first key's master) and is never sent again: a MOVED refused it before anything ran, and
+    /// the map learns it for the next call. A plain pipeline is split by node when its keys are
+    /// on several, each part sent as one pipeline, and its redirected commands are sent again
+    /// where the redirection says, unless it holds a WATCH (which must stay with its
+    /// transaction).
+    fn cluster_pipeline(
+        &mut self,
+        p: &redis::Pipeline,
+        packed: &[u8],
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisResult<Vec<Value>> {
+        let c = self.cluster.as_ref().expect("a cluster");
+        if p.is_transaction() {
+            let to = c.watching.unwrap_or_else(|| {
+                p.cmd_iter()
+                    .find_map(rc::command_slot)
+                    .and_then(|slot| c.map.owner(slot))
+                    .unwrap_or(c.current)
+            });
+            self.switch(to)?;
+            let r = self.bounded(|b| b.req_packed_commands(packed, offset, count));
+            let c = self.cluster.as_mut().expect("a cluster");
+            c.watching = None;
+            if let Err(e) = &r {
+                let host = c.map.node(c.current).0.to_string();
+                if let Some(m) = rc::redirect_of_error(e, &host).filter(|m| !m.ask) {
+                    c.map.learn(m.slot, &m.host, m.port);
+                }
+            }
+            return r;
+        }
+        let cmds: Vec<&redis::Cmd> = p.cmd_iter().collect();
+        let watches = cmds.iter().any(|c| rc::command_name(c) == b"WATCH");
+        let to: Vec<usize> = cmds
+            .iter()
+            .map(|cmd| {
+                rc::command_slot(cmd)
+                    .and_then(|slot| c.map.owner(slot))
+                    .unwrap_or(c.current)
+            })
+            .collect();
+        let mut replies: Vec<Value> = Vec::with_capacity(cmds.len());
+        if to.windows(2).all(|w| w[0] == w[1]) {
+            if let Some(&first) = to.first() {
+                self.switch(first)?;
+            }
+            replies = self.bounded(|b| b.req_packed_commands(packed, offset, count))?;
+        } else {
+            replies.resize(cmds.len(), Value::Nil);
+            let mut nodes: Vec<usize> = Vec::new();
+            for &n in &to {
+                if !nodes.contains(&n) {
+                    nodes.push(n);
+                }
+            }
+            for n in nodes {
+                let part: Vec<usize> = (0..cmds.len()).filter(|&i| to[i] == n).collect();
+                let mut bytes = Vec::new();
+                for &i in &part {
+                    cmds[i].write_packed_command(&mut bytes);
+                }
+                self.switch(n)?;
+                let got = self.bounded(|b| b.req_packed_commands(&bytes, 0, part.len()))?;
+                for (i, v) in part.into_iter().zip(got) {
+                    replies[i] = v;
+                }
+            }
+        }
+        if watches {
+            if !replies.iter().any(|v| matches!(v, Value::ServerError(_))) {
+                let c = self.cluster.as_mut().expect("a cluster");
+                c.watching = Some(c.current);
+            }
+            return Ok(replies);
+        }
+        for _ in 0..REDIRECTS {
+            let moved: Vec<(usize, Redirect)> = replies
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| self.redirect(v).map(|r| (i, r)))
+                .collect();
+            if moved.is_empty() {
+                break;
+            }
+            for (i, r) in moved {
+                let asked = std::mem::replace(&mut replies[i], Value::Nil);
+                replies[i] = self.follow(&r, &cmds[i].get_packed_command(), asked)?;
+            }
+        }
+        Ok(replies)
     }
 
     /// A sentinel's answer can be a moment old: during a failover it still names the demoted
@@ -531,7 +953,8 @@ impl Store {
         }
     }
 
-    fn connect_to(cfg: &Config, target: &Target, place: String) -> anyhow::Result<Store> {
+    /// Connect to one server; also whether it is a Redis Cluster node.
+    fn connect_to(cfg: &Config, target: &Target, place: String) -> anyhow::Result<(Store, bool)> {
         let wrap = |e: redis::RedisError| {
             if e.to_string().contains("refused to switch database") {
                 // A "db" the server does not have is the configuration's fault, not the server's.
@@ -573,20 +996,28 @@ impl Store {
         conn.set_read_timeout(Some(IO_TIMEOUT)).map_err(wrap)?;
         conn.set_write_timeout(Some(IO_TIMEOUT)).map_err(wrap)?;
         redis::cmd("PING").query::<()>(&mut conn).map_err(wrap)?;
-        // A Sentinel or a Cluster node answers PING like a server and fails later with
-        // generic errors (an unknown command, MOVED); say what it is, at once. A user who may
-        // not run INFO is not refused for that.
+        // A Sentinel answers PING like a server and fails later with generic errors (an
+        // unknown command); say what it is, at once. A Cluster node says so too
+        // (`redis_mode:cluster`, which Redis sets exactly when `cluster_enabled:1`): each
+        // command then goes to its slot's master. A user who may not run INFO is not refused
+        // for that.
+        let mut cluster = false;
         if let Ok(info) = redis::cmd("INFO").arg("server").query::<String>(&mut conn) {
             if let Some(why) = unsupported_mode(&info, &place) {
                 return Err(fail(Kind::Unavailable, why));
             }
+            cluster = is_cluster_node(&info);
         }
-        Ok(Store {
-            conn,
-            place,
-            broken: false,
-            min_replicas: (target.min_replicas_acked, target.min_replicas_timeout),
-        })
+        Ok((
+            Store {
+                conn,
+                place,
+                broken: false,
+                min_replicas: (target.min_replicas_acked, target.min_replicas_timeout),
+                cluster: None,
+            },
+            cluster,
+        ))
     }
 
     /// After a write that must survive a failover (rj-launch's recording, rj-track's moves):
@@ -652,8 +1083,7 @@ impl Store {
         cmd: &redis::Cmd,
         what: &str,
     ) -> anyhow::Result<T> {
-        self.bounded(|c| cmd.query(c))
-            .map_err(|e| self.error(e, what))
+        self.query_raw(cmd).map_err(|e| self.error(e, what))
     }
 
     /// Run a command within one [`IO_TIMEOUT`]; the caller names what failed.
@@ -661,6 +1091,13 @@ impl Store {
         &mut self,
         cmd: &redis::Cmd,
     ) -> redis::RedisResult<T> {
+        if let Some(c) = &mut self.cluster {
+            c.unreached = None;
+            return cmd.query(&mut Routed {
+                store: self,
+                pipe: None,
+            });
+        }
         self.bounded(|c| cmd.query(c))
     }
 
@@ -670,6 +1107,13 @@ impl Store {
         &mut self,
         p: &redis::Pipeline,
     ) -> redis::RedisResult<T> {
+        if let Some(c) = &mut self.cluster {
+            c.unreached = None;
+            return p.query(&mut Routed {
+                store: self,
+                pipe: Some(p),
+            });
+        }
         self.bounded(|c| p.query(c))
     }
 
@@ -702,13 +1146,14 @@ impl Store {
     }
 
     pub fn error(&self, e: redis::RedisError, what: &str) -> anyhow::Error {
+        let place = self
+            .cluster
+            .as_ref()
+            .and_then(|c| c.unreached.as_deref())
+            .unwrap_or(&self.place);
         redis_failure(
             &e,
-            format!(
-                "Redis {} failed at {what}: {}",
-                self.place,
-                redis_message(&e)
-            ),
+            format!("Redis {place} failed at {what}: {}", redis_message(&e)),
         )
     }
 
@@ -720,6 +1165,7 @@ impl Store {
         events_max: u64,
         jobs: &[(String, Vec<(String, String)>)],
     ) -> anyhow::Result<Vec<String>> {
+        self.route(keys)?;
         self.record_jobs(keys, events_max, jobs).map_err(|(e, _)| e)
     }
 
@@ -787,8 +1233,14 @@ impl Store {
     }
 }
 
+/// Is the server whose `INFO server` reply this is a Redis Cluster node?
+pub fn is_cluster_node(info: &str) -> bool {
+    info.lines()
+        .any(|l| l.trim_end().strip_prefix("redis_mode:") == Some("cluster"))
+}
+
 /// Why rj cannot work with the server whose `INFO server` reply this is: a Sentinel (named as
-/// if it were the server) or a Redis Cluster node (not supported yet); None for a plain server.
+/// if it were the server); None for a plain server or a Redis Cluster node.
 pub fn unsupported_mode(info: &str, place: &str) -> Option<String> {
     let mode = info
         .lines()
@@ -798,10 +1250,6 @@ pub fn unsupported_mode(info: &str, place: &str) -> Option<String> {
             "{place} is a Redis Sentinel, not the server: name it in \"sentinels\" with the \
              \"master\" it monitors (or use redis+sentinel://host:port/MASTER) and rj asks it \
              for the master"
-        )),
-        "cluster" => Some(format!(
-            "{place} is a Redis Cluster node, which rj does not support yet; point rj at a \
-             standalone Redis server (or the master of a replicated one)"
         )),
         _ => None,
     }
@@ -867,11 +1315,16 @@ pub fn redis_message(e: &redis::RedisError) -> String {
 
 fn redis_message_raw(e: &redis::RedisError) -> String {
     if let Some(code) = crate::exit::server_code(e) {
-        if matches!(code.as_str(), "MOVED" | "ASK" | "CROSSSLOT" | "CLUSTERDOWN") {
-            return format!(
-                "{code}: the server is a Redis Cluster node, which rj does not support yet; \
-                 point rj at a standalone Redis server (or the master of a replicated one)"
-            );
+        let hint = match code.as_str() {
+            "MOVED" => "; the slot moved to another master (a resharding or a failover): a retry \
+                        asks the cluster again",
+            "ASK" => "; the slot is being moved to another master: a retry finds it",
+            "CROSSSLOT" => "; on a Redis Cluster a tag needs a hash tag, {tag}, so that its keys \
+                            share one slot",
+            _ => "",
+        };
+        if !hint.is_empty() {
+            return format!("{code} {}{hint}", first_detail(e));
         }
         // The server's own words, `CODE detail`, as redis-cli shows them.
         return format!("{code} {}", first_detail(e)).trim_end().to_string();
@@ -1006,6 +1459,28 @@ impl Store {
         count: usize,
         mut keep: impl FnMut(Vec<u8>),
     ) -> anyhow::Result<()> {
+        if self.cluster.is_none() {
+            return self.scan_node(pattern, count, &mut keep);
+        }
+        // Each master holds the keys of its own slots: SCAN them all, with the slot map as it
+        // is now. The node in use before is the node in use after.
+        self.refresh_slots()?;
+        let c = self.cluster.as_ref().expect("a cluster");
+        let (back, masters) = (c.current, c.map.masters());
+        for m in masters {
+            self.switch(m).map_err(|e| self.error(e, pattern))?;
+            self.scan_node(pattern, count, &mut keep)?;
+        }
+        self.switch(back).map_err(|e| self.error(e, pattern))
+    }
+
+    /// SCAN one node (the one in use).
+    fn scan_node(
+        &mut self,
+        pattern: &str,
+        count: usize,
+        keep: &mut impl FnMut(Vec<u8>),
+    ) -> anyhow::Result<()> {
         let mut cursor: u64 = 0;
         loop {
             let (next, batch): (u64, Vec<Vec<u8>>) = self.query(
@@ -1017,7 +1492,7 @@ impl Store {
                     .arg(count),
                 pattern,
             )?;
-            batch.into_iter().for_each(&mut keep);
+            batch.into_iter().for_each(&mut *keep);
             cursor = next;
             if cursor == 0 {
                 return Ok(());

@@ -1,6 +1,7 @@
 //! The one integration-test crate: real redis-server per test, real Slurm testbed.
 mod acl;
 mod cleanup;
+mod cluster;
 mod clusters;
 mod compat;
 mod config;

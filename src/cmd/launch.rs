@@ -99,7 +99,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // mistake to fix before submitting, but a server that is down must not stop the science;
     // the job is spooled. IDs to record stand for jobs that exist already: they are spooled
     // whatever the failure.
-    let store = match Store::connect(&cfg) {
+    let store = match Store::connect_tag(&cfg, &keys) {
         Ok(mut s) => {
             s.warn_if_evicting();
             Ok(s)
@@ -308,6 +308,8 @@ fn record(
         .iter()
         .map(|c| ("cluster".to_string(), c.clone()))
         .collect();
+    // On a Redis Cluster the transaction goes to the master of the tag's slot.
+    store.route(keys).map_err(|e| (e, 0))?;
     let already = store.record_jobs(
         keys,
         events_max,

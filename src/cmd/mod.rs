@@ -52,11 +52,12 @@ pub fn all() -> Vec<Tool> {
     ]
 }
 
-/// Load the config, resolve the tag, connect: the start of every one-tag tool.
+/// Load the config, resolve the tag, connect (on a Redis Cluster to the master of the tag's
+/// slot): the start of every one-tag tool.
 pub fn open(conn: &ConnArgs, tag: &TagArg) -> anyhow::Result<(Config, Keys, Store)> {
     let cfg = conn.load()?;
     let keys = Keys::new(tag.resolve(&cfg)?);
-    let store = Store::connect(&cfg)?;
+    let store = Store::connect_tag(&cfg, &keys)?;
     Ok((cfg, keys, store))
 }
 

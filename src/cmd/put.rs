@@ -343,7 +343,7 @@ impl Sink<'_> {
     /// Connect and replay the spool (older writes first); false (the failure noted) if Redis
     /// cannot be used now.
     fn try_connect(&mut self) -> bool {
-        let connected = Store::connect(self.cfg).and_then(|mut store| {
+        let connected = Store::connect_tag(self.cfg, self.keys).and_then(|mut store| {
             store.warn_if_evicting();
             match results_spool::replay(&mut store, self.keys, &self.dir) {
                 Ok(r) => r.report(self.keys.tag(), &self.dir),

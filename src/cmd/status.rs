@@ -568,7 +568,7 @@ fn metrics(args: &Args) -> anyhow::Result<ExitCode> {
                 found.insert(t);
             }
         })?;
-        tags.extend(found);
+        tags.extend(found.into_iter().filter(|t| store.fits(t)));
     } else if args.tag.is_empty() {
         tags.push(TagArg { tag: None }.resolve(&cfg)?);
     } else {
@@ -581,6 +581,11 @@ fn metrics(args: &Args) -> anyhow::Result<ExitCode> {
             );
         }
         tags.dedup();
+    }
+    if !args.all_tags {
+        for t in &tags {
+            store.check_tag(t)?;
+        }
     }
     let mut figures = Vec::with_capacity(tags.len());
     for t in tags {

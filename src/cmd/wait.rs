@@ -681,7 +681,7 @@ impl Waiter {
                 return Err(self.timed_out(timeout.unwrap_or_default()));
             }
             if self.store.is_none() {
-                match Store::connect(&self.cfg) {
+                match Store::connect_tag(&self.cfg, &self.keys) {
                     Ok(s) => {
                         note(&format!("reconnected to Redis at {}", s.place));
                         self.store = Some(s);

@@ -474,6 +474,9 @@ impl Tracker {
             return Ok(s);
         }
         let mut s = Store::connect(&self.cfg)?;
+        for t in &self.tags {
+            s.check_tag(t)?;
+        }
         s.warn_if_evicting();
         if self.redis_failures > 0 {
             note(&format!("reconnected to Redis at {}", s.place));
@@ -901,6 +904,7 @@ impl Store {
             .filter_map(|k| std::str::from_utf8(k).ok())
             .filter_map(|k| k.strip_suffix(&suffix))
             .filter_map(|t| Tag::new(t).ok())
+            .filter(|t| self.fits(t))
             .collect())
     }
 }

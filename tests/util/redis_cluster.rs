@@ -142,25 +142,48 @@ impl RedisCluster {
         if from == to {
             return;
         }
-        let src = self.node(from);
-        let dst = self.node(to);
-        let id = |n: &RedisServer| n.cli(&["CLUSTER", "MYID"]).trim().to_string();
-        let (src_id, dst_id) = (id(src), id(dst));
+        self.start_move(slot, to);
+        self.finish_move(slot, from, to);
+    }
+
+    /// The first half of [`RedisCluster::move_slot`]: the slot IMPORTING on `to`, MIGRATING on
+    /// its owner, no key moved yet. Returns the owner's port. Until
+    /// [`RedisCluster::finish_move`], a key already moved is answered with ASK by the owner.
+    pub fn start_move(&self, slot: u16, to: u16) -> u16 {
+        let from = self.owner(slot);
         let s = slot.to_string();
-        dst.cli(&["CLUSTER", "SETSLOT", &s, "IMPORTING", &src_id]);
-        src.cli(&["CLUSTER", "SETSLOT", &s, "MIGRATING", &dst_id]);
+        let (src_id, dst_id) = (node_id(self.node(from)), node_id(self.node(to)));
+        self.node(to)
+            .cli(&["CLUSTER", "SETSLOT", &s, "IMPORTING", &src_id]);
+        self.node(from)
+            .cli(&["CLUSTER", "SETSLOT", &s, "MIGRATING", &dst_id]);
+        from
+    }
+
+    /// MIGRATE these keys (of a slot being moved) from `from` to `to`.
+    pub fn migrate(&self, from: u16, to: u16, keys: &[&str]) {
+        let port = to.to_string();
+        let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+        args.extend(keys.iter());
+        let r = self.node(from).cli(&args);
+        assert!(r.trim() == "OK" || r.trim() == "NOKEY", "MIGRATE: {r}");
+    }
+
+    /// The second half of [`RedisCluster::move_slot`]: the keys left, then SETSLOT NODE on every
+    /// node, and a cluster that agrees.
+    pub fn finish_move(&self, slot: u16, from: u16, to: u16) {
+        let s = slot.to_string();
         loop {
-            let keys = src.cli(&["CLUSTER", "GETKEYSINSLOT", &s, "100"]);
+            let keys = self
+                .node(from)
+                .cli(&["CLUSTER", "GETKEYSINSLOT", &s, "100"]);
             let keys: Vec<&str> = keys.lines().filter(|l| !l.is_empty()).collect();
             if keys.is_empty() {
                 break;
             }
-            let port = to.to_string();
-            let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
-            args.extend(keys.iter());
-            let r = src.cli(&args);
-            assert!(r.trim() == "OK" || r.trim() == "NOKEY", "MIGRATE: {r}");
+            self.migrate(from, to, &keys);
         }
+        let dst_id = node_id(self.node(to));
         for n in &self.nodes {
             n.cli(&["CLUSTER", "SETSLOT", &s, "NODE", &dst_id]);
         }
@@ -199,6 +222,11 @@ impl RedisCluster {
         self.wait_ok();
         replica.port
     }
+}
+
+/// A node's ID in the cluster.
+fn node_id(n: &RedisServer) -> String {
+    n.cli(&["CLUSTER", "MYID"]).trim().to_string()
 }
 
 /// `CLUSTER SLOTS` of `n` as (first, last, master port), sorted.

@@ -1,0 +1,444 @@
+//! rj on a real Redis Cluster (ARCHITECTURE.md §3): three masters with a replica each on
+//! loopback, the tools named the one node that does not own the tag's slot, a slot half-way
+//! through a resharding (ASK), a tag without a hash tag refused, and rj-track with rj-wait
+//! following real Slurm jobs while the tag's slot moves and its master fails over.
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::check::{run, TOOLS};
+use crate::util::redis_cluster::{key_slot, RedisCluster};
+use crate::util::sentinel_support::SentinelProc;
+use crate::util::wait_support::{self, Waiting};
+use crate::util::{self, slurm, RedisServer, TestEnv};
+
+/// A `{…}` tag of its own, and a TestEnv whose redis.json names a master that does not own the
+/// tag's slot; the slot.
+fn tagged_env(c: &RedisCluster, prefix: &str) -> (TestEnv, u16) {
+    let tag = format!("{{{}}}", util::unique_tag(prefix));
+    let slot = key_slot(&tag);
+    let owner = c.owner(slot);
+    let seed = c.masters().into_iter().find(|&p| p != owner).unwrap();
+    let mut env = TestEnv::new(c.node(seed));
+    env.tag = tag;
+    (env, slot)
+}
+
+/// The master that serves `slot` now.
+fn owner(c: &RedisCluster, slot: u16) -> &RedisServer {
+    c.node(c.owner(slot))
+}
+
+/// Every key of the tag, wherever it is in the cluster (KEYS on each master: private servers).
+fn tag_keys(c: &RedisCluster, env: &TestEnv) -> Vec<String> {
+    let mut all: Vec<String> = c
+        .masters()
+        .into_iter()
+        .flat_map(|p| {
+            redis::cmd("KEYS")
+                .arg(format!("{}*", env.tag))
+                .query::<Vec<String>>(&mut c.node(p).client())
+                .unwrap()
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+/// Each ID of T_ALL in exactly one of the five other sets; the sets by name.
+fn assert_invariant(server: &RedisServer, env: &TestEnv) -> BTreeMap<String, Vec<String>> {
+    let sets: BTreeMap<String, Vec<String>> = util::SETS
+        .iter()
+        .map(|s| (s.to_string(), server.smembers(&env.key(s))))
+        .collect();
+    for id in &sets["ALL"] {
+        let n = util::SETS[1..]
+            .iter()
+            .filter(|s| sets[**s].contains(id))
+            .count();
+        assert_eq!(n, 1, "job {id} is in {n} of the five sets: {sets:?}");
+    }
+    for s in &util::SETS[1..] {
+        for id in &sets[*s] {
+            assert!(sets["ALL"].contains(id), "{id} of {s} is not in T_ALL");
+        }
+    }
+    sets
+}
+
+#[test]
+fn rj_keys_hash_as_the_server_does() {
+    let Some(c) = RedisCluster::start(3, 0) else {
+        return;
+    };
+    let n = &c.nodes[0];
+    let keys = rj::keys::Keys::new(rj::keys::Tag::new("{exp}.v2").unwrap());
+    for key in [
+        keys.set(rj::keys::Set::All),
+        keys.events(),
+        keys.data_key("4238610_7", "bd29"),
+        "plain_ALL".to_string(),
+        "foo{}{bar}".to_string(),
+    ] {
+        let server: u16 = n.cli(&["CLUSTER", "KEYSLOT", &key]).trim().parse().unwrap();
+        assert_eq!(rj::keys::key_slot(key.as_bytes()), server, "{key}");
+    }
+}
+
+/// rj-launch --record, rj-put, rj-wait, rj-status (--check, --long, openmetrics --all-tags),
+/// rj-last and rj-cleanup on a `{tag}`, all through a node that does not own its slot; then the
+/// same half-way through a resharding of the slot, where the owner answers ASK for the keys
+/// already moved and a transaction is refused (rj-launch spools, exit 75, and the next one
+/// replays it).
+#[test]
+fn every_tool_works_on_a_hash_tagged_tag_through_any_node() {
+    let Some(c) = RedisCluster::start(3, 1) else {
+        return;
+    };
+    let (env, slot) = tagged_env(&c, "cl");
+    let home = owner(&c, slot);
+    let seed = c.node(env.port);
+    assert_ne!(home.port, seed.port);
+
+    let out = env.run("rj-launch", &["--record", "101", "102", "103"]).ok();
+    assert_eq!(out, "101\n102\n103\n");
+    assert_eq!(home.smembers(&env.key("ALL")), ["101", "102", "103"]);
+    assert_eq!(seed.cli(&["DBSIZE"]).trim(), "0", "nothing on the node named");
+    let put = |job: &str, args: &[&str]| {
+        run(env.cmd("rj-put").env("SLURM_JOB_ID", job).args(args)).ok();
+    };
+    put("101", &["loss", "0.25"]);
+    put("101", &["--hash", "stats", "steps=100"]);
+    put("103", &["--push", "curve", "1", "2"]);
+
+    let v = env.run("rj-status", &["--format", "json"]).json();
+    let count = |set: &str| {
+        v["sets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["set"] == set)
+            .unwrap()["count"]
+            .clone()
+    };
+    assert_eq!(count("ALL"), 3, "{v}");
+    assert_eq!(count("PENDING_AND_RUNNING"), 3, "{v}");
+
+    // rj-wait blocks on the owner's stream; two moves as rj-track makes them end it.
+    let waiting = Waiting::start(home, &env, &["101", "102"]);
+    wait_support::moves(
+        home,
+        &env,
+        &[wait_support::completed("101"), wait_support::failed("102")],
+        None,
+    );
+    let ended = waiting.end(Duration::from_secs(20));
+    assert_eq!(ended.code(), Some(3), "{}", ended.stderr);
+    assert_eq!(ended.stdout.lines().count(), 2, "{}", ended.stdout);
+    env.run("rj-status", &["--check"]).ok();
+    let long = env
+        .run(
+            "rj-status",
+            &["--long", "--format", "csv", "--state", "FAILED"],
+        )
+        .ok();
+    assert!(long.contains("102,FAILED,FAILED"), "{long}");
+
+    // rj-last: the last job (103) and a named one, their keys found by SCAN on every master.
+    let last = env.run("rj-last", &[]).ok();
+    assert!(last.contains(&format!("{}-103:curve", env.tag)), "{last}");
+    let one = env
+        .run("rj-last", &["--job", "101", "--format", "json"])
+        .json();
+    let names: Vec<&str> = one["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["key"].as_str().unwrap())
+        .collect();
+    let (loss, stats) = (format!("{}-101:loss", env.tag), format!("{}-101:stats", env.tag));
+    assert_eq!(names, [loss.as_str(), stats.as_str()], "{one}");
+    assert_eq!(one["keys"][0]["value"], "0.25");
+
+    // Half-way through a resharding: the job's data keys already on the new master, the sets
+    // still on the old one, which answers ASK for what it no longer has.
+    let to = c.masters().into_iter().find(|&p| p != home.port).unwrap();
+    let from = c.start_move(slot, to);
+    c.migrate(from, to, &[&loss, &stats]);
+    let one = env
+        .run("rj-last", &["--job", "101", "--format", "json"])
+        .json();
+    assert_eq!(one["keys"][0]["value"], "0.25", "read by ASK: {one}");
+    assert_eq!(one["keys"][1]["value"]["steps"], "100", "{one}");
+    put("101", &["acc", "0.9"]);
+    let (_, acc): ((), String) = redis::pipe()
+        .cmd("ASKING")
+        .cmd("GET")
+        .arg(format!("{}-101:acc", env.tag))
+        .query(&mut c.node(to).client())
+        .unwrap();
+    assert_eq!(acc, "0.9", "a new key of a migrating slot is on the importing master");
+    // Each set alone is read by ASK where it is missing; the check's one transaction over all
+    // six (some missing) is what Redis refuses while the slot moves: TRYAGAIN, a retry fixes it.
+    let v = env.run("rj-status", &["--format", "json"]).json();
+    assert_eq!(v["sets"][0]["ids"], serde_json::json!(["101", "102", "103"]));
+    let line = env.run("rj-status", &["--check"]).fails(69);
+    assert!(line.contains("TRYAGAIN"), "{line}");
+    // A transaction with a key the old master no longer has is refused whole: spooled, 75.
+    let out = env.run("rj-launch", &["--record", "104"]);
+    assert_eq!(out.stdout(), "104\n");
+    let line = out.fails(75);
+    assert!(line.contains("ASK"), "{line}");
+    assert!(env.spool().exists());
+    c.finish_move(slot, from, to);
+    assert_eq!(c.owner(slot), to);
+
+    // After the move: the spool drains into the new master with the next rj-launch.
+    env.run("rj-launch", &["--record", "105"]).ok();
+    let home = owner(&c, slot);
+    assert_eq!(
+        home.smembers(&env.key("ALL")),
+        ["101", "102", "103", "104", "105"]
+    );
+    let sets = assert_invariant(home, &env);
+    assert_eq!(sets["PENDING_AND_RUNNING"], ["103", "104", "105"]);
+    env.run("rj-status", &["--check"]).ok();
+
+    // --all-tags finds the tags of every master; one without a hash tag is skipped, said once.
+    let (env2, slot2) = (0..50)
+        .map(|_| tagged_env(&c, "cl2"))
+        .find(|(_, s)| c.owner(*s) != c.owner(slot))
+        .unwrap();
+    env2.run("rj-launch", &["--record", "7"]).ok();
+    let plain = util::unique_tag("plain");
+    owner(&c, key_slot(&format!("{plain}_ALL"))).cli(&["SADD", &format!("{plain}_ALL"), "1"]);
+    let out = env.run("rj-status", &["--format", "openmetrics", "--all-tags"]);
+    let text = out.ok();
+    for (tag, n) in [(&env.tag, 5), (&env2.tag, 1)] {
+        let line = format!("rj_jobs{{tag=\"{tag}\",set=\"ALL\"}} {n}");
+        assert!(text.contains(&line), "{line} in\n{text}");
+    }
+    assert!(!text.contains(&plain), "{text}");
+    let err = out.stderr();
+    assert!(
+        err.contains(&format!("skipping tag {plain}")) && err.contains(&format!("{{{plain}}}")),
+        "{err}"
+    );
+
+    // rj-cleanup finds the data keys on every master and deletes everything of the tag.
+    let dry = env
+        .run("rj-cleanup", &["--keys", "--records", "--dry-run"])
+        .ok();
+    for k in [&loss, &stats, &format!("{}-103:curve", env.tag)] {
+        assert!(dry.lines().any(|l| l == k), "{k} in\n{dry}");
+    }
+    env.run("rj-cleanup", &["--keys", "--records", "--yes"])
+        .ok();
+    assert_eq!(tag_keys(&c, &env), Vec::<String>::new());
+    assert_eq!(owner(&c, slot2).smembers(&env2.key("ALL")), ["7"]);
+}
+
+/// On a cluster a tag's six sets must share a slot: a tag without a hash tag is one line, exit
+/// 78, saying to write `{tag}`, before anything is written or submitted; so are sentinels that
+/// name a cluster node.
+#[test]
+fn a_tag_without_a_hash_tag_is_one_configuration_error() {
+    let Some(c) = RedisCluster::start(3, 0) else {
+        return;
+    };
+    let env = TestEnv::new(&c.nodes[0]);
+    let hint = format!("{{{}}}", env.tag);
+    let mut tools: Vec<(&str, &[&str])> = TOOLS.to_vec();
+    tools.extend([
+        ("rj-put", &["--job", "1", "loss", "1"][..]),
+        ("rj-wait", &["1"][..]),
+        ("rj-track", &["--once"][..]),
+        ("rj-status", &["--format", "openmetrics"][..]),
+        // Refused before sbatch runs: PATH has none, which would be 69.
+        ("rj-launch", &["--", "--wrap", "true"][..]),
+    ]);
+    for (bin, args) in tools {
+        let mut cmd = env.cmd(bin);
+        cmd.args(args);
+        if args.first() == Some(&"--") {
+            cmd.env("PATH", env.only_tools("nothing", &[]));
+        }
+        let line = run(&mut cmd).fails(78);
+        assert!(line.contains("Redis Cluster"), "{bin}: {line}");
+        assert!(line.contains(&hint), "{bin}: {line}");
+    }
+    for n in &c.nodes {
+        assert_eq!(n.cli(&["DBSIZE"]).trim(), "0", "nothing written");
+    }
+
+    // Sentinels naming a cluster node as their master: not a setup rj can follow.
+    let sentinel = SentinelProc::start("m", c.nodes[0].port, 1, "");
+    let conf = env.path().join("sentinels.json");
+    std::fs::write(
+        &conf,
+        format!(r#"{{"sentinels": ["{}"], "master": "m"}}"#, sentinel.addr()),
+    )
+    .unwrap();
+    let line = run(env
+        .cmd("rj-status")
+        .env("RJ_CONFIG", &conf)
+        .env("JOB_TAG", &hint))
+    .fails(78);
+    assert!(line.contains("Redis Cluster node"), "{line}");
+    assert!(line.contains("\"sentinels\""), "{line}");
+}
+
+/// A background rj-track; Drop kills and waits.
+struct Tracker {
+    child: Child,
+    out: std::path::PathBuf,
+    err: std::path::PathBuf,
+}
+
+impl Tracker {
+    fn start(env: &TestEnv) -> Tracker {
+        let (out, err) = (env.path().join("track.out"), env.path().join("track.err"));
+        let child = env
+            .std_command(util::bin_path("rj-track"))
+            .args(["--interval", "1s", "-v"])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
+            .expect("spawn rj-track");
+        Tracker { child, out, err }
+    }
+
+    fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.err).unwrap_or_default()
+    }
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Wait until job `id` is in `set` (read from whichever master serves the slot now).
+fn wait_in(c: &RedisCluster, env: &TestEnv, slot: u16, id: &str, set: &str, t: &Tracker) {
+    let start = Instant::now();
+    while !owner(c, slot).smembers(&env.key(set)).iter().any(|m| m == id) {
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "job {id} not in {set} after 90 s\nstdout:\n{}\nstderr:\n{}",
+            t.stdout(),
+            t.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A job that waits for `flag` to exist, then runs `then`.
+fn gated(flag: &Path, then: &str) -> String {
+    format!(
+        "while [ ! -e '{}' ]; do sleep 0.2; done; {then}",
+        flag.display()
+    )
+}
+
+/// rj-track tracks real Slurm jobs through a node that does not own the tag's slot; one job
+/// ends before the slot moves, one after the move, one after the master that took it fails
+/// over to its replica. rj-wait follows the stream all along. Every job ends in its set once,
+/// with one event and one line of rj-track each, and the invariant holds.
+#[test]
+fn rj_track_follows_a_resharding_and_a_failover_of_real_jobs() {
+    let _node = slurm::shared();
+    if !slurm::available() {
+        return;
+    }
+    let Some(c) = RedisCluster::start(3, 1) else {
+        return;
+    };
+    let (env, slot) = tagged_env(&c, "tr");
+    let (after_move, after_failover) = (env.path().join("moved"), env.path().join("failed-over"));
+    let launch = |wrap: &str| {
+        let out = run(env
+            .cmd("rj-launch")
+            .env("PATH", util::path_with_rj())
+            .args(["--", "-o", "/dev/null", "--wrap", wrap]));
+        out.ok().trim().to_string()
+    };
+    let a = launch("rj-put loss 0.5");
+    let b = launch(&gated(&after_move, "exit 3"));
+    let c_job = launch(&gated(&after_failover, "rj-put done yes"));
+    let mut tracker = Tracker::start(&env);
+    let waiting = Waiting::start(owner(&c, slot), &env, &[&a, &b, &c_job]);
+
+    wait_in(&c, &env, slot, &a, "COMPLETED", &tracker);
+    let first = c.owner(slot);
+    let to = c.masters().into_iter().find(|&p| p != first).unwrap();
+    c.move_slot(slot, to);
+    std::fs::write(&after_move, "").unwrap();
+    wait_in(&c, &env, slot, &b, "FAILED", &tracker);
+
+    assert!(
+        owner(&c, slot)
+            .smembers(&env.key("PENDING_AND_RUNNING"))
+            .contains(&c_job),
+        "{c_job} is still tracked when its master fails over"
+    );
+    let promoted = c.failover(to);
+    assert_eq!(c.owner(slot), promoted);
+    std::fs::write(&after_failover, "").unwrap();
+    wait_in(&c, &env, slot, &c_job, "COMPLETED", &tracker);
+
+    let ended = waiting.end(Duration::from_secs(60));
+    assert_eq!(ended.code(), Some(3), "b failed: {}", ended.stderr);
+    for id in [&a, &b, &c_job] {
+        assert_eq!(
+            ended.stdout.lines().filter(|l| l.contains(id.as_str())).count(),
+            1,
+            "{id} once in rj-wait's output:\n{}",
+            ended.stdout
+        );
+    }
+    let home = owner(&c, slot);
+    let sets = assert_invariant(home, &env);
+    assert_eq!(sets["COMPLETED"].len(), 2, "{sets:?}");
+    assert!(sets["COMPLETED"].contains(&a) && sets["COMPLETED"].contains(&c_job));
+    assert_eq!(sets["FAILED"], [b.clone()]);
+    assert!(sets["PENDING_AND_RUNNING"].is_empty());
+    env.run("rj-status", &["--check"]).ok();
+    // One event and one line per move.
+    let events: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg(env.key("EVENTS"))
+        .arg("-")
+        .arg("+")
+        .query(&mut home.client())
+        .unwrap();
+    for id in [&a, &b, &c_job] {
+        let moves = events
+            .iter()
+            .filter(|(_, kv)| kv[1] == **id && kv[5] != "recorded")
+            .count();
+        assert_eq!(moves, 1, "{id}: {events:?}");
+        let lines = tracker
+            .stdout()
+            .lines()
+            .filter(|l| l.split(' ').nth(1) == Some(id.as_str()))
+            .count();
+        assert_eq!(lines, 1, "{id} in\n{}", tracker.stdout());
+    }
+    // The jobs' rj-put reached the cluster too.
+    let last = env.run("rj-last", &["--job", &a]).ok();
+    assert!(last.contains("0.5"), "{last}");
+    let last = env.run("rj-last", &["--job", &c_job]).ok();
+    assert!(last.contains("yes"), "{last}");
+    assert!(
+        tracker.child.try_wait().unwrap().is_none(),
+        "rj-track is still running:\n{}",
+        tracker.stderr()
+    );
+}
