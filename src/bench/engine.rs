@@ -129,6 +129,9 @@ pub struct Workload {
     pub threads: u32,
     /// The `--command` templates, `Op::Custom(i)` in the mix.
     pub commands: Vec<Template>,
+    /// Against a Redis Cluster: the master (index) of each slot. Each connection serves one
+    /// master and sends it only keys of its slots.
+    pub cluster: Option<Arc<Vec<u16>>>,
 }
 
 impl Workload {
@@ -153,6 +156,8 @@ pub struct Outcome {
     /// GET (and MGET) keys that had a value, and those that had none (a nil reply).
     pub hits: u64,
     pub misses: u64,
+    /// Error replies that were MOVED or ASK redirections (a Cluster's slot moved).
+    pub moved: u64,
     /// Bytes written to and read from the server.
     pub bytes_sent: u64,
     pub bytes_received: u64,
@@ -217,7 +222,7 @@ impl Stream {
 }
 
 /// Width of the key number, as redis-benchmark's `-r` keys (`key:000000012345`).
-const KEY_DIGITS: usize = 12;
+const KEY_DIGITS: usize = super::cluster::KEY_DIGITS;
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Builds commands into a connection's write buffer.
@@ -241,8 +246,15 @@ struct Encoder {
     scratch: Vec<u8>,
     mix: Vec<(Op, u64)>,
     total_weight: u64,
-    keys: Keys,
+    /// One key walk per Cluster master (one in all without a Cluster), so that a sequential
+    /// walk of each master's keys covers them all.
+    keys: Vec<Keys>,
     rng: Rng,
+    /// The master of each slot (a Cluster), the master the unit being written goes to, and
+    /// the key texts whose slot is computed: the plain key and INCR's counter key.
+    owner: Option<Arc<Vec<u16>>>,
+    node: u16,
+    slot_keys: [(Vec<u8>, usize); 2],
 }
 
 fn op_index(op: Op) -> usize {
@@ -302,6 +314,20 @@ impl Encoder {
         // Several threads walking a sequential range start apart, so together they cover it.
         let threads = w.threads.max(1) as u64;
         let start = w.keyspace.max(1) / threads * thread;
+        let nodes = w.cluster.as_ref().map_or(1, |o| {
+            o.iter()
+                .filter(|&&m| m != super::cluster::UNSERVED)
+                .max()
+                .map_or(0, |&m| m as usize)
+                + 1
+        });
+        let slot_key = |extra: &[u8]| {
+            let mut k = w.key_prefix.as_bytes().to_vec();
+            k.extend_from_slice(extra);
+            let at = k.len();
+            k.extend(std::iter::repeat_n(b'0', KEY_DIGITS));
+            (k, at)
+        };
         Encoder {
             direct,
             key_bulk,
@@ -314,8 +340,13 @@ impl Encoder {
             scratch: Vec::new(),
             total_weight: mix.iter().map(|m| m.1).sum(),
             mix,
-            keys: Keys::new(w.key_dist, w.key_min, w.keyspace, start),
+            keys: (0..nodes)
+                .map(|_| Keys::new(w.key_dist, w.key_min, w.keyspace, start))
+                .collect(),
             rng: Rng(seed | 1),
+            owner: w.cluster.clone(),
+            node: 0,
+            slot_keys: [slot_key(b""), slot_key(b"counter:")],
         }
     }
 
@@ -334,9 +365,27 @@ impl Encoder {
         self.mix[0].0
     }
 
+    /// A key number for `op`; against a Cluster, one of a slot the current master owns,
+    /// drawn from the key distribution restricted to those slots. The draws are bounded: a key
+    /// no draw placed (a master owning almost none of the range) goes as drawn, and its MOVED
+    /// reply is counted.
     #[inline]
-    fn key(&mut self) -> u64 {
-        self.keys.next(&mut self.rng)
+    fn key(&mut self, op: Op) -> u64 {
+        let Some(owner) = &self.owner else {
+            return self.keys[0].next(&mut self.rng);
+        };
+        let node = self.node;
+        let keys = &mut self.keys[node as usize];
+        let (text, at) = &mut self.slot_keys[usize::from(op == Op::Incr)];
+        let mut k = 0;
+        for _ in 0..10_000 {
+            k = keys.next(&mut self.rng);
+            resp::write_digits(&mut text[*at..*at + KEY_DIGITS], k);
+            if owner[super::cluster::key_slot(text) as usize] == node {
+                break;
+            }
+        }
+        k
     }
 
     #[inline]
@@ -349,7 +398,7 @@ impl Encoder {
 
     #[inline]
     fn key_into(&mut self, out: &mut Vec<u8>, op: Op) {
-        let key = self.key();
+        let key = self.key(op);
         let (tpl, pos) = &self.key_bulk[op_index(op)];
         let start = out.len();
         out.extend_from_slice(tpl);
@@ -379,7 +428,7 @@ impl Encoder {
                 }
             }
             _ => {
-                let key = self.key();
+                let key = self.key(op);
                 let (tpl, pos) = &self.direct[op_index(op)];
                 let start = out.len();
                 out.extend_from_slice(tpl);
@@ -390,15 +439,15 @@ impl Encoder {
 
     /// A `--command` template with one key and one value size for all its placeholders.
     fn custom(&mut self, out: &mut Vec<u8>, i: usize) {
-        let t = &self.templates[i];
-        let key = if t.uses_key() {
-            self.keys.next(&mut self.rng)
+        let key = if self.templates[i].uses_key() {
+            self.key(Op::Custom(i as u16))
         } else {
             0
         };
         let digits_at = self.key_text.len() - KEY_DIGITS;
         resp::write_digits(&mut self.key_text[digits_at..], key);
         let size = self.sizes.pick(&mut self.rng);
+        let t = &self.templates[i];
         resp::header(out, b'*', t.args.len());
         for arg in &t.args {
             self.scratch.clear();
@@ -481,6 +530,8 @@ struct Conn {
     inflight: VecDeque<Pending>,
     units: u32,
     want_write: bool,
+    /// The Cluster master this connection serves (0 without a Cluster).
+    node: u16,
 }
 
 /// Per-thread counters.
@@ -492,6 +543,7 @@ struct Tally {
     op_errors: Vec<u64>,
     hits: u64,
     misses: u64,
+    moved: u64,
     sent: u64,
     received: u64,
     /// The whole run's latencies, but for the current second's.
@@ -516,6 +568,7 @@ impl Tally {
             op_errors: vec![0; kinds],
             hits: 0,
             misses: 0,
+            moved: 0,
             sent: 0,
             received: 0,
             hist: stats::new_histogram(),
@@ -562,15 +615,16 @@ struct Share {
     rate: Option<f64>,
 }
 
-/// Run the workload over already-connected streams (`conns.len()` = clients).
+/// Run the workload over already-connected streams, each with the Cluster master it serves
+/// (0 without a Cluster).
 pub fn run(
     w: &Workload,
-    conns: Vec<Stream>,
+    conns: Vec<(Stream, u16)>,
     progress: Option<Arc<AtomicU64>>,
     place: &str,
 ) -> anyhow::Result<Outcome> {
     let threads = (w.threads.max(1) as usize).min(conns.len().max(1));
-    let mut groups: Vec<Vec<Stream>> = (0..threads).map(|_| Vec::new()).collect();
+    let mut groups: Vec<Vec<(Stream, u16)>> = (0..threads).map(|_| Vec::new()).collect();
     for (i, c) in conns.into_iter().enumerate() {
         groups[i % threads].push(c);
     }
@@ -603,7 +657,7 @@ pub fn run(
     let mut hist = stats::new_histogram();
     let (mut successes, mut errors, mut first_error) = (0, 0, None);
     let (mut ops, mut op_errors) = (vec![0u64; w.kinds()], vec![0u64; w.kinds()]);
-    let (mut hits, mut misses, mut sent, mut received) = (0, 0, 0, 0);
+    let (mut hits, mut misses, mut sent, mut received, mut moved) = (0, 0, 0, 0, 0);
     let mut seconds: Vec<Vec<Vec<u8>>> = Vec::new();
     let (mut start, mut end): (Option<Instant>, Option<Instant>) = (None, None);
     for r in results {
@@ -611,6 +665,7 @@ pub fn run(
         hist.add(&t.hist).expect("histograms auto-resize");
         hits += t.hits;
         misses += t.misses;
+        moved += t.moved;
         sent += t.sent;
         received += t.received;
         for (i, bytes) in t.seconds {
@@ -652,6 +707,7 @@ pub fn run(
             .collect(),
         hits,
         misses,
+        moved,
         bytes_sent: sent,
         bytes_received: received,
         seconds,
@@ -660,7 +716,7 @@ pub fn run(
 
 fn worker(
     w: &Workload,
-    streams: Vec<Stream>,
+    streams: Vec<(Stream, u16)>,
     share: Share,
     seed: u64,
     epoch: Instant,
@@ -675,7 +731,7 @@ fn worker(
     };
     let mut poll = Poll::new().map_err(lost)?;
     let mut conns: Vec<Conn> = Vec::with_capacity(streams.len());
-    for (i, mut s) in streams.into_iter().enumerate() {
+    for (i, (mut s, node)) in streams.into_iter().enumerate() {
         s.register(&poll, Token(i), Interest::READABLE, false)
             .map_err(lost)?;
         conns.push(Conn {
@@ -688,6 +744,7 @@ fn worker(
             inflight: VecDeque::with_capacity(w.pipeline as usize * 4),
             units: 0,
             want_write: false,
+            node,
         });
     }
     let mut enc = Encoder::new(
@@ -735,6 +792,7 @@ fn worker(
                  start: Instant| {
         let n = unit_ops.min(*remaining);
         *remaining -= n;
+        enc.node = c.node;
         let before = c.wbuf.len();
         match w.mode {
             Mode::Direct => {
@@ -1103,6 +1161,10 @@ fn drain_replies(c: &mut Conn, now: Instant, t: &mut Tally) -> Result<(), resp::
             return Err(resp::ProtocolError("a reply nobody asked for".into()));
         };
         if s.error {
+            let reply = &c.rbuf[c.rpos..c.rpos + s.len];
+            if reply.starts_with(b"-MOVED ") || reply.starts_with(b"-ASK ") {
+                t.moved += p.ops as u64;
+            }
             t.errors += p.ops as u64;
             t.op_errors[op_index(p.op)] += p.ops as u64;
             if t.first_error.is_none() {
@@ -1192,6 +1254,7 @@ mod tests {
             key_prefix: "p:".into(),
             threads: 1,
             commands: Vec::new(),
+            cluster: None,
         }
     }
 
