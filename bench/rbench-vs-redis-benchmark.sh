@@ -3,8 +3,8 @@
 # binary), on a private loopback redis-server.
 #
 # Rows: SET and GET with -c 50 -d 256 at -P 1 and -P 16, then the open loop: rbench --rate (and
-# memtier --rate-limiting) at half of the same round's closed-loop rbench GET -P 1 rate. The
-# tools take turns inside each round, and the order rotates every round. The tables report
+# memtier --rate-limiting) at half of the same round's closed-loop rbench -P 1 rate of the same
+# test, SET and GET. The tools take turns inside each round, and the order rotates every round. The tables report
 # medians over the rounds of requests/s, of client CPU time (user+sys, from /usr/bin/time) per
 # request, and of the server's CPU utilisation during the run (its utime+stime, from /proc, over
 # requests / rate): near 100 % the server was the bottleneck, well below it the client was.
@@ -14,8 +14,11 @@
 # --key-prefix key: share the keys key:000000000000…; memtier names its keys key:1…key:N
 # (no zero padding), so it fills its own N keys first.
 #
-#   bench/rbench-vs-redis-benchmark.sh            # 3 rounds, writes bench/rbench-results.md
+#   bench/rbench-vs-redis-benchmark.sh            # 3 rounds, writes its section of bench/rbench-results.md
 #   MEMTIER=/path/to/memtier_benchmark ROUNDS=5 N1=500000 N16=3000000 bench/rbench-vs-redis-benchmark.sh
+#
+# It writes only its own section of the results file (between the rbench-vs-redis-benchmark
+# markers); bench/rbench-tls.sh's TLS section and anything else there is kept.
 #
 # Bounded: with the defaults it takes about three minutes on a 2-core machine (four with memtier).
 set -euo pipefail
@@ -143,14 +146,17 @@ for round in $(seq "$ROUNDS"); do
             printf 'round %s  %-4s -P %-2s  %-15s %10.0f req/s  %.2f s CPU  server %s%%\n' "$round" "$1" "$2" "$tool" "$rps" "$cpu" "$scpu" >&2
         done
     done
-    # The open loop at half of this round's closed-loop rbench GET -P 1 rate, same settings.
-    closed=$(awk '$1=="get" && $2==1 && $3=="rbench" {v=$4} END {print v}' "$work/samples")
-    target=$(awk -v c="$closed" 'BEGIN {printf "%.0f", c / 2}')
-    for tool in "${order[@]}"; do
-        [ "$tool" = redis-benchmark ] && continue
-        read -r rps cpu scpu < <(run "$tool" get 1 "$N1" "$target")
-        echo "get 1 $tool-rate $rps $cpu $N1 $scpu $target" >>"$work/samples"
-        printf 'round %s  get  -P 1   %s --rate %s %7.0f req/s  %.2f s CPU  server %s%%\n' "$round" "$tool" "$target" "$rps" "$cpu" "$scpu" >&2
+    # The open loop at half of this round's closed-loop rbench -P 1 rate of the same test, same
+    # settings.
+    for test in set get; do
+        closed=$(awk -v t="$test" '$1==t && $2==1 && $3=="rbench" {v=$4} END {print v}' "$work/samples")
+        target=$(awk -v c="$closed" 'BEGIN {printf "%.0f", c / 2}')
+        for tool in "${order[@]}"; do
+            [ "$tool" = redis-benchmark ] && continue
+            read -r rps cpu scpu < <(run "$tool" "$test" 1 "$N1" "$target")
+            echo "$test 1 $tool-rate $rps $cpu $N1 $scpu $target $(cut -d' ' -f1 /proc/loadavg)" >>"$work/samples"
+            printf 'round %s  %-4s -P 1   %s --rate %s %7.0f req/s  %.2f s CPU  server %s%%\n' "$round" "$test" "$tool" "$target" "$rps" "$cpu" "$scpu" >&2
+        done
     done
 done
 elapsed=$(( $(date +%s) - start ))
@@ -160,6 +166,7 @@ med() { awk -v t="$1" -v p="$2" -v o="$3" '$1==t && $2==p && $3==o {print '"$4"'
 
 cmdline="ROUNDS=$ROUNDS N1=$N1 N16=$N16 KEYSPACE=$KEYSPACE${MEMTIER:+ MEMTIER=…/memtier_benchmark} bench/rbench-vs-redis-benchmark.sh"
 {
+    echo "<!-- rbench-vs-redis-benchmark: written by bench/rbench-vs-redis-benchmark.sh -->"
     echo "# rbench vs redis-benchmark${MEMTIER:+ and memtier_benchmark}"
     echo
     echo "Measured by \`$cmdline\` on $(date -u '+%Y-%m-%d %H:%M UTC'):"
@@ -187,24 +194,44 @@ cmdline="ROUNDS=$ROUNDS N1=$N1 N16=$N16 KEYSPACE=$KEYSPACE${MEMTIER:+ MEMTIER=�
         done
     done
     echo
-    echo "Open loop: \`rbench run -t get -P 1 --rate R\`${MEMTIER:+ and memtier \`--rate-limiting R/$CLIENTS\`}, R half of the"
-    echo "same round's closed-loop rbench GET -P 1 rate; rbench's closed-loop CPU per request beside it."
+    echo "Open loop: \`rbench run -t TEST -P 1 --rate R\`${MEMTIER:+ and memtier \`--rate-limiting R/$CLIENTS\`}, R half of the"
+    echo "same round's closed-loop rbench -P 1 rate of that test; rbench's closed-loop CPU per request"
+    echo "beside it, and the median over rounds of (open-loop CPU per request / the same round's"
+    echo "closed-loop CPU per request): the goal is at most 1.00, with achieved/target within 1 %."
     echo
-    echo "| test | -P | tool | target req/s | achieved req/s | achieved/target | client CPU µs/req | server CPU | rbench closed-loop CPU µs/req |"
-    echo "|---|---:|---|---:|---:|---:|---:|---:|---:|"
-    ccpu=$(med get 1 rbench '$5 / $6 * 1e6')
-    for tool in "${tools[@]}"; do
-        [ "$tool" = redis-benchmark ] && continue
-        awk -v o="$tool" -v tg="$(med get 1 "$tool-rate" '$8')" -v a="$(med get 1 "$tool-rate" '$4')" \
-            -v r="$(med get 1 "$tool-rate" '$4 / $8')" -v c="$(med get 1 "$tool-rate" '$5 / $6 * 1e6')" \
-            -v s="$(med get 1 "$tool-rate" '$7')" -v cc="$ccpu" \
-            'BEGIN {printf "| GET | 1 | %s | %.0f | %.0f | %.4f | %.2f | %.0f %% | %.2f |\n", o, tg, a, r, c, s, cc}'
+    echo "| test | -P | tool | target req/s | achieved req/s | achieved/target | client CPU µs/req | server CPU | rbench closed-loop CPU µs/req | open/closed CPU |"
+    echo "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"
+    for test in set get; do
+        ccpu=$(med "$test" 1 rbench '$5 / $6 * 1e6')
+        for tool in "${tools[@]}"; do
+            [ "$tool" = redis-benchmark ] && continue
+            # Per round: this tool's open-loop CPU over rbench's closed-loop CPU of that round.
+            ratio=$(awk -v t="$test" -v o="$tool-rate" '$1==t && $2==1 && $3=="rbench" {c[++n]=$5/$6} $1==t && $2==1 && $3==o {r[++m]=$5/$6} END {for (i=1; i<=m; i++) print r[i]/c[i]}' "$work/samples" | median)
+            awk -v t="$test" -v o="$tool" -v tg="$(med "$test" 1 "$tool-rate" '$8')" -v a="$(med "$test" 1 "$tool-rate" '$4')" \
+                -v r="$(med "$test" 1 "$tool-rate" '$4 / $8')" -v c="$(med "$test" 1 "$tool-rate" '$5 / $6 * 1e6')" \
+                -v s="$(med "$test" 1 "$tool-rate" '$7')" -v cc="$ccpu" -v q="$ratio" \
+                'BEGIN {printf "| %s | 1 | %s | %.0f | %.0f | %.4f | %.2f | %.0f %% | %.2f | %.2f |\n", toupper(t), o, tg, a, r, c, s, cc, q}'
+        done
     done
     echo
-    echo "Every sample (test, -P, tool, req/s, client CPU s, requests, server CPU %[, target rate]):"
+    echo "Every sample (test, -P, tool, req/s, client CPU s, requests, server CPU %[, target rate, load]):"
     echo
     echo '```'
     cat "$work/samples"
     echo '```'
-} >"$OUT"
-cat "$OUT"
+    echo "<!-- /rbench-vs-redis-benchmark -->"
+} >"$work/section"
+# Replace this script's section of $OUT (or put it first), keeping every other section.
+python3 - "$OUT" "$work/section" <<'PY'
+import os, sys
+out, section = sys.argv[1], open(sys.argv[2]).read()
+begin, end = "<!-- rbench-vs-redis-benchmark", "<!-- /rbench-vs-redis-benchmark -->\n"
+text = open(out).read() if os.path.exists(out) else ""
+start, stop = text.find(begin), text.find(end)
+if start >= 0 and stop >= 0:
+    text = text[:start] + section + text[stop + len(end):]
+else:
+    text = section + ("\n" + text.lstrip("\n") if text else "")
+open(out, "w").write(text)
+PY
+cat "$work/section"

@@ -1463,3 +1463,175 @@ fn wrap_finds_valkey_benchmark_or_the_program_given() {
     let out = run(env.cmd("rbench").args(["wrap", "-d", "10-20"]));
     fails(&out, 2, "rbench");
 }
+
+/// `INFO commandstats` calls of `cmd` on a node (0 when it has none).
+fn calls(n: &RedisServer, cmd: &str) -> u64 {
+    n.cli(&["INFO", "commandstats"])
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{cmd}:calls=")))
+        .and_then(|rest| rest.split(',').next())
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(0)
+}
+
+/// Against a three-master Redis Cluster, with --cluster implied by INFO: connections to every
+/// master, each key on the master of its slot (no MOVED), the masters' own counts adding up
+/// to the run's, and a sequential fill covering each master's keys; then GETs over the same
+/// range hit every key, with --cluster given.
+#[test]
+fn run_against_a_cluster_reaches_every_master_and_the_totals_add_up() {
+    use crate::util::redis_cluster::{key_slot, RedisCluster};
+    let Some(c) = RedisCluster::start(3, 0) else {
+        return;
+    };
+    let env = TestEnv::new(&c.nodes[0]);
+    let masters = c.masters();
+    assert_eq!(masters.len(), 3);
+    // 4 connections per master and 3000 SETs over 600 keys: every master owns about 200 of
+    // them, and its share of the SETs (about 1000: the connections take requests as their
+    // replies come) walks them all.
+    let set_args = [
+        "run",
+        "-t",
+        "set",
+        "-c",
+        "4",
+        "-n",
+        "3000",
+        "-d",
+        "8",
+        "--keyspace",
+        "600",
+        "--key-prefix",
+        "cl:",
+        "--key-dist",
+        "sequential",
+        "--format",
+        "json",
+    ];
+    let doc = json(&env, &set_args);
+    let r = &doc["results"]["tests"]["SET"];
+    assert_eq!(u(&r["requests"]), 3000, "{r}");
+    assert_eq!(u(&r["successes"]), 3000, "{r}");
+    assert_eq!(u(&r["errors"]), 0, "{r}");
+    assert_eq!(u(&r["moved"]), 0, "{r}");
+    let listed = doc["config"]["cluster_masters"].as_array().unwrap();
+    assert_eq!(listed.len(), 3, "{doc}");
+    let mut total_keys = 0;
+    let mut total_sets = 0;
+    for &port in &masters {
+        let n = c.node(port);
+        let sets = calls(n, "set");
+        total_sets += sets;
+        let keys: Vec<String> = n
+            .cli(&["KEYS", "cl:*"])
+            .lines()
+            .map(str::to_string)
+            .collect();
+        // Every key of the range this master owns was written, and none it does not own.
+        let owned = (0..600)
+            .map(|k| format!("cl:{k:012}"))
+            .filter(|k| c.owner(key_slot(k)) == port)
+            .count();
+        assert!(
+            sets as usize >= owned,
+            "{sets} SETs on the master on {port}"
+        );
+        assert_eq!(keys.len(), owned, "keys on the master on {port}");
+        assert!(keys.iter().all(|k| c.owner(key_slot(k)) == port));
+        total_keys += keys.len();
+    }
+    assert_eq!(total_sets, 3000);
+    assert_eq!(total_keys, 600);
+
+    let mut get_args = set_args.to_vec();
+    get_args[2] = "get";
+    get_args.insert(1, "--cluster");
+    let doc = json(&env, &get_args);
+    let r = &doc["results"]["tests"]["GET"];
+    assert_eq!(u(&r["successes"]), 3000, "{r}");
+    assert_eq!((u(&r["hits"]), u(&r["misses"])), (3000, 0), "{r}");
+    let gets: Vec<u64> = masters.iter().map(|&p| calls(c.node(p), "get")).collect();
+    assert!(gets.iter().all(|&g| g > 0), "{gets:?}");
+    assert_eq!(gets.iter().sum::<u64>(), 3000);
+}
+
+/// A slot moved to another master during a run: the requests the old master answers with
+/// MOVED (or ASK while it migrates) are errors, counted and said as such; the run still has
+/// its figures.
+#[test]
+fn a_slot_moved_during_a_cluster_run_counts_moved_replies() {
+    use crate::util::redis_cluster::{key_slot, RedisCluster};
+    let Some(c) = RedisCluster::start(3, 0) else {
+        return;
+    };
+    let env = TestEnv::new(&c.nodes[0]);
+    // Every key in one slot (a hash tag), so that moving it redirects a share of the requests
+    // that cannot miss.
+    let slot = key_slot("{mv}:000000000000");
+    let to = *c.masters().iter().find(|&&p| p != c.owner(slot)).unwrap();
+    let out = std::thread::scope(|s| {
+        let run = s.spawn(|| {
+            env.run(
+                "rbench",
+                &[
+                    "run",
+                    "-t",
+                    "set",
+                    "-c",
+                    "2",
+                    "--duration",
+                    "3s",
+                    "-n",
+                    "100000000",
+                    "--keyspace",
+                    "50",
+                    "--key-prefix",
+                    "{mv}:",
+                    "--rate",
+                    "2000",
+                    "--format",
+                    "json",
+                ],
+            )
+        });
+        std::thread::sleep(Duration::from_millis(800));
+        c.move_slot(slot, to);
+        run.join().unwrap()
+    });
+    let doc = out.json();
+    let r = &doc["results"]["tests"]["SET"];
+    let moved = u(&r["moved"]);
+    assert!(moved > 0, "{r}");
+    assert!(u(&r["errors"]) >= moved, "{r}");
+    assert!(u(&r["successes"]) > 0, "{r}");
+    let first = r["first_error"].as_str().unwrap();
+    assert!(
+        first.starts_with("MOVED") || first.starts_with("ASK"),
+        "{first}"
+    );
+    assert!(out.stderr().contains("MOVED or ASK"), "{}", out.stderr());
+    // Two of the three masters own no key of the range: only the slot's owner was connected.
+    assert_eq!(
+        doc["config"]["cluster_masters"].as_array().unwrap().len(),
+        1
+    );
+}
+
+/// --cluster against a standalone server: one line saying so, exit 2, nothing run.
+#[test]
+fn cluster_against_a_standalone_server_is_one_clear_error() {
+    let Some((server, env)) = util::redis() else {
+        return;
+    };
+    let out = env.run("rbench", &["run", "--cluster", "-t", "set", "-n", "10"]);
+    let err = out.fails(2);
+    assert!(err.contains("is no Redis Cluster node"), "{err}");
+    assert!(err.contains("run without --cluster"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert_eq!(calls(&server, "set"), 0);
+    // Without --cluster, the standalone server is benchmarked as before.
+    let doc = json(&env, &["run", "-t", "set", "-n", "10", "--format", "json"]);
+    assert!(doc["config"].get("cluster_masters").is_none(), "{doc}");
+    assert!(doc["results"]["tests"]["SET"].get("moved").is_none());
+}

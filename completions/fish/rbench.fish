@@ -81,6 +81,7 @@ complete -c rbench -n "__fish_rbench_using_subcommand run" -l key-prefix -d 'Pre
 complete -c rbench -n "__fish_rbench_using_subcommand run" -l threads -d 'Event-loop threads (connections are shared among them). One is enough for a server on the same machine; more for a remote server with many clients' -r
 complete -c rbench -n "__fish_rbench_using_subcommand run" -s q -l quiet -d 'Print only errors'
 complete -c rbench -n "__fish_rbench_using_subcommand run" -s v -l verbose -d 'Say more on stderr (where the config came from, what is done)'
+complete -c rbench -n "__fish_rbench_using_subcommand run" -l cluster -d 'The server is a Redis Cluster node: take the slot map from its CLUSTER SLOTS, open -c connections to every master, and send each key to the master of its slot (MOVED replies count as errors). Implied when INFO says cluster_enabled:1; given, a server that is no Cluster node is an error'
 complete -c rbench -n "__fish_rbench_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c rbench -n "__fish_rbench_using_subcommand compare" -s t -l tests -d 'Only these tests (comma-separated)' -r
 complete -c rbench -n "__fish_rbench_using_subcommand compare" -l format -r -f -a "human\t'An aligned table for people'

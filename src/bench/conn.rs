@@ -263,6 +263,41 @@ fn handshake(raw: &mut Raw, t: &Target, cfg: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Send one command on a connected blocking stream and read its whole reply (an error reply
+/// is returned as it came, `-ERR …`), for the questions rbench asks before a run.
+pub fn call(raw: &mut Raw, cfg: &Config, args: &[&[u8]]) -> anyhow::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    resp::encode(&mut out, args);
+    let name = String::from_utf8_lossy(args.first().copied().unwrap_or(b"?")).into_owned();
+    let io_err = |e: io::Error| io_failure(cfg, "cannot talk to", e);
+    raw.io().write_all(&out).map_err(io_err)?;
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match resp::scan(&buf) {
+            Ok(Some(s)) => {
+                buf.truncate(s.len);
+                return Ok(buf);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                return Err(fail(
+                    Kind::Unavailable,
+                    format!("Redis at {} answered {name} with garbage: {e}", cfg.place()),
+                ))
+            }
+        }
+        let n = raw.io().read(&mut chunk).map_err(io_err)?;
+        if n == 0 {
+            return Err(fail(
+                Kind::Unavailable,
+                format!("Redis at {} closed the connection at {name}", cfg.place()),
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
 /// Turn a handshaken blocking stream into a non-blocking mio stream.
 pub fn into_mio(raw: Raw) -> io::Result<super::engine::Stream> {
     use super::engine::Stream;

@@ -129,6 +129,9 @@ pub struct Workload {
     pub threads: u32,
     /// The `--command` templates, `Op::Custom(i)` in the mix.
     pub commands: Vec<Template>,
+    /// Against a Redis Cluster: the master (index) of each slot. Each connection serves one
+    /// master and sends it only keys of its slots.
+    pub cluster: Option<Arc<Vec<u16>>>,
 }
 
 impl Workload {
@@ -153,6 +156,8 @@ pub struct Outcome {
     /// GET (and MGET) keys that had a value, and those that had none (a nil reply).
     pub hits: u64,
     pub misses: u64,
+    /// Error replies that were MOVED or ASK redirections (a Cluster's slot moved).
+    pub moved: u64,
     /// Bytes written to and read from the server.
     pub bytes_sent: u64,
     pub bytes_received: u64,
@@ -217,7 +222,7 @@ impl Stream {
 }
 
 /// Width of the key number, as redis-benchmark's `-r` keys (`key:000000012345`).
-const KEY_DIGITS: usize = 12;
+const KEY_DIGITS: usize = super::cluster::KEY_DIGITS;
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Builds commands into a connection's write buffer.
@@ -241,8 +246,15 @@ struct Encoder {
     scratch: Vec<u8>,
     mix: Vec<(Op, u64)>,
     total_weight: u64,
-    keys: Keys,
+    /// One key walk per Cluster master (one in all without a Cluster), so that a sequential
+    /// walk of each master's keys covers them all.
+    keys: Vec<Keys>,
     rng: Rng,
+    /// The master of each slot (a Cluster), the master the unit being written goes to, and
+    /// the key texts whose slot is computed: the plain key and INCR's counter key.
+    owner: Option<Arc<Vec<u16>>>,
+    node: u16,
+    slot_keys: [(Vec<u8>, usize); 2],
 }
 
 fn op_index(op: Op) -> usize {
@@ -302,6 +314,20 @@ impl Encoder {
         // Several threads walking a sequential range start apart, so together they cover it.
         let threads = w.threads.max(1) as u64;
         let start = w.keyspace.max(1) / threads * thread;
+        let nodes = w.cluster.as_ref().map_or(1, |o| {
+            o.iter()
+                .filter(|&&m| m != super::cluster::UNSERVED)
+                .max()
+                .map_or(0, |&m| m as usize)
+                + 1
+        });
+        let slot_key = |extra: &[u8]| {
+            let mut k = w.key_prefix.as_bytes().to_vec();
+            k.extend_from_slice(extra);
+            let at = k.len();
+            k.extend(std::iter::repeat_n(b'0', KEY_DIGITS));
+            (k, at)
+        };
         Encoder {
             direct,
             key_bulk,
@@ -314,8 +340,13 @@ impl Encoder {
             scratch: Vec::new(),
             total_weight: mix.iter().map(|m| m.1).sum(),
             mix,
-            keys: Keys::new(w.key_dist, w.key_min, w.keyspace, start),
+            keys: (0..nodes)
+                .map(|_| Keys::new(w.key_dist, w.key_min, w.keyspace, start))
+                .collect(),
             rng: Rng(seed | 1),
+            owner: w.cluster.clone(),
+            node: 0,
+            slot_keys: [slot_key(b""), slot_key(b"counter:")],
         }
     }
 
@@ -334,9 +365,27 @@ impl Encoder {
         self.mix[0].0
     }
 
+    /// A key number for `op`; against a Cluster, one of a slot the current master owns,
+    /// drawn from the key distribution restricted to those slots. The draws are bounded: a key
+    /// no draw placed (a master owning almost none of the range) goes as drawn, and its MOVED
+    /// reply is counted.
     #[inline]
-    fn key(&mut self) -> u64 {
-        self.keys.next(&mut self.rng)
+    fn key(&mut self, op: Op) -> u64 {
+        let Some(owner) = &self.owner else {
+            return self.keys[0].next(&mut self.rng);
+        };
+        let node = self.node;
+        let keys = &mut self.keys[node as usize];
+        let (text, at) = &mut self.slot_keys[usize::from(op == Op::Incr)];
+        let mut k = 0;
+        for _ in 0..10_000 {
+            k = keys.next(&mut self.rng);
+            resp::write_digits(&mut text[*at..*at + KEY_DIGITS], k);
+            if owner[super::cluster::key_slot(text) as usize] == node {
+                break;
+            }
+        }
+        k
     }
 
     #[inline]
@@ -349,7 +398,7 @@ impl Encoder {
 
     #[inline]
     fn key_into(&mut self, out: &mut Vec<u8>, op: Op) {
-        let key = self.key();
+        let key = self.key(op);
         let (tpl, pos) = &self.key_bulk[op_index(op)];
         let start = out.len();
         out.extend_from_slice(tpl);
@@ -379,7 +428,7 @@ impl Encoder {
                 }
             }
             _ => {
-                let key = self.key();
+                let key = self.key(op);
                 let (tpl, pos) = &self.direct[op_index(op)];
                 let start = out.len();
                 out.extend_from_slice(tpl);
@@ -390,15 +439,15 @@ impl Encoder {
 
     /// A `--command` template with one key and one value size for all its placeholders.
     fn custom(&mut self, out: &mut Vec<u8>, i: usize) {
-        let t = &self.templates[i];
-        let key = if t.uses_key() {
-            self.keys.next(&mut self.rng)
+        let key = if self.templates[i].uses_key() {
+            self.key(Op::Custom(i as u16))
         } else {
             0
         };
         let digits_at = self.key_text.len() - KEY_DIGITS;
         resp::write_digits(&mut self.key_text[digits_at..], key);
         let size = self.sizes.pick(&mut self.rng);
+        let t = &self.templates[i];
         resp::header(out, b'*', t.args.len());
         for arg in &t.args {
             self.scratch.clear();
@@ -481,6 +530,8 @@ struct Conn {
     inflight: VecDeque<Pending>,
     units: u32,
     want_write: bool,
+    /// The Cluster master this connection serves (0 without a Cluster).
+    node: u16,
 }
 
 /// Per-thread counters.
@@ -492,6 +543,7 @@ struct Tally {
     op_errors: Vec<u64>,
     hits: u64,
     misses: u64,
+    moved: u64,
     sent: u64,
     received: u64,
     /// The whole run's latencies, but for the current second's.
@@ -516,6 +568,7 @@ impl Tally {
             op_errors: vec![0; kinds],
             hits: 0,
             misses: 0,
+            moved: 0,
             sent: 0,
             received: 0,
             hist: stats::new_histogram(),
@@ -562,15 +615,16 @@ struct Share {
     rate: Option<f64>,
 }
 
-/// Run the workload over already-connected streams (`conns.len()` = clients).
+/// Run the workload over already-connected streams, each with the Cluster master it serves
+/// (0 without a Cluster).
 pub fn run(
     w: &Workload,
-    conns: Vec<Stream>,
+    conns: Vec<(Stream, u16)>,
     progress: Option<Arc<AtomicU64>>,
     place: &str,
 ) -> anyhow::Result<Outcome> {
     let threads = (w.threads.max(1) as usize).min(conns.len().max(1));
-    let mut groups: Vec<Vec<Stream>> = (0..threads).map(|_| Vec::new()).collect();
+    let mut groups: Vec<Vec<(Stream, u16)>> = (0..threads).map(|_| Vec::new()).collect();
     for (i, c) in conns.into_iter().enumerate() {
         groups[i % threads].push(c);
     }
@@ -603,7 +657,7 @@ pub fn run(
     let mut hist = stats::new_histogram();
     let (mut successes, mut errors, mut first_error) = (0, 0, None);
     let (mut ops, mut op_errors) = (vec![0u64; w.kinds()], vec![0u64; w.kinds()]);
-    let (mut hits, mut misses, mut sent, mut received) = (0, 0, 0, 0);
+    let (mut hits, mut misses, mut sent, mut received, mut moved) = (0, 0, 0, 0, 0);
     let mut seconds: Vec<Vec<Vec<u8>>> = Vec::new();
     let (mut start, mut end): (Option<Instant>, Option<Instant>) = (None, None);
     for r in results {
@@ -611,6 +665,7 @@ pub fn run(
         hist.add(&t.hist).expect("histograms auto-resize");
         hits += t.hits;
         misses += t.misses;
+        moved += t.moved;
         sent += t.sent;
         received += t.received;
         for (i, bytes) in t.seconds {
@@ -652,6 +707,7 @@ pub fn run(
             .collect(),
         hits,
         misses,
+        moved,
         bytes_sent: sent,
         bytes_received: received,
         seconds,
@@ -660,7 +716,7 @@ pub fn run(
 
 fn worker(
     w: &Workload,
-    streams: Vec<Stream>,
+    streams: Vec<(Stream, u16)>,
     share: Share,
     seed: u64,
     epoch: Instant,
@@ -675,7 +731,7 @@ fn worker(
     };
     let mut poll = Poll::new().map_err(lost)?;
     let mut conns: Vec<Conn> = Vec::with_capacity(streams.len());
-    for (i, mut s) in streams.into_iter().enumerate() {
+    for (i, (mut s, node)) in streams.into_iter().enumerate() {
         s.register(&poll, Token(i), Interest::READABLE, false)
             .map_err(lost)?;
         conns.push(Conn {
@@ -688,6 +744,7 @@ fn worker(
             inflight: VecDeque::with_capacity(w.pipeline as usize * 4),
             units: 0,
             want_write: false,
+            node,
         });
     }
     let mut enc = Encoder::new(
@@ -702,6 +759,14 @@ fn worker(
     };
     let pipeline = w.pipeline.max(1);
     let mut remaining = share.ops.unwrap_or(u64::MAX);
+    // Open loop: unit k is due at t0 + k·interval (computed, not summed, so rounding never
+    // drifts the rate); units due but not yet sent wait in the backlog. The timer is set after
+    // t0, so that it never ticks before a cell has begun.
+    let interval = share.rate.map(|r| unit_ops as f64 / r.max(1e-9));
+    let mut timer = match interval {
+        Some(_) => Some(Timer::new(&poll).map_err(lost)?),
+        None => None,
+    };
     let t0 = Instant::now();
     let deadline = w.duration.map(|d| t0 + d);
     let mut events = Events::with_capacity(1024);
@@ -711,18 +776,12 @@ fn worker(
     // Since when requests have been outstanding without a byte of reply: a stopped or blocked
     // server must end the run (69), not hang it, whatever --duration says.
     let mut quiet_since = t0;
-
-    // Open loop: unit k is due at t0 + k·interval (computed, not summed, so rounding never
-    // drifts the rate); units due but not yet sent wait in the backlog.
-    let interval = share.rate.map(|r| unit_ops as f64 / r.max(1e-9));
-    let mut sched = interval.map(|iv| Schedule::new(t0, iv, WINDOW));
+    let mut sched = interval
+        .map(|iv| Schedule::new(t0, iv, window_for(iv, conns.len() as u64 * pipeline as u64)));
+    if let (Some(t), Some(sc)) = (&mut timer, &sched) {
+        t.tick_every(sc.window).map_err(lost)?;
+    }
     let mut backlog: VecDeque<(Instant, u64)> = VecDeque::new();
-    // epoll's timeout has millisecond steps; a timerfd wakes us for shorter waits, so the
-    // schedule (and latencies measured from it) is not late by up to a millisecond.
-    let mut timer = match interval {
-        Some(_) => Some(Timer::new(&poll).map_err(lost)?),
-        None => None,
-    };
 
     // Send one unit (a command, or a batch) on connection `c`, started at `start`.
     let issue = |c: &mut Conn,
@@ -733,6 +792,7 @@ fn worker(
                  start: Instant| {
         let n = unit_ops.min(*remaining);
         *remaining -= n;
+        enc.node = c.node;
         let before = c.wbuf.len();
         match w.mode {
             Mode::Direct => {
@@ -786,16 +846,20 @@ fn worker(
             remaining > 0 && deadline.is_none_or(|d| next_due < d)
         };
         if let Some(sc) = &mut sched {
-            // Queue every unit due within the window: one wake-up sends them all (ARCHITECTURE.md
+            // Queue every unit of the window cell that holds `now` (cells are fixed, counted
+            // from t0): the wake-up at the cell's start sends them all, and the wake-ups for
+            // replies later in the cell send nothing, so each cell is one burst (ARCHITECTURE.md
             // §4, rbench).
             let now = Instant::now();
-            let horizon = now + sc.window;
-            while schedule_open(sc.due, remaining) && sc.due <= horizon {
+            sc.take_due(now, |due| {
+                if !schedule_open(due, remaining) {
+                    return false;
+                }
                 let n = unit_ops.min(remaining);
-                backlog.push_back((sc.due, n));
+                backlog.push_back((due, n));
                 remaining -= n;
-                sc.advance();
-            }
+                true
+            });
             // Hand them to connections with room in their pipeline.
             if !backlog.is_empty() {
                 let n = conns.len();
@@ -830,23 +894,12 @@ fn worker(
             break;
         }
 
-        let mut timeout = None;
+        let mut timeout: Option<Duration> = None;
         if let (Some(t), Some(sc)) = (&mut timer, &sched) {
-            if !backlog.is_empty() {
-                // Every connection is full: wait for replies, but look again soon.
-                timeout = Some(Duration::from_millis(1));
-            } else if schedule_open(sc.due, remaining) {
-                // Wake at the start of the window cell holding the next unit: every wake-up in
-                // that cell asks for the same moment, so the timer is set once per cell, not
-                // once per wake-up. Waits of a millisecond or more go to epoll's own timeout
-                // (rounded down, so it never wakes late), which costs no timer call.
-                let wake = sc.cell_start();
-                let wait = wake.saturating_duration_since(Instant::now());
-                if wait >= Duration::from_millis(1) {
-                    timeout = Some(Duration::from_millis(wait.as_millis() as u64));
-                } else {
-                    t.arm_at(wake).map_err(lost)?;
-                }
+            // The timer ticks at every cell's start until the last unit is queued; units queued
+            // but not sent wait for a reply to free a connection, which wakes us too.
+            if t.ticking && !schedule_open(sc.due, remaining) {
+                t.stop().map_err(lost)?;
             }
         }
         let now = Instant::now();
@@ -927,8 +980,8 @@ fn worker(
 
 const TIMER: usize = usize::MAX;
 
-/// The open loop's timetable: when the next unit is due, and the window of units one wake-up
-/// sends together.
+/// The open loop's timetable: when the next unit is due, and the fixed cells of time (one
+/// window wide, counted from t0) whose units one wake-up sends together.
 struct Schedule {
     t0: Instant,
     /// Seconds between units.
@@ -946,7 +999,7 @@ impl Schedule {
             interval,
             k: 0,
             due: t0,
-            window,
+            window: window.max(Duration::from_nanos(1)),
         }
     }
 
@@ -956,28 +1009,56 @@ impl Schedule {
         self.due = self.t0 + Duration::from_secs_f64(self.k as f64 * self.interval);
     }
 
-    /// The start of the window-wide cell (counted from t0) that holds the next unit.
-    fn cell_start(&self) -> Instant {
-        let w = self.window.as_nanos().max(1);
-        let since = self.due.saturating_duration_since(self.t0).as_nanos();
-        self.t0 + Duration::from_nanos(((since / w) * w) as u64)
+    /// Take, in order, every unit due before the end of `now`'s cell, as long as `take` wants
+    /// it (the run may have no units left).
+    #[inline]
+    fn take_due(&mut self, now: Instant, mut take: impl FnMut(Instant) -> bool) {
+        let horizon = self.cell_end(now);
+        while self.due < horizon && take(self.due) {
+            self.advance();
+        }
+    }
+
+    /// The end of the cell that holds `now`: a wake-up at `now` sends the units due before it.
+    /// A moving horizon (`now` + window) would instead send a few units of the next cell on
+    /// every wake-up for a reply, and keep the sends spread over many small wake-ups.
+    #[inline]
+    fn cell_end(&self, now: Instant) -> Instant {
+        let w = self.window.as_nanos();
+        let since = now.saturating_duration_since(self.t0).as_nanos();
+        self.t0 + Duration::from_nanos(((since / w + 1) * w) as u64)
     }
 }
 
-/// The window of units one wake-up sends. Sending to an idle server costs the sender its
-/// wake-up (a cross-CPU interrupt, dear in a VM), and every timer set costs one more: a wider
-/// window sends more units per wake-up and sets the timer less often, at the price of a
-/// burstier schedule. 250 µs keeps the client's CPU per request at the closed loop's (bench/
-/// rbench-vs-redis-benchmark.sh, the open-loop row) and is far below the latencies reported.
-const WINDOW: Duration = Duration::from_micros(250);
+/// Bounds of the window of units one wake-up sends. Each wake-up costs the client a context
+/// switch, and the closed loop pays it once per handful of replies, because its connections
+/// answer in groups; an open loop that wakes for every few units pays it several times as often
+/// (perf stat of context switches and epoll_wait calls per request, beside the closed loop's).
+/// A window of about [`UNITS_PER_WAKE`] units brings that count down to the closed loop's; it
+/// is at least [`WINDOW_MIN`] and at most [`WINDOW_MAX`]: a unit is sent at most that much
+/// ahead of its moment (its latency then counts from the send), and the load arrives in bursts
+/// of a window's units, as a closed loop's does.
+const WINDOW_MIN: Duration = Duration::from_micros(250);
+const WINDOW_MAX: Duration = Duration::from_millis(1);
+const UNITS_PER_WAKE: f64 = 16.0;
 
-/// A one-shot monotonic timer in the poll set, with nanosecond resolution. It remembers the
-/// moment it is set for, so asking again for the same moment costs no system call: setting a
-/// timer that becomes the CPU's next expiry is dear in a VM (about 12 µs).
+/// The window for units `interval` seconds apart over connections with room for `slots` units
+/// in flight: about [`UNITS_PER_WAKE`] units, never more than a quarter of the slots (a burst
+/// must not fill the connections, or units wait behind it), and never less than one interval
+/// (a cell without a unit would be a wake-up for nothing).
+fn window_for(interval: f64, slots: u64) -> Duration {
+    let units = UNITS_PER_WAKE.min((slots as f64 / 4.0).max(1.0));
+    let w = Duration::from_secs_f64((units * interval).max(0.0)).clamp(WINDOW_MIN, WINDOW_MAX);
+    w.max(Duration::from_secs_f64(interval.max(0.0)))
+}
+
+/// A monotonic timer in the poll set that ticks at the start of every window cell: set once
+/// per run, because setting a timer that becomes the CPU's next expiry is dear in a VM (about
+/// 12 µs), and a periodic one needs no setting per cell.
 struct Timer {
     fd: nix::sys::timerfd::TimerFd,
-    armed: Option<Instant>,
-    /// How often it was set, for the tests.
+    ticking: bool,
+    /// How often it was set or stopped, for the tests.
     sets: u64,
 }
 
@@ -997,35 +1078,34 @@ impl Timer {
         )?;
         Ok(Timer {
             fd,
-            armed: None,
+            ticking: false,
             sets: 0,
         })
     }
 
-    /// Fire at `at`, unless the timer already is set for that moment.
-    fn arm_at(&mut self, at: Instant) -> io::Result<()> {
+    /// Tick every `period`, the first time one period from now.
+    fn tick_every(&mut self, period: Duration) -> io::Result<()> {
         use nix::sys::time::TimeSpec;
         use nix::sys::timerfd::{Expiration, TimerSetTimeFlags};
-        if self.armed == Some(at) {
-            return Ok(());
-        }
-        // Zero would disarm the timer; a nanosecond fires at once.
-        let after = at
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_nanos(1));
-        self.fd.set(
-            Expiration::OneShot(TimeSpec::from_duration(after)),
-            TimerSetTimeFlags::empty(),
-        )?;
-        self.armed = Some(at);
+        let p = TimeSpec::from_duration(period.max(Duration::from_nanos(1)));
+        self.fd
+            .set(Expiration::Interval(p), TimerSetTimeFlags::empty())?;
+        self.ticking = true;
         self.sets += 1;
         Ok(())
     }
 
+    fn stop(&mut self) -> io::Result<()> {
+        self.fd.unset()?;
+        self.ticking = false;
+        self.sets += 1;
+        Ok(())
+    }
+
+    /// Read the expiry count, so that the next tick is an edge for the edge-triggered poll;
+    /// EAGAIN when there was none.
     fn clear(&mut self) {
-        // Non-blocking read of the expiry count; EAGAIN when it already was read.
         let _ = self.fd.wait();
-        self.armed = None;
     }
 }
 
@@ -1081,6 +1161,10 @@ fn drain_replies(c: &mut Conn, now: Instant, t: &mut Tally) -> Result<(), resp::
             return Err(resp::ProtocolError("a reply nobody asked for".into()));
         };
         if s.error {
+            let reply = &c.rbuf[c.rpos..c.rpos + s.len];
+            if reply.starts_with(b"-MOVED ") || reply.starts_with(b"-ASK ") {
+                t.moved += p.ops as u64;
+            }
             t.errors += p.ops as u64;
             t.op_errors[op_index(p.op)] += p.ops as u64;
             if t.first_error.is_none() {
@@ -1170,6 +1254,7 @@ mod tests {
             key_prefix: "p:".into(),
             threads: 1,
             commands: Vec::new(),
+            cluster: None,
         }
     }
 
@@ -1266,29 +1351,96 @@ mod tests {
         let mut sc = Schedule::new(t0, 1.0 / 60_000.0, Duration::from_micros(250));
         let mut cells = std::collections::BTreeSet::new();
         for _ in 0..600_000 {
-            cells.insert(sc.cell_start());
-            assert!(sc.cell_start() <= sc.due && sc.due < sc.cell_start() + sc.window);
+            let end = sc.cell_end(sc.due);
+            assert!(end - sc.window <= sc.due && sc.due < end);
+            cells.insert(end);
             sc.advance();
         }
         assert_eq!(sc.due.duration_since(t0), Duration::from_secs(10));
-        // Ten seconds of 250 µs cells: one wake-up moment per cell, not one per unit.
+        // Ten seconds of 250 µs cells: one burst per cell, not one per unit.
         assert_eq!(cells.len(), 40_000);
     }
 
+    /// The units one wake-up at each of `wakes` (µs after t0) takes, one every 10 µs in cells
+    /// of 250 µs.
+    fn taken_at(wakes: &[u64]) -> Vec<usize> {
+        let t0 = Instant::now();
+        let mut sc = Schedule::new(t0, 10e-6, Duration::from_micros(250));
+        wakes
+            .iter()
+            .map(|&us| {
+                let mut n = 0;
+                sc.take_due(t0 + Duration::from_micros(us), |_| {
+                    n += 1;
+                    true
+                });
+                n
+            })
+            .collect()
+    }
+
     #[test]
-    fn the_timer_is_set_only_when_the_moment_changes() {
-        let poll = Poll::new().unwrap();
+    fn a_wake_up_sends_its_cell_and_wake_ups_for_replies_send_nothing_more() {
+        // The tick at t0 sends the first cell; replies at 40, 120 and 200 µs take nothing (a
+        // horizon of now + window would send 4, 8 and 8 units of the next cell there, one small
+        // burst per reply); the tick at 250 µs sends the second cell whole.
+        assert_eq!(taken_at(&[0, 40, 120, 200, 250, 251]), [25, 0, 0, 0, 25, 0]);
+        // A wake-up late by more than a cell sends everything due by the end of its cell.
+        assert_eq!(taken_at(&[0, 610]), [25, 50]);
+        // `take` refusing (no units left) stops the schedule where it is.
+        let t0 = Instant::now();
+        let mut sc = Schedule::new(t0, 10e-6, Duration::from_micros(250));
+        let mut left = 3;
+        sc.take_due(t0, |_| {
+            left -= 1;
+            left >= 0
+        });
+        assert_eq!(sc.k, 3);
+    }
+
+    #[test]
+    fn the_window_holds_a_burst_of_units_within_its_bounds() {
+        let us = |d: Duration| d.as_micros();
+        // 50 connections of one slot: bursts of a quarter of them (12.5 units).
+        assert_eq!(us(window_for(1.0 / 47_000.0, 50)), 265);
+        // Fast: never below the minimum, though it holds more units then.
+        assert_eq!(us(window_for(1.0 / 200_000.0, 50)), 250);
+        // Slow: never above the maximum, so a unit is never sent more than 1 ms early ...
+        assert_eq!(us(window_for(1.0 / 10_000.0, 1000)), 1000);
+        // ... and never shorter than one interval, so no cell is empty.
+        assert_eq!(us(window_for(0.01, 50)), 10_000);
+        // Many slots: 16 units.
+        assert_eq!(us(window_for(1.0 / 32_000.0, 1000)), 500);
+    }
+
+    #[test]
+    fn the_timer_is_set_once_and_ticks_every_cell() {
+        let mut poll = Poll::new().unwrap();
+        let mut events = Events::with_capacity(8);
         let mut t = Timer::new(&poll).unwrap();
-        let at = Instant::now() + Duration::from_millis(5);
-        for _ in 0..10 {
-            t.arm_at(at).unwrap();
+        let start = Instant::now();
+        t.tick_every(Duration::from_millis(2)).unwrap();
+        let mut ticks = 0;
+        while ticks < 5 {
+            poll.poll(&mut events, Some(Duration::from_secs(2)))
+                .unwrap();
+            assert!(
+                !events.is_empty(),
+                "the timer stopped ticking after {ticks}"
+            );
+            for ev in events.iter() {
+                assert_eq!(ev.token(), Token(TIMER));
+                ticks += 1;
+                t.clear();
+            }
         }
+        // Five ticks, never early, for one setting.
+        assert!(start.elapsed() >= Duration::from_millis(10));
         assert_eq!(t.sets, 1);
-        t.arm_at(at + Duration::from_micros(250)).unwrap();
-        assert_eq!(t.sets, 2);
-        // Once it fired (and was read), the same moment needs setting again.
-        t.clear();
-        t.arm_at(at).unwrap();
-        assert_eq!(t.sets, 3);
+        t.stop().unwrap();
+        assert!(!t.ticking);
+        poll.poll(&mut events, Some(Duration::from_millis(5)))
+            .unwrap();
+        assert!(events.is_empty(), "a stopped timer ticked");
     }
 }

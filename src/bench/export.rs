@@ -122,10 +122,23 @@ pub fn rps(v: f64) -> String {
 /// The human form: what was run, the table, then a line for each thing the table cannot say.
 fn human(doc: &BenchDoc, out: &mut dyn Write) -> anyhow::Result<()> {
     let c = &doc.config;
-    let mut what = format!(
-        "{} → {}: {} clients, pipeline {}, {}-byte values",
-        c.tool, c.server, c.clients, c.pipeline, c.value_size
-    );
+    let mut what = if c.cluster_masters.is_empty() {
+        format!(
+            "{} → {}: {} clients, pipeline {}, {}-byte values",
+            c.tool, c.server, c.clients, c.pipeline, c.value_size
+        )
+    } else {
+        format!(
+            "{} → Redis Cluster of {} ({} masters): {} clients per master, pipeline {}, \
+             {}-byte values",
+            c.tool,
+            c.server,
+            c.cluster_masters.len(),
+            c.clients,
+            c.pipeline,
+            c.value_size
+        )
+    };
     if let Some(m) = &c.mode {
         what.push_str(&format!(", {m}"));
         if let Some(b) = c.batch {
@@ -199,7 +212,9 @@ pub fn littles_law(name: &str, r: &TestResult, c: &super::BenchConfig) -> Option
         return None;
     }
     let avg = r.avg_latency_ms?;
-    let in_flight = c.clients as f64 * c.pipeline.max(1) as f64 * c.batch.unwrap_or(1) as f64;
+    // Against a Cluster, -c connections to each master.
+    let conns = c.clients as f64 * c.cluster_masters.len().max(1) as f64;
+    let in_flight = conns * c.pipeline.max(1) as f64 * c.batch.unwrap_or(1) as f64;
     let expected = in_flight / r.requests_per_second * 1e3;
     let off = (avg - expected) / expected;
     if off.abs() <= 0.05 {
@@ -237,6 +252,11 @@ pub fn error_line(name: &str, r: &TestResult) -> Option<String> {
         ),
         _ => format!("{name}: some requests failed"),
     };
+    if let Some(m) = r.moved.filter(|&m| m > 0) {
+        line.push_str(&format!(
+            ", {m} of them MOVED or ASK (a Cluster slot moved during the run)"
+        ));
+    }
     if let Some(ok) = r.successes {
         line.push_str(&format!(
             "; REQ/S and latencies count only the {ok} that succeeded"

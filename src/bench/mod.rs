@@ -10,6 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::exit::{auth_kind, Kind};
 
+pub mod cluster;
 pub mod compare;
 pub mod conn;
 pub mod engine;
@@ -85,6 +86,9 @@ pub struct BenchConfig {
     /// The child's command line (wrap); it never holds the password.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
+    /// The Redis Cluster masters the run connected to (`clients` connections each).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cluster_masters: Vec<String>,
     /// Core count of the client machine, to read throughput numbers against.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_cpus: Option<usize>,
@@ -189,6 +193,10 @@ pub struct TestResult {
     pub hits: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub misses: Option<u64>,
+    /// Against a Redis Cluster: error replies that were MOVED or ASK redirections (a slot
+    /// moved during the run); they are counted in `errors` too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved: Option<u64>,
     /// Bytes sent and received per second, beside the requests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_per_second: Option<f64>,

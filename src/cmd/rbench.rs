@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use crate::bench::cluster::{self, SlotMap, UNSERVED};
 use crate::bench::compare::{self, CompareFormat};
 use crate::bench::engine::{self, Mode, Op, Outcome, Workload};
 use crate::bench::export;
@@ -17,7 +18,7 @@ use crate::bench::gen::{self, KeyDist, Sizes, Template};
 use crate::bench::{self, conn, hdr, plot, stats, wrap};
 use crate::bench::{BenchConfig, BenchDoc, OpCount, Results, RunFormat, Sample, TestResult, Tests};
 use crate::cli::{self, ConnArgs};
-use crate::config::Config;
+use crate::config::{Addr, Config};
 use crate::exit::{fail, Kind};
 
 pub const EXAMPLES: &str = "\
@@ -28,6 +29,7 @@ pub const EXAMPLES: &str = "\
   rbench run -t set,get --key-dist sequential --key-min 1 --key-max 100000 -d 100-1000
   rbench run --command 'HSET h:__key__ f __data__' --ratio get:4,cmd1:1 --runs 3
   rbench run -t get --key-dist zipf --duration 30s --hdr-out get-latency
+  rbench run --cluster -t set,get -c 20 --url redis://node1:7000
   rbench wrap -t set,get -n 100000 -c 50 -d 256 --output rb.json
   rbench compare rb.json native.json --format markdown --plot latency.svg
 ";
@@ -216,6 +218,12 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: u32,
+    /// The server is a Redis Cluster node: take the slot map from its CLUSTER SLOTS, open -c
+    /// connections to every master, and send each key to the master of its slot (MOVED replies
+    /// count as errors). Implied when INFO says cluster_enabled:1; given, a server that is no
+    /// Cluster node is an error.
+    #[arg(long)]
+    pub cluster: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -461,6 +469,17 @@ fn run_native(a: RunArgs) -> anyhow::Result<ExitCode> {
             v
         }
     };
+    let incr = tests
+        .iter()
+        .any(|(_, m)| m.iter().any(|(o, _)| *o == Op::Incr));
+    let plan = cluster_plan(&cfg, &dialer, &a, incr, keyspace)?;
+    if plan.is_some() && mode != Mode::Direct {
+        return Err(fail(
+            Kind::Usage,
+            "against a Redis Cluster rbench runs --mode direct: the keys of one multi-key \
+             command would fall in several slots (CROSSSLOT)",
+        ));
+    }
     let place = cfg.place();
     let mut results = Vec::new();
     for (name, mix) in &tests {
@@ -480,6 +499,7 @@ fn run_native(a: RunArgs) -> anyhow::Result<ExitCode> {
             key_prefix: a.key_prefix.clone(),
             threads: a.threads,
             commands: a.commands.clone(),
+            cluster: plan.as_ref().map(|p| p.owner.clone()),
         };
         let mut runs = Vec::with_capacity(a.runs as usize);
         for run in 1..=a.runs {
@@ -488,7 +508,15 @@ fn run_native(a: RunArgs) -> anyhow::Result<ExitCode> {
             } else {
                 name.clone()
             };
-            let o = run_once(&cfg, &dialer, &w, &label, requests, a.duration)?;
+            let o = run_once(
+                &cfg,
+                &dialer,
+                plan.as_ref(),
+                &w,
+                &label,
+                requests,
+                a.duration,
+            )?;
             if o.requests > 0 && o.successes == 0 {
                 // Nothing was measured: a rate of refusals is no figure for the server.
                 let first = o.first_error.as_deref().unwrap_or("no reply text");
@@ -497,10 +525,21 @@ fn run_native(a: RunArgs) -> anyhow::Result<ExitCode> {
                     format!("every {name} request to Redis at {place} failed ({first})"),
                 ));
             }
-            let r = result_of(&o, mix, &op_name);
+            let mut r = result_of(&o, mix, &op_name);
+            if plan.is_some() {
+                r.moved = Some(o.moved);
+            }
             if o.errors > 0 {
+                let moved = if o.moved > 0 {
+                    format!(
+                        ", {} of them MOVED or ASK (a slot moved during the run: run again)",
+                        o.moved
+                    )
+                } else {
+                    String::new()
+                };
                 cli::warn(&format!(
-                    "{label}: {} of {} requests failed ({}); the first error: {}",
+                    "{label}: {} of {} requests failed ({}{moved}); the first error: {}",
                     o.errors,
                     o.requests,
                     bench::percent(o.errors, o.requests),
@@ -545,6 +584,9 @@ fn run_native(a: RunArgs) -> anyhow::Result<ExitCode> {
             .join(",")
     });
     config.threads = Some(a.threads);
+    if let Some(p) = &plan {
+        config.cluster_masters = p.nodes.iter().map(|(c, _)| c.target.to_string()).collect();
+    }
     let mut doc = BenchDoc {
         timestamp: super::now_rfc3339(),
         config,
@@ -561,20 +603,151 @@ fn run_native(a: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Connect the clients and run the workload once.
+/// A run against a Redis Cluster: the masters that get connections, each with its own
+/// configuration and dialer, and the index among them of each slot's master.
+struct ClusterPlan {
+    nodes: Vec<(Config, conn::Dialer)>,
+    owner: Arc<Vec<u16>>,
+}
+
+/// Ask the configured node whether it is part of a Redis Cluster (`--cluster`, or
+/// `cluster_enabled:1` in `INFO cluster`) and, if so, for its slot map. Masters that own none
+/// of the run's keys get no connections (a hash tag in --key-prefix puts every key in one
+/// slot).
+fn cluster_plan(
+    cfg: &Config,
+    dialer: &conn::Dialer,
+    a: &RunArgs,
+    incr: bool,
+    keyspace: u64,
+) -> anyhow::Result<Option<ClusterPlan>> {
+    let place = cfg.place();
+    let mut raw = dialer.connect(cfg)?;
+    if !a.cluster {
+        let info = conn::call(&mut raw, cfg, &[b"INFO", b"cluster"])?;
+        // A server that refuses INFO (an ACL without it) is taken for a standalone one.
+        if info.first() == Some(&b'-') || !cluster::cluster_enabled(&String::from_utf8_lossy(&info))
+        {
+            return Ok(None);
+        }
+    }
+    let reply = conn::call(&mut raw, cfg, &[b"CLUSTER", b"SLOTS"])?;
+    let (host, tls) = match &cfg.target.addr {
+        Addr::Tcp { host, tls, .. } => (host.clone(), *tls),
+        Addr::Unix(_) => ("127.0.0.1".to_string(), false),
+    };
+    let map: SlotMap = match cluster::parse_slots(&reply, &host) {
+        Ok(m) => m,
+        Err(e) if reply.first() == Some(&b'-') => {
+            return Err(fail(
+                Kind::Usage,
+                format!(
+                    "--cluster: Redis at {place} is no Redis Cluster node (CLUSTER SLOTS: {e}); \
+                     run without --cluster"
+                ),
+            ))
+        }
+        Err(e) => {
+            return Err(fail(
+                Kind::Unavailable,
+                format!(
+                "Redis at {place} answered CLUSTER SLOTS with something rbench cannot read: {e}"
+            ),
+            ))
+        }
+    };
+    let unserved = map.unserved();
+    if !unserved.is_empty() {
+        return Err(fail(
+            Kind::Unavailable,
+            format!(
+                "the Redis Cluster of {place} serves no slots {}: is cluster_state ok?",
+                unserved.join(",")
+            ),
+        ));
+    }
+    let prefix = a.key_prefix.as_bytes();
+    let counter = [prefix, b"counter:"].concat();
+    let mut kinds: Vec<&[u8]> = vec![prefix];
+    if incr {
+        kinds.push(&counter);
+    }
+    let hits = cluster::keys_per_master(&map, &kinds, a.key_min, keyspace);
+    let mut index = vec![UNSERVED; map.masters.len()];
+    let mut nodes = Vec::new();
+    for (i, (h, port)) in map.masters.iter().enumerate() {
+        let mut c = cfg.clone();
+        c.target.addr = Addr::Tcp {
+            host: h.clone(),
+            port: *port,
+            tls,
+        };
+        c.target.sentinel = None;
+        if hits[i] == 0 {
+            cli::note(&format!(
+                "rbench: the Redis Cluster master {} owns none of the keys of the run; it \
+                 gets no connections",
+                c.target
+            ));
+            continue;
+        }
+        index[i] = nodes.len() as u16;
+        let d = conn::Dialer::new(&c)?;
+        nodes.push((c, d));
+    }
+    let owner: Vec<u16> = map
+        .owner
+        .iter()
+        .map(|&m| {
+            if m == UNSERVED {
+                UNSERVED
+            } else {
+                index[m as usize]
+            }
+        })
+        .collect();
+    if !a.cluster {
+        cli::info(&format!(
+            "rbench: Redis at {place} is a Redis Cluster node (cluster_enabled:1): running \
+             against its {} masters",
+            map.masters.len()
+        ));
+    }
+    Ok(Some(ClusterPlan {
+        nodes,
+        owner: Arc::new(owner),
+    }))
+}
+
+/// Connect the clients (against a Cluster, -c to each master) and run the workload once.
 fn run_once(
     cfg: &Config,
     dialer: &conn::Dialer,
+    plan: Option<&ClusterPlan>,
     w: &Workload,
     label: &str,
     requests: Option<u64>,
     duration: Option<Duration>,
 ) -> anyhow::Result<Outcome> {
-    let place = cfg.place();
-    let mut streams = Vec::with_capacity(w.clients as usize);
-    for _ in 0..w.clients {
-        let raw = dialer.connect(cfg)?;
-        streams.push(conn::into_mio(raw).with_context(|| format!("Redis at {place}"))?);
+    let place = match plan {
+        Some(p) => format!(
+            "{} (a Redis Cluster, {} masters)",
+            cfg.place(),
+            p.nodes.len()
+        ),
+        None => cfg.place(),
+    };
+    let targets: Vec<(&Config, &conn::Dialer)> = match plan {
+        Some(p) => p.nodes.iter().map(|(c, d)| (c, d)).collect(),
+        None => vec![(cfg, dialer)],
+    };
+    let mut streams = Vec::with_capacity(w.clients as usize * targets.len());
+    for (node, (c, d)) in targets.iter().enumerate() {
+        for _ in 0..w.clients {
+            let raw = d.connect(c)?;
+            let s = conn::into_mio(raw).with_context(|| format!("Redis at {}", c.place()))?;
+            streams.push((s, node as u16));
+        }
     }
     let progress = Progress::start(label, requests, duration);
     let outcome = engine::run(
