@@ -1711,6 +1711,9 @@ struct Recorder {
     /// A job's XADD to `T_EVENTS` in RESP, but for its ID (after the head) and its time (after
     /// the middle); None when no event is written.
     xadd: Option<[Vec<u8>; 3]>,
+    /// Jobs per transaction: [`crate::spool::RECORD_BATCH`], halved after an EXEC that another
+    /// writer aborted (a smaller chunk is WATCHed for less time), grown back after each success.
+    size: std::cell::Cell<usize>,
 }
 
 /// One chunk of jobs, encoded before its turn so that the client builds it while the server
@@ -1718,8 +1721,13 @@ struct Recorder {
 struct Chunk {
     start: usize,
     ids: Vec<String>,
-    /// `WATCH T_ALL [T_EVENTS]`, `TYPE T_EVENTS`, `SMISMEMBER T_ALL <ids>`.
+    /// Which jobs get a hash (those with fields): only their `T_JOB:<id>` is written.
+    hashed: Vec<bool>,
+    /// `WATCH` of every key the chunk may write, the `TYPE` of `T_ALL`, `T_PENDING_AND_RUNNING`
+    /// (and `T_EVENTS`), `SMISMEMBER T_ALL <ids>`, then the `TYPE` of each job hash to write.
     look: Vec<u8>,
+    /// Replies the look gets.
+    look_replies: usize,
     /// Each job's queued commands (its HSET, its XADD), one job after the other.
     body: Vec<u8>,
     /// Where each job's commands end in `body`, and how many there are.
@@ -1732,7 +1740,31 @@ struct Chunk {
 /// wrong type found before anything was written.
 enum Refused {
     Redis(redis::RedisError, String),
-    WrongType { key: String, is: String },
+    WrongType {
+        key: String,
+        is: String,
+        want: &'static str,
+    },
+}
+
+/// The type a key must have to be written (`none`: it does not exist yet), or the refusal.
+fn want_type(key: &str, v: Option<Value>, want: &'static str) -> Result<(), Refused> {
+    match v {
+        Some(Value::SimpleString(t)) if t == "none" || t == want => Ok(()),
+        Some(Value::SimpleString(t)) => Err(Refused::WrongType {
+            key: key.to_string(),
+            is: t,
+            want,
+        }),
+        Some(Value::ServerError(e)) => Err(Refused::Redis(e.into(), key.to_string())),
+        other => Err(Refused::Redis(
+            redis::make_extension_error(
+                "PROTOCOL".into(),
+                Some(format!("unexpected reply to TYPE: {other:?}")),
+            ),
+            key.to_string(),
+        )),
+    }
 }
 
 impl Recorder {
@@ -1778,32 +1810,40 @@ impl Recorder {
             events_max: (events_max > 0).then(|| events_max.to_string()),
             now: crate::cmd::now_rfc3339(),
             xadd,
-        }
-    }
-
-    /// Replies the look of a chunk gets: WATCH, TYPE (with events), SMISMEMBER.
-    fn look_replies(&self) -> usize {
-        if self.events_max.is_some() {
-            3
-        } else {
-            2
+            size: std::cell::Cell::new(crate::spool::RECORD_BATCH),
         }
     }
 
     /// The chunk of jobs from `start`: its IDs and its look; [`Recorder::fill`] adds the rest.
     fn chunk(&self, jobs: &(impl Recordable + ?Sized), start: usize) -> Chunk {
-        let end = (start + crate::spool::RECORD_BATCH).min(jobs.len());
+        let end = (start + self.size.get()).min(jobs.len());
         let ids: Vec<String> = (start..end).map(|i| jobs.id(i)).collect();
-        let mut look = Vec::with_capacity(64 + ids.len() * 12);
-        match &self.events_max {
-            Some(_) => {
-                resp_cmd(
-                    &mut look,
-                    &[b"WATCH", self.all.as_bytes(), self.events.as_bytes()],
-                );
-                resp_cmd(&mut look, &[b"TYPE", self.events.as_bytes()]);
-            }
-            None => resp_cmd(&mut look, &[b"WATCH", self.all.as_bytes()]),
+        let hashed: Vec<bool> = (start..end)
+            .map(|i| jobs.fields(i).iter().any(|f| !f.is_empty()))
+            .collect();
+        let n_hashes = hashed.iter().filter(|h| **h).count();
+        let prefix = self.job_prefix.as_bytes();
+        let mut look = Vec::with_capacity(128 + ids.len() * 40);
+        // Everything the transaction may write is WATCHed before its type is read, so that a
+        // key changed after the look (a hash made a string) aborts the EXEC instead of
+        // failing one command inside it while the others run (ARCHITECTURE.md §2). T_ALL,
+        // which other recorders change, comes last: Redis 7.0 takes time linear in the keys
+        // already watched for each one (quadratic for the chunk), and T_ALL's window opens
+        // only once that is done.
+        let mut sets: Vec<&[u8]> = vec![self.all.as_bytes(), self.pending.as_bytes()];
+        if self.events_max.is_some() {
+            sets.push(self.events.as_bytes());
+        }
+        resp_array(&mut look, 1 + sets.len() + n_hashes);
+        resp_bulk(&mut look, &[b"WATCH"]);
+        for (id, _) in ids.iter().zip(&hashed).filter(|(_, h)| **h) {
+            resp_bulk(&mut look, &[prefix, id.as_bytes()]);
+        }
+        for k in sets.iter().rev() {
+            resp_bulk(&mut look, &[k]);
+        }
+        for k in &sets {
+            resp_cmd(&mut look, &[b"TYPE", k]);
         }
         resp_array(&mut look, 2 + ids.len());
         resp_bulk(&mut look, &[b"SMISMEMBER"]);
@@ -1811,9 +1851,16 @@ impl Recorder {
         for id in &ids {
             resp_bulk(&mut look, &[id.as_bytes()]);
         }
+        // One TYPE each (not EXISTS, which rj-launch's least-privilege user does not have): the
+        // path of users refused EVAL, whose speed matters less than their ACL.
+        for (id, _) in ids.iter().zip(&hashed).filter(|(_, h)| **h) {
+            resp_cmd(&mut look, &[b"TYPE", &[prefix, id.as_bytes()].concat()]);
+        }
         Chunk {
             start,
             ids,
+            look_replies: 1 + sets.len() + 1 + n_hashes,
+            hashed,
             look,
             body: Vec::new(),
             ends: Vec::new(),
@@ -1873,42 +1920,46 @@ impl Recorder {
         chunk.filled = true;
     }
 
-    /// Read what a chunk's look found: which of its IDs `T_ALL` has. The replies are read
-    /// whole before any is judged, so that the connection stays in step.
-    fn judge_look(&self, replies: Vec<Value>, n: usize) -> Result<Vec<bool>, Refused> {
+    /// Read what a chunk's look found: the types of the sets, the stream and the job hashes of
+    /// its new jobs, and which of its IDs `T_ALL` has. The replies are read whole before any
+    /// is judged, so that the connection stays in step.
+    fn judge_look(&self, replies: Vec<Value>, chunk: &Chunk) -> Result<Vec<bool>, Refused> {
+        let n = chunk.ids.len();
         let mut it = replies.into_iter();
         let refused = |e: redis::ServerError, key: &str| Refused::Redis(e.into(), key.to_string());
         if let Some(Value::ServerError(e)) = it.next() {
             return Err(refused(e, &self.all));
         }
+        want_type(&self.all, it.next(), "set")?;
+        want_type(&self.pending, it.next(), "set")?;
         if self.events_max.is_some() {
-            match it.next() {
-                Some(Value::ServerError(e)) => return Err(refused(e, &self.events)),
-                Some(Value::SimpleString(t)) if t == "none" || t == "stream" => {}
-                Some(Value::SimpleString(t)) => {
-                    return Err(Refused::WrongType {
-                        key: self.events.clone(),
-                        is: t,
-                    })
+            want_type(&self.events, it.next(), "stream")?;
+        }
+        let known = match it.next() {
+            Some(Value::ServerError(e)) => return Err(refused(e, &self.all)),
+            Some(v) => match redis::from_redis_value::<Vec<bool>>(v) {
+                Ok(known) if known.len() == n => known,
+                Ok(known) => {
+                    return Err(Refused::Redis(
+                        redis::make_extension_error(
+                            "PROTOCOL".into(),
+                            Some(format!("SMISMEMBER answered {} of {n} IDs", known.len())),
+                        ),
+                        self.all.clone(),
+                    ))
                 }
-                other => return Err(self.unreadable(&self.events, other)),
+                Err(e) => return Err(Refused::Redis(e.into(), self.all.clone())),
+            },
+            None => return Err(self.unreadable(&self.all, None)),
+        };
+        // The hashes of the jobs already recorded are not written: their types do not matter.
+        for (i, _) in chunk.hashed.iter().enumerate().filter(|(_, h)| **h) {
+            let v = it.next();
+            if !known[i] {
+                want_type(&format!("{}{}", self.job_prefix, chunk.ids[i]), v, "hash")?;
             }
         }
-        match it.next() {
-            Some(Value::ServerError(e)) => Err(refused(e, &self.all)),
-            Some(v) => match redis::from_redis_value::<Vec<bool>>(v) {
-                Ok(known) if known.len() == n => Ok(known),
-                Ok(known) => Err(Refused::Redis(
-                    redis::make_extension_error(
-                        "PROTOCOL".into(),
-                        Some(format!("SMISMEMBER answered {} of {n} IDs", known.len())),
-                    ),
-                    self.all.clone(),
-                )),
-                Err(e) => Err(Refused::Redis(e.into(), self.all.clone())),
-            },
-            None => Err(self.unreadable(&self.all, None)),
-        }
+        Ok(known)
     }
 
     fn unreadable(&self, key: &str, v: Option<Value>) -> Refused {
@@ -1962,9 +2013,13 @@ impl Store {
     /// Record jobs (ARCHITECTURE.md §2): for IDs not yet in `T_ALL`, `SADD T_ALL`,
     /// `SADD T_PENDING_AND_RUNNING`, the job hashes and (with `events_max` > 0) one `recorded`
     /// entry per job in `T_EVENTS`, in MULTI/EXECs of [`crate::spool::RECORD_BATCH`] jobs each,
-    /// with `T_ALL` (and `T_EVENTS`) WATCHed from the look that found the IDs new: an ID already
+    /// with every key it writes WATCHed from the look that found the IDs new: an ID already
     /// recorded is left where it is (a finished job must not reappear as pending), gets no
-    /// event, and comes back. A `T_EVENTS` that is not a stream is found before any write.
+    /// event, and comes back. The look also reads the type of every key the transaction
+    /// writes (the two sets, `T_EVENTS`, each new job's hash), so that a key of the wrong type
+    /// is found before any write: Redis runs the other commands of a transaction when one
+    /// fails at run time, and that would record a job half. An EXEC aborted by another writer
+    /// is tried again with half the chunk.
     ///
     /// Two round trips per chunk: MULTI alone (a user refused MULTI would otherwise have every
     /// queued command run at once, outside any transaction), then the queued commands, EXEC and
@@ -1991,21 +2046,42 @@ impl Store {
             rec.fill(jobs, &mut chunk);
             let turn = self.turn(&rec, jobs, &chunk, &mut next, &mut looked);
             match turn {
-                Ok(Turn::Done(old)) => already.extend(old),
-                Ok(Turn::Again) => continue,
+                Ok(Turn::Done(old)) => {
+                    already.extend(old);
+                    rec.size
+                        .set((rec.size.get() * 2).min(crate::spool::RECORD_BATCH));
+                }
+                Ok(Turn::Again) => {
+                    // Another writer changed a WATCHed key (T_ALL, mostly) between the look
+                    // and EXEC: a smaller chunk keeps its keys WATCHed for less time, so that
+                    // one writer every millisecond cannot abort every attempt.
+                    if chunk.ids.len() > 1 {
+                        rec.size.set((chunk.ids.len() / 2).max(1));
+                        chunk = rec.chunk(jobs, start);
+                        next = None;
+                    }
+                    continue;
+                }
                 Err(Refused::Redis(e, key)) => return Err((self.error(e, &key), start)),
-                Err(Refused::WrongType { key, is }) => {
+                Err(Refused::WrongType { key, is, want }) => {
+                    let written = match start {
+                        0 => "nothing was written".to_string(),
+                        _ => format!(
+                            "the jobs before {} are recorded, nothing from it on was written",
+                            jobs.id(start)
+                        ),
+                    };
                     return Err((
                         fail(
                             Kind::DataErr,
                             format!(
-                                "Redis {} holds {key} as a {is}, not a stream (WRONGTYPE); \
-                                 nothing was written",
+                                "Redis {} holds {key} as a {is}, not a {want} (WRONGTYPE); \
+                                 {written}",
                                 self.place
                             ),
                         ),
                         start,
-                    ))
+                    ));
                 }
             }
             let end = start + chunk.ids.len();
@@ -2048,10 +2124,10 @@ impl Store {
                 Some(r) => r.map_err(gone)?,
                 None => {
                     b.send(&chunk.look).map_err(gone)?;
-                    read_n(&mut b, rec.look_replies()).map_err(gone)?
+                    read_n(&mut b, chunk.look_replies).map_err(gone)?
                 }
             };
-            let known = rec.judge_look(replies, chunk.ids.len())?;
+            let known = rec.judge_look(replies, chunk)?;
             let new: Vec<usize> = (0..known.len()).filter(|&i| !known[i]).collect();
             let old: Vec<String> = (0..known.len())
                 .filter(|&i| known[i])
@@ -2065,7 +2141,7 @@ impl Store {
                 if more {
                     let c = next.take().unwrap_or_else(|| rec.chunk(jobs, end));
                     b.send(&c.look).map_err(gone)?;
-                    *looked = Some(read_n(&mut b, rec.look_replies()));
+                    *looked = Some(read_n(&mut b, c.look_replies));
                     *next = Some(c);
                 } else {
                     b.send(&redis::cmd("UNWATCH").get_packed_command())
@@ -2110,8 +2186,8 @@ impl Store {
                 rec.fill(jobs, c);
             }
             let outcome = read_transaction(&mut b, queued);
-            if next.is_some() {
-                *looked = Some(read_n(&mut b, rec.look_replies()));
+            if let Some(c) = next.as_ref() {
+                *looked = Some(read_n(&mut b, c.look_replies));
             }
             match outcome.map_err(gone)? {
                 Exec::Done(replies) => {
@@ -2132,6 +2208,16 @@ impl Store {
                 Exec::Refused(e, i) => Err(Refused::Redis(e, rec.queued_key(chunk, &new, i))),
             }
         })();
+        // A key of the wrong type ends the recording before MULTI: its WATCH must not outlive
+        // it (a later transaction on this connection would abort for a change to these keys).
+        if matches!(r, Err(Refused::WrongType { .. })) && !b.lost {
+            let unwatched = b
+                .send(&redis::cmd("UNWATCH").get_packed_command())
+                .and_then(|_| b.reply());
+            if unwatched.is_err() {
+                b.lost = true;
+            }
+        }
         if b.lost {
             self.broken = true;
         }

@@ -823,11 +823,16 @@ fn events_max_trims_the_stream_and_0_writes_none() {
     assert_eq!(server.smembers(&env.key("ALL")), ["8", "9"]);
     assert!(!all_keys(&server).contains(&env.key("EVENTS")));
     assert_eq!(check::calls(&server, "xadd"), 0);
-    assert_eq!(
-        check::calls(&server, "type"),
-        0,
-        "no stream, nothing to check"
-    );
+    // No stream written, so none checked: a T_EVENTS of another type does not matter.
+    server.cli(&["SET", &env.key("EVENTS"), "not a stream"]);
+    ok(&run(env.cmd("rj-launch").args([
+        "--events-max",
+        "0",
+        "--record",
+        "10",
+    ])));
+    assert_eq!(server.smembers(&env.key("ALL")), ["10", "8", "9"]);
+    server.cli(&["DEL", &env.key("EVENTS")]);
 
     // MAXLEN ~ 10: trimmed by whole stream nodes, so to about 10 entries, never below.
     let ids: String = (1000..3000).map(|i| format!("{i}\n")).collect();
@@ -960,4 +965,144 @@ fn a_concurrent_writer_neither_loses_nor_doubles_a_job_or_its_event() {
     assert_eq!(n_all, ids.len() as u64 + theirs);
     // At least one EXEC per chunk of 1,000; the ones beyond found T_ALL changed.
     assert!(check::calls(&server, "exec") >= 5);
+}
+
+// --- Keys of the wrong type: found before the first write, on both recording paths. ---
+
+/// Both ways rj-launch records: its Lua script (the default), and MULTI/EXEC, which it falls
+/// back to for a user refused EVALSHA and EVAL. The second is a user that may run everything
+/// else; `None` is the default user.
+fn recording_paths(server: &RedisServer, env: &TestEnv) -> [Option<std::path::PathBuf>; 2] {
+    server.cli(&[
+        "ACL", "SETUSER", "noeval", "on", ">pw-ne", "~*", "+@all", "-eval", "-evalsha",
+    ]);
+    [None, Some(acl_config(env, server, "noeval", "pw-ne"))]
+}
+
+/// rj-launch as the default user, or logged in through `config`.
+fn launch_as(env: &TestEnv, config: &Option<std::path::PathBuf>) -> assert_cmd::Command {
+    let mut c = env.cmd("rj-launch");
+    if let Some(p) = config {
+        c.env("RJ_CONFIG", p);
+    }
+    c
+}
+
+/// Every key and its value as `DUMP` gives it: what the server holds, to compare before and
+/// after a run that must write nothing.
+fn snapshot(server: &RedisServer) -> Vec<(String, Vec<u8>)> {
+    all_keys(server)
+        .into_iter()
+        .map(|k| {
+            let v: Vec<u8> = redis::cmd("DUMP")
+                .arg(&k)
+                .query(&mut server.client())
+                .unwrap();
+            (k, v)
+        })
+        .collect()
+}
+
+#[test]
+fn a_pending_set_of_the_wrong_type_fails_the_recording_whole() {
+    let Some((server, env)) = util::redis() else {
+        return;
+    };
+    let pending = env.key("PENDING_AND_RUNNING");
+    for (n, config) in recording_paths(&server, &env).iter().enumerate() {
+        server.cli(&["FLUSHALL"]);
+        let _ = std::fs::remove_file(env.spool());
+        server.cli(&["SET", &pending, "not a set"]);
+        let before = snapshot(&server);
+        let out = run(launch_as(&env, config).args(["--record", "21", "22"]));
+        assert_eq!(
+            check::stdout(&out),
+            "21\n22\n",
+            "path {n}: the IDs are not lost"
+        );
+        assert_eq!(snapshot(&server), before, "path {n}: nothing written");
+        let line = fails(&out, 65, "rj-launch");
+        assert!(
+            line.contains(&pending) && line.contains("string") && line.contains("WRONGTYPE"),
+            "path {n}: names the key and its type: {line}"
+        );
+        assert!(line.contains("will not drain until it is fixed"), "{line}");
+        assert_eq!(spooled(&env), ["21", "22"], "path {n}");
+
+        // Fixed, the next launch records the spooled jobs and its own.
+        server.cli(&["DEL", &pending]);
+        let out = run(launch_as(&env, config).args(["--record", "23"]));
+        assert_eq!(ok(&out), "23\n");
+        assert_eq!(server.smembers(&pending), ["21", "22", "23"], "path {n}");
+        assert_eq!(event_jobs(&server, &env), ["21", "22", "23"], "path {n}");
+    }
+}
+
+#[test]
+fn one_job_hash_of_the_wrong_type_among_many_fails_the_recording_whole() {
+    let Some((server, env)) = util::redis() else {
+        return;
+    };
+    let ids: Vec<String> = (601..=640).map(|i| i.to_string()).collect();
+    let bad = env.job("617");
+    for (n, config) in recording_paths(&server, &env).iter().enumerate() {
+        server.cli(&["FLUSHALL"]);
+        let _ = std::fs::remove_file(env.spool());
+        // Another job's hash exists already: a hash is fine, only the list is refused.
+        server.cli(&["HSET", &env.job("605"), "note", "kept"]);
+        server.cli(&["RPUSH", &bad, "not a hash"]);
+        let before = snapshot(&server);
+        let out = run(launch_as(&env, config).arg("--record").args(&ids));
+        assert_eq!(snapshot(&server), before, "path {n}: nothing written");
+        let line = fails(&out, 65, "rj-launch");
+        assert!(
+            line.contains(&bad) && line.contains("list") && line.contains("WRONGTYPE"),
+            "path {n}: names the key and its type: {line}"
+        );
+        assert!(line.contains("nothing was written"), "path {n}: {line}");
+        assert_eq!(spooled(&env), ids, "path {n}: every job spooled");
+
+        // The spool replays whole once the key is a hash (or gone).
+        server.cli(&["DEL", &bad]);
+        let out = run(launch_as(&env, config).args(["--record", "641"]));
+        ok(&out);
+        assert_eq!(server.smembers(&env.key("ALL")).len(), 41, "path {n}");
+        assert_eq!(server.hgetall(&env.job("605"))["note"], "kept");
+        assert!(server.hgetall(&env.job("605")).contains_key("submitted"));
+        assert!(spooled(&env).is_empty());
+    }
+}
+
+/// The spool replay (rj-launch's here; rj-track's calls the same recording) is all or nothing
+/// per batch too: a job hash of the wrong type keeps the whole spool, writes none of it, and the
+/// launch's own job is still recorded.
+#[test]
+fn a_replay_that_meets_a_key_of_the_wrong_type_writes_none_of_its_batch() {
+    let Some((server, env)) = util::redis() else {
+        return;
+    };
+    for (n, config) in recording_paths(&server, &env).iter().enumerate() {
+        server.cli(&["FLUSHALL"]);
+        let spool = env.spool();
+        std::fs::create_dir_all(spool.parent().unwrap()).unwrap();
+        let lines = "{\"id\":\"31\",\"fields\":[[\"submitted\",\"2026-01-02T03:04:05Z\"]]}\n\
+                     {\"id\":\"32\",\"fields\":[[\"host\",\"h\"]]}\n";
+        std::fs::write(&spool, lines).unwrap();
+        server.cli(&["SET", &env.job("32"), "not a hash"]);
+        let out = run(launch_as(&env, config).args(["--record", "33"]));
+        assert_eq!(ok(&out), "33\n", "path {n}");
+        assert_eq!(server.smembers(&env.key("ALL")), ["33"], "path {n}");
+        let err = check::stderr(&out);
+        assert!(
+            err.contains(&env.job("32")) && err.contains("string"),
+            "path {n}: the replay's failure is said: {err}"
+        );
+        assert!(!all_keys(&server).contains(&env.job("31")), "path {n}");
+        assert_eq!(event_jobs(&server, &env), ["33"], "path {n}");
+        assert_eq!(
+            std::fs::read_to_string(&spool).unwrap(),
+            lines,
+            "spool kept whole"
+        );
+    }
 }
