@@ -513,6 +513,43 @@ fn time_limit_ends_in_timeout() {
     assert_invariant(&server, &env);
 }
 
+/// `scontrol requeue` of a running job: it comes back PENDING with the same ID, and the daemon
+/// notes restarts and requeued_at at once. On Slurm 24.11, whose `squeue --only-job-state` has
+/// no RestartCnt, that is the full squeue asked for a job gone from RUNNING back to PENDING
+/// (well before the minute after which pending jobs are asked again anyway).
+#[test]
+fn a_requeued_job_gets_restarts_at_once() {
+    let Some((server, env, _node)) = slurm::setup() else {
+        return;
+    };
+    let id = launch(&env, &["--requeue", "--wrap", "sleep 300"]);
+    let d = Daemon::start(&env, "track", &[]);
+    wait_state(&id, "RUNNING", Duration::from_secs(60));
+    // A tick that saw it running.
+    std::thread::sleep(Duration::from_millis(2500));
+    slurm::run("scontrol", &["requeue", &id]);
+    let requeued = Instant::now();
+    util::wait_until(Duration::from_secs(30), "restarts in the record", || {
+        server.hgetall(&env.job(&id)).contains_key("restarts")
+    });
+    assert!(
+        requeued.elapsed() < Duration::from_secs(20),
+        "noted after {:?}:\n{}",
+        requeued.elapsed(),
+        d.stderr()
+    );
+    let rec = server.hgetall(&env.job(&id));
+    assert_eq!(rec["restarts"], "1", "{rec:?}");
+    assert!(rec["requeued_at"].ends_with('Z'), "{rec:?}");
+    assert_eq!(set_of(&server, &env, &id), Some("PENDING_AND_RUNNING"));
+    scancel(&id);
+    wait_drained(&server, &env, &d, Duration::from_secs(60));
+    let rec = server.hgetall(&env.job(&id));
+    assert!(rec["state"].starts_with("CANCELLED"), "{rec:?}");
+    assert_eq!(rec["restarts"], "1", "{rec:?}");
+    assert_invariant(&server, &env);
+}
+
 #[test]
 fn node_failure_without_requeue_is_failed() {
     let Some((server, env, _node)) = slurm::setup_exclusive() else {

@@ -104,10 +104,11 @@ pub struct Replies {
 /// may get before the job is asked again with them (ARCHITECTURE.md §7 step 5).
 pub const DETAILS_REFRESH: Duration = Duration::from_secs(60);
 
-/// When the full squeue last answered for a job (or task) the state query showed at the last
-/// tick.
+/// A job (or task) as the last tick saw it: its state, and when the full squeue last answered
+/// for it.
 #[derive(Debug, Clone)]
 struct Seen {
+    state: String,
     full_at: Option<Instant>,
 }
 
@@ -125,10 +126,12 @@ pub struct Query {
 }
 
 /// With the state query: is this row to be asked again with the full fields? A finished job
-/// (its record); a pending one whose Reason the tracker has not had from the full squeue for
-/// `refresh` (or ever), or when a job of its cluster ended at this tick or the last (`ended`:
-/// a dependency resolves, or becomes DependencyNeverSatisfied, when a job ends, a moment after);
-/// not a running one, which has nothing to tell until it ends.
+/// (its record); a live one whose state changed to anything but RUNNING since the last tick (a
+/// running job back to PENDING was requeued: only the full fields have its RestartCnt, for
+/// `restarts` and `requeued_at`); a pending one whose Reason the tracker has not had from the
+/// full squeue for `refresh` (or ever), or when a job of its cluster ended at this tick or the
+/// last (`ended`: a dependency resolves, or becomes DependencyNeverSatisfied, when a job ends, a
+/// moment after); not a running one, which has nothing to tell until it ends.
 fn wants_details(
     r: &JobRow,
     before: Option<&Seen>,
@@ -137,6 +140,9 @@ fn wants_details(
     ended: bool,
 ) -> bool {
     if finished(r) {
+        return true;
+    }
+    if before.is_some_and(|b| b.state != r.state) && r.state != "RUNNING" {
         return true;
     }
     r.is_pending()
@@ -197,7 +203,8 @@ impl Query {
             .iter()
             .map(|r| {
                 let full_at = before.get(&r.id).and_then(|b| b.full_at);
-                (r.id.clone(), Seen { full_at })
+                let state = r.state.clone();
+                (r.id.clone(), Seen { state, full_at })
             })
             .collect();
         if !again.is_empty() {
@@ -212,7 +219,9 @@ impl Query {
                 }
             };
             for r in &full {
-                seen.insert(r.id.clone(), Seen { full_at: Some(now) });
+                let state = r.state.clone();
+                let full_at = Some(now);
+                seen.insert(r.id.clone(), Seen { state, full_at });
             }
             rows.extend(full);
         }
@@ -318,6 +327,11 @@ pub mod fake {
         /// With `only_job_state`, the state query's rows (each call answers those of the asked
         /// IDs).
         pub states: Vec<JobRow>,
+        /// Instead of `states` and `squeue`, when not empty: what the state query and the full
+        /// squeue answer at each tick (the n-th state query starts tick n; the last repeats).
+        pub ticks: Vec<(Vec<JobRow>, Vec<JobRow>)>,
+        /// How many state queries were asked (the tick of `ticks`).
+        pub state_calls: usize,
         pub only_job_state: bool,
         pub sacct: Vec<JobRow>,
         pub scontrol: Vec<JobRow>,
@@ -327,6 +341,14 @@ pub mod fake {
         pub fails_on: Vec<Option<String>>,
         /// Every call, as `command ID,ID…`; shared, to be read once the fake is boxed.
         pub calls: Arc<Mutex<Vec<String>>>,
+    }
+
+    /// The rows that report on the asked IDs.
+    fn asked(rows: &[JobRow], ids: &[String]) -> Vec<JobRow> {
+        rows.iter()
+            .filter(|r| ids.iter().any(|id| r.covers(id) || *id == r.id))
+            .cloned()
+            .collect()
     }
 
     fn error(kind: QueryFailure, cmd: &str) -> QueryError {
@@ -346,6 +368,12 @@ pub mod fake {
                 .push(format!("{cmd}{m} {}", ids.join(",")).trim_end().to_string());
         }
 
+        /// This tick's answers of `ticks`, if scripted.
+        fn tick(&self) -> Option<&(Vec<JobRow>, Vec<JobRow>)> {
+            let last = self.ticks.len().checked_sub(1)?;
+            self.ticks.get(self.state_calls.saturating_sub(1).min(last))
+        }
+
         /// Does a cluster's command fail as told? `fails_on` empty: on every cluster.
         fn fails(&self, cluster: Option<&str>) -> bool {
             self.fails_on.is_empty() || self.fails_on.iter().any(|c| c.as_deref() == cluster)
@@ -361,12 +389,7 @@ pub mod fake {
             self.log("squeue", cluster, ids);
             match self.squeue_fails {
                 Some(k) if self.fails(cluster) => Err(error(k, "squeue")),
-                _ => Ok(self
-                    .squeue
-                    .iter()
-                    .filter(|r| ids.iter().any(|id| r.covers(id) || *id == r.id))
-                    .cloned()
-                    .collect()),
+                _ => Ok(asked(self.tick().map_or(&self.squeue, |t| &t.1), ids)),
             }
         }
         fn has_only_job_state(&self) -> bool {
@@ -378,12 +401,8 @@ pub mod fake {
             ids: &[String],
         ) -> Result<Vec<JobRow>, QueryError> {
             self.log("squeue --only-job-state", cluster, ids);
-            Ok(self
-                .states
-                .iter()
-                .filter(|r| ids.iter().any(|id| r.covers(id) || *id == r.id))
-                .cloned()
-                .collect())
+            self.state_calls += 1;
+            Ok(asked(self.tick().map_or(&self.states, |t| &t.0), ids))
         }
         fn scancel(&mut self, cluster: Option<&str>, ids: &[String]) -> Result<(), QueryError> {
             self.log("scancel", cluster, ids);
@@ -632,6 +651,59 @@ mod tests {
         q.refresh = Duration::ZERO;
         q.ask(None, &live).unwrap();
         assert_eq!(taken(&calls), ["squeue --only-job-state 1,2", "squeue 2"]);
+    }
+
+    /// Slurm 24.11: the state query has no RestartCnt. A job seen pending (and asked with the
+    /// full fields), then running, then pending again within the refresh period was requeued:
+    /// it is asked again with the full fields at once, and judged Requeued with Slurm's count
+    /// (so its hash gets restarts and requeued_at). One full squeue, whatever the number of jobs.
+    #[test]
+    fn a_job_back_to_pending_after_it_ran_is_asked_again_and_judged_requeued() {
+        let restarts = |id: &str, state: &str, n: &str| {
+            let mut r = row(id, state);
+            r.restarts = n.into();
+            r
+        };
+        let first = vec![restarts("1", "PENDING", "0"), restarts("2", "PENDING", "0")];
+        let (mut q, calls) = query(FakeSlurm {
+            only_job_state: true,
+            ticks: vec![
+                (
+                    vec![row("1", "PENDING"), row("2", "PENDING")],
+                    first.clone(),
+                ),
+                (vec![row("1", "RUNNING"), row("2", "PENDING")], first),
+                (
+                    vec![row("1", "PENDING"), row("2", "PENDING")],
+                    vec![restarts("1", "PENDING", "1"), restarts("2", "PENDING", "0")],
+                ),
+            ],
+            ..FakeSlurm::default()
+        });
+        let all = ids(&["1", "2"]);
+        let judged = |r: &Replies| {
+            let sq = Index::new(&r.squeue);
+            let answers = judge::Answers {
+                squeue: &sq,
+                sacct: None,
+                scontrol: None,
+                accounting: r.accounting,
+            };
+            judge::judge_all(&all, &r.asked, &answers, "T")
+                .into_iter()
+                .map(|(id, d)| (id.to_string(), d))
+                .collect::<BTreeMap<String, judge::Decision>>()
+        };
+        let r = q.ask(None, &all).unwrap();
+        assert_eq!(taken(&calls), ["squeue --only-job-state 1,2", "squeue 1,2"]);
+        assert_eq!(judged(&r)["1"], judge::Decision::Stay);
+        q.ask(None, &all).unwrap();
+        assert_eq!(taken(&calls), ["squeue --only-job-state 1,2"]);
+        let r = q.ask(None, &all).unwrap();
+        assert_eq!(taken(&calls), ["squeue --only-job-state 1,2", "squeue 1"]);
+        let d = judged(&r);
+        assert_eq!(d["1"], judge::Decision::Requeued("1".into()));
+        assert_eq!(d["2"], judge::Decision::Stay);
     }
 
     /// The jobs to cancel go to one scancel per cluster.
