@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 
 /// One job's record. Every field is the hash field of the same name; `None` where the hash has
-/// none. Values are Slurm's text (`exit_code` is `0:0`, `elapsed` `00:01:02`), not reinterpreted.
+/// none. Values are text as rj-track writes them: Slurm's own where it has one form, and one
+/// form where Slurm's commands differ (`exit_code` always `code:signal`, `elapsed` always
+/// `[D-]HH:MM:SS`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobRecord {
     // Written by rj-launch when it records the job.
@@ -34,6 +36,17 @@ pub struct JobRecord {
     pub nodes: Option<String>,
     pub partition: Option<String>,
     pub name: Option<String>,
+    /// The job's output files, their patterns expanded (`%j`, `%A_%a`, `%x`, …) as `scontrol
+    /// show job` prints them.
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
+    /// The last Reason Slurm gave while the job was pending (`Priority`, `Dependency`,
+    /// `DependencyNeverSatisfied`), written while it waits and kept after the move.
+    pub reason: Option<String>,
+    /// When rj-track saw Slurm requeue the job (RFC 3339 UTC), with `restarts`.
+    pub requeued_at: Option<String>,
+    /// TotalCPU / (elapsed × allocated CPUs) from accounting, three decimals (`0.873`).
+    pub cpu_efficiency: Option<String>,
     /// The Slurm command the state came from (`squeue`, `sacct`, `scontrol`, `rj-track`).
     pub source: Option<String>,
     /// When Slurm was first found not to know a job marked LOST.
@@ -46,6 +59,8 @@ pub struct JobRecord {
     pub tasks_cancelled: Option<u64>,
     /// How often Slurm requeued the job (RestartCnt), when it did.
     pub restarts: Option<u64>,
+    /// The largest resident set of the job's steps, in bytes (accounting's MaxRSS).
+    pub max_rss: Option<u64>,
     /// The tick's time of the move (RFC 3339 UTC).
     pub tracked_at: Option<String>,
     /// The lease owner of the rj-track that moved the job; by it a tracker that lost a reply
@@ -57,7 +72,7 @@ pub struct JobRecord {
 }
 
 /// The text fields, in the order [`JobRecord::to_fields`] writes them.
-const TEXT: [&str; 18] = [
+const TEXT: [&str; 23] = [
     "submitted",
     "recorded_at",
     "host",
@@ -73,19 +88,25 @@ const TEXT: [&str; 18] = [
     "nodes",
     "partition",
     "name",
+    "stdout",
+    "stderr",
+    "reason",
+    "requeued_at",
+    "cpu_efficiency",
     "source",
     "lost_since",
     "tracked_at",
 ];
 
-/// The count fields, written after the text fields, then `tracked_by`, then the others.
-const COUNTS: [&str; 6] = [
+/// The number fields, written after the text fields, then `tracked_by`, then the others.
+const COUNTS: [&str; 7] = [
     "tasks",
     "tasks_completed",
     "tasks_failed",
     "tasks_timeout",
     "tasks_cancelled",
     "restarts",
+    "max_rss",
 ];
 
 impl JobRecord {
@@ -156,6 +177,11 @@ impl JobRecord {
             "nodes" => self.nodes.as_deref(),
             "partition" => self.partition.as_deref(),
             "name" => self.name.as_deref(),
+            "stdout" => self.stdout.as_deref(),
+            "stderr" => self.stderr.as_deref(),
+            "reason" => self.reason.as_deref(),
+            "requeued_at" => self.requeued_at.as_deref(),
+            "cpu_efficiency" => self.cpu_efficiency.as_deref(),
             "source" => self.source.as_deref(),
             "lost_since" => self.lost_since.as_deref(),
             "tracked_at" => self.tracked_at.as_deref(),
@@ -191,7 +217,7 @@ impl JobRecord {
         self.tracked_by.is_some()
     }
 
-    fn counts(&self) -> [Option<u64>; 6] {
+    fn counts(&self) -> [Option<u64>; 7] {
         [
             self.tasks,
             self.tasks_completed,
@@ -199,6 +225,7 @@ impl JobRecord {
             self.tasks_timeout,
             self.tasks_cancelled,
             self.restarts,
+            self.max_rss,
         ]
     }
 
@@ -210,6 +237,7 @@ impl JobRecord {
             "tasks_timeout" => &mut self.tasks_timeout,
             "tasks_cancelled" => &mut self.tasks_cancelled,
             "restarts" => &mut self.restarts,
+            "max_rss" => &mut self.max_rss,
             _ => return None,
         })
     }
@@ -231,6 +259,11 @@ impl JobRecord {
             "nodes" => &mut self.nodes,
             "partition" => &mut self.partition,
             "name" => &mut self.name,
+            "stdout" => &mut self.stdout,
+            "stderr" => &mut self.stderr,
+            "reason" => &mut self.reason,
+            "requeued_at" => &mut self.requeued_at,
+            "cpu_efficiency" => &mut self.cpu_efficiency,
             "source" => &mut self.source,
             "lost_since" => &mut self.lost_since,
             "tracked_at" => &mut self.tracked_at,
@@ -267,6 +300,12 @@ mod tests {
             ("tasks_timeout", "0"),
             ("tasks_cancelled", "2"),
             ("restarts", "1"),
+            ("requeued_at", "2026-01-01T00:00:40Z"),
+            ("reason", "Priority"),
+            ("stdout", "/home/ana/exp/slurm-12_2.out"),
+            ("stderr", "/home/ana/exp/slurm-12_2.out"),
+            ("max_rss", "217579520"),
+            ("cpu_efficiency", "0.873"),
             ("source", "sacct"),
             ("tracked_at", "2026-01-01T00:03:00Z"),
             ("tracked_by", "login1:4242:ab12"),
@@ -280,6 +319,8 @@ mod tests {
         assert_eq!(r.state.as_deref(), Some("FAILED"));
         assert_eq!(r.tasks_cancelled, Some(2));
         assert_eq!(r.restarts, Some(1));
+        assert_eq!(r.max_rss, Some(217_579_520));
+        assert_eq!(r.cpu_efficiency.as_deref(), Some("0.873"));
         assert_eq!(r.tracked_by.as_deref(), Some("login1:4242:ab12"));
         assert!(r.is_final());
         assert_eq!(r.get("tasks").as_deref(), Some("4"));

@@ -184,12 +184,27 @@ pub const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 /// over 128 KiB (MAX_ARG_STRLEN), whatever ARG_MAX says.
 pub const MAX_ID_ARG: usize = 100_000;
 
-/// The `squeue -O` fields rj-track reads, `|`-terminated; the name is last because it may hold `|`.
+/// The `squeue -O` fields rj-track reads, `|`-terminated; the name is last because it may hold
+/// `|`. Reason (of a pending job), JobID (the raw job ID of an array task, for `%j`), UserName,
+/// WorkDir, STDOUT and STDERR give the record's details (ARCHITECTURE.md §7).
 pub const SQUEUE_FORMAT: &str = "JobArrayID:|,ArrayJobID:|,ArrayTaskID:|,State:|,exit_code:|,\
-StartTime:|,EndTime:|,TimeUsed:|,NodeList:|,Partition:|,RestartCnt:|,Name:|";
+StartTime:|,EndTime:|,TimeUsed:|,NodeList:|,Partition:|,RestartCnt:|,Reason:|,JobID:|,\
+UserName:|,WorkDir:|,STDOUT:|,STDERR:|,Name:|";
 
-/// The `sacct -o` fields rj-track reads (with `--parsable2`); the name is last.
-pub const SACCT_FORMAT: &str = "JobID,State,ExitCode,Start,End,Elapsed,NodeList,Partition,JobName";
+/// The `sacct -o` fields rj-track reads (with `--parsable2 --noconvert`, steps included: a job's
+/// MaxRSS is only on its steps' lines, and its TotalCPU only sums them when they are listed);
+/// the name is last.
+pub const SACCT_FORMAT: &str = "JobID,State,ExitCode,Start,End,Elapsed,NodeList,Partition,\
+ElapsedRaw,AllocCPUS,TotalCPU,MaxRSS,JobName";
+
+/// Pending reasons that Slurm never satisfies: the job will never start (its dependency failed,
+/// and Slurm was told not to kill it, `--kill-on-invalid-dep=no` or the site's default).
+pub const NEVER_REASONS: [&str; 1] = ["DependencyNeverSatisfied"];
+
+/// Is this pending reason one that Slurm never satisfies ([`NEVER_REASONS`])?
+pub fn never_satisfied(reason: &str) -> bool {
+    NEVER_REASONS.contains(&reason)
+}
 
 /// One job (or array task, or a range of pending tasks) as Slurm reports it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -202,10 +217,11 @@ pub struct JobRow {
     pub tasks: Option<String>,
     /// As Slurm prints it: `COMPLETED`, `CANCELLED by 0`.
     pub state: String,
-    /// `exit:signal`, as sacct prints it (`3:0`, `0:9`).
+    /// Always `code:signal` (`3:0`, `0:9`); empty when Slurm gave none rj can read.
     pub exit_code: String,
     pub start: String,
     pub end: String,
+    /// Always `[D-]HH:MM:SS`, whichever command printed it.
     pub elapsed: String,
     pub nodes: String,
     pub partition: String,
@@ -213,6 +229,22 @@ pub struct JobRow {
     /// How often Slurm requeued the job (squeue's RestartCnt, scontrol's Restarts); empty where
     /// the query does not say (sacct has no such field).
     pub restarts: String,
+    /// Why a pending job waits (squeue's and scontrol's Reason); empty for `None` and where the
+    /// query does not say (`squeue --only-job-state`, sacct).
+    pub reason: String,
+    /// The output paths with their patterns expanded ([`expand_stdio`]); empty where the query
+    /// does not say (sacct).
+    pub stdout: String,
+    pub stderr: String,
+    /// Elapsed seconds (sacct's ElapsedRaw, else the elapsed time read).
+    pub elapsed_secs: Option<u64>,
+    /// sacct's AllocCPUS.
+    pub alloc_cpus: Option<u64>,
+    /// sacct's TotalCPU (user + system of all steps), in milliseconds; None when accounting
+    /// gathered none (it then prints 0).
+    pub total_cpu_ms: Option<u64>,
+    /// The largest MaxRSS of the job's steps in sacct, in bytes; None when accounting has none.
+    pub max_rss: Option<u64>,
 }
 
 impl JobRow {
@@ -244,6 +276,11 @@ impl JobRow {
                 .fold(0u64, u64::saturating_add)
                 .max(1),
         }
+    }
+
+    /// Is this row a job waiting to start ([`NEVER_REASONS`] included)?
+    pub fn is_pending(&self) -> bool {
+        self.state == "PENDING"
     }
 
     fn set_id(&mut self, id: &str) {
@@ -281,16 +318,87 @@ fn task_range(spec: &str) -> Vec<(u64, u64)> {
         .collect()
 }
 
-/// squeue's `exit_code` is the raw wait status (768 for exit 3, 9 for SIGKILL); sacct and
-/// scontrol print `exit:signal`. Normalise to the latter.
+/// An exit code as `code:signal`, whichever command printed it: squeue 22.05's `exit_code` is
+/// the raw wait status (768 for exit 3, 9 for SIGKILL), squeue 24.11, sacct and scontrol print
+/// `code:signal`. Anything else is no exit code rj can read: empty.
 pub fn wait_status_to_exit_code(s: &str) -> String {
     let s = s.trim();
-    if s.contains(':') {
-        return s.to_string();
+    let number = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    if let Some((code, signal)) = s.split_once(':') {
+        return if number(code) && number(signal) {
+            s.to_string()
+        } else {
+            String::new()
+        };
     }
     match s.parse::<u32>() {
         Ok(w) => format!("{}:{}", (w >> 8) & 0xff, w & 0x7f),
-        Err(_) => s.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+/// Seconds of a Slurm time: `S`, `M:S`, `H:M:S`, `D-H:M:S` (squeue's `0:05`, sacct's
+/// `00:00:05`, `1-00:00:00`, TotalCPU's `00:01.611`); a fraction is cut off. None for anything
+/// else (`INVALID`, `UNLIMITED`, empty).
+pub fn clock_secs(s: &str) -> Option<u64> {
+    clock_ms(s).map(|ms| ms / 1000)
+}
+
+/// [`clock_secs`] in milliseconds, keeping the fraction (`00:01.611` is 1611).
+fn clock_ms(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (days, rest) = match s.split_once('-') {
+        Some((d, r)) => (d.parse::<u64>().ok()?, r),
+        None => (0, s),
+    };
+    let parts: Vec<&str> = rest.split(':').collect();
+    if parts.is_empty() || parts.len() > 3 {
+        return None;
+    }
+    let (whole, frac) = match parts[parts.len() - 1].split_once('.') {
+        Some((w, f)) => (w, f),
+        None => (parts[parts.len() - 1], ""),
+    };
+    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || !(frac.is_empty() || digits(frac)) {
+        return None;
+    }
+    let mut secs: u64 = whole.parse().ok()?;
+    let mut unit = 60;
+    for p in parts[..parts.len() - 1].iter().rev() {
+        if !digits(p) {
+            return None;
+        }
+        secs = secs.checked_add(p.parse::<u64>().ok()?.checked_mul(unit)?)?;
+        unit *= 60;
+    }
+    secs = secs.checked_add(days.checked_mul(86_400)?)?;
+    let ms: u64 = format!("{frac:0<3}")[..3].parse().unwrap_or(0);
+    secs.checked_mul(1000)?.checked_add(ms)
+}
+
+/// Seconds as `[D-]HH:MM:SS`, the one form of `elapsed` in every record (sacct's own).
+pub fn hms(secs: u64) -> String {
+    let (d, rest) = (secs / 86_400, secs % 86_400);
+    let t = format!(
+        "{:02}:{:02}:{:02}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    );
+    if d > 0 {
+        format!("{d}-{t}")
+    } else {
+        t
+    }
+}
+
+/// An elapsed time in the one form ([`hms`]) and in seconds; empty (and None) when it cannot be
+/// read.
+fn elapsed(s: &str) -> (String, Option<u64>) {
+    match clock_secs(&value(s)) {
+        Some(n) => (hms(n), Some(n)),
+        None => (String::new(), None),
     }
 }
 
@@ -301,6 +409,114 @@ fn value(s: &str) -> String {
         "N/A" | "Unknown" | "None" | "NONE" | "(null)" | "None assigned" => String::new(),
         v => v.to_string(),
     }
+}
+
+/// What an output file name's patterns are expanded with: the job as Slurm reports it.
+#[derive(Debug, Clone, Copy)]
+pub struct StdioJob<'a> {
+    /// The job's own ID (an array task's, once it has one: squeue's JobID).
+    pub job_id: &'a str,
+    /// The array job ID and task ID of an array task.
+    pub array: Option<(&'a str, &'a str)>,
+    pub user: &'a str,
+    pub name: &'a str,
+    pub work_dir: &'a str,
+}
+
+/// Slurm's NO_VAL, which `%a` of a job that is no array task becomes (and so the file slurmd
+/// writes for it).
+const NO_VAL: &str = "4294967294";
+
+/// Expand the patterns of an output file name (`sbatch -o/-e`) as `scontrol show job` of Slurm
+/// 24.11 prints them, which is also the file slurmd writes: `%%`, `%A`, `%a`, `%b` (task ID
+/// modulo 10), `%j`, `%u`, `%x`, each with an optional width (`%3j` is `007`; more than one digit
+/// is ten wide, as in Slurm); others (`%N`, `%n`, `%s`, `%t`) stay as they are. A relative path
+/// is under the working directory. (22.05's scontrol leaves `%%` and widths unexpanded.)
+pub fn expand_stdio(pattern: &str, job: &StdioJob) -> String {
+    let b = pattern.as_bytes();
+    let mut out = String::new();
+    let mut i = 0;
+    let mut copied = 0;
+    while i < b.len() {
+        if b[i] != b'%' {
+            i += 1;
+            continue;
+        }
+        if b.get(i + 1) == Some(&b'%') {
+            out.push_str(&pattern[copied..=i]);
+            i += 2;
+            copied = i;
+            continue;
+        }
+        let mut j = i + 1;
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+        let digits = &pattern[i + 1..j];
+        let width = match digits.len() {
+            0 => 0,
+            1 => digits.parse().unwrap_or(0),
+            _ => 10,
+        };
+        let Some(&c) = b.get(j) else { break };
+        let task = job.array.map_or(NO_VAL, |(_, t)| t);
+        let number = |n: &str| format!("{n:0>width$}");
+        let text = match c {
+            b'A' => Some(number(job.array.map_or(job.job_id, |(a, _)| a))),
+            b'a' => Some(number(task)),
+            b'b' => Some(number(
+                &task
+                    .parse::<u64>()
+                    .map_or_else(|_| task.to_string(), |t| (t % 10).to_string()),
+            )),
+            b'j' => Some(number(job.job_id)),
+            b'u' => Some(job.user.to_string()),
+            b'x' => Some(job.name.to_string()),
+            _ => None,
+        };
+        match text {
+            Some(t) => {
+                out.push_str(&pattern[copied..i]);
+                out.push_str(&t);
+                i = j + 1;
+                copied = i;
+            }
+            None => i = j,
+        }
+    }
+    out.push_str(&pattern[copied..]);
+    if out.starts_with('/') || job.work_dir.is_empty() {
+        out
+    } else {
+        format!("{}/{out}", job.work_dir.trim_end_matches('/'))
+    }
+}
+
+/// The stdout and stderr paths of a job from squeue's STDOUT and STDERR (patterns), as
+/// scontrol gives them: stderr goes where stdout goes unless told otherwise, and without
+/// either Slurm writes `slurm-%j.out` (`slurm-%A_%a.out` for an array task) in the working
+/// directory. squeue 22.05 prints that default itself, as `slurm-<job ID>.out` even for an array
+/// task, which is not the file slurmd writes: taken for the default it is.
+fn stdio_paths(stdout: &str, stderr: &str, job: &StdioJob) -> (String, String) {
+    let dir = job.work_dir.trim_end_matches('/');
+    let squeue_default = |p: &str| {
+        job.array.is_some_and(|(array, _)| {
+            [job.job_id, array]
+                .iter()
+                .any(|id| p == format!("{dir}/slurm-{id}.out"))
+        })
+    };
+    let given = |p: &str| {
+        let p = value(p);
+        (!p.is_empty() && !squeue_default(&p)).then_some(p)
+    };
+    let default = match job.array {
+        Some(_) => "slurm-%A_%a.out",
+        None => "slurm-%j.out",
+    };
+    let out = expand_stdio(given(stdout).as_deref().unwrap_or(default), job);
+    let err = given(stderr).map_or_else(|| out.clone(), |p| expand_stdio(&p, job));
+    (out, err)
 }
 
 /// The ID and state fields every squeue line of rj starts with: JobArrayID, ArrayJobID,
@@ -330,73 +546,137 @@ fn squeue_row(f: &[&str], line: &str) -> Result<JobRow, String> {
     Ok(r)
 }
 
+/// The field names of a `squeue -O` format (`JobArrayID:|,State:|` → JobArrayID, State).
+fn squeue_names(format: &str) -> Vec<&str> {
+    format
+        .split(',')
+        .map(|f| f.split(':').next().unwrap_or(f))
+        .collect()
+}
+
 /// Parse `squeue --only-job-state -h -O SQUEUE_STATE_FORMAT` output: IDs and states only.
 pub fn parse_squeue_states(stdout: &str) -> Result<Vec<JobRow>, String> {
-    let mut rows = Vec::new();
-    for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
-        let f: Vec<&str> = line.split('|').collect();
-        if f.len() != 5 || !f[4].trim().is_empty() {
-            return Err(format!(
-                "unexpected squeue line {line:?} (expected 4 |-terminated fields)"
-            ));
-        }
-        rows.push(squeue_row(&f, line)?);
-    }
-    Ok(rows)
+    parse_squeue_as(SQUEUE_STATE_FORMAT, stdout)
 }
 
 /// Parse `squeue -h -O SQUEUE_FORMAT` output.
 pub fn parse_squeue(stdout: &str) -> Result<Vec<JobRow>, String> {
+    parse_squeue_as(SQUEUE_FORMAT, stdout)
+}
+
+/// Parse the output of `squeue -h -O FORMAT`, where FORMAT (`|`-terminated fields) starts with
+/// [`SQUEUE_STATE_FORMAT`]'s four and, if it has `Name`, ends with it (a name may hold `|`).
+/// Fields the format lacks stay empty, so output captured with an older format still reads.
+pub fn parse_squeue_as(format: &str, stdout: &str) -> Result<Vec<JobRow>, String> {
+    let names = squeue_names(format);
+    let n = names.len();
+    let named_last = names.last() == Some(&"Name");
     let mut rows = Vec::new();
     for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
-        let f: Vec<&str> = line.splitn(12, '|').collect();
-        if f.len() != 12 {
+        let f: Vec<&str> = if named_last {
+            line.splitn(n, '|').collect()
+        } else {
+            line.split('|').collect()
+        };
+        let fits = if named_last {
+            f.len() == n
+        } else {
+            f.len() == n + 1 && f[n].trim().is_empty()
+        };
+        if !fits {
             return Err(format!(
-                "unexpected squeue line {line:?} (expected 12 |-separated fields)"
+                "unexpected squeue line {line:?} (expected {n} |-terminated fields)"
             ));
         }
         let mut r = squeue_row(&f, line)?;
-        r.exit_code = wait_status_to_exit_code(f[4]);
-        r.start = value(f[5]);
-        r.end = value(f[6]);
-        r.elapsed = value(f[7]);
-        r.nodes = value(f[8]);
-        r.partition = value(f[9]);
-        r.restarts = value(f[10]);
-        r.name = f[11]
-            .strip_suffix('|')
-            .unwrap_or(f[11])
-            .trim_end()
-            .to_string();
+        let get = |name: &str| names.iter().position(|k| *k == name).map_or("", |i| f[i]);
+        r.exit_code = wait_status_to_exit_code(get("exit_code"));
+        r.start = value(get("StartTime"));
+        r.end = value(get("EndTime"));
+        (r.elapsed, r.elapsed_secs) = elapsed(get("TimeUsed"));
+        r.nodes = value(get("NodeList"));
+        r.partition = value(get("Partition"));
+        r.restarts = value(get("RestartCnt"));
+        r.reason = value(get("Reason"));
+        let raw_name = get("Name");
+        let name = raw_name.strip_suffix('|').unwrap_or(raw_name);
+        r.name = name.trim_end().to_string();
+        // A `|` in the last field is a name or a path holding one: which fields it shifted
+        // cannot be told, so the paths are left out rather than guessed.
+        let stdout = get("STDOUT");
+        if !stdout.is_empty() && !name.contains('|') {
+            let job_id = value(get("JobID"));
+            let job = StdioJob {
+                job_id: if job_id.is_empty() { &r.base } else { &job_id },
+                array: r.tasks.as_deref().map(|t| (r.base.as_str(), t)),
+                user: get("UserName").trim(),
+                name: &r.name,
+                work_dir: get("WorkDir").trim(),
+            };
+            (r.stdout, r.stderr) = stdio_paths(stdout, get("STDERR"), &job);
+        }
         rows.push(r);
     }
     Ok(rows)
 }
 
-/// Parse `sacct -n -X --parsable2 -o SACCT_FORMAT` output.
+/// Parse `sacct -n --parsable2 --noconvert -o SACCT_FORMAT` output.
 pub fn parse_sacct(stdout: &str) -> Result<Vec<JobRow>, String> {
+    parse_sacct_as(SACCT_FORMAT, stdout)
+}
+
+/// Parse the output of `sacct -n --parsable2 --noconvert -o FORMAT`, FORMAT starting with JobID
+/// and ending with JobName; fields it lacks stay empty (output captured with an older format
+/// still reads). A step's line (`9.batch`, `12_3.0`) gives its MaxRSS to its job's row.
+pub fn parse_sacct_as(format: &str, stdout: &str) -> Result<Vec<JobRow>, String> {
+    let names: Vec<&str> = format.split(',').collect();
+    let n = names.len();
     let mut rows = Vec::new();
+    let mut step_rss: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
     for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
-        let f: Vec<&str> = line.splitn(9, '|').collect();
-        if f.len() != 9 {
+        let f: Vec<&str> = line.splitn(n, '|').collect();
+        if f.len() != n {
             return Err(format!(
-                "unexpected sacct line {line:?} (expected 9 |-separated fields)"
+                "unexpected sacct line {line:?} (expected {n} |-separated fields)"
             ));
         }
+        let get = |name: &str| names.iter().position(|k| *k == name).map_or("", |i| f[i]);
+        let id = f[0].trim();
+        let rss = value(get("MaxRSS")).parse::<u64>().ok().filter(|b| *b > 0);
+        if let Some((job, _step)) = id.split_once('.') {
+            if let Some(b) = rss {
+                let max = step_rss.entry(job.to_string()).or_default();
+                *max = (*max).max(b);
+            }
+            continue;
+        }
         let mut r = JobRow::default();
-        r.set_id(f[0].trim());
+        r.set_id(id);
         if r.base.is_empty() || !r.base.bytes().all(|b| b.is_ascii_digit()) {
             return Err(format!("unexpected job ID in sacct line {line:?}"));
         }
-        r.state = f[1].trim().to_string();
-        r.exit_code = f[2].trim().to_string();
-        r.start = value(f[3]);
-        r.end = value(f[4]);
-        r.elapsed = value(f[5]);
-        r.nodes = value(f[6]);
-        r.partition = value(f[7]);
-        r.name = f[8].to_string();
+        r.state = get("State").trim().to_string();
+        r.exit_code = wait_status_to_exit_code(get("ExitCode"));
+        r.start = value(get("Start"));
+        r.end = value(get("End"));
+        (r.elapsed, r.elapsed_secs) = elapsed(get("Elapsed"));
+        if let Ok(raw) = get("ElapsedRaw").trim().parse::<u64>() {
+            (r.elapsed, r.elapsed_secs) = (hms(raw), Some(raw));
+        }
+        r.nodes = value(get("NodeList"));
+        r.partition = value(get("Partition"));
+        r.alloc_cpus = get("AllocCPUS").trim().parse().ok();
+        // Without gathering (JobAcctGatherType=jobacct_gather/none) sacct prints 00:00:00 for
+        // every job: 0 is no figure.
+        r.total_cpu_ms = clock_ms(get("TotalCPU")).filter(|ms| *ms > 0);
+        r.max_rss = rss;
+        r.name = f[n - 1].to_string();
         rows.push(r);
+    }
+    for r in &mut rows {
+        if let Some(b) = step_rss.get(&r.id) {
+            r.max_rss = Some(r.max_rss.unwrap_or(0).max(*b));
+        }
     }
     Ok(rows)
 }
@@ -425,6 +705,7 @@ fn scontrol_fields(line: &str) -> Vec<(&str, String)> {
 }
 
 /// Parse `scontrol show job -o` output: one line per job, array task or pending task range.
+/// StdOut and StdErr are as scontrol expanded them.
 pub fn parse_scontrol(stdout: &str) -> Result<Vec<JobRow>, String> {
     let mut rows = Vec::new();
     for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
@@ -472,14 +753,17 @@ pub fn parse_scontrol(stdout: &str) -> Result<Vec<JobRow>, String> {
                 truncate(line, 120)
             ));
         }
-        r.exit_code = get("ExitCode").to_string();
+        r.exit_code = wait_status_to_exit_code(get("ExitCode"));
         r.start = value(get("StartTime"));
         r.end = value(get("EndTime"));
-        r.elapsed = value(get("RunTime"));
+        (r.elapsed, r.elapsed_secs) = elapsed(get("RunTime"));
         r.nodes = value(get("NodeList"));
         r.partition = value(get("Partition"));
         r.name = get("JobName").to_string();
         r.restarts = value(get("Restarts"));
+        r.reason = value(get("Reason"));
+        r.stdout = value(get("StdOut"));
+        r.stderr = value(get("StdErr"));
         rows.push(r);
     }
     Ok(rows)
@@ -548,10 +832,11 @@ impl Ran {
     }
 }
 
-/// Prefixes of the variables through which squeue, sacct and scontrol take options from the
-/// environment (`SQUEUE_FORMAT`, `SQUEUE_STATES`, `SACCT_FORMAT`, `SCONTROL_FUTURE`, …): a
-/// user's setting would change the fields, rows or order of a query (ARCHITECTURE.md §7).
-pub const QUERY_ENV_PREFIXES: [&str; 3] = ["SQUEUE_", "SACCT_", "SCONTROL_"];
+/// Prefixes of the variables through which squeue, sacct, scontrol and scancel take options
+/// from the environment (`SQUEUE_FORMAT`, `SQUEUE_STATES`, `SACCT_FORMAT`, `SCONTROL_FUTURE`,
+/// `SCANCEL_SIGNAL`, …): a user's setting would change the fields, rows or order of a query, or
+/// what `rj-track --cancel-never` does (ARCHITECTURE.md §7).
+pub const QUERY_ENV_PREFIXES: [&str; 4] = ["SQUEUE_", "SACCT_", "SCONTROL_", "SCANCEL_"];
 
 /// Other variables the query clients read that change what they print or which cluster they
 /// ask: removed. `SLURM_CLUSTERS` would send every query to another cluster; a job's cluster is
@@ -712,48 +997,26 @@ fn on_cluster(cluster: Option<&str>, args: &[&str]) -> Vec<String> {
 }
 
 /// `squeue [-M C] -h -t all -r -j IDS -O …`: every listed job, array task and recently finished
-/// job (until MinJobAge) the controller knows. One call per [`MAX_ID_ARG`] bytes of IDs.
-///
-/// Where squeue has `--only-job-state` ([`only_job_state`]), the IDs are first asked with it:
-/// that answer comes from the controller's job-state cache and holds only IDs and states, which
-/// is all a job still pending or running needs. The jobs it shows finished are then asked again
-/// with the full fields, so a tick runs one squeue more when something finished, never one per
-/// job. A job the second call no longer lists is left out, as squeue leaves out any job it no
-/// longer knows: the tracker then asks accounting (ARCHITECTURE.md §7).
+/// job (until MinJobAge) the controller knows, with all the fields rj reads. One call per
+/// [`MAX_ID_ARG`] bytes of IDs.
 pub fn squeue(cluster: Option<&str>, ids: &[String]) -> Result<Vec<JobRow>, QueryError> {
-    if !only_job_state() {
-        return squeue_with(cluster, ids, &[], SQUEUE_FORMAT, parse_squeue);
-    }
-    let states = match squeue_with(
+    squeue_with(cluster, ids, &[], SQUEUE_FORMAT, parse_squeue)
+}
+
+/// `squeue --only-job-state [-M C] -h -t all -r -j IDS -O …` (Slurm ≥ 23.11.5, see
+/// [`only_job_state`]): answered from the controller's job-state cache, with IDs and states only.
+/// Arrays are asked by their job ID ([`state_query_ids`]) and only the rows of the asked IDs
+/// kept ([`asked_rows`]). Which of them are asked again with the full fields is the tracker's
+/// choice (ARCHITECTURE.md §7).
+pub fn squeue_states(cluster: Option<&str>, ids: &[String]) -> Result<Vec<JobRow>, QueryError> {
+    let rows = squeue_with(
         cluster,
         &state_query_ids(ids),
         &["--only-job-state"],
         SQUEUE_STATE_FORMAT,
         parse_squeue_states,
-    ) {
-        Ok(rows) => rows,
-        // With slurmctld down the state RPC says only `Unable to query jobs state: Unspecified
-        // error`; the full query then says what is wrong in the words rj-track knows
-        // (`Unable to contact slurm controller`), or answers.
-        Err(e) if e.kind == QueryFailure::Other => {
-            return squeue_with(cluster, ids, &[], SQUEUE_FORMAT, parse_squeue)
-        }
-        Err(e) => return Err(e),
-    };
-    let (mut rows, finished): (Vec<JobRow>, Vec<JobRow>) = asked_rows(states, ids)
-        .into_iter()
-        .partition(|r| crate::state::classify(&r.state) == crate::state::Verdict::Active);
-    if !finished.is_empty() {
-        let again: Vec<String> = finished.into_iter().map(|r| r.id).collect();
-        rows.extend(squeue_with(
-            cluster,
-            &again,
-            &[],
-            SQUEUE_FORMAT,
-            parse_squeue,
-        )?);
-    }
-    Ok(rows)
+    )?;
+    Ok(asked_rows(rows, ids))
 }
 
 /// The IDs to give `squeue --only-job-state`: each array by its job ID, once. Slurm 24.11.5
@@ -858,7 +1121,8 @@ fn squeue_with(
     Ok(rows)
 }
 
-/// `sacct -n -X -a --parsable2 -j IDS -o …`: final records from the accounting database.
+/// `sacct -n -a --parsable2 --noconvert -j IDS -o …`: final records from the accounting
+/// database, with the jobs' steps (whose MaxRSS the job line lacks) and sizes in bytes.
 /// `--allusers`: a tag's jobs may have been submitted by a colleague (a shared Redis, a group
 /// account); without it sacct shows a non-root user only their own jobs, and the others would
 /// look unknown and end as LOST. Where PrivateData hides them anyway, Slurm still decides.
@@ -869,9 +1133,9 @@ pub fn sacct(cluster: Option<&str>, ids: &[String]) -> Result<Vec<JobRow>, Query
             cluster,
             &[
                 "-n",
-                "-X",
                 "--allusers",
                 "--parsable2",
+                "--noconvert",
                 "-j",
                 &chunk,
                 "-o",
@@ -913,9 +1177,45 @@ pub fn scontrol_all(cluster: Option<&str>) -> Result<Vec<JobRow>, QueryError> {
     })
 }
 
+/// `scancel [-M C] ID…`: cancel these jobs (rj-track `--cancel-never`), all in one call (one
+/// per [`MAX_ID_ARG`] bytes of IDs). scancel goes on past an ID it cannot cancel and then fails;
+/// the error names the first such line.
+pub fn scancel(cluster: Option<&str>, ids: &[String]) -> Result<(), QueryError> {
+    for chunk in id_chunks(ids, MAX_ID_ARG) {
+        let mut args = on_cluster(cluster, &[]);
+        args.extend(chunk.split(',').map(str::to_string));
+        let ran = run_query("scancel", &args, QUERY_TIMEOUT).map_err(|e| QueryError {
+            kind: QueryFailure::Unreachable,
+            msg: format!("{e:#}"),
+        })?;
+        if !ran.ok() {
+            return Err(query_error(&ran, classify_failure(&ran.stderr)));
+        }
+    }
+    Ok(())
+}
+
+/// The formats the fixtures captured before the record's details were asked with (`*-details*`
+/// fixtures are of today's [`SQUEUE_FORMAT`] and [`SACCT_FORMAT`], the others of these, with
+/// sacct's `-X`).
+#[cfg(test)]
+pub(crate) const SQUEUE_FORMAT_V1: &str = "JobArrayID:|,ArrayJobID:|,ArrayTaskID:|,State:|,\
+exit_code:|,StartTime:|,EndTime:|,TimeUsed:|,NodeList:|,Partition:|,RestartCnt:|,Name:|";
+#[cfg(test)]
+pub(crate) const SACCT_FORMAT_V1: &str =
+    "JobID,State,ExitCode,Start,End,Elapsed,NodeList,Partition,JobName";
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn v1_squeue(s: &str) -> Result<Vec<JobRow>, String> {
+        parse_squeue_as(SQUEUE_FORMAT_V1, s)
+    }
+
+    fn v1_sacct(s: &str) -> Result<Vec<JobRow>, String> {
+        parse_sacct_as(SACCT_FORMAT_V1, s)
+    }
 
     #[test]
     fn sbatch_parsable_forms() {
@@ -1011,7 +1311,7 @@ mod tests {
 
     #[test]
     fn squeue_finished_jobs_captured() {
-        let rows = parse_squeue(&fixture("squeue-all-finished.txt")).unwrap();
+        let rows = v1_squeue(&fixture("squeue-all-finished.txt")).unwrap();
         let failed = find(&rows, "1");
         assert_eq!(failed.state, "FAILED");
         assert_eq!(failed.exit_code, "3:0");
@@ -1019,7 +1319,9 @@ mod tests {
         assert_eq!(failed.partition, "debug");
         assert_eq!(failed.name, "wrap");
         assert_eq!(failed.start, "2026-11-21T23:57:56");
-        assert_eq!(failed.elapsed, "0:01");
+        // squeue's `0:01`, in the one form of every record.
+        assert_eq!(failed.elapsed, "00:00:01");
+        assert_eq!(failed.elapsed_secs, Some(1));
         assert_eq!(find(&rows, "8").state, "NODE_FAIL");
         assert_eq!(find(&rows, "8").exit_code, "0:15");
         let task = find(&rows, "3_2");
@@ -1035,7 +1337,7 @@ mod tests {
     /// job 2 requeued once from a REQUEUE partition and then completed.
     #[test]
     fn squeue_restart_count_captured() {
-        let rows = parse_squeue(&fixture("squeue-preempted.txt")).unwrap();
+        let rows = v1_squeue(&fixture("squeue-preempted.txt")).unwrap();
         assert_eq!(find(&rows, "4").state, "PREEMPTED");
         assert_eq!(find(&rows, "4").restarts, "0");
         assert_eq!(find(&rows, "2").restarts, "1");
@@ -1044,7 +1346,7 @@ mod tests {
 
     #[test]
     fn squeue_live_array_and_pending_ranges() {
-        let rows = parse_squeue(&fixture("squeue-live.txt")).unwrap();
+        let rows = v1_squeue(&fixture("squeue-live.txt")).unwrap();
         assert!(!rows.is_empty());
         for r in &rows {
             assert!(matches!(
@@ -1064,7 +1366,7 @@ mod tests {
 
     #[test]
     fn squeue_errors_captured() {
-        assert!(parse_squeue(&fixture("squeue-invalid-one.out"))
+        assert!(v1_squeue(&fixture("squeue-invalid-one.out"))
             .unwrap()
             .is_empty());
         assert_eq!(
@@ -1088,13 +1390,13 @@ mod tests {
     #[test]
     fn squeue_garbage_is_an_error() {
         for bad in ["hello", "1|2|3", "x|x|N/A|RUNNING|0|a|b|c|d|e|f|"] {
-            assert!(parse_squeue(bad).is_err(), "{bad}");
+            assert!(v1_squeue(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn sacct_odd_lines() {
-        let rows = parse_sacct(
+        let rows = v1_sacct(
             "6_[2-3]|PENDING|0:0|Unknown|Unknown|00:00:00|None assigned|debug|a|b\n\
              9|CANCELLED by 0|0:0|2026-11-21T23:58:58|2026-11-21T23:58:59|00:00:01|vm|debug|x\n",
         )
@@ -1105,7 +1407,7 @@ mod tests {
         assert_eq!(rows[0].start, "");
         assert!(rows[0].covers("6_2"));
         assert_eq!(rows[1].state, "CANCELLED by 0");
-        assert!(parse_sacct("1|COMPLETED\n").is_err());
+        assert!(v1_sacct("1|COMPLETED\n").is_err());
     }
 
     /// Real `sacct` output with slurmdbd: exit 0, exit 3, cancelled while pending and while
@@ -1113,7 +1415,7 @@ mod tests {
     /// pending range.
     #[test]
     fn sacct_slurmdbd_captured() {
-        let rows = parse_sacct(&fixture("sacct-slurmdbd.txt")).unwrap();
+        let rows = v1_sacct(&fixture("sacct-slurmdbd.txt")).unwrap();
         assert_eq!(rows.len(), 12);
         let ok = find(&rows, "9");
         assert_eq!(ok.state, "COMPLETED");
@@ -1141,7 +1443,7 @@ mod tests {
         assert_eq!(find(&rows, "12_2").exit_code, "1:0");
         assert_eq!(find(&rows, "12_2").base, "12");
 
-        let live = parse_sacct(&fixture("sacct-slurmdbd-live.txt")).unwrap();
+        let live = v1_sacct(&fixture("sacct-slurmdbd-live.txt")).unwrap();
         let range = find(&live, "25_[3-4]");
         assert_eq!(range.state, "PENDING");
         assert_eq!(range.task_count(), 2);
@@ -1208,9 +1510,9 @@ mod tests {
     fn task_count_of_huge_ranges_saturates() {
         // Bounds up to u64::MAX are what a broken squeue could print; no overflow panic.
         let one = "5_[0-18446744073709551615]|5|0-18446744073709551615|PENDING|0|N/A|N/A|0:00||debug|0|wrap|\n";
-        assert_eq!(parse_squeue(one).unwrap()[0].task_count(), u64::MAX);
+        assert_eq!(v1_squeue(one).unwrap()[0].task_count(), u64::MAX);
         let two = "5_[1-18446744073709551615,1-18446744073709551615]|5|1-18446744073709551615,1-18446744073709551615|PENDING|0|N/A|N/A|0:00||debug|0|wrap|\n";
-        assert_eq!(parse_squeue(two).unwrap()[0].task_count(), u64::MAX);
+        assert_eq!(v1_squeue(two).unwrap()[0].task_count(), u64::MAX);
     }
 
     #[test]
@@ -1292,8 +1594,8 @@ mod tests {
     /// a cancelled running job `0:15` in squeue but `0:0` in sacct.
     #[test]
     fn squeue_of_both_versions_reads_alike() {
-        let old = parse_squeue(&fixture("squeue-all-finished.txt")).unwrap();
-        let new = parse_squeue(&fixture("squeue-24.11-all-finished.txt")).unwrap();
+        let old = v1_squeue(&fixture("squeue-all-finished.txt")).unwrap();
+        let new = v1_squeue(&fixture("squeue-24.11-all-finished.txt")).unwrap();
         let by_state = |rows: &[JobRow], state: &str, exit: &str| {
             rows.iter()
                 .any(|r| r.state == state && r.exit_code == exit && r.nodes == "vm")
@@ -1308,14 +1610,14 @@ mod tests {
                 .all(|r| r.start.len() == 19 || r.start.is_empty()));
         }
         assert_eq!(find(&old, "8").exit_code, "0:15");
-        let n = parse_squeue(&fixture("squeue-24.11-all-finished.txt")).unwrap();
+        let n = v1_squeue(&fixture("squeue-24.11-all-finished.txt")).unwrap();
         assert_eq!(find(&n, "61").state, "FAILED");
         assert_eq!(find(&n, "61").exit_code, "0:9");
         assert_eq!(find(&n, "66").state, "NODE_FAIL");
         assert_eq!(find(&n, "66").exit_code, "0:1");
         assert_eq!(find(&n, "65").state, "TIMEOUT");
         assert_eq!(find(&n, "65").exit_code, "0:15");
-        assert_eq!(find(&n, "65").elapsed, "1:05");
+        assert_eq!(find(&n, "65").elapsed, "00:01:05");
         // Cancelled while held: never ran, no nodes.
         assert_eq!(find(&n, "62").state, "CANCELLED");
         assert_eq!(find(&n, "62").nodes, "");
@@ -1349,7 +1651,7 @@ mod tests {
 
     #[test]
     fn sacct_24_11_captured() {
-        let rows = parse_sacct(&fixture("sacct-24.11-slurmdbd.txt")).unwrap();
+        let rows = v1_sacct(&fixture("sacct-24.11-slurmdbd.txt")).unwrap();
         assert_eq!(rows.len(), 10);
         let nf = find(&rows, "66");
         assert_eq!(
@@ -1427,11 +1729,284 @@ mod tests {
         }
     }
 
+    /// The job IDs of a `*-details-ids` capture: `m=9 c=10 …` (see the fixtures' tests).
+    fn details_ids(v: &str) -> std::collections::HashMap<&'static str, String> {
+        let line = match v {
+            "22.05" => "m=9 c=10 f=11 d=12 a=13 h=14 s=15",
+            _ => "m=12 c=13 f=14 d=15 a=16 h=17 s=18",
+        };
+        line.split(' ')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| {
+                let k: &'static str = match k {
+                    "m" => "mem",
+                    "c" => "cpu",
+                    "f" => "fail",
+                    "d" => "dep",
+                    "a" => "arr",
+                    "h" => "held",
+                    _ => "sleeper",
+                };
+                (k, v.to_string())
+            })
+            .collect()
+    }
+
+    /// Captured on private copies of both testbeds with JobAcctGatherType=jobacct_gather/linux
+    /// (JobAcctGatherFrequency=1) and slurmdbd, from /tmp/rjd/w: `mem` (holds 150 MB for 2 s,
+    /// `-o mem-%j.out`), `cpu` (named "cpu job", busy 3 s, `-o /tmp/rjd/w/cpu-%x-%j.out -e
+    /// cpu-%j-%%-%3j.err`), `fail` (exit 3, no -o), `dep` (afterok:fail,
+    /// --kill-on-invalid-dep=no), `arr` (1-3, task 2 fails, `-o arr-%A_%a.out`), `held`
+    /// (cancelled while held), `sleeper` (sleep 2, -o /dev/null). Today's SQUEUE_FORMAT.
+    #[test]
+    fn squeue_details_of_both_versions_captured() {
+        for v in ["22.05", "24.11"] {
+            let id = details_ids(v);
+            let name = |f: &str| match v {
+                "22.05" => f.to_string(),
+                _ => f.replacen("squeue-", "squeue-24.11-", 1),
+            };
+            let rows = parse_squeue(&fixture(&name("squeue-details-finished.txt"))).unwrap();
+            let w = "/tmp/rjd/w";
+            let mem = find(&rows, &id["mem"]);
+            assert_eq!(mem.state, "COMPLETED", "{v}");
+            assert_eq!(mem.stdout, format!("{w}/mem-{}.out", id["mem"]), "{v}");
+            assert_eq!(mem.stderr, mem.stdout, "{v}: stderr goes with stdout");
+            assert!(mem.elapsed.starts_with("00:00:0"), "{v}: {}", mem.elapsed);
+            assert_eq!(mem.reason, "", "{v}: None is no reason");
+            let cpu = find(&rows, &id["cpu"]);
+            assert_eq!(cpu.name, "cpu job");
+            assert_eq!(
+                cpu.stdout,
+                format!("{w}/cpu-cpu job-{}.out", id["cpu"]),
+                "{v}"
+            );
+            // `%%` and `%3j` as slurmd wrote the file (seen in /tmp/rjd/w: cpu-10-%-010.err).
+            let c = &id["cpu"];
+            assert_eq!(cpu.stderr, format!("{w}/cpu-{c}-%-0{c}.err"), "{v}");
+            let fail = find(&rows, &id["fail"]);
+            assert_eq!(
+                (fail.exit_code.as_str(), fail.reason.as_str()),
+                ("3:0", "NonZeroExitCode")
+            );
+            assert_eq!(fail.stdout, format!("{w}/slurm-{}.out", id["fail"]), "{v}");
+            let dep = find(&rows, &id["dep"]);
+            assert!(dep.is_pending(), "{v}");
+            assert_eq!(dep.reason, "DependencyNeverSatisfied", "{v}");
+            assert!(never_satisfied(&dep.reason));
+            assert_eq!(find(&rows, &id["held"]).reason, "JobHeldUser", "{v}");
+            assert_eq!(find(&rows, &id["sleeper"]).stdout, "/dev/null");
+            // Array tasks: %A and %a of the task, whatever its own job ID.
+            let a = &id["arr"];
+            for t in 1..=3 {
+                let task = find(&rows, &format!("{a}_{t}"));
+                assert_eq!(task.stdout, format!("{w}/arr-{a}_{t}.out"), "{v}");
+            }
+            assert_eq!(find(&rows, &format!("{a}_2")).exit_code, "1:0");
+        }
+        // Pending: the reasons as squeue gives them.
+        let live = parse_squeue(&fixture("squeue-details-live.txt")).unwrap();
+        let reasons: Vec<(&str, &str)> = live
+            .iter()
+            .filter(|r| r.is_pending())
+            .map(|r| (r.id.as_str(), r.reason.as_str()))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                ("11", "Resources"),
+                ("12", "Dependency"),
+                ("13_1", "Priority"),
+                ("13_2", "Priority"),
+                ("13_3", "Priority"),
+                ("15", "Priority"),
+                ("14", "JobHeldUser")
+            ]
+        );
+        let live = parse_squeue(&fixture("squeue-24.11-details-live.txt")).unwrap();
+        // 24.11 gives a pending array's tasks no reason (None).
+        assert_eq!(find(&live, "16_2").reason, "");
+        assert_eq!(find(&live, "15").reason, "Dependency");
+    }
+
+    /// squeue's patterns expanded by rj are what `scontrol show job` prints for the same jobs:
+    /// on 24.11 every one of them; on 22.05 all but the `%%` and `%3j` that 22.05's scontrol
+    /// leaves unexpanded (and slurmd does not: the file is cpu-10-%-010.err).
+    #[test]
+    fn expanded_paths_are_scontrols() {
+        for v in ["22.05", "24.11"] {
+            let (sq, sc) = match v {
+                "22.05" => ("squeue-details-finished.txt", "scontrol-details.txt"),
+                _ => (
+                    "squeue-24.11-details-finished.txt",
+                    "scontrol-24.11-details.txt",
+                ),
+            };
+            let squeue = parse_squeue(&fixture(sq)).unwrap();
+            let scontrol = parse_scontrol(&fixture(sc)).unwrap();
+            assert_eq!(squeue.len(), scontrol.len(), "{v}");
+            for c in &scontrol {
+                let q = find(&squeue, &c.id);
+                assert_eq!(q.stdout, c.stdout, "{v} job {}", c.id);
+                if v == "22.05" && c.name == "cpu job" {
+                    assert_eq!(c.stderr, "/tmp/rjd/w/cpu-10-%%-%3j.err");
+                    assert_eq!(q.stderr, "/tmp/rjd/w/cpu-10-%-010.err");
+                } else {
+                    assert_eq!(q.stderr, c.stderr, "{v} job {}", c.id);
+                }
+                assert_eq!(q.elapsed, c.elapsed, "{v} job {}", c.id);
+            }
+            let dep = scontrol
+                .iter()
+                .find(|r| r.reason == "DependencyNeverSatisfied")
+                .expect("the job that can never start");
+            assert!(dep.is_pending());
+        }
+    }
+
+    #[test]
+    fn patterns_expand_as_slurm_does() {
+        let plain = StdioJob {
+            job_id: "42",
+            array: None,
+            user: "ana",
+            name: "train",
+            work_dir: "/home/ana/exp/",
+        };
+        let task = StdioJob {
+            job_id: "57",
+            array: Some(("40", "17")),
+            ..plain
+        };
+        let e = |p: &str, j: &StdioJob| expand_stdio(p, j);
+        assert_eq!(e("out-%j.txt", &plain), "/home/ana/exp/out-42.txt");
+        assert_eq!(e("/o/%x-%u-%j", &plain), "/o/train-ana-42");
+        assert_eq!(e("/o/%A_%a", &task), "/o/40_17");
+        assert_eq!(e("/o/%j", &task), "/o/57");
+        assert_eq!(e("/o/%A-%a-%b", &plain), "/o/42-4294967294-4");
+        assert_eq!(e("/o/%b", &task), "/o/7");
+        assert_eq!(e("/o/%4a", &task), "/o/0017");
+        assert_eq!(e("/o/%12j", &plain), "/o/0000000042");
+        assert_eq!(
+            e("/o/100%%-%N-%n-%s-%t-%3N", &plain),
+            "/o/100%-%N-%n-%s-%t-%3N"
+        );
+        assert_eq!(e("/o/end%", &plain), "/o/end%");
+        assert_eq!(e("/o/%5", &plain), "/o/%5");
+        assert_eq!(e("/dev/null", &task), "/dev/null");
+        let no_dir = StdioJob {
+            work_dir: "",
+            ..plain
+        };
+        assert_eq!(e("x-%j", &no_dir), "x-42");
+        // squeue's values as they come: unset, 22.05's own default, a given pattern.
+        let (out, err) = stdio_paths("(null)", "(null)", &plain);
+        assert_eq!(
+            (out.as_str(), err.as_str()),
+            ("/home/ana/exp/slurm-42.out", "/home/ana/exp/slurm-42.out")
+        );
+        let (out, _) = stdio_paths(
+            "/home/ana/exp/slurm-57.out",
+            "/home/ana/exp/slurm-57.out",
+            &task,
+        );
+        assert_eq!(out, "/home/ana/exp/slurm-40_17.out");
+        let (out, err) = stdio_paths("/o/%j.out", "/e/%j.err", &task);
+        assert_eq!((out.as_str(), err.as_str()), ("/o/57.out", "/e/57.err"));
+    }
+
+    /// A `|` in the last field (a name, or a path, holding one) shifts fields that cannot be
+    /// told apart: the row keeps its state but gets no paths.
+    #[test]
+    fn a_bar_in_a_name_or_path_leaves_the_paths_out() {
+        let line = "7|7|N/A|COMPLETED|0|2026-01-01T00:00:00|2026-01-01T00:00:05|0:05|n1|debug|0|None|7|ana|/w|/w/a|b.out|(null)|x|\n";
+        let r = &parse_squeue(line).unwrap()[0];
+        assert_eq!(r.state, "COMPLETED");
+        assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("", ""));
+        assert_eq!(r.elapsed, "00:00:05");
+    }
+
+    /// Today's sacct query (steps included, --noconvert) on both testbed copies with gathering:
+    /// the job's MaxRSS is its steps' (bytes), TotalCPU and AllocCPUS are the job line's, and a
+    /// step is no row of its own. Without gathering (the real 24.11 testbed) TotalCPU is
+    /// 00:00:00 and MaxRSS empty: no figures.
+    #[test]
+    fn sacct_usage_of_both_versions_captured() {
+        for (v, file) in [
+            ("22.05", "sacct-details.txt"),
+            ("24.11", "sacct-24.11-details.txt"),
+        ] {
+            let id = details_ids(v);
+            let rows = parse_sacct(&fixture(file)).unwrap();
+            assert_eq!(
+                rows.len(),
+                9,
+                "{v}: one row per job and task, none per step"
+            );
+            assert!(rows.iter().all(|r| !r.id.contains('.')));
+            let mem = find(&rows, &id["mem"]);
+            assert!(mem.max_rss.unwrap() > 150_000_000, "{v}: {mem:?}");
+            assert_eq!(mem.alloc_cpus, Some(1));
+            let cpu = find(&rows, &id["cpu"]);
+            assert_eq!(cpu.elapsed_secs, Some(3), "{v}");
+            assert_eq!(cpu.elapsed, "00:00:03");
+            assert!(cpu.total_cpu_ms.unwrap() > 1000, "{v}: {cpu:?}");
+            assert!(cpu.max_rss.unwrap() < 10_000_000, "{v}: {cpu:?}");
+            let fail = find(&rows, &id["fail"]);
+            assert_eq!(fail.exit_code, "3:0");
+            assert_eq!(fail.max_rss, None, "{v}: too short for a sample");
+            assert_eq!(fail.elapsed_secs, Some(0));
+            let dep = find(&rows, &id["dep"]);
+            assert_eq!((dep.state.as_str(), dep.total_cpu_ms), ("PENDING", None));
+            assert_eq!(find(&rows, &id["held"]).state, "CANCELLED by 0");
+            assert_eq!(find(&rows, &format!("{}_2", id["arr"])).exit_code, "1:0");
+        }
+        assert_eq!(
+            find(&parse_sacct(&fixture("sacct-details.txt")).unwrap(), "9").max_rss,
+            Some(217_579_520)
+        );
+        let none = parse_sacct(&fixture("sacct-24.11-nogather.txt")).unwrap();
+        assert_eq!(none.len(), 1);
+        assert_eq!((none[0].total_cpu_ms, none[0].max_rss), (None, None));
+        assert_eq!(none[0].elapsed_secs, Some(3));
+    }
+
+    #[test]
+    fn slurm_times_in_one_form() {
+        assert_eq!(clock_secs("0:05"), Some(5));
+        assert_eq!(clock_secs("1:02:03"), Some(3723));
+        assert_eq!(clock_secs("1-02:03:04"), Some(93_784));
+        assert_eq!(clock_secs("00:00:05"), Some(5));
+        assert_eq!(clock_ms("00:01.611"), Some(1611));
+        assert_eq!(clock_ms("01:00:00"), Some(3_600_000));
+        assert_eq!(clock_ms("00:00.5"), Some(500));
+        for bad in [
+            "",
+            "INVALID",
+            "UNLIMITED",
+            "1:2:3:4",
+            "a:05",
+            "-1",
+            "1-",
+            "0:0x",
+        ] {
+            assert_eq!(clock_secs(bad), None, "{bad:?}");
+        }
+        assert_eq!(hms(0), "00:00:00");
+        assert_eq!(hms(65), "00:01:05");
+        assert_eq!(hms(90_061), "1-01:01:01");
+        assert_eq!(elapsed("Unknown"), (String::new(), None));
+    }
+
     #[test]
     fn wait_status() {
         assert_eq!(wait_status_to_exit_code("0"), "0:0");
         assert_eq!(wait_status_to_exit_code("768"), "3:0");
         assert_eq!(wait_status_to_exit_code("9"), "0:9");
         assert_eq!(wait_status_to_exit_code("1:0"), "1:0");
+        // Always code:signal, or nothing.
+        for odd in ["", "x", "1:x", ":0", "N/A"] {
+            assert_eq!(wait_status_to_exit_code(odd), "", "{odd:?}");
+        }
     }
 }

@@ -49,7 +49,8 @@ fn a_job_submitted_with_minus_m_is_tracked_on_its_cluster() {
 
 /// One tag with a job on a (the default cluster, no -M) and one on b (chosen by
 /// SLURM_CLUSTERS, recorded with its cluster too): both are tracked, with one squeue per
-/// cluster per tick, and end in their sets.
+/// cluster per tick (and one sacct per cluster once its job finished, for the record's usage
+/// figures), and end in their sets.
 #[test]
 fn one_tag_on_two_clusters_is_one_squeue_per_cluster() {
     let Some((server, env, _hold)) = clusters::setup(false) else {
@@ -78,7 +79,7 @@ fn one_tag_on_two_clusters_is_one_squeue_per_cluster() {
     ok(&out);
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(err.contains("2 moved"), "{err}");
-    assert!(err.contains(" 2 Slurm command(s)"), "{err}");
+    assert!(err.contains(" 4 Slurm command(s)"), "{err}");
     assert!(in_set(&server, &env, "FAILED", &on_a));
     assert!(in_set(&server, &env, "COMPLETED", &on_b));
     assert_eq!(server.hgetall(&env.job(&on_a))["name"], "on-a");

@@ -37,8 +37,10 @@ const HOSTILE: [(&str, &str); 16] = [
     ("SCONTROL_ALL", "1"),
 ];
 
-/// Fields the tracker writes that differ between two trackers by nature, not by what Slurm said.
-const OWN: [&str; 2] = ["tracked_at", "tracked_by"];
+/// Fields the tracker writes that differ between two trackers by nature, not by what Slurm said:
+/// who moved the job and when, and the reason it saw while a job (a task) was still pending,
+/// which depends on when it looked.
+const OWN: [&str; 3] = ["tracked_at", "tracked_by", "reason"];
 
 /// Run `rj-track --once` on `tag` (with `extra` in its environment) until the tag's pending set
 /// is empty or 60 s have passed; the last run's stderr, for the failure message.

@@ -292,20 +292,79 @@ fn seed_finished(server: &RedisServer, env: &TestEnv) -> String {
     id
 }
 
+/// `[D-]HH:MM:SS`, the one form of elapsed in every record.
+fn one_form_of_elapsed(e: &str) -> bool {
+    let (days, hms) = e.split_once('-').unwrap_or(("0", e));
+    let parts: Vec<&str> = hms.split(':').collect();
+    days.parse::<u64>().is_ok()
+        && parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Does the testbed's accounting measure jobs (slurmdbd, and a JobAcctGatherType other than
+/// none)? Only then do records get max_rss and cpu_efficiency.
+fn gathers_usage() -> bool {
+    let config = slurm::run("scontrol", &["show", "config"]);
+    let value = |key: &str| {
+        config
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(key))
+            .and_then(|l| l.split_once('='))
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    value("AccountingStorageType").ends_with("slurmdbd")
+        && !matches!(
+            value("JobAcctGatherType").as_str(),
+            "" | "(null)" | "jobacct_gather/none"
+        )
+}
+
 #[test]
 fn exit_codes_cancels_and_arrays_end_in_their_sets() {
     let Some((server, env, _node)) = slurm::setup() else {
         return;
     };
-    let ok0 = launch(&env, &["--wrap", "exit 0"]);
-    let bad = launch(&env, &["--wrap", "exit 3"]);
+    // ok0 holds 150 MB for 2 s (max_rss), bad is busy for 2 s (cpu_efficiency) and writes to
+    // its own files (stdout, stderr), never can never start (its dependency, bad, fails).
+    let ok0 = launch(
+        &env,
+        &[
+            "--wrap",
+            "x=$(head -c 150000000 /dev/zero | tr '\\0' a); sleep 2; echo ${#x}",
+        ],
+    );
+    let bad = launch(
+        &env,
+        &[
+            "-J",
+            "bad job",
+            "-o",
+            "out-%x-%j.txt",
+            "-e",
+            "err-%j-%%.txt",
+            "--wrap",
+            "timeout 2 sh -c 'while :; do :; done'; exit 3",
+        ],
+    );
+    let never = launch(
+        &env,
+        &[
+            &format!("--dependency=afterok:{bad}"),
+            "--kill-on-invalid-dep=no",
+            "--wrap",
+            "exit 0",
+        ],
+    );
     let held = launch(&env, &["--hold", "--wrap", "exit 0"]);
     let long = launch(&env, &["--wrap", "sleep 300"]);
     let array = launch(
         &env,
         &["--array=1-3", "--wrap", "[ $SLURM_ARRAY_TASK_ID != 2 ]"],
     );
-    let d = Daemon::start(&env, "track", &["--record-ttl", "7d"]);
+    let d = Daemon::start(&env, "track", &["--record-ttl", "7d", "--cancel-never"]);
     scancel(&held);
     wait_state(&long, "RUNNING", Duration::from_secs(60));
     scancel(&long);
@@ -314,6 +373,7 @@ fn exit_codes_cancels_and_arrays_end_in_their_sets() {
     assert_eq!(set_of(&server, &env, &ok0), Some("COMPLETED"));
     assert_eq!(set_of(&server, &env, &bad), Some("FAILED"));
     assert_eq!(set_of(&server, &env, &held), Some("CANCELLED"));
+    assert_eq!(set_of(&server, &env, &never), Some("CANCELLED"));
     assert_eq!(set_of(&server, &env, &long), Some("CANCELLED"));
     assert_eq!(
         set_of(&server, &env, &array),
@@ -350,13 +410,64 @@ fn exit_codes_cancels_and_arrays_end_in_their_sets() {
         .unwrap();
     assert!(ttl > 6 * 86400 && ttl <= 7 * 86400, "TTL {ttl}");
 
+    // The details: output files as slurmd wrote them, one form of elapsed and exit code.
+    let dir = env.path().display().to_string();
+    assert_eq!(h["stdout"], format!("{dir}/out-bad job-{bad}.txt"), "{h:?}");
+    assert_eq!(h["stderr"], format!("{dir}/err-{bad}-%.txt"), "{h:?}");
+    for f in ["stdout", "stderr"] {
+        assert!(Path::new(&h[f]).exists(), "{f} {} was not written", h[f]);
+    }
+    for id in [&ok0, &bad, &held, &long, &array, &never] {
+        let r = server.hgetall(&env.job(id));
+        if let Some(e) = r.get("elapsed") {
+            assert!(one_form_of_elapsed(e), "job {id}: elapsed {e:?}");
+        }
+        if let Some(e) = r.get("exit_code") {
+            let (code, signal) = e.split_once(':').expect("code:signal");
+            assert!(
+                code.parse::<u8>().is_ok() && signal.parse::<u8>().is_ok(),
+                "{e}"
+            );
+        }
+    }
+    // The job that could never start: its reason, one warning, and --cancel-never's scancel.
+    let n = server.hgetall(&env.job(&never));
+    assert_eq!(n["reason"], "DependencyNeverSatisfied", "{n:?}");
+    assert!(n["state"].starts_with("CANCELLED"), "{n:?}");
+    let err = d.stderr();
+    let warned = format!("job {never} of {} can never start", env.tag);
+    assert_eq!(err.matches(&warned).count(), 1, "{err}");
+    assert!(err.contains("--cancel-never: cancelled 1 job(s)"), "{err}");
+    // Usage figures, where accounting gathers them (not with jobacct_gather/none, the
+    // testbed's default); absent where it does not.
+    let r0 = server.hgetall(&env.job(&ok0));
+    let r_long = server.hgetall(&env.job(&long));
+    if gathers_usage() {
+        let rss: u64 = r0["max_rss"].parse().unwrap();
+        assert!(rss > 150_000_000, "max_rss {rss}");
+        let busy: f64 = h["cpu_efficiency"].parse().unwrap();
+        assert!(busy > 0.1, "busy for 2 s: {busy}");
+        // A job killed in its sleep may have no CPU time to speak of (then no figure).
+        if let Some(idle) = r_long.get("cpu_efficiency") {
+            assert!(idle.parse::<f64>().unwrap() < 0.05, "sleeping: {idle}");
+        }
+    } else {
+        for r in [&r0, &h, &r_long] {
+            assert!(
+                !r.contains_key("max_rss") && !r.contains_key("cpu_efficiency"),
+                "{r:?}"
+            );
+        }
+    }
+
     // Each move printed once, and the array as its parent.
-    let mut moves = d.moves_with(5);
+    let mut moves = d.moves_with(6);
     moves.sort();
     let ids: Vec<&str> = moves.iter().map(|m| m.0.as_str()).collect();
     let mut want = vec![
         ok0.as_str(),
         bad.as_str(),
+        never.as_str(),
         held.as_str(),
         long.as_str(),
         array.as_str(),
@@ -399,6 +510,43 @@ fn time_limit_ends_in_timeout() {
     assert_eq!(line["job_id"], id.as_str());
     assert_eq!(line["set"], "TIMEOUT");
     assert_eq!(line["tag"], env.tag.as_str());
+    assert_invariant(&server, &env);
+}
+
+/// `scontrol requeue` of a running job: it comes back PENDING with the same ID, and the daemon
+/// notes restarts and requeued_at at once. On Slurm 24.11, whose `squeue --only-job-state` has
+/// no RestartCnt, that is the full squeue asked for a job gone from RUNNING back to PENDING
+/// (well before the minute after which pending jobs are asked again anyway).
+#[test]
+fn a_requeued_job_gets_restarts_at_once() {
+    let Some((server, env, _node)) = slurm::setup() else {
+        return;
+    };
+    let id = launch(&env, &["--requeue", "--wrap", "sleep 300"]);
+    let d = Daemon::start(&env, "track", &[]);
+    wait_state(&id, "RUNNING", Duration::from_secs(60));
+    // A tick that saw it running.
+    std::thread::sleep(Duration::from_millis(2500));
+    slurm::run("scontrol", &["requeue", &id]);
+    let requeued = Instant::now();
+    util::wait_until(Duration::from_secs(30), "restarts in the record", || {
+        server.hgetall(&env.job(&id)).contains_key("restarts")
+    });
+    assert!(
+        requeued.elapsed() < Duration::from_secs(20),
+        "noted after {:?}:\n{}",
+        requeued.elapsed(),
+        d.stderr()
+    );
+    let rec = server.hgetall(&env.job(&id));
+    assert_eq!(rec["restarts"], "1", "{rec:?}");
+    assert!(rec["requeued_at"].ends_with('Z'), "{rec:?}");
+    assert_eq!(set_of(&server, &env, &id), Some("PENDING_AND_RUNNING"));
+    scancel(&id);
+    wait_drained(&server, &env, &d, Duration::from_secs(60));
+    let rec = server.hgetall(&env.job(&id));
+    assert!(rec["state"].starts_with("CANCELLED"), "{rec:?}");
+    assert_eq!(rec["restarts"], "1", "{rec:?}");
     assert_invariant(&server, &env);
 }
 

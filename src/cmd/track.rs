@@ -32,7 +32,10 @@ pub const EXAMPLES: &str = "\
 ///
 /// Gentle with Slurm: per tick and cluster, one squeue call for all tracked jobs, one sacct call
 /// for the jobs squeue no longer lists, and one `scontrol show job` when accounting is disabled
-/// or sacct fails. Never one command per job.
+/// or sacct fails. Never one command per job. On Slurm 23.11.5 and later squeue first asks the
+/// controller's job-state cache (`--only-job-state`, IDs and states only), then the full fields
+/// in one more squeue for the jobs that finished and for pending jobs whose reason is older than
+/// a minute.
 ///
 /// Several clusters: a job submitted with `sbatch -M c` (or SLURM_CLUSTERS=c) is recorded with
 /// its cluster, and rj-track asks that cluster about it (`squeue -M c`, `sacct -M c`,
@@ -64,10 +67,20 @@ pub const EXAMPLES: &str = "\
 /// and only for MinJobAge (300 s by default, see `scontrol show config`): there, keep
 /// --interval (or the cron period of --once) well below it.
 ///
-/// Records: on each move the job hash TAG_JOB:<id> gets state, exit_code, start, end, elapsed,
-/// nodes, partition and name (shown by rj-status --long), restarts when Slurm requeued the job,
-/// and tracked_at and tracked_by (the tick's time and the tracker, host:pid:nonce);
-/// --record-ttl expires it.
+/// Records: on each move the job hash TAG_JOB:<id> gets state, exit_code (always code:signal),
+/// start, end, elapsed (always [D-]HH:MM:SS), nodes, partition and name (shown by rj-status
+/// --long); stdout and stderr, the job's output files with their patterns (%j, %A, %a, %x, %u)
+/// expanded as `scontrol show job` prints them (of an array, its worst task's); restarts when
+/// Slurm requeued the job; with accounting (sacct), max_rss (the largest MaxRSS of its steps, in
+/// bytes) and cpu_efficiency (TotalCPU / (elapsed × allocated CPUs), e.g. 0.873) where
+/// accounting measured them (not with JobAcctGatherType=jobacct_gather/none); and tracked_at
+/// and tracked_by (the tick's time and the tracker, host:pid:nonce). --record-ttl expires it.
+///
+/// While a job is pending its hash gets reason, Slurm's Reason (Priority, Resources,
+/// Dependency, …), written when it changes; it stays after the job starts and after the move.
+/// A job whose reason is DependencyNeverSatisfied (a job it depends on failed, and Slurm was not
+/// told to cancel it: --kill-on-invalid-dep=no or the site's default) will never start: rj-track
+/// warns once per job, and with --cancel-never cancels it.
 ///
 /// Events: each move also appends one entry to the Redis stream TAG_EVENTS, in the same script,
 /// with the fields job, set, state, exit_code, tracked_at and tracker; follow it with
@@ -151,6 +164,12 @@ pub struct Args {
     /// --collector.textfile.directory, as a file ending in .prom.
     #[arg(long, value_name = "PATH")]
     pub metrics_file: Option<std::path::PathBuf>,
+    /// Cancel (scancel) the tracked jobs that Slurm says can never start, pending with reason
+    /// DependencyNeverSatisfied: one scancel per tick and cluster for all of them. They then end
+    /// in CANCELLED with that reason in their record. Off by default: the job stays pending until
+    /// someone cancels it or the dependency is changed (scontrol update Dependency=).
+    #[arg(long)]
+    pub cancel_never: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -183,6 +202,7 @@ impl Args {
             events_max: self.events_max,
             format: self.format.line_format(),
             metrics_file: self.metrics_file.clone(),
+            cancel_never: self.cancel_never,
         }
     }
 }

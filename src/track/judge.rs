@@ -55,17 +55,17 @@ fn is_array_parent(id: &str, rows: &[&JobRow]) -> bool {
     !id.contains('_') && rows.iter().any(|r| r.tasks.is_some())
 }
 
-/// Can squeue's rows not decide `id` alone? True when squeue does not list it, and when it is
-/// an array parent whose listed tasks are all final: squeue forgets finished tasks after
-/// MinJobAge, so a failed task purged before its siblings ended would be missing from the
-/// counts and from the worst outcome. Accounting lists every task.
-pub fn needs_accounting(id: &str, rows: &[&JobRow]) -> bool {
+/// Can squeue's rows not decide `id` alone? True when squeue does not list it, when it shows
+/// it PREEMPTED (accounting must agree), and when it shows it finished: the record's usage
+/// figures (MaxRSS, TotalCPU) are accounting's, and of an array parent squeue may have forgotten
+/// finished tasks (MinJobAge), so a failed task purged before its siblings ended would be missing
+/// from the counts and from the worst outcome. Accounting lists every task.
+pub fn needs_accounting(rows: &[&JobRow]) -> bool {
     rows.is_empty()
         || rows.iter().any(|r| state::is_preempted(&r.state))
-        || (is_array_parent(id, rows)
-            && rows
-                .iter()
-                .all(|r| matches!(state::classify(&r.state), Verdict::Final(_))))
+        || rows
+            .iter()
+            .all(|r| matches!(state::classify(&r.state), Verdict::Final(_)))
 }
 
 /// The IDs of `all` that squeue's rows cannot decide alone, for sacct (or scontrol). Without
@@ -77,7 +77,7 @@ pub fn to_ask_again(squeue: &Index<'_>, all: &[String], accounting_disabled: boo
             if accounting_disabled {
                 rows.is_empty()
             } else {
-                needs_accounting(id, &rows)
+                needs_accounting(&rows)
             }
         })
         .cloned()
@@ -106,7 +106,14 @@ pub struct Answers<'a> {
 impl Answers<'_> {
     pub fn decide(&self, id: &str, tracked_at: &str) -> Decision {
         if let Some(sacct) = &self.sacct {
-            let rows = sacct.covering(id);
+            // slurmdbd's first record of a job, made from its first step before the job's own
+            // (seen on the testbed for about half a second after a job ended), is no answer.
+            let rows: Vec<&JobRow> = sacct
+                .covering(id)
+                .iter()
+                .copied()
+                .filter(|r| !accounting_placeholder(r))
+                .collect();
             let controller = self.squeue.covering(id);
             if is_array_parent(id, &controller) || is_array_parent(id, &rows) {
                 // slurmdbd lags the controller. Seen on the testbed: for a moment it reports a
@@ -123,10 +130,10 @@ impl Answers<'_> {
                             all.push(r);
                         }
                     }
-                    return judge_rows(id, &all, "sacct", tracked_at);
+                    return judge_rows_with(id, &all, "sacct", tracked_at, Some(self.squeue));
                 }
             } else if !rows.is_empty() {
-                return judge_rows(id, &rows, "sacct", tracked_at);
+                return judge_rows_with(id, &rows, "sacct", tracked_at, Some(self.squeue));
             }
         }
         // The controller's view: exact for a plain job, possibly partial for an array.
@@ -188,6 +195,18 @@ pub fn judge_all<'a>(
 /// Judge one tracked ID from the rows that cover it (see [`JobRow::covers`]); `tracked_at` is
 /// the tick's time, formatted once.
 pub fn judge_rows(id: &str, rows: &[&JobRow], source: &str, tracked_at: &str) -> Decision {
+    judge_rows_with(id, rows, source, tracked_at, None)
+}
+
+/// [`judge_rows`], taking what accounting's rows lack (the output paths, the restart count) from
+/// the controller's row of the same job or task, when `controller` has one.
+fn judge_rows_with(
+    id: &str,
+    rows: &[&JobRow],
+    source: &str,
+    tracked_at: &str,
+    controller: Option<&Index<'_>>,
+) -> Decision {
     if rows.is_empty() {
         return Decision::Unknown;
     }
@@ -225,6 +244,8 @@ pub fn judge_rows(id: &str, rows: &[&JobRow], source: &str, tracked_at: &str) ->
         nodes: text(&row.nodes),
         partition: text(&row.partition),
         name: text(&row.name),
+        stdout: text(&row.stdout),
+        stderr: text(&row.stderr),
         source: Some(source.to_string()),
         tracked_at: Some(tracked_at.to_string()),
         ..JobRecord::default()
@@ -257,10 +278,73 @@ pub fn judge_rows(id: &str, rows: &[&JobRow], source: &str, tracked_at: &str) ->
     if restarted(row) {
         rec.restarts = row.restarts.parse().ok();
     }
+    let same =
+        controller.and_then(|c| c.covering(&row.id).iter().copied().find(|c| c.id == row.id));
+    if let Some(c) = same {
+        if rec.stdout.is_none() {
+            rec.stdout = text(&c.stdout);
+            rec.stderr = text(&c.stderr);
+        }
+        if rec.restarts.is_none() && restarted(c) {
+            rec.restarts = c.restarts.parse().ok();
+        }
+    }
+    (rec.max_rss, rec.cpu_efficiency) = usage(rows);
     if rows.iter().any(|r| state::is_preempted(&r.state)) {
         return Decision::Preempted(set, rec);
     }
     Decision::Move(set, rec)
+}
+
+/// What accounting measured of the job (every row: an array's tasks, a heterogeneous job's
+/// components): the largest MaxRSS, and TotalCPU / (elapsed × allocated CPUs) over the rows that
+/// have all three, none of them 0 (unknown: a job that never ran, or accounting that gathers no
+/// usage, JobAcctGatherType=jobacct_gather/none), with three decimals.
+fn usage(rows: &[&JobRow]) -> (Option<u64>, Option<String>) {
+    let max_rss = rows.iter().filter_map(|r| r.max_rss).max();
+    let (mut used, mut had) = (0u128, 0u128);
+    for r in rows {
+        if let (Some(cpu), Some(secs), Some(n)) = (r.total_cpu_ms, r.elapsed_secs, r.alloc_cpus) {
+            if cpu > 0 && secs > 0 && n > 0 {
+                used += u128::from(cpu);
+                had += u128::from(secs) * u128::from(n) * 1000;
+            }
+        }
+    }
+    let efficiency = (had > 0).then(|| format!("{:.3}", used as f64 / had as f64));
+    (max_rss, efficiency)
+}
+
+/// What squeue says of a live job that waits to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    /// The Reason of its first pending row that has one.
+    pub reason: String,
+    /// The rows (a job, tasks, a task range) pending for a reason Slurm never satisfies
+    /// ([`crate::slurm::NEVER_REASONS`]), by the IDs scancel takes.
+    pub never: Vec<String>,
+}
+
+/// [`Waiting`] of a tracked ID from the squeue rows that cover it; None when no pending row has
+/// a Reason (none pending, or the state query, which has no Reason).
+pub fn waiting(rows: &[&JobRow]) -> Option<Waiting> {
+    let pending = || {
+        rows.iter()
+            .filter(|r| r.is_pending() && !r.reason.is_empty())
+    };
+    let reason = pending().next()?.reason.clone();
+    let never = pending()
+        .filter(|r| crate::slurm::never_satisfied(&r.reason))
+        .map(|r| r.id.clone())
+        .collect();
+    Some(Waiting { reason, never })
+}
+
+/// Is this sacct row slurmdbd's placeholder for a job whose own record has not arrived yet:
+/// named "allocation", without a partition (a real job always has one)? Its state may be final
+/// already, with nothing else right.
+fn accounting_placeholder(r: &JobRow) -> bool {
+    r.name == "allocation" && r.partition.is_empty()
 }
 
 /// A record's text field: None for what Slurm left empty.
@@ -431,6 +515,7 @@ pub(crate) mod tests {
             partition: "debug".into(),
             name: "job".into(),
             restarts: "0".into(),
+            ..JobRow::default()
         }
     }
 
@@ -574,11 +659,12 @@ pub(crate) mod tests {
     fn array_parent_is_judged_from_accounting_not_from_what_squeue_kept() {
         let squeue = vec![row("6_3", "COMPLETED")];
         let sq = Index::new(&squeue);
-        assert!(needs_accounting("6", &sq.covering("6")));
-        assert!(!needs_accounting("6_3", &sq.covering("6_3")));
+        assert!(needs_accounting(&sq.covering("6")));
         let live = vec![row("6_3", "RUNNING")];
-        assert!(!needs_accounting("6", &Index::new(&live).covering("6")));
-        assert!(!needs_accounting("9", &[&row("9", "COMPLETED")]));
+        assert!(!needs_accounting(&Index::new(&live).covering("6")));
+        // A finished job goes to accounting too, for its usage figures.
+        assert!(needs_accounting(&sq.covering("6_3")));
+        assert!(needs_accounting(&[&row("9", "COMPLETED")]));
 
         let mut failed = row("6_1", "FAILED");
         failed.exit_code = "1:0".into();
@@ -637,7 +723,7 @@ pub(crate) mod tests {
         failed.exit_code = "1:0".into();
         let squeue = vec![row("6_1", "COMPLETED"), failed, row("6_3", "COMPLETED")];
         let sq = Index::new(&squeue);
-        assert!(needs_accounting("6", &sq.covering("6")));
+        assert!(needs_accounting(&sq.covering("6")));
         let sacct = vec![row("6_1", "COMPLETED"), row("6_3", "COMPLETED")];
         let d = answers(&sq, Some(&sacct), Accounting::Answered).decide("6", T);
         assert!(matches!(d, Decision::Move(Set::Failed, _)), "{d:?}");
@@ -664,6 +750,32 @@ pub(crate) mod tests {
         );
     }
 
+    /// Seen on the two-cluster testbed: for half a second after a job ends, sacct has it as
+    /// `allocation`, COMPLETED, without a partition, before its own record arrives. That is no
+    /// answer: the job is judged from squeue (its name, no usage figures).
+    #[test]
+    fn accountings_placeholder_of_a_plain_job_is_no_answer() {
+        let mut done = row("5000002", "COMPLETED");
+        done.name = "on-b".into();
+        let squeue = vec![done];
+        let sq = Index::new(&squeue);
+        let mut early = row("5000002", "COMPLETED");
+        (early.name, early.partition) = ("allocation".into(), String::new());
+        let d = answers(&sq, Some(&[early]), Accounting::Answered).decide("5000002", T);
+        assert_eq!(field(&d, "name"), "on-b");
+        assert_eq!(field(&d, "source"), "squeue");
+        let mut real = row("5000002", "COMPLETED");
+        (
+            real.name,
+            real.total_cpu_ms,
+            real.elapsed_secs,
+            real.alloc_cpus,
+        ) = ("on-b".into(), Some(500), Some(1), Some(1));
+        let d = answers(&sq, Some(&[real]), Accounting::Answered).decide("5000002", T);
+        assert_eq!(field(&d, "source"), "sacct");
+        assert_eq!(field(&d, "cpu_efficiency"), "0.500");
+    }
+
     /// The same from real output: array 12 of the captured slurmdbd sacct fixture, of which
     /// squeue kept only the last task.
     #[test]
@@ -673,7 +785,7 @@ pub(crate) mod tests {
                 .join("tests/fixtures/slurm/sacct-slurmdbd.txt"),
         )
         .unwrap();
-        let sacct = slurm::parse_sacct(&text).unwrap();
+        let sacct = slurm::parse_sacct_as(slurm::SACCT_FORMAT_V1, &text).unwrap();
         let squeue = vec![row("12_3", "COMPLETED")];
         let sq = Index::new(&squeue);
         let d = answers(&sq, Some(&sacct), Accounting::Answered).decide("12", T);
@@ -683,8 +795,8 @@ pub(crate) mod tests {
         assert_eq!(field(&d, "tasks_failed"), "1");
     }
 
-    /// Which IDs go to accounting: the ones squeue does not list, and arrays whose listed tasks
-    /// are all final; without accounting only the ones squeue does not list.
+    /// Which IDs go to accounting: the ones squeue does not list, and those whose listed rows
+    /// are all final (jobs, tasks, arrays); without accounting only the ones squeue does not list.
     #[test]
     fn only_what_squeue_cannot_decide_is_asked_again() {
         let squeue = vec![
@@ -697,7 +809,7 @@ pub(crate) mod tests {
         ];
         let sq = Index::new(&squeue);
         let all = ids(&["1", "2", "3", "4", "5", "3_1"]);
-        assert_eq!(to_ask_again(&sq, &all, false), ids(&["3", "5"]));
+        assert_eq!(to_ask_again(&sq, &all, false), ids(&["2", "3", "5", "3_1"]));
         assert_eq!(to_ask_again(&sq, &all, true), ids(&["5"]));
         assert!(to_ask_again(&sq, &[], false).is_empty());
     }
@@ -776,8 +888,8 @@ pub(crate) mod tests {
         };
         assert_eq!(*set, Set::Failed);
         assert_eq!(record.state.as_deref(), Some("PREEMPTED"));
-        assert!(needs_accounting("4", &[&pr]));
-        assert!(!needs_accounting("4", &[&row("4", "PENDING")]));
+        assert!(needs_accounting(&[&pr]));
+        assert!(!needs_accounting(&[&row("4", "PENDING")]));
 
         let squeue = vec![pr.clone()];
         let sq = Index::new(&squeue);
@@ -860,6 +972,118 @@ pub(crate) mod tests {
         assert_eq!(s.preempted, [p("1")]);
         assert_eq!(s.requeued, [("2".to_string(), "3".to_string())]);
         assert!(s.plan.is_empty());
+    }
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/slurm")
+                .join(name),
+        )
+        .unwrap()
+    }
+
+    /// The records of the jobs of the captured details fixtures (22.05, accounting with
+    /// gathering; see slurm.rs): the finished ones go to sacct, which gives the usage figures,
+    /// squeue their output paths; an array's paths are its worst task's.
+    #[test]
+    fn records_carry_the_details_from_the_captured_fixtures() {
+        let squeue = slurm::parse_squeue(&fixture("squeue-details-finished.txt")).unwrap();
+        let sacct = slurm::parse_sacct(&fixture("sacct-details.txt")).unwrap();
+        let sq = Index::new(&squeue);
+        let all = ids(&["9", "10", "11", "12", "13", "14", "15"]);
+        let asked = to_ask_again(&sq, &all, false);
+        assert_eq!(asked, ids(&["9", "10", "11", "13", "14", "15"]));
+        let a = answers(&sq, Some(&sacct), Accounting::Answered);
+        let d = judge_all(&all, &asked, &a, T);
+        let rec = |id: &str| match &d[id] {
+            Decision::Move(_, r) => r.clone(),
+            other => panic!("job {id}: {other:?}"),
+        };
+        let mem = rec("9");
+        assert_eq!(mem.source.as_deref(), Some("sacct"));
+        assert_eq!(mem.max_rss, Some(217_579_520));
+        assert_eq!(mem.cpu_efficiency.as_deref(), Some("0.322"));
+        assert_eq!(mem.elapsed.as_deref(), Some("00:00:05"));
+        assert_eq!(mem.stdout.as_deref(), Some("/tmp/rjd/w/mem-9.out"));
+        let cpu = rec("10");
+        assert_eq!(cpu.cpu_efficiency.as_deref(), Some("0.356"));
+        assert_eq!(cpu.stderr.as_deref(), Some("/tmp/rjd/w/cpu-10-%-010.err"));
+        let fail = rec("11");
+        assert_eq!(fail.exit_code.as_deref(), Some("3:0"));
+        assert_eq!(fail.cpu_efficiency, None, "ran 0 s");
+        assert_eq!(fail.max_rss, None);
+        assert_eq!(fail.stdout.as_deref(), Some("/tmp/rjd/w/slurm-11.out"));
+        let arr = rec("13");
+        assert_eq!(arr.state.as_deref(), Some("FAILED"));
+        assert_eq!(arr.tasks, Some(3));
+        assert_eq!(arr.stdout.as_deref(), Some("/tmp/rjd/w/arr-13_2.out"));
+        let held = rec("14");
+        assert_eq!(held.state.as_deref(), Some("CANCELLED by 0"));
+        assert_eq!((held.max_rss, held.cpu_efficiency), (None, None));
+        let sleeper = rec("15");
+        let e: f64 = sleeper.cpu_efficiency.unwrap().parse().unwrap();
+        assert!(e < 0.01, "{e}");
+        assert!(
+            mem.reason.is_none(),
+            "the reason is noted while pending, not at the move"
+        );
+        assert_eq!(d["12"], Decision::Stay);
+        assert_eq!(
+            waiting(&sq.covering("12")),
+            Some(Waiting {
+                reason: "DependencyNeverSatisfied".into(),
+                never: ids(&["12"]),
+            })
+        );
+        assert_eq!(waiting(&sq.covering("9")), None);
+    }
+
+    /// Without accounting the controller's rows decide, with their paths and no usage figures.
+    #[test]
+    fn without_accounting_a_record_has_no_usage_figures() {
+        let squeue = slurm::parse_squeue(&fixture("squeue-details-finished.txt")).unwrap();
+        let sq = Index::new(&squeue);
+        let d = judge_rows("9", &sq.covering("9"), "squeue", T);
+        assert_eq!(field(&d, "stdout"), "/tmp/rjd/w/mem-9.out");
+        assert_eq!(field(&d, "max_rss"), "");
+        assert_eq!(field(&d, "cpu_efficiency"), "");
+    }
+
+    /// An array's usage: the largest MaxRSS of its tasks, and its CPU time over the CPU time it
+    /// had, summed over the tasks that have all three figures.
+    #[test]
+    fn an_arrays_usage_is_its_tasks_together() {
+        let task = |id: &str, rss: Option<u64>, cpu: Option<u64>, secs: u64, n: u64| {
+            let mut r = row(id, "COMPLETED");
+            (r.max_rss, r.total_cpu_ms, r.elapsed_secs, r.alloc_cpus) =
+                (rss, cpu, Some(secs), Some(n));
+            r
+        };
+        let rows = [
+            task("6_1", Some(100), Some(3_000), 4, 1),
+            task("6_2", Some(300), Some(1_000), 1, 2),
+            task("6_3", None, None, 5, 1),
+            task("6_4", Some(50), Some(500), 0, 1),
+        ];
+        let refs: Vec<&JobRow> = rows.iter().collect();
+        let d = judge_rows("6", &refs, "sacct", T);
+        assert_eq!(field(&d, "max_rss"), "300");
+        // (3 + 1) s used of (4 × 1 + 1 × 2) s had.
+        assert_eq!(field(&d, "cpu_efficiency"), "0.667");
+        let pending = {
+            let mut r = row("7_[1-3]", "PENDING");
+            r.reason = "Dependency".into();
+            r
+        };
+        let never = {
+            let mut r = row("7_4", "PENDING");
+            r.reason = "DependencyNeverSatisfied".into();
+            r
+        };
+        let w = waiting(&[&row("7_5", "RUNNING"), &pending, &never]).unwrap();
+        assert_eq!(w.reason, "Dependency");
+        assert_eq!(w.never, ids(&["7_4"]));
     }
 
     /// A job unknown for exactly --lost-after is LOST, one second less is not; the record says

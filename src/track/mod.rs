@@ -7,7 +7,7 @@ pub mod moves;
 pub mod query;
 mod script;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -19,7 +19,7 @@ use crate::{results_spool, spool};
 
 use judge::{Answers, Index, Planned};
 use lease::{Lease, LeaseKeeper};
-use moves::{print_move, LineFormat, Unreported, MOVE_BATCH};
+use moves::{print_move, LineFormat, Note, Unreported, MOVE_BATCH};
 use query::{Query, SlurmClient};
 
 /// What the command line chose, as plain values.
@@ -38,6 +38,8 @@ pub struct Settings {
     pub format: LineFormat,
     /// Where to write the tick's OpenMetrics text (node_exporter's textfile collector).
     pub metrics_file: Option<std::path::PathBuf>,
+    /// scancel the pending jobs Slurm says can never start (`DependencyNeverSatisfied`).
+    pub cancel_never: bool,
 }
 
 /// What a tick did, for the summary line under -v.
@@ -176,6 +178,11 @@ pub struct Tracker {
     /// Per tag, the restart count last noted in each requeued job's hash, so a requeue is
     /// written once, not every tick.
     requeues: HashMap<Tag, HashMap<String, String>>,
+    /// Per tag, the pending reason last noted in each job's hash, so only a change is written.
+    reasons: HashMap<Tag, HashMap<String, String>>,
+    /// The jobs (or tasks) of each cluster this tracker cancelled with `--cancel-never`, while
+    /// squeue still shows them pending: scancel is not asked twice.
+    cancelled: HashSet<(Option<String>, String)>,
 }
 
 impl Tracker {
@@ -202,6 +209,8 @@ impl Tracker {
             results_stuck: HashMap::new(),
             clusters: HashMap::new(),
             requeues: HashMap::new(),
+            reasons: HashMap::new(),
+            cancelled: HashSet::new(),
         }
     }
 
@@ -407,6 +416,8 @@ impl Tracker {
 
         summary.judged = true;
         let now = now_secs();
+        // Per cluster, the pending jobs (or tasks) Slurm says can never start.
+        let mut never: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
         for a in active.iter_mut() {
             let sorted = judge::sort_decisions(&a.ids, |i| {
                 let g = group_of.get(&a.clusters[i].as_deref())?;
@@ -429,14 +440,74 @@ impl Tracker {
                 now,
                 &tracked_at,
             )?);
-            self.note_requeues(store, &a.keys, &a.ids, &sorted.requeued, &tracked_at)?;
+            let mut waiting = Vec::new();
+            for (i, id) in a.ids.iter().enumerate() {
+                let squeue = group_of
+                    .get(&a.clusters[i].as_deref())
+                    .and_then(|g| indexes[*g].as_ref());
+                if let Some(w) = squeue.and_then(|s| judge::waiting(&s.covering(id))) {
+                    never
+                        .entry(a.clusters[i].clone())
+                        .or_default()
+                        .extend(w.never);
+                    waiting.push((id.clone(), w.reason));
+                }
+            }
+            self.note_live(
+                store,
+                &a.keys,
+                &a.ids,
+                &sorted.requeued,
+                &waiting,
+                &tracked_at,
+            )?;
             a.unknown = sorted.unknown.len();
             summary.unknown += a.unknown;
             let before = summary.moved;
             self.move_and_print(store, &a.keys, &plan, &tracked_at, out, &mut summary)?;
             a.moved = summary.moved - before;
         }
+        self.cancel_never(never);
         Ok(summary)
+    }
+
+    /// Step 7d, with `--cancel-never`: one scancel per cluster for the pending jobs (or tasks)
+    /// Slurm says can never start, each asked once while it stays pending. A scancel that fails
+    /// is warned about and asked again next tick.
+    fn cancel_never(&mut self, mut never: BTreeMap<Option<String>, Vec<String>>) {
+        if !self.settings.cancel_never {
+            return;
+        }
+        for (cluster, ids) in never.iter_mut() {
+            ids.sort();
+            ids.dedup();
+            let new: Vec<String> = ids
+                .iter()
+                .filter(|id| !self.cancelled.contains(&(cluster.clone(), (*id).clone())))
+                .cloned()
+                .collect();
+            if new.is_empty() {
+                continue;
+            }
+            let on = cluster
+                .as_deref()
+                .map(|c| format!(" on cluster {c}"))
+                .unwrap_or_default();
+            match self.query.cancel(cluster.as_deref(), &new) {
+                Ok(()) => {
+                    note(&format!(
+                        "--cancel-never: cancelled {} job(s){on} that can never start: {}",
+                        new.len(),
+                        some_ids(&new, 10)
+                    ));
+                    self.cancelled
+                        .extend(new.into_iter().map(|id| (cluster.clone(), id)));
+                }
+                Err(e) => warn(&format!("--cancel-never: {e}; trying again next tick")),
+            }
+        }
+        self.cancelled
+            .retain(|(c, id)| never.get(c).is_some_and(|ids| ids.contains(id)));
     }
 
     /// Step 8b: the tick's figures, one hash per tag whose lease the tracker still holds, all
@@ -638,45 +709,81 @@ impl Tracker {
         Ok(ready)
     }
 
-    /// Step 7b: write `restarts` and `requeued_at` into the hashes of the jobs Slurm requeued
-    /// since the last note (fenced by the lease), and say so once per requeue.
-    fn note_requeues(
+    /// Step 7b: note in the hashes of live jobs what changed since the last note (fenced by the
+    /// lease, one script for the tag): `restarts` and `requeued_at` of the jobs Slurm requeued,
+    /// and the `reason` of the pending ones. Each requeue is said once, and a pending job Slurm
+    /// will never start is warned about once: when its reason is written (once per job, through
+    /// the hash, also across `--once` runs).
+    fn note_live(
         &mut self,
         store: &mut Store,
         keys: &Keys,
         ids: &[String],
         requeued: &[(String, String)],
+        waiting: &[(String, String)],
         tracked_at: &str,
     ) -> anyhow::Result<()> {
-        let noted = self.requeues.entry(keys.tag().clone()).or_default();
-        if requeued.is_empty() {
-            if !noted.is_empty() {
-                let keep: HashSet<&str> = ids.iter().map(String::as_str).collect();
-                noted.retain(|id, _| keep.contains(id.as_str()));
-            }
-            return Ok(());
-        }
-        let new: Vec<(String, String)> = requeued
+        let tag = keys.tag().clone();
+        let keep: HashSet<&str> = ids.iter().map(String::as_str).collect();
+        let restarts = self.requeues.entry(tag.clone()).or_default();
+        restarts.retain(|id, _| keep.contains(id.as_str()));
+        let reasons = self.reasons.entry(tag.clone()).or_default();
+        reasons.retain(|id, _| keep.contains(id.as_str()));
+        let mut notes: Vec<Note> = requeued
             .iter()
-            .filter(|(id, n)| noted.get(id) != Some(n))
-            .cloned()
+            .filter(|(id, n)| restarts.get(id) != Some(n))
+            .map(|(id, n)| Note {
+                id: id.clone(),
+                field: "restarts",
+                value: n.clone(),
+                also: vec![("requeued_at", tracked_at.to_string())],
+            })
             .collect();
-        if new.is_empty() {
+        notes.extend(
+            waiting
+                .iter()
+                .filter(|(id, r)| reasons.get(id) != Some(r))
+                .map(|(id, r)| Note {
+                    id: id.clone(),
+                    field: "reason",
+                    value: r.clone(),
+                    also: Vec::new(),
+                }),
+        );
+        if notes.is_empty() {
             return Ok(());
         }
-        if store
-            .note_requeues(keys, &self.owner, &new, tracked_at)?
-            .is_none()
-        {
+        let Some(written) = store.note_jobs(keys, &self.owner, &notes)? else {
             return Ok(()); // the move step says so, and stands by
-        }
-        let noted = self.requeues.entry(keys.tag().clone()).or_default();
-        for (id, n) in new {
-            info(&format!(
-                "job {id} of {} was requeued by Slurm (restarts {n}); still tracked",
-                keys.tag()
-            ));
-            noted.insert(id, n);
+        };
+        for (n, wrote) in notes.into_iter().zip(written) {
+            match n.field {
+                "restarts" => {
+                    if wrote {
+                        info(&format!(
+                            "job {} of {tag} was requeued by Slurm (restarts {}); still tracked",
+                            n.id, n.value
+                        ));
+                    }
+                    self.requeues
+                        .entry(tag.clone())
+                        .or_default()
+                        .insert(n.id, n.value);
+                }
+                _ => {
+                    if wrote && crate::slurm::never_satisfied(&n.value) {
+                        warn(&format!(
+                            "job {} of {tag} can never start: Slurm says {} (a job it depends \
+                             on failed); cancel it, or run rj-track with --cancel-never",
+                            n.id, n.value
+                        ));
+                    }
+                    self.reasons
+                        .entry(tag.clone())
+                        .or_default()
+                        .insert(n.id, n.value);
+                }
+            }
         }
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! Moving finished jobs (ARCHITECTURE.md §2, §7 step 7): the move script (SMOVE and record,
 //! all or nothing, fenced by the lease), the script that times jobs Slurm does not know (and
-//! preempted ones), the script that notes requeues in the job hashes, moves whose reply a
-//! dropped connection lost, and the line each move prints.
+//! preempted ones), the script that notes requeues and pending reasons in the hashes of live
+//! jobs, moves whose reply a dropped connection lost, and the line each move prints.
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
@@ -136,30 +136,49 @@ end
 return out
 ";
 
-/// KEYS: lease, then one job hash per job. ARGV: owner, then per job: restarts, requeued_at.
-/// Fenced by the lease (-1 when another tracker holds it: nothing written); writes `restarts`
-/// and `requeued_at` into each job hash whose `restarts` differs, skipping keys that are not
-/// hashes (the move script refuses those later); returns how many it wrote. Every permission is
-/// checked before the first write.
-const REQUEUE_LUA: &str = r"
+/// KEYS: lease, then one job hash per note. ARGV: owner, then per note ([`Note`]): field,
+/// value, n, then n more field/value pairs. Fenced by the lease (-1 when another tracker holds
+/// it: nothing written); writes the note's fields into each job hash whose `field` differs from
+/// `value`, skipping keys that are not hashes (the move script refuses those later); returns 1
+/// or 0 per note, written or not. Every permission is checked before the first write.
+const NOTE_LUA: &str = r"
 local e = denied('GET', KEYS[1])
 if e then return redis.error_reply(e) end
+local a = 2
 for k = 2, #KEYS do
-  e = denied('TYPE', KEYS[k]) or denied('HGET', KEYS[k], 'restarts')
-    or denied('HSET', KEYS[k], 'restarts', ARGV[2 * k - 2], 'requeued_at', ARGV[2 * k - 1])
+  local n = tonumber(ARGV[a + 2])
+  e = denied('TYPE', KEYS[k]) or denied('HGET', KEYS[k], ARGV[a])
+    or denied('HSET', KEYS[k], ARGV[a], ARGV[a + 1], unpack(ARGV, a + 3, a + 2 + 2 * n))
   if e then return redis.error_reply(e) end
+  a = a + 3 + 2 * n
 end
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
-local n = 0
+local out = {}
+a = 2
 for k = 2, #KEYS do
+  local n = tonumber(ARGV[a + 2])
+  local wrote = 0
   if redis.call('TYPE', KEYS[k]).ok == 'hash'
-    and redis.call('HGET', KEYS[k], 'restarts') ~= ARGV[2 * k - 2] then
-    redis.call('HSET', KEYS[k], 'restarts', ARGV[2 * k - 2], 'requeued_at', ARGV[2 * k - 1])
-    n = n + 1
+    and redis.call('HGET', KEYS[k], ARGV[a]) ~= ARGV[a + 1] then
+    redis.call('HSET', KEYS[k], ARGV[a], ARGV[a + 1], unpack(ARGV, a + 3, a + 2 + 2 * n))
+    wrote = 1
   end
+  out[#out + 1] = wrote
+  a = a + 3 + 2 * n
 end
-return n
+return out
 ";
+
+/// What a tick writes into the hash of a job still tracked (ARCHITECTURE.md §7 step 7b):
+/// `field` = `value`, and `also`, when the hash's `field` differs (`restarts` with `requeued_at`
+/// after a requeue; `reason` while the job is pending).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    pub id: String,
+    pub field: &'static str,
+    pub value: String,
+    pub also: Vec<(&'static str, String)>,
+}
 
 /// Where a final set's key sits among the move script's KEYS, after the lease and the pending
 /// set (1 for COMPLETED … 4 for CANCELLED). Any other set is a bug, never a silent FAILED.
@@ -301,27 +320,44 @@ impl Store {
         Ok(made)
     }
 
-    /// Note in the job hashes of `requeued` (ID, restarts) that Slurm requeued them, at `at`
-    /// (ARCHITECTURE.md §4): how many hashes changed, or None when the lease is another
-    /// tracker's.
-    pub fn note_requeues(
+    /// Write `notes` into the job hashes of live jobs (see [`NOTE_LUA`]), in batches of
+    /// [`MOVE_BATCH`]: for each note whether it changed the hash, or None when the lease is
+    /// another tracker's (from that batch on, nothing written).
+    pub fn note_jobs(
         &mut self,
         keys: &Keys,
         owner: &str,
-        requeued: &[(String, String)],
-        at: &str,
-    ) -> anyhow::Result<Option<u64>> {
+        notes: &[Note],
+    ) -> anyhow::Result<Option<Vec<bool>>> {
         let lease = keys.tracker();
-        let hashes: Vec<String> = requeued.iter().map(|(id, _)| keys.job_hash(id)).collect();
-        let mut names: Vec<&str> = vec![&lease];
-        names.extend(hashes.iter().map(String::as_str));
-        let mut cmd = eval(REQUEUE_LUA, &names);
-        cmd.arg(owner);
-        for (_, n) in requeued {
-            cmd.arg(n).arg(at);
+        let mut written = Vec::with_capacity(notes.len());
+        for batch in notes.chunks(MOVE_BATCH) {
+            let hashes: Vec<String> = batch.iter().map(|n| keys.job_hash(&n.id)).collect();
+            let mut names: Vec<&str> = vec![&lease];
+            names.extend(hashes.iter().map(String::as_str));
+            let mut cmd = eval(NOTE_LUA, &names);
+            cmd.arg(owner);
+            for n in batch {
+                cmd.arg(n.field).arg(&n.value).arg(n.also.len());
+                for (f, v) in &n.also {
+                    cmd.arg(*f).arg(v);
+                }
+            }
+            let what = format!("the notes in the job hashes of {}", keys.tag());
+            match self.script::<redis::Value>(&cmd, &what)? {
+                redis::Value::Int(-1) => return Ok(None),
+                other => {
+                    let flags: Vec<i64> = redis::from_redis_value(other).map_err(|e| {
+                        fail(
+                            Kind::DataErr,
+                            format!("unexpected reply from Redis {} to {what}: {e}", self.place),
+                        )
+                    })?;
+                    written.extend(flags.into_iter().map(|f| f == 1));
+                }
+            }
         }
-        let n: i64 = self.script(&cmd, &format!("the requeue notes of {}", keys.tag()))?;
-        Ok(u64::try_from(n).ok())
+        Ok(Some(written))
     }
 
     /// Record which jobs Slurm does not know this tick; returns when each was first missed
