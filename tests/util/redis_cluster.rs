@@ -97,7 +97,7 @@ impl RedisCluster {
                     .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
                     && {
                         let views: Vec<Vec<(u16, u16, u16)>> =
-                            self.nodes.iter().map(|n| slot_ranges(n)).collect();
+                            self.nodes.iter().map(slot_ranges).collect();
                         views.windows(2).all(|w| w[0] == w[1])
                     }
             },
