@@ -1452,7 +1452,11 @@ Yok4qtK2yrNGmwfC+PRxLgRlGDFXZg77RNElvz4VkFJYTunE/c5VjYO3YxmkAg==\n\
             );
         }
         // A flag changes nothing: the server says whether it is a cluster node.
-        for flag in [r#"{"cluster": false}"#, r#"{"cluster": true}"#, r#"{"cluster": null}"#] {
+        for flag in [
+            r#"{"cluster": false}"#,
+            r#"{"cluster": true}"#,
+            r#"{"cluster": null}"#,
+        ] {
             parse(flag, Path::new("r.json")).unwrap();
         }
     }

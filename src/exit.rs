@@ -73,7 +73,7 @@ impl Kind {
             }
             Kind::Unavailable => {
                 "a service is unavailable or unusable (Redis, Slurm, `redis-benchmark` missing or \
-                 unreachable; sbatch failed; a Sentinel named as the server, a Cluster node; a port that is not Redis; \
+                 unreachable; sbatch failed; a Sentinel named as the server; a port that is not Redis; \
                  a server without Lua scripting for rj-track; an rbench run whose every request \
                  was refused)"
             }
@@ -91,7 +91,7 @@ impl Kind {
             }
             Kind::Config => {
                 "configuration error (redis.json, REDIS_URL, tag, a \"db\" the server does not \
-                 have)"
+                 have; on a Redis Cluster, a tag without a hash tag such as {exp})"
             }
             Kind::TimedOut => {
                 "rj-wait: `--timeout` was reached before every awaited job ended (as timeout(1))"

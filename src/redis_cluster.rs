@@ -19,17 +19,21 @@ pub fn command_key<'a>(args: &[&'a [u8]]) -> Option<&'a [u8]> {
     let name = args.first()?.to_ascii_uppercase();
     let at = match name.as_slice() {
         b"PING" | b"ECHO" | b"INFO" | b"ROLE" | b"WAIT" | b"WAITAOF" | b"SCAN" | b"MULTI"
-        | b"EXEC" | b"DISCARD" | b"UNWATCH" | b"CLUSTER" | b"SCRIPT" | b"FUNCTION"
-        | b"SELECT" | b"AUTH" | b"HELLO" | b"CLIENT" | b"CONFIG" | b"DBSIZE" | b"TIME"
-        | b"COMMAND" | b"ASKING" | b"READONLY" | b"READWRITE" | b"SENTINEL" | b"FLUSHALL"
-        | b"FLUSHDB" | b"ACL" | b"LASTSAVE" | b"SAVE" | b"BGSAVE" | b"BGREWRITEAOF"
-        | b"SLOWLOG" | b"LATENCY" | b"DEBUG" | b"RANDOMKEY" | b"KEYS" | b"PUBLISH"
-        | b"RESET" | b"QUIT" => return None,
+        | b"EXEC" | b"DISCARD" | b"UNWATCH" | b"CLUSTER" | b"SCRIPT" | b"FUNCTION" | b"SELECT"
+        | b"AUTH" | b"HELLO" | b"CLIENT" | b"CONFIG" | b"DBSIZE" | b"TIME" | b"COMMAND"
+        | b"ASKING" | b"READONLY" | b"READWRITE" | b"SENTINEL" | b"FLUSHALL" | b"FLUSHDB"
+        | b"ACL" | b"LASTSAVE" | b"SAVE" | b"BGSAVE" | b"BGREWRITEAOF" | b"SLOWLOG"
+        | b"LATENCY" | b"DEBUG" | b"RANDOMKEY" | b"KEYS" | b"PUBLISH" | b"RESET" | b"QUIT" => {
+            return None
+        }
         // XINFO STREAM key, OBJECT ENCODING key, MEMORY USAGE key, XGROUP CREATE key …
         b"XINFO" | b"OBJECT" | b"MEMORY" | b"XGROUP" => 2,
         // EVAL script numkeys key …: no key when numkeys is 0.
         b"EVAL" | b"EVALSHA" | b"EVAL_RO" | b"EVALSHA_RO" | b"FCALL" | b"FCALL_RO" => {
-            let n = std::str::from_utf8(args.get(2)?).ok()?.parse::<u64>().ok()?;
+            let n = std::str::from_utf8(args.get(2)?)
+                .ok()?
+                .parse::<u64>()
+                .ok()?;
             if n == 0 {
                 return None;
             }
@@ -219,13 +223,11 @@ pub fn redirect_of(v: &Value, default_host: &str) -> Option<Redirect> {
 
 /// The redirection in an error, also out of a transaction's first refused command.
 pub fn redirect_of_error(e: &redis::RedisError, default_host: &str) -> Option<Redirect> {
-    if let Some(r) = e
-        .code()
-        .and_then(|c| redirect(c, e.detail(), default_host))
-    {
+    if let Some(r) = e.code().and_then(|c| redirect(c, e.detail(), default_host)) {
         return Some(r);
     }
-    crate::exit::first_server_error(e).and_then(|(_, s)| redirect(s.code(), s.details(), default_host))
+    crate::exit::first_server_error(e)
+        .and_then(|(_, s)| redirect(s.code(), s.details(), default_host))
 }
 
 #[cfg(test)]
@@ -240,18 +242,37 @@ mod tests {
     #[test]
     fn every_command_rj_sends_is_routed_by_its_key() {
         assert_eq!(key(&["SADD", "{e}_ALL", "1"]).as_deref(), Some("{e}_ALL"));
-        assert_eq!(key(&["smismember", "{e}_ALL", "1"]).as_deref(), Some("{e}_ALL"));
-        assert_eq!(key(&["XINFO", "STREAM", "{e}_EVENTS"]).as_deref(), Some("{e}_EVENTS"));
+        assert_eq!(
+            key(&["smismember", "{e}_ALL", "1"]).as_deref(),
+            Some("{e}_ALL")
+        );
+        assert_eq!(
+            key(&["XINFO", "STREAM", "{e}_EVENTS"]).as_deref(),
+            Some("{e}_EVENTS")
+        );
         assert_eq!(
             key(&["EVAL", "return 1", "2", "{e}_TRACKER", "{e}_ALL", "x"]).as_deref(),
             Some("{e}_TRACKER")
         );
         assert_eq!(key(&["EVAL", "return 1", "0", "x"]), None);
         assert_eq!(
-            key(&["XREAD", "COUNT", "10", "BLOCK", "5", "streams", "{e}_EVENTS", "0"]).as_deref(),
+            key(&[
+                "XREAD",
+                "COUNT",
+                "10",
+                "BLOCK",
+                "5",
+                "streams",
+                "{e}_EVENTS",
+                "0"
+            ])
+            .as_deref(),
             Some("{e}_EVENTS")
         );
-        assert_eq!(key(&["WATCH", "{e}_REPLAYED:f", "{e}-1:x"]).as_deref(), Some("{e}_REPLAYED:f"));
+        assert_eq!(
+            key(&["WATCH", "{e}_REPLAYED:f", "{e}-1:x"]).as_deref(),
+            Some("{e}_REPLAYED:f")
+        );
         for keyless in [
             &["PING"][..],
             &["INFO", "memory"],

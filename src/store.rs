@@ -3,7 +3,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use redis::{Connection, ConnectionAddr, ConnectionInfo, ConnectionLike, IntoConnectionInfo, Value};
+use redis::{
+    Connection, ConnectionAddr, ConnectionInfo, ConnectionLike, IntoConnectionInfo, Value,
+};
 
 use crate::config::{Addr, Config, Target};
 use crate::exit::{fail, fail_transient, redis_failure, Kind};
@@ -747,12 +749,17 @@ impl Store {
             return Ok(());
         }
         let (host, port) = c.map.node(i);
-        let place = format!(
-            "{} (a node of the Redis Cluster at {}, {})",
-            crate::config::host_port(host, port),
-            c.cfg.target,
-            c.cfg.source
-        );
+        // Node 0 is the one the configuration names.
+        let place = if i == 0 {
+            c.cfg.place()
+        } else {
+            format!(
+                "{} (a node of the Redis Cluster at {}, {})",
+                crate::config::host_port(host, port),
+                c.cfg.target,
+                c.cfg.source
+            )
+        };
         let conn = match c.idle.remove(&i) {
             Some((conn, false)) => conn,
             _ => match open_node(&c.cfg, host, port) {
@@ -815,6 +822,11 @@ impl Store {
         let c = self.cluster.as_mut().expect("a cluster");
         if !r.ask {
             let i = c.map.learn(r.slot, &r.host, r.port);
+            crate::cli::info(&format!(
+                "hash slot {} moved to {} (MOVED); following it",
+                r.slot,
+                crate::config::host_port(&r.host, r.port)
+            ));
             self.switch(i)?;
             return self.bounded(|b| b.req_packed_command(packed));
         }
@@ -1316,11 +1328,15 @@ pub fn redis_message(e: &redis::RedisError) -> String {
 fn redis_message_raw(e: &redis::RedisError) -> String {
     if let Some(code) = crate::exit::server_code(e) {
         let hint = match code.as_str() {
-            "MOVED" => "; the slot moved to another master (a resharding or a failover): a retry \
-                        asks the cluster again",
+            "MOVED" => {
+                "; the slot moved to another master (a resharding or a failover): a retry \
+                        asks the cluster again"
+            }
             "ASK" => "; the slot is being moved to another master: a retry finds it",
-            "CROSSSLOT" => "; on a Redis Cluster a tag needs a hash tag, {tag}, so that its keys \
-                            share one slot",
+            "CROSSSLOT" => {
+                "; on a Redis Cluster a tag needs a hash tag, {tag}, so that its keys \
+                            share one slot"
+            }
             _ => "",
         };
         if !hint.is_empty() {

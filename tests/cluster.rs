@@ -101,10 +101,16 @@ fn every_tool_works_on_a_hash_tagged_tag_through_any_node() {
     let seed = c.node(env.port);
     assert_ne!(home.port, seed.port);
 
-    let out = env.run("rj-launch", &["--record", "101", "102", "103"]).ok();
+    let out = env
+        .run("rj-launch", &["--record", "101", "102", "103"])
+        .ok();
     assert_eq!(out, "101\n102\n103\n");
     assert_eq!(home.smembers(&env.key("ALL")), ["101", "102", "103"]);
-    assert_eq!(seed.cli(&["DBSIZE"]).trim(), "0", "nothing on the node named");
+    assert_eq!(
+        seed.cli(&["DBSIZE"]).trim(),
+        "0",
+        "nothing on the node named"
+    );
     let put = |job: &str, args: &[&str]| {
         run(env.cmd("rj-put").env("SLURM_JOB_ID", job).args(args)).ok();
     };
@@ -157,7 +163,10 @@ fn every_tool_works_on_a_hash_tagged_tag_through_any_node() {
         .iter()
         .map(|k| k["key"].as_str().unwrap())
         .collect();
-    let (loss, stats) = (format!("{}-101:loss", env.tag), format!("{}-101:stats", env.tag));
+    let (loss, stats) = (
+        format!("{}-101:loss", env.tag),
+        format!("{}-101:stats", env.tag),
+    );
     assert_eq!(names, [loss.as_str(), stats.as_str()], "{one}");
     assert_eq!(one["keys"][0]["value"], "0.25");
 
@@ -178,11 +187,17 @@ fn every_tool_works_on_a_hash_tagged_tag_through_any_node() {
         .arg(format!("{}-101:acc", env.tag))
         .query(&mut c.node(to).client())
         .unwrap();
-    assert_eq!(acc, "0.9", "a new key of a migrating slot is on the importing master");
+    assert_eq!(
+        acc, "0.9",
+        "a new key of a migrating slot is on the importing master"
+    );
     // Each set alone is read by ASK where it is missing; the check's one transaction over all
     // six (some missing) is what Redis refuses while the slot moves: TRYAGAIN, a retry fixes it.
     let v = env.run("rj-status", &["--format", "json"]).json();
-    assert_eq!(v["sets"][0]["ids"], serde_json::json!(["101", "102", "103"]));
+    assert_eq!(
+        v["sets"][0]["ids"],
+        serde_json::json!(["101", "102", "103"])
+    );
     let line = env.run("rj-status", &["--check"]).fails(69);
     assert!(line.contains("TRYAGAIN"), "{line}");
     // A transaction with a key the old master no longer has is refused whole: spooled, 75.
@@ -271,6 +286,14 @@ fn a_tag_without_a_hash_tag_is_one_configuration_error() {
     for n in &c.nodes {
         assert_eq!(n.cli(&["DBSIZE"]).trim(), "0", "nothing written");
     }
+    // The job recorded by hand exists in Slurm: spooled, though the spool waits for the fix.
+    let out = env.run("rj-launch", &["--record", "51"]);
+    assert_eq!(out.stdout(), "51\n");
+    let line = out.fails(78);
+    assert!(line.contains("will not drain until it is fixed"), "{line}");
+    assert!(std::fs::read_to_string(env.spool())
+        .unwrap()
+        .contains("\"51\""));
 
     // Sentinels naming a cluster node as their master: not a setup rj can follow.
     let sentinel = SentinelProc::start("m", c.nodes[0].port, 1, "");
@@ -329,7 +352,11 @@ impl Drop for Tracker {
 /// Wait until job `id` is in `set` (read from whichever master serves the slot now).
 fn wait_in(c: &RedisCluster, env: &TestEnv, slot: u16, id: &str, set: &str, t: &Tracker) {
     let start = Instant::now();
-    while !owner(c, slot).smembers(&env.key(set)).iter().any(|m| m == id) {
+    while !owner(c, slot)
+        .smembers(&env.key(set))
+        .iter()
+        .any(|m| m == id)
+    {
         assert!(
             start.elapsed() < Duration::from_secs(90),
             "job {id} not in {set} after 90 s\nstdout:\n{}\nstderr:\n{}",
@@ -382,6 +409,9 @@ fn rj_track_follows_a_resharding_and_a_failover_of_real_jobs() {
     c.move_slot(slot, to);
     std::fs::write(&after_move, "").unwrap();
     wait_in(&c, &env, slot, &b, "FAILED", &tracker);
+    // It followed the slot to its new master (under -v it says so), without an error.
+    let moved = format!("hash slot {slot} moved to 127.0.0.1:{to} (MOVED)");
+    assert!(tracker.stderr().contains(&moved), "{}", tracker.stderr());
 
     assert!(
         owner(&c, slot)
@@ -398,7 +428,11 @@ fn rj_track_follows_a_resharding_and_a_failover_of_real_jobs() {
     assert_eq!(ended.code(), Some(3), "b failed: {}", ended.stderr);
     for id in [&a, &b, &c_job] {
         assert_eq!(
-            ended.stdout.lines().filter(|l| l.contains(id.as_str())).count(),
+            ended
+                .stdout
+                .lines()
+                .filter(|l| l.contains(id.as_str()))
+                .count(),
             1,
             "{id} once in rj-wait's output:\n{}",
             ended.stdout
@@ -408,7 +442,7 @@ fn rj_track_follows_a_resharding_and_a_failover_of_real_jobs() {
     let sets = assert_invariant(home, &env);
     assert_eq!(sets["COMPLETED"].len(), 2, "{sets:?}");
     assert!(sets["COMPLETED"].contains(&a) && sets["COMPLETED"].contains(&c_job));
-    assert_eq!(sets["FAILED"], [b.clone()]);
+    assert_eq!(sets["FAILED"], std::slice::from_ref(&b));
     assert!(sets["PENDING_AND_RUNNING"].is_empty());
     env.run("rj-status", &["--check"]).ok();
     // One event and one line per move.
@@ -441,4 +475,9 @@ fn rj_track_follows_a_resharding_and_a_failover_of_real_jobs() {
         "rj-track is still running:\n{}",
         tracker.stderr()
     );
+    // A tick that met the slot half-moved (TRYAGAIN, ASK in a script) or a master turning
+    // replica may fail; it is retried at the next tick, nothing worse.
+    for l in tracker.stderr().lines().filter(|l| l.contains("error")) {
+        assert!(l.contains("; retrying in "), "{l}\n{}", tracker.stderr());
+    }
 }

@@ -861,9 +861,10 @@ fn ipv6_host_is_shown_in_brackets_once_and_connects() {
     );
 }
 
-/// Cluster settings get one clear line saying they are not supported yet and what to point rj
-/// at, instead of a generic error or a silent fallback to 127.0.0.1; so do other clients'
-/// spellings of a Sentinel setup, with the one rj reads (tests/sentinel.rs follows that one).
+/// Other clients' lists of Cluster nodes get one clear line saying that rj needs one node only
+/// (it finds the cluster from the server, tests/cluster.rs), instead of a generic error or a
+/// silent fallback to 127.0.0.1; so do other clients' spellings of a Sentinel setup, with the
+/// one rj reads (tests/sentinel.rs follows that one).
 #[test]
 fn cluster_and_foreign_sentinel_settings_are_78_saying_what_rj_reads() {
     let Some((server, env)) = util::redis() else {
@@ -881,7 +882,7 @@ fn cluster_and_foreign_sentinel_settings_are_78_saying_what_rj_reads() {
     let cluster = config_file(
         &env,
         "cluster.json",
-        r#"{"cluster": true, "host": "n1", "port": 7000}"#,
+        r#"{"cluster_nodes": ["n1:7000", "n2:7000"], "host": "n1", "port": 7000}"#,
     );
     for (bin, args) in TOOLS {
         for (how, value) in [
@@ -911,8 +912,11 @@ fn cluster_and_foreign_sentinel_settings_are_78_saying_what_rj_reads() {
 
         let line = run(env.cmd(bin).args(*args).env("RJ_CONFIG", &cluster)).fails(78);
         assert!(line.contains(cluster.to_str().unwrap()), "{line}");
-        assert!(line.contains("field \"cluster\""), "{line}");
-        assert!(line.contains("Cluster is not supported yet"), "{line}");
+        assert!(line.contains("field \"cluster_nodes\""), "{line}");
+        assert!(
+            line.contains("finds the nodes of a Redis Cluster itself"),
+            "{line}"
+        );
     }
     check::nothing_written(&server, &env);
 }

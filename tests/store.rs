@@ -108,8 +108,10 @@ fn a_port_that_is_not_redis_is_named_so() {
     web.join().unwrap();
 }
 
+/// A Sentinel named as the server is said to be one; a Cluster node is taken for what it is, and
+/// a tag without a hash tag there is a configuration error (tests/cluster.rs has the rest).
 #[test]
-fn sentinel_and_cluster_are_said_to_be_unsupported() {
+fn a_sentinel_is_no_server_and_a_cluster_node_needs_a_hash_tag() {
     let Some(server) = RedisServer::start() else {
         return;
     };
@@ -121,11 +123,15 @@ fn sentinel_and_cluster_are_said_to_be_unsupported() {
     ]))
     .unwrap();
     let env = TestEnv::new(&cluster);
-    let line = env.run("rj-status", &[]).fails(69);
+    let line = env.run("rj-status", &[]).fails(78);
     assert!(
-        line.contains("is a Redis Cluster node") && line.contains("not support"),
+        line.contains("is a Redis Cluster") && line.contains("hash tag"),
         "{line}"
     );
+    // With one: this lone node serves no slot, which a retry may outlive.
+    let tag = format!("{{{}}}", env.tag);
+    let line = env.run("rj-status", &["--tag", &tag]).fails(69);
+    assert!(line.contains("CLUSTERDOWN"), "{line}");
 
     // A Sentinel watching the plain server: redis-server --sentinel with its own config.
     let dir = tempfile::tempdir().unwrap();
