@@ -395,15 +395,7 @@ pub const ACL: &[AclRow] = &[
     AclRow {
         tool: "rj-track",
         with: "a spool to replay",
-        commands: &[
-            "watch",
-            "smismember",
-            "unwatch",
-            "multi",
-            "sadd",
-            "exec",
-            "xadd",
-        ],
+        commands: &["smismember", "sadd"],
     },
     AclRow {
         tool: "rj-track",
@@ -506,6 +498,10 @@ pub const ACL_NOTES: &[&str] = &[
     "rj-track records the jobs rj-launch spooled while Redis could not be written: wherever \
      rj-launch runs, give rj-track the spool line too.",
     "rj-track --all-tags reads every tag's keys: give its user ~* (or one ~TAG* per tag).",
+    "+eval is optional for rj-launch: with it each 1,000 jobs are recorded by one Lua script, \
+     which runs rj-launch's own commands and costs the server less; refused, rj-launch records \
+     with MULTI/EXEC, as its lines above allow. rj-track, which has +eval, replays a spool with \
+     the script.",
     "+info is optional: with it rj tells a Sentinel or Cluster node at connect and warns about a \
      server that evicts keys; refused, these checks are skipped.",
     "+role is optional: with \"sentinels\" rj checks that the master a sentinel names is still \

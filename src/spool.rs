@@ -58,9 +58,10 @@ pub fn append(p: &PathBuf, entries: impl IntoIterator<Item = Entry>) -> anyhow::
     Ok(())
 }
 
-/// Jobs per recording transaction: each one MULTI/EXEC, so that a million IDs neither sit in one
-/// client buffer nor block the server for one long EXEC. A job's two SADDs and its hash are
-/// always in the same transaction (ARCHITECTURE.md §2 holds per job).
+/// Jobs per recording chunk: each one Lua script (or one MULTI/EXEC), so that a million IDs
+/// neither sit in one client buffer nor block the server for one long call. A job's two SADDs,
+/// its hash and its event are always in the same chunk, written whole or not at all
+/// (ARCHITECTURE.md §2 holds per job).
 pub const RECORD_BATCH: usize = 1000;
 
 /// What one replay did.

@@ -2017,6 +2017,247 @@ fn submitted(fields: &[(String, String)]) -> Option<&str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// Recording one chunk of jobs in one Lua script (ARCHITECTURE.md §2, §5): atomic, so no WATCH
+/// and no retry; it checks, before its first write, that this Redis user may run every write
+/// on every key (`redis.acl_check_cmd`) and that every key it writes has its type, because Redis
+/// does not roll a script back. Only the IDs `T_ALL` lacks are recorded; the others come back.
+///
+/// KEYS: `T_ALL`, `T_PENDING_AND_RUNNING`, `T_EVENTS`, then each job's hash, in ARGV's order.
+/// ARGV: events max (`0`: no event), the event's `set` and `tracker`, then groups of jobs:
+/// n, the n field/value pairs every job of the group shares, the group's `tracked_at`, m, then
+/// per job its ID, k and its own k field/value pairs.
+///
+/// Replies `{0, ID already recorded…}`, `{1, key, type, wanted type}` for a key of the wrong
+/// type, `{2}` on a server without `redis.acl_check_cmd` (before 7.0), where the permissions
+/// cannot be checked first (the caller records with MULTI/EXEC instead, whose queueing checks
+/// them); or a NOPERM error naming the command and the key. Nothing is written but on `{0, …}`.
+const RECORD_LUA: &str = r"
+if not redis.acl_check_cmd then return {2} end
+local all, pending, events, max = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
+local function denied(cmd, key, ...)
+  if redis.acl_check_cmd(cmd, key, ...) then return false end
+  return 'NOPERM this Redis user may not run ' .. cmd .. ' on ' .. key ..
+    ' (recording jobs needs +' .. string.lower(cmd) .. ')'
+end
+local function wrong(key, want)
+  local t = redis.call('TYPE', key).ok
+  if t ~= want and t ~= 'none' then return {1, key, t, want} end
+  return false
+end
+local ids, group, own, owns = {}, {}, {}, {}
+local p, j = 4, 0
+while p <= #ARGV do
+  local n = tonumber(ARGV[p])
+  local g = {fields = {}, at = ARGV[p + 2 * n + 1]}
+  for i = 1, 2 * n do g.fields[i] = ARGV[p + i] end
+  local m = tonumber(ARGV[p + 2 * n + 2])
+  p = p + 2 * n + 3
+  for _ = 1, m do
+    j = j + 1
+    ids[j], group[j], own[j], owns[j] = ARGV[p], g, tonumber(ARGV[p + 1]), p + 2
+    p = p + 2 + 2 * own[j]
+  end
+end
+local e = denied('TYPE', all) or denied('TYPE', pending) or denied('SMISMEMBER', all, ids[1])
+  or denied('SADD', all, ids[1]) or denied('SADD', pending, ids[1])
+  or (max ~= '0' and (denied('TYPE', events)
+    or denied('XADD', events, 'MAXLEN', '~', max, '*', 'job', ids[1])))
+if e then return redis.error_reply(e) end
+local w = wrong(all, 'set') or wrong(pending, 'set') or (max ~= '0' and wrong(events, 'stream'))
+if w then return w end
+local known = redis.call('SMISMEMBER', all, unpack(ids))
+local out, new, fresh = {0}, {}, {}
+for i = 1, j do
+  if known[i] == 1 then out[#out + 1] = ids[i] else new[#new + 1] = i; fresh[#fresh + 1] = ids[i] end
+end
+if #new == 0 then return out end
+local hashed = {}
+for _, i in ipairs(new) do
+  if #group[i].fields + own[i] > 0 then
+    e = denied('HSET', KEYS[3 + i], 'submitted', 'x')
+    if e then return redis.error_reply(e) end
+    hashed[#hashed + 1] = KEYS[3 + i]
+  end
+end
+-- Most job hashes do not exist yet: one EXISTS for them all when this user may run it, a TYPE
+-- of each one only when some exist.
+local exist = #hashed
+if exist > 0 and redis.acl_check_cmd('EXISTS', hashed[1]) then
+  exist = redis.call('EXISTS', unpack(hashed))
+end
+if exist > 0 then
+  for _, key in ipairs(hashed) do
+    w = wrong(key, 'hash')
+    if w then return w end
+  end
+end
+redis.call('SADD', all, unpack(fresh))
+redis.call('SADD', pending, unpack(fresh))
+for _, i in ipairs(new) do
+  local g, key = group[i], KEYS[3 + i]
+  if own[i] > 0 then
+    local args = {unpack(g.fields)}
+    for x = owns[i], owns[i] + 2 * own[i] - 1 do args[#args + 1] = ARGV[x] end
+    redis.call('HSET', key, unpack(args))
+  elseif #g.fields > 0 then
+    redis.call('HSET', key, unpack(g.fields))
+  end
+  if max ~= '0' then
+    redis.call('XADD', events, 'MAXLEN', '~', max, '*', 'job', ids[i], 'set', ARGV[2],
+      'state', 'recorded', 'exit_code', '', 'tracked_at', g.at, 'tracker', ARGV[3])
+  end
+end
+return out
+";
+
+/// One chunk's EVAL of [`RECORD_LUA`], encoded.
+struct ScriptChunk {
+    start: usize,
+    len: usize,
+    cmd: Vec<u8>,
+}
+
+impl Recorder {
+    /// The EVAL recording the jobs from `start` (at most [`crate::spool::RECORD_BATCH`]). The
+    /// script's text goes with every chunk (3 KB beside the chunk's 40 KB), as rj-track's do:
+    /// Redis finds it in its cache by SHA1, and a restarted server needs no SCRIPT LOAD.
+    fn script_chunk(&self, jobs: &(impl Recordable + ?Sized), start: usize) -> ScriptChunk {
+        let end = (start + crate::spool::RECORD_BATCH).min(jobs.len());
+        let mut args = Vec::with_capacity(256 + (end - start) * 48);
+        let mut n_args = 0usize;
+        let mut arg = |args: &mut Vec<u8>, parts: &[&[u8]]| {
+            resp_bulk(args, parts);
+            n_args += 1;
+        };
+        arg(&mut args, &[(3 + end - start).to_string().as_bytes()]);
+        for k in [&self.all, &self.pending, &self.events] {
+            arg(&mut args, &[k.as_bytes()]);
+        }
+        let prefix = self.job_prefix.as_bytes();
+        for i in start..end {
+            arg(&mut args, &[prefix, jobs.id(i).as_bytes()]);
+        }
+        arg(
+            &mut args,
+            &[self.events_max.as_deref().unwrap_or("0").as_bytes()],
+        );
+        arg(&mut args, &[Set::PendingAndRunning.suffix().as_bytes()]);
+        arg(&mut args, &[b"rj-launch"]);
+        // Groups: runs of jobs that share their fields (the same slice) and their time.
+        let mut i = start;
+        while i < end {
+            let [common, own] = jobs.fields(i);
+            let at = submitted(common)
+                .or_else(|| submitted(own))
+                .unwrap_or(&self.now)
+                .to_string();
+            let mut m = 1;
+            while i + m < end {
+                let [c, o] = jobs.fields(i + m);
+                let same = std::ptr::eq(c, common)
+                    && submitted(c).or_else(|| submitted(o)).unwrap_or(&self.now) == at;
+                if !same {
+                    break;
+                }
+                m += 1;
+            }
+            arg(&mut args, &[common.len().to_string().as_bytes()]);
+            for (k, v) in common {
+                arg(&mut args, &[k.as_bytes()]);
+                arg(&mut args, &[v.as_bytes()]);
+            }
+            arg(&mut args, &[at.as_bytes()]);
+            arg(&mut args, &[m.to_string().as_bytes()]);
+            for x in i..i + m {
+                let [_, own] = jobs.fields(x);
+                arg(&mut args, &[jobs.id(x).as_bytes()]);
+                arg(&mut args, &[own.len().to_string().as_bytes()]);
+                for (k, v) in own {
+                    arg(&mut args, &[k.as_bytes()]);
+                    arg(&mut args, &[v.as_bytes()]);
+                }
+            }
+            i += m;
+        }
+        let mut cmd = Vec::with_capacity(args.len() + RECORD_LUA.len() + 32);
+        resp_array(&mut cmd, 2 + n_args);
+        resp_bulk(&mut cmd, &[b"EVAL"]);
+        resp_bulk(&mut cmd, &[RECORD_LUA.as_bytes()]);
+        cmd.extend_from_slice(&args);
+        ScriptChunk {
+            start,
+            len: end - start,
+            cmd,
+        }
+    }
+
+    /// What the script's reply to a chunk says.
+    fn judge_script(&self, v: Value) -> Result<Scripted, Refused> {
+        let items = match v {
+            Value::Array(items) => items,
+            Value::ServerError(e) => {
+                let e = script_refusal(e);
+                let detail = e.detail().unwrap_or_default().to_ascii_lowercase();
+                let eval = detail.contains("'eval'");
+                return match e.code() {
+                    Some("NOPERM") if eval => Ok(Scripted::Fallback("this user is refused EVAL")),
+                    Some("ERR") if eval && detail.contains("unknown command") => {
+                        Ok(Scripted::Fallback("the server has no EVAL command"))
+                    }
+                    _ => Err(Refused::Redis(e, self.all.clone())),
+                };
+            }
+            other => return Err(self.unreadable(&self.all, Some(other))),
+        };
+        let text = |v: &Value| redis::from_redis_value::<String>(v.clone()).ok();
+        match items.first() {
+            Some(Value::Int(0)) => Ok(Scripted::Done(items[1..].iter().filter_map(text).collect())),
+            Some(Value::Int(1)) if items.len() == 4 => {
+                let want = match text(&items[3]).as_deref() {
+                    Some("set") => "set",
+                    Some("stream") => "stream",
+                    _ => "hash",
+                };
+                Err(Refused::WrongType {
+                    key: text(&items[1]).unwrap_or_default(),
+                    is: text(&items[2]).unwrap_or_default(),
+                    want,
+                })
+            }
+            Some(Value::Int(2)) => Ok(Scripted::Fallback(
+                "the server has no redis.acl_check_cmd (Redis before 7.0)",
+            )),
+            _ => Err(self.unreadable(&self.all, Some(Value::Array(items)))),
+        }
+    }
+}
+
+/// A script's error as the command's own: Redis 7 appends the script's SHA and line to the
+/// errors of commands run inside it, and turns a refused one into a plain ERR.
+fn script_refusal(e: redis::ServerError) -> redis::RedisError {
+    let code = e.code().to_string();
+    let detail = e.details().unwrap_or_default();
+    let detail = match detail.rfind(" script: ") {
+        Some(at) if detail[at..].contains("@user_script") => &detail[..at],
+        _ => detail,
+    };
+    let code = if code == "ERR" && detail.contains("can't run this command") {
+        "NOPERM".to_string()
+    } else {
+        code
+    };
+    redis::make_extension_error(code, Some(detail.to_string()))
+}
+
+/// How a chunk's script ended.
+enum Scripted {
+    /// Written: the IDs that were recorded already.
+    Done(Vec<String>),
+    /// Nothing written, and this server or user cannot record with the script (why): record
+    /// with MULTI/EXEC.
+    Fallback(&'static str),
+}
+
 /// How a chunk's turn ended.
 enum Turn {
     /// Written (or nothing to write): the IDs that were recorded already.
@@ -2028,20 +2269,16 @@ enum Turn {
 impl Store {
     /// Record jobs (ARCHITECTURE.md §2): for IDs not yet in `T_ALL`, `SADD T_ALL`,
     /// `SADD T_PENDING_AND_RUNNING`, the job hashes and (with `events_max` > 0) one `recorded`
-    /// entry per job in `T_EVENTS`, in MULTI/EXECs of [`crate::spool::RECORD_BATCH`] jobs each,
-    /// with every key it writes WATCHed from the look that found the IDs new: an ID already
-    /// recorded is left where it is (a finished job must not reappear as pending), gets no
-    /// event, and comes back. The look also reads the type of every key the transaction
-    /// writes (the two sets, `T_EVENTS`, each new job's hash), so that a key of the wrong type
-    /// is found before any write: Redis runs the other commands of a transaction when one
-    /// fails at run time, and that would record a job half. An EXEC aborted by another writer
-    /// is tried again with half the chunk.
+    /// entry per job in `T_EVENTS`, in chunks of [`crate::spool::RECORD_BATCH`] jobs, each all
+    /// or nothing: an ID already recorded is left where it is (a finished job must not
+    /// reappear as pending), gets no event, and comes back. Every key a chunk writes has its
+    /// type checked before the chunk's first write; a wrong one writes nothing of the chunk.
     ///
-    /// Two round trips per chunk: MULTI alone (a user refused MULTI would otherwise have every
-    /// queued command run at once, outside any transaction), then the queued commands, EXEC and
-    /// the next chunk's look in one write; the next chunk is encoded while the server runs
-    /// this one. On failure: the error and the index of the first job that may not be
-    /// recorded (all before it are).
+    /// Each chunk is one Lua script ([`RECORD_LUA`]); a user refused EVAL, a server without
+    /// EVAL or without `redis.acl_check_cmd` records with WATCHed MULTI/EXECs instead
+    /// ([`Store::record_transacted`]), which need no more permissions than rj-launch's
+    /// least-privilege user has. On failure: the error and the index of the first job that may
+    /// not be recorded (all before it are).
     pub fn record_jobs(
         &mut self,
         keys: &Keys,
@@ -2053,14 +2290,106 @@ impl Store {
         if jobs.is_empty() {
             return Ok(already);
         }
-        let mut chunk = rec.chunk(jobs, 0);
+        match self.record_scripted(&rec, jobs, &mut already) {
+            Ok(None) => Ok(already),
+            Ok(Some((from, why))) => {
+                crate::cli::info(&format!(
+                    "Redis {}: recording with MULTI/EXEC, not the Lua script: {why}",
+                    self.place
+                ));
+                self.record_transacted(&rec, jobs, from, &mut already)?;
+                Ok(already)
+            }
+            Err((r, start)) => Err((self.refusal(r, jobs, start), start)),
+        }
+    }
+
+    /// The error of a chunk from `start` that failed with `r`.
+    fn refusal(
+        &self,
+        r: Refused,
+        jobs: &(impl Recordable + ?Sized),
+        start: usize,
+    ) -> anyhow::Error {
+        match r {
+            Refused::Redis(e, key) => self.error(e, &key),
+            Refused::WrongType { key, is, want } => {
+                let written = match start {
+                    0 => "nothing was written".to_string(),
+                    _ => format!(
+                        "the jobs before {} are recorded, nothing from it on was written",
+                        jobs.id(start)
+                    ),
+                };
+                fail(
+                    Kind::DataErr,
+                    format!(
+                        "Redis {} holds {key} as a {is}, not a {want} (WRONGTYPE); {written}",
+                        self.place
+                    ),
+                )
+            }
+        }
+    }
+
+    /// Record the jobs chunk by chunk with [`RECORD_LUA`], one round trip each; the next chunk
+    /// is encoded while the server runs this one. None when all are recorded; else the first
+    /// job not recorded and why the script cannot be used (nothing of that chunk written).
+    fn record_scripted(
+        &mut self,
+        rec: &Recorder,
+        jobs: &(impl Recordable + ?Sized),
+        already: &mut Vec<String>,
+    ) -> Result<Option<(usize, &'static str)>, (Refused, usize)> {
+        let gone = |e: redis::RedisError| Refused::Redis(e, rec.all.clone());
+        let mut chunk = rec.script_chunk(jobs, 0);
+        loop {
+            let start = chunk.start;
+            let end = start + chunk.len;
+            let mut next = None;
+            let reply = self
+                .bounded(|b| {
+                    b.send(&chunk.cmd)?;
+                    if end < jobs.len() {
+                        next = Some(rec.script_chunk(jobs, end));
+                    }
+                    b.reply()
+                })
+                .map_err(|e| (gone(e), start))?;
+            match rec.judge_script(reply).map_err(|r| (r, start))? {
+                Scripted::Done(old) => already.extend(old),
+                Scripted::Fallback(why) => return Ok(Some((start, why))),
+            }
+            match next {
+                Some(c) => chunk = c,
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// Record the jobs from `from` in WATCHed MULTI/EXECs, two round trips per chunk: the
+    /// look (WATCH of every key the chunk writes, their types, SMISMEMBER) and MULTI alone (a
+    /// user refused MULTI would otherwise have every queued command run at once, outside any
+    /// transaction), then the queued commands, EXEC and the next chunk's look in one write;
+    /// the next chunk is encoded while the server runs this one. Redis runs the other commands
+    /// of a transaction when one fails at run time, so the types read in the look are what
+    /// keeps a chunk whole. An EXEC aborted by another writer is tried again with half the
+    /// chunk.
+    fn record_transacted(
+        &mut self,
+        rec: &Recorder,
+        jobs: &(impl Recordable + ?Sized),
+        from: usize,
+        already: &mut Vec<String>,
+    ) -> Result<(), (anyhow::Error, usize)> {
+        let mut chunk = rec.chunk(jobs, from);
         let mut next: Option<Chunk> = None;
         // The replies to the look of `chunk`, when it was sent with the last transaction.
         let mut looked: Option<redis::RedisResult<Vec<Value>>> = None;
         loop {
             let start = chunk.start;
             rec.fill(jobs, &mut chunk);
-            let turn = self.turn(&rec, jobs, &chunk, &mut next, &mut looked);
+            let turn = self.turn(rec, jobs, &chunk, &mut next, &mut looked);
             match turn {
                 Ok(Turn::Done(old)) => {
                     already.extend(old);
@@ -2078,31 +2407,11 @@ impl Store {
                     }
                     continue;
                 }
-                Err(Refused::Redis(e, key)) => return Err((self.error(e, &key), start)),
-                Err(Refused::WrongType { key, is, want }) => {
-                    let written = match start {
-                        0 => "nothing was written".to_string(),
-                        _ => format!(
-                            "the jobs before {} are recorded, nothing from it on was written",
-                            jobs.id(start)
-                        ),
-                    };
-                    return Err((
-                        fail(
-                            Kind::DataErr,
-                            format!(
-                                "Redis {} holds {key} as a {is}, not a {want} (WRONGTYPE); \
-                                 {written}",
-                                self.place
-                            ),
-                        ),
-                        start,
-                    ));
-                }
+                Err(r) => return Err((self.refusal(r, jobs, start), start)),
             }
             let end = start + chunk.ids.len();
             if end >= jobs.len() {
-                return Ok(already);
+                return Ok(());
             }
             chunk = match next.take() {
                 Some(c) => c,

@@ -60,9 +60,9 @@ fn record_ids_from_arguments_and_stdin() {
         server.smembers(&env.key("PENDING_AND_RUNNING")),
         ["12", "7_3", "9"]
     );
-    // One MULTI/EXEC for the batch: both SADDs and the hashes.
-    assert_eq!(check::calls(&server, "multi"), 1);
-    assert_eq!(check::calls(&server, "exec"), 1);
+    // One script for the batch: both SADDs and the hashes.
+    assert_eq!(check::calls(&server, "eval"), 1);
+    assert_eq!(check::calls(&server, "exec"), 0);
     assert_eq!(check::calls(&server, "sadd"), 2);
     let h = server.hgetall(&env.job("9"));
     assert!(
@@ -536,7 +536,7 @@ fn many_ids_on_stdin_are_recorded_in_linear_time() {
         server.cli(&["SCARD", &env.key("PENDING_AND_RUNNING")]),
         format!("{n}\n")
     );
-    assert_eq!(check::calls(&server, "exec"), n / 1000);
+    assert_eq!(check::calls(&server, "eval"), n / 1000);
     assert!(took < Duration::from_secs(12), "took {took:?}");
 }
 
@@ -679,8 +679,8 @@ fn each_recorded_job_gets_one_event_and_one_recorded_before_none() {
         .collect();
         assert_eq!(e, &want, "the T_EVENTS contract, fields in order");
     }
-    // In the one transaction that recorded them.
-    assert_eq!(check::calls(&server, "exec"), 1);
+    // In the one script that recorded them.
+    assert_eq!(check::calls(&server, "eval"), 1);
     assert_eq!(check::calls(&server, "xadd"), 2);
 
     // Job 5 finished meanwhile: recorded again it stays where it is, and gets no event.
@@ -808,53 +808,60 @@ fn replayed_spool_entries_get_their_event() {
     );
 }
 
-/// Another writer changing T_ALL while rj-launch records (another rj-launch, a spool replay)
-/// makes EXECs return nil; each such chunk is looked at again, so that every job ends up
-/// recorded once, pending, with exactly one event, and the other writer's jobs untouched.
+/// Another writer changing T_ALL while rj-launch records (another rj-launch, a spool replay):
+/// the script is atomic; on the MULTI/EXEC path EXECs return nil, and each such chunk is looked
+/// at again, halved. Either way every job ends up recorded once, pending, with exactly one
+/// event, and the other writer's jobs untouched.
 #[test]
 fn a_concurrent_writer_neither_loses_nor_doubles_a_job_or_its_event() {
     let Some((server, env)) = crate::util::redis() else {
         return;
     };
-    server.cli(&["CONFIG", "RESETSTAT"]);
     let all = env.key("ALL");
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let other = {
-        let stop = stop.clone();
-        let mut c = server.client();
-        let all = all.clone();
-        std::thread::spawn(move || {
-            let mut n = 0u64;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                redis::cmd("SADD")
-                    .arg(&all)
-                    .arg(9_000_000 + n)
-                    .query::<()>(&mut c)
-                    .unwrap();
-                n += 1;
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
-            n
-        })
-    };
-    let ids: Vec<String> = (100_000..105_000).map(|i| i.to_string()).collect();
-    let out = run(env
-        .cmd("rj-launch")
-        .args(["--record", "-"])
-        .write_stdin(ids.join("\n")));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let theirs = other.join().unwrap();
-    ok(&out);
-    let mut pending = server.smembers(&env.key("PENDING_AND_RUNNING"));
-    pending.sort();
-    assert_eq!(pending, ids, "every job pending, once");
-    let mut jobs = event_jobs(&server, &env);
-    jobs.sort();
-    assert_eq!(jobs, ids, "one event per job");
-    let n_all: u64 = server.cli(&["SCARD", &all]).trim().parse().unwrap();
-    assert_eq!(n_all, ids.len() as u64 + theirs);
-    // At least one EXEC per chunk of 1,000; the ones beyond found T_ALL changed.
-    assert!(check::calls(&server, "exec") >= 5);
+    for (path, config) in recording_paths(&server, &env).iter().enumerate() {
+        server.cli(&["FLUSHALL"]);
+        server.cli(&["CONFIG", "RESETSTAT"]);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let other = {
+            let stop = stop.clone();
+            let mut c = server.client();
+            let all = all.clone();
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    redis::cmd("SADD")
+                        .arg(&all)
+                        .arg(9_000_000 + n)
+                        .query::<()>(&mut c)
+                        .unwrap();
+                    n += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                n
+            })
+        };
+        let ids: Vec<String> = (100_000..105_000).map(|i| i.to_string()).collect();
+        let out = run(launch_as(&env, config)
+            .args(["--record", "-"])
+            .write_stdin(ids.join("\n")));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let theirs = other.join().unwrap();
+        ok(&out);
+        let mut pending = server.smembers(&env.key("PENDING_AND_RUNNING"));
+        pending.sort();
+        assert_eq!(pending, ids, "path {path}: every job pending, once");
+        let mut jobs = event_jobs(&server, &env);
+        jobs.sort();
+        assert_eq!(jobs, ids, "path {path}: one event per job");
+        let n_all: u64 = server.cli(&["SCARD", &all]).trim().parse().unwrap();
+        assert_eq!(n_all, ids.len() as u64 + theirs, "path {path}");
+        if config.is_none() {
+            assert_eq!(check::calls(&server, "eval"), 5, "one script per chunk");
+        } else {
+            // At least one EXEC per chunk of 1,000; the ones beyond found T_ALL changed.
+            assert!(check::calls(&server, "exec") >= 5);
+        }
+    }
 }
 
 // --- Keys of the wrong type: found before the first write, on both recording paths. ---
@@ -995,4 +1002,73 @@ fn a_replay_that_meets_a_key_of_the_wrong_type_writes_none_of_its_batch() {
             "spool kept whole"
         );
     }
+}
+
+/// A user refused EVAL records with MULTI/EXEC (said under -v), and the result is the one the
+/// script writes: the same sets, hash fields and event fields.
+#[test]
+fn a_user_refused_eval_records_the_same_with_multi_exec() {
+    let Some((server, env)) = util::redis() else {
+        return;
+    };
+    let other = TestEnv::new(&server);
+    let [_, noeval] = recording_paths(&server, &other);
+    server.cli(&["CONFIG", "RESETSTAT"]);
+    let out = run(env.cmd("rj-launch").args(["-v", "--record", "5", "6;cl"]));
+    ok(&out);
+    assert!(
+        !check::stderr(&out).contains("MULTI/EXEC"),
+        "{}",
+        check::stderr(&out)
+    );
+    assert_eq!(
+        (check::calls(&server, "eval"), check::calls(&server, "exec")),
+        (1, 0)
+    );
+    server.cli(&["CONFIG", "RESETSTAT"]);
+    let out = run(launch_as(&other, &noeval).args(["-v", "--record", "5", "6;cl"]));
+    ok(&out);
+    let err = check::stderr(&out);
+    assert!(
+        err.contains("recording with MULTI/EXEC") && err.contains("refused EVAL"),
+        "{err}"
+    );
+    assert_eq!(check::calls(&server, "exec"), 1);
+
+    for set in ["ALL", "PENDING_AND_RUNNING"] {
+        assert_eq!(
+            server.smembers(&env.key(set)),
+            server.smembers(&other.key(set))
+        );
+    }
+    for id in ["5", "6"] {
+        let mut a = server.hgetall(&env.job(id));
+        let mut b = server.hgetall(&other.job(id));
+        // Each TestEnv runs in its own directory; the time is each run's own.
+        for f in ["submitted", "cwd"] {
+            assert!(a.remove(f).is_some() && b.remove(f).is_some(), "{f}");
+        }
+        assert_eq!(a, b, "job {id}'s hash");
+    }
+    let without_time = |e: Vec<(String, String)>| -> Vec<(String, String)> {
+        e.into_iter()
+            .map(|(k, v)| {
+                if k == "tracked_at" {
+                    (k, String::new())
+                } else {
+                    (k, v)
+                }
+            })
+            .collect()
+    };
+    let a: Vec<_> = events(&server, &env)
+        .into_iter()
+        .map(without_time)
+        .collect();
+    let b: Vec<_> = events(&server, &other)
+        .into_iter()
+        .map(without_time)
+        .collect();
+    assert_eq!(a.len(), 2);
+    assert_eq!(a, b, "the same events");
 }

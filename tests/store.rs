@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use crate::util::check::run;
+use crate::util::check::{self, run};
 use crate::util::{self, RedisOptions, RedisServer, TestEnv};
 
 /// A `redis.json` for `env` that logs in as `user` with password `pw`.
@@ -47,25 +47,38 @@ fn a_read_only_replica_is_one_short_line_for_any_number_of_ids() {
     };
     let env = TestEnv::new(&replica);
     let ids: String = (1000..2000).map(|i| format!("{i}\n")).collect();
-    let out = run(env
-        .cmd("rj-launch")
-        .args(["--record", "-"])
-        .write_stdin(ids));
-    let line = out.fails(75);
-    assert!(
-        line.contains("READONLY You can't write against a read only replica"),
-        "{line}"
-    );
-    assert!(
-        line.contains(&format!("{}_ALL", env.tag)),
-        "names the first key: {line}"
-    );
-    assert!(
-        line.contains("commands of the transaction refused"),
-        "{line}"
-    );
-    assert!(!line.contains("Index"), "no per-command list: {line}");
-    assert!(line.len() < 1000, "{} bytes: {line}", line.len());
+    // The Lua script, then MULTI/EXEC as a user refused EVAL (ACL users are the replica's own).
+    replica.cli(&[
+        "ACL", "SETUSER", "noeval", "on", ">pw", "~*", "+@all", "-eval",
+    ]);
+    for noeval in [false, true] {
+        let mut cmd = env.cmd("rj-launch");
+        if noeval {
+            cmd.env(
+                "REDIS_URL",
+                format!("redis://noeval:pw@127.0.0.1:{}", replica.port),
+            );
+        }
+        let out = run(cmd.args(["--record", "-"]).write_stdin(ids.clone()));
+        let line = out.fails(75);
+        assert!(
+            line.contains("READONLY You can't write against a read only replica"),
+            "{line}"
+        );
+        assert!(
+            line.contains(&format!("{}_ALL", env.tag)),
+            "names the first key: {line}"
+        );
+        if noeval {
+            assert!(
+                line.contains("commands of the transaction refused"),
+                "{line}"
+            );
+        }
+        assert!(!line.contains("script:"), "no script SHA or line: {line}");
+        assert!(!line.contains("Index"), "no per-command list: {line}");
+        assert!(line.len() < 1000, "{} bytes: {line}", line.len());
+    }
 }
 
 #[test]
@@ -73,8 +86,9 @@ fn a_user_without_exec_is_refused_by_name_not_by_a_parser() {
     let Some((server, env)) = util::redis() else {
         return;
     };
+    // Refused EVAL too, so that rj-launch records with MULTI/EXEC.
     server.cli(&[
-        "ACL", "SETUSER", "noexec", "on", ">pw", "~*", "+@all", "-exec",
+        "ACL", "SETUSER", "noexec", "on", ">pw", "~*", "+@all", "-exec", "-eval",
     ]);
     login_as(&env, "noexec", "pw");
     let out = env.run("rj-launch", &["--record", "42"]);
@@ -173,8 +187,9 @@ fn a_user_without_multi_writes_nothing_outside_a_transaction() {
     let Some((server, env)) = util::redis() else {
         return;
     };
+    // Refused EVAL too, so that rj-launch records with MULTI/EXEC.
     server.cli(&[
-        "ACL", "SETUSER", "nomulti", "on", ">pw", "~*", "+@all", "-multi",
+        "ACL", "SETUSER", "nomulti", "on", ">pw", "~*", "+@all", "-multi", "-eval",
     ]);
     let json = serde_json::json!({
         "host": "127.0.0.1", "port": env.port, "username": "nomulti", "password": "pw",
@@ -189,5 +204,86 @@ fn a_user_without_multi_writes_nothing_outside_a_transaction() {
         crate::util::check::all_keys(&server),
         Vec::<String>::new(),
         "nothing may be written when the transaction could not start"
+    );
+}
+
+/// rj-launch records as `user` (password `pw`) of `server`.
+fn launch_as_user(env: &TestEnv, server: &RedisServer, user: &str, ids: &[&str]) -> check::Ran {
+    run(env
+        .cmd("rj-launch")
+        .env(
+            "REDIS_URL",
+            format!("redis://{user}:pw@127.0.0.1:{}", server.port),
+        )
+        .arg("--record")
+        .args(ids))
+}
+
+/// Redis does not roll a script back: the recording script asks, before its first write,
+/// whether this user may run each write on each key, so a refusal writes nothing and names the
+/// command. Key by key: an ACL selector may grant HSET on one job's hash and not another's.
+#[test]
+fn the_recording_script_checks_every_permission_before_its_first_write() {
+    let Some((server, env)) = util::redis() else {
+        return;
+    };
+    for cmd in ["sadd", "hset", "xadd", "smismember", "type"] {
+        server.cli(&["FLUSHALL"]);
+        let _ = std::fs::remove_file(env.spool());
+        let user = format!("no{cmd}");
+        let minus = format!("-{cmd}");
+        server.cli(&["ACL", "SETUSER", &user, "on", ">pw", "~*", "+@all", &minus]);
+        let out = launch_as_user(&env, &server, &user, &["5", "6"]);
+        assert_eq!(out.stdout(), "5\n6\n");
+        let line = out.fails(77);
+        assert!(
+            line.contains(&format!("+{cmd}")) && line.contains("NOPERM"),
+            "names the command: {line}"
+        );
+        assert!(!line.contains("script:"), "{line}");
+        assert_eq!(
+            check::all_keys(&server),
+            Vec::<String>::new(),
+            "{cmd}: nothing written"
+        );
+        assert!(env.spool().exists(), "{cmd}: spooled");
+    }
+
+    // HSET granted on job 5's hash only, by a selector: job 6's is refused before any write.
+    server.cli(&["FLUSHALL"]);
+    let five = env.job("5");
+    let six = env.job("6");
+    let selector = format!("(+hset ~{five})");
+    server.cli(&[
+        "ACL", "SETUSER", "onehash", "on", ">pw", "~*", "+@all", "-hset", &selector,
+    ]);
+    let line = launch_as_user(&env, &server, "onehash", &["5", "6"]).fails(77);
+    assert!(line.contains(&six) && line.contains("+hset"), "{line}");
+    assert_eq!(
+        check::all_keys(&server),
+        Vec::<String>::new(),
+        "nothing written"
+    );
+
+    // EXISTS is a shortcut, not a need: without it each job hash's TYPE is read.
+    server.cli(&["FLUSHALL"]);
+    let _ = std::fs::remove_file(env.spool());
+    server.cli(&[
+        "ACL", "SETUSER", "noexists", "on", ">pw", "~*", "+@all", "-exists",
+    ]);
+    server.cli(&["HSET", &five, "note", "kept"]);
+    launch_as_user(&env, &server, "noexists", &["5", "6"]).ok();
+    assert_eq!(server.hgetall(&five)["note"], "kept");
+    assert!(server.hgetall(&six).contains_key("submitted"));
+    server.cli(&["RPUSH", &env.job("7"), "x"]);
+    let line = launch_as_user(&env, &server, "noexists", &["8", "7"]).fails(65);
+    assert!(
+        line.contains(&env.job("7")) && line.contains("list"),
+        "{line}"
+    );
+    assert_eq!(
+        server.smembers(&env.key("ALL")),
+        ["5", "6"],
+        "nothing of 7 and 8"
     );
 }
