@@ -7,13 +7,16 @@
 # In a private redis-server on loopback, a tag of N jobs (one in ten an array task `J_T`): all
 # in T_ALL, 90 % in T_COMPLETED, 5 % in T_FAILED, 5 % in T_PENDING_AND_RUNNING, each with a
 # record T_JOB:<id> of the fields rj-launch and rj-track write. Then, ROUNDS rounds, the three
-# commands taking turns (the order rotates each round), wall time and peak RSS from
-# /usr/bin/time (for the pipeline, the largest process of it, as GNU time reports it):
+# commands taking turns (the order rotates each round), wall time, CPU time (user + system) and
+# peak RSS from /usr/bin/time (for the pipeline, the sum of its processes' CPU and the largest
+# one's RSS, as GNU time reports them), and the redis-server's own CPU time for the same run
+# (utime + stime of /proc/PID/stat before and after): on a machine of few cores wall time
+# includes the server's, and no client of it is faster than the server's own part:
 #   redis-cli SMEMBERS T_ALL | sort -n          the shell pipeline
 #   rj-status --state ALL --format plain        the IDs in numeric order
 #   rj-status --long --format json              every job with its record
 # Each output is checked (N lines; N rows) before its figures count. Medians are printed as a
-# Markdown table.
+# Markdown table, with each command's wall time as a ratio to the pipeline's in the same round.
 #
 # Environment: RJ_BIN (directory with rj-status; default: cargo build --release), N (1000000),
 # ROUNDS (3).
@@ -76,10 +79,18 @@ rm "$WORK/fill.resp"
 [ "$(R SCARD "${T}_ALL")" = "$N" ] || { echo "fill failed" >&2; exit 1; }
 export REDIS_URL=redis://127.0.0.1:$PORT JOB_TAG=$T
 
-# One measured run: $s (seconds) and $m (peak KB) of the command, its stdout in $WORK/out.
+# One measured run: $s (wall seconds), $c (CPU seconds), $m (peak KB) of the command and $srv
+# (the server's CPU seconds meanwhile); its stdout in $WORK/out.
+TICK=$(getconf CLK_TCK)
+server_ticks() { awk '{print $14 + $15}' "/proc/$(cat "$WORK/redis.pid")/stat"; }
 measure() {
-  /usr/bin/time -f '%e %M' -o "$WORK/time" "$@" > "$WORK/out"
-  read -r s m < "$WORK/time"
+  local a b u y
+  a=$(server_ticks)
+  /usr/bin/time -f '%e %U %S %M' -o "$WORK/time" "$@" > "$WORK/out"
+  b=$(server_ticks)
+  read -r s u y m < "$WORK/time"
+  c=$(echo "$u + $y" | bc -l)
+  srv=$(echo "($b - $a) / $TICK" | bc -l)
 }
 lines() { wc -l < "$WORK/out" | tr -d ' '; }
 check() { # name want got
@@ -100,30 +111,48 @@ run_one() {
   esac
 }
 
-declare -A SEC KB
+declare -A SEC CPU KB SRV
 NAMES=(pipeline plain long)
+LOADS=""
 for r in $(seq "$ROUNDS"); do
+  LOADS+="$(cut -d' ' -f1 /proc/loadavg) "
   for k in 0 1 2; do
     name=${NAMES[$(( (k + r) % 3 ))]}
     run_one "$name"
     SEC[$name]+="$s "
+    CPU[$name]+="$(printf '%.2f' "$c") "
     KB[$name]+="$m "
+    SRV[$name]+="$(printf '%.2f' "$srv") "
   done
 done
+LOADS+="$(cut -d' ' -f1 /proc/loadavg)"
 median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-echo "## rj-status on a tag of $N jobs (medians of $ROUNDS rounds; $(nproc) CPUs, load average $(cut -d' ' -f1 /proc/loadavg); redis-server $(redis-server --version | cut -d' ' -f3 | cut -d= -f2))"
+echo "## rj-status on a tag of $N jobs (medians of $ROUNDS rounds; $(nproc) CPUs, load average $LOADS at each round's start and at the end; redis-server $(redis-server --version | cut -d' ' -f3 | cut -d= -f2))"
 echo
-echo "| command | wall s | peak RSS MB |"
-echo "|---|---:|---:|"
+echo "| command | wall s | ÷ pipeline | its CPU s | Redis CPU s | peak RSS MB |"
+echo "|---|---:|---:|---:|---:|---:|"
+# The ratio to the pipeline's wall time in the same round (the three ran back to back, under
+# the same load), the median over the rounds: steadier than the ratio of the medians when the
+# machine is shared.
+ratios() { # name
+  paste -d' ' <(echo "${SEC[$1]}" | tr ' ' '\n' | grep .) \
+    <(echo "${SEC[pipeline]}" | tr ' ' '\n' | grep .) |
+    awk '{printf "%.2f ", $1 / $2}'
+}
 row() { # name label
-  local s m
+  local s r c v m
   s=$(echo "${SEC[$1]}" | median)
+  r=$(ratios "$1" | median)
+  c=$(echo "${CPU[$1]}" | median)
+  v=$(echo "${SRV[$1]}" | median)
   m=$(echo "${KB[$1]}" | median)
-  printf '| `%s` | %.2f | %.0f |\n' "$2" "$s" "$(echo "$m / 1024" | bc -l)"
+  printf '| `%s` | %.2f | %.2f | %.2f | %.2f | %.0f |\n' "$2" "$s" "$r" "$c" "$v" "$(echo "$m / 1024" | bc -l)"
 }
 row pipeline "redis-cli SMEMBERS T_ALL \\| sort -n"
 row plain "rj-status --state ALL --format plain"
 row long "rj-status --long --format json"
 echo
-echo "every run: pipeline ${SEC[pipeline]}s / ${KB[pipeline]}KB; plain ${SEC[plain]}s / ${KB[plain]}KB; long ${SEC[long]}s / ${KB[long]}KB"
+for n in "${NAMES[@]}"; do
+  echo "$n, every round: wall ${SEC[$n]}s (÷ pipeline $(ratios "$n")); CPU ${CPU[$n]}s; Redis ${SRV[$n]}s; ${KB[$n]}KB"
+done

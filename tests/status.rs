@@ -315,6 +315,76 @@ fn long_joins_the_job_hash() {
     assert_eq!(out, "9\n10\n10_1\n10_2\n77\n100\n");
 }
 
+/// The IDs and records are read on rj-status's own connection, scanned in place; through
+/// Sentinel, which only the Store's connection follows, on that one. Both give the same bytes,
+/// also for a record larger than the own connection's buffer, odd bytes in a field and text
+/// that is no job ID.
+#[test]
+fn the_own_connection_and_the_stores_list_the_same_bytes() {
+    let Some((server, env)) = util::redis() else {
+        return;
+    };
+    seed(&server, &env);
+    sadd(&server, &env.key("ALL"), &["123_[5-9]", "007"]);
+    sadd(&server, &env.key("FAILED"), &["123_[5-9]", "007"]);
+    let big = "n".repeat(600_000);
+    let mut c = server.client();
+    redis::cmd("HSET")
+        .arg(env.job("10_1"))
+        .arg("name")
+        .arg(&big)
+        .arg("state")
+        .arg("FAILED")
+        .query::<()>(&mut c)
+        .unwrap();
+    redis::cmd("HSET")
+        .arg(env.job("9"))
+        .arg("name")
+        .arg(&b"tab\there \"q\" \xff"[..])
+        .arg("cluster")
+        .arg("c1")
+        .query::<()>(&mut c)
+        .unwrap();
+    let sentinel = crate::util::sentinel_support::SentinelProc::start("st", server.port, 1, "");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("redis.json");
+    std::fs::write(
+        &config,
+        serde_json::json!({"sentinels": [sentinel.addr()], "master": "st"}).to_string(),
+    )
+    .unwrap();
+    util::set_mode(&config, 0o600);
+    let via = TestEnv {
+        dir,
+        tag: env.tag.clone(),
+        config,
+        port: 0,
+    };
+    for args in [
+        &["--long", "--format", "json"][..],
+        &["--long", "--format", "tsv", "--state", "FAILED"],
+        &["--long"],
+        &["--format", "plain"],
+        &["--format", "json"],
+        &[],
+    ] {
+        let direct = env.run("rj-status", args).ok();
+        assert_eq!(via.run("rj-status", args).ok(), direct, "{args:?}");
+        if args.len() == 3 {
+            let v: serde_json::Value = serde_json::from_str(&direct).unwrap();
+            let rows = v.as_array().unwrap();
+            let ids: Vec<&str> = rows.iter().map(|r| r["job_id"].as_str().unwrap()).collect();
+            assert_eq!(
+                ids,
+                ["007", "9", "10", "10_1", "10_2", "77", "100", "123_[5-9]"],
+                "`007` is job 7"
+            );
+            assert_eq!(rows[3]["name"].as_str().unwrap().len(), big.len());
+            assert_eq!(rows[1]["name"], "tab\there \"q\" \u{fffd}");
+        }
+    }
+}
+
 /// 20 000 IDs written with one pipeline; rj-status reads them with SSCAN, in order.
 #[test]
 fn many_ids_stream_via_sscan() {

@@ -1,18 +1,20 @@
 //! rj-status: the jobs of a tag, per set, as a table or as data; --check and --repair of the sets.
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::Write;
+use std::io::{self, Read, Write};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use serde::Serialize;
 
+use crate::bench::conn::Raw;
 use crate::cli::{self, ConnArgs, TagArg};
 use crate::exit::{fail, Kind};
 use crate::invariant::{self, Change, Op, Violation};
 use crate::keys::{JobId, Keys, Set, Tag};
 use crate::output::{self, Format};
+#[cfg(test)]
 use crate::record::JobRecord;
 use crate::store::{Store, BATCH};
 
@@ -185,6 +187,29 @@ struct JobRow {
 }
 
 impl JobRow {
+    /// The row of a job from the values of [`ROW_FIELDS`], in that order (bytes that are not
+    /// UTF-8 shown with U+FFFD, as everywhere).
+    fn of(id: Id, set: Set, fields: &Fields) -> JobRow {
+        let text = |i: usize| fields[i].map(|b| String::from_utf8_lossy(b).into_owned());
+        let mut job_id = Vec::new();
+        put_id(&mut job_id, id);
+        JobRow {
+            job_id: String::from_utf8_lossy(&job_id).into_owned(),
+            set: set.suffix(),
+            state: text(0).unwrap_or_default(),
+            exit_code: text(1).unwrap_or_default(),
+            elapsed: text(2).unwrap_or_default(),
+            start: text(3).unwrap_or_default(),
+            end: text(4).unwrap_or_default(),
+            nodes: text(5).unwrap_or_default(),
+            partition: text(6).unwrap_or_default(),
+            name: text(7).unwrap_or_default(),
+            submitted: text(8).unwrap_or_default(),
+            cluster: text(9).unwrap_or_default(),
+        }
+    }
+
+    #[cfg(test)]
     fn new(job_id: String, set: Set, r: JobRecord) -> JobRow {
         JobRow {
             job_id,
@@ -285,6 +310,42 @@ struct Ids {
     other: Vec<(Option<JobId>, String)>,
 }
 
+/// Sort by LSD radix, a byte at a time, skipping the bytes that all keys share (the high bytes
+/// of the job numbers, the task bytes of a tag without arrays): a few linear passes where a
+/// comparison sort of a million keys takes twenty, and the most of a listing's own time.
+fn radix_sort(v: &mut Vec<u64>) {
+    if v.len() < 1 << 10 {
+        v.sort_unstable();
+        return;
+    }
+    let mut counts = [[0usize; 256]; 8];
+    for x in v.iter() {
+        for (byte, c) in counts.iter_mut().enumerate() {
+            c[(x >> (8 * byte)) as usize & 0xff] += 1;
+        }
+    }
+    let mut from = std::mem::take(v);
+    let mut to = vec![0u64; from.len()];
+    for (byte, c) in counts.iter().enumerate() {
+        if c.contains(&from.len()) {
+            continue;
+        }
+        let mut at = [0usize; 256];
+        let mut sum = 0;
+        for (a, n) in at.iter_mut().zip(c) {
+            *a = sum;
+            sum += n;
+        }
+        for x in &from {
+            let d = (x >> (8 * byte)) as usize & 0xff;
+            to[at[d]] = *x;
+            at[d] += 1;
+        }
+        std::mem::swap(&mut from, &mut to);
+    }
+    *v = from;
+}
+
 /// One member of [`Ids`], borrowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Id<'a> {
@@ -345,6 +406,36 @@ impl<'a> Id<'a> {
     }
 }
 
+/// Append `id` as its text: the digits of a packed ID without the formatting machinery (a
+/// listing writes a million of them), a text ID as it is.
+fn put_id(out: &mut Vec<u8>, id: Id) {
+    match id {
+        Id::Packed(x) => {
+            put_u64(out, x >> 32);
+            let task = x & 0xffff_ffff;
+            if task != 0 {
+                out.push(b'_');
+                put_u64(out, task - 1);
+            }
+        }
+        Id::Text(_, s) => out.extend_from_slice(s.as_bytes()),
+    }
+}
+
+fn put_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut d = [0u8; 20];
+    let mut i = d.len();
+    loop {
+        i -= 1;
+        d[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&d[i..]);
+}
+
 impl std::fmt::Display for Id<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -377,12 +468,12 @@ impl Serialize for Ids {
 
 impl Ids {
     /// Add a member as Redis sent it; [`Ids::finish`] sorts.
-    fn push(&mut self, b: Vec<u8>) -> Result<(), std::string::FromUtf8Error> {
-        match pack(&b) {
+    fn push(&mut self, b: &[u8]) -> Result<(), std::str::Utf8Error> {
+        match pack(b) {
             Some(x) => self.packed.push(x),
             None => {
-                let s = String::from_utf8(b)?;
-                self.other.push((s.parse().ok(), s));
+                let s = std::str::from_utf8(b)?;
+                self.other.push((s.parse().ok(), s.to_string()));
             }
         }
         Ok(())
@@ -390,7 +481,7 @@ impl Ids {
 
     /// Sort and drop repeats (SSCAN may hand a member more than once).
     fn finish(&mut self) {
-        self.packed.sort_unstable();
+        radix_sort(&mut self.packed);
         self.packed.dedup();
         self.other
             .sort_by(|a, b| Id::Text(a.0, &a.1).cmp(Id::Text(b.0, &b.1)));
@@ -421,7 +512,7 @@ impl Ids {
     fn of(ids: &[&str]) -> Ids {
         let mut out = Ids::default();
         for id in ids {
-            out.push(id.as_bytes().to_vec()).unwrap();
+            out.push(id.as_bytes()).unwrap();
         }
         out.finish();
         out
@@ -462,33 +553,486 @@ fn merge<'a>(
 /// still only a few hundred kilobytes.
 const SSCAN_COUNT: usize = 10_000;
 
-/// All members of a set by SSCAN (never one huge SMEMBERS reply), compactly and sorted.
-fn read_ids(store: &mut Store, key: &str) -> anyhow::Result<Ids> {
-    let mut ids = Ids::default();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<Vec<u8>>) = store.query(
-            redis::cmd("SSCAN")
-                .arg(key)
-                .arg(cursor)
-                .arg("COUNT")
-                .arg(SSCAN_COUNT),
-            key,
-        )?;
-        for b in batch {
-            ids.push(b).map_err(|_| {
-                fail(
-                    Kind::DataErr,
-                    format!(
-                        "Redis {} holds a member of {key} that is not UTF-8 text, so not a job ID",
-                        store.place
-                    ),
-                )
-            })?;
+// ---- the bulk reads (SSCAN, HMGET) on a connection of rj-status's own ----------------------
+
+/// The byte stream under [`Own`]: rbench's raw connection in use, bytes in memory in the tests.
+trait Socket: Read + Write {
+    fn set_read_timeout(&self, t: Duration) -> io::Result<()>;
+}
+
+/// A connection of `bench::conn` (TCP, unix socket or TLS; logged in, database selected,
+/// PINGed) as a [`Socket`].
+struct RawSocket(Raw);
+
+impl Read for RawSocket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &mut self.0 {
+            Raw::Tcp(s) => s.read(buf),
+            Raw::Unix(s) => s.read(buf),
+            Raw::Tls(s) => s.read(buf),
         }
-        cursor = next;
-        if cursor == 0 {
-            break;
+    }
+}
+
+impl Write for RawSocket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.0 {
+            Raw::Tcp(s) => s.write(buf),
+            Raw::Unix(s) => s.write(buf),
+            Raw::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.0 {
+            Raw::Tcp(s) => s.flush(),
+            Raw::Unix(s) => s.flush(),
+            Raw::Tls(s) => s.flush(),
+        }
+    }
+}
+
+impl Socket for RawSocket {
+    fn set_read_timeout(&self, t: Duration) -> io::Result<()> {
+        match &self.0 {
+            Raw::Tcp(s) => s.set_read_timeout(Some(t)),
+            Raw::Unix(s) => s.set_read_timeout(Some(t)),
+            Raw::Tls(s) => s.sock.set_read_timeout(Some(t)),
+        }
+    }
+}
+
+/// How far one read may overrun a reply's deadline: the socket's timeout is set again when it
+/// is this much older, or when the deadline moves (as `store`'s bounded calls do).
+const REARM: Duration = Duration::from_secs(1);
+
+/// rj-status's own connection for the bulk reads of a listing, beside the [`Store`]'s
+/// (ARCHITECTURE.md §4, rj-status): RESP2 replies are scanned in place in one buffer, and each
+/// member or field is handed on as a slice of it. The redis crate's parser builds a value and a
+/// `Vec` of each, about 2,000 instructions a member: most of a listing's own time. Each reply
+/// is due one `store::IO_TIMEOUT` after its request was sent (§5).
+struct Own<S> {
+    io: S,
+    /// Bytes read and not yet scanned: `buf[pos..end]`.
+    buf: Vec<u8>,
+    pos: usize,
+    end: usize,
+    /// Start of the reply being scanned whose slices are still wanted: kept when the buffer
+    /// is compacted, and slices of it are given relative to it.
+    mark: usize,
+    /// The requests to send, encoded.
+    req: Vec<u8>,
+    /// When the reply being read is due.
+    due: Instant,
+    /// When the socket's read timeout was last set (None: set it before the next read).
+    armed: Option<Instant>,
+}
+
+/// What went wrong on the own connection; the caller names the key.
+#[derive(Debug)]
+enum Fault {
+    Io(io::Error),
+    /// An error reply (`-WRONGTYPE …`, `-NOPERM …`), as the redis crate makes it of the line.
+    Server(redis::RedisError),
+    /// Bytes that are not the RESP2 reply expected.
+    Protocol(String),
+}
+
+impl Fault {
+    /// The error of a failure at `what`, worded and classified as `Store`'s own.
+    fn at(self, store: &Store, what: &str) -> anyhow::Error {
+        match self {
+            Fault::Io(e) => store.error(e.into(), what),
+            Fault::Server(e) => store.error(e, what),
+            Fault::Protocol(m) => store.error(
+                redis::RedisError::from((
+                    redis::ErrorKind::Parse,
+                    "the reply is not the Redis protocol",
+                    m,
+                )),
+                what,
+            ),
+        }
+    }
+}
+
+type Reply<T> = Result<T, Fault>;
+
+/// A range of `Own::buf` relative to the mark.
+type Span = (usize, usize);
+
+/// The values of [`ROW_FIELDS`] of one record, `None` where the hash has no such field.
+type Fields<'b> = [Option<&'b [u8]>; ROW_FIELDS.len()];
+
+impl Own<RawSocket> {
+    /// Connect as `bench::conn` does (the target's TLS files, login and database), with a
+    /// write timeout too: none of the bulk reads may block for longer (§5).
+    fn connect(cfg: &crate::config::Config) -> anyhow::Result<Own<RawSocket>> {
+        let raw = crate::bench::conn::connect(cfg)?;
+        let timeout = match &raw {
+            Raw::Tcp(s) => s.set_write_timeout(Some(crate::store::IO_TIMEOUT)),
+            Raw::Unix(s) => s.set_write_timeout(Some(crate::store::IO_TIMEOUT)),
+            Raw::Tls(s) => s.sock.set_write_timeout(Some(crate::store::IO_TIMEOUT)),
+        };
+        timeout.map_err(|e| {
+            fail(
+                Kind::Unavailable,
+                format!("cannot connect to Redis at {}: {e}", cfg.place()),
+            )
+        })?;
+        Ok(Own::new(RawSocket(raw)))
+    }
+}
+
+impl<S: Socket> Own<S> {
+    fn new(io: S) -> Own<S> {
+        Own {
+            io,
+            buf: vec![0; 1 << 18],
+            pos: 0,
+            end: 0,
+            mark: 0,
+            req: Vec::with_capacity(1 << 16),
+            due: Instant::now() + crate::store::IO_TIMEOUT,
+            armed: None,
+        }
+    }
+
+    /// Append one command to the requests to send.
+    fn command(&mut self, args: &[&[u8]]) {
+        crate::bench::resp::encode(&mut self.req, args);
+    }
+
+    /// Send the requests encoded; the moment they left, from which their replies are due.
+    fn send(&mut self) -> Reply<Instant> {
+        let at = Instant::now();
+        self.io
+            .write_all(&self.req)
+            .and_then(|()| self.io.flush())
+            .map_err(Fault::Io)?;
+        self.req.clear();
+        Ok(at)
+    }
+
+    /// The replies read next are due at `sent` + `IO_TIMEOUT`.
+    fn expect(&mut self, sent: Instant) {
+        self.due = sent + crate::store::IO_TIMEOUT;
+        self.armed = None;
+    }
+
+    /// Read at least once more from the socket, into `buf[end..]`.
+    fn read_more(&mut self) -> Reply<()> {
+        loop {
+            let now = Instant::now();
+            let left = self.due.saturating_duration_since(now);
+            if left.is_zero() {
+                return Err(Fault::Io(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "timed out",
+                )));
+            }
+            if self.armed.is_none_or(|t| now.duration_since(t) >= REARM) {
+                self.io.set_read_timeout(left).map_err(Fault::Io)?;
+                self.armed = Some(now);
+            }
+            match self.io.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    return Err(Fault::Io(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the server closed the connection",
+                    )))
+                }
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // The socket's timeout: checked against the deadline at the top.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    self.armed = None;
+                }
+                Err(e) => return Err(Fault::Io(e)),
+            }
+        }
+    }
+
+    /// Make `n` bytes from `pos` readable in `buf`: move what is kept to the front and grow
+    /// the buffer when they would not fit, then read.
+    fn want(&mut self, n: usize) -> Reply<()> {
+        while self.end - self.pos < n {
+            if self.pos + n > self.buf.len() {
+                let from = self.mark.min(self.pos);
+                self.buf.copy_within(from..self.end, 0);
+                self.pos -= from;
+                self.end -= from;
+                self.mark -= from;
+                if self.pos + n > self.buf.len() {
+                    self.buf.resize((self.pos + n).next_power_of_two(), 0);
+                }
+            }
+            self.read_more()?;
+        }
+        Ok(())
+    }
+
+    /// Start a reply whose slices are wanted until the next `begin`.
+    fn begin(&mut self) {
+        if self.pos == self.end {
+            // Nothing left over: read into the whole buffer again.
+            self.pos = 0;
+            self.end = 0;
+        }
+        self.mark = self.pos;
+    }
+
+    /// The bytes of a span of the reply begun last.
+    fn at(&self, s: Span) -> &[u8] {
+        &self.buf[self.mark + s.0..self.mark + s.1]
+    }
+
+    /// The next line (a reply's header): its type byte and the span of the rest, without CRLF.
+    fn line(&mut self) -> Reply<(u8, Span)> {
+        let mut seen = 0;
+        loop {
+            let start = self.pos;
+            if let Some(i) = self.buf[start + seen..self.end]
+                .iter()
+                .position(|b| *b == b'\n')
+            {
+                let nl = start + seen + i;
+                if nl < start + 2 || self.buf[nl - 1] != b'\r' {
+                    return Err(Fault::Protocol("a line without CRLF".into()));
+                }
+                self.pos = nl + 1;
+                return Ok((self.buf[start], (start + 1 - self.mark, nl - 1 - self.mark)));
+            }
+            seen = self.end - start;
+            if seen > 1 << 20 {
+                return Err(Fault::Protocol("a header line of over 1 MiB".into()));
+            }
+            self.want(seen + 1)?;
+        }
+    }
+
+    /// The number of a header of type `kind` (`*` or `$`); an error reply is the server's.
+    fn head(&mut self, kind: u8) -> Reply<i64> {
+        let (t, s) = self.line()?;
+        let text = self.at(s);
+        if t == b'-' {
+            let mut line = Vec::with_capacity(text.len() + 3);
+            line.push(b'-');
+            line.extend_from_slice(text);
+            line.extend_from_slice(b"\r\n");
+            return Err(match redis::parse_redis_value(&line) {
+                Ok(redis::Value::ServerError(e)) => Fault::Server(e.into()),
+                _ => Fault::Protocol(format!("an error reply {:?}", output::lossy(text))),
+            });
+        }
+        let number = || -> Option<i64> {
+            let (neg, digits) = match text.split_first() {
+                Some((b'-', d)) => (true, d),
+                _ => (false, text),
+            };
+            if digits.is_empty() || digits.len() > 18 {
+                return None;
+            }
+            let n = digits.iter().try_fold(0i64, |n, b| {
+                b.is_ascii_digit().then(|| n * 10 + i64::from(b - b'0'))
+            })?;
+            Some(if neg { -n } else { n })
+        };
+        match number() {
+            Some(n) if t == kind => Ok(n),
+            _ => Err(Fault::Protocol(format!(
+                "{:?} where a {:?} header was expected",
+                output::lossy(&[&[t], text].concat()),
+                char::from(kind)
+            ))),
+        }
+    }
+
+    /// The span of a bulk string, or None for nil.
+    fn bulk(&mut self) -> Reply<Option<Span>> {
+        // The usual case first: `$<length>\r\n<bytes>\r\n` whole in the buffer.
+        let b = &self.buf[self.pos..self.end];
+        if b.first() == Some(&b'$') {
+            let mut n = 0usize;
+            let mut i = 1;
+            while i < b.len().min(12) && b[i].is_ascii_digit() {
+                n = n * 10 + usize::from(b[i] - b'0');
+                i += 1;
+            }
+            if i > 1 && b.len() >= i + 2 + n + 2 && b[i] == b'\r' && b[i + 1] == b'\n' {
+                let start = i + 2;
+                if &b[start + n..start + n + 2] == b"\r\n" {
+                    let at = self.pos + start;
+                    self.pos = at + n + 2;
+                    return Ok(Some((at - self.mark, at + n - self.mark)));
+                }
+            }
+        }
+        let n = self.head(b'$')?;
+        let Ok(n) = usize::try_from(n) else {
+            return Ok(None);
+        };
+        self.want(n + 2)?;
+        let start = self.pos;
+        if &self.buf[start + n..start + n + 2] != b"\r\n" {
+            return Err(Fault::Protocol(
+                "a bulk string longer than its length".into(),
+            ));
+        }
+        self.pos = start + n + 2;
+        Ok(Some((start - self.mark, start + n - self.mark)))
+    }
+
+    /// A bulk string that must be there (a member, a cursor).
+    fn bulk_some(&mut self) -> Reply<Span> {
+        self.bulk()?
+            .ok_or_else(|| Fault::Protocol("a nil where a string was expected".into()))
+    }
+
+    /// Every member of a set by SSCAN, handed to `each` in the order they come. The next step's
+    /// request leaves as soon as a reply's cursor is read, so Redis gathers the next members
+    /// while this side scans the current ones.
+    fn sscan(
+        &mut self,
+        key: &str,
+        mut each: impl FnMut(&[u8]) -> anyhow::Result<()>,
+    ) -> Result<(), Stop> {
+        let count = SSCAN_COUNT.to_string();
+        let step = |own: &mut Self, cursor: &[u8]| -> Reply<Instant> {
+            own.command(&[b"SSCAN", key.as_bytes(), cursor, b"COUNT", count.as_bytes()]);
+            own.send()
+        };
+        let mut sent = step(self, b"0")?;
+        loop {
+            self.expect(sent);
+            self.begin();
+            if self.head(b'*')? != 2 {
+                return Err(Fault::Protocol("an SSCAN reply that is not two parts".into()).into());
+            }
+            let c = self.bulk_some()?;
+            let cursor = self.at(c).to_vec();
+            let last = cursor == b"0";
+            if !last {
+                sent = step(self, &cursor)?;
+            }
+            let n = self.head(b'*')?;
+            for _ in 0..n {
+                // A member is used at once: the buffer need not keep it.
+                self.begin();
+                let m = self.bulk_some()?;
+                each(self.at(m)).map_err(Stop::Other)?;
+            }
+            if last {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Queue the HMGETs of a batch of records (`prefix` + each ID is the key); [`Own::send`]
+    /// sends them. What follows the key is the same in each, encoded once.
+    fn hmget(&mut self, prefix: &[u8], ids: &[(Id, Set)]) {
+        let mut fields = Vec::new();
+        for f in ROW_FIELDS {
+            crate::bench::resp::bulk(&mut fields, f.as_bytes());
+        }
+        let mut key = Vec::with_capacity(prefix.len() + 24);
+        for (id, _) in ids {
+            key.clear();
+            key.extend_from_slice(prefix);
+            put_id(&mut key, *id);
+            crate::bench::resp::header(&mut self.req, b'*', 2 + ROW_FIELDS.len());
+            crate::bench::resp::bulk(&mut self.req, b"HMGET");
+            crate::bench::resp::bulk(&mut self.req, &key);
+            self.req.extend_from_slice(&fields);
+        }
+    }
+
+    /// One HMGET reply: the values of [`ROW_FIELDS`], for `each`.
+    fn record(&mut self, each: impl FnOnce(&Fields) -> anyhow::Result<()>) -> Result<(), Stop> {
+        self.begin();
+        let n = self.head(b'*')?;
+        if n != ROW_FIELDS.len() as i64 {
+            return Err(Fault::Protocol(format!(
+                "an HMGET reply of {n} values for {} fields",
+                ROW_FIELDS.len()
+            ))
+            .into());
+        }
+        let mut spans: [Option<Span>; ROW_FIELDS.len()] = [None; ROW_FIELDS.len()];
+        for s in spans.iter_mut() {
+            *s = self.bulk()?;
+        }
+        let fields: Fields = spans.map(|s| s.map(|s| self.at(s)));
+        each(&fields).map_err(Stop::Other)
+    }
+}
+
+/// Why a bulk read stopped: the connection (the caller names the key), or the consumer.
+enum Stop {
+    Fault(Fault),
+    Other(anyhow::Error),
+}
+
+impl From<Fault> for Stop {
+    fn from(f: Fault) -> Stop {
+        Stop::Fault(f)
+    }
+}
+
+impl Stop {
+    fn at(self, store: &Store, what: &str) -> anyhow::Error {
+        match self {
+            Stop::Fault(f) => f.at(store, what),
+            Stop::Other(e) => e,
+        }
+    }
+}
+
+/// All members of a set by SSCAN (never one huge SMEMBERS reply), compactly and sorted: on the
+/// own connection when there is one, else on the Store's (a master named by Sentinel, whose
+/// address only the Store knows).
+fn read_ids(store: &mut Store, own: Option<&mut Own<RawSocket>>, key: &str) -> anyhow::Result<Ids> {
+    let mut ids = Ids::default();
+    let place = store.place.clone();
+    let mut push = |b: &[u8]| {
+        ids.push(b).map_err(|_| {
+            fail(
+                Kind::DataErr,
+                format!(
+                    "Redis {place} holds a member of {key} that is not UTF-8 text, so not a job ID"
+                ),
+            )
+        })
+    };
+    match own {
+        Some(own) => own.sscan(key, push).map_err(|e| e.at(store, key))?,
+        None => {
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, batch): (u64, Vec<Vec<u8>>) = store.query(
+                    redis::cmd("SSCAN")
+                        .arg(key)
+                        .arg(cursor)
+                        .arg("COUNT")
+                        .arg(SSCAN_COUNT),
+                    key,
+                )?;
+                for b in &batch {
+                    push(b)?;
+                }
+                cursor = next;
+                if cursor == 0 {
+                    break;
+                }
+            }
         }
     }
     ids.finish();
@@ -508,7 +1052,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let tag = TagArg {
         tag: args.tag.first().cloned(),
     };
-    let (_cfg, keys, mut store) = super::open(&args.conn, &tag)?;
+    let (cfg, keys, mut store) = super::open(&args.conn, &tag)?;
     if args.check {
         return check(&mut store, &keys, args.repair, format);
     }
@@ -519,16 +1063,39 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     asked.sort();
     asked.dedup();
-    let (sets, broken) = read_sets(&mut store, &keys, asked, !args.count, args.long)?;
+    // The IDs and records are read on a connection of their own, scanned in place; a master
+    // named by Sentinel is known only to the Store, whose connection reads them then.
+    let mut own = match (args.count, &cfg.target.sentinel) {
+        (false, None) => Some(Own::connect(&cfg)?),
+        _ => None,
+    };
+    let (sets, broken) = read_sets(
+        &mut store,
+        own.as_mut(),
+        &keys,
+        asked,
+        !args.count,
+        args.long,
+    )?;
     if let Some(line) = broken {
         cli::warn(&line);
     }
     // One write per 64 KiB, not per line: a listing may be a million lines.
     let mut out = std::io::BufWriter::with_capacity(1 << 16, cli::stdout());
     if args.long {
-        let mut rows = output::exporter::<JobRow>(format.into(), &mut out)?;
-        read_jobs(&mut store, &keys, &sets, |row| rows.row(&row))?;
-        rows.finish()?;
+        if format == Format::Json {
+            let mut rows = JobsJson::new(&mut out)?;
+            read_jobs(&mut store, own.as_mut(), &keys, &sets, |id, set, f| {
+                rows.row(id, set, f)
+            })?;
+            rows.finish()?;
+        } else {
+            let mut rows = output::exporter::<JobRow>(format.into(), &mut out)?;
+            read_jobs(&mut store, own.as_mut(), &keys, &sets, |id, set, f| {
+                rows.row(&JobRow::of(id, set, f))
+            })?;
+            rows.finish()?;
+        }
         out.flush()?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -606,6 +1173,7 @@ fn metrics(args: &Args) -> anyhow::Result<ExitCode> {
 /// sets, and the warning line when they break the rule.
 fn read_sets(
     store: &mut Store,
+    mut own: Option<&mut Own<RawSocket>>,
     keys: &Keys,
     asked: Vec<Set>,
     ids: bool,
@@ -621,7 +1189,7 @@ fn read_sets(
     for set in &read {
         let i = invariant::index(*set);
         if ids {
-            members[i] = read_ids(store, &keys.set(*set))?;
+            members[i] = read_ids(store, own.as_deref_mut(), &keys.set(*set))?;
             if asked.contains(set) {
                 counts[i] = Some(members[i].len() as u64);
             }
@@ -643,6 +1211,37 @@ fn read_sets(
         members: ids.then_some(members),
     };
     Ok((sets, broken))
+}
+
+/// Output gathered in a buffer and written a chunk at a time: one `write_all` per 64 KiB, not
+/// one per ID.
+struct Chunks<'a> {
+    out: &'a mut dyn Write,
+    buf: Vec<u8>,
+}
+
+impl<'a> Chunks<'a> {
+    const SIZE: usize = 1 << 16;
+
+    fn new(out: &'a mut dyn Write) -> Chunks<'a> {
+        Chunks {
+            out,
+            buf: Vec::with_capacity(Self::SIZE + 256),
+        }
+    }
+
+    /// Write the buffer once it is full.
+    fn spill(&mut self) -> std::io::Result<()> {
+        if self.buf.len() >= Self::SIZE {
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> std::io::Result<()> {
+        self.out.write_all(&self.buf)
+    }
 }
 
 /// The listing of the sets in one form: a line per set (human), the IDs (plain: every ID once,
@@ -676,12 +1275,16 @@ fn write_sets(
                     _ => ("", ""),
                 };
                 write!(out, "{on}{:<width$}  {:>6}{off}", r.key, r.count)?;
-                let mut sep = "  ";
+                let mut line = Chunks::new(out);
+                let mut sep: &[u8] = b"  ";
                 for id in r.ids.iter().flat_map(|ids| ids.iter()) {
-                    write!(out, "{sep}{id}")?;
-                    sep = " ";
+                    line.buf.extend_from_slice(sep);
+                    put_id(&mut line.buf, id);
+                    line.spill()?;
+                    sep = b" ";
                 }
-                writeln!(out)?;
+                line.buf.push(b'\n');
+                line.finish()?;
             }
         }
         Format::Plain if count => {
@@ -689,24 +1292,32 @@ fn write_sets(
                 writeln!(out, "{}", r.count)?;
             }
         }
-        Format::Plain => match (&sets.members, &sets.asked[..]) {
-            (Some(m), [one]) => {
-                for id in m[invariant::index(*one)].iter() {
-                    writeln!(out, "{id}")?;
-                }
-            }
-            (Some(m), _) => {
-                // Every ID once: the union of the sets asked for.
-                let asked: u8 = sets.asked.iter().map(|s| invariant::bit(*s)).sum();
-                merge(m, |id, mask| {
-                    if mask & asked != 0 {
-                        writeln!(out, "{id}")?;
+        Format::Plain => {
+            let mut lines = Chunks::new(out);
+            match (&sets.members, &sets.asked[..]) {
+                (Some(m), [one]) => {
+                    for id in m[invariant::index(*one)].iter() {
+                        put_id(&mut lines.buf, id);
+                        lines.buf.push(b'\n');
+                        lines.spill()?;
                     }
-                    Ok(())
-                })?;
+                }
+                (Some(m), _) => {
+                    // Every ID once: the union of the sets asked for.
+                    let asked: u8 = sets.asked.iter().map(|s| invariant::bit(*s)).sum();
+                    merge(m, |id, mask| {
+                        if mask & asked != 0 {
+                            put_id(&mut lines.buf, id);
+                            lines.buf.push(b'\n');
+                            lines.spill()?;
+                        }
+                        Ok(())
+                    })?;
+                }
+                (None, _) => {}
             }
-            (None, _) => {}
-        },
+            lines.finish()?;
+        }
         Format::Json => output::write_json(
             out,
             &StatusDoc {
@@ -767,9 +1378,10 @@ const ROW_FIELDS: [&str; 10] = [
 /// Records are read in pipelined batches in that order, so memory stays a few batches.
 fn read_jobs(
     store: &mut Store,
+    own: Option<&mut Own<RawSocket>>,
     keys: &Keys,
     sets: &Sets,
-    mut each: impl FnMut(JobRow) -> anyhow::Result<()>,
+    mut each: impl FnMut(Id, Set, &Fields) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     let Some(members) = &sets.members else {
         return Ok(());
@@ -783,8 +1395,8 @@ fn read_jobs(
         .sum();
     let all_asked = sets.asked.contains(&Set::All);
     let first = |bits: u8| Set::ALL[bits.trailing_zeros() as usize];
-    let mut reader = Records::new(store, keys);
-    let mut batch: Vec<(String, Set)> = Vec::with_capacity(RECORD_BATCH);
+    let mut reader = Records::new(store, own, keys);
+    let mut batch: Vec<(Id, Set)> = Vec::with_capacity(RECORD_BATCH);
     let r = merge(members, |id, mask| {
         let set = if mask & asked_states != 0 {
             first(mask & asked_states)
@@ -796,7 +1408,7 @@ fn read_jobs(
         } else {
             return Ok(());
         };
-        batch.push((id.to_string(), set));
+        batch.push((id, set));
         if batch.len() == RECORD_BATCH {
             reader.send(std::mem::take(&mut batch), &mut each)?;
         }
@@ -812,17 +1424,27 @@ fn read_jobs(
 /// once instead of in turns. Each batch's replies are bounded by one `store::IO_TIMEOUT` from
 /// when it was sent (ARCHITECTURE.md §5); Redis buffers the replies not yet read, so a batch
 /// sent ahead cannot block either side.
-struct Records<'a> {
+struct Records<'a, 'm> {
     store: &'a mut Store,
+    /// The own connection; without one, the Store's.
+    own: Option<&'a mut Own<RawSocket>>,
     keys: &'a Keys,
-    sent: std::collections::VecDeque<(std::time::Instant, Vec<(String, Set)>)>,
+    /// `T_JOB:`, to which an ID is appended for its record's key.
+    prefix: Vec<u8>,
+    sent: std::collections::VecDeque<(Instant, Vec<(Id<'m>, Set)>)>,
 }
 
-impl<'a> Records<'a> {
-    fn new(store: &'a mut Store, keys: &'a Keys) -> Records<'a> {
+impl<'a, 'm> Records<'a, 'm> {
+    fn new(
+        store: &'a mut Store,
+        own: Option<&'a mut Own<RawSocket>>,
+        keys: &'a Keys,
+    ) -> Records<'a, 'm> {
         Records {
             store,
+            own,
             keys,
+            prefix: keys.job_hash("").into_bytes(),
             sent: Default::default(),
         }
     }
@@ -830,31 +1452,45 @@ impl<'a> Records<'a> {
     /// Send one batch's HMGETs; read the oldest batch when two are in flight.
     fn send(
         &mut self,
-        batch: Vec<(String, Set)>,
-        each: &mut impl FnMut(JobRow) -> anyhow::Result<()>,
+        batch: Vec<(Id<'m>, Set)>,
+        each: &mut impl FnMut(Id, Set, &Fields) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut p = redis::pipe();
-        for (id, _) in &batch {
-            p.cmd("HMGET")
-                .arg(self.keys.job_hash(id))
-                .arg(&ROW_FIELDS[..]);
-        }
-        let packed = p.get_packed_pipeline();
-        self.store
-            .conn()
-            .send_packed_command(&packed)
-            .map_err(|e| self.store.error(e, &self.keys.job_hash_pattern()))?;
-        self.sent.push_back((std::time::Instant::now(), batch));
+        let at = match &mut self.own {
+            Some(own) => {
+                own.hmget(&self.prefix, &batch);
+                own.send()
+                    .map_err(|f| f.at(self.store, &self.keys.job_hash_pattern()))?
+            }
+            None => {
+                let mut p = redis::pipe();
+                for (id, _) in &batch {
+                    p.cmd("HMGET")
+                        .arg(self.keys.job_hash(&id.to_string()))
+                        .arg(&ROW_FIELDS[..]);
+                }
+                let packed = p.get_packed_pipeline();
+                let at = Instant::now();
+                self.store
+                    .conn()
+                    .send_packed_command(&packed)
+                    .map_err(|e| self.store.error(e, &self.keys.job_hash_pattern()))?;
+                at
+            }
+        };
+        self.sent.push_back((at, batch));
         if self.sent.len() > 1 {
             self.receive(each)?;
         }
         Ok(())
     }
 
-    fn drain(&mut self, each: &mut impl FnMut(JobRow) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    fn drain(
+        &mut self,
+        each: &mut impl FnMut(Id, Set, &Fields) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
         while !self.sent.is_empty() {
             self.receive(each)?;
         }
@@ -864,11 +1500,19 @@ impl<'a> Records<'a> {
     /// The replies of the oldest batch, as rows.
     fn receive(
         &mut self,
-        each: &mut impl FnMut(JobRow) -> anyhow::Result<()>,
+        each: &mut impl FnMut(Id, Set, &Fields) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         let Some((at, batch)) = self.sent.pop_front() else {
             return Ok(());
         };
+        if let Some(own) = &mut self.own {
+            own.expect(at);
+            for (id, set) in batch {
+                own.record(|f| each(id, set, f))
+                    .map_err(|e| e.at(self.store, &self.keys.job_hash(&id.to_string())))?;
+            }
+            return Ok(());
+        }
         let left =
             (at + crate::store::IO_TIMEOUT).saturating_duration_since(std::time::Instant::now());
         let conn = self.store.conn();
@@ -885,39 +1529,38 @@ impl<'a> Records<'a> {
                     r => break r,
                 }
             };
+            let key = || self.keys.job_hash(&id.to_string());
             let values = match reply {
                 Ok(redis::Value::Array(v)) => v,
-                Ok(redis::Value::ServerError(e)) => {
-                    return Err(self.store.error(e.into(), &self.keys.job_hash(&id)))
-                }
+                Ok(redis::Value::ServerError(e)) => return Err(self.store.error(e.into(), &key())),
                 Ok(other) => {
                     return Err(fail(
                         Kind::DataErr,
                         format!(
                             "Redis {} sent a reply to HMGET {} that is not a list: {other:?}",
                             self.store.place,
-                            self.keys.job_hash(&id)
+                            key()
                         ),
                     ))
                 }
-                Err(e) => return Err(self.store.error(e, &self.keys.job_hash(&id))),
+                Err(e) => return Err(self.store.error(e, &key())),
             };
-            let mut record = JobRecord::default();
-            for (name, v) in ROW_FIELDS.iter().zip(values) {
+            let mut fields: Fields = [None; ROW_FIELDS.len()];
+            for (f, v) in fields.iter_mut().zip(&values) {
                 if let redis::Value::BulkString(b) = v {
-                    record.set(
-                        name,
-                        String::from_utf8(b).unwrap_or_else(|e| output::lossy(e.as_bytes())),
-                    );
+                    *f = Some(b.as_slice());
                 }
             }
-            each(JobRow::new(id, set, record))?;
+            each(id, set, &fields)?;
         }
         Ok(())
     }
 
-    /// Put the connection's own read timeout back; `r` is the walk's outcome.
+    /// Put the Store connection's own read timeout back; `r` is the walk's outcome.
     fn done(self, r: anyhow::Result<()>) -> anyhow::Result<()> {
+        if self.own.is_some() {
+            return r;
+        }
         let back = self
             .store
             .conn()
@@ -925,6 +1568,99 @@ impl<'a> Records<'a> {
         r?;
         back.map_err(|e| self.store.error(e, &self.keys.job_hash_pattern()))
     }
+}
+
+/// `--long --format json` written straight from the replies: byte for byte what
+/// `output::exporter::<JobRow>(Form::Json)` writes (serde_json's pretty form, row after row),
+/// without a `JobRow`, a `String` per field or a document per row.
+struct JobsJson<'a> {
+    out: &'a mut dyn Write,
+    /// Before each value: `\n    "job_id": `, then `,\n    "set": ` and so on, from the names
+    /// `JobRow` serializes, in its order.
+    names: Vec<Vec<u8>>,
+    row: Vec<u8>,
+    rows: u64,
+}
+
+impl<'a> JobsJson<'a> {
+    fn new(out: &'a mut dyn Write) -> anyhow::Result<JobsJson<'a>> {
+        let columns = output::columns::<JobRow>()?;
+        let mut names = Vec::with_capacity(columns.len());
+        for (i, c) in columns.iter().enumerate() {
+            let mut n = if i == 0 {
+                b"\n    ".to_vec()
+            } else {
+                b",\n    ".to_vec()
+            };
+            serde_json::to_writer(&mut n, c)?;
+            n.extend_from_slice(b": ");
+            names.push(n);
+        }
+        anyhow::ensure!(
+            names.len() == 2 + ROW_FIELDS.len(),
+            "JobRow's columns are job_id, set and the fields read"
+        );
+        Ok(JobsJson {
+            out,
+            names,
+            row: Vec::with_capacity(1024),
+            rows: 0,
+        })
+    }
+
+    fn row(&mut self, id: Id, set: Set, fields: &Fields) -> anyhow::Result<()> {
+        let row = &mut self.row;
+        row.clear();
+        row.extend_from_slice(if self.rows == 0 { b"[\n  {" } else { b",\n  {" });
+        row.extend_from_slice(&self.names[0]);
+        match id {
+            Id::Packed(_) => {
+                row.push(b'"');
+                put_id(row, id);
+                row.push(b'"');
+            }
+            Id::Text(_, s) => json_str(row, s.as_bytes())?,
+        }
+        row.extend_from_slice(&self.names[1]);
+        json_str(row, set.suffix().as_bytes())?;
+        for (name, f) in self.names[2..].iter().zip(fields) {
+            row.extend_from_slice(name);
+            json_str(row, f.unwrap_or_default())?;
+        }
+        row.extend_from_slice(b"\n  }");
+        self.out.write_all(row)?;
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn finish(self) -> anyhow::Result<()> {
+        self.out
+            .write_all(if self.rows == 0 { b"[]\n" } else { b"\n]\n" })?;
+        Ok(())
+    }
+}
+
+/// A JSON string of Redis bytes, as serde_json writes the text (bytes that are not UTF-8 shown
+/// with U+FFFD): copied as it is when nothing in it needs escaping, as is usual.
+fn json_str(out: &mut Vec<u8>, b: &[u8]) -> anyhow::Result<()> {
+    /// The bytes copied as they are: printable ASCII but `"` and `\`.
+    const PLAIN: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut c = 0x20;
+        while c < 0x80 {
+            t[c] = c != b'"' as usize && c != b'\\' as usize;
+            c += 1;
+        }
+        t
+    };
+    if b.iter().all(|c| PLAIN[usize::from(*c)]) {
+        out.push(b'"');
+        out.extend_from_slice(b);
+        out.push(b'"');
+        return Ok(());
+    }
+    serde_json::to_writer(&mut *out, &String::from_utf8_lossy(b))?;
+    Ok(())
 }
 
 /// The hint every warning about broken sets ends with.
@@ -937,9 +1673,13 @@ const CHECK_HINT: &str =
 /// The warning line, or None when the rule holds.
 fn listing_check(store: &mut Store, keys: &Keys, members: &[Ids; 6]) -> Option<String> {
     let mut seen = Vec::new();
+    let all = invariant::bit(Set::All);
     // Infallible: the closure returns no error.
     let _ = merge(members, |id, mask| {
-        invariant::judge(&id.to_string(), mask, &mut seen);
+        // The rule kept (in ALL and one state set) needs no look, nor the ID as text.
+        if mask & all == 0 || (mask & !all).count_ones() != 1 {
+            invariant::judge(&id.to_string(), mask, &mut seen);
+        }
         Ok(())
     });
     if seen.is_empty() {
@@ -1537,5 +2277,311 @@ mod tests {
             format!("{header}\n")
         );
         assert_eq!(text(|o| write_jobs(o, &[], Format::Json)), "[]\n");
+    }
+
+    /// Array ranges and `;cluster` spellings are no canonical IDs: they stay text, after every
+    /// job ID, in byte order, as `IdKey` sorts them; the IDs written are the members' bytes.
+    #[test]
+    fn array_ranges_and_cluster_suffixes_keep_their_place() {
+        let typed = [
+            "123_[5-9]",
+            "124",
+            "123;c1",
+            "123_10",
+            "123",
+            "122_[1-3]",
+            "123_4",
+            "4294967295_4294967294",
+            "123_4",
+        ];
+        let ids = Ids::of(&typed);
+        assert_eq!(ids.packed.len(), 5, "{ids:?}");
+        let mut written = Vec::new();
+        for id in ids.iter() {
+            put_id(&mut written, id);
+            written.push(b'\n');
+        }
+        assert_eq!(
+            String::from_utf8(written).unwrap(),
+            "123\n123_4\n123_10\n124\n4294967295_4294967294\n122_[1-3]\n123;c1\n123_[5-9]\n"
+        );
+        let mut want: Vec<&str> = typed.to_vec();
+        want.sort_by_cached_key(|s| crate::keys::IdKey::of(s));
+        want.dedup();
+        let listed: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+        assert_eq!(listed, want);
+        // put_id writes what Display does.
+        for id in ids.iter() {
+            let mut b = Vec::new();
+            put_id(&mut b, id);
+            assert_eq!(String::from_utf8(b).unwrap(), id.to_string());
+        }
+    }
+
+    #[test]
+    fn radix_sort_sorts_as_sort_unstable() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for n in [0, 1, 1023, 1024, 5000, 100_000] {
+            let cases: [Vec<u64>; 4] = [
+                (0..n).map(|_| next()).collect(),
+                // Job IDs as a tag holds them: the high bytes and most task bytes shared.
+                (0..n)
+                    .map(|_| ((4_000_000 + next() % 900_000) << 32) | (next() % 8))
+                    .collect(),
+                (0..n).map(|_| next() % 3).collect(),
+                vec![7; n],
+            ];
+            for mut v in cases {
+                let mut want = v.clone();
+                want.sort_unstable();
+                radix_sort(&mut v);
+                assert_eq!(v, want, "{n}");
+            }
+        }
+    }
+
+    /// Bytes in memory for [`Own`]: what the server sends, handed out `chunk` bytes a read so
+    /// that headers and values are cut everywhere; each write with how much had been read.
+    struct Script {
+        input: Vec<u8>,
+        at: usize,
+        chunk: usize,
+        writes: Vec<(usize, Vec<u8>)>,
+    }
+
+    impl Read for Script {
+        fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
+            let n = self.chunk.min(b.len()).min(self.input.len() - self.at);
+            if n == 0 && self.chunk == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            b[..n].copy_from_slice(&self.input[self.at..self.at + n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    impl Write for Script {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.writes.push((self.at, b.to_vec()));
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Socket for Script {
+        fn set_read_timeout(&self, _: Duration) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn own(input: &[u8], chunk: usize, buffer: usize) -> Own<Script> {
+        let mut o = Own::new(Script {
+            input: input.to_vec(),
+            at: 0,
+            chunk,
+            writes: Vec::new(),
+        });
+        o.buf = vec![0; buffer];
+        o
+    }
+
+    fn array(out: &mut Vec<u8>, items: &[Option<&[u8]>]) {
+        crate::bench::resp::header(out, b'*', items.len());
+        for i in items {
+            match i {
+                Some(b) => crate::bench::resp::bulk(out, b),
+                None => out.extend_from_slice(b"$-1\r\n"),
+            }
+        }
+    }
+
+    fn sscan_reply(out: &mut Vec<u8>, cursor: &[u8], members: &[&[u8]]) {
+        out.extend_from_slice(b"*2\r\n");
+        crate::bench::resp::bulk(out, cursor);
+        let m: Vec<Option<&[u8]>> = members.iter().map(|m| Some(*m)).collect();
+        array(out, &m);
+    }
+
+    #[test]
+    fn sscan_hands_out_every_member_and_asks_for_the_next_step_first() {
+        let mut input = Vec::new();
+        sscan_reply(&mut input, b"17", &[b"a", b"10_1", b"007"]);
+        let first = input.len();
+        let long = vec![b'9'; 300];
+        sscan_reply(&mut input, b"0", &[b"x", &long, b""]);
+        // Every cut of every header and value, and buffers that must grow and move.
+        for (chunk, buffer) in [(1, 4), (3, 16), (7, 1 << 18), (1 << 20, 1)] {
+            let mut o = own(&input, chunk, buffer);
+            let mut got: Vec<Vec<u8>> = Vec::new();
+            o.sscan("t_ALL", |m| {
+                got.push(m.to_vec());
+                Ok(())
+            })
+            .map_err(|e| match e {
+                Stop::Fault(f) => format!("{f:?}"),
+                Stop::Other(e) => e.to_string(),
+            })
+            .unwrap();
+            let want: Vec<&[u8]> = vec![b"a", b"10_1", b"007", b"x", &long, b""];
+            assert_eq!(got, want, "{chunk} {buffer}");
+            let w = &o.io.writes;
+            let step = |cursor: &[u8]| {
+                let mut r = Vec::new();
+                crate::bench::resp::encode(
+                    &mut r,
+                    &[b"SSCAN", b"t_ALL", cursor, b"COUNT", b"10000"],
+                );
+                r
+            };
+            assert_eq!(w.len(), 2, "{chunk} {buffer}");
+            assert_eq!((w[0].0, &w[0].1), (0, &step(b"0")));
+            assert_eq!(w[1].1, step(b"17"));
+            if chunk < first {
+                assert!(
+                    w[1].0 < first,
+                    "the next step leaves before the members are read"
+                );
+            }
+            assert_eq!(o.io.at, input.len(), "nothing left unread");
+        }
+    }
+
+    fn fault(r: Result<(), Stop>) -> Fault {
+        match r {
+            Err(Stop::Fault(f)) => f,
+            Err(Stop::Other(e)) => panic!("{e}"),
+            Ok(()) => panic!("no fault"),
+        }
+    }
+
+    #[test]
+    fn records_nils_server_errors_and_garbage() {
+        let mut input = Vec::new();
+        let big = vec![b'n'; 5000];
+        let mut values: Vec<Option<&[u8]>> = vec![None; ROW_FIELDS.len()];
+        values[0] = Some(b"COMPLETED");
+        values[7] = Some(&big);
+        values[9] = Some(b"");
+        array(&mut input, &values);
+        input.extend_from_slice(
+            b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+        );
+        for (chunk, buffer) in [(1, 8), (5, 64), (1 << 20, 1 << 18)] {
+            let mut o = own(&input, chunk, buffer);
+            let mut seen = Vec::new();
+            o.record(|f| {
+                seen = f.iter().map(|v| v.map(<[u8]>::to_vec)).collect();
+                Ok(())
+            })
+            .map_err(|_| "a record")
+            .unwrap();
+            let want: Vec<Option<Vec<u8>>> = values.iter().map(|v| v.map(<[u8]>::to_vec)).collect();
+            assert_eq!(seen, want, "{chunk} {buffer}");
+            match fault(o.record(|_| Ok(()))) {
+                Fault::Server(e) => {
+                    assert_eq!(e.code(), Some("WRONGTYPE"));
+                    assert!(crate::store::redis_message(&e).starts_with("WRONGTYPE Operation"));
+                }
+                f => panic!("{f:?}"),
+            }
+            // The connection ends: a read at the end is the server gone.
+            match fault(o.record(|_| Ok(()))) {
+                Fault::Io(e) => assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof),
+                f => panic!("{f:?}"),
+            }
+        }
+        for bad in [
+            &b"+OK\r\n"[..],
+            b"*2\r\n$1\r\na\r\n$1\r\nb\r\n",
+            b"*10\r\n$3\r\nabcd\r\n",
+            b"*10\r\n$x\r\n",
+            b"*10\n",
+        ] {
+            assert!(
+                matches!(
+                    fault(own(bad, 3, 16).record(|_| Ok(()))),
+                    Fault::Protocol(_)
+                ),
+                "{}",
+                output::lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn a_reply_not_there_by_its_deadline_is_a_timeout() {
+        // chunk 0: every read would block, as a socket whose timeout ran out.
+        let mut o = own(b"", 0, 16);
+        let sent = Instant::now()
+            .checked_sub(crate::store::IO_TIMEOUT + Duration::from_millis(1))
+            .unwrap();
+        o.expect(sent);
+        match fault(o.record(|_| Ok(()))) {
+            Fault::Io(e) => assert_eq!(e.kind(), io::ErrorKind::TimedOut),
+            f => panic!("{f:?}"),
+        }
+    }
+
+    #[test]
+    fn hmget_requests_name_each_record_and_the_fields() {
+        let mut o = own(b"", 1, 16);
+        let ids = Ids::of(&["9", "10_1", "a b"]);
+        let batch: Vec<(Id, Set)> = ids.iter().map(|i| (i, Set::All)).collect();
+        let k = keys();
+        o.hmget(k.job_hash("").as_bytes(), &batch);
+        let mut want = Vec::new();
+        for id in ["9", "10_1", "a b"] {
+            let key = k.job_hash(id);
+            let mut args: Vec<&[u8]> = vec![b"HMGET", key.as_bytes()];
+            args.extend(ROW_FIELDS.iter().map(|f| f.as_bytes()));
+            crate::bench::resp::encode(&mut want, &args);
+        }
+        assert_eq!(output::lossy(&o.req), output::lossy(&want));
+    }
+
+    /// The JSON written from the replies is the exporter's, byte for byte: escapes, text that is
+    /// not UTF-8, missing fields, IDs that are text.
+    #[test]
+    fn jobs_json_is_the_exporters_json() {
+        let ids = Ids::of(&["9", "10_1", "007", "x\"y", "x\\y"]);
+        let odd: [&[u8]; 9] = [
+            b"say \"hi\"",
+            b"a\tb\nc\r\x01\x1f",
+            "caf\u{e9} \u{1F600}".as_bytes(),
+            b"bad \xff\xfe bytes",
+            b"quote \" and \\ backslash",
+            b"",
+            b"\x7f del",
+            b"</script>",
+            b"plain",
+        ];
+        let mut rows: Vec<(Id, Set, Fields)> = Vec::new();
+        for (n, id) in ids.iter().enumerate() {
+            let f: Fields =
+                std::array::from_fn(|i| ((i + n) % 3 != 0).then_some(odd[(i + n) % odd.len()]));
+            rows.push((id, Set::ALL[n % 6], f));
+        }
+        for n in [0, 1, rows.len()] {
+            let mut fast = Vec::new();
+            let mut w = JobsJson::new(&mut fast).unwrap();
+            let mut slow = Vec::new();
+            let mut e = output::exporter::<JobRow>(output::Form::Json, &mut slow).unwrap();
+            for (id, set, f) in &rows[..n] {
+                w.row(*id, *set, f).unwrap();
+                e.row(&JobRow::of(*id, *set, f)).unwrap();
+            }
+            w.finish().unwrap();
+            e.finish().unwrap();
+            assert_eq!(output::lossy(&fast), output::lossy(&slow), "{n} rows");
+        }
     }
 }
