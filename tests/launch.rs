@@ -1,6 +1,5 @@
 //! rj-launch (ARCHITECTURE.md §4) against a real redis-server: --record, the spool and its replay,
 //! and the failures of sbatch (a fake sbatch only for what real Slurm cannot do on demand).
-use std::process::Stdio;
 use std::time::Duration;
 
 use crate::util::check::{self, all_keys, fails, ok, run};
