@@ -1064,9 +1064,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     asked.sort();
     asked.dedup();
     // The IDs and records are read on a connection of their own, scanned in place; a master
-    // named by Sentinel is known only to the Store, whose connection reads them then.
-    let mut own = match (args.count, &cfg.target.sentinel) {
-        (false, None) => Some(Own::connect(&cfg)?),
+    // named by Sentinel, or the master of the tag's slot on a Redis Cluster, is known only to
+    // the Store, whose connection reads them then.
+    let mut own = match (args.count, &cfg.target.sentinel, store.is_cluster()) {
+        (false, None, false) => Some(Own::connect(&cfg)?),
         _ => None,
     };
     let (sets, broken) = read_sets(
