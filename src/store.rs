@@ -44,9 +44,10 @@ struct Cluster {
     current: usize,
     /// Connections not in use, by node, each with its `broken` flag.
     idle: HashMap<usize, (Connection, bool)>,
-    /// The node where a WATCH waits for its transaction: MULTI/EXEC, DISCARD and UNWATCH go
-    /// there whatever their keys, so that a transaction never runs without its WATCH.
-    watching: Option<usize>,
+    /// The node where a WATCH waits for its transaction, and the WATCHed slot: a transaction on
+    /// that slot, and EXEC, DISCARD and UNWATCH, go there whatever the map says now, so that a
+    /// transaction never runs without its WATCH (a slot moved since is refused there, MOVED).
+    watching: Option<(usize, Option<u16>)>,
     /// The place of a node the last call could not reach, for its error message.
     unreached: Option<String>,
 }
@@ -620,6 +621,13 @@ impl Store {
     pub fn connect_tag(cfg: &Config, keys: &Keys) -> anyhow::Result<Store> {
         let mut store = Self::connect(cfg)?;
         store.route(keys)?;
+        if let Some(slot) = keys.tag().slot().filter(|_| store.is_cluster()) {
+            crate::cli::info(&format!(
+                "tag {} is in hash slot {slot}, served by Redis {}",
+                keys.tag(),
+                store.place
+            ));
+        }
         Ok(store)
     }
 
@@ -677,13 +685,7 @@ impl Store {
         let c = self.cluster.as_ref().expect("a cluster");
         let to = c.map.owner(slot).unwrap_or(c.current);
         self.switch(to)
-            .map_err(|e| self.error(e, &keys.set(Set::All)))?;
-        crate::cli::info(&format!(
-            "tag {} is in hash slot {slot}, served by Redis {}",
-            keys.tag(),
-            self.place
-        ));
-        Ok(())
+            .map_err(|e| self.error(e, &keys.set(Set::All)))
     }
 
     /// The server is a cluster node: read where each slot is (`CLUSTER SLOTS`).
@@ -745,7 +747,7 @@ impl Store {
     /// [`Store::error`] names the node that could not be reached.
     fn switch(&mut self, i: usize) -> redis::RedisResult<()> {
         let c = self.cluster.as_mut().expect("a cluster");
-        if c.current == i {
+        if c.current == i && !self.broken {
             return Ok(());
         }
         let (host, port) = c.map.node(i);
@@ -770,9 +772,11 @@ impl Store {
                 }
             },
         };
+        // A connection given up (a reply lost) is dropped, also when it is this node's: on a
+        // cluster the store opens another rather than refusing every later call.
         let old = std::mem::replace(&mut self.conn, conn);
         let old_broken = std::mem::replace(&mut self.broken, false);
-        if !old_broken {
+        if !old_broken && c.current != i {
             c.idle.insert(c.current, (old, false));
         }
         c.current = i;
@@ -786,11 +790,10 @@ impl Store {
         let name = rc::command_name(cmd);
         let ends_watch = matches!(name.as_slice(), b"EXEC" | b"DISCARD" | b"UNWATCH");
         let c = self.cluster.as_ref().expect("a cluster");
+        let slot = rc::command_slot(cmd);
         let to = match (c.watching, name.as_slice()) {
-            (Some(w), b"MULTI" | b"EXEC" | b"DISCARD" | b"UNWATCH") => w,
-            _ => rc::command_slot(cmd)
-                .and_then(|slot| c.map.owner(slot))
-                .unwrap_or(c.current),
+            (Some((w, _)), b"MULTI" | b"EXEC" | b"DISCARD" | b"UNWATCH") => w,
+            _ => slot.and_then(|s| c.map.owner(s)).unwrap_or(c.current),
         };
         self.switch(to)?;
         let packed = cmd.get_packed_command();
@@ -803,7 +806,7 @@ impl Store {
         if ends_watch {
             c.watching = None;
         } else if name == b"WATCH" && !matches!(v, Value::ServerError(_)) {
-            c.watching = Some(c.current);
+            c.watching = Some((c.current, slot));
         }
         Ok(v)
     }
@@ -856,12 +859,11 @@ impl Store {
     ) -> redis::RedisResult<Vec<Value>> {
         let c = self.cluster.as_ref().expect("a cluster");
         if p.is_transaction() {
-            let to = c.watching.unwrap_or_else(|| {
-                p.cmd_iter()
-                    .find_map(rc::command_slot)
-                    .and_then(|slot| c.map.owner(slot))
-                    .unwrap_or(c.current)
-            });
+            let slot = p.cmd_iter().find_map(rc::command_slot);
+            let to = match c.watching {
+                Some((w, watched)) if watched == slot || slot.is_none() => w,
+                _ => slot.and_then(|s| c.map.owner(s)).unwrap_or(c.current),
+            };
             self.switch(to)?;
             let r = self.bounded(|b| b.req_packed_commands(packed, offset, count));
             let c = self.cluster.as_mut().expect("a cluster");
@@ -913,8 +915,12 @@ impl Store {
         }
         if watches {
             if !replies.iter().any(|v| matches!(v, Value::ServerError(_))) {
+                let slot = cmds
+                    .iter()
+                    .find(|c| rc::command_name(c) == b"WATCH")
+                    .and_then(|c| rc::command_slot(c));
                 let c = self.cluster.as_mut().expect("a cluster");
-                c.watching = Some(c.current);
+                c.watching = Some((c.current, slot));
             }
             return Ok(replies);
         }
@@ -1487,7 +1493,10 @@ impl Store {
             self.switch(m).map_err(|e| self.error(e, pattern))?;
             self.scan_node(pattern, count, &mut keep)?;
         }
-        self.switch(back).map_err(|e| self.error(e, pattern))
+        // Each later command finds its own node: going back only keeps the raw connection
+        // (`Store::conn`) where it was, and is no reason to fail a finished SCAN.
+        let _ = self.switch(back);
+        Ok(())
     }
 
     /// SCAN one node (the one in use).

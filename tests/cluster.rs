@@ -320,11 +320,12 @@ struct Tracker {
 }
 
 impl Tracker {
-    fn start(env: &TestEnv) -> Tracker {
+    fn start(env: &TestEnv, args: &[&str]) -> Tracker {
         let (out, err) = (env.path().join("track.out"), env.path().join("track.err"));
         let child = env
             .std_command(util::bin_path("rj-track"))
             .args(["--interval", "1s", "-v"])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&out).unwrap())
             .stderr(std::fs::File::create(&err).unwrap())
@@ -367,18 +368,32 @@ fn wait_in(c: &RedisCluster, env: &TestEnv, slot: u16, id: &str, set: &str, t: &
     }
 }
 
-/// A job that waits for `flag` to exist, then runs `then`.
+/// A job that waits for `flag` to exist (two minutes at most: a test that died must not leave
+/// it holding a CPU of the shared testbed), then runs `then`.
 fn gated(flag: &Path, then: &str) -> String {
     format!(
-        "while [ ! -e '{}' ]; do sleep 0.2; done; {then}",
+        "i=0; while [ ! -e '{}' ] && [ $i -lt 600 ]; do sleep 0.2; i=$((i+1)); done; {then}",
         flag.display()
     )
+}
+
+/// Cancels the test's Slurm jobs on Drop (a failed test's gated job would wait on).
+struct Cancel(Vec<String>);
+
+impl Drop for Cancel {
+    fn drop(&mut self) {
+        if !self.0.is_empty() {
+            let _ = std::process::Command::new("scancel").args(&self.0).output();
+        }
+    }
 }
 
 /// rj-track tracks real Slurm jobs through a node that does not own the tag's slot; one job
 /// ends before the slot moves, one after the move, one after the master that took it fails
 /// over to its replica. rj-wait follows the stream all along. Every job ends in its set once,
-/// with one event and one line of rj-track each, and the invariant holds.
+/// with one event and one line of rj-track each, and the invariant holds. A second tag on
+/// another master is tracked in the same ticks (their figures are one pipeline split over two
+/// masters); `--all-tags` finds both and skips a tag without a hash tag.
 #[test]
 fn rj_track_follows_a_resharding_and_a_failover_of_real_jobs() {
     let _node = slurm::shared();
@@ -390,29 +405,55 @@ fn rj_track_follows_a_resharding_and_a_failover_of_real_jobs() {
     };
     let (env, slot) = tagged_env(&c, "tr");
     let (after_move, after_failover) = (env.path().join("moved"), env.path().join("failed-over"));
+    let jobs = std::cell::RefCell::new(Cancel(Vec::new()));
     let launch = |wrap: &str| {
         let out = run(env
             .cmd("rj-launch")
             .env("PATH", util::path_with_rj())
             .args(["--", "-o", "/dev/null", "--wrap", wrap]));
-        out.ok().trim().to_string()
+        let id = out.ok().trim().to_string();
+        jobs.borrow_mut().0.push(id.clone());
+        id
     };
-    let a = launch("rj-put loss 0.5");
+    let (env2, slot2) = (0..50)
+        .map(|_| tagged_env(&c, "tr2"))
+        .find(|(_, s)| c.owner(*s) != c.owner(slot))
+        .unwrap();
+    let other = run(env2
+        .cmd("rj-launch")
+        .args(["--", "-o", "/dev/null", "--wrap", "exit 0"]))
+    .ok()
+    .trim()
+    .to_string();
+    let plain = format!("{}_PENDING_AND_RUNNING", util::unique_tag("plain"));
+    owner(&c, key_slot(&plain)).cli(&["SADD", &plain, "1"]);
+    // A job waiting for its flag holds one of the testbed's two CPUs: one at a time.
     let b = launch(&gated(&after_move, "exit 3"));
-    let c_job = launch(&gated(&after_failover, "rj-put done yes"));
-    let mut tracker = Tracker::start(&env);
-    let waiting = Waiting::start(owner(&c, slot), &env, &[&a, &b, &c_job]);
+    // --all-tags finds the tags on every master, and skips the one without a hash tag.
+    let out = run(env.cmd("rj-track").args(["--once", "--all-tags", "-v"]));
+    out.ok();
+    let err = out.stderr();
+    assert!(err.contains("skipping tag plain_"), "{err}");
+    for t in [&env.tag, &env2.tag] {
+        assert!(err.contains(&format!("{t}_TRACKER")), "{t} found: {err}");
+    }
+    let a = launch("rj-put loss 0.5");
+    let mut tracker = Tracker::start(&env, &["--tag", &env.tag, "--tag", &env2.tag]);
 
+    // a ends on the first master; b after its slot moved to another.
     wait_in(&c, &env, slot, &a, "COMPLETED", &tracker);
     let first = c.owner(slot);
     let to = c.masters().into_iter().find(|&p| p != first).unwrap();
     c.move_slot(slot, to);
     std::fs::write(&after_move, "").unwrap();
     wait_in(&c, &env, slot, &b, "FAILED", &tracker);
-    // It followed the slot to its new master (under -v it says so), without an error.
+    // It followed the slot to its new master (under -v it says so).
     let moved = format!("hash slot {slot} moved to 127.0.0.1:{to} (MOVED)");
     assert!(tracker.stderr().contains(&moved), "{}", tracker.stderr());
 
+    // c ends after that master failed over to its replica, rj-wait blocked on the stream.
+    let c_job = launch(&gated(&after_failover, "rj-put done yes"));
+    let waiting = Waiting::start(owner(&c, slot), &env, &[&b, &c_job]);
     assert!(
         owner(&c, slot)
             .smembers(&env.key("PENDING_AND_RUNNING"))
@@ -426,7 +467,7 @@ fn rj_track_follows_a_resharding_and_a_failover_of_real_jobs() {
 
     let ended = waiting.end(Duration::from_secs(60));
     assert_eq!(ended.code(), Some(3), "b failed: {}", ended.stderr);
-    for id in [&a, &b, &c_job] {
+    for id in [&b, &c_job] {
         assert_eq!(
             ended
                 .stdout
@@ -465,6 +506,22 @@ fn rj_track_follows_a_resharding_and_a_failover_of_real_jobs() {
             .count();
         assert_eq!(lines, 1, "{id} in\n{}", tracker.stdout());
     }
+    // The other tag, on another master, was tracked alongside, and both got their figures.
+    wait_in(&c, &env2, slot2, &other, "COMPLETED", &tracker);
+    let text = run(env.cmd("rj-status").args([
+        "--format",
+        "openmetrics",
+        "--tag",
+        &env.tag,
+        "--tag",
+        &env2.tag,
+    ]))
+    .ok();
+    for t in [&env.tag, &env2.tag] {
+        let want = format!("rj_tracker_last_tick_timestamp_seconds{{tag=\"{t}\"}}");
+        assert!(text.contains(&want), "{want} in\n{text}");
+    }
+
     // The jobs' rj-put reached the cluster too.
     let last = env.run("rj-last", &["--job", &a]).ok();
     assert!(last.contains("0.5"), "{last}");
