@@ -279,3 +279,109 @@ fn rbench_run_presents_a_client_certificate_and_refuses_a_wrong_ca() {
     assert!(line.contains("\"tls_ca\""), "{line}");
     assert_eq!(cli(certs.path(), port, &["DBSIZE"]), "500");
 }
+
+/// The "flush leftover" path of the engine (ARCHITECTURE.md §4, rbench): rustls took the last
+/// bytes of a connection's requests, but the socket had no room for all their records, which
+/// wait in rustls until it has. An open loop of one 60 kB SET (less than rustls's 64 kB of
+/// records a write may leave) every 2.5 ms, all 1200 of them allowed in flight, against a
+/// server stopped three times for 0.7 s: the 17 MB due each time fill the sockets (whose
+/// buffers grow only while the server reads), and the SET that finds them full is taken
+/// whole with its records held back. rbench -v says how often that happened, and every request still arrives. Had
+/// those records stayed in rustls, the server would never have answered the requests in them:
+/// the run would have ended with 69 after 15 s without a reply.
+#[test]
+fn tls_records_left_over_when_the_socket_is_full_still_reach_the_server() {
+    if !tools_present() {
+        return;
+    }
+    let certs = tempfile::tempdir().unwrap();
+    make_certs(certs.path());
+    let server = start(certs.path(), false);
+    let port = server.port;
+    let env = env_with(certs.path(), port, "");
+    let pid = cli(certs.path(), port, &["INFO", "server"])
+        .lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .expect("process_id in INFO server")
+        .trim()
+        .to_string();
+    let signal = |sig: &str| {
+        let st = Command::new("kill").args([sig, &pid]).status().unwrap();
+        assert!(st.success(), "kill {sig} {pid}");
+    };
+    // Where the sockets fill, a late wake-up on a busy machine may write several SETs at once
+    // (then the first is held back as any write is, and the path is not taken): up to three
+    // runs, each checked whole.
+    let mut held = 0;
+    for _attempt in 0..3 {
+        held += held_run(&env, certs.path(), port, &signal);
+        if held > 0 {
+            break;
+        }
+    }
+    assert!(held > 0, "no run took the path");
+}
+
+/// One run of [`tls_records_left_over_when_the_socket_is_full_still_reach_the_server`]: how
+/// often records were held back, after checking that every request arrived.
+fn held_run(env: &TestEnv, certs: &Path, port: u16, signal: &dyn Fn(&str)) -> u64 {
+    cli(certs, port, &["FLUSHALL"]);
+    let out = std::thread::scope(|s| {
+        let bench = s.spawn(|| {
+            run(env.cmd("rbench").args([
+                "run",
+                "-v",
+                "-t",
+                "set",
+                "--rate",
+                "400",
+                "--duration",
+                "3s",
+                "-c",
+                "1",
+                "-P",
+                "1200",
+                "-d",
+                "60000",
+                "--key-dist",
+                "sequential",
+                "--keyspace",
+                "128",
+                "--key-prefix",
+                "held:",
+                "--format",
+                "json",
+            ]))
+        });
+        // Once the run has begun (a key is written), the server stops three times, long
+        // enough each time for the client to fill the sockets.
+        let begun = std::time::Instant::now();
+        while cli(certs, port, &["DBSIZE"]) == "0" {
+            assert!(begun.elapsed().as_secs() < 30, "the run never began");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        for _ in 0..3 {
+            signal("-STOP");
+            std::thread::sleep(std::time::Duration::from_millis(700));
+            signal("-CONT");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        bench.join().unwrap()
+    });
+    let text = check::ok(&out);
+    let doc: Value = serde_json::from_str(&text).unwrap();
+    let r = &doc["results"]["tests"]["SET"];
+    assert_eq!(u(&r["requests"]), 1200, "{r}");
+    assert_eq!(u(&r["successes"]), 1200, "{r}");
+    assert_eq!(cli(certs, port, &["DBSIZE"]), "128");
+    assert_eq!(cli(certs, port, &["STRLEN", "held:000000000127"]), "60000");
+    let err = check::stderr(&out);
+    err.lines()
+        .find_map(|l| {
+            l.split_once("SET: ")?
+                .1
+                .split_once(" times a connection's requests")
+                .map(|(n, _)| n.parse().unwrap())
+        })
+        .unwrap_or(0)
+}

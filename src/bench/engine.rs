@@ -158,6 +158,9 @@ pub struct Outcome {
     pub misses: u64,
     /// Error replies that were MOVED or ASK redirections (a Cluster's slot moved).
     pub moved: u64,
+    /// Times a TLS connection's buffer was all taken but records of it waited for room in the
+    /// socket, and were sent when it had some (`flush`).
+    pub tls_held: u64,
     /// Bytes written to and read from the server.
     pub bytes_sent: u64,
     pub bytes_received: u64,
@@ -532,6 +535,8 @@ struct Conn {
     want_write: bool,
     /// The Cluster master this connection serves (0 without a Cluster).
     node: u16,
+    /// Times its buffer was all taken with TLS records left waiting for room.
+    tls_held: u64,
 }
 
 /// Per-thread counters.
@@ -544,6 +549,7 @@ struct Tally {
     hits: u64,
     misses: u64,
     moved: u64,
+    tls_held: u64,
     sent: u64,
     received: u64,
     /// The whole run's latencies, but for the current second's.
@@ -569,6 +575,7 @@ impl Tally {
             hits: 0,
             misses: 0,
             moved: 0,
+            tls_held: 0,
             sent: 0,
             received: 0,
             hist: stats::new_histogram(),
@@ -657,7 +664,8 @@ pub fn run(
     let mut hist = stats::new_histogram();
     let (mut successes, mut errors, mut first_error) = (0, 0, None);
     let (mut ops, mut op_errors) = (vec![0u64; w.kinds()], vec![0u64; w.kinds()]);
-    let (mut hits, mut misses, mut sent, mut received, mut moved) = (0, 0, 0, 0, 0);
+    let (mut hits, mut misses, mut sent, mut received) = (0, 0, 0, 0);
+    let (mut moved, mut tls_held) = (0, 0);
     let mut seconds: Vec<Vec<Vec<u8>>> = Vec::new();
     let (mut start, mut end): (Option<Instant>, Option<Instant>) = (None, None);
     for r in results {
@@ -666,6 +674,7 @@ pub fn run(
         hits += t.hits;
         misses += t.misses;
         moved += t.moved;
+        tls_held += t.tls_held;
         sent += t.sent;
         received += t.received;
         for (i, bytes) in t.seconds {
@@ -708,6 +717,7 @@ pub fn run(
         hits,
         misses,
         moved,
+        tls_held,
         bytes_sent: sent,
         bytes_received: received,
         seconds,
@@ -745,6 +755,7 @@ fn worker(
             units: 0,
             want_write: false,
             node,
+            tls_held: 0,
         });
     }
     let mut enc = Encoder::new(
@@ -975,6 +986,7 @@ fn worker(
         }
     }
     tally.roll(Instant::now());
+    tally.tls_held = conns.iter().map(|c| c.tls_held).sum();
     Ok((tally, t0, last_reply))
 }
 
@@ -1205,7 +1217,10 @@ fn flush(c: &mut Conn, poll: &Poll, i: usize) -> io::Result<()> {
     if let Stream::Tls(t) = &mut c.stream {
         match t.push() {
             Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return wait_writable(c, poll, i),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                c.tls_held += 1;
+                return wait_writable(c, poll, i);
+            }
             Err(e) => return Err(e),
         }
     }

@@ -525,6 +525,13 @@ fn run_native(a: RunArgs) -> anyhow::Result<ExitCode> {
                     format!("every {name} request to Redis at {place} failed ({first})"),
                 ));
             }
+            if o.tls_held > 0 {
+                cli::info(&format!(
+                    "{label}: {} times a connection's requests were all taken by TLS with \
+                     records left waiting for room in the socket (sent once it had some)",
+                    o.tls_held
+                ));
+            }
             let mut r = result_of(&o, mix, &op_name);
             if plan.is_some() {
                 r.moved = Some(o.moved);
