@@ -156,3 +156,13 @@ echo
 for n in "${NAMES[@]}"; do
   echo "$n, every round: wall ${SEC[$n]}s (÷ pipeline $(ratios "$n")); CPU ${CPU[$n]}s; Redis ${SRV[$n]}s; ${KB[$n]}KB"
 done
+
+# Where the server's time goes in one more --long run: INFO commandstats counts the time inside
+# each command, by the clock (so more than its CPU when the server waits for a core), without
+# reading requests and writing replies, which the CPU time above includes.
+R CONFIG RESETSTAT > /dev/null
+run_one long
+echo
+echo "Redis's time inside the commands of one more \`--long --format json\` (INFO commandstats, by the clock; Redis's CPU time for the whole run: $(printf '%.2f' "$srv") s):"
+R INFO commandstats | tr -d '\r' | awk -F'[:,=]' '/^cmdstat_(sscan|hmget)/ {
+  printf "%s: %d calls, %.2f s, %.2f µs a call\n", substr($1, 9), $3, $5 / 1e6, $7 }'
