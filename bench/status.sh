@@ -166,3 +166,22 @@ echo
 echo "Redis's time inside the commands of one more \`--long --format json\` (INFO commandstats, by the clock; Redis's CPU time for the whole run: $(printf '%.2f' "$srv") s):"
 R INFO commandstats | tr -d '\r' | awk -F'[:,=]' '/^cmdstat_(sscan|hmget)/ {
   printf "%s: %d calls, %.2f s, %.2f µs a call\n", substr($1, 9), $3, $5 / 1e6, $7 }'
+
+# The floor under --long: the same HMGETs with nothing else, one `redis-cli --pipe` of them all
+# (it only counts the replies), and the server's CPU time for it.
+run_one plain
+python3 - "$T" "$WORK/out" > "$WORK/hmget.resp" <<'EOF'
+import sys
+t = sys.argv[1].encode()
+fields = [b"state", b"exit_code", b"elapsed", b"start", b"end", b"nodes", b"partition",
+          b"name", b"submitted", b"cluster"]
+out = sys.stdout.buffer
+for line in open(sys.argv[2], "rb"):
+    a = [b"HMGET", t + b"_JOB:" + line.strip()] + fields
+    out.write(b"*%d\r\n" % len(a) + b"".join(b"$%d\r\n%s\r\n" % (len(x), x) for x in a))
+EOF
+measure sh -c "redis-cli -p $PORT --pipe < $WORK/hmget.resp"
+rm "$WORK/hmget.resp"
+check "redis-cli --pipe" "errors: 0, replies: $N" "$(grep -o 'errors: .*' "$WORK/out")"
+echo
+echo "The same $N HMGETs alone, in one \`redis-cli --pipe\`: Redis CPU $(printf '%.2f' "$srv") s (wall $s s)."
