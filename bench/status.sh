@@ -17,6 +17,9 @@
 #   rj-status --long --format json              every job with its record
 # Each output is checked (N lines; N rows) before its figures count. Medians are printed as a
 # Markdown table, with each command's wall time as a ratio to the pipeline's in the same round.
+# Then where the server's time goes: INFO commandstats of one more --long run, and the server's
+# CPU time for the same N HMGETs sent alone (one `redis-cli --pipe`), under which no --long can
+# go.
 #
 # Environment: RJ_BIN (directory with rj-status; default: cargo build --release), N (1000000),
 # ROUNDS (3).
