@@ -17,6 +17,9 @@
 #   rj-status --long --format json              every job with its record
 # Each output is checked (N lines; N rows) before its figures count. Medians are printed as a
 # Markdown table, with each command's wall time as a ratio to the pipeline's in the same round.
+# Then where the server's time goes: INFO commandstats of one more --long run, and the server's
+# CPU time for the same N HMGETs sent alone (one `redis-cli --pipe`), under which no --long can
+# go.
 #
 # Environment: RJ_BIN (directory with rj-status; default: cargo build --release), N (1000000),
 # ROUNDS (3).
@@ -156,3 +159,32 @@ echo
 for n in "${NAMES[@]}"; do
   echo "$n, every round: wall ${SEC[$n]}s (÷ pipeline $(ratios "$n")); CPU ${CPU[$n]}s; Redis ${SRV[$n]}s; ${KB[$n]}KB"
 done
+
+# Where the server's time goes in one more --long run: INFO commandstats counts the time inside
+# each command, by the clock (so more than its CPU when the server waits for a core), without
+# reading requests and writing replies, which the CPU time above includes.
+R CONFIG RESETSTAT > /dev/null
+run_one long
+echo
+echo "Redis's time inside the commands of one more \`--long --format json\` (INFO commandstats, by the clock; Redis's CPU time for the whole run: $(printf '%.2f' "$srv") s):"
+R INFO commandstats | tr -d '\r' | awk -F'[:,=]' '/^cmdstat_(sscan|hmget)/ {
+  printf "%s: %d calls, %.2f s, %.2f µs a call\n", substr($1, 9), $3, $5 / 1e6, $7 }'
+
+# The floor under --long: the same HMGETs with nothing else, one `redis-cli --pipe` of them all
+# (it only counts the replies), and the server's CPU time for it.
+run_one plain
+python3 - "$T" "$WORK/out" > "$WORK/hmget.resp" <<'EOF'
+import sys
+t = sys.argv[1].encode()
+fields = [b"state", b"exit_code", b"elapsed", b"start", b"end", b"nodes", b"partition",
+          b"name", b"submitted", b"cluster"]
+out = sys.stdout.buffer
+for line in open(sys.argv[2], "rb"):
+    a = [b"HMGET", t + b"_JOB:" + line.strip()] + fields
+    out.write(b"*%d\r\n" % len(a) + b"".join(b"$%d\r\n%s\r\n" % (len(x), x) for x in a))
+EOF
+measure sh -c "redis-cli -p $PORT --pipe < $WORK/hmget.resp"
+rm "$WORK/hmget.resp"
+check "redis-cli --pipe" "errors: 0, replies: $N" "$(grep -o 'errors: .*' "$WORK/out")"
+echo
+echo "The same $N HMGETs alone, in one \`redis-cli --pipe\`: Redis CPU $(printf '%.2f' "$srv") s (wall $s s)."
