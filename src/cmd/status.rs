@@ -184,6 +184,15 @@ struct JobRow {
     name: String,
     submitted: String,
     cluster: String,
+    /// Why Slurm kept the job pending, as rj-track last saw it.
+    reason: String,
+    restarts: String,
+    stdout: String,
+    stderr: String,
+    /// Bytes, from accounting.
+    max_rss: String,
+    /// TotalCPU / (Elapsed x AllocCPUS), a fraction.
+    cpu_efficiency: String,
 }
 
 impl JobRow {
@@ -206,6 +215,12 @@ impl JobRow {
             name: text(7).unwrap_or_default(),
             submitted: text(8).unwrap_or_default(),
             cluster: text(9).unwrap_or_default(),
+            reason: text(10).unwrap_or_default(),
+            restarts: text(11).unwrap_or_default(),
+            stdout: text(12).unwrap_or_default(),
+            stderr: text(13).unwrap_or_default(),
+            max_rss: text(14).unwrap_or_default(),
+            cpu_efficiency: text(15).unwrap_or_default(),
         }
     }
 
@@ -224,6 +239,12 @@ impl JobRow {
             name: r.name.unwrap_or_default(),
             submitted: r.submitted.unwrap_or_default(),
             cluster: r.cluster.unwrap_or_default(),
+            reason: r.reason.unwrap_or_default(),
+            restarts: r.restarts.map(|n| n.to_string()).unwrap_or_default(),
+            stdout: r.stdout.unwrap_or_default(),
+            stderr: r.stderr.unwrap_or_default(),
+            max_rss: r.max_rss.map(|n| n.to_string()).unwrap_or_default(),
+            cpu_efficiency: r.cpu_efficiency.unwrap_or_default(),
         }
     }
 }
@@ -1360,7 +1381,7 @@ const RECORD_BATCH: usize = 1000;
 
 /// The record fields a job row shows (HMGET, not HGETALL: what rj-launch wrote about the
 /// command line and the tracker's bookkeeping stay on the server).
-const ROW_FIELDS: [&str; 10] = [
+const ROW_FIELDS: [&str; 16] = [
     "state",
     "exit_code",
     "elapsed",
@@ -1371,6 +1392,12 @@ const ROW_FIELDS: [&str; 10] = [
     "name",
     "submitted",
     "cluster",
+    "reason",
+    "restarts",
+    "stdout",
+    "stderr",
+    "max_rss",
+    "cpu_efficiency",
 ];
 
 /// The jobs of the sets read, each once in numeric order, joined with its record and handed to
@@ -2153,6 +2180,9 @@ mod tests {
             ("name", "a\tb"),
             ("cluster", "c1"),
             ("tracked_by", "x"),
+            ("max_rss", "1048576"),
+            ("cpu_efficiency", "0.5"),
+            ("stdout", "/home/u/slurm-9.out"),
         ]);
         vec![
             JobRow::new("9".into(), Set::Failed, rec),
@@ -2262,13 +2292,17 @@ mod tests {
             serde_json::from_str(&text(|o| write_jobs(o, &rows, Format::Json))).unwrap();
         assert_eq!(v[0]["name"], "a\tb");
         assert_eq!(v[0]["cluster"], "c1");
+        assert_eq!(v[0]["max_rss"], "1048576");
+        assert_eq!(v[0]["cpu_efficiency"], "0.5");
+        assert_eq!(v[0]["stdout"], "/home/u/slurm-9.out");
         assert_eq!(v[1]["state"], "", "no record: empty fields");
-        let header =
-            "job_id,set,state,exit_code,elapsed,start,end,nodes,partition,name,submitted,cluster";
+        let header = "job_id,set,state,exit_code,elapsed,start,end,nodes,partition,name,submitted,\
+                      cluster,reason,restarts,stdout,stderr,max_rss,cpu_efficiency";
         assert_eq!(
             text(|o| write_jobs(o, &rows, Format::Csv)),
             format!(
-                "{header}\n9,FAILED,FAILED,1:0,,,,,,a\tb,,c1\n10,PENDING_AND_RUNNING,,,,,,,,,,\n"
+                "{header}\n9,FAILED,FAILED,1:0,,,,,,a\tb,,c1,,,/home/u/slurm-9.out,,1048576,0.5\n\
+                 10,PENDING_AND_RUNNING,,,,,,,,,,,,,,,,\n"
             )
         );
         let tsv = text(|o| write_jobs(o, &rows, Format::Tsv));
