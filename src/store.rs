@@ -58,8 +58,10 @@ struct Cluster {
 /// too), by the configured server it was reached from: when that server is down (a master
 /// that died, before or during its failover), the next connection of a long-running tool
 /// (rj-track, rj-wait, rj-put's retries) starts from one of them instead.
-static SEEN: std::sync::Mutex<Vec<(String, Vec<(String, u16)>)>> =
-    std::sync::Mutex::new(Vec::new());
+static SEEN: std::sync::Mutex<Vec<(String, Nodes)>> = std::sync::Mutex::new(Vec::new());
+
+/// Nodes as host and port.
+type Nodes = Vec<(String, u16)>;
 
 fn seen_nodes(cfg: &Config) -> Vec<(String, u16)> {
     let key = cfg.target.to_string();
