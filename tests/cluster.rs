@@ -86,6 +86,25 @@ fn rj_keys_hash_as_the_server_does() {
     }
 }
 
+/// On a plain server a hash-tagged tag is a tag like any other: its keys are named with it.
+#[test]
+fn a_hash_tagged_tag_is_a_plain_tag_on_a_plain_server() {
+    let Some((server, mut env)) = util::redis() else {
+        return;
+    };
+    env.tag = format!("{{{}}}.v2", util::unique_tag("p"));
+    env.run("rj-launch", &["--record", "5"]).ok();
+    run(env
+        .cmd("rj-put")
+        .env("SLURM_JOB_ID", "5")
+        .args(["loss", "1"]))
+    .ok();
+    assert_eq!(server.smembers(&env.key("PENDING_AND_RUNNING")), ["5"]);
+    let last = env.run("rj-last", &[]).ok();
+    assert!(last.contains(&format!("{}-5:loss", env.tag)), "{last}");
+    env.run("rj-status", &["--check"]).ok();
+}
+
 /// rj-launch --record, rj-put, rj-wait, rj-status (--check, --long, openmetrics --all-tags),
 /// rj-last and rj-cleanup on a `{tag}`, all through a node that does not own its slot; then the
 /// same half-way through a resharding of the slot, where the owner answers ASK for the keys
@@ -219,6 +238,11 @@ fn every_tool_works_on_a_hash_tagged_tag_through_any_node() {
     let sets = assert_invariant(home, &env);
     assert_eq!(sets["PENDING_AND_RUNNING"], ["103", "104", "105"]);
     env.run("rj-status", &["--check"]).ok();
+    // --repair's WATCH and MULTI/EXEC reach the slot's master too.
+    home.cli(&["SADD", &env.key("COMPLETED"), "105"]);
+    env.run("rj-status", &["--check"]).fails(65);
+    env.run("rj-status", &["--check", "--repair"]).ok();
+    assert_eq!(home.smembers(&env.key("PENDING_AND_RUNNING")), ["103", "104"]);
 
     // --all-tags finds the tags of every master; one without a hash tag is skipped, said once.
     let (env2, slot2) = (0..50)
