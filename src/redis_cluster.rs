@@ -182,6 +182,39 @@ impl SlotMap {
     }
 }
 
+/// Every node a `CLUSTER SLOTS` reply names, masters and replicas, each once (a host it does
+/// not know is `default_host`): where to start again when the configured node is down.
+pub fn every_node(reply: &Value, default_host: &str) -> Vec<(String, u16)> {
+    let mut out: Vec<(String, u16)> = Vec::new();
+    let Value::Array(ranges) = reply else {
+        return out;
+    };
+    for r in ranges {
+        let Value::Array(r) = r else { continue };
+        for node in r.iter().skip(2) {
+            let Value::Array(n) = node else { continue };
+            let host = match n.first() {
+                Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+                Some(Value::SimpleString(s)) => s.clone(),
+                _ => String::new(),
+            };
+            let host = if host.is_empty() || host == "?" {
+                default_host.to_string()
+            } else {
+                host
+            };
+            if let Some(Value::Int(p)) = n.get(1) {
+                if let Ok(p) = u16::try_from(*p) {
+                    if p > 0 && !out.iter().any(|(h, q)| *h == host && *q == p) {
+                        out.push((host, p));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 /// A MOVED or ASK: where the slot is now (MOVED), or where this one command must be asked
 /// (ASK, while the slot is being migrated).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -316,6 +349,15 @@ mod tests {
             range(10923, 16383, Value::Nil, 7002),
         ]);
         m.update(&reply, "seed").unwrap();
+        assert_eq!(
+            every_node(&reply, "seed"),
+            [
+                ("127.0.0.1".to_string(), 7000),
+                ("127.0.0.1".to_string(), 9999),
+                ("seed".to_string(), 7001),
+                ("seed".to_string(), 7002)
+            ]
+        );
         assert_eq!(m.node(m.owner(0).unwrap()), ("127.0.0.1", 7000));
         assert_eq!(m.node(m.owner(5461).unwrap()), ("seed", 7001));
         assert_eq!(m.node(m.owner(16383).unwrap()), ("seed", 7002));

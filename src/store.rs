@@ -50,6 +50,35 @@ struct Cluster {
     watching: Option<(usize, Option<u16>)>,
     /// The place of a node the last call could not reach, for its error message.
     unreached: Option<String>,
+    /// The place of node 0, the one connected first.
+    first_place: String,
+}
+
+/// Every node of the Redis Cluster that the last slot map of this process named (replicas
+/// too), by the configured server it was reached from: when that server is down (a master
+/// that died, before or during its failover), the next connection of a long-running tool
+/// (rj-track, rj-wait, rj-put's retries) starts from one of them instead.
+static SEEN: std::sync::Mutex<Vec<(String, Nodes)>> = std::sync::Mutex::new(Vec::new());
+
+/// Nodes as host and port.
+type Nodes = Vec<(String, u16)>;
+
+fn seen_nodes(cfg: &Config) -> Vec<(String, u16)> {
+    let key = cfg.target.to_string();
+    let seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    seen.iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, n)| n.clone())
+        .unwrap_or_default()
+}
+
+fn remember_nodes(cfg: &Config, nodes: Vec<(String, u16)>) {
+    let key = cfg.target.to_string();
+    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    match seen.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, n)) => *n = nodes,
+        None => seen.push((key, nodes)),
+    }
 }
 
 /// How many times one command follows a MOVED or an ASK before its reply stands.
@@ -573,9 +602,21 @@ impl Store {
     /// With sentinels, ask them for the master first, and make sure it still is one.
     pub fn connect(cfg: &Config) -> anyhow::Result<Store> {
         let Some(s) = &cfg.target.sentinel else {
-            let (mut store, cluster) = Self::connect_to(cfg, &cfg.target, cfg.place())?;
+            let at = match &cfg.target.addr {
+                Addr::Tcp { host, port, .. } => (host.clone(), *port),
+                // A cluster over a unix socket: its other nodes on this host.
+                Addr::Unix(_) => ("127.0.0.1".to_string(), 0),
+            };
+            let ((mut store, cluster), at) = match Self::connect_to(cfg, &cfg.target, cfg.place()) {
+                Ok(s) => (s, at),
+                Err(e) if crate::exit::is_transient(&e) => match Self::connect_seen(cfg) {
+                    Some(s) => s,
+                    None => return Err(e),
+                },
+                Err(e) => return Err(e),
+            };
             if cluster {
-                store.join_cluster(cfg)?;
+                store.join_cluster(cfg, at)?;
             }
             return Ok(store);
         };
@@ -688,12 +729,36 @@ impl Store {
             .map_err(|e| self.error(e, &keys.set(Set::All)))
     }
 
+    /// The configured server does not answer: another node of its cluster that this process
+    /// saw before, the first that does (a cluster node, as it was).
+    fn connect_seen(cfg: &Config) -> Option<((Store, bool), (String, u16))> {
+        let tls = matches!(cfg.target.addr, Addr::Tcp { tls: true, .. });
+        seen_nodes(cfg).into_iter().find_map(|(host, port)| {
+            let target = Target {
+                addr: Addr::Tcp {
+                    host: host.clone(),
+                    port,
+                    tls,
+                },
+                db: 0,
+                ..cfg.target.clone()
+            };
+            let place = format!(
+                "{} (a node of the Redis Cluster at {}, which does not answer, {})",
+                crate::config::host_port(&host, port),
+                cfg.target,
+                cfg.source
+            );
+            let s = Self::connect_to(cfg, &target, place)
+                .ok()
+                .filter(|(_, cluster)| *cluster)?;
+            crate::cli::note(&format!("reached Redis {}", s.0.place));
+            Some((s, (host, port)))
+        })
+    }
+
     /// The server is a cluster node: read where each slot is (`CLUSTER SLOTS`).
-    fn join_cluster(&mut self, cfg: &Config) -> anyhow::Result<()> {
-        let (host, port) = match &cfg.target.addr {
-            Addr::Tcp { host, port, .. } => (host.clone(), *port),
-            Addr::Unix(_) => ("127.0.0.1".to_string(), 0),
-        };
+    fn join_cluster(&mut self, cfg: &Config, (host, port): (String, u16)) -> anyhow::Result<()> {
         let mut map = SlotMap::empty();
         let current = map.index_of(&host, port);
         self.cluster = Some(Box::new(Cluster {
@@ -703,6 +768,7 @@ impl Store {
             idle: HashMap::new(),
             watching: None,
             unreached: None,
+            first_place: self.place.clone(),
         }));
         self.refresh_slots()?;
         let c = self.cluster.as_ref().expect("a cluster");
@@ -739,7 +805,9 @@ impl Store {
                 Kind::DataErr,
                 format!("Redis {place} sent a CLUSTER SLOTS reply rj cannot read: {why}"),
             )
-        })
+        })?;
+        remember_nodes(&c.cfg, rc::every_node(&reply, &host));
+        Ok(())
     }
 
     /// Make the connection to node `i` of the cluster the one in use, opening it when there is
@@ -751,9 +819,9 @@ impl Store {
             return Ok(());
         }
         let (host, port) = c.map.node(i);
-        // Node 0 is the one the configuration names.
+        // Node 0 is the one connected first, usually the one the configuration names.
         let place = if i == 0 {
-            c.cfg.place()
+            c.first_place.clone()
         } else {
             format!(
                 "{} (a node of the Redis Cluster at {}, {})",

@@ -86,6 +86,25 @@ fn rj_keys_hash_as_the_server_does() {
     }
 }
 
+/// On a plain server a hash-tagged tag is a tag like any other: its keys are named with it.
+#[test]
+fn a_hash_tagged_tag_is_a_plain_tag_on_a_plain_server() {
+    let Some((server, mut env)) = util::redis() else {
+        return;
+    };
+    env.tag = format!("{{{}}}.v2", util::unique_tag("p"));
+    env.run("rj-launch", &["--record", "5"]).ok();
+    run(env
+        .cmd("rj-put")
+        .env("SLURM_JOB_ID", "5")
+        .args(["loss", "1"]))
+    .ok();
+    assert_eq!(server.smembers(&env.key("PENDING_AND_RUNNING")), ["5"]);
+    let last = env.run("rj-last", &[]).ok();
+    assert!(last.contains(&format!("{}-5:loss", env.tag)), "{last}");
+    env.run("rj-status", &["--check"]).ok();
+}
+
 /// rj-launch --record, rj-put, rj-wait, rj-status (--check, --long, openmetrics --all-tags),
 /// rj-last and rj-cleanup on a `{tag}`, all through a node that does not own its slot; then the
 /// same half-way through a resharding of the slot, where the owner answers ASK for the keys
@@ -219,6 +238,11 @@ fn every_tool_works_on_a_hash_tagged_tag_through_any_node() {
     let sets = assert_invariant(home, &env);
     assert_eq!(sets["PENDING_AND_RUNNING"], ["103", "104", "105"]);
     env.run("rj-status", &["--check"]).ok();
+    // --repair's WATCH and MULTI/EXEC reach the slot's master too.
+    home.cli(&["SADD", &env.key("COMPLETED"), "105"]);
+    env.run("rj-status", &["--check"]).fails(65);
+    env.run("rj-status", &["--check", "--repair"]).ok();
+    assert_eq!(home.smembers(&env.key("PENDING_AND_RUNNING")), ["103", "104"]);
 
     // --all-tags finds the tags of every master; one without a hash tag is skipped, said once.
     let (env2, slot2) = (0..50)
@@ -388,23 +412,31 @@ impl Drop for Cancel {
     }
 }
 
-/// rj-track tracks real Slurm jobs through a node that does not own the tag's slot; one job
-/// ends before the slot moves, one after the move, one after the master that took it fails
-/// over to its replica. rj-wait follows the stream all along. Every job ends in its set once,
-/// with one event and one line of rj-track each, and the invariant holds. A second tag on
-/// another master is tracked in the same ticks (their figures are one pipeline split over two
-/// masters); `--all-tags` finds both and skips a tag without a hash tag.
+/// rj-track tracks real Slurm jobs through a replica, the node the configuration names: one job
+/// ends before the tag's slot moves, one after the move, one after the master that took it
+/// fails over to its replica (the node named), one after that master is killed and the other
+/// is elected. rj-wait follows the stream all along. Every job ends in its set once, with one
+/// event and one line of rj-track each, and the invariant holds. A second tag on another master
+/// is tracked in the same ticks (their figures are one pipeline split over two masters);
+/// `--all-tags` finds both and skips a tag without a hash tag.
 #[test]
-fn rj_track_follows_a_resharding_and_a_failover_of_real_jobs() {
+fn rj_track_follows_a_resharding_a_failover_and_a_dead_master() {
     let _node = slurm::shared();
     if !slurm::available() {
         return;
     }
-    let Some(c) = RedisCluster::start(3, 1) else {
+    let Some(mut c) = RedisCluster::start(3, 1) else {
         return;
     };
-    let (env, slot) = tagged_env(&c, "tr");
-    let (after_move, after_failover) = (env.path().join("moved"), env.path().join("failed-over"));
+    let tag = format!("{{{}}}", util::unique_tag("tr"));
+    let slot = key_slot(&tag);
+    let first = c.owner(slot);
+    let to = c.masters().into_iter().find(|&p| p != first).unwrap();
+    // The node named is the replica of the master the slot will move to.
+    let named = c.replica_of(to).port;
+    let mut env = TestEnv::new(c.node(named));
+    env.tag = tag;
+    let flag = |name: &str| env.path().join(name);
     let jobs = std::cell::RefCell::new(Cancel(Vec::new()));
     let launch = |wrap: &str| {
         let out = run(env
@@ -417,7 +449,7 @@ fn rj_track_follows_a_resharding_and_a_failover_of_real_jobs() {
     };
     let (env2, slot2) = (0..50)
         .map(|_| tagged_env(&c, "tr2"))
-        .find(|(_, s)| c.owner(*s) != c.owner(slot))
+        .find(|(_, s)| c.owner(*s) != first)
         .unwrap();
     let other = run(env2
         .cmd("rj-launch")
@@ -428,7 +460,7 @@ fn rj_track_follows_a_resharding_and_a_failover_of_real_jobs() {
     let plain = format!("{}_PENDING_AND_RUNNING", util::unique_tag("plain"));
     owner(&c, key_slot(&plain)).cli(&["SADD", &plain, "1"]);
     // A job waiting for its flag holds one of the testbed's two CPUs: one at a time.
-    let b = launch(&gated(&after_move, "exit 3"));
+    let b = launch(&gated(&flag("moved"), "exit 3"));
     // --all-tags finds the tags on every master, and skips the one without a hash tag.
     let out = run(env.cmd("rj-track").args(["--once", "--all-tags", "-v"]));
     out.ok();
@@ -442,17 +474,15 @@ fn rj_track_follows_a_resharding_and_a_failover_of_real_jobs() {
 
     // a ends on the first master; b after its slot moved to another.
     wait_in(&c, &env, slot, &a, "COMPLETED", &tracker);
-    let first = c.owner(slot);
-    let to = c.masters().into_iter().find(|&p| p != first).unwrap();
     c.move_slot(slot, to);
-    std::fs::write(&after_move, "").unwrap();
+    std::fs::write(flag("moved"), "").unwrap();
     wait_in(&c, &env, slot, &b, "FAILED", &tracker);
     // It followed the slot to its new master (under -v it says so).
     let moved = format!("hash slot {slot} moved to 127.0.0.1:{to} (MOVED)");
     assert!(tracker.stderr().contains(&moved), "{}", tracker.stderr());
 
     // c ends after that master failed over to its replica, rj-wait blocked on the stream.
-    let c_job = launch(&gated(&after_failover, "rj-put done yes"));
+    let c_job = launch(&gated(&flag("failed-over"), "rj-put done yes"));
     let waiting = Waiting::start(owner(&c, slot), &env, &[&b, &c_job]);
     assert!(
         owner(&c, slot)
@@ -460,32 +490,56 @@ fn rj_track_follows_a_resharding_and_a_failover_of_real_jobs() {
             .contains(&c_job),
         "{c_job} is still tracked when its master fails over"
     );
-    let promoted = c.failover(to);
-    assert_eq!(c.owner(slot), promoted);
-    std::fs::write(&after_failover, "").unwrap();
+    assert_eq!(c.failover(to), named);
+    std::fs::write(flag("failed-over"), "").unwrap();
     wait_in(&c, &env, slot, &c_job, "COMPLETED", &tracker);
-
     let ended = waiting.end(Duration::from_secs(60));
     assert_eq!(ended.code(), Some(3), "b failed: {}", ended.stderr);
     for id in [&b, &c_job] {
-        assert_eq!(
-            ended
-                .stdout
-                .lines()
-                .filter(|l| l.contains(id.as_str()))
-                .count(),
-            1,
-            "{id} once in rj-wait's output:\n{}",
-            ended.stdout
-        );
+        let n = ended
+            .stdout
+            .lines()
+            .filter(|l| l.contains(id.as_str()))
+            .count();
+        assert_eq!(n, 1, "{id} once in rj-wait's output:\n{}", ended.stdout);
     }
+
+    // d ends after the master, the node named, died and its replica was elected: the
+    // tracker and rj-wait, running, go on through the nodes they saw.
+    let d = launch(&gated(&flag("killed"), "true"));
+    let waiting = Waiting::start(owner(&c, slot), &env, &[&d]);
+    let replica = c.node(to);
+    util::wait_until(Duration::from_secs(20), "the replica to have c", || {
+        let (_, done): ((), Vec<String>) = redis::pipe()
+            .cmd("READONLY")
+            .cmd("SMEMBERS")
+            .arg(env.key("COMPLETED"))
+            .query(&mut replica.client())
+            .unwrap();
+        done.contains(&c_job)
+    });
+    assert_eq!(c.kill_master(named), to);
+    std::fs::write(flag("killed"), "").unwrap();
+    wait_in(&c, &env, slot, &d, "COMPLETED", &tracker);
+    let ended = waiting.end(Duration::from_secs(60));
+    assert_eq!(ended.code(), Some(0), "{}", ended.stderr);
+    assert!(
+        tracker.stderr().contains("which does not answer"),
+        "{}",
+        tracker.stderr()
+    );
+
     let home = owner(&c, slot);
     let sets = assert_invariant(home, &env);
-    assert_eq!(sets["COMPLETED"].len(), 2, "{sets:?}");
-    assert!(sets["COMPLETED"].contains(&a) && sets["COMPLETED"].contains(&c_job));
+    let mut done = vec![a.clone(), c_job.clone(), d.clone()];
+    done.sort();
+    assert_eq!(sets["COMPLETED"], done, "{sets:?}");
     assert_eq!(sets["FAILED"], std::slice::from_ref(&b));
     assert!(sets["PENDING_AND_RUNNING"].is_empty());
-    env.run("rj-status", &["--check"]).ok();
+    // A new process starts from the node named, which is dead: name a live one.
+    let live = c.url();
+    let tool = |bin: &str, args: &[&str]| run(env.cmd(bin).env("REDIS_URL", &live).args(args));
+    tool("rj-status", &["--check"]).ok();
     // One event and one line per move.
     let events: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
         .arg(env.key("EVENTS"))
@@ -493,7 +547,7 @@ fn rj_track_follows_a_resharding_and_a_failover_of_real_jobs() {
         .arg("+")
         .query(&mut home.client())
         .unwrap();
-    for id in [&a, &b, &c_job] {
+    for id in [&a, &b, &c_job, &d] {
         let moves = events
             .iter()
             .filter(|(_, kv)| kv[1] == **id && kv[5] != "recorded")
@@ -508,14 +562,17 @@ fn rj_track_follows_a_resharding_and_a_failover_of_real_jobs() {
     }
     // The other tag, on another master, was tracked alongside, and both got their figures.
     wait_in(&c, &env2, slot2, &other, "COMPLETED", &tracker);
-    let text = run(env.cmd("rj-status").args([
-        "--format",
-        "openmetrics",
-        "--tag",
-        &env.tag,
-        "--tag",
-        &env2.tag,
-    ]))
+    let text = tool(
+        "rj-status",
+        &[
+            "--format",
+            "openmetrics",
+            "--tag",
+            &env.tag,
+            "--tag",
+            &env2.tag,
+        ],
+    )
     .ok();
     for t in [&env.tag, &env2.tag] {
         let want = format!("rj_tracker_last_tick_timestamp_seconds{{tag=\"{t}\"}}");
@@ -523,9 +580,9 @@ fn rj_track_follows_a_resharding_and_a_failover_of_real_jobs() {
     }
 
     // The jobs' rj-put reached the cluster too.
-    let last = env.run("rj-last", &["--job", &a]).ok();
+    let last = tool("rj-last", &["--job", &a]).ok();
     assert!(last.contains("0.5"), "{last}");
-    let last = env.run("rj-last", &["--job", &c_job]).ok();
+    let last = tool("rj-last", &["--job", &c_job]).ok();
     assert!(last.contains("yes"), "{last}");
     assert!(
         tracker.child.try_wait().unwrap().is_none(),

@@ -1,8 +1,8 @@
 //! A real Redis Cluster for the tests: N masters (and R replicas each) as private
 //! `redis-server --cluster-enabled yes` processes on loopback, joined with
 //! `redis-cli --cluster create`, plus the operations a test needs to disturb it: move one slot to
-//! another master (a resharding, with its MIGRATING/IMPORTING phase and MIGRATE of the keys) and
-//! a failover of a master to its replica.
+//! another master (a resharding, with its MIGRATING/IMPORTING phase and MIGRATE of the keys), a
+//! failover of a master to its replica, and a master killed (its replica takes over).
 use std::process::Command;
 use std::time::Duration;
 
@@ -11,6 +11,8 @@ use super::{free_port, missing, wait_until, RedisOptions, RedisServer};
 /// The cluster; Drop stops every node (each [`RedisServer`] kills its process).
 pub struct RedisCluster {
     pub nodes: Vec<RedisServer>,
+    /// Ports of the nodes [`RedisCluster::kill_master`] killed.
+    pub dead: Vec<u16>,
 }
 
 /// The hash slot of `key` (CRC16/XMODEM of the hash tag, or of the whole key), as the server
@@ -81,32 +83,43 @@ impl RedisCluster {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let c = RedisCluster { nodes };
+        let c = RedisCluster {
+            nodes,
+            dead: Vec::new(),
+        };
         c.wait_ok();
         Some(c)
     }
 
-    /// Wait until every node says `cluster_state:ok` and agrees on the owner of every slot.
+    /// The nodes not killed.
+    pub fn live(&self) -> impl Iterator<Item = &RedisServer> {
+        self.nodes.iter().filter(|n| !self.dead.contains(&n.port))
+    }
+
+    fn first_live(&self) -> &RedisServer {
+        self.live().next().expect("a live node")
+    }
+
+    /// Wait until every live node says `cluster_state:ok` and agrees on the owner of every slot.
     pub fn wait_ok(&self) {
         wait_until(
             Duration::from_secs(30),
             "cluster_state:ok on every node",
             || {
-                self.nodes
-                    .iter()
+                self.live()
                     .all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"))
                     && {
                         let views: Vec<Vec<(u16, u16, u16)>> =
-                            self.nodes.iter().map(slot_ranges).collect();
+                            self.live().map(slot_ranges).collect();
                         views.windows(2).all(|w| w[0] == w[1])
                     }
             },
         );
     }
 
-    /// `redis://127.0.0.1:<port>` of the first node: any node of a cluster will do for rj.
+    /// `redis://127.0.0.1:<port>` of the first live node: any node of a cluster will do for rj.
     pub fn url(&self) -> String {
-        self.nodes[0].url()
+        self.first_live().url()
     }
 
     /// The node (by index) whose port is `port`.
@@ -119,7 +132,7 @@ impl RedisCluster {
 
     /// Ports of the masters that own slots, by the first node's view.
     pub fn masters(&self) -> Vec<u16> {
-        let mut ports: Vec<u16> = slot_ranges(&self.nodes[0]).iter().map(|r| r.2).collect();
+        let mut ports: Vec<u16> = slot_ranges(self.first_live()).iter().map(|r| r.2).collect();
         ports.sort();
         ports.dedup();
         ports
@@ -127,7 +140,7 @@ impl RedisCluster {
 
     /// The port of the master that owns `slot`.
     pub fn owner(&self, slot: u16) -> u16 {
-        slot_ranges(&self.nodes[0])
+        slot_ranges(self.first_live())
             .iter()
             .find(|r| r.0 <= slot && slot <= r.1)
             .map(|r| r.2)
@@ -184,23 +197,16 @@ impl RedisCluster {
             self.migrate(from, to, &keys);
         }
         let dst_id = node_id(self.node(to));
-        for n in &self.nodes {
+        for n in self.live() {
             n.cli(&["CLUSTER", "SETSLOT", &s, "NODE", &dst_id]);
         }
         self.wait_ok();
     }
 
-    /// The replica of the master on `master` takes over (`CLUSTER FAILOVER` on the replica,
-    /// a planned failover that loses no write); returns the new master's port.
-    pub fn failover(&self, master: u16) -> u16 {
-        let mid = self
-            .node(master)
-            .cli(&["CLUSTER", "MYID"])
-            .trim()
-            .to_string();
-        let replica = self
-            .nodes
-            .iter()
+    /// The replica of the master on `master`.
+    pub fn replica_of(&self, master: u16) -> &RedisServer {
+        let mid = node_id(self.node(master));
+        self.live()
             .find(|n| {
                 n.cli(&["INFO", "replication"]).contains("role:slave") && {
                     n.cli(&["CLUSTER", "NODES"])
@@ -208,7 +214,13 @@ impl RedisCluster {
                         .any(|l| l.contains("myself") && l.contains(&mid))
                 }
             })
-            .expect("a replica of that master");
+            .expect("a replica of that master")
+    }
+
+    /// The replica of the master on `master` takes over (`CLUSTER FAILOVER` on the replica,
+    /// a planned failover that loses no write); returns the new master's port.
+    pub fn failover(&self, master: u16) -> u16 {
+        let replica = self.replica_of(master);
         assert_eq!(replica.cli(&["CLUSTER", "FAILOVER"]).trim(), "OK");
         wait_until(
             Duration::from_secs(30),
@@ -221,6 +233,26 @@ impl RedisCluster {
         );
         self.wait_ok();
         replica.port
+    }
+}
+
+impl RedisCluster {
+    /// Kill the master on `master` (SIGKILL, a crash); its replica is elected after the node
+    /// timeout. Returns the new master's port once the live nodes agree again.
+    pub fn kill_master(&mut self, master: u16) -> u16 {
+        let replica = self.replica_of(master).port;
+        self.nodes
+            .iter_mut()
+            .find(|n| n.port == master)
+            .expect("a node on that port")
+            .kill();
+        self.dead.push(master);
+        let r = self.node(replica);
+        wait_until(Duration::from_secs(30), "the replica to be elected", || {
+            r.cli(&["INFO", "replication"]).contains("role:master")
+        });
+        self.wait_ok();
+        replica
     }
 }
 
