@@ -1804,8 +1804,8 @@ struct Recorder {
     /// A job's XADD to `T_EVENTS` in RESP, but for its ID (after the head) and its time (after
     /// the middle); None when no event is written.
     xadd: Option<[Vec<u8>; 3]>,
-    /// Jobs per transaction: [`crate::spool::RECORD_BATCH`], halved after an EXEC that another
-    /// writer aborted (a smaller chunk is WATCHed for less time), grown back after each success.
+    /// Jobs per transaction: [`TX_BATCH`], halved after an EXEC that another writer aborted (a
+    /// smaller chunk is WATCHed for less time), grown back after each success.
     size: std::cell::Cell<usize>,
 }
 
@@ -1903,7 +1903,7 @@ impl Recorder {
             events_max: (events_max > 0).then(|| events_max.to_string()),
             now: crate::cmd::now_rfc3339(),
             xadd,
-            size: std::cell::Cell::new(crate::spool::RECORD_BATCH),
+            size: std::cell::Cell::new(TX_BATCH),
         }
     }
 
@@ -2086,6 +2086,13 @@ impl Recorder {
     }
 }
 
+/// Jobs per MULTI/EXEC on the path of users refused EVAL: fewer than a script's, because each
+/// job's hash is WATCHed, and Redis 7.0 compares every key a WATCH adds with every key the
+/// connection watches already (time quadratic in the chunk). 100 a chunk cost the server 5.6 G
+/// instructions for 100,000 jobs, 250 cost 6.5 G, 1,000 cost 11.2 G (bench/record-ids.md);
+/// fewer than 100 add more round trips than they save.
+const TX_BATCH: usize = 100;
+
 /// The `submitted` time among a job's fields: the time in its record that its event carries.
 fn submitted(fields: &[(String, String)]) -> Option<&str> {
     fields
@@ -2101,8 +2108,9 @@ fn submitted(fields: &[(String, String)]) -> Option<&str> {
 ///
 /// KEYS: `T_ALL`, `T_PENDING_AND_RUNNING`, `T_EVENTS`, then each job's hash, in ARGV's order.
 /// ARGV: events max (`0`: no event), the event's `set` and `tracker`, then groups of jobs:
-/// n, the n field/value pairs every job of the group shares, the group's `tracked_at`, m, then
-/// per job its ID, k and its own k field/value pairs.
+/// n, the n field/value pairs every job of the group shares, the group's `tracked_at`, m, k,
+/// then m jobs, each its ID and its own k field/value pairs. (Per group rather than per job,
+/// because the script's own work per job is what it adds to the server's cost of the writes.)
 ///
 /// Replies `{0, ID already recorded…}`, `{1, key, type, wanted type}` for a key of the wrong
 /// type, `{2}` on a server without `redis.acl_check_cmd` (before 7.0), where the permissions
@@ -2111,6 +2119,7 @@ fn submitted(fields: &[(String, String)]) -> Option<&str> {
 const RECORD_LUA: &str = r"
 if not redis.acl_check_cmd then return {2} end
 local all, pending, events, max = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
+local set, tracker, evented = ARGV[2], ARGV[3], ARGV[1] ~= '0'
 local function denied(cmd, key, ...)
   if redis.acl_check_cmd(cmd, key, ...) then return false end
   return 'NOPERM this Redis user may not run ' .. cmd .. ' on ' .. key ..
@@ -2121,41 +2130,47 @@ local function wrong(key, want)
   if t ~= want and t ~= 'none' then return {1, key, t, want} end
   return false
 end
-local ids, group, own, owns = {}, {}, {}, {}
+-- groups[g] = {first job, last job, shared fields, tracked_at, own pairs per job, ARGV index}
+local groups, ids = {}, {}
 local p, j = 4, 0
 while p <= #ARGV do
   local n = tonumber(ARGV[p])
-  local g = {fields = {}, at = ARGV[p + 2 * n + 1]}
-  for i = 1, 2 * n do g.fields[i] = ARGV[p + i] end
-  local m = tonumber(ARGV[p + 2 * n + 2])
-  p = p + 2 * n + 3
+  local fields = {}
+  for i = 1, 2 * n do fields[i] = ARGV[p + i] end
+  local m, k = tonumber(ARGV[p + 2 * n + 2]), tonumber(ARGV[p + 2 * n + 3])
+  local at = ARGV[p + 2 * n + 1]
+  p = p + 2 * n + 4
+  groups[#groups + 1] = {j + 1, j + m, fields, at, k, p}
   for _ = 1, m do
     j = j + 1
-    ids[j], group[j], own[j], owns[j] = ARGV[p], g, tonumber(ARGV[p + 1]), p + 2
-    p = p + 2 + 2 * own[j]
+    ids[j] = ARGV[p]
+    p = p + 1 + 2 * k
   end
 end
 local e = denied('TYPE', all) or denied('TYPE', pending) or denied('SMISMEMBER', all, ids[1])
   or denied('SADD', all, ids[1]) or denied('SADD', pending, ids[1])
-  or (max ~= '0' and (denied('TYPE', events)
-    or denied('XADD', events, 'MAXLEN', '~', max, '*', 'job', ids[1])))
+  or (evented and (denied('TYPE', events) or denied('XADD', events, 'MAXLEN', '~')))
 if e then return redis.error_reply(e) end
-local w = wrong(all, 'set') or wrong(pending, 'set') or (max ~= '0' and wrong(events, 'stream'))
+local w = wrong(all, 'set') or wrong(pending, 'set') or (evented and wrong(events, 'stream'))
 if w then return w end
 local known = redis.call('SMISMEMBER', all, unpack(ids))
-local out, new, fresh = {0}, {}, {}
-for i = 1, j do
-  if known[i] == 1 then out[#out + 1] = ids[i] else new[#new + 1] = i; fresh[#fresh + 1] = ids[i] end
-end
-if #new == 0 then return out end
-local hashed = {}
-for _, i in ipairs(new) do
-  if #group[i].fields + own[i] > 0 then
-    e = denied('HSET', KEYS[3 + i], 'submitted', 'x')
-    if e then return redis.error_reply(e) end
-    hashed[#hashed + 1] = KEYS[3 + i]
+local out, fresh, hashed = {0}, {}, {}
+for _, g in ipairs(groups) do
+  local has = #g[3] + g[5] > 0
+  for i = g[1], g[2] do
+    if known[i] == 1 then
+      out[#out + 1] = ids[i]
+    else
+      fresh[#fresh + 1] = ids[i]
+      if has then
+        e = denied('HSET', KEYS[3 + i], 'submitted', 'x')
+        if e then return redis.error_reply(e) end
+        hashed[#hashed + 1] = KEYS[3 + i]
+      end
+    end
   end
 end
+if #fresh == 0 then return out end
 -- Most job hashes do not exist yet: one EXISTS for them all when this user may run it, a TYPE
 -- of each one only when some exist.
 local exist = #hashed
@@ -2170,18 +2185,24 @@ if exist > 0 then
 end
 redis.call('SADD', all, unpack(fresh))
 redis.call('SADD', pending, unpack(fresh))
-for _, i in ipairs(new) do
-  local g, key = group[i], KEYS[3 + i]
-  if own[i] > 0 then
-    local args = {unpack(g.fields)}
-    for x = owns[i], owns[i] + 2 * own[i] - 1 do args[#args + 1] = ARGV[x] end
-    redis.call('HSET', key, unpack(args))
-  elseif #g.fields > 0 then
-    redis.call('HSET', key, unpack(g.fields))
-  end
-  if max ~= '0' then
-    redis.call('XADD', events, 'MAXLEN', '~', max, '*', 'job', ids[i], 'set', ARGV[2],
-      'state', 'recorded', 'exit_code', '', 'tracked_at', g.at, 'tracker', ARGV[3])
+for _, g in ipairs(groups) do
+  local fields, at, k, q = g[3], g[4], g[5], g[6]
+  local has = #fields > 0
+  for i = g[1], g[2] do
+    if known[i] == 0 then
+      if k > 0 then
+        local args = {unpack(fields)}
+        for x = q + 1, q + 2 * k do args[#args + 1] = ARGV[x] end
+        redis.call('HSET', KEYS[3 + i], unpack(args))
+      elseif has then
+        redis.call('HSET', KEYS[3 + i], unpack(fields))
+      end
+      if evented then
+        redis.call('XADD', events, 'MAXLEN', '~', max, '*', 'job', ids[i], 'set', set,
+          'state', 'recorded', 'exit_code', '', 'tracked_at', at, 'tracker', tracker)
+      end
+    end
+    q = q + 1 + 2 * k
   end
 end
 return out
@@ -2220,7 +2241,8 @@ impl Recorder {
         );
         arg(&mut args, &[Set::PendingAndRunning.suffix().as_bytes()]);
         arg(&mut args, &[b"rj-launch"]);
-        // Groups: runs of jobs that share their fields (the same slice) and their time.
+        // Groups: runs of jobs that share their fields (the same slice), their time and the
+        // number of their own fields.
         let mut i = start;
         while i < end {
             let [common, own] = jobs.fields(i);
@@ -2232,6 +2254,7 @@ impl Recorder {
             while i + m < end {
                 let [c, o] = jobs.fields(i + m);
                 let same = std::ptr::eq(c, common)
+                    && o.len() == own.len()
                     && submitted(c).or_else(|| submitted(o)).unwrap_or(&self.now) == at;
                 if !same {
                     break;
@@ -2245,10 +2268,10 @@ impl Recorder {
             }
             arg(&mut args, &[at.as_bytes()]);
             arg(&mut args, &[m.to_string().as_bytes()]);
+            arg(&mut args, &[own.len().to_string().as_bytes()]);
             for x in i..i + m {
                 let [_, own] = jobs.fields(x);
                 arg(&mut args, &[jobs.id(x).as_bytes()]);
-                arg(&mut args, &[own.len().to_string().as_bytes()]);
                 for (k, v) in own {
                     arg(&mut args, &[k.as_bytes()]);
                     arg(&mut args, &[v.as_bytes()]);
@@ -2470,8 +2493,7 @@ impl Store {
             match turn {
                 Ok(Turn::Done(old)) => {
                     already.extend(old);
-                    rec.size
-                        .set((rec.size.get() * 2).min(crate::spool::RECORD_BATCH));
+                    rec.size.set((rec.size.get() * 2).min(TX_BATCH));
                 }
                 Ok(Turn::Again) => {
                     // Another writer changed a WATCHed key (T_ALL, mostly) between the look

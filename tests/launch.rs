@@ -969,6 +969,43 @@ fn one_job_hash_of_the_wrong_type_among_many_fails_the_recording_whole() {
     }
 }
 
+/// A chunk is all or nothing, a call of many chunks is not: a key of the wrong type in a later
+/// chunk leaves the chunks before it recorded, says so, and spools the rest.
+#[test]
+fn a_wrong_type_in_a_later_chunk_keeps_the_chunks_before() {
+    let Some((server, env)) = util::redis() else {
+        return;
+    };
+    // Chunks of 1,000 jobs for the script, of 100 for MULTI/EXEC.
+    for (n, config) in recording_paths(&server, &env).iter().enumerate() {
+        server.cli(&["FLUSHALL"]);
+        let _ = std::fs::remove_file(env.spool());
+        let (total, chunk) = if config.is_none() {
+            (1500, 1000)
+        } else {
+            (150, 100)
+        };
+        let ids: Vec<String> = (1..=total).map(|i| (70_000 + i).to_string()).collect();
+        server.cli(&["SET", &env.job(&ids[total - 10]), "x"]);
+        let out = run(launch_as(&env, config)
+            .args(["--record", "-"])
+            .write_stdin(ids.join("\n")));
+        let line = fails(&out, 65, "rj-launch");
+        assert!(
+            line.contains(&format!("the jobs before {} are recorded", ids[chunk])),
+            "path {n}: {line}"
+        );
+        let n_all: usize = server
+            .cli(&["SCARD", &env.key("ALL")])
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(n_all, chunk, "path {n}");
+        assert_eq!(event_jobs(&server, &env).len(), chunk, "path {n}");
+        assert_eq!(spooled(&env), ids[chunk..], "path {n}");
+    }
+}
+
 /// The spool replay (rj-launch's here; rj-track's calls the same recording) is all or nothing
 /// per batch too: a job hash of the wrong type keeps the whole spool, writes none of it, and the
 /// launch's own job is still recorded.
