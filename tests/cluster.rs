@@ -242,7 +242,10 @@ fn every_tool_works_on_a_hash_tagged_tag_through_any_node() {
     home.cli(&["SADD", &env.key("COMPLETED"), "105"]);
     env.run("rj-status", &["--check"]).fails(65);
     env.run("rj-status", &["--check", "--repair"]).ok();
-    assert_eq!(home.smembers(&env.key("PENDING_AND_RUNNING")), ["103", "104"]);
+    assert_eq!(
+        home.smembers(&env.key("PENDING_AND_RUNNING")),
+        ["103", "104"]
+    );
 
     // --all-tags finds the tags of every master; one without a hash tag is skipped, said once.
     let (env2, slot2) = (0..50)
