@@ -9,45 +9,8 @@ pub const SLOTS: usize = 16384;
 /// A slot no master serves.
 pub const UNSERVED: u16 = u16::MAX;
 
-/// CRC16/XMODEM (polynomial 0x1021), the checksum Redis Cluster hashes keys with.
-const CRC16: [u16; 256] = {
-    let mut t = [0u16; 256];
-    let mut i = 0;
-    while i < 256 {
-        let mut crc = (i as u16) << 8;
-        let mut b = 0;
-        while b < 8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-            b += 1;
-        }
-        t[i] = crc;
-        i += 1;
-    }
-    t
-};
-
-/// The hash slot of `key`: CRC16 of its hash tag (the bytes between the first `{` and the
-/// next `}`, when there are any) or of the whole key, mod 16384.
-#[inline]
-pub fn key_slot(key: &[u8]) -> u16 {
-    let mut k = key;
-    if let Some(open) = key.iter().position(|&c| c == b'{') {
-        if let Some(len) = key[open + 1..].iter().position(|&c| c == b'}') {
-            if len > 0 {
-                k = &key[open + 1..open + 1 + len];
-            }
-        }
-    }
-    let mut crc: u16 = 0;
-    for &b in k {
-        crc = (crc << 8) ^ CRC16[((crc >> 8) as u8 ^ b) as usize];
-    }
-    crc % SLOTS as u16
-}
+/// The hash slot of a key, as the server computes it (one function for rj and rbench).
+pub use crate::keys::key_slot;
 
 /// Which master owns each slot.
 #[derive(Debug, Clone, PartialEq)]

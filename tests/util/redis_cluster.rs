@@ -15,30 +15,10 @@ pub struct RedisCluster {
     pub dead: Vec<u16>,
 }
 
-/// The hash slot of `key` (CRC16/XMODEM of the hash tag, or of the whole key), as the server
-/// computes it; tests compare it with `CLUSTER KEYSLOT`.
+/// The hash slot of `key`, by rj's own function; tests/cluster.rs checks it against the
+/// server's `CLUSTER KEYSLOT`.
 pub fn key_slot(key: &str) -> u16 {
-    let b = key.as_bytes();
-    let mut k = b;
-    if let Some(open) = b.iter().position(|&c| c == b'{') {
-        if let Some(len) = b[open + 1..].iter().position(|&c| c == b'}') {
-            if len > 0 {
-                k = &b[open + 1..open + 1 + len];
-            }
-        }
-    }
-    let mut crc: u16 = 0;
-    for &byte in k {
-        crc ^= (byte as u16) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc % 16384
+    rj::keys::key_slot(key.as_bytes())
 }
 
 impl RedisCluster {
