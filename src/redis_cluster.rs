@@ -158,16 +158,7 @@ impl SlotMap {
             let Some(Value::Array(master)) = r.get(2) else {
                 return Err(format!("a CLUSTER SLOTS entry has no master: {r:?}"));
             };
-            let host = match master.first() {
-                Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
-                Some(Value::SimpleString(s)) => s.clone(),
-                _ => String::new(),
-            };
-            let host = if host.is_empty() || host == "?" {
-                default_host.to_string()
-            } else {
-                host
-            };
+            let host = node_host(master.first(), default_host);
             let Some(port) = num(master.get(1)).filter(|p| *p > 0) else {
                 return Err(format!("a CLUSTER SLOTS master has no port: {master:?}"));
             };
@@ -182,6 +173,21 @@ impl SlotMap {
     }
 }
 
+/// The host of a node entry of `CLUSTER SLOTS`: an empty one or `?` (a node that does not know
+/// its own address) is `default_host`, the host rj asked.
+fn node_host(v: Option<&Value>, default_host: &str) -> String {
+    let host = match v {
+        Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+        Some(Value::SimpleString(s)) => s.clone(),
+        _ => String::new(),
+    };
+    if host.is_empty() || host == "?" {
+        default_host.to_string()
+    } else {
+        host
+    }
+}
+
 /// Every node a `CLUSTER SLOTS` reply names, masters and replicas, each once (a host it does
 /// not know is `default_host`): where to start again when the configured node is down.
 pub fn every_node(reply: &Value, default_host: &str) -> Vec<(String, u16)> {
@@ -193,16 +199,7 @@ pub fn every_node(reply: &Value, default_host: &str) -> Vec<(String, u16)> {
         let Value::Array(r) = r else { continue };
         for node in r.iter().skip(2) {
             let Value::Array(n) = node else { continue };
-            let host = match n.first() {
-                Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
-                Some(Value::SimpleString(s)) => s.clone(),
-                _ => String::new(),
-            };
-            let host = if host.is_empty() || host == "?" {
-                default_host.to_string()
-            } else {
-                host
-            };
+            let host = node_host(n.first(), default_host);
             if let Some(Value::Int(p)) = n.get(1) {
                 if let Ok(p) = u16::try_from(*p) {
                     if p > 0 && !out.iter().any(|(h, q)| *h == host && *q == p) {
