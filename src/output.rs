@@ -354,7 +354,11 @@ fn write_table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> an
             if i + 1 == cells.len() {
                 s.push_str(c);
             } else {
-                s.push_str(&format!("{c:<w$}  ", w = width[i]));
+                // Padded by hand: format!'s width is limited to u16, and a cell (a job name)
+                // may be longer than that.
+                s.push_str(c);
+                let pad = width[i].saturating_sub(c.chars().count()) + 2;
+                s.extend(std::iter::repeat_n(' ', pad));
             }
         }
         writeln!(out, "{}", s.trim_end())

@@ -261,6 +261,9 @@ impl output::Row for JobRow {
             "NODES",
             "PARTITION",
             "NAME",
+            "MAXRSS",
+            "CPU",
+            "REASON",
         ]
         .map(String::from)
         .to_vec())
@@ -283,11 +286,41 @@ impl output::Row for JobRow {
             dash(&self.nodes),
             dash(&self.partition),
             dash(&self.name),
+            dash(&human_bytes(&self.max_rss)),
+            dash(&percent(&self.cpu_efficiency)),
+            dash(&self.reason),
         ])
     }
 
     fn plain(&self) -> anyhow::Result<String> {
         Ok(self.job_id.clone())
+    }
+}
+
+/// `1536` → `1.5K`, `2147483648` → `2.0G` (binary units, as Slurm prints sizes); text that is
+/// not a number is shown as it is.
+fn human_bytes(s: &str) -> String {
+    let Ok(n) = s.parse::<u64>() else {
+        return s.to_string();
+    };
+    if n < 1024 {
+        return format!("{n}B");
+    }
+    let mut v = n as f64;
+    for unit in ["K", "M", "G", "T", "P"] {
+        v /= 1024.0;
+        if v < 1024.0 {
+            return format!("{v:.1}{unit}");
+        }
+    }
+    format!("{:.1}E", v / 1024.0)
+}
+
+/// A fraction as a whole percentage (`0.873` → `87%`); text that is not a number as it is.
+fn percent(s: &str) -> String {
+    match s.parse::<f64>() {
+        Ok(f) => format!("{:.0}%", f * 100.0),
+        Err(_) => s.to_string(),
     }
 }
 
@@ -2279,13 +2312,23 @@ mod tests {
     }
 
     #[test]
+    fn sizes_and_fractions_read_as_a_user_reads_them() {
+        assert_eq!(human_bytes("512"), "512B");
+        assert_eq!(human_bytes("1536"), "1.5K");
+        assert_eq!(human_bytes("2147483648"), "2.0G");
+        assert_eq!(human_bytes("12K"), "12K", "not a number: as it is");
+        assert_eq!(percent("0.873"), "87%");
+        assert_eq!(percent("1"), "100%");
+    }
+
+    #[test]
     fn jobs_with_their_records_in_every_form() {
         let rows = jobs();
         assert_eq!(
             text(|o| write_jobs(o, &rows, Format::Human)),
-            "JOBID  SET                  STATE   EXITCODE  ELAPSED  NODES  PARTITION  NAME\n\
-             9      FAILED               FAILED  1:0       -        -      -          a\tb\n\
-             10     PENDING_AND_RUNNING  -       -         -        -      -          -\n"
+            "JOBID  SET                  STATE   EXITCODE  ELAPSED  NODES  PARTITION  NAME  MAXRSS  CPU  REASON\n\
+             9      FAILED               FAILED  1:0       -        -      -          a\tb   1.0M    50%  -\n\
+             10     PENDING_AND_RUNNING  -       -         -        -      -          -     -       -    -\n"
         );
         assert_eq!(text(|o| write_jobs(o, &rows, Format::Plain)), "9\n10\n");
         let v: serde_json::Value =
