@@ -692,7 +692,7 @@ fn cluster_plan(
         c.target.sentinel = None;
         if hits[i] == 0 {
             cli::note(&format!(
-                "rbench: the Redis Cluster master {} owns none of the keys of the run; it \
+                "the Redis Cluster master {} owns none of the keys of the run; it \
                  gets no connections",
                 c.target
             ));
@@ -714,8 +714,8 @@ fn cluster_plan(
         })
         .collect();
     if !a.cluster {
-        cli::info(&format!(
-            "rbench: Redis at {place} is a Redis Cluster node (cluster_enabled:1): running \
+        cli::note(&format!(
+            "Redis at {place} is a Redis Cluster node (cluster_enabled:1): running \
              against its {} masters",
             map.masters.len()
         ));
