@@ -289,7 +289,33 @@ fn seed_finished(server: &RedisServer, env: &TestEnv) -> String {
     check::sadd(server, &env.key("ALL"), &[&id]);
     check::sadd(server, &env.key("PENDING_AND_RUNNING"), &[&id]);
     slurm::wait_finished(&id, Duration::from_secs(60));
+    own_accounting_record(&id);
     id
+}
+
+/// With slurmdbd, wait (up to 10 s) until sacct has the job's own record: for a second or two
+/// after a job ends it shows only slurmdbd's placeholder (`allocation`, no partition), which
+/// rj-track takes as no answer and judges a tick later, while these tests' one `--once`
+/// expects the move.
+fn own_accounting_record(id: &str) {
+    if std::env::var("RJ_SLURM_ACCOUNTING").as_deref() != Ok("slurmdbd") {
+        return;
+    }
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        let out = slurm::run(
+            "sacct",
+            &["-n", "-X", "-P", "-j", id, "-o", "JobName,Partition"],
+        );
+        if out
+            .lines()
+            .next()
+            .is_some_and(|l| !l.is_empty() && l != "allocation|")
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// `[D-]HH:MM:SS`, the one form of elapsed in every record.

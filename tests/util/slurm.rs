@@ -80,10 +80,7 @@ pub fn state(id: &str) -> Option<String> {
         .map(|l| l.trim().to_string())
 }
 
-/// Wait until a job has left PENDING/RUNNING/COMPLETING. With slurmdbd, also (for up to 10 s)
-/// until accounting has the job's own record: for a second or two after a job ends, sacct shows
-/// only slurmdbd's placeholder (`allocation`, no partition), which rj-track takes as no answer
-/// and judges a tick later, while a test's one `--once` expects the move.
+/// Wait until a job has left PENDING/RUNNING/COMPLETING.
 pub fn wait_finished(id: &str, timeout: Duration) {
     super::wait_until(timeout, &format!("Slurm job {id} to finish"), || {
         !matches!(
@@ -91,26 +88,6 @@ pub fn wait_finished(id: &str, timeout: Duration) {
             Some("PENDING" | "RUNNING" | "COMPLETING" | "CONFIGURING")
         )
     });
-    if std::env::var("RJ_SLURM_ACCOUNTING").as_deref() != Ok("slurmdbd") {
-        return;
-    }
-    let start = std::time::Instant::now();
-    while start.elapsed() < Duration::from_secs(10) {
-        let own = Command::new("sacct")
-            .args(["-n", "-X", "-P", "-j", id, "-o", "JobName,Partition"])
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8(o.stdout).ok())
-            .is_some_and(|out| {
-                out.lines()
-                    .next()
-                    .is_some_and(|l| l != "allocation|" && !l.is_empty())
-            });
-        if own {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// The testbed is one node with 2 CPUs shared by every test in the process. Tests that submit
