@@ -182,19 +182,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn slots_are_redis_clusters() {
-        // The examples of the Redis Cluster specification and values CLUSTER KEYSLOT gives.
-        assert_eq!(key_slot(b"123456789"), 0x31C3);
-        assert_eq!(key_slot(b"foo"), 12182);
-        assert_eq!(key_slot(b"bar"), 5061);
-        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
-        assert_ne!(key_slot(b"foo{}{bar}"), key_slot(b"bar"));
-        assert_eq!(key_slot(b"foo{{bar}}zap"), key_slot(b"{bar"));
-        assert_eq!(key_slot(b"foo{bar}{zap}"), key_slot(b"bar"));
-        assert_eq!(key_slot(b""), 0);
-    }
-
-    #[test]
     fn cluster_slots_become_a_map() {
         let reply = b"*2\r\n\
             *4\r\n:0\r\n:8191\r\n*3\r\n$9\r\n127.0.0.1\r\n:7000\r\n$2\r\nid\r\n\
