@@ -629,6 +629,8 @@ fn several_tags_and_all_tags() {
     let b = launch(&env2, &["--wrap", "exit 1"]);
     slurm::wait_finished(&a, Duration::from_secs(60));
     slurm::wait_finished(&b, Duration::from_secs(60));
+    own_accounting_record(&a);
+    own_accounting_record(&b);
     // Another program's key whose name is not UTF-8 must not hide the tags from the SCAN.
     let _: () = redis::cmd("SADD")
         .arg(&b"other\xff_PENDING_AND_RUNNING"[..])
@@ -734,6 +736,7 @@ fn sigterm_finishes_the_tick_then_exits_0() {
     };
     let id = launch(&env, &["--wrap", "exit 0"]);
     slurm::wait_finished(&id, Duration::from_secs(60));
+    own_accounting_record(&id);
     // Slow squeue down (it takes 9-18 s when slurmctld is unwell) so the signal lands mid-tick.
     let (path, mark) = slow_squeue(&env, 2);
     let mut d = Daemon::start_with(track_command(&env, Some(&path)), &env, "track", &[]);
@@ -1203,6 +1206,8 @@ fn a_job_hash_of_the_wrong_type_is_refused_and_the_others_move() {
     let good = launch(&env, &["--wrap", "exit 0"]);
     slurm::wait_finished(&bad, Duration::from_secs(60));
     slurm::wait_finished(&good, Duration::from_secs(60));
+    own_accounting_record(&bad);
+    own_accounting_record(&good);
     let hash = env.job(&bad);
     server.cli(&["DEL", &hash]);
     server.cli(&["SET", &hash, "not a hash"]);
@@ -1245,6 +1250,8 @@ fn a_move_the_user_may_not_make_moves_nothing_and_is_77() {
     };
     let id = launch(&env, &["--wrap", "exit 0"]);
     slurm::wait_finished(&id, Duration::from_secs(60));
+    // Each --once below must get as far as the move, not stop at a placeholder record.
+    own_accounting_record(&id);
     let ttl = ["--once", "--record-ttl", "1d"];
     for (missing, key, args) in [
         ("+hset", env.job(&id), &ttl[..1]),
