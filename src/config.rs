@@ -27,7 +27,8 @@ pub struct RawConfig {
     pub namespace: Option<String>,
     pub password: Option<String>,
     pub username: Option<String>,
-    pub db: Option<i64>,
+    /// Unsigned, so that serde refuses `-1` at the number, naming the field and its line.
+    pub db: Option<u32>,
     pub tls: Option<bool>,
     /// PEM file of the CA that signed the server's certificate, when it is not in the system's
     /// trust store (a site CA); relative to the redis.json's directory.
@@ -632,7 +633,7 @@ pub fn load(req: &Request, env: &dyn Env) -> anyhow::Result<Config> {
         }
         *tls = raw.tls.unwrap_or(false);
     }
-    target.db = raw.db.unwrap_or(0);
+    target.db = i64::from(raw.db.unwrap_or(0));
     target.username = raw.username.clone();
     target.password = raw.password.clone();
     let beside = |p: &Option<PathBuf>| match (p, &abs) {
@@ -1232,6 +1233,16 @@ Yok4qtK2yrNGmwfC+PRxLgRlGDFXZg77RNElvz4VkFJYTunE/c5VjYO3YxmkAg==\n\
         };
         let c = load(&req, &env(&[])).unwrap();
         assert_eq!(c.target.to_string(), "bom-host:6381");
+    }
+
+    #[test]
+    fn a_negative_db_is_refused_naming_the_field() {
+        let msg = config_error(parse("{\n  \"db\": -1\n}", Path::new("/x/redis.json")));
+        assert!(msg.contains("/x/redis.json"), "{msg}");
+        assert!(msg.contains("field \"db\""), "{msg}");
+        assert!(msg.contains("line 2"), "{msg}");
+        let raw = parse(r#"{"db": 15}"#, Path::new("/x/redis.json")).unwrap();
+        assert_eq!(raw.db, Some(15));
     }
 
     #[test]

@@ -204,6 +204,12 @@ impl Keys {
         format!("{}_REPLAYED:{file}", self.tag)
     }
 
+    /// SCAN pattern for rj-put's replay markers [`Keys::replayed`]: the tag's alone, as
+    /// [`Keys::job_hash_pattern`] is (tags cannot hold `:`).
+    pub fn replayed_pattern(&self) -> String {
+        format!("{}_REPLAYED:*", escape_glob(self.tag.as_str()))
+    }
+
     /// SCAN pattern for the data keys the jobs of this tag write: `T-<digits>*:*`. Matches may
     /// still belong to another tag (`exp-2-…` for tag `exp`), so callers check with
     /// [`Keys::data_key_job`] and against `T_ALL`.

@@ -654,3 +654,43 @@ fn wrongtype_and_noperm_exit_with_their_codes_and_keep_the_value() {
     run(put(&env).args(["other", "3"])).ok();
     assert_eq!(get(&server, &loss).unwrap(), b"0.5");
 }
+
+/// A replayed spool file leaves its marker `T_REPLAYED:<file>` behind (for a month);
+/// `rj-cleanup --keys` takes the markers with the data they guarded, and no other tag's.
+#[test]
+fn cleanup_keys_takes_the_replay_markers_and_no_other_tags() {
+    let Some((server, env)) = util::redis() else {
+        return;
+    };
+    spool_many(&env, 2);
+    run(put(&env).args(["other", "1"])).ok();
+    assert!(spooled(&env).is_empty());
+    let pattern = format!("{}_REPLAYED:*", env.tag);
+    let markers = |server: &RedisServer| -> Vec<String> {
+        all_keys(server)
+            .into_iter()
+            .filter(|k| k.starts_with(&pattern[..pattern.len() - 1]))
+            .collect()
+    };
+    assert_eq!(markers(&server).len(), 2, "{:?}", all_keys(&server));
+    // Tag `T_REPLAYED` would own `T_REPLAYED_ALL`, `T_REPLAYED-5:x`, never `T_REPLAYED:…`.
+    let other = format!("{}x_REPLAYED:f", env.tag);
+    server.cli(&["SET", &other, "1"]);
+    check::sadd(&server, &env.key("ALL"), &["42"]);
+
+    let out = env.run("rj-cleanup", &["--keys", "--dry-run"]);
+    let listed = out.ok();
+    for m in markers(&server) {
+        assert!(listed.lines().any(|l| l == m), "{m} not listed:\n{listed}");
+    }
+    assert!(
+        out.stderr().contains("2 replay markers"),
+        "{}",
+        out.stderr()
+    );
+
+    env.run("rj-cleanup", &["--keys", "--yes"]).ok();
+    assert!(markers(&server).is_empty(), "{:?}", all_keys(&server));
+    let left = all_keys(&server);
+    assert_eq!(left, [other], "only the other tag's marker stays");
+}

@@ -18,7 +18,8 @@ pub const EXAMPLES: &str = "\
 ";
 
 /// Delete the six job sets of a tag (the original cleanup), and with --keys the data keys of the
-/// jobs in TAG_ALL, with --records every job hash of the tag and the tag's event stream.
+/// jobs in TAG_ALL (and rj-put's replay markers TAG_REPLAYED:*), with --records every job hash
+/// of the tag and the tag's event stream.
 ///
 /// Keys are found with SCAN and deleted with UNLINK in batches, by their exact bytes (a key name
 /// that is not UTF-8 is listed with U+FFFD but deleted as it is). Only data keys whose job ID is
@@ -35,7 +36,8 @@ pub struct Args {
     pub conn: ConnArgs,
     #[command(flatten)]
     pub tag: TagArg,
-    /// Also delete the jobs' data keys TAG-<jobid>:*.
+    /// Also delete the jobs' data keys TAG-<jobid>:* and rj-put's markers of replayed spool
+    /// files, TAG_REPLAYED:*.
     #[arg(long)]
     pub keys: bool,
     /// Also delete rj's job records TAG_JOB:<jobid>, of jobs in TAG_ALL or not, the event stream
@@ -55,7 +57,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let plan = plan(&mut store, &keys, args.keys, args.records)?;
     let mut out = cli::stdout();
     if args.dry_run {
-        for k in plan.data.iter().chain(&plan.records) {
+        for k in plan.data.iter().chain(&plan.markers).chain(&plan.records) {
             writeln!(out, "{}", output::lossy(k))?;
         }
         for k in plan.tag_keys.iter().chain(&plan.sets) {
@@ -69,6 +71,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     // Data first and the sets last: interrupted half-way, a rerun still knows the job IDs.
     let mut n = store.unlink_bytes(&plan.data)?;
+    n += store.unlink_bytes(&plan.markers)?;
     n += store.unlink_bytes(&plan.records)?;
     if !plan.tag_keys.is_empty() {
         n += store.unlink(&plan.tag_keys)?;
@@ -86,6 +89,9 @@ struct Plan {
     /// Data keys and records as the server's bytes, so that UNLINK names exactly them.
     data: Vec<Vec<u8>>,
     records: Vec<Vec<u8>>,
+    /// rj-put's markers of spool files it replayed (with --keys): they outlive the files, so
+    /// without this they would stay after the data they guarded is gone.
+    markers: Vec<Vec<u8>>,
     /// rj's keys of the whole tag that exist (with --records): the event stream, rj-track's
     /// memory of unknown jobs and its tick figures.
     tag_keys: Vec<String>,
@@ -101,6 +107,9 @@ impl Plan {
                 plural(self.data.len(), "data key"),
                 plural(self.jobs, "job")
             ));
+        }
+        if !self.markers.is_empty() {
+            parts.push(plural(self.markers.len(), "replay marker"));
         }
         if !self.records.is_empty() {
             parts.push(plural(self.records.len(), "job record"));
@@ -121,6 +130,7 @@ fn plan(store: &mut Store, keys: &Keys, data: bool, records: bool) -> anyhow::Re
         sets,
         data: Vec::new(),
         records: Vec::new(),
+        markers: Vec::new(),
         tag_keys: Vec::new(),
         jobs: 0,
     };
@@ -139,6 +149,8 @@ fn plan(store: &mut Store, keys: &Keys, data: bool, records: bool) -> anyhow::Re
                     .is_some_and(|id| recorded(&ids, id))
             })
             .collect();
+        // `T_REPLAYED:*` is the tag's alone, like `T_JOB:*` below.
+        plan.markers = store.scan_bytes(&keys.replayed_pattern())?;
     }
     if records {
         // `T_JOB:*` is the tag's alone: another tag's key starts `X_JOB:`, `X_TRACKER:` or
