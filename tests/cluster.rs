@@ -504,7 +504,8 @@ fn rj_track_follows_a_resharding_a_failover_and_a_dead_master() {
         let n = ended
             .stdout
             .lines()
-            .filter(|l| l.contains(id.as_str()))
+            // The ID is the line's second word: as a substring, `3` would also be in the tag.
+            .filter(|l| l.split_whitespace().nth(1) == Some(id.as_str()))
             .count();
         assert_eq!(n, 1, "{id} once in rj-wait's output:\n{}", ended.stdout);
     }
