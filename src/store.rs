@@ -31,6 +31,9 @@ pub struct Store {
     /// On a Redis Cluster: the slot map and the connections to its other nodes; `conn` is then
     /// the connection to the node of the last call (ARCHITECTURE.md §3).
     cluster: Option<Box<Cluster>>,
+    /// The user may not run INFO, so a cluster node was not told from a plain server: a MOVED
+    /// then means a missing permission, not a resharding ([`Store::error`]).
+    info_refused: bool,
 }
 
 /// A Redis Cluster as a [`Store`] sees it: where each slot is, and a connection per node used so
@@ -1088,11 +1091,15 @@ impl Store {
         // command then goes to its slot's master. A user who may not run INFO is not refused
         // for that.
         let mut cluster = false;
-        if let Ok(info) = redis::cmd("INFO").arg("server").query::<String>(&mut conn) {
-            if let Some(why) = unsupported_mode(&info, &place) {
-                return Err(fail(Kind::Unavailable, why));
+        let mut info_refused = false;
+        match redis::cmd("INFO").arg("server").query::<String>(&mut conn) {
+            Ok(info) => {
+                if let Some(why) = unsupported_mode(&info, &place) {
+                    return Err(fail(Kind::Unavailable, why));
+                }
+                cluster = is_cluster_node(&info);
             }
-            cluster = is_cluster_node(&info);
+            Err(e) => info_refused = crate::exit::server_code(&e).as_deref() == Some("NOPERM"),
         }
         Ok((
             Store {
@@ -1101,6 +1108,7 @@ impl Store {
                 broken: false,
                 min_replicas: (target.min_replicas_acked, target.min_replicas_timeout),
                 cluster: None,
+                info_refused,
             },
             cluster,
         ))
@@ -1237,6 +1245,24 @@ impl Store {
             .as_ref()
             .and_then(|c| c.unreached.as_deref())
             .unwrap_or(&self.place);
+        let code = crate::exit::server_code(&e);
+        if self.info_refused
+            && self.cluster.is_none()
+            && matches!(code.as_deref(), Some("MOVED" | "ASK"))
+        {
+            // Not the resharding a MOVED usually means: rj is talking to a cluster node as to
+            // a plain server, and will again on every retry.
+            return fail(
+                Kind::NoPerm,
+                format!(
+                    "Redis {place} failed at {what}: {} {}: the server is a Redis Cluster node, \
+                     and this Redis user may not run INFO, which is how rj tells one; the \
+                     user needs +info, +cluster|slots and +asking",
+                    code.unwrap_or_default(),
+                    first_detail(&e)
+                ),
+            );
+        }
         redis_failure(
             &e,
             format!("Redis {place} failed at {what}: {}", redis_message(&e)),

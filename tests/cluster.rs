@@ -601,3 +601,82 @@ fn rj_track_follows_a_resharding_a_failover_and_a_dead_master() {
         assert!(l.contains("; retrying in "), "{l}\n{}", tracker.stderr());
     }
 }
+
+/// The least-privilege users of the ACL table, made on every node (a cluster's ACL is each
+/// node's own), with the three commands a cluster adds for every tool (`+info`,
+/// `+cluster|slots`, `+asking`): rj-launch records and rj-status lists through a node that does
+/// not own the tag's slot. Without `+cluster|slots` or `+info` the tool exits 77 saying what is
+/// missing, and nothing is written.
+#[test]
+fn least_privilege_users_need_info_cluster_slots_and_asking() {
+    let Some(c) = RedisCluster::start(3, 0) else {
+        return;
+    };
+    let (env, slot) = tagged_env(&c, "acl");
+    let home = owner(&c, slot);
+    let user = |name: &str, tool: &str, without: Option<&str>| -> TestEnv {
+        let row = rj::cli::ACL
+            .iter()
+            .find(|r| r.tool == tool && r.with.is_empty())
+            .unwrap();
+        for port in c.masters() {
+            let mut admin = c.node(port).client();
+            for line in row.setuser() {
+                let line = line
+                    .replacen(&format!("ACL SETUSER {tool} "), "", 1)
+                    .replace(">PASSWORD", ">cl-acl-pw")
+                    .replace("~TAG*", &format!("~{}*", env.tag));
+                let mut cmd = redis::cmd("ACL");
+                cmd.arg("SETUSER").arg(name);
+                cmd.arg(line.split_whitespace().collect::<Vec<_>>());
+                cmd.query::<()>(&mut admin).unwrap();
+            }
+            let extra: Vec<&str> = ["+info", "+cluster|slots", "+asking"]
+                .into_iter()
+                .filter(|c| Some(*c) != without)
+                .collect();
+            redis::cmd("ACL")
+                .arg("SETUSER")
+                .arg(name)
+                .arg(extra)
+                .query::<()>(&mut admin)
+                .unwrap();
+        }
+        let mut e = TestEnv::new(c.node(env.port));
+        e.tag = env.tag.clone();
+        let json = serde_json::json!({
+            "host": "127.0.0.1", "port": env.port, "username": name, "password": "cl-acl-pw",
+        });
+        std::fs::write(&e.config, serde_json::to_vec(&json).unwrap()).unwrap();
+        util::set_mode(&e.config, 0o600);
+        e
+    };
+
+    let refused = user("launch-no-slots", "rj-launch", Some("+cluster|slots"));
+    let line = refused.run("rj-launch", &["--record", "7"]).fails(77);
+    assert!(line.to_ascii_uppercase().contains("CLUSTER"), "{line}");
+    assert!(tag_keys(&c, &env).is_empty(), "{:?}", tag_keys(&c, &env));
+    // Without +info the node looks like a plain server and answers MOVED: a retry cannot
+    // help, so it is 77 naming what to grant, not the 75 of a resharding. The ID is printed
+    // and kept in the spool (nothing reached the cluster).
+    let blind = user("launch-no-info", "rj-launch", Some("+info"));
+    let out = blind.run("rj-launch", &["--record", "7"]);
+    let line = out.fails(77);
+    assert!(
+        line.contains("MOVED") && line.contains("may not run INFO") && line.contains("+info"),
+        "{line}"
+    );
+    assert!(!line.contains("will be recorded by the next"), "{line}");
+    assert_eq!(out.stdout(), "7\n");
+    assert!(tag_keys(&c, &env).is_empty(), "{:?}", tag_keys(&c, &env));
+
+    let launch = user("launch", "rj-launch", None);
+    assert_eq!(
+        launch.run("rj-launch", &["--record", "7", "8"]).ok(),
+        "7\n8\n"
+    );
+    assert_eq!(home.smembers(&env.key("ALL")), ["7", "8"]);
+    let status = user("status", "rj-status", None);
+    let out = status.run("rj-status", &["--state", "ALL", "--format", "plain"]);
+    assert_eq!(out.ok(), "7\n8\n");
+}
