@@ -1149,10 +1149,13 @@ impl OddServer {
                 if let Ok(Some(_)) = child.try_wait() {
                     break;
                 }
+                // Ours, not another test's server that took the port first (ours then exits).
                 let up = Command::new("redis-cli")
-                    .args(["-p", &port.to_string(), "PING"])
+                    .args(["-p", &port.to_string(), "INFO", "server"])
                     .output()
-                    .is_ok_and(|o| o.stdout.starts_with(b"PONG"));
+                    .is_ok_and(|o| {
+                        util::info_pid(&String::from_utf8_lossy(&o.stdout)) == Some(child.id())
+                    });
                 if up {
                     return Some(OddServer {
                         child,

@@ -61,6 +61,13 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The `process_id` of an `INFO server` reply.
+pub fn info_pid(info: &str) -> Option<u32> {
+    info.lines()
+        .find_map(|l| l.trim_end().strip_prefix("process_id:"))
+        .and_then(|p| p.parse().ok())
+}
+
 /// Wait until `f` holds, or panic after `timeout` naming `what`.
 pub fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -166,7 +173,7 @@ impl RedisServer {
             if let Ok(Some(_)) = child.try_wait() {
                 return false; // port taken: exited at once
             }
-            if self.ping() {
+            if self.answers_as(child.id()) {
                 self.child = Some(child);
                 return true;
             }
@@ -191,14 +198,20 @@ impl RedisServer {
             .unwrap()
     }
 
-    fn ping(&self) -> bool {
+    /// Does the server on our port answer, and is it the process we started? The port was
+    /// free a moment ago, but another test may have taken it since: then our server exits,
+    /// and until it has, the other one answers a PING.
+    fn answers_as(&self, pid: u32) -> bool {
         let Ok(c) = redis::Client::open(self.url()) else {
             return false;
         };
         let Ok(mut conn) = c.get_connection_with_timeout(Duration::from_millis(200)) else {
             return false;
         };
-        redis::cmd("PING").query::<String>(&mut conn).is_ok()
+        redis::cmd("INFO")
+            .arg("server")
+            .query::<String>(&mut conn)
+            .is_ok_and(|info| info_pid(&info) == Some(pid))
     }
 
     /// Run the real redis-cli against this server (the way the original scripts did).

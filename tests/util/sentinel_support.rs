@@ -54,7 +54,12 @@ impl SentinelProc {
                 if let Ok(Some(_)) = child.try_wait() {
                     break; // the port was taken
                 }
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                // Another test's server may have taken the port after free_port: it answers
+                // while ours fails to bind and exits, so ours must still be there a moment later.
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() && {
+                    std::thread::sleep(Duration::from_millis(200));
+                    matches!(child.try_wait(), Ok(None))
+                } {
                     return SentinelProc {
                         port,
                         dir,
