@@ -666,7 +666,7 @@ fn least_privilege_users_need_info_cluster_slots_and_asking() {
         line.contains("MOVED") && line.contains("may not run INFO") && line.contains("+info"),
         "{line}"
     );
-    assert!(!line.contains("will be recorded by the next"), "{line}");
+    assert!(line.contains("will not drain until it is fixed"), "{line}");
     assert_eq!(out.stdout(), "7\n");
     assert!(tag_keys(&c, &env).is_empty(), "{:?}", tag_keys(&c, &env));
 

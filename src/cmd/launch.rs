@@ -45,10 +45,11 @@ pub const EXAMPLES: &str = "\
 /// (sbatch --wait exits with the job's own status): the job is recorded, and rj-launch exits
 /// with sbatch's status. If sbatch succeeded but Redis cannot be written, the ID is still printed and
 /// appended to the spool, $XDG_STATE_HOME/rj/<tag>.spool. When a retry can fix the cause (server
-/// down or paused, a timeout, LOADING, READONLY, OOM, BUSY) the exit status is 75 and the next
-/// rj-launch or rj-track records the job; otherwise (NOPERM or a refused password: 77; a tag
-/// key of the wrong type: 65; a Redis Cluster: 69) the exit status is the cause's, and the spool
-/// drains only once the cause is fixed. With --record the same holds for IDs read before
+/// down or paused, a timeout, LOADING, READONLY, OOM, BUSY, a Redis Cluster's slot moving) the
+/// exit status is 75 and the next rj-launch or rj-track records the job; otherwise (NOPERM or a
+/// refused password, also a cluster node that the user may not ask INFO: 77; a tag key of the
+/// wrong type: 65; on a cluster, a tag without a hash tag: 78) the exit status is the cause's,
+/// and the spool drains only once the cause is fixed. With --record the same holds for IDs read before
 /// Redis refused the connection. Job IDs are stored without leading zeros (00012 as 12); job
 /// ID 0 is refused.
 #[derive(Debug, Parser)]
