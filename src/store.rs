@@ -545,6 +545,27 @@ fn ask_sentinel(cfg: &Config, node: &(String, u16)) -> Answer {
     }
 }
 
+/// For a tool that dials the server itself (rbench): with sentinels, the same configuration
+/// naming the master they report, and a line saying which master that is; without, the
+/// configuration as it is. The master is asked for once, at start: a benchmark measures one
+/// server, and a failover during it ends it with the connection errors it causes.
+pub fn at_master(cfg: Config) -> anyhow::Result<(Config, Option<String>)> {
+    let Some(s) = &cfg.target.sentinel else {
+        return Ok((cfg, None));
+    };
+    let (host, port, via) = find_master(&cfg)?;
+    let said = format!(
+        "master {:?} is {} (by sentinel {via})",
+        s.master,
+        crate::config::host_port(&host, port)
+    );
+    let tls = matches!(cfg.target.addr, Addr::Tcp { tls: true, .. });
+    let mut c = cfg.clone();
+    c.target.addr = Addr::Tcp { host, port, tls };
+    c.target.sentinel = None;
+    Ok((c, Some(said)))
+}
+
 /// The master's address from the first sentinel that knows it, and that sentinel
 /// (ARCHITECTURE.md §3). None knowing the name is a configuration error; none answering is
 /// unavailable, transient when every cause was (sentinels restarting, a network cut).

@@ -539,3 +539,33 @@ fn tls_sentinels_lead_to_a_tls_master() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains(&sentinel.addr()), "{err}");
 }
+
+/// rbench dials the server itself: with sentinels it benchmarks the master they name (said on
+/// stderr and in the JSON's server), natively and through redis-benchmark, never the
+/// redis.json's default address.
+#[test]
+fn rbench_benchmarks_the_master_the_sentinels_name() {
+    let Some(setup) = SentinelSetup::start("rbmaster", 1) else {
+        return;
+    };
+    let env = env_with(serde_json::json!({
+        "sentinels": setup.nodes(),
+        "master": setup.name,
+    }));
+    let at = format!("127.0.0.1:{}", setup.master.port);
+    for mode in ["run", "wrap"] {
+        let out = run(env.cmd("rbench").args([
+            mode, "-t", "set", "-n", "2000", "-c", "2", "--format", "json",
+        ]));
+        let doc: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+        let server = doc["config"]["server"].as_str().unwrap_or_default();
+        assert!(server.contains(&at), "{mode}: {server}");
+        let err = check::stderr(&out);
+        assert!(
+            err.contains(&format!("master \"rbmaster\" is {at} (by sentinel")),
+            "{mode}: {err}"
+        );
+    }
+    let keys: u64 = setup.master.cli(&["DBSIZE"]).trim().parse().unwrap();
+    assert!(keys > 0, "the master got the writes");
+}

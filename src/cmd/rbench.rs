@@ -285,8 +285,17 @@ fn base_config(cfg: &Config, s: &Shared, tool: &str, version: String) -> BenchCo
     }
 }
 
+/// The configuration to benchmark: with sentinels, the master they name now (said on stderr).
+fn load_config(conn: &ConnArgs) -> anyhow::Result<Config> {
+    let (cfg, said) = crate::store::at_master(conn.load()?)?;
+    if let Some(s) = said {
+        cli::note(&format!("{s}: benchmarking it"));
+    }
+    Ok(cfg)
+}
+
 fn run_wrap(a: WrapArgs) -> anyhow::Result<ExitCode> {
-    let cfg = a.conn.load()?;
+    let cfg = load_config(&a.conn)?;
     let s = &a.shared;
     let Sizes::Fixed(value_size) = s.value_size else {
         return Err(fail(
@@ -360,7 +369,7 @@ fn run_wrap(a: WrapArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_native(a: RunArgs) -> anyhow::Result<ExitCode> {
-    let cfg = a.conn.load()?;
+    let cfg = load_config(&a.conn)?;
     // The TLS files are read once, before any connection, for every client of every run.
     let dialer = conn::Dialer::new(&cfg)?;
     let s = &a.shared;
