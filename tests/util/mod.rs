@@ -14,6 +14,7 @@ pub mod clusters;
 pub mod netns;
 pub mod proxy;
 pub mod redis_cluster;
+pub mod seed;
 pub mod sentinel_support;
 pub mod slurm;
 pub mod wait_support;
