@@ -18,6 +18,7 @@ pub mod seed;
 pub mod sentinel_support;
 pub mod slurm;
 pub mod tls;
+pub mod tracker;
 pub mod wait_support;
 
 /// The six sets of a tag (ARCHITECTURE.md §2), in the order the tools list them: `T_ALL`, then
