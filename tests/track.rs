@@ -8,13 +8,7 @@ use std::time::{Duration, Instant};
 use crate::util::check::{self, ok, run};
 use crate::util::proxy::CutProxy;
 use crate::util::tracker::Tracker;
-use crate::util::{self, slurm, RedisOptions, RedisServer, TestEnv};
-
-/// The five sets an ID of T_ALL is in exactly one of: all but T_ALL.
-const FIVE: [&str; 5] = {
-    let [_all, five @ ..] = util::SETS;
-    five
-};
+use crate::util::{self, slurm, RedisOptions, RedisServer, TestEnv, FIVE};
 
 /// Each ID of T_ALL in exactly one of the five sets, and no ID in them outside T_ALL.
 fn assert_invariant(server: &RedisServer, env: &TestEnv) {

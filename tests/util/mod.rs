@@ -32,6 +32,12 @@ pub const SETS: [&str; 6] = [
     "CANCELLED",
 ];
 
+/// The five sets an ID of T_ALL is in exactly one of: all but T_ALL.
+pub const FIVE: [&str; 5] = {
+    let [_all, five @ ..] = SETS;
+    five
+};
+
 /// A plain private redis-server and a [`TestEnv`] on it; None (after [`missing`], which fails
 /// under CI=true) when redis-server is absent. The test keeps both alive to its end: bind the
 /// server as `_server` when the test does not use it, never `_`, which would stop it at once.

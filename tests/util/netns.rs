@@ -7,7 +7,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::{slurm, TestEnv};
+use super::{slurm, TestEnv, FIVE};
 
 /// A login host; each has its own link to the Redis host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,14 +305,6 @@ pub fn output_within(mut cmd: Command, limit: Duration) -> Option<Output> {
         stderr: std::fs::read(&e).unwrap(),
     })
 }
-
-const FIVE: [&str; 5] = [
-    "PENDING_AND_RUNNING",
-    "COMPLETED",
-    "FAILED",
-    "TIMEOUT",
-    "CANCELLED",
-];
 
 /// The ledger of `env`'s tag holds exactly `ids`, each in one set, with one move event for each
 /// job of a final set, naming that set and the record's tracker, and none for a pending one; a
