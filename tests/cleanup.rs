@@ -58,6 +58,25 @@ fn sets(env: &TestEnv) -> Vec<String> {
     util::SETS.iter().map(|s| env.key(s)).collect()
 }
 
+/// The data keys [`seed`] writes for T's jobs in T_ALL, after the tag: what --keys deletes.
+const JOB_KEYS: [&str; 7] = [
+    "-2:a",
+    "-2:b:c",
+    "-5:a",
+    "-5:h",
+    "-7_1:a",
+    "-30_1:task",
+    "-30_2:task",
+];
+
+/// The job records and rj-track's memory [`seed`] writes, after the tag: what --records deletes.
+const RECORDS: [&str; 4] = ["_JOB:2", "_JOB:5", "_JOB:9", "_TRACKER:unknown"];
+
+/// `suffixes` after the tag of `env`.
+fn of_tag(env: &TestEnv, suffixes: &[&str]) -> Vec<String> {
+    suffixes.iter().map(|k| format!("{}{k}", env.tag)).collect()
+}
+
 #[test]
 fn default_deletes_the_six_sets_only() {
     let Some((server, env)) = util::redis() else {
@@ -86,12 +105,8 @@ fn keys_and_records_delete_only_jobs_in_all_never_another_tags() {
     };
     let survivors = seed(&server, &env);
     env.run("rj-cleanup", &["--keys", "--yes"]).ok();
-    let t = &env.tag;
     let mut want = survivors.clone();
-    want.push(format!("{t}_JOB:2"));
-    want.push(format!("{t}_JOB:5"));
-    want.push(format!("{t}_JOB:9"));
-    want.push(format!("{t}_TRACKER:unknown"));
+    want.extend(of_tag(&env, &RECORDS));
     want.sort();
     assert_eq!(all_keys(&server), want, "--keys keeps the job records");
 
@@ -100,17 +115,7 @@ fn keys_and_records_delete_only_jobs_in_all_never_another_tags() {
     seed(&server, &env);
     env.run("rj-cleanup", &["--records", "--yes"]).ok();
     let mut want = survivors.clone();
-    for k in [
-        "-2:a",
-        "-2:b:c",
-        "-5:a",
-        "-5:h",
-        "-7_1:a",
-        "-30_1:task",
-        "-30_2:task",
-    ] {
-        want.push(format!("{t}{k}"));
-    }
+    want.extend(of_tag(&env, &JOB_KEYS));
     want.sort();
     assert_eq!(all_keys(&server), want);
 
@@ -151,26 +156,12 @@ fn dry_run_lists_and_deletes_nothing() {
     };
     seed(&server, &env);
     let before = all_keys(&server);
-    let t = &env.tag;
     let out = env.run("rj-cleanup", &["--keys", "--records", "--dry-run"]);
     let mut listed: Vec<String> = out.ok().lines().map(str::to_string).collect();
     listed.sort();
     let mut want: Vec<String> = sets(&env);
-    for k in [
-        "-2:a",
-        "-2:b:c",
-        "-5:a",
-        "-5:h",
-        "-7_1:a",
-        "-30_1:task",
-        "-30_2:task",
-        "_JOB:2",
-        "_JOB:5",
-        "_JOB:9",
-        "_TRACKER:unknown",
-    ] {
-        want.push(format!("{t}{k}"));
-    }
+    want.extend(of_tag(&env, &JOB_KEYS));
+    want.extend(of_tag(&env, &RECORDS));
     want.sort();
     assert_eq!(listed, want);
     assert!(out.stderr().contains("would delete"));
@@ -313,10 +304,7 @@ fn records_are_found_after_the_sets_are_gone() {
         let out = env.run("rj-cleanup", &["--records", "--dry-run"]);
         let mut listed: Vec<String> = out.ok().lines().map(str::to_string).collect();
         listed.sort();
-        let records: Vec<String> = ["_JOB:2", "_JOB:5", "_JOB:9", "_TRACKER:unknown"]
-            .iter()
-            .map(|k| format!("{t}{k}"))
-            .collect();
+        let records = of_tag(&env, &RECORDS);
         let mut want = sets(&env);
         want.extend(records.iter().cloned());
         want.sort();

@@ -4,12 +4,12 @@
 //! following real Slurm jobs while the tag's slot moves and its master fails over.
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::util::check::{run, TOOLS};
 use crate::util::redis_cluster::{key_slot, RedisCluster};
 use crate::util::sentinel_support::SentinelProc;
+use crate::util::tracker::Tracker;
 use crate::util::wait_support::{self, Waiting};
 use crate::util::{self, slurm, RedisServer, TestEnv};
 
@@ -341,44 +341,6 @@ fn a_tag_without_a_hash_tag_is_one_configuration_error() {
     assert!(line.contains("\"sentinels\""), "{line}");
 }
 
-/// A background rj-track; Drop kills and waits.
-struct Tracker {
-    child: Child,
-    out: std::path::PathBuf,
-    err: std::path::PathBuf,
-}
-
-impl Tracker {
-    fn start(env: &TestEnv, args: &[&str]) -> Tracker {
-        let (out, err) = (env.path().join("track.out"), env.path().join("track.err"));
-        let child = env
-            .std_command(util::bin_path("rj-track"))
-            .args(["--interval", "1s", "-v"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .spawn()
-            .expect("spawn rj-track");
-        Tracker { child, out, err }
-    }
-
-    fn stdout(&self) -> String {
-        std::fs::read_to_string(&self.out).unwrap_or_default()
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.err).unwrap_or_default()
-    }
-}
-
-impl Drop for Tracker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Wait until job `id` is in `set` (read from whichever master serves the slot now).
 fn wait_in(c: &RedisCluster, env: &TestEnv, slot: u16, id: &str, set: &str, t: &Tracker) {
     let start = Instant::now();
@@ -475,7 +437,7 @@ fn rj_track_follows_a_resharding_a_failover_and_a_dead_master() {
         assert!(err.contains(&format!("{t}_TRACKER")), "{t} found: {err}");
     }
     let a = launch("rj-put loss 0.5");
-    let mut tracker = Tracker::start(&env, &["--tag", &env.tag, "--tag", &env2.tag]);
+    let mut tracker = Tracker::start(&env, "track", &["--tag", &env.tag, "--tag", &env2.tag]);
 
     // a ends on the first master; b after its slot moved to another.
     wait_in(&c, &env, slot, &a, "COMPLETED", &tracker);
@@ -591,7 +553,7 @@ fn rj_track_follows_a_resharding_a_failover_and_a_dead_master() {
     let last = tool("rj-last", &["--job", &c_job]).ok();
     assert!(last.contains("yes"), "{last}");
     assert!(
-        tracker.child.try_wait().unwrap().is_none(),
+        tracker.alive(),
         "rj-track is still running:\n{}",
         tracker.stderr()
     );

@@ -453,18 +453,11 @@ fn no_keys_for_an_array_parent_names_both_patterns() {
     assert!(out.stdout.is_empty());
 }
 
-/// A job may name a key in bytes that are not UTF-8 (redis-cli, the redis crate): that key is
-/// shown with U+FFFD in every format, and neither it nor the job's other keys are lost. For the
-/// job (--job), for the last job when it is an array parent (its tasks' keys), and for one task.
-#[test]
-fn key_names_that_are_not_utf8_are_shown_lossily_in_every_format() {
-    let Some((server, env)) = util::redis() else {
-        return;
-    };
-    let t = &env.tag;
-    sadd(&server, &env.key("ALL"), &["7", "12"]);
+/// Keys of jobs 7 and 12 whose names end in bytes that are not UTF-8 (as redis-cli or the
+/// redis crate may write them), beside one that is: `7:bad\xffname` = v1, the hash `7:h\xfe`
+/// = {f: v2}, `7:good` = v3, and task 12_2's `12_2:task\xff` = t2.
+fn write_non_utf8_keys(server: &RedisServer, t: &str) {
     let raw = |s: &str, tail: &[u8]| [format!("{t}-{s}").as_bytes(), tail].concat();
-    let mut c = server.client();
     redis::pipe()
         .cmd("SET")
         .arg(raw("7:bad", b"\xffname"))
@@ -483,12 +476,22 @@ fn key_names_that_are_not_utf8_are_shown_lossily_in_every_format() {
         .arg(raw("12_2:task", b"\xff"))
         .arg("t2")
         .ignore()
-        .cmd("SET")
-        .arg(raw("12_10:task", b""))
-        .arg("t10")
-        .ignore()
-        .query::<()>(&mut c)
+        .query::<()>(&mut server.client())
         .unwrap();
+}
+
+/// A job may name a key in bytes that are not UTF-8 (redis-cli, the redis crate): that key is
+/// shown with U+FFFD in every format, and neither it nor the job's other keys are lost. For the
+/// job (--job), for the last job when it is an array parent (its tasks' keys), and for one task.
+#[test]
+fn key_names_that_are_not_utf8_are_shown_lossily_in_every_format() {
+    let Some((server, env)) = util::redis() else {
+        return;
+    };
+    let t = &env.tag;
+    sadd(&server, &env.key("ALL"), &["7", "12"]);
+    write_non_utf8_keys(&server, t);
+    server.cli(&["SET", &format!("{t}-12_10:task"), "t10"]);
     let bad = format!("{t}-7:bad\u{fffd}name");
     let h = format!("{t}-7:h\u{fffd}");
     let good = format!("{t}-7:good");
@@ -1105,28 +1108,7 @@ fn key_names_that_are_not_utf8_in_a_table() {
     let t = &env.tag;
     sadd(&server, &env.key("ALL"), &["7", "12"]);
     sadd(&server, &env.key("COMPLETED"), &["7", "12"]);
-    let raw = |s: &str, tail: &[u8]| [format!("{t}-{s}").as_bytes(), tail].concat();
-    let mut c = server.client();
-    redis::pipe()
-        .cmd("SET")
-        .arg(raw("7:bad", b"\xffname"))
-        .arg("v1")
-        .ignore()
-        .cmd("HSET")
-        .arg(raw("7:h", b"\xfe"))
-        .arg("f")
-        .arg("v2")
-        .ignore()
-        .cmd("SET")
-        .arg(raw("7:good", b""))
-        .arg("v3")
-        .ignore()
-        .cmd("SET")
-        .arg(raw("12_2:task", b"\xff"))
-        .arg("t2")
-        .ignore()
-        .query::<()>(&mut c)
-        .unwrap();
+    write_non_utf8_keys(&server, t);
     let out = env.run("rj-last", &["--all"]).ok();
     assert_eq!(
         out,

@@ -1,19 +1,11 @@
 //! rj-status --format openmetrics (ARCHITECTURE.md §8): promtool accepts it, and its numbers are
 //! rj-status's counts and the tracker keys' contents.
 use crate::util::check::{self, ok, run, sadd};
-use crate::util::{RedisServer, TestEnv};
+use crate::util::{seed, RedisServer, TestEnv};
 
 /// The six sets of a small tag, a lease and the tick hash rj-track writes once per tick.
-fn seed(server: &RedisServer, env: &TestEnv) {
-    sadd(
-        server,
-        &env.key("ALL"),
-        &["100", "10_2", "9", "10", "10_1", "77"],
-    );
-    sadd(server, &env.key("PENDING_AND_RUNNING"), &["100", "10_2"]);
-    sadd(server, &env.key("COMPLETED"), &["10", "9"]);
-    sadd(server, &env.key("FAILED"), &["10_1"]);
-    sadd(server, &env.key("CANCELLED"), &["77"]);
+fn seed_tracked(server: &RedisServer, env: &TestEnv) {
+    seed::small_tag(server, env);
     server.cli(&["SET", &env.key("TRACKER"), "login1:42:a\"b", "PX", "60000"]);
     server.cli(&[
         "HSET",
@@ -61,7 +53,7 @@ fn promtool_accepts_the_text() {
         return;
     };
     let env = TestEnv::new(&server);
-    seed(&server, &env);
+    seed_tracked(&server, &env);
     let text = ok(&run(env.cmd("rj-status").args(["--format", "openmetrics"])));
     assert!(text.ends_with("# EOF\n"), "{text}");
     let mut child = std::process::Command::new(promtool)
@@ -92,7 +84,7 @@ fn the_numbers_are_rj_status_counts_and_the_tick() {
     let Some((server, env)) = crate::util::redis() else {
         return;
     };
-    seed(&server, &env);
+    seed_tracked(&server, &env);
     let text = ok(&run(env.cmd("rj-status").args(["--format", "openmetrics"])));
     let got = samples(&text);
     let counts: serde_json::Value = serde_json::from_str(&ok(&run(env
@@ -139,7 +131,7 @@ fn several_tags_or_all_of_them() {
     let Some((server, env)) = crate::util::redis() else {
         return;
     };
-    seed(&server, &env);
+    seed_tracked(&server, &env);
     let other = format!("{}-b", env.tag);
     sadd(&server, &format!("{other}_ALL"), &["1"]);
     sadd(&server, &format!("{other}_COMPLETED"), &["1"]);

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::util::check::{self, fails};
-use crate::util::netns::{self, Host, NetRedis, Tracker};
+use crate::util::netns::{self, Host, NetRedis};
+use crate::util::tracker::Tracker;
 use crate::util::{self, slurm, TestEnv};
 
 /// What a tool may take on a slow, lossy link: its bounded calls (5 s to connect, 15 s a call,
@@ -82,7 +83,7 @@ fn a_cut_link_hands_the_lease_to_the_standby_and_the_old_tracker_moves_nothing()
     let arm = env.path().join("arm");
     cut_after(&inject, "squeue", &arm, "COMPLETED");
 
-    let mut a = Tracker::start(
+    let mut a = Tracker::start_with(
         netns::on(&server, &env, Host::Login1, Some(&inject), "rj-track"),
         &env,
         "a",
@@ -92,7 +93,7 @@ fn a_cut_link_hands_the_lease_to_the_standby_and_the_old_tracker_moves_nothing()
         !lease_owner(&server, &env).is_empty()
     });
     let a_owner = lease_owner(&server, &env);
-    let mut b = Tracker::start(
+    let mut b = Tracker::start_with(
         netns::on(&server, &env, Host::Login2, None, "rj-track"),
         &env,
         "b",
@@ -141,12 +142,17 @@ fn a_cut_link_hands_the_lease_to_the_standby_and_the_old_tracker_moves_nothing()
     assert!(a.stop(Duration::from_secs(30)).success(), "{}", a.stderr());
     assert!(b.stop(Duration::from_secs(30)).success(), "{}", b.stderr());
     assert_eq!(
-        a.moved(),
+        a.moved_ids(),
         std::slice::from_ref(&first),
         "a moved only before the cut\n{}",
         a.stderr()
     );
-    assert_eq!(b.moved(), [second.clone(), third.clone()], "{}", b.stderr());
+    assert_eq!(
+        b.moved_ids(),
+        [second.clone(), third.clone()],
+        "{}",
+        b.stderr()
+    );
     let a_err = a.stderr();
     assert!(
         a_err.contains("nothing moved, standing by"),
@@ -237,7 +243,7 @@ fn a_slow_lossy_link_records_nothing_twice_and_loses_nothing() {
     for id in &ids {
         slurm::wait_finished(id, Duration::from_secs(120));
     }
-    let mut t = Tracker::start(
+    let mut t = Tracker::start_with(
         netns::on(&server, &env, Host::Login1, None, "rj-track"),
         &env,
         "t",
@@ -252,7 +258,7 @@ fn a_slow_lossy_link_records_nothing_twice_and_loses_nothing() {
     // One tick on the healed link replays whatever rj-put spooled.
     std::thread::sleep(Duration::from_secs(3));
     assert!(t.stop(Duration::from_secs(60)).success(), "{}", t.stderr());
-    let mut moved = t.moved();
+    let mut moved = t.moved_ids();
     moved.sort();
     let mut want = ids.clone();
     want.sort();

@@ -1,56 +1,13 @@
 //! `rbench run` over TLS against a real TLS redis-server (certificates and server from
-//! tests/tls.rs): the counts of a run, client certificates, and the refusals a wrong CA or a
+//! tests/util/tls.rs): the counts of a run, client certificates, and the refusals a wrong CA or a
 //! missing certificate give.
-use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 
-use crate::tls::{env_for, make_certs, openssl, start};
 use crate::util::check::{self, fails, run};
-use crate::util::{self, TestEnv};
-
-fn tools_present() -> bool {
-    for tool in ["redis-server", "redis-cli", "openssl"] {
-        if which::which(tool).is_err() {
-            util::missing(tool);
-            return false;
-        }
-    }
-    true
-}
-
-/// redis-cli over TLS with the test CA and client certificate.
-fn cli(certs: &Path, port: u16, args: &[&str]) -> String {
-    let out = Command::new("redis-cli")
-        .args(["--tls", "--cacert"])
-        .arg(certs.join("ca.pem"))
-        .arg("--cert")
-        .arg(certs.join("client.pem"))
-        .arg("--key")
-        .arg(certs.join("client.key"))
-        .args(["-p", &port.to_string()])
-        .args(args)
-        .output()
-        .expect("run redis-cli");
-    assert!(out.status.success(), "redis-cli {args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// A redis.json for the TLS server with `extra` fields, and the certificate files beside it.
-fn env_with(certs: &Path, port: u16, extra: &str) -> TestEnv {
-    let env = env_for(
-        port,
-        &format!(
-            r#"{{"host": "localhost", "port": {port}, "tls": true, "tls_ca": "ca.pem"{extra}}}"#
-        ),
-    );
-    for f in ["ca.pem", "client.pem", "client.key"] {
-        std::fs::copy(certs.join(f), env.path().join(f)).unwrap();
-    }
-    util::set_mode(&env.path().join("client.key"), 0o600);
-    env
-}
+use crate::util::tls::{new_ca, TlsRedis};
+use crate::util::TestEnv;
 
 fn json(env: &TestEnv, args: &[&str]) -> Value {
     let out = run(env.cmd("rbench").args(args));
@@ -68,14 +25,10 @@ fn u(v: &Value) -> u64 {
 /// span TLS records, and 16 in flight per connection fill the sockets.
 #[test]
 fn rbench_run_speaks_tls_and_counts_right() {
-    if !tools_present() {
+    let Some(server) = TlsRedis::start(false) else {
         return;
-    }
-    let certs = tempfile::tempdir().unwrap();
-    make_certs(certs.path());
-    let server = start(certs.path(), false);
-    let port = server.port;
-    let env = env_with(certs.path(), port, "");
+    };
+    let env = server.env("");
 
     let doc = json(
         &env,
@@ -104,11 +57,8 @@ fn rbench_run_speaks_tls_and_counts_right() {
     let r = &doc["results"]["tests"]["SET"];
     assert_eq!(u(&r["successes"]), 600, "{r}");
     assert_eq!(u(&r["errors"]), 0, "{r}");
-    assert_eq!(cli(certs.path(), port, &["DBSIZE"]), "600");
-    assert_eq!(
-        cli(certs.path(), port, &["STRLEN", "tl:000000000599"]),
-        "20000"
-    );
+    assert_eq!(server.cli(&["DBSIZE"]), "600");
+    assert_eq!(server.cli(&["STRLEN", "tl:000000000599"]), "20000");
 
     // 64 SETs of 200 kB in flight per connection: writes outrun the socket, and the records
     // rustls holds when it is full must still leave.
@@ -141,10 +91,7 @@ fn rbench_run_speaks_tls_and_counts_right() {
         512,
         "{doc}"
     );
-    assert_eq!(
-        cli(certs.path(), port, &["STRLEN", "big:000000000063"]),
-        "200000"
-    );
+    assert_eq!(server.cli(&["STRLEN", "big:000000000063"]), "200000");
 
     for mode in [
         &["--mode", "direct"][..],
@@ -189,19 +136,12 @@ fn rbench_run_speaks_tls_and_counts_right() {
 /// server and what to set.
 #[test]
 fn rbench_run_presents_a_client_certificate_and_refuses_a_wrong_ca() {
-    if !tools_present() {
+    let Some(server) = TlsRedis::start(true) else {
         return;
-    }
-    let certs = tempfile::tempdir().unwrap();
-    make_certs(certs.path());
-    let server = start(certs.path(), true);
+    };
     let port = server.port;
 
-    let env = env_with(
-        certs.path(),
-        port,
-        r#", "tls_cert": "client.pem", "tls_key": "client.key""#,
-    );
+    let env = server.env(r#", "tls_cert": "client.pem", "tls_key": "client.key""#);
     let doc = json(
         &env,
         &[
@@ -228,10 +168,10 @@ fn rbench_run_presents_a_client_certificate_and_refuses_a_wrong_ca() {
         "{doc}"
     );
     assert_eq!(u(&doc["results"]["tests"]["GET"]["hits"]), 500, "{doc}");
-    assert_eq!(cli(certs.path(), port, &["DBSIZE"]), "500");
+    assert_eq!(server.cli(&["DBSIZE"]), "500");
 
     // No certificate: the server ends the connection, and the line says what to set.
-    let bare = env_with(certs.path(), port, "");
+    let bare = server.env("");
     let line = fails(
         &run(bare
             .cmd("rbench")
@@ -244,29 +184,8 @@ fn rbench_run_presents_a_client_certificate_and_refuses_a_wrong_ca() {
 
     // Another CA: the server's certificate is not trusted.
     let other = tempfile::tempdir().unwrap();
-    openssl(
-        other.path(),
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=another-ca",
-        ],
-    );
-    let wrong = env_with(
-        certs.path(),
-        port,
-        r#", "tls_cert": "client.pem", "tls_key": "client.key""#,
-    );
+    new_ca(other.path(), "another-ca");
+    let wrong = server.env(r#", "tls_cert": "client.pem", "tls_key": "client.key""#);
     std::fs::copy(other.path().join("ca.pem"), wrong.path().join("ca.pem")).unwrap();
     let line = fails(
         &run(wrong
@@ -277,7 +196,7 @@ fn rbench_run_presents_a_client_certificate_and_refuses_a_wrong_ca() {
     );
     assert!(line.contains(&format!("localhost:{port}")), "{line}");
     assert!(line.contains("\"tls_ca\""), "{line}");
-    assert_eq!(cli(certs.path(), port, &["DBSIZE"]), "500");
+    assert_eq!(server.cli(&["DBSIZE"]), "500");
 }
 
 /// The "flush leftover" path of the engine (ARCHITECTURE.md §4, rbench): rustls took the last
@@ -291,15 +210,12 @@ fn rbench_run_presents_a_client_certificate_and_refuses_a_wrong_ca() {
 /// the run would have ended with 69 after 15 s without a reply.
 #[test]
 fn tls_records_left_over_when_the_socket_is_full_still_reach_the_server() {
-    if !tools_present() {
+    let Some(server) = TlsRedis::start(false) else {
         return;
-    }
-    let certs = tempfile::tempdir().unwrap();
-    make_certs(certs.path());
-    let server = start(certs.path(), false);
-    let port = server.port;
-    let env = env_with(certs.path(), port, "");
-    let pid = cli(certs.path(), port, &["INFO", "server"])
+    };
+    let env = server.env("");
+    let pid = server
+        .cli(&["INFO", "server"])
         .lines()
         .find_map(|l| l.strip_prefix("process_id:"))
         .expect("process_id in INFO server")
@@ -314,7 +230,7 @@ fn tls_records_left_over_when_the_socket_is_full_still_reach_the_server() {
     // runs, each checked whole.
     let mut held = 0;
     for _attempt in 0..3 {
-        held += held_run(&env, certs.path(), port, &signal);
+        held += held_run(&env, &server, &signal);
         if held > 0 {
             break;
         }
@@ -324,8 +240,8 @@ fn tls_records_left_over_when_the_socket_is_full_still_reach_the_server() {
 
 /// One run of [`tls_records_left_over_when_the_socket_is_full_still_reach_the_server`]: how
 /// often records were held back, after checking that every request arrived.
-fn held_run(env: &TestEnv, certs: &Path, port: u16, signal: &dyn Fn(&str)) -> u64 {
-    cli(certs, port, &["FLUSHALL"]);
+fn held_run(env: &TestEnv, server: &TlsRedis, signal: &dyn Fn(&str)) -> u64 {
+    server.cli(&["FLUSHALL"]);
     let out = std::thread::scope(|s| {
         let bench = s.spawn(|| {
             run(env.cmd("rbench").args([
@@ -356,7 +272,7 @@ fn held_run(env: &TestEnv, certs: &Path, port: u16, signal: &dyn Fn(&str)) -> u6
         // Once the run has begun (a key is written), the server stops three times, long
         // enough each time for the client to fill the sockets.
         let begun = std::time::Instant::now();
-        while cli(certs, port, &["DBSIZE"]) == "0" {
+        while server.cli(&["DBSIZE"]) == "0" {
             assert!(begun.elapsed().as_secs() < 30, "the run never began");
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
@@ -373,8 +289,8 @@ fn held_run(env: &TestEnv, certs: &Path, port: u16, signal: &dyn Fn(&str)) -> u6
     let r = &doc["results"]["tests"]["SET"];
     assert_eq!(u(&r["requests"]), 1200, "{r}");
     assert_eq!(u(&r["successes"]), 1200, "{r}");
-    assert_eq!(cli(certs, port, &["DBSIZE"]), "128");
-    assert_eq!(cli(certs, port, &["STRLEN", "held:000000000127"]), "60000");
+    assert_eq!(server.cli(&["DBSIZE"]), "128");
+    assert_eq!(server.cli(&["STRLEN", "held:000000000127"]), "60000");
     let err = check::stderr(&out);
     err.lines()
         .find_map(|l| {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::util::check::{self, fails, ok, run};
 use crate::util::sentinel_support::{SentinelProc, SentinelSetup};
+use crate::util::tls::TlsRedis;
 use crate::util::{self, free_port, RedisOptions, RedisServer, TestEnv};
 
 /// A TestEnv whose redis.json is `json` (mode 0600).
@@ -483,16 +484,10 @@ fn rj_track_rides_through_a_failover() {
 /// with the same "tls_ca", and records and reads back through it.
 #[test]
 fn tls_sentinels_lead_to_a_tls_master() {
-    for tool in ["redis-server", "redis-cli", "openssl"] {
-        if which::which(tool).is_err() {
-            util::missing(tool);
-            return;
-        }
-    }
-    let certs = tempfile::tempdir().unwrap();
-    crate::tls::make_certs(certs.path());
-    let master = crate::tls::start(certs.path(), false);
-    let c = certs.path().display();
+    let Some(master) = TlsRedis::start(false) else {
+        return;
+    };
+    let c = master.certs().display();
     let sentinel = SentinelProc::start(
         "rjtls",
         master.port,
@@ -508,7 +503,7 @@ fn tls_sentinels_lead_to_a_tls_master() {
         "tls": true,
         "tls_ca": "ca.pem",
     }));
-    std::fs::copy(certs.path().join("ca.pem"), env.path().join("ca.pem")).unwrap();
+    std::fs::copy(master.certs().join("ca.pem"), env.path().join("ca.pem")).unwrap();
     // The sentinel learns of the master over TLS before it can name it.
     util::wait_until(
         Duration::from_secs(20),

@@ -6,15 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::util::check::{ok, run};
-use crate::util::{self, slurm, RedisServer, TestEnv};
-
-const FIVE: [&str; 5] = [
-    "PENDING_AND_RUNNING",
-    "COMPLETED",
-    "FAILED",
-    "TIMEOUT",
-    "CANCELLED",
-];
+use crate::util::{self, slurm, RedisServer, TestEnv, FIVE};
 
 /// What a user may have in their shell for their own squeue/sacct/scontrol habits. Each would
 /// change the fields, times, rows or cluster of a query that inherited it.

@@ -1,26 +1,13 @@
 //! rj-status (ARCHITECTURE.md §4): numeric order, --state, --count, --long, every --format, SSCAN.
 use crate::util::check::{self, calls, run, sadd};
-use crate::util::{self, RedisServer, TestEnv};
-
-/// The six sets of a small tag, as the original scripts would have left them.
-fn seed(server: &RedisServer, env: &TestEnv) {
-    sadd(
-        server,
-        &env.key("ALL"),
-        &["100", "10_2", "9", "10", "10_1", "77"],
-    );
-    sadd(server, &env.key("PENDING_AND_RUNNING"), &["100", "10_2"]);
-    sadd(server, &env.key("COMPLETED"), &["10", "9"]);
-    sadd(server, &env.key("FAILED"), &["10_1"]);
-    sadd(server, &env.key("CANCELLED"), &["77"]);
-}
+use crate::util::{self, seed, RedisServer, TestEnv};
 
 #[test]
 fn human_lists_every_set_in_numeric_order() {
     let Some((server, env)) = util::redis() else {
         return;
     };
-    seed(&server, &env);
+    seed::small_tag(&server, &env);
     let out = env.run("rj-status", &[]).ok();
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 6, "{out}");
@@ -53,7 +40,7 @@ fn plain_is_one_id_per_line_numeric_order() {
     let Some((server, env)) = util::redis() else {
         return;
     };
-    seed(&server, &env);
+    seed::small_tag(&server, &env);
     let out = env.run("rj-status", &["--format", "plain"]).ok();
     assert_eq!(out, "9\n10\n10_1\n10_2\n77\n100\n");
     let out = env
@@ -70,7 +57,7 @@ fn json_with_repeated_state_and_aliases() {
     let Some((server, env)) = util::redis() else {
         return;
     };
-    seed(&server, &env);
+    seed::small_tag(&server, &env);
     let v = env
         .run(
             "rj-status",
@@ -138,7 +125,7 @@ fn count_reads_no_ids() {
     let Some((server, env)) = util::redis() else {
         return;
     };
-    seed(&server, &env);
+    seed::small_tag(&server, &env);
     server.cli(&["CONFIG", "RESETSTAT"]);
     let v = env
         .run("rj-status", &["--count", "--format", "json"])
@@ -186,7 +173,7 @@ fn csv_and_tsv_are_set_job_id_rows() {
     let Some((server, env)) = util::redis() else {
         return;
     };
-    seed(&server, &env);
+    seed::small_tag(&server, &env);
     for (format, delim) in [("csv", b','), ("tsv", b'\t')] {
         let out = env
             .run(
@@ -218,7 +205,7 @@ fn long_joins_the_job_hash() {
     let Some((server, env)) = util::redis() else {
         return;
     };
-    seed(&server, &env);
+    seed::small_tag(&server, &env);
     server.cli(&[
         "HSET",
         &env.key("JOB:10_1"),
@@ -324,7 +311,7 @@ fn the_own_connection_and_the_stores_list_the_same_bytes() {
     let Some((server, env)) = util::redis() else {
         return;
     };
-    seed(&server, &env);
+    seed::small_tag(&server, &env);
     sadd(&server, &env.key("ALL"), &["123_[5-9]", "007"]);
     sadd(&server, &env.key("FAILED"), &["123_[5-9]", "007"]);
     let big = "n".repeat(600_000);
@@ -392,16 +379,7 @@ fn many_ids_stream_via_sscan() {
         return;
     };
     let n = 20_000u64;
-    let mut c = server.client();
-    let mut p = redis::pipe();
-    for chunk in (1..=n).collect::<Vec<_>>().chunks(1000) {
-        p.cmd("SADD").arg(env.key("ALL")).arg(chunk).ignore();
-        p.cmd("SADD")
-            .arg(env.key("PENDING_AND_RUNNING"))
-            .arg(chunk)
-            .ignore();
-    }
-    p.query::<()>(&mut c).unwrap();
+    seed::many_ids(&server, &env, &["ALL", "PENDING_AND_RUNNING"], 1..=n);
     server.cli(&["CONFIG", "RESETSTAT"]);
     let out = env
         .run("rj-status", &["--format", "plain", "--state", "ALL"])
@@ -669,7 +647,7 @@ fn check_of_consistent_sets_exits_0_and_says_so() {
     // An empty tag keeps the rule too.
     let out = env.run("rj-status", &["--check"]);
     assert_eq!(out.ok(), "");
-    seed(&server, &env);
+    seed::small_tag(&server, &env);
     let out = env.run("rj-status", &["--check"]);
     assert_eq!(out.ok(), "");
     let err = out.stderr();
@@ -796,7 +774,7 @@ fn consistent_sets_raise_no_warning() {
     let Some((server, env)) = util::redis() else {
         return;
     };
-    seed(&server, &env);
+    seed::small_tag(&server, &env);
     for args in [
         &[][..],
         &["--long"],
@@ -1031,13 +1009,7 @@ fn a_job_moving_during_a_listing_raises_no_alarm() {
         return;
     };
     let n = 100_000u64;
-    let mut c = server.client();
-    let mut p = redis::pipe();
-    for chunk in (1000..1000 + n).collect::<Vec<_>>().chunks(1000) {
-        p.cmd("SADD").arg(env.key("ALL")).arg(chunk).ignore();
-        p.cmd("SADD").arg(env.key("FAILED")).arg(chunk).ignore();
-    }
-    p.query::<()>(&mut c).unwrap();
+    seed::many_ids(&server, &env, &["ALL", "FAILED"], 1000..1000 + n);
     sadd(&server, &env.key("ALL"), &["7"]);
     sadd(&server, &env.key("PENDING_AND_RUNNING"), &["7"]);
     // PENDING_AND_RUNNING is read already when FAILED is; CANCELLED comes after.
@@ -1079,13 +1051,7 @@ fn repair_reads_again_when_the_sets_change_under_it() {
     };
     // Enough IDs in the last set read that reading it takes many SSCAN round trips: the window.
     let n = 100_000u64;
-    let mut c = server.client();
-    let mut p = redis::pipe();
-    for chunk in (1000..1000 + n).collect::<Vec<_>>().chunks(1000) {
-        p.cmd("SADD").arg(env.key("ALL")).arg(chunk).ignore();
-        p.cmd("SADD").arg(env.key("CANCELLED")).arg(chunk).ignore();
-    }
-    p.query::<()>(&mut c).unwrap();
+    seed::many_ids(&server, &env, &["ALL", "CANCELLED"], 1000..1000 + n);
     sadd(&server, &env.key("ALL"), &["50"]); // in no state set
     sadd(&server, &env.key("FAILED"), &["60"]); // not in T_ALL
     server.cli(&["CONFIG", "RESETSTAT"]);
@@ -1136,15 +1102,7 @@ fn check_and_repair_100k_ids() {
         return;
     };
     let n = 100_000u64;
-    let mut c = server.client();
-    let mut p = redis::pipe();
-    for chunk in (1..=n).collect::<Vec<_>>().chunks(1000) {
-        p.cmd("SADD")
-            .arg(env.key("PENDING_AND_RUNNING"))
-            .arg(chunk)
-            .ignore();
-    }
-    p.query::<()>(&mut c).unwrap();
+    seed::many_ids(&server, &env, &["PENDING_AND_RUNNING"], 1..=n);
     let t = std::time::Instant::now();
     let out = env.run("rj-status", &["--check", "--format", "plain"]);
     let checked = t.elapsed();

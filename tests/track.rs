@@ -2,18 +2,13 @@
 //! invariant of ARCHITECTURE.md §2: each ID of T_ALL is in exactly one of the five other sets.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::util::check::{self, ok, run};
 use crate::util::proxy::CutProxy;
-use crate::util::{self, slurm, RedisOptions, RedisServer, TestEnv};
-
-/// The five sets an ID of T_ALL is in exactly one of: all but T_ALL.
-const FIVE: [&str; 5] = {
-    let [_all, five @ ..] = util::SETS;
-    five
-};
+use crate::util::tracker::Tracker;
+use crate::util::{self, slurm, RedisOptions, RedisServer, TestEnv, FIVE};
 
 /// Each ID of T_ALL in exactly one of the five sets, and no ID in them outside T_ALL.
 fn assert_invariant(server: &RedisServer, env: &TestEnv) {
@@ -74,13 +69,6 @@ fn testbed(args: &[&str]) {
     );
 }
 
-/// A running rj-track; Drop kills and waits. stdout and stderr go to files in the test dir.
-struct Daemon {
-    child: Option<Child>,
-    out: PathBuf,
-    err: PathBuf,
-}
-
 fn track_command(env: &TestEnv, path: Option<&str>) -> Command {
     let mut c = env.std_command(util::bin_path("rj-track"));
     if let Some(p) = path {
@@ -89,109 +77,8 @@ fn track_command(env: &TestEnv, path: Option<&str>) -> Command {
     c
 }
 
-impl Daemon {
-    fn start(env: &TestEnv, name: &str, args: &[&str]) -> Daemon {
-        Self::start_with(track_command(env, None), env, name, args)
-    }
-
-    fn start_with(mut cmd: Command, env: &TestEnv, name: &str, args: &[&str]) -> Daemon {
-        let out = env.path().join(format!("{name}.out"));
-        let err = env.path().join(format!("{name}.err"));
-        let child = cmd
-            .args(["--interval", "1s", "-v"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .spawn()
-            .expect("spawn rj-track");
-        Daemon {
-            child: Some(child),
-            out,
-            err,
-        }
-    }
-
-    fn stdout(&self) -> String {
-        std::fs::read_to_string(&self.out).unwrap_or_default()
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.err).unwrap_or_default()
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.as_ref().unwrap().id() as i32
-    }
-
-    fn alive(&mut self) -> bool {
-        matches!(self.child.as_mut().unwrap().try_wait(), Ok(None))
-    }
-
-    fn signal(&self, sig: nix::sys::signal::Signal) {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).unwrap();
-    }
-
-    /// Wait for the exit status (panics after `timeout`).
-    fn wait(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                return st;
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "rj-track did not exit within {timeout:?}; stderr:\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// The daemon's stdout once it holds at least `n` lines. A move is in Redis before the
-    /// daemon prints its line (the move script's reply comes first), so a test that has just
-    /// seen Redis drained waits here, up to 10 s, for the lines to follow.
-    fn stdout_with(&self, n: usize) -> String {
-        let start = Instant::now();
-        loop {
-            let out = self.stdout();
-            if out.lines().count() >= n || start.elapsed() > Duration::from_secs(10) {
-                return out;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// [`Daemon::moves`] once at least `n` have been printed (see [`Daemon::stdout_with`]).
-    fn moves_with(&self, n: usize) -> Vec<(String, String, String)> {
-        self.stdout_with(n);
-        self.moves()
-    }
-
-    /// Move lines printed so far: (id, set, state).
-    fn moves(&self) -> Vec<(String, String, String)> {
-        self.stdout()
-            .lines()
-            .map(|l| {
-                let f: Vec<&str> = l.splitn(5, ' ').collect();
-                assert_eq!(f.len(), 5, "move line {l:?}");
-                (f[1].to_string(), f[2].to_string(), f[4].to_string())
-            })
-            .collect()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 /// Wait until T_PENDING_AND_RUNNING is empty, showing the daemon's stderr on timeout.
-fn wait_drained(server: &RedisServer, env: &TestEnv, d: &Daemon, timeout: Duration) {
+fn wait_drained(server: &RedisServer, env: &TestEnv, d: &Tracker, timeout: Duration) {
     let start = Instant::now();
     while !server.smembers(&env.key("PENDING_AND_RUNNING")).is_empty() {
         assert!(
@@ -390,7 +277,7 @@ fn exit_codes_cancels_and_arrays_end_in_their_sets() {
         &env,
         &["--array=1-3", "--wrap", "[ $SLURM_ARRAY_TASK_ID != 2 ]"],
     );
-    let d = Daemon::start(&env, "track", &["--record-ttl", "7d", "--cancel-never"]);
+    let d = Tracker::start(&env, "track", &["--record-ttl", "7d", "--cancel-never"]);
     scancel(&held);
     wait_state(&long, "RUNNING", Duration::from_secs(60));
     scancel(&long);
@@ -527,7 +414,7 @@ fn time_limit_ends_in_timeout() {
         return;
     };
     let id = launch(&env, &["--time=1", "--wrap", "sleep 300"]);
-    let d = Daemon::start(&env, "track", &["--format", "json"]);
+    let d = Tracker::start(&env, "track", &["--format", "json"]);
     wait_drained(&server, &env, &d, Duration::from_secs(200));
     assert_eq!(set_of(&server, &env, &id), Some("TIMEOUT"));
     assert_eq!(server.hgetall(&env.job(&id))["state"], "TIMEOUT");
@@ -549,7 +436,7 @@ fn a_requeued_job_gets_restarts_at_once() {
         return;
     };
     let id = launch(&env, &["--requeue", "--wrap", "sleep 300"]);
-    let d = Daemon::start(&env, "track", &[]);
+    let d = Tracker::start(&env, "track", &[]);
     wait_state(&id, "RUNNING", Duration::from_secs(60));
     // A tick that saw it running.
     std::thread::sleep(Duration::from_millis(2500));
@@ -690,7 +577,7 @@ fn survives_a_redis_restart_and_loses_nothing() {
         return;
     };
     let first = launch(&env, &["--wrap", "exit 0"]);
-    let d = Daemon::start(&env, "track", &[]);
+    let d = Tracker::start(&env, "track", &[]);
     util::wait_until(Duration::from_secs(60), "first move", || {
         set_of(&server, &env, &first) == Some("COMPLETED")
     });
@@ -715,7 +602,7 @@ fn slurmctld_outage_moves_nothing_and_recovers() {
     };
     let id = launch(&env, &["--wrap", "sleep 4"]);
     wait_state(&id, "RUNNING", Duration::from_secs(60));
-    let mut d = Daemon::start(&env, "track", &[]);
+    let mut d = Tracker::start(&env, "track", &[]);
     testbed(&["stop-ctld"]);
     std::thread::sleep(Duration::from_secs(30));
     let during = d.stderr();
@@ -739,7 +626,7 @@ fn sigterm_finishes_the_tick_then_exits_0() {
     own_accounting_record(&id);
     // Slow squeue down (it takes 9-18 s when slurmctld is unwell) so the signal lands mid-tick.
     let (path, mark) = slow_squeue(&env, 2);
-    let mut d = Daemon::start_with(track_command(&env, Some(&path)), &env, "track", &[]);
+    let mut d = Tracker::start_with(track_command(&env, Some(&path)), &env, "track", &[]);
     util::wait_until(Duration::from_secs(20), "squeue to start", || mark.exists());
     d.signal(nix::sys::signal::Signal::SIGTERM);
     let st = d.wait(Duration::from_secs(30));
@@ -761,11 +648,11 @@ fn two_trackers_one_lease_and_takeover_after_kill_9() {
     let Some((server, env, _node)) = slurm::setup() else {
         return;
     };
-    let mut a = Daemon::start(&env, "a", &[]);
+    let mut a = Tracker::start(&env, "a", &[]);
     util::wait_until(Duration::from_secs(10), "a to take the lease", || {
         server.cli(&["EXISTS", &env.key("TRACKER")]).trim() == "1"
     });
-    let mut b = Daemon::start(&env, "b", &[]);
+    let mut b = Tracker::start(&env, "b", &[]);
     let ids: Vec<String> = (0..4)
         .map(|i| launch(&env, &["--wrap", &format!("exit {}", i % 2)]))
         .collect();
@@ -819,7 +706,7 @@ fn a_move_whose_reply_was_lost_is_still_reported_once() {
     let proxy = CutProxy::start(server.port, b"SMOVE", Duration::from_millis(500));
     let mut cmd = track_command(&env, None);
     cmd.env("REDIS_URL", format!("redis://127.0.0.1:{}", proxy.port));
-    let d = Daemon::start_with(cmd, &env, "track", &[]);
+    let d = Tracker::start_with(cmd, &env, "track", &[]);
     wait_drained(&server, &env, &d, Duration::from_secs(60));
     assert!(proxy.cut(), "the move never went through the proxy");
     let moves = d.moves_with(1);
@@ -853,9 +740,9 @@ fn a_kill_9_mid_tick_and_a_takeover_give_one_event_per_move() {
         slurm::wait_finished(id, Duration::from_secs(60));
     }
     let (path, mark) = slow_squeue(&env, 30);
-    let mut a = Daemon::start_with(track_command(&env, Some(&path)), &env, "a", &[]);
+    let mut a = Tracker::start_with(track_command(&env, Some(&path)), &env, "a", &[]);
     util::wait_until(Duration::from_secs(10), "a inside squeue", || mark.exists());
-    let b = Daemon::start(&env, "b", &[]);
+    let b = Tracker::start(&env, "b", &[]);
     a.signal(nix::sys::signal::Signal::SIGKILL);
     a.wait(Duration::from_secs(5));
     wait_drained(&server, &env, &b, Duration::from_secs(60));
@@ -1056,11 +943,11 @@ fn a_tick_slower_than_the_lease_keeps_it() {
     let id = launch(&env, &["--wrap", "exit 0"]);
     slurm::wait_finished(&id, Duration::from_secs(60));
     let (path, mark) = slow_squeue(&env, 8);
-    let a = Daemon::start_with(track_command(&env, Some(&path)), &env, "a", &[]);
+    let a = Tracker::start_with(track_command(&env, Some(&path)), &env, "a", &[]);
     util::wait_until(Duration::from_secs(20), "a's squeue to start", || {
         mark.exists()
     });
-    let b = Daemon::start(&env, "b", &[]);
+    let b = Tracker::start(&env, "b", &[]);
     util::wait_until(Duration::from_secs(30), "a to move the job", || {
         !a.moves().is_empty()
     });
@@ -1117,83 +1004,36 @@ fn acl_user_with(server: &RedisServer, env: &TestEnv, extra: &[&str], without: &
     format!("redis://u:pw-u@127.0.0.1:{}", server.port)
 }
 
-/// A redis-server started with extra options (renamed commands, cluster mode, an eviction
-/// policy), which the shared fixture does not take; Drop kills and waits.
-struct OddServer {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
+/// A redis-server started with options rj-track must cope with (renamed commands, cluster
+/// mode, an eviction policy). Its `cli` returns what redis-cli printed, error replies
+/// (`MOVED`, `CLUSTERDOWN`) included, where the shared fixture's asserts success.
+struct OddServer(RedisServer);
 
 impl OddServer {
     fn start(args: &[&str]) -> Option<OddServer> {
-        if which::which("redis-server").is_err() {
-            util::missing("redis-server (apt-get install redis-server)");
-            return None;
-        }
-        for _ in 0..5 {
-            let dir = tempfile::tempdir().unwrap();
-            let port = util::free_port();
-            let mut child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-                .arg("--dir")
-                .arg(dir.path())
-                .args(args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("spawn redis-server");
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(10) {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                // Ours, not another test's server that took the port first (ours then exits).
-                let up = Command::new("redis-cli")
-                    .args(["-p", &port.to_string(), "INFO", "server"])
-                    .output()
-                    .is_ok_and(|o| {
-                        util::info_pid(&String::from_utf8_lossy(&o.stdout)) == Some(child.id())
-                    });
-                if up {
-                    return Some(OddServer {
-                        child,
-                        port,
-                        _dir: dir,
-                    });
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        panic!("could not start redis-server {args:?}");
+        RedisServer::with(RedisOptions::args(args)).map(OddServer)
     }
 
     fn cli(&self, args: &[&str]) -> String {
         let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
+            .args(["-p", &self.port().to_string()])
             .args(args)
             .output()
             .expect("redis-cli");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+    fn port(&self) -> u16 {
+        self.0.port
     }
-}
 
-impl Drop for OddServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn url(&self) -> String {
+        self.0.url()
     }
 }
 
 /// The last line of a daemon's stderr, which is its final error line.
-fn last_line(d: &Daemon) -> String {
+fn last_line(d: &Tracker) -> String {
     d.stderr().lines().last().unwrap_or_default().to_string()
 }
 
@@ -1228,7 +1068,7 @@ fn a_job_hash_of_the_wrong_type_is_refused_and_the_others_move() {
     assert_eq!(server.hgetall(&env.job(&good))["state"], "COMPLETED");
     assert_invariant(&server, &env);
 
-    let mut d = Daemon::start(&env, "track", &[]);
+    let mut d = Tracker::start(&env, "track", &[]);
     util::wait_until(
         Duration::from_secs(20),
         "two ticks refusing the job",
@@ -1323,7 +1163,7 @@ fn a_daemon_that_may_not_eval_exits_77() {
     let url = acl_user(&server, &env, &["+eval"]);
     let mut cmd = track_command(&env, None);
     cmd.env("REDIS_URL", url);
-    let mut d = Daemon::start_with(cmd, &env, "track", &[]);
+    let mut d = Tracker::start_with(cmd, &env, "track", &[]);
     let st = d.wait(Duration::from_secs(10));
     assert_eq!(st.code(), Some(77), "{}", d.stderr());
     let line = last_line(&d);
@@ -1345,7 +1185,7 @@ fn a_daemon_with_a_wrong_password_exits_77() {
         "REDIS_URL",
         format!("redis://u:wrong@127.0.0.1:{}", server.port),
     );
-    let mut d = Daemon::start_with(cmd, &env, "track", &[]);
+    let mut d = Tracker::start_with(cmd, &env, "track", &[]);
     assert_eq!(
         d.wait(Duration::from_secs(10)).code(),
         Some(77),
@@ -1368,7 +1208,7 @@ fn a_daemon_on_a_server_without_eval_exits_69_saying_it_needs_scripting() {
     let env = TestEnv::new(&shared);
     let mut cmd = track_command(&env, None);
     cmd.env("REDIS_URL", server.url());
-    let mut d = Daemon::start_with(cmd, &env, "track", &[]);
+    let mut d = Tracker::start_with(cmd, &env, "track", &[]);
     assert_eq!(
         d.wait(Duration::from_secs(10)).code(),
         Some(69),
@@ -1393,7 +1233,7 @@ fn a_daemon_pointed_at_a_cluster_node_without_a_hash_tag_exits_78() {
         b.cli(&["CLUSTER", "ADDSLOTSRANGE", "0", "16383"]).trim(),
         "OK"
     );
-    a.cli(&["CLUSTER", "MEET", "127.0.0.1", &b.port.to_string()]);
+    a.cli(&["CLUSTER", "MEET", "127.0.0.1", &b.port().to_string()]);
     util::wait_until(Duration::from_secs(20), "the cluster to form", || {
         a.cli(&["GET", "x"]).starts_with("MOVED")
     });
@@ -1403,7 +1243,7 @@ fn a_daemon_pointed_at_a_cluster_node_without_a_hash_tag_exits_78() {
     let env = TestEnv::new(&shared);
     let mut cmd = track_command(&env, None);
     cmd.env("REDIS_URL", a.url());
-    let mut d = Daemon::start_with(cmd, &env, "track", &[]);
+    let mut d = Tracker::start_with(cmd, &env, "track", &[]);
     assert_eq!(
         d.wait(Duration::from_secs(10)).code(),
         Some(78),
@@ -1423,7 +1263,7 @@ fn a_daemon_whose_pending_set_is_a_string_exits_65() {
     };
     let pending = env.key("PENDING_AND_RUNNING");
     server.cli(&["SET", &pending, "oops"]);
-    let mut d = Daemon::start(&env, "track", &[]);
+    let mut d = Tracker::start(&env, "track", &[]);
     assert_eq!(
         d.wait(Duration::from_secs(10)).code(),
         Some(65),
@@ -1445,7 +1285,7 @@ fn a_daemon_outlives_read_only_and_dead_redis() {
         return;
     };
     let tracker = env.key("TRACKER");
-    let mut d = Daemon::start(&env, "track", &[]);
+    let mut d = Tracker::start(&env, "track", &[]);
     util::wait_until(Duration::from_secs(10), "the lease", || {
         server.cli(&["EXISTS", &tracker]).trim() == "1"
     });
@@ -1502,7 +1342,7 @@ fn an_evicting_server_is_warned_about_once() {
 
     let mut cmd = track_command(&env, None);
     cmd.env("REDIS_URL", server.url());
-    let mut d = Daemon::start_with(cmd, &env, "track", &[]);
+    let mut d = Tracker::start_with(cmd, &env, "track", &[]);
     util::wait_until(Duration::from_secs(10), "the lease", || {
         server.cli(&["EXISTS", &env.key("TRACKER")]).trim() == "1"
     });

@@ -357,6 +357,19 @@ fn a_stream_trimmed_below_its_position_falls_back_to_the_sets() {
     );
 }
 
+/// A real rj-track on the tag of `env`, quiet but for errors, with this package's tools first
+/// on PATH as on a node where rj is installed; killed when the guard drops.
+fn quiet_tracker(env: &TestEnv) -> crate::util::Guard {
+    let track = env
+        .std_command(crate::util::bin_path("rj-track"))
+        .env("PATH", crate::util::path_with_rj())
+        .args(["-q", "--interval", "1s"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::util::Guard(track)
+}
+
 /// On the real Slurm testbed, with a real rj-track: the README's one-liner, and
 /// share/examples/driver.sh (launch, rj-track, rj-wait, rj-last --all). An rj-track that writes
 /// no events is followed through rj-wait's once-a-minute read of the sets, one that does at once.
@@ -366,14 +379,7 @@ fn the_one_liner_and_the_driver_script_work_with_real_slurm() {
         return;
     };
     let driver = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("share/examples");
-    let track = env
-        .std_command(crate::util::bin_path("rj-track"))
-        .env("PATH", crate::util::path_with_rj())
-        .args(["-q", "--interval", "1s"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let _track = crate::util::Guard(track);
+    let _track = quiet_tracker(&env);
     let one_liner = format!(
         "jid=$(rj-launch -- {}) && rj-wait --timeout 5m \"$jid\" && rj-last --job \"$jid\"",
         driver.join("job.sbatch").display()
@@ -420,14 +426,7 @@ fn real_jobs_that_fail_are_cancelled_or_never_end() {
         args.extend_from_slice(sbatch);
         env.run("rj-launch", &args).ok().trim().to_string()
     };
-    let track = env
-        .std_command(crate::util::bin_path("rj-track"))
-        .env("PATH", crate::util::path_with_rj())
-        .args(["-q", "--interval", "1s"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let _track = crate::util::Guard(track);
+    let _track = quiet_tracker(&env);
 
     let good = launch(&["--wrap", "exit 0"]);
     let bad = launch(&["--wrap", "exit 3"]);

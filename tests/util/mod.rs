@@ -14,8 +14,11 @@ pub mod clusters;
 pub mod netns;
 pub mod proxy;
 pub mod redis_cluster;
+pub mod seed;
 pub mod sentinel_support;
 pub mod slurm;
+pub mod tls;
+pub mod tracker;
 pub mod wait_support;
 
 /// The six sets of a tag (ARCHITECTURE.md §2), in the order the tools list them: `T_ALL`, then
@@ -28,6 +31,12 @@ pub const SETS: [&str; 6] = [
     "TIMEOUT",
     "CANCELLED",
 ];
+
+/// The five sets an ID of T_ALL is in exactly one of: all but T_ALL.
+pub const FIVE: [&str; 5] = {
+    let [_all, five @ ..] = SETS;
+    five
+};
 
 /// A plain private redis-server and a [`TestEnv`] on it; None (after [`missing`], which fails
 /// under CI=true) when redis-server is absent. The test keeps both alive to its end: bind the

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::{slurm, TestEnv};
+use super::{slurm, TestEnv, FIVE};
 
 /// A login host; each has its own link to the Redis host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -305,85 +305,6 @@ pub fn output_within(mut cmd: Command, limit: Duration) -> Option<Output> {
         stderr: std::fs::read(&e).unwrap(),
     })
 }
-
-/// A long-running rj-track on a login host, its stdout and stderr in files; Drop kills it.
-pub struct Tracker {
-    child: Option<Child>,
-    out: PathBuf,
-    err: PathBuf,
-}
-
-impl Tracker {
-    pub fn start(mut cmd: Command, env: &TestEnv, name: &str, args: &[&str]) -> Tracker {
-        let out = env.path().join(format!("{name}.out"));
-        let err = env.path().join(format!("{name}.err"));
-        let child = cmd
-            .args(["--interval", "1s", "-v"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&out).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .spawn()
-            .expect("spawn rj-track");
-        Tracker {
-            child: Some(child),
-            out,
-            err,
-        }
-    }
-
-    pub fn stdout(&self) -> String {
-        std::fs::read_to_string(&self.out).unwrap_or_default()
-    }
-
-    pub fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.err).unwrap_or_default()
-    }
-
-    /// The IDs of the move lines printed so far.
-    pub fn moved(&self) -> Vec<String> {
-        self.stdout()
-            .lines()
-            .map(|l| l.split(' ').nth(1).expect("move line").to_string())
-            .collect()
-    }
-
-    /// SIGTERM (ip netns exec has become rj-track), then wait up to `timeout` for the exit.
-    pub fn stop(&mut self, timeout: Duration) -> std::process::ExitStatus {
-        let child = self.child.as_mut().unwrap();
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let start = Instant::now();
-        loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                return st;
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "rj-track did not stop within {timeout:?}; stderr:\n{}",
-                self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Tracker {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-const FIVE: [&str; 5] = [
-    "PENDING_AND_RUNNING",
-    "COMPLETED",
-    "FAILED",
-    "TIMEOUT",
-    "CANCELLED",
-];
 
 /// The ledger of `env`'s tag holds exactly `ids`, each in one set, with one move event for each
 /// job of a final set, naming that set and the record's tracker, and none for a pending one; a
