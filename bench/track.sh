@@ -12,8 +12,10 @@
 # and prints a Markdown table per tick:
 #   slurm cmds   Slurm client processes spawned, counted by a PATH shim that logs the name and
 #                execs the real command (measurement only: the real Slurm answers); a --once run
-#                on Slurm >= 23.11.5 includes its one `squeue --version`
-#   redis RTs    client commands seen by MONITOR (commands run inside Lua scripts excluded)
+#                includes its one `squeue --version` (none with RJ_ONLY_JOB_STATE=0)
+#   redis cmds   client commands seen by MONITOR (commands run inside Lua scripts excluded); a
+#                pipeline of k commands is one round trip but counts k: a --once run reads the
+#                `cluster` field of every tracked job hash, N HGETs in pipelines of 10,000
 #   cpu s        user+sys CPU of the process tree (the tool and the Slurm clients it ran), from
 #                /usr/bin/time
 #   wall s       elapsed time
@@ -205,10 +207,10 @@ echo "live jobs: $([ "$LIVE" = 1 ] && echo "yes (held array tasks)" || echo "no 
 if [ "$CLUSTERS" = 1 ]; then echo "clusters: a and b (scripts/slurm-clusters), IDs alternating a, b"; fi
 echo
 if [ "$CLUSTERS" = 1 ]; then
-  echo "| N | tool | Slurm cmds/tick | on a | on b | no -M | Redis round trips/tick | CPU s/tick | wall s/tick | slurmctld a+b CPU s/tick |"
+  echo "| N | tool | Slurm cmds/tick | on a | on b | no -M | Redis cmds/tick | CPU s/tick | wall s/tick | slurmctld a+b CPU s/tick |"
   echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 else
-  echo "| N | tool | Slurm cmds/tick | Redis round trips/tick | CPU s/tick | wall s/tick | slurmctld CPU s/tick |"
+  echo "| N | tool | Slurm cmds/tick | Redis cmds/tick | CPU s/tick | wall s/tick | slurmctld CPU s/tick |"
   echo "|---:|---|---:|---:|---:|---:|---:|"
 fi
 for n in "${NS[@]}"; do
