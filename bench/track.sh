@@ -12,8 +12,10 @@
 # and prints a Markdown table per tick:
 #   slurm cmds   Slurm client processes spawned, counted by a PATH shim that logs the name and
 #                execs the real command (measurement only: the real Slurm answers); a --once run
-#                on Slurm >= 23.11.5 includes its one `squeue --version`
-#   redis RTs    client commands seen by MONITOR (commands run inside Lua scripts excluded)
+#                includes its one `squeue --version` (none with RJ_ONLY_JOB_STATE=0)
+#   redis cmds   client commands seen by MONITOR (commands run inside Lua scripts excluded); a
+#                pipeline of k commands is one round trip but counts k: a --once run reads the
+#                `cluster` field of every tracked job hash, N HGETs in pipelines of 10,000
 #   cpu s        user+sys CPU of the process tree (the tool and the Slurm clients it ran), from
 #                /usr/bin/time
 #   wall s       elapsed time
@@ -26,22 +28,53 @@
 # (RJ_ONLY_JOB_STATE=0: today's full squeue); on Slurm 24.11:
 #   eval "$(RJ_SLURM_VERSION=24.11 scripts/slurm-testbed env)"; LIVE=1 bench/track.sh 100 1000
 #
+# CLUSTERS=1: the two clusters a and b of scripts/slurm-clusters (one slurmdbd) instead of the
+# testbed: the N fake IDs alternate between a and b, each with its job hash's `cluster` field
+# (as rj-launch writes it for sbatch's `id;cluster`), so rj-track asks each cluster with -M about
+# its own IDs. The tool is rj-track; the table adds the commands per tick of each cluster (the
+# shim reads -M/--clusters; "no -M" is a command without it) and slurmctld CPU is a's plus b's;
+# the commands of each N's last tick go to stderr:
+#   scripts/slurm-clusters up; eval "$(scripts/slurm-clusters env)"; CLUSTERS=1 bench/track.sh
+#
 # Needs: the Slurm testbed (eval "$(scripts/slurm-testbed env)"), redis-server, redis-cli.
 # Environment: RJ_BIN (directory with rj-track; default: cargo build --release), TICKS (default 3),
-# LIVE (default 0), TOOLS (default "rj-track original", with LIVE=1 "rj-track rj-track-full").
+# LIVE (default 0), CLUSTERS (default 0), TOOLS (default "rj-track original", with LIVE=1
+# "rj-track rj-track-full", with CLUSTERS=1 "rj-track").
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 NS=("$@")
 [ ${#NS[@]} -gt 0 ] || NS=(100 1000 10000)
 TICKS=${TICKS:-3}
 LIVE=${LIVE:-0}
-if [ "$LIVE" = 1 ]; then TOOLS=${TOOLS:-rj-track rj-track-full}; else TOOLS=${TOOLS:-rj-track original}; fi
+CLUSTERS=${CLUSTERS:-0}
+if [ "$LIVE" = 1 ] && [ "$CLUSTERS" = 1 ]; then
+  echo "bench/track.sh: LIVE=1 and CLUSTERS=1 are not measured together" >&2
+  exit 2
+fi
+if [ "$LIVE" = 1 ]; then
+  TOOLS=${TOOLS:-rj-track rj-track-full}
+elif [ "$CLUSTERS" = 1 ]; then
+  TOOLS=${TOOLS:-rj-track}
+else
+  TOOLS=${TOOLS:-rj-track original}
+fi
 
 if [ -z "${RJ_BIN:-}" ]; then
   (cd "$ROOT" && cargo build --release --quiet --bin rj-track)
   RJ_BIN=$ROOT/target/release
 fi
-[ -n "${SLURM_CONF:-}" ] || eval "$("$ROOT/scripts/slurm-testbed" env)"
+if [ "$CLUSTERS" = 1 ]; then
+  [ -n "${SLURM_CONF:-}" ] || eval "$("$ROOT/scripts/slurm-clusters" env)"
+  # a's slurm.conf is <dir>/a/slurm.conf; both controllers' pid files are in <dir>/run
+  CRUN=$(dirname "$(dirname "$SLURM_CONF")")/run
+  CTLD_PIDFILES="$CRUN/slurmctld-a.pid $CRUN/slurmctld-b.pid"
+  for f in $CTLD_PIDFILES; do
+    [ -s "$f" ] || { echo "bench/track.sh: no $f: is scripts/slurm-clusters up and SLURM_CONF a's?" >&2; exit 2; }
+  done
+else
+  [ -n "${SLURM_CONF:-}" ] || eval "$("$ROOT/scripts/slurm-testbed" env)"
+  CTLD_PIDFILES="$(dirname "$SLURM_CONF")/run/slurmctld.pid"
+fi
 
 WORK=$(mktemp -d /tmp/rj-bench-track.XXXXXX)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -58,12 +91,23 @@ trap cleanup EXIT
 R() { redis-cli -p "$PORT" "$@"; }
 until R ping >/dev/null 2>&1; do sleep 0.05; done
 
-# The counting shim: log the command name, then exec the real one.
+# The counting shim: log the command name and the cluster it names (-M X, -MX, --clusters=X,
+# --clusters X; "none" without), then exec the real one.
 SHIM=$WORK/shim
 mkdir -p "$SHIM"
 for c in squeue sacct scontrol; do
   real=$(command -v "$c")
-  printf '#!/bin/sh\necho %s >> "%s/slurm.log"\nexec "%s" "$@"\n' "$c" "$WORK" "$real" >"$SHIM/$c"
+  cat >"$SHIM/$c" <<EOF
+#!/bin/sh
+m= prev=
+for a in "\$@"; do
+  case \$prev in -M | --clusters) m=\$a ;; esac
+  case \$a in -M?*) m=\${a#-M} ;; --clusters=*) m=\${a#--clusters=} ;; esac
+  prev=\$a
+done
+echo "$c \${m:-none}" >> "$WORK/slurm.log"
+exec "$real" "\$@"
+EOF
   chmod +x "$SHIM/$c"
 done
 export PATH=$SHIM:$PATH
@@ -84,18 +128,22 @@ original_tick() {
 export -f original_tick
 export PORT
 
-CTLD_PID=$(cat "$(dirname "$SLURM_CONF")/run/slurmctld.pid" 2>/dev/null || true)
-# ctld_cpu: slurmctld's user+sys CPU so far, in clock ticks (0 when its pid is unknown)
+CTLD_PIDS=
+for f in $CTLD_PIDFILES; do CTLD_PIDS="$CTLD_PIDS $(cat "$f" 2>/dev/null || true)"; done
+# ctld_cpu: the slurmctlds' user+sys CPU so far, in clock ticks (nothing for a pid unknown)
 ctld_cpu() {
-  if [ -n "$CTLD_PID" ] && [ -r "/proc/$CTLD_PID/stat" ]; then
-    awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$CTLD_PID/stat"
-  else
-    echo 0
-  fi
+  local p t=0
+  for p in $CTLD_PIDS; do
+    if [ -r "/proc/$p/stat" ]; then
+      t=$((t + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat")))
+    fi
+  done
+  echo "$t"
 }
 HZ=$(getconf CLK_TCK)
 
-# measure TOOL TAG: run one tick under MONITOR and /usr/bin/time; print "cmds rts cpu wall ctld".
+# measure TOOL TAG: run one tick under MONITOR and /usr/bin/time; print "cmds rts cpu wall ctld
+# on_a on_b on_none" (the last three: its Slurm commands by the cluster they named).
 measure() {
   local tool=$1 tag=$2 c0 c1
   : >"$WORK/slurm.log"
@@ -117,19 +165,27 @@ measure() {
   kill "$MON" 2>/dev/null || true
   wait "$MON" 2>/dev/null || true
   MON=
-  local cmds rts
+  local cmds rts on_a on_b on_none
   cmds=$(wc -l <"$WORK/slurm.log")
+  on_a=$(grep -c ' a$' "$WORK/slurm.log" || true)
+  on_b=$(grep -c ' b$' "$WORK/slurm.log" || true)
+  on_none=$(grep -c ' none$' "$WORK/slurm.log" || true)
+  cp "$WORK/slurm.log" "$WORK/slurm.last"
   # MONITOR lines are `time [db client] "CMD" …`; script-internal commands show `[0 lua]`.
   rts=$(grep -v -e ' lua\] ' -e '"monitor"' -e '"MONITOR"' -e '^OK' "$WORK/monitor.log" | grep -c '^[0-9]' || true)
   read -r u s e <"$WORK/time"
   awk -v c="$cmds" -v r="$rts" -v u="$u" -v s="$s" -v e="$e" -v k=$((c1 - c0)) -v hz="$HZ" \
-    'BEGIN { printf "%d %d %.3f %.3f %.3f\n", c, r, u + s, e, k / hz }'
+    -v a="$on_a" -v b="$on_b" -v x="$on_none" \
+    'BEGIN { printf "%d %d %.3f %.3f %.3f %d %d %d\n", c, r, u + s, e, k / hz, a, b, x }'
 }
 
-# ids TAG N: record N job IDs under TAG (fake ones, or with LIVE=1 held array tasks)
+# ids TAG N: the N job IDs to record under TAG, one a line, with CLUSTERS=1 each followed by its
+# cluster (fake IDs, or with LIVE=1 held array tasks)
 ids() {
   local tag=$1 n=$2 left=$2 k j
-  if [ "$LIVE" != 1 ]; then
+  if [ "$CLUSTERS" = 1 ]; then
+    seq 900000001 $((900000000 + n)) | awk '{ print $1, (NR % 2 ? "a" : "b") }'
+  elif [ "$LIVE" != 1 ]; then
     seq 900000001 $((900000000 + n))
   else
     while [ "$left" -gt 0 ]; do
@@ -148,24 +204,38 @@ echo "redis: $(redis-server --version | awk '{print $3}')"
 echo "ticks per figure: $TICKS (mean)"
 echo
 echo "live jobs: $([ "$LIVE" = 1 ] && echo "yes (held array tasks)" || echo "no (fake IDs)")"
+if [ "$CLUSTERS" = 1 ]; then echo "clusters: a and b (scripts/slurm-clusters), IDs alternating a, b"; fi
 echo
-echo "| N | tool | Slurm cmds/tick | Redis round trips/tick | CPU s/tick | wall s/tick | slurmctld CPU s/tick |"
-echo "|---:|---|---:|---:|---:|---:|---:|"
+if [ "$CLUSTERS" = 1 ]; then
+  echo "| N | tool | Slurm cmds/tick | on a | on b | no -M | Redis cmds/tick | CPU s/tick | wall s/tick | slurmctld a+b CPU s/tick |"
+  echo "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+else
+  echo "| N | tool | Slurm cmds/tick | Redis cmds/tick | CPU s/tick | wall s/tick | slurmctld CPU s/tick |"
+  echo "|---:|---|---:|---:|---:|---:|---:|"
+fi
 for n in "${NS[@]}"; do
   tag=bench_$n
-  ids "$tag" "$n" | awk -v t="$tag" '{ print "SADD " t "_ALL " $1; print "SADD " t "_PENDING_AND_RUNNING " $1 }' |
-    R --pipe >/dev/null
+  ids "$tag" "$n" | awk -v t="$tag" '{
+      print "SADD " t "_ALL " $1; print "SADD " t "_PENDING_AND_RUNNING " $1
+      if ($2 != "") print "HSET " t "_JOB:" $1 " cluster " $2
+    }' | R --pipe >/dev/null
   for tool in $TOOLS; do
-    tc=0 tr=0 tu=0 tw=0 tk=0
+    tc=0 tr=0 tu=0 tw=0 tk=0 ta=0 tb=0 tx=0
     for _ in $(seq "$TICKS"); do
-      read -r c r u w k < <(measure "$tool" "$tag")
-      tc=$((tc + c)) tr=$((tr + r))
+      read -r c r u w k a b x < <(measure "$tool" "$tag")
+      tc=$((tc + c)) tr=$((tr + r)) ta=$((ta + a)) tb=$((tb + b)) tx=$((tx + x))
       tu=$(awk -v a="$tu" -v b="$u" 'BEGIN { print a + b }')
       tw=$(awk -v a="$tw" -v b="$w" 'BEGIN { print a + b }')
       tk=$(awk -v a="$tk" -v b="$k" 'BEGIN { print a + b }')
     done
-    awk -v n="$n" -v t="${tool/rj-track-full/rj-track full}" -v c="$tc" -v r="$tr" -v u="$tu" -v w="$tw" -v x="$tk" -v k="$TICKS" \
-      'BEGIN { printf "| %d | %s | %.0f | %.0f | %.3f | %.2f | %.3f |\n", n, t, c / k, r / k, u / k, w / k, x / k }'
+    if [ "$CLUSTERS" = 1 ]; then
+      awk -v n="$n" -v t="$tool" -v c="$tc" -v a="$ta" -v b="$tb" -v o="$tx" -v r="$tr" -v u="$tu" -v w="$tw" -v x="$tk" -v k="$TICKS" \
+        'BEGIN { printf "| %d | %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.3f | %.2f | %.3f |\n", n, t, c / k, a / k, b / k, o / k, r / k, u / k, w / k, x / k }'
+      echo "N=$n $tool, last tick: $(sort "$WORK/slurm.last" | uniq -c | awk '{ printf "%s%s -M %s x%d", sep, $2, $3, $1; sep = ", " }')" >&2
+    else
+      awk -v n="$n" -v t="${tool/rj-track-full/rj-track full}" -v c="$tc" -v r="$tr" -v u="$tu" -v w="$tw" -v x="$tk" -v k="$TICKS" \
+        'BEGIN { printf "| %d | %s | %.0f | %.0f | %.3f | %.2f | %.3f |\n", n, t, c / k, r / k, u / k, w / k, x / k }'
+    fi
   done
   left=$(R scard "${tag}_PENDING_AND_RUNNING")
   [ "$left" = "$n" ] || echo "warning: $tag has $left of $n IDs left" >&2

@@ -351,8 +351,8 @@ fn exit_codes_cancels_and_arrays_end_in_their_sets() {
     let warned = format!("job {never} of {} can never start", env.tag);
     assert_eq!(err.matches(&warned).count(), 1, "{err}");
     assert!(err.contains("--cancel-never: cancelled 1 job(s)"), "{err}");
-    // Usage figures, where accounting gathers them (not with jobacct_gather/none, the
-    // testbed's default); absent where it does not.
+    // Usage figures, where accounting gathers them (the testbeds' jobacct_gather/linux with
+    // slurmdbd); absent where it does not (no slurmdbd, or a site's jobacct_gather/none).
     let r0 = server.hgetall(&env.job(&ok0));
     let r_long = server.hgetall(&env.job(&long));
     if gathers_usage() {
