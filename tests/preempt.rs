@@ -80,10 +80,25 @@ fn a_preempted_and_cancelled_job_is_failed_after_the_grace_period() {
     clusters::wait_state("a", &low, "RUNNING", |s, _| s == "RUNNING");
     let high = launch(&env, &["-p", "high", "-J", "high", "--wrap", "sleep 1"]);
     clusters::wait_state("a", &low, "PREEMPTED", |s, _| s == "PREEMPTED");
-    // Accounting agrees first (slurmdbd may lag the controller by a moment).
-    util::wait_until(Duration::from_secs(30), "sacct to say PREEMPTED", || {
-        clusters::run("sacct", &["-n", "-X", "-P", "-j", &low, "-o", "State"]).trim() == "PREEMPTED"
-    });
+    // Accounting agrees first (slurmdbd may lag the controller by a moment), in the job's own
+    // record: before it arrives sacct shows slurmdbd's placeholder (`allocation`, no partition,
+    // here already PREEMPTED), which rj-track takes as no answer until the next tick.
+    util::wait_until(
+        Duration::from_secs(30),
+        "sacct's own record to say PREEMPTED",
+        || {
+            let own = [
+                "-n",
+                "-X",
+                "-P",
+                "-j",
+                &low,
+                "-o",
+                "JobName,Partition,State",
+            ];
+            clusters::run("sacct", &own).trim() == "low|lowca|PREEMPTED"
+        },
+    );
 
     let err = tick(&env, "30s");
     assert!(in_set(&server, &env, "PENDING_AND_RUNNING", &low), "{err}");
