@@ -553,17 +553,22 @@ pub fn at_master(cfg: Config) -> anyhow::Result<(Config, Option<String>)> {
     let Some(s) = &cfg.target.sentinel else {
         return Ok((cfg, None));
     };
-    let (host, port, via) = find_master(&cfg)?;
-    let said = format!(
-        "master {:?} is {} (by sentinel {via})",
-        s.master,
-        crate::config::host_port(&host, port)
-    );
+    let (target, via) = master_target(&cfg)?;
+    let said = format!("master {:?} is {target} (by sentinel {via})", s.master);
+    Ok((Config { target, ..cfg }, Some(said)))
+}
+
+/// redis.json's settings aimed at the master the sentinels name now (TLS as configured), and
+/// the sentinel that named it.
+fn master_target(cfg: &Config) -> anyhow::Result<(Target, String)> {
+    let (host, port, via) = find_master(cfg)?;
     let tls = matches!(cfg.target.addr, Addr::Tcp { tls: true, .. });
-    let mut c = cfg.clone();
-    c.target.addr = Addr::Tcp { host, port, tls };
-    c.target.sentinel = None;
-    Ok((c, Some(said)))
+    let target = Target {
+        addr: Addr::Tcp { host, port, tls },
+        sentinel: None,
+        ..cfg.target.clone()
+    };
+    Ok((target, via))
 }
 
 /// The master's address from the first sentinel that knows it, and that sentinel
@@ -644,34 +649,20 @@ impl Store {
             }
             return Ok(store);
         };
-        let (host, port, via) = find_master(cfg)?;
-        let tls = matches!(cfg.target.addr, Addr::Tcp { tls: true, .. });
-        let target = Target {
-            addr: Addr::Tcp {
-                host: host.clone(),
-                port,
-                tls,
-            },
-            sentinel: None,
-            ..cfg.target.clone()
-        };
+        let (target, via) = master_target(cfg)?;
         let place = format!(
-            "{} (master {} by sentinel {via}, {})",
-            crate::config::host_port(&host, port),
-            s.master,
-            cfg.source
+            "{target} (master {} by sentinel {via}, {})",
+            s.master, cfg.source
         );
         let (mut store, cluster) = Self::connect_to(cfg, &target, place)?;
         if cluster {
             return Err(fail(
                 Kind::Config,
                 format!(
-                    "the sentinels ({}) name {} as master {:?}, which is a Redis Cluster node: a \
-                     cluster fails over by itself; drop \"sentinels\" and name any node of the \
-                     cluster in \"host\"/\"port\" or a redis:// URL",
-                    cfg.source,
-                    crate::config::host_port(&host, port),
-                    s.master
+                    "the sentinels ({}) name {target} as master {:?}, which is a Redis Cluster \
+                     node: a cluster fails over by itself; drop \"sentinels\" and name any node \
+                     of the cluster in \"host\"/\"port\" or a redis:// URL",
+                    cfg.source, s.master
                 ),
             ));
         }
