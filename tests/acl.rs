@@ -43,19 +43,7 @@ fn restricted(server: &RedisServer, rows: &[&AclRow], without: Option<&str>, por
     let user = format!("acl{}", USERS.fetch_add(1, Ordering::Relaxed));
     let mut admin = server.client();
     for row in rows {
-        for line in row.setuser() {
-            let line = line
-                .replacen(&format!("ACL SETUSER {} ", row.tool), "", 1)
-                .replace(">PASSWORD", &format!(">{PASSWORD}"))
-                .replace("~TAG*", &format!("~{}*", env.tag));
-            let mut cmd = redis::cmd("ACL");
-            cmd.arg("SETUSER").arg(&user);
-            for w in line.split_whitespace() {
-                cmd.arg(w);
-            }
-            cmd.query::<()>(&mut admin)
-                .unwrap_or_else(|e| panic!("ACL SETUSER {user} {line}: {e}"));
-        }
+        check::setuser(&mut admin, &user, row, PASSWORD, &env.tag);
     }
     if let Some(c) = without {
         redis::cmd("ACL")

@@ -583,16 +583,7 @@ fn least_privilege_users_need_info_cluster_slots_and_asking() {
             .unwrap();
         for port in c.masters() {
             let mut admin = c.node(port).client();
-            for line in row.setuser() {
-                let line = line
-                    .replacen(&format!("ACL SETUSER {tool} "), "", 1)
-                    .replace(">PASSWORD", ">cl-acl-pw")
-                    .replace("~TAG*", &format!("~{}*", env.tag));
-                let mut cmd = redis::cmd("ACL");
-                cmd.arg("SETUSER").arg(name);
-                cmd.arg(line.split_whitespace().collect::<Vec<_>>());
-                cmd.query::<()>(&mut admin).unwrap();
-            }
+            crate::util::check::setuser(&mut admin, name, row, "cl-acl-pw", &env.tag);
             let extra: Vec<&str> = ["+info", "+cluster|slots", "+asking"]
                 .into_iter()
                 .filter(|c| Some(*c) != without)

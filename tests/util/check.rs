@@ -243,3 +243,26 @@ pub fn head_1(env: &TestEnv, bin: &str, args: &[&str]) -> (String, Output) {
         .unwrap();
     (first, child.wait_with_output().unwrap())
 }
+
+/// Run a row of `rj::cli::ACL`'s own ACL SETUSER lines on `admin`'s server for `user`: the
+/// table's password placeholder becomes `password`, its key pattern the tag's.
+pub fn setuser(
+    admin: &mut redis::Connection,
+    user: &str,
+    row: &rj::cli::AclRow,
+    password: &str,
+    tag: &str,
+) {
+    for line in row.setuser() {
+        let line = line
+            .replacen(&format!("ACL SETUSER {} ", row.tool), "", 1)
+            .replace(">PASSWORD", &format!(">{password}"))
+            .replace("~TAG*", &format!("~{tag}*"));
+        redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg(user)
+            .arg(line.split_whitespace().collect::<Vec<_>>())
+            .query::<()>(admin)
+            .unwrap_or_else(|e| panic!("ACL SETUSER {user} {line}: {e}"));
+    }
+}
