@@ -283,6 +283,119 @@ fn every_tool_works_on_a_hash_tagged_tag_through_any_node() {
     assert_eq!(owner(&c, slot2).smembers(&env2.key("ALL")), ["7"]);
 }
 
+/// A cluster that speaks TLS only to rj (`tls-cluster yes`; the plain ports are the test's):
+/// named one node's TLS port, every tool finds the tag's master by CLUSTER SLOTS, which gives
+/// a TLS client the other nodes' TLS ports, and opens each connection to them with the same
+/// CA. A plain connection to a TLS port, or TLS to a plain one, would fail the tool.
+#[test]
+fn every_tool_reaches_a_tls_cluster_by_its_tls_ports() {
+    use crate::util::tls::{env_for, TlsRedis};
+    let Some(certs) = TlsRedis::certs_only() else {
+        return;
+    };
+    let Some((c, tls)) = RedisCluster::start_tls(3, certs.path()) else {
+        return;
+    };
+    let tag = format!("{{{}}}", util::unique_tag("cltls"));
+    let slot = key_slot(&tag);
+    let home = owner(&c, slot);
+    let seed = c.masters().into_iter().find(|&p| p != home.port).unwrap();
+    let port = tls[&seed];
+    let ca = certs.path().join("ca.pem");
+    let mut env = env_for(
+        port,
+        &format!(
+            r#"{{"host": "127.0.0.1", "port": {port}, "tls": true, "tls_ca": "{}"}}"#,
+            ca.display()
+        ),
+    );
+    env.tag = tag;
+    // The seed's TLS port refuses plain clients: the tools must speak TLS to reach it.
+    let plain = std::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "PING"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&plain.stdout).contains("PONG"),
+        "{plain:?}"
+    );
+
+    let out = env.run("rj-launch", &["--record", "101", "102"]).ok();
+    assert_eq!(out, "101\n102\n");
+    assert_eq!(home.smembers(&env.key("ALL")), ["101", "102"]);
+    assert_eq!(c.node(seed).cli(&["DBSIZE"]).trim(), "0");
+    run(env
+        .cmd("rj-put")
+        .env("SLURM_JOB_ID", "101")
+        .args(["loss", "0.25"]))
+    .ok();
+    let one = env
+        .run("rj-last", &["--job", "101", "--format", "json"])
+        .json();
+    assert_eq!(one["keys"][0]["value"], "0.25", "{one}");
+
+    let waiting = Waiting::start(home, &env, &["101", "102"]);
+    wait_support::moves(
+        home,
+        &env,
+        &[
+            wait_support::completed("101"),
+            wait_support::completed("102"),
+        ],
+        None,
+    );
+    let ended = waiting.end(Duration::from_secs(20));
+    assert_eq!(ended.code(), Some(0), "{}", ended.stderr);
+    let v = env.run("rj-status", &["--format", "json"]).json();
+    assert_eq!(
+        v["sets"][0]["ids"],
+        serde_json::json!(["101", "102"]),
+        "{v}"
+    );
+    env.run("rj-status", &["--check"]).ok();
+
+    // rbench over TLS to every master: 600 keys, each master's share of 3000 SETs walks all of
+    // its own (as in tests/rbench.rs), then every GET hits.
+    let args = |t: &'static str| {
+        [
+            "run",
+            "-t",
+            t,
+            "-c",
+            "2",
+            "-n",
+            "3000",
+            "-d",
+            "8",
+            "--keyspace",
+            "600",
+            "--key-prefix",
+            "tls:",
+            "--key-dist",
+            "sequential",
+            "--format",
+            "json",
+        ]
+    };
+    let doc = env.run("rbench", &args("set")).json();
+    assert_eq!(
+        doc["config"]["cluster_masters"].as_array().unwrap().len(),
+        3,
+        "{doc}"
+    );
+    assert_eq!(doc["results"]["tests"]["SET"]["successes"], 3000, "{doc}");
+    let keys: Vec<usize> = c
+        .masters()
+        .into_iter()
+        .map(|p| c.node(p).cli(&["KEYS", "tls:*"]).lines().count())
+        .collect();
+    assert!(keys.iter().all(|&n| n > 0), "{keys:?}");
+    assert_eq!(keys.iter().sum::<usize>(), 600);
+    let doc = env.run("rbench", &args("get")).json();
+    let r = &doc["results"]["tests"]["GET"];
+    assert_eq!((&r["hits"], &r["misses"]), (&3000.into(), &0.into()), "{r}");
+}
+
 /// On a cluster a tag's six sets must share a slot: a tag without a hash tag is one line, exit
 /// 78, saying to write `{tag}`, before anything is written or submitted; so are sentinels that
 /// name a cluster node.

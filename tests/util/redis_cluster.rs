@@ -3,6 +3,8 @@
 //! `redis-cli --cluster create`, plus the operations a test needs to disturb it: move one slot to
 //! another master (a resharding, with its MIGRATING/IMPORTING phase and MIGRATE of the keys), a
 //! failover of a master to its replica, and a master killed (its replica takes over).
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -25,6 +27,53 @@ impl RedisCluster {
     /// `masters` masters with `replicas` replicas each; None (after [`missing`], a failure under
     /// CI=true) when redis-server or redis-cli is absent.
     pub fn start(masters: usize, replicas: usize) -> Option<RedisCluster> {
+        RedisCluster::start_with(masters, replicas, Vec::new)
+    }
+
+    /// [`RedisCluster::start`] with TLS between the nodes and for clients too, on the test
+    /// certificates in `certs` (tests/util/tls.rs): each node keeps its plain port for the
+    /// test's own checks and listens on a TLS port as well. Also each node's TLS port, by its
+    /// plain one.
+    pub fn start_tls(masters: usize, certs: &Path) -> Option<(RedisCluster, BTreeMap<u16, u16>)> {
+        let file = |f: &str| certs.join(f).display().to_string();
+        let (cert, key, ca) = (file("srv.pem"), file("srv.key"), file("ca.pem"));
+        let c = RedisCluster::start_with(masters, 0, || {
+            let tls_port = free_port().to_string();
+            [
+                "--tls-port",
+                &tls_port,
+                "--tls-cluster",
+                "yes",
+                "--tls-cert-file",
+                &cert,
+                "--tls-key-file",
+                &key,
+                "--tls-ca-cert-file",
+                &ca,
+                "--tls-auth-clients",
+                "no",
+            ]
+            .map(String::from)
+            .to_vec()
+        })?;
+        let ports = c
+            .nodes
+            .iter()
+            .map(|n| {
+                let args = &n.opts.args;
+                let at = args.iter().position(|a| a == "--tls-port").unwrap();
+                (n.port, args[at + 1].parse().unwrap())
+            })
+            .collect();
+        Some((c, ports))
+    }
+
+    /// The cluster, each node started with `more` redis-server arguments besides the cluster's.
+    fn start_with(
+        masters: usize,
+        replicas: usize,
+        more: impl Fn() -> Vec<String>,
+    ) -> Option<RedisCluster> {
         if which::which("redis-cli").is_err() {
             missing("redis-cli (apt-get install redis-tools)");
             return None;
@@ -32,7 +81,7 @@ impl RedisCluster {
         let mut nodes = Vec::new();
         for _ in 0..masters * (1 + replicas) {
             let bus = free_port().to_string();
-            let opts = RedisOptions::args(&[
+            let mut opts = RedisOptions::args(&[
                 "--cluster-enabled",
                 "yes",
                 "--cluster-config-file",
@@ -45,6 +94,7 @@ impl RedisCluster {
                 "--cluster-replica-validity-factor",
                 "0",
             ]);
+            opts.args.extend(more());
             nodes.push(RedisServer::with(opts)?);
         }
         let addrs: Vec<String> = nodes

@@ -37,6 +37,18 @@ impl TlsRedis {
         Some(start(certs, auth_clients))
     }
 
+    /// The test certificates alone, for servers a test starts itself (a TLS cluster); None as
+    /// in [`TlsRedis::start`] when openssl is absent.
+    pub fn certs_only() -> Option<tempfile::TempDir> {
+        if which::which("openssl").is_err() {
+            super::missing("openssl");
+            return None;
+        }
+        let certs = tempfile::tempdir().unwrap();
+        make_certs(certs.path());
+        Some(certs)
+    }
+
     /// The directory of the CA, server and client certificates and keys.
     pub fn certs(&self) -> &Path {
         self.certs.path()
