@@ -1,7 +1,8 @@
 //! rj on a real Redis Cluster (ARCHITECTURE.md §3): three masters with a replica each on
 //! loopback, the tools named the one node that does not own the tag's slot, a slot half-way
-//! through a resharding (ASK), a tag without a hash tag refused, and rj-track with rj-wait
-//! following real Slurm jobs while the tag's slot moves and its master fails over.
+//! through a resharding (ASK), a cluster that speaks TLS, a tag without a hash tag refused, and
+//! rj-track with rj-wait following real Slurm jobs while the tag's slot moves and its master
+//! fails over.
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
