@@ -1106,7 +1106,9 @@ impl Store {
         let mut info_refused = false;
         match redis::cmd("INFO").arg("server").query::<String>(&mut conn) {
             Ok(info) => {
-                if let Some(why) = unsupported_mode(&info, &place) {
+                if let Some(why) =
+                    unsupported_mode(&info, &place).or_else(|| too_old(&info, &place))
+                {
                     return Err(fail(Kind::Unavailable, why));
                 }
                 cluster = is_cluster_node(&info);
@@ -1377,6 +1379,30 @@ pub fn unsupported_mode(info: &str, place: &str) -> Option<String> {
         )),
         _ => None,
     }
+}
+
+/// The oldest Redis rj works with: 6.2 brought SMISMEMBER, with which every tool reads the
+/// sets (Valkey, which says `redis_version:7.2.4`, and KeyDB, 6.3, are newer).
+pub const MIN_REDIS: (u32, u32) = (6, 2);
+
+/// Why rj cannot work with the server whose `INFO server` reply this is: a Redis older than
+/// [`MIN_REDIS`], said before anything is written; None when it is new enough or says no
+/// version.
+pub fn too_old(info: &str, place: &str) -> Option<String> {
+    let version = info
+        .lines()
+        .find_map(|l| l.trim_end().strip_prefix("redis_version:"))?;
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+    let (Some(Some(major)), Some(Some(minor))) = (parts.next(), parts.next()) else {
+        return None;
+    };
+    ((major, minor) < MIN_REDIS).then(|| {
+        format!(
+            "Redis {place} is version {version}; rj needs Redis {}.{} or later (it reads the job \
+             sets with SMISMEMBER); nothing was written to it",
+            MIN_REDIS.0, MIN_REDIS.1
+        )
+    })
 }
 
 /// The warning for an `INFO memory` reply whose `maxmemory_policy` evicts any key; None for
@@ -2759,5 +2785,33 @@ mod tests {
             assert_eq!(eviction_warning(&info(p), "h:1"), None, "{p}");
         }
         assert_eq!(eviction_warning("# Memory\r\n", "h:1"), None);
+    }
+
+    #[test]
+    fn a_redis_before_6_2_is_too_old_and_said_so() {
+        let info = |v: &str| format!("# Server\r\nredis_version:{v}\r\nredis_mode:standalone\r\n");
+        for v in ["6.0.16", "5.0.14", "6.1.99"] {
+            let why = too_old(&info(v), "h:1").unwrap();
+            assert!(
+                why.starts_with(&format!("Redis h:1 is version {v};")),
+                "{why}"
+            );
+            assert!(
+                why.contains("6.2 or later") && why.contains("SMISMEMBER"),
+                "{why}"
+            );
+        }
+        // 7.2.4 is what Valkey says; 6.3.2 is KeyDB.
+        for v in [
+            "6.2.0", "6.2.14", "6.3.2", "7.0.15", "7.2.4", "8.0.1", "10.0.0",
+        ] {
+            assert_eq!(too_old(&info(v), "h:1"), None, "{v}");
+        }
+        // No version, or one that is not numbers: not refused for that.
+        assert_eq!(
+            too_old("# Server\r\nredis_mode:standalone\r\n", "h:1"),
+            None
+        );
+        assert_eq!(too_old(&info("unstable"), "h:1"), None);
     }
 }

@@ -175,3 +175,84 @@ fn cleanup_asks_on_a_terminal() {
     check::code(&out, 0);
     assert!(all_keys(&server).is_empty(), "{}", check::stdout(&out));
 }
+
+/// A Redis older than 6.2 (6.0.16, Debian 11's, from `scripts/redis-old`) has no SMISMEMBER:
+/// every tool refuses it at connect by its version, one line, exit 69, with nothing written
+/// (rj-launch spools the IDs it was given and says a retry will not help); rbench still
+/// benchmarks it.
+#[test]
+fn a_redis_older_than_6_2_is_refused_by_its_version_before_any_write() {
+    use std::process::{Command, Stdio};
+    let Some(old) = std::env::var_os("RJ_REDIS_OLD") else {
+        util::missing(
+            "RJ_REDIS_OLD (eval \"$(scripts/redis-old env)\" after scripts/redis-old install)",
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = util::free_port();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Kill(
+        Command::new(&old)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "no"])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the old redis-server"),
+    );
+    let url = format!("redis://127.0.0.1:{port}");
+    let client = redis::Client::open(url.as_str()).unwrap();
+    util::wait_until(
+        std::time::Duration::from_secs(10),
+        "the old server answers",
+        || client.get_connection().is_ok(),
+    );
+    let mut conn = client.get_connection().unwrap();
+    let info: String = redis::cmd("INFO").arg("server").query(&mut conn).unwrap();
+    assert!(info.contains("redis_version:6.0."), "{info}");
+
+    let env =
+        crate::util::tls::env_for(port, &format!(r#"{{"host": "127.0.0.1", "port": {port}}}"#));
+    let refused = |line: &str| {
+        assert!(
+            line.contains("is version 6.0.") && line.contains("rj needs Redis 6.2 or later"),
+            "{line}"
+        );
+        assert_eq!(line.lines().count(), 1, "{line}");
+    };
+    let out = env.run("rj-launch", &["--record", "7"]);
+    assert_eq!(out.stdout(), "7\n");
+    let line = out.fails(69);
+    refused(&line);
+    assert!(line.contains("a retry cannot fix this"), "{line}");
+    assert!(env.spool().exists(), "the ID is kept");
+    refused(&env.run("rj-status", &[]).fails(69));
+    refused(&env.run("rj-last", &[]).fails(69));
+    let dbsize: i64 = redis::cmd("DBSIZE").query(&mut conn).unwrap();
+    assert_eq!(dbsize, 0, "nothing written");
+
+    let doc = env
+        .run(
+            "rbench",
+            &[
+                "run", "-t", "set", "-n", "200", "-c", "2", "--format", "json",
+            ],
+        )
+        .json();
+    assert_eq!(doc["results"]["tests"]["SET"]["successes"], 200, "{doc}");
+}
