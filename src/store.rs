@@ -1475,6 +1475,15 @@ fn redis_message_raw(e: &redis::RedisError) -> String {
                 "; on a Redis Cluster a tag needs a hash tag, {tag}, so that its keys \
                             share one slot"
             }
+            // A server before 6.2 for a user refused INFO, which would have told (`too_old`).
+            "ERR"
+                if {
+                    let d = first_detail(e).to_ascii_lowercase();
+                    d.contains("unknown command") && d.contains("smismember")
+                } =>
+            {
+                "; SMISMEMBER came with Redis 6.2: rj needs a server of 6.2 or later"
+            }
             _ => "",
         };
         if !hint.is_empty() {

@@ -178,8 +178,8 @@ fn cleanup_asks_on_a_terminal() {
 
 /// A Redis older than 6.2 (6.0.16, Debian 11's, from `scripts/redis-old`) has no SMISMEMBER:
 /// every tool refuses it at connect by its version, one line, exit 69, with nothing written
-/// (rj-launch spools the IDs it was given and says a retry will not help); rbench still
-/// benchmarks it.
+/// (rj-launch spools the IDs it was given and says a retry will not help); a user refused INFO
+/// gets the server's refusal of SMISMEMBER with what it means; rbench still benchmarks it.
 #[test]
 fn a_redis_older_than_6_2_is_refused_by_its_version_before_any_write() {
     use std::process::{Command, Stdio};
@@ -245,6 +245,31 @@ fn a_redis_older_than_6_2_is_refused_by_its_version_before_any_write() {
     refused(&env.run("rj-last", &[]).fails(69));
     let dbsize: i64 = redis::cmd("DBSIZE").query(&mut conn).unwrap();
     assert_eq!(dbsize, 0, "nothing written");
+    // A user refused INFO cannot be told by the version: the server's refusal of SMISMEMBER
+    // says what it means.
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "noinfo", "on", ">pw", "~*", "+@all", "-info"])
+        .query(&mut conn)
+        .unwrap();
+    let noinfo = crate::util::tls::env_for(
+        port,
+        &format!(
+            r#"{{"host": "127.0.0.1", "port": {port}, "username": "noinfo", "password": "pw"}}"#
+        ),
+    );
+    util::set_mode(&noinfo.config, 0o600);
+    for set in ["ALL", "PENDING_AND_RUNNING"] {
+        let _: () = redis::cmd("SADD")
+            .arg(noinfo.key(set))
+            .arg(7)
+            .query(&mut conn)
+            .unwrap();
+    }
+    let line = noinfo.run("rj-wait", &["--timeout", "2s", "7"]).fails(69);
+    assert!(
+        line.contains("unknown command") && line.contains("SMISMEMBER came with Redis 6.2"),
+        "{line}"
+    );
 
     let doc = env
         .run(
