@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::util::check::{run, TOOLS};
-use crate::util::redis_cluster::{key_slot, RedisCluster};
+use crate::util::redis_cluster::{key_slot, rbench_walk, RedisCluster};
 use crate::util::sentinel_support::SentinelProc;
 use crate::util::tracker::Tracker;
 use crate::util::wait_support::{self, Waiting};
@@ -355,30 +355,8 @@ fn every_tool_reaches_a_tls_cluster_by_its_tls_ports() {
     );
     env.run("rj-status", &["--check"]).ok();
 
-    // rbench over TLS to every master: 600 keys, each master's share of 3000 SETs walks all of
-    // its own (as in tests/rbench.rs), then every GET hits.
-    let args = |t: &'static str| {
-        [
-            "run",
-            "-t",
-            t,
-            "-c",
-            "2",
-            "-n",
-            "3000",
-            "-d",
-            "8",
-            "--keyspace",
-            "600",
-            "--key-prefix",
-            "tls:",
-            "--key-dist",
-            "sequential",
-            "--format",
-            "json",
-        ]
-    };
-    let doc = env.run("rbench", &args("set")).json();
+    // rbench over TLS to every master: every key written, then every GET hits.
+    let doc = env.run("rbench", &rbench_walk("set", "2", "tls:")).json();
     assert_eq!(
         doc["config"]["cluster_masters"].as_array().unwrap().len(),
         3,
@@ -392,7 +370,7 @@ fn every_tool_reaches_a_tls_cluster_by_its_tls_ports() {
         .collect();
     assert!(keys.iter().all(|&n| n > 0), "{keys:?}");
     assert_eq!(keys.iter().sum::<usize>(), 600);
-    let doc = env.run("rbench", &args("get")).json();
+    let doc = env.run("rbench", &rbench_walk("get", "2", "tls:")).json();
     let r = &doc["results"]["tests"]["GET"];
     assert_eq!((&r["hits"], &r["misses"]), (&3000.into(), &0.into()), "{r}");
 }

@@ -1480,35 +1480,14 @@ fn calls(n: &RedisServer, cmd: &str) -> u64 {
 /// range hit every key, with --cluster given.
 #[test]
 fn run_against_a_cluster_reaches_every_master_and_the_totals_add_up() {
-    use crate::util::redis_cluster::{key_slot, RedisCluster};
+    use crate::util::redis_cluster::{key_slot, rbench_walk, RedisCluster};
     let Some(c) = RedisCluster::start(3, 0) else {
         return;
     };
     let env = TestEnv::new(&c.nodes[0]);
     let masters = c.masters();
     assert_eq!(masters.len(), 3);
-    // 4 connections per master and 3000 SETs over 600 keys: every master owns about 200 of
-    // them, and its share of the SETs (about 1000: the connections take requests as their
-    // replies come) walks them all.
-    let set_args = [
-        "run",
-        "-t",
-        "set",
-        "-c",
-        "4",
-        "-n",
-        "3000",
-        "-d",
-        "8",
-        "--keyspace",
-        "600",
-        "--key-prefix",
-        "cl:",
-        "--key-dist",
-        "sequential",
-        "--format",
-        "json",
-    ];
+    let set_args = rbench_walk("set", "4", "cl:");
     let doc = json(&env, &set_args);
     let r = &doc["results"]["tests"]["SET"];
     assert_eq!(u(&r["requests"]), 3000, "{r}");

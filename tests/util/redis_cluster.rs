@@ -23,6 +23,32 @@ pub fn key_slot(key: &str) -> u16 {
     rj::keys::key_slot(key.as_bytes())
 }
 
+/// `rbench run` arguments (JSON out) for `test` over keys `prefix` 0..600 in order on a
+/// three-master cluster with `clients` connections per master: every master owns about 200 of
+/// the keys, and its share of the 3000 requests (about 1000: the connections take requests as
+/// their replies come) walks them all, so a `set` writes every key and a `get` then hits.
+pub fn rbench_walk<'a>(test: &'a str, clients: &'a str, prefix: &'a str) -> [&'a str; 17] {
+    [
+        "run",
+        "-t",
+        test,
+        "-c",
+        clients,
+        "-n",
+        "3000",
+        "-d",
+        "8",
+        "--keyspace",
+        "600",
+        "--key-prefix",
+        prefix,
+        "--key-dist",
+        "sequential",
+        "--format",
+        "json",
+    ]
+}
+
 impl RedisCluster {
     /// `masters` masters with `replicas` replicas each; None (after [`missing`], a failure under
     /// CI=true) when redis-server or redis-cli is absent.
