@@ -205,6 +205,29 @@ fn own_accounting_record(id: &str) {
     }
 }
 
+/// With slurmdbd, wait (up to 30 s) until sacct's own record of the job says `state`: the
+/// controller tells slurmdbd after squeue shows it, and a test's one `--once` must not run
+/// before accounting agrees (rj-track rightly leaves a job whose sources disagree to a later
+/// tick).
+fn accounted_as(id: &str, state: &str) {
+    if std::env::var("RJ_SLURM_ACCOUNTING").as_deref() != Ok("slurmdbd") {
+        return;
+    }
+    util::wait_until(
+        Duration::from_secs(30),
+        &format!("sacct's own record of {id} to say {state}"),
+        || {
+            let out = slurm::run(
+                "sacct",
+                &["-n", "-X", "-P", "-j", id, "-o", "JobName,Partition,State"],
+            );
+            out.lines().next().is_some_and(|l| {
+                !l.starts_with("allocation|") && l.rsplit('|').next() == Some(state)
+            })
+        },
+    );
+}
+
 /// `[D-]HH:MM:SS`, the one form of elapsed in every record.
 fn one_form_of_elapsed(e: &str) -> bool {
     let (days, hms) = e.split_once('-').unwrap_or(("0", e));
@@ -478,8 +501,9 @@ fn node_failure_without_requeue_is_failed() {
     });
     testbed(&["node-resume"]);
     result.unwrap();
-    let out = env.run("rj-track", &["--once"]).ok();
-    assert!(out.contains(&format!("{id} FAILED")), "{out}");
+    accounted_as(&id, "NODE_FAIL");
+    let out = env.run("rj-track", &["--once"]);
+    assert!(out.stdout().contains(&format!("{id} FAILED")), "{out:?}");
     assert_eq!(set_of(&server, &env, &id), Some("FAILED"));
     assert_eq!(server.hgetall(&env.job(&id))["state"], "NODE_FAIL");
     assert_invariant(&server, &env);
