@@ -290,13 +290,17 @@ pub fn find_program(program: Option<&std::path::Path>) -> anyhow::Result<(PathBu
                 )
             })?,
     };
+    // redis-benchmark before 7.0 has no --version: it prints its usage and exits 1. That is
+    // no version (an old one), not a version line with the usage's numbers in it.
     let version = Command::new(&path)
         .arg("--version")
         .stdin(Stdio::null())
+        .stderr(Stdio::null())
         .output()
         .ok()
+        .filter(|o| o.status.success())
         .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map(|s| s.trim().to_string())
+        .and_then(|s| s.lines().next().map(|l| l.trim().to_string()))
         .unwrap_or_default();
     Ok((path, version))
 }

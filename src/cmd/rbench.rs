@@ -57,9 +57,10 @@ pub enum Sub {
     /// wrap exits 77 and says so; use `rbench run`, which authenticates itself.
     ///
     /// redis-benchmark from Redis 7 stops at the first error reply (a read-only replica refusing
-    /// SET): wrap exits 69, or 77 for NOPERM, and records nothing. Older versions count error
-    /// replies as served requests; wrap passes them -e to see the errors, and records no figure
-    /// for a test that got any, as it cannot tell how many failed.
+    /// SET): wrap exits 69, or 77 for NOPERM, and records nothing. Older versions (and a
+    /// program without --version, as they are) count error replies as served requests; wrap
+    /// passes them -e to see the errors, and records no figure for a test that got any, as it
+    /// cannot tell how many failed.
     ///
     /// With TLS wrap passes --tls only: redis-benchmark trusts OpenSSL's roots, not tls_ca,
     /// and sends no client certificate (give it --cacert, --cert, --key after --), or use
