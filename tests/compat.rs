@@ -1,7 +1,7 @@
 //! Cross-compatibility with the original shell scripts (ARCHITECTURE.md §2): what plain redis-cli wrote, rj
 //! reads; what rj writes, redis-cli sees under the same names.
 use crate::util::check::{self, all_keys, run};
-use crate::util::{self, RedisServer, TestEnv};
+use crate::util::{self, RedisOptions, RedisServer, TestEnv};
 
 /// The original scripts' life cycle of one tag, through redis-cli only.
 fn original_scripts(server: &RedisServer, env: &TestEnv) {
@@ -182,52 +182,23 @@ fn cleanup_asks_on_a_terminal() {
 /// gets the server's refusal of SMISMEMBER with what it means; rbench still benchmarks it.
 #[test]
 fn a_redis_older_than_6_2_is_refused_by_its_version_before_any_write() {
-    use std::process::{Command, Stdio};
     let Some(old) = std::env::var_os("RJ_REDIS_OLD") else {
         util::missing(
             "RJ_REDIS_OLD (eval \"$(scripts/redis-old env)\" after scripts/redis-old install)",
         );
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let port = util::free_port();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _server = Kill(
-        Command::new(&old)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "no"])
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn the old redis-server"),
-    );
-    let url = format!("redis://127.0.0.1:{port}");
-    let client = redis::Client::open(url.as_str()).unwrap();
-    util::wait_until(
-        std::time::Duration::from_secs(10),
-        "the old server answers",
-        || client.get_connection().is_ok(),
-    );
-    let mut conn = client.get_connection().unwrap();
+    let Some(server) = RedisServer::with(RedisOptions {
+        program: Some(old.into()),
+        ..RedisOptions::default()
+    }) else {
+        return;
+    };
+    let mut conn = server.client();
     let info: String = redis::cmd("INFO").arg("server").query(&mut conn).unwrap();
     assert!(info.contains("redis_version:6.0."), "{info}");
 
-    let env =
-        crate::util::tls::env_for(port, &format!(r#"{{"host": "127.0.0.1", "port": {port}}}"#));
+    let env = TestEnv::new(&server);
     let refused = |line: &str| {
         assert!(
             line.contains("is version 6.0.") && line.contains("rj needs Redis 6.2 or later"),
@@ -251,6 +222,7 @@ fn a_redis_older_than_6_2_is_refused_by_its_version_before_any_write() {
         .arg(&["SETUSER", "noinfo", "on", ">pw", "~*", "+@all", "-info"])
         .query(&mut conn)
         .unwrap();
+    let port = server.port;
     let noinfo = crate::util::tls::env_for(
         port,
         &format!(

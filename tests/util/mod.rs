@@ -97,6 +97,8 @@ pub struct RedisOptions {
     pub unix_socket: bool,
     /// More redis-server arguments (`--maxmemory-policy allkeys-lru`, `--replicaof h p`).
     pub args: Vec<String>,
+    /// The server program, when not `redis-server` on PATH (an older Redis, scripts/redis-old).
+    pub program: Option<PathBuf>,
 }
 
 impl RedisOptions {
@@ -124,7 +126,7 @@ impl RedisServer {
     }
 
     pub fn with(opts: RedisOptions) -> Option<RedisServer> {
-        if which::which("redis-server").is_err() {
+        if opts.program.is_none() && which::which("redis-server").is_err() {
             missing("redis-server (apt-get install redis-server)");
             return None;
         }
@@ -147,7 +149,12 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) -> bool {
-        let mut cmd = Command::new("redis-server");
+        let mut cmd = Command::new(
+            self.opts
+                .program
+                .as_deref()
+                .unwrap_or(Path::new("redis-server")),
+        );
         cmd.arg("--port")
             .arg(self.port.to_string())
             .arg("--bind")
