@@ -190,19 +190,24 @@ fn own_accounting_record(id: &str) {
     }
     let start = std::time::Instant::now();
     while start.elapsed() < Duration::from_secs(10) {
-        let out = slurm::run(
-            "sacct",
-            &["-n", "-X", "-P", "-j", id, "-o", "JobName,Partition"],
-        );
-        if out
-            .lines()
-            .next()
-            .is_some_and(|l| !l.is_empty() && l != "allocation|")
-        {
+        if own_record_state(id).is_some() {
             return;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The state in sacct's own record of the job; None while sacct shows nothing or only
+/// slurmdbd's placeholder (`allocation`, no partition).
+fn own_record_state(id: &str) -> Option<String> {
+    let out = slurm::run(
+        "sacct",
+        &["-n", "-X", "-P", "-j", id, "-o", "JobName,Partition,State"],
+    );
+    let mut fields = out.lines().next()?.split('|');
+    let (name, partition, state) = (fields.next()?, fields.next()?, fields.next()?);
+    let placeholder = name == "allocation" && partition.is_empty();
+    (!placeholder).then(|| state.to_string())
 }
 
 /// With slurmdbd, wait (up to 30 s) until sacct's own record of the job says `state`: the
@@ -216,15 +221,7 @@ fn accounted_as(id: &str, state: &str) {
     util::wait_until(
         Duration::from_secs(30),
         &format!("sacct's own record of {id} to say {state}"),
-        || {
-            let out = slurm::run(
-                "sacct",
-                &["-n", "-X", "-P", "-j", id, "-o", "JobName,Partition,State"],
-            );
-            out.lines().next().is_some_and(|l| {
-                !l.starts_with("allocation|") && l.rsplit('|').next() == Some(state)
-            })
-        },
+        || own_record_state(id).as_deref() == Some(state),
     );
 }
 
