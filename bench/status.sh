@@ -18,8 +18,8 @@
 # Each output is checked (N lines; N rows) before its figures count. Medians are printed as a
 # Markdown table, with each command's wall time as a ratio to the pipeline's in the same round.
 # Then where the server's time goes: INFO commandstats of one more --long run, and the server's
-# CPU time for the same N HMGETs sent alone (one `redis-cli --pipe`), under which no --long can
-# go.
+# CPU time for the same N HGETALLs sent alone, under which no --long can go (and for N HMGETs of
+# the row's 16 fields, which cost Redis more).
 #
 # Environment: RJ_BIN (directory with rj-status; default: cargo build --release), N (1000000),
 # ROUNDS (3).
@@ -167,24 +167,46 @@ R CONFIG RESETSTAT > /dev/null
 run_one long
 echo
 echo "Redis's time inside the commands of one more \`--long --format json\` (INFO commandstats, by the clock; Redis's CPU time for the whole run: $(printf '%.2f' "$srv") s):"
-R INFO commandstats | tr -d '\r' | awk -F'[:,=]' '/^cmdstat_(sscan|hmget)/ {
+R INFO commandstats | tr -d '\r' | awk -F'[:,=]' '/^cmdstat_(sscan|hgetall)/ {
   printf "%s: %d calls, %.2f s, %.2f µs a call\n", substr($1, 9), $3, $5 / 1e6, $7 }'
 
-# The floor under --long: the same HMGETs with nothing else, one `redis-cli --pipe` of them all
-# (it only counts the replies), and the server's CPU time for it.
+# The floor under --long: the same reads with nothing else, the N records' HGETALLs and, for
+# comparison, HMGETs of the 16 fields a row shows (what rj-status sent before), each sent in one
+# stream by a client that only drains the replies (a PING after the last one marks the end),
+# and the server's CPU time for them.
 run_one plain
-python3 - "$T" "$WORK/out" > "$WORK/hmget.resp" <<'EOF'
-import sys
-t = sys.argv[1].encode()
-fields = [b"state", b"exit_code", b"elapsed", b"start", b"end", b"nodes", b"partition",
-          b"name", b"submitted", b"cluster"]
-out = sys.stdout.buffer
-for line in open(sys.argv[2], "rb"):
-    a = [b"HMGET", t + b"_JOB:" + line.strip()] + fields
-    out.write(b"*%d\r\n" % len(a) + b"".join(b"$%d\r\n%s\r\n" % (len(x), x) for x in a))
+floor() { # label command [field...]
+  measure python3 - "$PORT" "$T" "$WORK/ids" "$@" <<'EOF'
+import socket, sys, threading
+port, t, ids, cmd, fields = int(sys.argv[1]), sys.argv[2].encode(), sys.argv[3], sys.argv[4].encode(), [f.encode() for f in sys.argv[5:]]
+def bulk(x):
+    return b"$%d\r\n%s\r\n" % (len(x), x)
+tail = b"".join(bulk(f) for f in fields)
+head = b"*%d\r\n" % (2 + len(fields)) + bulk(cmd)
+s = socket.create_connection(("127.0.0.1", port))
+def send():
+    out = []
+    for line in open(ids, "rb"):
+        out.append(head + bulk(t + b"_JOB:" + line.strip()) + tail)
+        if len(out) == 1000:
+            s.sendall(b"".join(out))
+            out = []
+    s.sendall(b"".join(out) + b"*1\r\n$4\r\nPING\r\n")
+w = threading.Thread(target=send)
+w.start()
+last = b""
+while not last.endswith(b"+PONG\r\n"):
+    b = s.recv(1 << 20)
+    if not b:
+        sys.exit("the server closed the connection")
+    last = (last + b)[-16:]
+w.join()
 EOF
-measure sh -c "redis-cli -p $PORT --pipe < $WORK/hmget.resp"
-rm "$WORK/hmget.resp"
-check "redis-cli --pipe" "errors: 0, replies: $N" "$(grep -o 'errors: .*' "$WORK/out")"
+}
+cp "$WORK/out" "$WORK/ids"
+floor HGETALL
+hgetall_srv=$srv hgetall_s=$s
+floor HMGET state exit_code elapsed start end nodes partition name submitted cluster reason \
+  restarts stdout stderr max_rss cpu_efficiency
 echo
-echo "The same $N HMGETs alone, in one \`redis-cli --pipe\`: Redis CPU $(printf '%.2f' "$srv") s (wall $s s)."
+echo "The same $N records alone, one stream of requests from a client that only drains the replies: HGETALL, Redis CPU $(printf '%.2f' "$hgetall_srv") s (wall $hgetall_s s); HMGET of the 16 fields a row shows, Redis CPU $(printf '%.2f' "$srv") s (wall $s s)."

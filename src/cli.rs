@@ -324,7 +324,7 @@ pub const ACL: &[AclRow] = &[
     AclRow {
         tool: "rj-status",
         with: "--long",
-        commands: &["hmget"],
+        commands: &["hgetall"],
     },
     AclRow {
         tool: "rj-status",
