@@ -1416,7 +1416,7 @@ const RECORD_BATCH: usize = 1000;
 /// The record fields a job row shows. The records are read whole (HGETALL), although rows
 /// leave out what rj-launch wrote about the command line and the tracker's bookkeeping: Redis
 /// finds each field an HMGET names by a walk along the hash (to its end for a field the record
-/// lacks), and on 1,000,000 records of 10 to 22 fields HMGET of these 16 cost it a third more
+/// lacks), and on 1,000,000 records of 5 to 16 fields HMGET of these 16 cost it a third more
 /// CPU than HGETALL (bench/status.md).
 const ROW_FIELDS: [&str; 16] = [
     "state",
