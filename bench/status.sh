@@ -175,7 +175,8 @@ R INFO commandstats | tr -d '\r' | awk -F'[:,=]' '/^cmdstat_(sscan|hgetall)/ {
 # stream by a client that only drains the replies (a PING after the last one marks the end),
 # and the server's CPU time for them.
 run_one plain
-floor() { # label command [field...]
+floor() { # command [field...]
+  R CONFIG RESETSTAT > /dev/null
   measure python3 - "$PORT" "$T" "$WORK/ids" "$@" <<'EOF'
 import socket, sys, threading
 port, t, ids, cmd, fields = int(sys.argv[1]), sys.argv[2].encode(), sys.argv[3], sys.argv[4].encode(), [f.encode() for f in sys.argv[5:]]
@@ -202,6 +203,11 @@ while not last.endswith(b"+PONG\r\n"):
     last = (last + b)[-16:]
 w.join()
 EOF
+  # The drain counts no replies: INFO commandstats does, N calls and none failed or refused.
+  local lower stats
+  lower=$(echo "$1" | tr '[:upper:]' '[:lower:]')
+  stats=$(R INFO commandstats | tr -d '\r' | grep "^cmdstat_$lower:" | cut -d, -f1,4,5)
+  check "$1 floor" "cmdstat_$lower:calls=$N,rejected_calls=0,failed_calls=0" "$stats"
 }
 cp "$WORK/out" "$WORK/ids"
 floor HGETALL
